@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+app_name = "catalog"
+urlpatterns = [
+    path("", views.shop_home, name="shop-home"),
+]

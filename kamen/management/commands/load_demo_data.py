@@ -1,0 +1,63 @@
+"""Demo data for `make run`: staff for every role and a catalog that shows every feature.
+
+Idempotent: everything is looked up by a natural key first, so running it twice adds nothing.
+"""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from kamen.roles import FINANCE, OPERATOR, OWNER, RISK
+
+DEMO_PASSWORD = "kamen-demo-2026"
+DEMO_STAFF = [
+    ("owner", OWNER, "演示店主", True),
+    ("operator", OPERATOR, "演示运营", False),
+    ("finance", FINANCE, "演示财务", False),
+    ("risk", RISK, "演示风控", False),
+]
+
+
+class Command(BaseCommand):
+    help = "Load the demo merchant, staff logins and catalog (safe to run twice)."
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            users = self._load_staff()
+        from catalog.demo import load_catalog_demo
+
+        load_catalog_demo(owner=users["owner"])
+        self._print_logins()
+
+    def _load_staff(self):
+        user_model = get_user_model()
+        users = {}
+        for username, role, display_name, is_superuser in DEMO_STAFF:
+            user, created = user_model.objects.get_or_create(
+                username=username,
+                defaults={"display_name": display_name, "is_staff": True, "is_superuser": is_superuser},
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save(update_fields=["password"])
+            user.groups.add(Group.objects.get(name=role))
+            users[username] = user
+        return users
+
+    def _print_logins(self):
+        host = settings.ALLOWED_HOSTS and __import__("os").environ.get("HOST", "127.0.0.1")
+        port = __import__("os").environ.get("PORT", "8000")
+        base = f"http://{host}:{port}"
+        lines = [
+            "",
+            "Kamen demo is ready.",
+            f"  Shop:              {base}/",
+            f"  Merchant console:  {base}/admin/   (console pages: {base}/console/)",
+            f"  Health:            {base}/healthz",
+            "  Demo staff logins (password for all: " + DEMO_PASSWORD + "):",
+        ]
+        for username, role, display_name, _superuser in DEMO_STAFF:
+            lines.append(f"    {username:<10} role {role:<9} {display_name}")
+        self.stdout.write("\n".join(lines) + "\n")

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# make run: migrate, load the demo data, print the logins, serve. With DATABASE_URL and
+# REDIS_URL set, the Celery worker and beat and the RQ worker start beside the web server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+PY="$VENV/bin/python"
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-kamen.settings.base}"
+
+if [[ -n "${DATABASE_URL:-}" && -z "${REDIS_URL:-}" ]] || [[ -z "${DATABASE_URL:-}" && -n "${REDIS_URL:-}" ]]; then
+    echo "Note: real mode needs both DATABASE_URL and REDIS_URL; background work runs in-process." >&2
+fi
+
+"$PY" manage.py migrate --noinput
+"$PY" manage.py load_demo_data
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+if [[ -n "${REDIS_URL:-}" ]]; then
+    "$VENV/bin/celery" -A kamen worker --loglevel=INFO --concurrency="${CELERY_CONCURRENCY:-2}" &
+    pids+=($!)
+    "$VENV/bin/celery" -A kamen beat --loglevel=INFO --schedule="${KAMEN_VAR_DIR:-var}/celerybeat-schedule" &
+    pids+=($!)
+    "$PY" manage.py rqworker default &
+    pids+=($!)
+    echo "Background: Celery worker + beat and RQ worker started (REDIS_URL is set)."
+else
+    echo "Background: in-process (embedded mode; set DATABASE_URL and REDIS_URL for workers)."
+fi
+
+echo
+echo "Kamen is starting on http://${HOST}:${PORT}/  (Ctrl-C to stop)"
+"$VENV/bin/gunicorn" kamen.wsgi:application \
+    --bind "${HOST}:${PORT}" --worker-class gthread --workers "${WEB_WORKERS:-1}" --threads 8 \
+    --access-logfile - --graceful-timeout 5 &
+pids+=($!)
+wait "${pids[-1]}"
