@@ -10,6 +10,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("console/", include("catalog.console_urls")),
+    path("sandbox/supplier/", include("catalog.sandbox_urls")),
     path("", include("catalog.urls")),
 ]
 

@@ -1,6 +1,8 @@
+__all__ = ["products_on_shelf"]
+
 from django.db.models import QuerySet
 
-from .models import Product
+from catalog.models import Product
 
 
 def products_on_shelf() -> QuerySet[Product]:

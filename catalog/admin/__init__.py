@@ -1,0 +1,1 @@
+from . import products, suppliers, vault  # noqa: F401

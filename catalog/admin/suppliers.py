@@ -1,0 +1,1 @@
+"""Merchant console (admin) pages for this part of the catalog."""

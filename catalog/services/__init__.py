@@ -1,0 +1,5 @@
+"""Writes of the catalog, the public face other apps use (with catalog.selectors)."""
+
+from .products import *  # noqa: F401,F403
+from .vault import *  # noqa: F401,F403
+from .suppliers import *  # noqa: F401,F403
