@@ -1,8 +1,4 @@
-from django.urls import path
-
-from . import console_views
+from catalog.console import home, imports, stock
 
 app_name = "console"
-urlpatterns = [
-    path("", console_views.console_home, name="home"),
-]
+urlpatterns = [*home.urlpatterns, *imports.urlpatterns, *stock.urlpatterns]
