@@ -1,9 +1,183 @@
-__all__ = ["products_on_shelf"]
+"""Catalog reads for the shop and the console. Nothing here is cached: a price or shelf change
+must show on the next page load."""
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
 
-from catalog.models import Product
+from django.db.models import (
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.utils.translation import gettext_lazy as _
+
+from catalog.models import (
+    CardKey,
+    CardKeyStatus,
+    Category,
+    Product,
+    ProductImage,
+    ProductType,
+)
+
+__all__ = [
+    "StockState",
+    "categories_with_products_on_shelf",
+    "product_on_shelf",
+    "product_stock_state",
+    "products_for_console",
+    "products_on_shelf",
+    "with_stock_counts",
+]
+
+
+def _card_key_count(status: str) -> Subquery:
+    """A correlated count per product: avoids multiplying rows when several counts are joined."""
+    return Coalesce(
+        Subquery(
+            CardKey.objects.filter(product=OuterRef("pk"), status=status)
+            .order_by()
+            .values("product")
+            .annotate(total=Count("id"))
+            .values("total")[:1],
+            output_field=IntegerField(),
+        ),
+        Value(0),
+    )
+
+
+def with_stock_counts(queryset: QuerySet[Product]) -> QuerySet[Product]:
+    return queryset.annotate(
+        available_count=_card_key_count(CardKeyStatus.AVAILABLE),
+        reserved_count=_card_key_count(CardKeyStatus.RESERVED),
+        sold_count=_card_key_count(CardKeyStatus.SOLD),
+    )
+
+
+def products_for_console() -> QuerySet[Product]:
+    """The product list of the console: prices, margin and stock counts in one query."""
+    return with_stock_counts(
+        Product.objects.select_related("category").annotate(
+            margin=ExpressionWrapper(
+                F("retail_price") - F("cost_price"),
+                output_field=DecimalField(max_digits=14, decimal_places=2),
+            )
+        )
+    )
 
 
 def products_on_shelf() -> QuerySet[Product]:
-    return Product.objects.filter(is_on_shelf=True, category__is_active=True).select_related("category")
+    return (
+        Product.objects.filter(is_on_shelf=True, category__is_active=True)
+        .select_related("category", "reusable_key")
+        .prefetch_related(
+            Prefetch(
+                "images", queryset=ProductImage.objects.order_by("sort_order", "id")
+            )
+        )
+    )
+
+
+@dataclass(frozen=True)
+class StockState:
+    in_stock: bool
+    label: str
+    available: int | None  # None: not counted (top-ups, manual delivery)
+
+
+def _state_for(product: Product, available: int | None) -> StockState:
+    if available is None:
+        return StockState(True, str(_("有货")), None)
+    if available <= 0:
+        return StockState(False, str(_("缺货")), 0)
+    if available <= product.low_stock_threshold:
+        return StockState(True, str(_("库存紧张")), available)
+    return StockState(True, str(_("有货")), available)
+
+
+def _reusable_remaining(product: Product) -> int | None:
+    reusable = getattr(product, "reusable_key", None)
+    if reusable is None or not reusable.is_active:
+        return None
+    if reusable.sales_cap is None:
+        return -1
+    return max(reusable.sales_cap - reusable.sold_count, 0)
+
+
+def product_stock_state(product: Product) -> StockState:
+    """What the buyer sees: in stock, running low, or sold out."""
+    if product.product_type == ProductType.CARD_KEY:
+        remaining = _reusable_remaining(product)
+        if remaining == -1:
+            return StockState(True, str(_("有货")), None)
+        if remaining is not None:
+            return _state_for(product, remaining)
+        available = getattr(product, "available_count", None)
+        if available is None:
+            available = product.card_keys.filter(status=CardKeyStatus.AVAILABLE).count()
+        return _state_for(product, available)
+    if product.product_type == ProductType.BUNDLE:
+        items = list(product.bundle_items.select_related("component"))
+        if not items:
+            return StockState(False, str(_("缺货")), 0)
+        counts = dict(
+            CardKey.objects.filter(
+                product__in=[
+                    item.component_id
+                    for item in items
+                    if item.component.product_type == ProductType.CARD_KEY
+                ],
+                status=CardKeyStatus.AVAILABLE,
+            )
+            .values_list("product")
+            .annotate(total=Count("id"))
+            .order_by()
+        )
+        sets = [
+            counts.get(item.component_id, 0) // item.quantity
+            for item in items
+            if item.component.product_type == ProductType.CARD_KEY
+        ]
+        if any(not item.component.is_on_shelf for item in items):
+            return StockState(False, str(_("缺货")), 0)
+        return (
+            _state_for(product, min(sets))
+            if sets
+            else StockState(True, str(_("有货")), None)
+        )
+    return StockState(True, str(_("有货")), None)
+
+
+def categories_with_products_on_shelf() -> list[tuple[Category, list[Product]]]:
+    """Active categories (tree order) with their on-shelf products, each with a stock state."""
+    products = list(
+        with_stock_counts(products_on_shelf()).order_by(
+            "category__tree_id", "category__lft", "sort_order", "id"
+        )
+    )
+    grouped: dict[int, tuple[Category, list[Product]]] = {}
+    for product in products:
+        product.stock_state = product_stock_state(product)
+        grouped.setdefault(product.category_id, (product.category, []))[1].append(
+            product
+        )
+    return list(grouped.values())
+
+
+def product_on_shelf(*, pk: int) -> Product | None:
+    product = (
+        with_stock_counts(products_on_shelf())
+        .filter(pk=pk)
+        .prefetch_related("custom_fields")
+        .first()
+    )
+    if product is not None:
+        product.stock_state = product_stock_state(product)
+    return product
