@@ -1,5 +1,14 @@
 from django.contrib import admin
+from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
+
+
+def _console_url(name: str, fallback: str) -> str:
+    """Console pages are built by other modules; link by name, or by path until the name exists."""
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return fallback
 
 
 class KamenAdminSite(admin.AdminSite):
@@ -12,8 +21,35 @@ class KamenAdminSite(admin.AdminSite):
 
     # Apps in the order a merchant works through them.
     app_order = ["catalog", "distribution", "orders", "commissions", "riskcontrol", "kamen", "auth"]
+    # Within the catalog: what is sold first, then stock, then where it comes from.
+    model_order = {
+        "catalog": ["Product", "Category", "CardKey", "CardKeyBatch", "CardKeyImport", "ReusableCardKey", "StockAlert"],
+        "kamen": ["User", "AuditLogEntry"],
+    }
 
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)
         rank = {label: position for position, label in enumerate(self.app_order)}
+        for app in apps:
+            order = {name: position for position, name in enumerate(self.model_order.get(app["app_label"], []))}
+            app["models"].sort(key=lambda model: (order.get(model["object_name"], len(order)), str(model["name"])))
         return sorted(apps, key=lambda app: rank.get(app["app_label"], len(rank)))
+
+    def index(self, request, extra_context=None):
+        from catalog.selectors.products import console_dashboard
+
+        context = {
+            "shortcuts": [
+                (_("控制台首页"), _console_url("console:home", "/console/")),
+                (_("导入卡密"), _console_url("console:card-key-import", "/console/")),
+                (_("库存总览"), _console_url("console:stock", "/console/stock/")),
+                (_("新增商品"), reverse("admin:catalog_product_add")),
+                (_("审计日志"), reverse("admin:kamen_auditlogentry_changelist")),
+            ],
+            "dashboard": console_dashboard(),
+        } | (extra_context or {})
+        if request.user.has_perm("kamen.view_auditlogentry"):
+            from kamen.models import AuditLogEntry
+
+            context["recent_audit"] = AuditLogEntry.objects.all()[:8]
+        return super().index(request, extra_context=context)

@@ -11,6 +11,7 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Prefetch,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -30,6 +31,7 @@ from catalog.models import (
 __all__ = [
     "StockState",
     "categories_with_products_on_shelf",
+    "console_dashboard",
     "product_on_shelf",
     "product_stock_state",
     "products_for_console",
@@ -77,11 +79,7 @@ def products_on_shelf() -> QuerySet[Product]:
     return (
         Product.objects.filter(is_on_shelf=True, category__is_active=True)
         .select_related("category", "reusable_key")
-        .prefetch_related(
-            Prefetch(
-                "images", queryset=ProductImage.objects.order_by("sort_order", "id")
-            )
-        )
+        .prefetch_related(Prefetch("images", queryset=ProductImage.objects.order_by("sort_order", "id")))
     )
 
 
@@ -130,9 +128,7 @@ def product_stock_state(product: Product) -> StockState:
         counts = dict(
             CardKey.objects.filter(
                 product__in=[
-                    item.component_id
-                    for item in items
-                    if item.component.product_type == ProductType.CARD_KEY
+                    item.component_id for item in items if item.component.product_type == ProductType.CARD_KEY
                 ],
                 status=CardKeyStatus.AVAILABLE,
             )
@@ -147,37 +143,40 @@ def product_stock_state(product: Product) -> StockState:
         ]
         if any(not item.component.is_on_shelf for item in items):
             return StockState(False, str(_("缺货")), 0)
-        return (
-            _state_for(product, min(sets))
-            if sets
-            else StockState(True, str(_("有货")), None)
-        )
+        return _state_for(product, min(sets)) if sets else StockState(True, str(_("有货")), None)
     return StockState(True, str(_("有货")), None)
 
 
 def categories_with_products_on_shelf() -> list[tuple[Category, list[Product]]]:
     """Active categories (tree order) with their on-shelf products, each with a stock state."""
     products = list(
-        with_stock_counts(products_on_shelf()).order_by(
-            "category__tree_id", "category__lft", "sort_order", "id"
-        )
+        with_stock_counts(products_on_shelf()).order_by("category__tree_id", "category__lft", "sort_order", "id")
     )
     grouped: dict[int, tuple[Category, list[Product]]] = {}
     for product in products:
         product.stock_state = product_stock_state(product)
-        grouped.setdefault(product.category_id, (product.category, []))[1].append(
-            product
-        )
+        grouped.setdefault(product.category_id, (product.category, []))[1].append(product)
     return list(grouped.values())
 
 
 def product_on_shelf(*, pk: int) -> Product | None:
-    product = (
-        with_stock_counts(products_on_shelf())
-        .filter(pk=pk)
-        .prefetch_related("custom_fields")
-        .first()
-    )
+    product = with_stock_counts(products_on_shelf()).filter(pk=pk).prefetch_related("custom_fields").first()
     if product is not None:
         product.stock_state = product_stock_state(product)
     return product
+
+
+def console_dashboard() -> dict[str, int]:
+    """The figures on the console's front page, in two queries."""
+    counts = Product.objects.aggregate(
+        on_shelf=Count("id", filter=Q(is_on_shelf=True)),
+        off_shelf=Count("id", filter=Q(is_on_shelf=False)),
+    )
+    card_key_products = with_stock_counts(
+        Product.objects.filter(is_on_shelf=True, product_type=ProductType.CARD_KEY, reusable_key__isnull=True)
+    )
+    counts["out_of_stock"] = card_key_products.filter(available_count=0).count()
+    counts["low_stock"] = card_key_products.filter(
+        available_count__gt=0, available_count__lte=F("low_stock_threshold")
+    ).count()
+    return counts

@@ -77,32 +77,22 @@ MAX_AMOUNT = Decimal("999999999999.99")
 def _require_permission(actor, permission: str) -> None:
     """None is the system (demo loader, migrations); a person needs the permission."""
     if actor is not None and not actor.has_perm(permission):
-        raise PermissionDenied(
-            _("你没有执行此操作的权限（%(permission)s）") % {"permission": permission}
-        )
+        raise PermissionDenied(_("你没有执行此操作的权限（%(permission)s）") % {"permission": permission})
 
 
-def _amount(
-    raw, *, label: str, allow_zero: bool = False, optional: bool = False
-) -> Decimal | None:
+def _amount(raw, *, label: str, allow_zero: bool = False, optional: bool = False) -> Decimal | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         if optional:
             return None
         raise ValidationError(_("请填写%(label)s") % {"label": label})
     if isinstance(raw, float):
-        raise ValidationError(
-            _("%(label)s必须是精确金额（不能用浮点数）") % {"label": label}
-        )
+        raise ValidationError(_("%(label)s必须是精确金额（不能用浮点数）") % {"label": label})
     try:
         value = Decimal(str(raw).strip())
     except (InvalidOperation, ValueError):
-        raise ValidationError(
-            _("%(label)s“%(value)s”不是有效金额") % {"label": label, "value": raw}
-        ) from None
+        raise ValidationError(_("%(label)s“%(value)s”不是有效金额") % {"label": label, "value": raw}) from None
     if not value.is_finite():
-        raise ValidationError(
-            _("%(label)s“%(value)s”不是有效金额") % {"label": label, "value": raw}
-        )
+        raise ValidationError(_("%(label)s“%(value)s”不是有效金额") % {"label": label, "value": raw})
     if value != value.quantize(Decimal("0.01")):
         raise ValidationError(_("%(label)s最多两位小数（精确到分）") % {"label": label})
     if value < 0:
@@ -114,9 +104,7 @@ def _amount(
     return value.quantize(Decimal("0.01"))
 
 
-def _whole_number(
-    raw, *, label: str, minimum: int, optional: bool = False
-) -> int | None:
+def _whole_number(raw, *, label: str, minimum: int, optional: bool = False) -> int | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         if optional:
             return None
@@ -128,9 +116,7 @@ def _whole_number(
     except ValueError:
         raise ValidationError(_("%(label)s必须是整数") % {"label": label}) from None
     if value < minimum:
-        raise ValidationError(
-            _("%(label)s不能小于 %(minimum)s") % {"label": label, "minimum": minimum}
-        )
+        raise ValidationError(_("%(label)s不能小于 %(minimum)s") % {"label": label, "minimum": minimum})
     if value > 2_147_483_647:
         raise ValidationError(_("%(label)s过大") % {"label": label})
     return value
@@ -141,21 +127,16 @@ def _text(raw, *, label: str, max_length: int, required: bool = False) -> str:
     if required and not value:
         raise ValidationError(_("请填写%(label)s") % {"label": label})
     if len(value) > max_length:
-        raise ValidationError(
-            _("%(label)s最多 %(max)s 个字符") % {"label": label, "max": max_length}
-        )
+        raise ValidationError(_("%(label)s最多 %(max)s 个字符") % {"label": label, "max": max_length})
     return value
 
 
 def _choice(raw, *, label: str, choices) -> str:
     value = "" if raw is None else str(raw)
     if value not in choices.values:
-        known = "、".join(
-            f"{choice.value}（{choice.label}）" for choice in choices if choice.value
-        )
+        known = "、".join(f"{choice.value}（{choice.label}）" for choice in choices if choice.value)
         raise ValidationError(
-            _("未知的%(label)s“%(value)s”，可选：%(known)s")
-            % {"label": label, "value": value, "known": known}
+            _("未知的%(label)s“%(value)s”，可选：%(known)s") % {"label": label, "value": value, "known": known}
         )
     return value
 
@@ -176,18 +157,14 @@ def _label(field: str) -> str:
 
 
 # --- product validation -----------------------------------------------------------------------
-def validate_product_fields(
-    *, values: dict[str, Any], product: Product | None = None
-) -> dict[str, Any]:
+def validate_product_fields(*, values: dict[str, Any], product: Product | None = None) -> dict[str, Any]:
     """The complete, cleaned field values of a product, or a ValidationError keyed by field.
 
     ``values`` is the whole intended state (the current values merged with the changes), so
     rules that tie fields together (max ≥ min, resale ≥ retail, per-type rules) see both sides."""
     unknown = sorted(set(values) - set(PRODUCT_FIELDS))
     if unknown:
-        raise ValidationError(
-            _("未知的商品字段：%(fields)s") % {"fields": ", ".join(unknown)}
-        )
+        raise ValidationError(_("未知的商品字段：%(fields)s") % {"fields": ", ".join(unknown)})
     cleaned: dict[str, Any] = {}
     errors: dict[str, list] = {}
 
@@ -197,9 +174,7 @@ def validate_product_fields(
         except ValidationError as error:
             errors.setdefault(name, []).extend(error.messages)
 
-    field(
-        "name", lambda v: _text(v, label=_label("name"), max_length=120, required=True)
-    )
+    field("name", lambda v: _text(v, label=_label("name"), max_length=120, required=True))
     field("category", _category)
     field(
         "product_type",
@@ -208,9 +183,7 @@ def validate_product_fields(
     field("retail_price", lambda v: _amount(v, label=_label("retail_price")))
     field(
         "cost_price",
-        lambda v: _amount(
-            v if v is not None else "0", label=_label("cost_price"), allow_zero=True
-        ),
+        lambda v: _amount(v if v is not None else "0", label=_label("cost_price"), allow_zero=True),
     )
     field("face_value", lambda v: _amount(v, label=_label("face_value"), optional=True))
     field(
@@ -223,27 +196,19 @@ def validate_product_fields(
     )
     field(
         "min_quantity_per_order",
-        lambda v: _whole_number(
-            v or 1, label=_label("min_quantity_per_order"), minimum=1
-        ),
+        lambda v: _whole_number(v or 1, label=_label("min_quantity_per_order"), minimum=1),
     )
     field(
         "max_quantity_per_order",
-        lambda v: _whole_number(
-            v or 10, label=_label("max_quantity_per_order"), minimum=1
-        ),
+        lambda v: _whole_number(v or 10, label=_label("max_quantity_per_order"), minimum=1),
     )
     field(
         "purchase_limit_per_buyer",
-        lambda v: _whole_number(
-            v, label=_label("purchase_limit_per_buyer"), minimum=1, optional=True
-        ),
+        lambda v: _whole_number(v, label=_label("purchase_limit_per_buyer"), minimum=1, optional=True),
     )
     field(
         "low_stock_threshold",
-        lambda v: _whole_number(
-            10 if v is None else v, label=_label("low_stock_threshold"), minimum=0
-        ),
+        lambda v: _whole_number(10 if v is None else v, label=_label("low_stock_threshold"), minimum=0),
     )
     field(
         "sort_order",
@@ -259,9 +224,7 @@ def validate_product_fields(
     )
     field(
         "recharge_target_rule",
-        lambda v: _choice(
-            v or "", label=_label("recharge_target_rule"), choices=RechargeTargetRule
-        ),
+        lambda v: _choice(v or "", label=_label("recharge_target_rule"), choices=RechargeTargetRule),
     )
     field(
         "recharge_target_regex",
@@ -324,9 +287,7 @@ def validate_product_fields(
     return cleaned
 
 
-def _audit_product_changes(
-    *, actor, product: Product, before: dict, after: dict, request=None
-) -> None:
+def _audit_product_changes(*, actor, product: Product, before: dict, after: dict, request=None) -> None:
     """One audit row per kind of change, so the log reads '改价' / '上架' / '库存设置'."""
     groups = [
         ("catalog.product.price_change", PRICE_FIELDS),
@@ -372,10 +333,7 @@ def create_product(*, actor, request=None, **fields) -> Product:
         target=product,
         changes=diff_fields(
             before={},
-            after={
-                name: getattr(product, name)
-                for name in ("name", "product_type", "category") + PRICE_FIELDS
-            }
+            after={name: getattr(product, name) for name in ("name", "product_type", "category") + PRICE_FIELDS}
             | {"is_on_shelf": product.is_on_shelf},
         ),
         request=request,
@@ -395,11 +353,7 @@ def update_product(*, product: Product, actor, request=None, **changes) -> Produ
         _require_permission(actor, "catalog.change_product_price")
     if cleaned["is_on_shelf"] and not before["is_on_shelf"]:
         _check_can_go_on_shelf(locked, cleaned)
-    if (
-        not cleaned["is_on_shelf"]
-        and before["is_on_shelf"]
-        and not cleaned["off_shelf_reason"]
-    ):
+    if not cleaned["is_on_shelf"] and before["is_on_shelf"] and not cleaned["off_shelf_reason"]:
         raise ValidationError({"off_shelf_reason": [_("下架时请填写下架原因")]})
     if cleaned["is_on_shelf"]:
         cleaned["off_shelf_reason"] = ""
@@ -446,25 +400,14 @@ def set_product_price(
 
 
 def _check_can_go_on_shelf(product: Product, cleaned: dict) -> None:
-    if (
-        cleaned["product_type"] == ProductType.BUNDLE
-        and not product.bundle_items.exists()
-    ):
+    if cleaned["product_type"] == ProductType.BUNDLE and not product.bundle_items.exists():
         raise ValidationError({"is_on_shelf": [_("套餐要先添加套餐内容才能上架")]})
     if not cleaned["category"].is_active:
-        raise ValidationError(
-            {
-                "is_on_shelf": [
-                    _("分类“%(name)s”已停用，不能上架") % {"name": cleaned["category"]}
-                ]
-            }
-        )
+        raise ValidationError({"is_on_shelf": [_("分类“%(name)s”已停用，不能上架") % {"name": cleaned["category"]}]})
 
 
 def put_on_shelf(*, product: Product, actor, request=None) -> Product:
-    return update_product(
-        product=product, actor=actor, request=request, is_on_shelf=True
-    )
+    return update_product(product=product, actor=actor, request=request, is_on_shelf=True)
 
 
 def take_off_shelf(*, product: Product, actor, reason: str, request=None) -> Product:
@@ -484,9 +427,7 @@ def _lock_category_tree() -> None:
     """django-mptt does no locking; tree writes queue on one advisory lock (STYLE: tree writes)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('catalog.category.tree'))"
-            )
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.category.tree'))")
 
 
 def _category_values(*, name, slug, sort_order, is_active) -> dict:
@@ -503,9 +444,7 @@ def _category_values(*, name, slug, sort_order, is_active) -> dict:
             cleaned[key] = parse()
         except ValidationError as error:
             errors[key] = error.messages
-    if "slug" in cleaned and not all(
-        ch.isalnum() or ch in "-_" for ch in cleaned["slug"]
-    ):
+    if "slug" in cleaned and not all(ch.isalnum() or ch in "-_" for ch in cleaned["slug"]):
         errors["slug"] = [_("标识只能包含字母、数字、连字符和下划线")]
     cleaned["is_active"] = bool(is_active)
     if errors:
@@ -519,14 +458,10 @@ def create_category(
     request=None,
 ) -> Category:  # fmt: skip
     _require_permission(actor, "catalog.add_category")
-    cleaned = _category_values(
-        name=name, slug=slug, sort_order=sort_order, is_active=is_active
-    )
+    cleaned = _category_values(name=name, slug=slug, sort_order=sort_order, is_active=is_active)
     _lock_category_tree()
     if Category.objects.filter(slug=cleaned["slug"]).exists():
-        raise ValidationError(
-            {"slug": [_("标识“%(slug)s”已被使用") % {"slug": cleaned["slug"]}]}
-        )
+        raise ValidationError({"slug": [_("标识“%(slug)s”已被使用") % {"slug": cleaned["slug"]}]})
     category = Category.objects.create(parent=parent, **cleaned)
     record_audit(
         actor=actor,
@@ -539,9 +474,7 @@ def create_category(
 
 
 @transaction.atomic
-def move_category(
-    *, category: Category, actor, new_parent: Category | None, request=None
-) -> Category:
+def move_category(*, category: Category, actor, new_parent: Category | None, request=None) -> Category:
     """Re-parent a category; refuses a move under itself or one of its descendants."""
     _require_permission(actor, "catalog.change_category")
     _lock_category_tree()
@@ -549,13 +482,9 @@ def move_category(
     if new_parent is not None:
         new_parent = Category.objects.get(pk=new_parent.pk)
         if new_parent.pk == locked.pk or new_parent.is_descendant_of(locked):
-            raise ValidationError(
-                {"parent": [_("不能把分类移动到它自己或它的下级分类之下")]}
-            )
+            raise ValidationError({"parent": [_("不能把分类移动到它自己或它的下级分类之下")]})
     old_parent = locked.parent
-    if (old_parent.pk if old_parent else None) == (
-        new_parent.pk if new_parent else None
-    ):
+    if (old_parent.pk if old_parent else None) == (new_parent.pk if new_parent else None):
         return locked
     locked.move_to(new_parent, "last-child")
     locked.refresh_from_db()
@@ -579,29 +508,20 @@ def move_category(
 def update_category(*, category: Category, actor, request=None, **changes) -> Category:
     """Rename / re-order / (de)activate; a new ``parent`` goes through move_category."""
     _require_permission(actor, "catalog.change_category")
-    unknown = sorted(
-        set(changes) - {"name", "slug", "sort_order", "is_active", "parent"}
-    )
+    unknown = sorted(set(changes) - {"name", "slug", "sort_order", "is_active", "parent"})
     if unknown:
-        raise ValidationError(
-            _("未知的分类字段：%(fields)s") % {"fields": ", ".join(unknown)}
-        )
+        raise ValidationError(_("未知的分类字段：%(fields)s") % {"fields": ", ".join(unknown)})
     _lock_category_tree()
     locked = Category.objects.select_for_update().get(pk=category.pk)
     fields = ("name", "slug", "sort_order", "is_active")
     before = {name: getattr(locked, name) for name in fields}
-    cleaned = _category_values(
-        **(before | {k: v for k, v in changes.items() if k != "parent"})
-    )
+    cleaned = _category_values(**(before | {k: v for k, v in changes.items() if k != "parent"}))
     if Category.objects.filter(slug=cleaned["slug"]).exclude(pk=locked.pk).exists():
-        raise ValidationError(
-            {"slug": [_("标识“%(slug)s”已被使用") % {"slug": cleaned["slug"]}]}
-        )
+        raise ValidationError({"slug": [_("标识“%(slug)s”已被使用") % {"slug": cleaned["slug"]}]})
     if "parent" in changes:
-        move_category(
-            category=locked, actor=actor, new_parent=changes["parent"], request=request
-        )
-        locked.refresh_from_db()
+        move_category(category=locked, actor=actor, new_parent=changes["parent"], request=request)
+        # A fresh instance: django-mptt caches tree fields when a node is loaded.
+        locked = Category.objects.get(pk=locked.pk)
     for name, value in cleaned.items():
         setattr(locked, name, value)
     locked.save()
@@ -632,9 +552,11 @@ CUSTOM_FIELD_ATTRIBUTES = (
 @transaction.atomic
 def save_custom_field(
     *, product: Product, actor, name: str, label: str, field_type: str = CustomFieldType.TEXT,
-    is_required: bool = True, regex: str = "", help_text: str = "", sort_order: int = 0, request=None,
+    is_required: bool = True, regex: str = "", help_text: str = "", sort_order: int = 0,
+    field: ProductCustomField | None = None, request=None,
 ) -> ProductCustomField:  # fmt: skip
-    """Create or update (by ``name``) a field the buyer fills in at checkout."""
+    """Create or update a field the buyer fills in at checkout: ``field`` if given (which may
+    rename it), otherwise the product's field called ``name``."""
     _require_permission(actor, "catalog.change_product")
     errors, cleaned = {}, {}
     for key, parse in (
@@ -661,9 +583,7 @@ def save_custom_field(
             cleaned[key] = parse()
         except ValidationError as error:
             errors[key] = error.messages
-    if cleaned.get("name") and not all(
-        ch.isascii() and (ch.isalnum() or ch in "-_") for ch in cleaned["name"]
-    ):
+    if cleaned.get("name") and not all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in cleaned["name"]):
         errors["name"] = [_("字段标识只能包含英文字母、数字、连字符和下划线")]
     if cleaned.get("regex"):
         try:
@@ -673,22 +593,21 @@ def save_custom_field(
     if errors:
         raise ValidationError(errors)
     cleaned["is_required"] = bool(is_required)
-    field = (
-        ProductCustomField.objects.select_for_update()
-        .filter(product=product, name=cleaned["name"])
-        .first()
-    )
-    before = (
-        {key: getattr(field, key) for key in CUSTOM_FIELD_ATTRIBUTES} if field else {}
-    )
+    fields = ProductCustomField.objects.select_for_update().filter(product=product)
+    if field is not None and field.pk is not None:
+        field = fields.get(pk=field.pk)
+    else:
+        field = fields.filter(name=cleaned["name"]).first()
+    if fields.filter(name=cleaned["name"]).exclude(pk=field.pk if field else None).exists():
+        raise ValidationError({"name": [_("字段标识“%(name)s”已存在") % {"name": cleaned["name"]}]})
+    attributes = ("name",) + CUSTOM_FIELD_ATTRIBUTES
+    before = {key: getattr(field, key) for key in attributes} if field else {}
     if field is None:
-        field = ProductCustomField(product=product, name=cleaned["name"])
-    for key in CUSTOM_FIELD_ATTRIBUTES:
+        field = ProductCustomField(product=product)
+    for key in attributes:
         setattr(field, key, cleaned[key])
     field.save()
-    changes = diff_fields(
-        before=before, after={key: cleaned[key] for key in CUSTOM_FIELD_ATTRIBUTES}
-    )
+    changes = diff_fields(before=before, after={key: cleaned[key] for key in attributes})
     if changes:
         record_audit(
             actor=actor,
@@ -716,9 +635,7 @@ def remove_custom_field(*, field: ProductCustomField, actor, request=None) -> No
 
 # --- bundles ----------------------------------------------------------------------------------
 @transaction.atomic
-def add_bundle_item(
-    *, bundle: Product, component, quantity: int = 1, actor, request=None
-) -> BundleItem:
+def add_bundle_item(*, bundle: Product, component, quantity: int = 1, actor, request=None) -> BundleItem:
     """Put ``quantity`` of ``component`` in the bundle (or change its quantity).
 
     Bundles do not nest, which rules out cycles; each component keeps its own type, so the
@@ -726,11 +643,7 @@ def add_bundle_item(
     _require_permission(actor, "catalog.change_product")
     bundle = Product.objects.select_for_update().get(pk=bundle.pk)
     component_pk = component.pk if isinstance(component, Product) else component
-    component = (
-        Product.objects.filter(pk=component_pk).first()
-        if str(component_pk).isdigit()
-        else None
-    )
+    component = Product.objects.filter(pk=component_pk).first() if str(component_pk).isdigit() else None
     errors = {}
     try:
         quantity = _whole_number(quantity, label=_("数量"), minimum=1)
@@ -782,9 +695,7 @@ def remove_bundle_item(*, item: BundleItem, actor, request=None) -> None:
 
 # --- images -----------------------------------------------------------------------------------
 @transaction.atomic
-def add_product_image(
-    *, product: Product, upload, actor, sort_order: int = 0, request=None
-) -> ProductImage:
+def add_product_image(*, product: Product, upload, actor, sort_order: int = 0, request=None) -> ProductImage:
     """Validate, clean (EXIF removed) and store an image with its thumbnail."""
     _require_permission(actor, "catalog.change_product")
     processed = process_product_image(upload)
@@ -794,9 +705,7 @@ def add_product_image(
         height=processed.height,
         sort_order=sort_order,
     )
-    image.image.save(
-        f"product-{product.pk}.{processed.extension}", processed.image, save=False
-    )
+    image.image.save(f"product-{product.pk}.{processed.extension}", processed.image, save=False)
     image.thumbnail.save(
         f"product-{product.pk}-thumb.{processed.extension}",
         processed.thumbnail,

@@ -1,0 +1,104 @@
+"""Console pages for staff accounts and the audit log."""
+
+import json
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from .models import AuditLogEntry, User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["username", "display_name", "phone", "email", "is_staff", "is_active", "role_names", "last_login"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
+    search_fields = ["username", "display_name", "phone", "email"]
+    fieldsets = [
+        (None, {"fields": ["username", "password"]}),
+        (_("个人信息"), {"fields": ["display_name", "phone", "email", "first_name", "last_name"]}),
+        (_("角色与权限"), {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        (_("重要日期"), {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [
+        (
+            None,
+            {
+                "classes": ["wide"],
+                "fields": ["username", "display_name", "phone", "password1", "password2", "is_staff", "groups"],
+            },
+        )
+    ]
+    readonly_fields = ["last_login", "date_joined"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description=_("角色"))
+    def role_names(self, user):
+        return "、".join(group.name for group in user.groups.all()) or "—"
+
+
+class ActionListFilter(admin.SimpleListFilter):
+    """Filter by the action's area (catalog.product, auth …) as well as by the exact action."""
+
+    title = _("动作")
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        actions = AuditLogEntry.objects.order_by("action").values_list("action", flat=True).distinct()
+        return [(action, action) for action in actions]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+@admin.register(AuditLogEntry)
+class AuditLogEntryAdmin(admin.ModelAdmin):
+    """Read-only: the log is append-only (the database refuses UPDATE and DELETE as well)."""
+
+    list_display = ["created_at", "actor_name", "action", "target_type", "target_repr", "changes_summary", "ip_address"]
+    list_filter = [ActionListFilter, "target_type", "created_at", "actor"]
+    search_fields = ["actor_name", "action", "target_repr", "target_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["actor"]
+    list_per_page = 100
+    fields = [
+        "created_at",
+        "actor",
+        "actor_name",
+        "action",
+        "target_type",
+        "target_id",
+        "target_repr",
+        "changes_pretty",
+        "ip_address",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("变更"))
+    def changes_summary(self, entry):
+        parts = [f"{name}: {_describe(value)}" for name, value in list(entry.changes.items())[:3]]
+        if len(entry.changes) > 3:
+            parts.append("…")
+        return "；".join(parts) or "—"
+
+    @admin.display(description=_("变更"))
+    def changes_pretty(self, entry):
+        return format_html("<pre>{}</pre>", json.dumps(entry.changes, ensure_ascii=False, indent=2))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _describe(value) -> str:
+    if isinstance(value, list) and len(value) == 2:
+        return f"{value[0]} → {value[1]}"
+    return str(value)
