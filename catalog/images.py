@@ -30,16 +30,12 @@ def _read_upload(upload) -> bytes:
     max_bytes = settings.PRODUCT_IMAGE_MAX_BYTES
     size = getattr(upload, "size", None)
     if size is not None and size > max_bytes:
-        raise ValidationError(
-            _("图片太大：最大 %(max)s MB") % {"max": round(max_bytes / 1024 / 1024, 1)}
-        )
+        raise ValidationError(_("图片太大：最大 %(max)s MB") % {"max": round(max_bytes / 1024 / 1024, 1)})
     if hasattr(upload, "seek"):
         upload.seek(0)
     data = upload.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ValidationError(
-            _("图片太大：最大 %(max)s MB") % {"max": round(max_bytes / 1024 / 1024, 1)}
-        )
+        raise ValidationError(_("图片太大：最大 %(max)s MB") % {"max": round(max_bytes / 1024 / 1024, 1)})
     if not data:
         raise ValidationError(_("图片文件是空的"))
     return data
@@ -53,14 +49,12 @@ def _open_checked(data: bytes) -> Image.Image:
             image_format = probe.format
             if image_format not in ALLOWED_FORMATS:
                 raise ValidationError(
-                    _("不支持的图片格式 %(format)s：只接受 JPEG、PNG、WebP、GIF")
-                    % {"format": image_format or "?"}
+                    _("不支持的图片格式 %(format)s：只接受 JPEG、PNG、WebP、GIF") % {"format": image_format or "?"}
                 )
             width, height = probe.size
             if width * height > MAX_PIXELS:
                 raise ValidationError(
-                    _("图片尺寸过大（%(width)s×%(height)s 像素）")
-                    % {"width": width, "height": height}
+                    _("图片尺寸过大（%(width)s×%(height)s 像素）") % {"width": width, "height": height}
                 )
             probe.verify()
         image = Image.open(io.BytesIO(data))
@@ -95,14 +89,11 @@ def process_product_image(upload) -> ProcessedImage:
     image = _open_checked(data)
     image_format = image.format
     # Apply the EXIF orientation before EXIF is dropped, so photos stay upright.
-    upright = (
-        ImageOps.exif_transpose(image) if image_format in {"JPEG", "WEBP"} else image
-    )
+    upright = ImageOps.exif_transpose(image) if image_format in {"JPEG", "WEBP"} else image
     if upright.mode not in {"RGB", "RGBA", "L", "LA", "P"}:
         upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
     # A fresh image holds pixels only: no EXIF, no comments, no trailing data.
-    clean = Image.new(upright.mode, upright.size)
-    clean.putdata(upright.getdata())
+    clean = Image.frombytes(upright.mode, upright.size, upright.tobytes())
     if upright.mode == "P":
         clean.putpalette(upright.getpalette())
     thumbnail = clean.copy()

@@ -32,16 +32,12 @@ def clean_text(value) -> str:
 def compile_user_regex(pattern: str, *, label: str) -> re.Pattern:
     """Compile a merchant-entered regex, or raise a ValidationError naming the field."""
     if len(pattern) > MAX_REGEX_LENGTH:
-        raise ValidationError(
-            _("%(label)s太长（最多 %(max)s 个字符）")
-            % {"label": label, "max": MAX_REGEX_LENGTH}
-        )
+        raise ValidationError(_("%(label)s太长（最多 %(max)s 个字符）") % {"label": label, "max": MAX_REGEX_LENGTH})
     try:
         return re.compile(pattern)
     except re.error as error:
         raise ValidationError(
-            _("%(label)s不是有效的正则表达式：%(error)s")
-            % {"label": label, "error": error}
+            _("%(label)s不是有效的正则表达式：%(error)s") % {"label": label, "error": error}
         ) from None
 
 
@@ -57,9 +53,7 @@ def validate_recharge_target(*, product: Product, target) -> str:
             raise ValidationError(_("请输入正确的 11 位中国大陆手机号"), code="invalid")
     elif rule == RechargeTargetRule.QQ:
         if not QQ_RE.fullmatch(value):
-            raise ValidationError(
-                _("QQ 号应为 5–11 位数字，且不能以 0 开头"), code="invalid"
-            )
+            raise ValidationError(_("QQ 号应为 5–11 位数字，且不能以 0 开头"), code="invalid")
     elif rule == RechargeTargetRule.EMAIL:
         try:
             validate_email(value)
@@ -69,13 +63,9 @@ def validate_recharge_target(*, product: Product, target) -> str:
         if not GAME_UID_RE.fullmatch(value):
             raise ValidationError(_("游戏 UID 只能包含数字"), code="invalid")
     elif rule == RechargeTargetRule.REGEX:
-        pattern = compile_user_regex(
-            product.recharge_target_regex, label=_("充值账号正则")
-        )
+        pattern = compile_user_regex(product.recharge_target_regex, label=_("充值账号正则"))
         if not pattern.fullmatch(value):
-            raise ValidationError(
-                _("%(label)s格式不正确") % {"label": label}, code="invalid"
-            )
+            raise ValidationError(_("%(label)s格式不正确") % {"label": label}, code="invalid")
     return value
 
 
@@ -83,20 +73,15 @@ def _validate_field(field: ProductCustomField, raw) -> str:
     value = clean_text(raw)
     if not value:
         if field.is_required:
-            raise ValidationError(
-                _("请填写%(label)s") % {"label": field.label}, code="required"
-            )
+            raise ValidationError(_("请填写%(label)s") % {"label": field.label}, code="required")
         return ""
     if len(value) > DEFAULT_FIELD_MAX_LENGTH:
         raise ValidationError(
-            _("%(label)s太长（最多 %(max)s 个字符）")
-            % {"label": field.label, "max": DEFAULT_FIELD_MAX_LENGTH},
+            _("%(label)s太长（最多 %(max)s 个字符）") % {"label": field.label, "max": DEFAULT_FIELD_MAX_LENGTH},
             code="max_length",
         )
     if field.field_type == CustomFieldType.NUMBER and not NUMBER_RE.fullmatch(value):
-        raise ValidationError(
-            _("%(label)s必须是数字") % {"label": field.label}, code="invalid"
-        )
+        raise ValidationError(_("%(label)s必须是数字") % {"label": field.label}, code="invalid")
     if field.field_type == CustomFieldType.MOBILE and not MOBILE_RE.fullmatch(value):
         raise ValidationError(
             _("%(label)s必须是 11 位中国大陆手机号") % {"label": field.label},
@@ -118,9 +103,7 @@ def _validate_field(field: ProductCustomField, raw) -> str:
     if field.regex:
         pattern = compile_user_regex(field.regex, label=_("校验正则"))
         if not pattern.fullmatch(value):
-            raise ValidationError(
-                _("%(label)s格式不正确") % {"label": field.label}, code="invalid"
-            )
+            raise ValidationError(_("%(label)s格式不正确") % {"label": field.label}, code="invalid")
     return value
 
 
@@ -153,11 +136,7 @@ DESCRIPTION_ATTRIBUTES = {
 
 
 def _only_http_images(tag: str, attribute: str, value: str) -> str | None:
-    if (
-        tag == "img"
-        and attribute == "src"
-        and not value.lower().startswith(("http://", "https://"))
-    ):
+    if tag == "img" and attribute == "src" and not value.lower().startswith(("http://", "https://")):
         return None
     return value
 

@@ -6,7 +6,13 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from catalog import services
-from catalog.models import BundleItem, Category, Product, ProductCustomField, ProductType
+from catalog.models import (
+    BundleItem,
+    Category,
+    Product,
+    ProductCustomField,
+    ProductType,
+)
 from kamen.models import AuditLogEntry
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +60,11 @@ def test_create_product_saves_exact_prices_and_audits(staff_user, category):
         ({"product_type": "lottery"}, "product_type", "未知的商品类型“lottery”"),
         ({"product_type": ProductType.DIRECT_RECHARGE}, "recharge_target_rule", "必须设置充值账号校验规则"),
         (
-            {"product_type": ProductType.DIRECT_RECHARGE, "recharge_target_rule": "regex", "recharge_target_regex": "(["},
+            {
+                "product_type": ProductType.DIRECT_RECHARGE,
+                "recharge_target_rule": "regex",
+                "recharge_target_regex": "([",
+            },
             "recharge_target_regex",
             "不是有效的正则表达式",
         ),
