@@ -229,3 +229,64 @@ def test_user_admin_lists_staff_with_roles(client, owner_user, staff_user):
     assert response.status_code == 200
     assert "operator" in response.content.decode()
     assert client.get(reverse("admin:kamen_user_change", args=[staff_user.pk])).status_code == 200
+
+
+def test_product_pages_render(client, staff_user, product):
+    client.force_login(staff_user)
+
+    assert client.get(reverse("admin:catalog_product_add")).status_code == 200
+    assert client.get(reverse("admin:catalog_product_change", args=[product.pk])).status_code == 200
+    assert client.get(reverse("admin:catalog_category_changelist")).status_code == 200
+
+
+def test_admin_image_upload_is_checked_and_cleaned(client, staff_user, product, settings, tmp_path):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(staff_user)
+    url = reverse("admin:catalog_product_change", args=[product.pk])
+    buffer = io.BytesIO()
+    Image.new("RGB", (600, 300), "red").save(buffer, "PNG")
+
+    bad = client.post(url, product_form_data(product, new_image=SimpleUploadedFile("x.png", b"not an image")))
+    good = client.post(url, product_form_data(product, new_image=SimpleUploadedFile("x.png", buffer.getvalue())))
+
+    assert "不是图片" in bad.context["adminform"].form.errors["new_image"][0]
+    assert good.status_code == 302
+    assert product.images.get().width == 600
+
+
+def test_bundle_inline_refuses_a_nested_bundle_and_saves_nothing(client, staff_user, category, product):
+    bundle = services.create_product(
+        actor=staff_user, category=category, name="套餐", product_type=ProductType.BUNDLE, retail_price="60.00"
+    )
+    other = services.create_product(
+        actor=staff_user, category=category, name="套餐2", product_type=ProductType.BUNDLE, retail_price="60.00"
+    )
+    client.force_login(staff_user)
+    url = reverse("admin:catalog_product_change", args=[bundle.pk])
+
+    def post(component):
+        return client.post(
+            url,
+            product_form_data(
+                bundle,
+                **{
+                    "bundle_items-TOTAL_FORMS": 1,
+                    "bundle_items-0-component": component.pk,
+                    "bundle_items-0-quantity": 2,
+                },
+            ),
+        )
+
+    refused = post(other)
+    accepted = post(product)
+
+    assert refused.status_code == 200
+    assert "套餐不能包含另一个套餐" in refused.content.decode()
+    assert accepted.status_code == 302
+    assert bundle.bundle_items.get().component == product
+    assert AuditLogEntry.objects.filter(action="catalog.bundle.item_save").count() == 1
