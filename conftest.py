@@ -1,6 +1,16 @@
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def default_language():
+    """Every test starts in the shop's default language, whatever an earlier test activated."""
+    from django.utils import translation
+
+    translation.activate("zh-hans")
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def staff_user(db, django_user_model):
     from django.contrib.auth.models import Group
