@@ -1,0 +1,105 @@
+"""The secrets vault: AES-256-GCM at rest, a key id on every value, a keyed blind index.
+
+KAMEN_ENCRYPTION_KEYS holds "kid:base64(32 bytes)" entries; the last one encrypts and every one
+decrypts, so keys rotate without downtime. KAMEN_BLIND_INDEX_KEY keys an HMAC-SHA256 that lets
+Kamen find a duplicate secret without decrypting anything. In the embedded default (SQLite, no
+keys configured) keys are generated once into var/keys.json; real mode refuses to start without.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+NONCE_BYTES = 12
+
+
+class DecryptionError(Exception):
+    """A value could not be decrypted: unknown key id, wrong key or tampered data."""
+
+
+def _decode_key(kid: str, encoded: str) -> bytes:
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImproperlyConfigured(f"encryption key {kid!r} is not valid base64") from None
+    if len(raw) != 32:
+        raise ImproperlyConfigured(f"encryption key {kid!r} must be 32 bytes, got {len(raw)}")
+    return raw
+
+
+def _embedded_keys() -> tuple[str, str]:
+    path = settings.KAMEN_KEYS_FILE
+    if path.exists():
+        stored = json.loads(path.read_text())
+        return stored["encryption_keys"], stored["blind_index_key"]
+    stored = {
+        "encryption_keys": "e1:" + base64.b64encode(os.urandom(32)).decode(),
+        "blind_index_key": base64.b64encode(os.urandom(32)).decode(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(stored, handle)
+    return stored["encryption_keys"], stored["blind_index_key"]
+
+
+@lru_cache(maxsize=1)
+def _keyring() -> tuple[dict[str, AESGCM], str, bytes]:
+    encryption_keys, blind_key = settings.KAMEN_ENCRYPTION_KEYS, settings.KAMEN_BLIND_INDEX_KEY
+    if not encryption_keys or not blind_key:
+        if not settings.IS_EMBEDDED_DATABASE:
+            raise ImproperlyConfigured(
+                "Set KAMEN_ENCRYPTION_KEYS and KAMEN_BLIND_INDEX_KEY (see .env.example) before storing secrets."
+            )
+        encryption_keys, blind_key = _embedded_keys()
+    ciphers: dict[str, AESGCM] = {}
+    current = ""
+    for entry in encryption_keys.split(","):
+        kid, separator, encoded = entry.strip().partition(":")
+        if not separator or not kid:
+            raise ImproperlyConfigured("KAMEN_ENCRYPTION_KEYS entries look like kid:base64key")
+        ciphers[kid] = AESGCM(_decode_key(kid, encoded))
+        current = kid
+    return ciphers, current, _decode_key("blind-index", blind_key)
+
+
+def reset_keyring() -> None:
+    """Forget cached keys (tests, and after the settings change)."""
+    _keyring.cache_clear()
+
+
+def current_key_id() -> str:
+    return _keyring()[1]
+
+
+def encrypt(plaintext: str, *, associated_data: bytes = b"") -> tuple[str, bytes]:
+    ciphers, kid, _blind = _keyring()
+    nonce = os.urandom(NONCE_BYTES)
+    return kid, nonce + ciphers[kid].encrypt(nonce, plaintext.encode("utf-8"), associated_data or None)
+
+
+def decrypt(*, key_id: str, blob: bytes, associated_data: bytes = b"") -> str:
+    ciphers = _keyring()[0]
+    cipher = ciphers.get(key_id)
+    if cipher is None:
+        raise DecryptionError(f"no encryption key with id {key_id!r} is configured")
+    blob = bytes(blob)
+    try:
+        plaintext = cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], associated_data or None)
+    except (InvalidTag, ValueError):
+        raise DecryptionError(f"value under key {key_id!r} failed authentication (wrong key or tampered)") from None
+    return plaintext.decode("utf-8")
+
+
+def blind_index(value: str) -> str:
+    """Keyed hash for equality look-ups; reveals nothing without the key."""
+    return hmac.new(_keyring()[2], value.encode("utf-8"), hashlib.sha256).hexdigest()
