@@ -1,1 +1,49 @@
-__all__: list[str] = []
+"""Card-key stock: claiming keys for delivery. Claims never block each other and never overlap."""
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
+
+__all__ = ["InsufficientStock", "claim_card_keys"]
+
+
+class InsufficientStock(Exception):
+    def __init__(self, product: Product, wanted: int, available: int):
+        super().__init__(f"{product}: {wanted} card keys wanted, {available} available")
+        self.wanted = wanted
+        self.available = available
+
+
+def _delivery_ordering(product: Product) -> list:
+    if product.delivery_order == DeliveryOrder.FIRST_EXPIRING:
+        return [F("expires_at").asc(nulls_last=True), "id"]
+    if product.delivery_order == DeliveryOrder.RANDOM:
+        return ["?"]
+    return ["id"]
+
+
+def claim_card_keys(*, product: Product, quantity: int) -> list[CardKey]:
+    """Mark ``quantity`` available, unexpired keys of ``product`` sold and return them.
+
+    ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take different rows instead of queueing
+    on the same ones; all or nothing: too few keys raises InsufficientStock and claims none.
+    """
+    if quantity < 1:
+        raise ValueError("quantity must be at least 1")
+    now = timezone.now()
+    with transaction.atomic():
+        candidates = (
+            CardKey.objects.filter(product=product, status=CardKeyStatus.AVAILABLE)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+            .order_by(*_delivery_ordering(product))
+            .select_for_update(skip_locked=True, of=("self",))
+        )
+        keys = list(candidates[:quantity])
+        if len(keys) < quantity:
+            raise InsufficientStock(product, quantity, len(keys))
+        CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(status=CardKeyStatus.SOLD, sold_at=now)
+    for key in keys:
+        key.status, key.sold_at = CardKeyStatus.SOLD, now
+    return keys
