@@ -61,6 +61,8 @@ def decode_import_file(raw: bytes, *, filename: str, max_bytes: int) -> str:
 
 
 def _has_control_characters(value: str) -> bool:
+    if value.isprintable():  # C-speed fast path: printable text has no Cc/Cf characters
+        return False
     return any(unicodedata.category(char) in {"Cc", "Cf"} for char in value)
 
 

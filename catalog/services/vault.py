@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -186,33 +186,45 @@ def cancel_card_key_import(*, import_job: CardKeyImport, actor) -> CardKeyImport
     return locked
 
 
+def _bulk_insert(rows: list[tuple]) -> None:
+    """PostgreSQL: one multi-row INSERT per page (Django's bulk_create is 3x slower here)."""
+    if connection.vendor == "postgresql":
+        from psycopg2.extras import execute_values
+
+        table = CardKey._meta.db_table
+        with connection.cursor() as cursor:
+            execute_values(
+                cursor.cursor,
+                f"INSERT INTO {table} (product_id, batch_id, card_no, secret_ciphertext, key_id, fingerprint, "
+                "expires_at, status, created_at) VALUES %s",
+                rows,
+                page_size=2_000,
+            )
+        return
+    fields = ["product_id", "batch_id", "card_no", "secret_ciphertext", "key_id", "fingerprint", "expires_at", "status", "created_at"]
+    CardKey.objects.bulk_create([CardKey(**dict(zip(fields, row))) for row in rows], batch_size=500)
+
+
 def _insert_keys(import_job: CardKeyImport, batch: CardKeyBatch, fresh: list[tuple[ParsedKey, str]]) -> list[tuple[int, str]]:
     """Insert in chunks; a chunk beaten by a concurrent import is re-checked, never half-saved."""
     late_duplicates: list[tuple[int, str]] = []
     total = len(fresh)
+    now = timezone.now()
     for start in range(0, total, CHUNK):
         chunk = fresh[start : start + CHUNK]
         rows = []
         for key, fingerprint in chunk:
             key_id, blob = crypto.encrypt(key.secret)
             rows.append(
-                CardKey(
-                    product_id=import_job.product_id,
-                    batch=batch,
-                    card_no=key.card_no,
-                    secret_ciphertext=blob,
-                    key_id=key_id,
-                    fingerprint=fingerprint,
-                    expires_at=key.expires_at,
-                )
+                (import_job.product_id, batch.pk, key.card_no, blob, key_id, fingerprint, key.expires_at, "available", now)
             )
         try:
             with transaction.atomic():
-                CardKey.objects.bulk_create(rows, batch_size=1_000)
+                _bulk_insert(rows)
         except IntegrityError:
-            existing = _existing_fingerprints([row.fingerprint for row in rows])
+            existing = _existing_fingerprints([row[5] for row in rows])
             late_duplicates += [(key.line_no, _("库存中已有相同卡密")) for key, fp in chunk if fp in existing]
-            CardKey.objects.bulk_create([row for row in rows if row.fingerprint not in existing], batch_size=1_000)
+            _bulk_insert([row for row in rows if row[5] not in existing])
         _publish_progress(import_job.pk, min(start + CHUNK, total), total)
     return late_duplicates
 

@@ -1,0 +1,1 @@
+"""`make bench`: benchmarks on PostgreSQL. Each module in BENCHMARKS returns {figure: number}."""
