@@ -97,7 +97,7 @@ def start_card_key_import(
             payload_ciphertext=blob,
             payload_key_id=key_id,
         )
-        record_audit(actor=actor, action="card_keys.import_started", target=import_job, changes={"source": source_name})
+        record_audit(actor=actor, action="card_keys.import_started", target=import_job, changes={"source": str(source_name)})
         enqueue_bulk_job(validate_card_key_import, import_id=import_job.pk)
     return import_job
 
