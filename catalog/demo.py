@@ -89,3 +89,21 @@ def load_catalog_demo(*, owner) -> None:
     steam = products["steam-50"]
     if not steam.images.exists():
         add_product_image(product=steam, upload=_demo_image(), actor=owner)
+
+
+def load_vault_demo(*, owner) -> None:
+    """Twenty card keys for the demo Steam product, through the real import path, once."""
+    from .models import CardKeyImport
+    from .services import confirm_card_key_import, run_card_key_import, start_card_key_import, validate_card_key_import
+
+    product = Product.objects.get(name="Steam 钱包充值卡 50 元")
+    if CardKeyImport.objects.filter(product=product, source_name="demo").exists():
+        return
+    text = "\n".join(f"STEAM50-{number:04d},DEMO-{number:04d}-XKCD-7QPL" for number in range(1, 21))
+    import_job = start_card_key_import(product=product, actor=owner, text=text, source_name="demo", separator=",")
+    # Run the jobs here so the demo is complete when `make run` prints its logins; the queued
+    # copies find the import already past their step and do nothing.
+    validate_card_key_import(import_id=import_job.pk)
+    import_job.refresh_from_db()
+    confirm_card_key_import(import_job=import_job, actor=owner)
+    run_card_key_import(import_id=import_job.pk)

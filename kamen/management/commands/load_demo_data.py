@@ -26,9 +26,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         with transaction.atomic():
             users = self._load_staff()
-        from catalog.demo import load_catalog_demo
+        from catalog.demo import load_catalog_demo, load_vault_demo
 
         load_catalog_demo(owner=users["owner"])
+        load_vault_demo(owner=users["owner"])
         self._print_logins()
 
     def _load_staff(self):
