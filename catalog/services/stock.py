@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
 
-__all__ = ["InsufficientStock", "claim_card_keys"]
+__all__ = ["InsufficientStock", "claim_card_keys", "reveal_card_key_secret"]
 
 
 class InsufficientStock(Exception):
@@ -47,3 +47,17 @@ def claim_card_keys(*, product: Product, quantity: int) -> list[CardKey]:
     for key in keys:
         key.status, key.sold_at = CardKeyStatus.SOLD, now
     return keys
+
+
+def reveal_card_key_secret(*, card_key: CardKey, actor, request=None) -> str:
+    """Decrypt one secret for a member of staff; only with the permission, and always audited."""
+    from django.core.exceptions import PermissionDenied
+
+    from kamen import crypto
+    from kamen.audit import record_audit
+
+    if actor is None or not actor.has_perm("catalog.reveal_cardkey_secret"):
+        raise PermissionDenied("revealing card-key secrets needs the catalog.reveal_cardkey_secret permission")
+    secret = crypto.decrypt(key_id=card_key.key_id, blob=card_key.secret_ciphertext)
+    record_audit(actor=actor, action="card_keys.secret_revealed", target=card_key, request=request)
+    return secret
