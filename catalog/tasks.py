@@ -4,13 +4,6 @@ from celery import shared_task
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
-def sync_supplier_prices_task():
-    from .services import sync_supplier_prices
-
-    sync_supplier_prices()
-
-
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
 def check_stock_levels_task():
     from .services import check_stock_levels
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
 
-__all__ = ["InsufficientStock", "claim_card_keys", "reveal_card_key_secret"]
+__all__ = ["InsufficientStock", "check_stock_levels", "claim_card_keys", "reveal_card_key_secret"]
 
 
 class InsufficientStock(Exception):
@@ -61,3 +61,57 @@ def reveal_card_key_secret(*, card_key: CardKey, actor, request=None) -> str:
     secret = crypto.decrypt(key_id=card_key.key_id, blob=card_key.secret_ciphertext)
     record_audit(actor=actor, action="card_keys.secret_revealed", target=card_key, request=request)
     return secret
+
+
+def check_stock_levels() -> list:
+    """Open an alert (and email once) for every card-key product at or below its threshold;
+    resolve alerts whose stock was refilled. Safe to run as often as beat likes."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.mail import send_mail
+    from django.db.models import Count
+
+    from catalog.models import ProductType, StockAlert
+    from kamen.roles import OPERATOR, OWNER
+
+    now = timezone.now()
+    counts = dict(
+        CardKey.objects.filter(status=CardKeyStatus.AVAILABLE)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .values("product_id")
+        .annotate(available=Count("id"))
+        .values_list("product_id", "available")
+    )
+    opened = []
+    for product in Product.objects.filter(product_type=ProductType.CARD_KEY, is_on_shelf=True):
+        available = counts.get(product.pk, 0)
+        with transaction.atomic():
+            open_alert = StockAlert.objects.select_for_update().filter(product=product, resolved_at__isnull=True).first()
+            if available <= product.low_stock_threshold and open_alert is None:
+                opened.append(
+                    StockAlert.objects.create(
+                        product=product, threshold=product.low_stock_threshold, available_count=available
+                    )
+                )
+            elif available > product.low_stock_threshold and open_alert is not None:
+                open_alert.resolved_at = now
+                open_alert.save(update_fields=["resolved_at"])
+    recipients = set(settings.MERCHANT_ALERT_EMAILS) | set(
+        get_user_model()
+        .objects.filter(is_active=True, is_staff=True, groups__name__in=[OWNER, OPERATOR])
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+    for alert in opened:
+        if recipients:
+            send_mail(
+                subject=f"[Kamen] 库存预警：{alert.product.name} 仅剩 {alert.available_count} 张",
+                message=(
+                    f"商品“{alert.product.name}”可售卡密 {alert.available_count} 张，"
+                    f"已低于预警值 {alert.threshold}。请及时补充库存。"
+                ),
+                from_email=None,
+                recipient_list=sorted(recipients),
+            )
+            StockAlert.objects.filter(pk=alert.pk).update(emailed_at=timezone.now())
+    return opened

@@ -120,10 +120,6 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "Asia/Shanghai"
 CELERY_BEAT_SCHEDULE = {
-    "sync-supplier-prices": {
-        "task": "catalog.tasks.sync_supplier_prices_task",
-        "schedule": float(os.environ.get("SUPPLIER_SYNC_SECONDS", "600")),
-    },
     "check-stock-levels": {
         "task": "catalog.tasks.check_stock_levels_task",
         "schedule": 300.0,
