@@ -9,8 +9,10 @@ HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-kamen.settings.base}"
 
-if [[ -n "${DATABASE_URL:-}" && -z "${REDIS_URL:-}" ]] || [[ -z "${DATABASE_URL:-}" && -n "${REDIS_URL:-}" ]]; then
-    echo "Note: real mode needs both DATABASE_URL and REDIS_URL; background work runs in-process." >&2
+if [[ -n "${DATABASE_URL:-}" && -z "${REDIS_URL:-}" ]]; then
+    echo "Note: DATABASE_URL is set without REDIS_URL: background work runs in-process, no workers start." >&2
+elif [[ -z "${DATABASE_URL:-}" && -n "${REDIS_URL:-}" ]]; then
+    echo "Note: REDIS_URL is set without DATABASE_URL: the SQLite file is used, and Celery and RQ workers start." >&2
 fi
 
 "$PY" manage.py migrate --noinput
@@ -32,7 +34,10 @@ if [[ -n "${REDIS_URL:-}" ]]; then
     pids+=($!)
     echo "Background: Celery worker + beat and RQ worker started (REDIS_URL is set)."
 else
+    "$PY" manage.py run_embedded_scheduler &
+    pids+=($!)
     echo "Background: in-process (embedded mode; set DATABASE_URL and REDIS_URL for workers)."
+    echo "Scheduled jobs (expiry, sweeper, alerts) run in the embedded scheduler."
 fi
 
 echo
