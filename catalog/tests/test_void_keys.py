@@ -224,3 +224,18 @@ def test_the_admin_action_is_offered_only_to_staff_who_may_void(client, django_u
 
     assert 'value="void_selected_keys"' in operator_page
     assert 'value="void_selected_keys"' not in finance_page
+
+
+@pytest.mark.django_db
+def test_the_admin_action_can_void_every_key_of_a_filtered_list(client, staff_user):
+    product, other = make_product(), make_product()
+    keys = add_keys(product, 4)
+    (kept,) = add_keys(other, 1)
+    client.force_login(staff_user)
+    url = f"{CHANGELIST}?product__id__exact={product.pk}"
+
+    client.post(url, action_post(keys[:1], select_across="1"))
+    client.post(url, action_post(keys[:1], select_across="1", apply="1", reason="整批作废"))
+
+    assert statuses(keys) == ["void"] * 4
+    assert statuses([kept]) == ["available"]
