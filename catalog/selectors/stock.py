@@ -5,10 +5,11 @@ every buyer then receives the same secret, counted against the key's sales cap, 
 product's card-key rows are not used for delivery.
 """
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from catalog.models import CardKeyStatus, Product, ProductType, ReusableCardKey, StockAlert
+from catalog.models import CardKey, CardKeyStatus, Product, ProductType, ReusableCardKey, StockAlert
 
 __all__ = [
     "is_reusable_key_product",
@@ -43,31 +44,41 @@ def reusable_key_remaining(product: Product) -> int | None:
     return max(reusable.sales_cap - reusable.sold_count, 0)
 
 
-def _count(status: str, extra: Q | None = None) -> Count:
-    condition = Q(card_keys__status=status)
-    if extra is not None:
-        condition &= extra
-    return Count("card_keys", filter=condition)
+def _key_count(status: str, condition: Q | None = None) -> Coalesce:
+    """A correlated count per product. Each one is an index(-only) scan of that product's keys
+    ((product, status) or the partial index on available keys), so the page stays fast with
+    millions of keys; a join + GROUP BY would sort every key row with the product's columns."""
+    keys = CardKey.objects.filter(product=OuterRef("pk"), status=status)
+    if condition is not None:
+        keys = keys.filter(condition)
+    return Coalesce(
+        Subquery(
+            keys.order_by().values("product").annotate(total=Count("id")).values("total")[:1],
+            output_field=IntegerField(),
+        ),
+        Value(0),
+    )
 
 
 def stock_overview_queryset(*, now=None) -> QuerySet[Product]:
     """Every card-key product with its key counts by state, its reusable key and its open
-    alert, in ONE grouped query (one join, so the counts cannot multiply each other).
+    alert, in ONE query.
 
     ``available_count`` is what can still be sold: available and not expired. Available keys
     past their expiry are never claimed and are counted apart as ``expired_count``.
     """
     now = now or timezone.now()
-    unexpired = Q(card_keys__expires_at__isnull=True) | Q(card_keys__expires_at__gt=now)
     return (
         Product.objects.filter(product_type=ProductType.CARD_KEY)
         .select_related("category", "reusable_key")
         .annotate(
-            available_count=_count(CardKeyStatus.AVAILABLE, unexpired),
-            expired_count=_count(CardKeyStatus.AVAILABLE, Q(card_keys__expires_at__lte=now)),
-            reserved_count=_count(CardKeyStatus.RESERVED),
-            sold_count=_count(CardKeyStatus.SOLD),
-            void_count=_count(CardKeyStatus.VOID),
+            available_count=_key_count(
+                CardKeyStatus.AVAILABLE, Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+            ),
+            expired_count=_key_count(CardKeyStatus.AVAILABLE, Q(expires_at__lte=now)),
+            reserved_count=_key_count(CardKeyStatus.RESERVED),
+            sold_count=_key_count(CardKeyStatus.SOLD),
+            void_count=_key_count(CardKeyStatus.VOID),
             open_alert_at=Subquery(
                 StockAlert.objects.filter(product=OuterRef("pk"), resolved_at__isnull=True)
                 .order_by("-created_at")
