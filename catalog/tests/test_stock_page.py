@@ -298,3 +298,21 @@ def test_a_finished_import_resolves_the_low_stock_alert_at_once(staff_user, djan
 
     alert.refresh_from_db()
     assert alert.resolved_at is not None
+
+
+@pytest.mark.django_db
+def test_the_demo_shows_a_reusable_key_and_voided_keys_and_loads_twice(settings, tmp_path, django_capture_on_commit_callbacks):
+    from django.core.management import call_command
+
+    from catalog.models import ReusableCardKey
+
+    settings.MEDIA_ROOT = tmp_path
+
+    with django_capture_on_commit_callbacks(execute=False):
+        call_command("load_demo_data", stdout=open("/dev/null", "w"))  # noqa: SIM115
+        call_command("load_demo_data", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+    reusable = ReusableCardKey.objects.get()
+    assert (reusable.sold_count, reusable.sales_cap) == (12, 500)
+    assert CardKey.objects.filter(status=CardKeyStatus.VOID).count() == 2
+    assert CardKey.objects.count() == 20
