@@ -96,6 +96,8 @@ def stock_overview(*, now=None) -> list[Product]:
     rows = list(stock_overview_queryset(now=now))
     for product in rows:
         product.reusable = _active_reusable_key(product)
+        stored = getattr(product, "reusable_key", None)
+        product.has_inactive_reusable = stored is not None and not stored.is_active
         if product.reusable is not None:
             product.watched_level = reusable_key_remaining(product)
         else:

@@ -50,7 +50,7 @@ def _require_permission(actor, permission: str) -> None:
         raise PermissionDenied(_("你没有执行此操作的权限（%(permission)s）") % {"permission": permission})
 
 
-def validate_reusable_key_cap(raw, *, sold_count: int = 0) -> int | None:
+def validate_reusable_key_cap(raw: int | str | None, *, sold_count: int = 0) -> int | None:
     """Blank means unlimited; otherwise a whole number of at least 1 and not below what is
     already sold (the buyers who have the secret cannot be taken back)."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -116,7 +116,9 @@ def set_reusable_key_secret(*, product: Product, secret: str, actor, request=Non
     return reusable
 
 
-def set_reusable_key_cap(*, reusable_key: ReusableCardKey, sales_cap, actor, request=None) -> ReusableCardKey:
+def set_reusable_key_cap(
+    *, reusable_key: ReusableCardKey, sales_cap: int | str | None, actor, request=None
+) -> ReusableCardKey:
     """Change the sales cap (blank: unlimited). A cap below what is already sold is refused."""
     _require_permission(actor, "catalog.change_reusablecardkey")
     with transaction.atomic():

@@ -316,3 +316,35 @@ def test_the_demo_shows_a_reusable_key_and_voided_keys_and_loads_twice(settings,
     assert (reusable.sold_count, reusable.sales_cap) == (12, 500)
     assert CardKey.objects.filter(status=CardKeyStatus.VOID).count() == 2
     assert CardKey.objects.count() == 20
+
+
+@pytest.mark.django_db
+def test_a_deactivated_reusable_key_is_shown_as_such(client, staff_user):
+    from catalog.services import deactivate_reusable_key
+
+    product = make_product("旧教程")
+    reusable = set_reusable_key_secret(product=product, secret="LINK", actor=None)
+    deactivate_reusable_key(reusable_key=reusable, actor=None)
+    client.force_login(staff_user)
+
+    response = client.get(URL)
+
+    assert row_of(response, product).reusable is None
+    assert "循环卡密已停用" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_edits_a_threshold_on_a_phone(logged_in_page, live_server):
+    product = stocked_product("Steam 50 元充值卡", threshold=2)
+    page = logged_in_page
+    page.set_viewport_size({"width": 390, "height": 844})
+
+    page.goto(f"{live_server.url}/console/stock/")
+    page.fill(f"#threshold-{product.pk}", "6")
+    page.click(f"#stock-row-{product.pk} .threshold-form input[type=submit]")
+    page.wait_for_selector(f"#stock-row-{product.pk}.stock-alerted")
+
+    product.refresh_from_db()
+    assert product.low_stock_threshold == 6
+    assert page.locator(f"#stock-row-{product.pk} .alert-badge").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
