@@ -107,3 +107,42 @@ def load_vault_demo(*, owner) -> None:
     import_job.refresh_from_db()
     confirm_card_key_import(import_job=import_job, actor=owner)
     run_card_key_import(import_id=import_job.pk)
+
+
+def load_stock_demo(*, owner) -> None:
+    """A reusable-key product (循环卡密) with some sales against its cap, and two voided Steam
+    keys, so the stock overview shows every state. Idempotent."""
+    from .models import CardKey, CardKeyStatus, ReusableCardKey
+    from .services import (
+        check_stock_levels,
+        claim_reusable_key,
+        set_reusable_key_cap,
+        set_reusable_key_secret,
+        void_card_keys,
+    )
+
+    games = Category.objects.get(slug="games")
+    tutorial, _ = Product.objects.get_or_create(
+        name="Steam 新手教程（网盘下载，循环卡密）",
+        defaults={
+            "category": games,
+            "product_type": ProductType.CARD_KEY,
+            "retail_price": Decimal("9.90"),
+            "cost_price": Decimal("0.00"),
+            "is_on_shelf": True,
+            "low_stock_threshold": 20,
+            "description": sanitize_description("<p>付款后显示网盘链接和提取码，所有买家收到相同内容。</p>"),
+        },
+    )
+    if not ReusableCardKey.objects.filter(product=tutorial).exists():
+        reusable = set_reusable_key_secret(
+            product=tutorial, secret="https://pan.example.com/s/kamen-demo 提取码 7788", actor=owner
+        )
+        set_reusable_key_cap(reusable_key=reusable, sales_cap=500, actor=owner)
+        claim_reusable_key(product=tutorial, quantity=12, reference="DEMO")
+
+    steam = Product.objects.get(name="Steam 钱包充值卡 50 元")
+    if not CardKey.objects.filter(product=steam, status=CardKeyStatus.VOID).exists():
+        spare = CardKey.objects.filter(product=steam, status=CardKeyStatus.AVAILABLE).order_by("-id")[:2]
+        void_card_keys(card_key_ids=[key.pk for key in spare], reason="演示：供应商告知已泄露", actor=owner)
+    check_stock_levels()

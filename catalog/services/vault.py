@@ -19,6 +19,8 @@ from kamen import crypto
 from kamen.audit import record_audit
 from kamen.background import enqueue_bulk_job
 
+from .stock import check_stock_level
+
 __all__ = [
     "cancel_card_key_import",
     "confirm_card_key_import",
@@ -264,3 +266,4 @@ def run_card_key_import(*, import_id: int) -> None:
             target=import_job,
             changes={"imported": imported, "rejected": len(rejected), "batch": batch.pk},
         )
+    check_stock_level(product=import_job.product)  # after commit: an open low-stock alert resolves at once

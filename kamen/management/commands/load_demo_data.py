@@ -30,6 +30,9 @@ class Command(BaseCommand):
 
         load_catalog_demo(owner=users["owner"])
         load_vault_demo(owner=users["owner"])
+        from catalog.demo import load_stock_demo
+
+        load_stock_demo(owner=users["owner"])
         self._print_logins()
 
     def _load_staff(self):
