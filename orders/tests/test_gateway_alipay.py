@@ -580,3 +580,13 @@ def test_keys_in_the_consoles_bare_base64_form_are_accepted():
 
     assert notification.amount == Decimal("48.00")
     assert APP_ID in repr(gateway) and "PRIVATE" not in repr(gateway)
+
+
+def test_the_default_transport_reports_an_unreachable_alipay_as_a_gateway_error():
+    # given the real HTTP transport pointed at a closed local port
+    gateway = AlipayGateway(
+        APP_ID, private_pem(APP_KEY), public_pem(ALIPAY_KEY), gateway_url="http://127.0.0.1:9/gateway.do"
+    )
+
+    with pytest.raises(GatewayError, match="unreachable"):
+        gateway.query_payment(out_trade_no="K00000001")

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orders.gateways.base import (
@@ -557,3 +557,37 @@ def test_an_api_v3_key_of_the_wrong_length_is_refused_without_showing_it():
         )
 
     assert "short-secret" not in str(raised.value)
+
+
+SIGNED_BODY = encrypted_notification(sample_transaction())
+GATEWAY = make_gateway()  # loading an RSA key checks it (~40 ms); the property reuses one adapter
+
+
+@settings(max_examples=100, deadline=None)
+@given(position=st.integers(min_value=0), replacement=st.integers(min_value=0, max_value=255))
+def test_any_single_byte_tamper_of_a_signed_notification_is_rejected(position, replacement):
+    # given a notification signed now, then one byte of its body changed
+    headers = platform_headers(SIGNED_BODY)
+    position %= len(SIGNED_BODY)
+    if SIGNED_BODY[position] == replacement:
+        replacement = (replacement + 1) % 256
+    tampered = SIGNED_BODY[:position] + bytes([replacement]) + SIGNED_BODY[position + 1 :]
+
+    with pytest.raises(SignatureInvalid):
+        GATEWAY.parse_notification(body=tampered, headers=headers)
+
+
+def test_the_default_transport_reports_an_unreachable_wechat_as_a_gateway_error():
+    # given the real HTTP transport pointed at a closed local port
+    gateway = WechatPayGateway(
+        APP_ID,
+        MCH_ID,
+        API_V3_KEY,
+        private_pem(MERCHANT_KEY),
+        MERCHANT_SERIAL,
+        {PLATFORM_SERIAL: public_pem(PLATFORM_KEY)},
+        api_base="http://127.0.0.1:9",
+    )
+
+    with pytest.raises(GatewayError, match="unreachable"):
+        gateway.query_payment(out_trade_no="K00000001")
