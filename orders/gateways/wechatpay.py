@@ -46,6 +46,7 @@ BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 # now: a captured message cannot be replayed later.
 MAX_CLOCK_SKEW_SECONDS = 300
 DESCRIPTION_MAX_BYTES = 127
+MAX_FEN = 10**14 - 1  # what DecimalField(max_digits=14, decimal_places=2) holds
 
 TRADE_STATE_OUTCOMES = {
     "SUCCESS": PaymentOutcome.SUCCEEDED,
@@ -69,7 +70,7 @@ def yuan_to_fen(amount: Decimal) -> int:
 
 def fen_to_yuan(fen: object, *, name: str = "amount") -> Decimal:
     """Integer fen from WeChat → Decimal yuan to the fen; anything but a non-negative int is malformed."""
-    if type(fen) is not int or fen < 0:
+    if type(fen) is not int or not 0 <= fen <= MAX_FEN:
         raise MalformedNotification(f"{name} is not a whole number of fen")
     return (Decimal(fen) / 100).quantize(Decimal("0.01"))
 
