@@ -218,3 +218,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Payment gateways (docs/payments.md) ----------------------------------------------------
+# Keys: PEM text, bare base64 (as the Alipay key tool prints it) or a file path. Empty: off.
+ALIPAY_APP_ID = os.environ.get("ALIPAY_APP_ID", "")
+ALIPAY_PRIVATE_KEY = os.environ.get("ALIPAY_PRIVATE_KEY", "")
+ALIPAY_PUBLIC_KEY = os.environ.get("ALIPAY_PUBLIC_KEY", "")
+ALIPAY_SELLER_ID = os.environ.get("ALIPAY_SELLER_ID", "")
+ALIPAY_GATEWAY_URL = os.environ.get("ALIPAY_GATEWAY_URL", "")
+WECHATPAY_APP_ID = os.environ.get("WECHATPAY_APP_ID", "")
+WECHATPAY_MCH_ID = os.environ.get("WECHATPAY_MCH_ID", "")
+WECHATPAY_API_V3_KEY = os.environ.get("WECHATPAY_API_V3_KEY", "")
+WECHATPAY_PRIVATE_KEY = os.environ.get("WECHATPAY_PRIVATE_KEY", "")
+WECHATPAY_SERIAL_NO = os.environ.get("WECHATPAY_SERIAL_NO", "")
+WECHATPAY_PLATFORM_CERTS = os.environ.get("WECHATPAY_PLATFORM_CERTS", "")
+WECHATPAY_API_BASE = os.environ.get("WECHATPAY_API_BASE", "")
