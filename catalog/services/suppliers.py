@@ -9,6 +9,7 @@ tried, so a buyer is never topped up twice.
 """
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -57,6 +58,8 @@ SECRET_ASSOCIATED_DATA = b"supplier-secret"
 SUPPLIER_FIELDS = ("name", "adapter", "base_url", "app_id", "is_active", "low_balance_threshold")
 CHANNEL_FIELDS = ("product", "supplier", "supplier_sku", "priority", "cost", "cost_ceiling", "is_active")
 MAX_REFERENCE_LENGTH = 64
+# Sent in an HTTP header: ASCII only.
+APP_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 # --- the merchant's edits -----------------------------------------------------------------------
@@ -99,11 +102,14 @@ def _clean_supplier(values: dict) -> dict:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname or any(char.isspace() for char in base_url):
         raise ValidationError({"base_url": [_("接口地址必须是 http:// 或 https:// 开头的网址")]})
+    app_id = _text(values.get("app_id"), name="app_id", label=_("App ID"), max_length=80)
+    if not APP_ID_PATTERN.fullmatch(app_id):
+        raise ValidationError({"app_id": [_("App ID 只能包含英文字母、数字和 - _ . : 符号")]})
     return {
         "name": _text(values.get("name"), name="name", label=_("名称"), max_length=80),
         "adapter": adapter,
         "base_url": base_url,
-        "app_id": _text(values.get("app_id"), name="app_id", label=_("App ID"), max_length=80),
+        "app_id": app_id,
         "is_active": bool(values.get("is_active", True)),
         "low_balance_threshold": _money(
             values.get("low_balance_threshold"), name="low_balance_threshold", label=_("余额预警值"), optional=True
@@ -599,15 +605,22 @@ def _check_cost_against_price(*, product: Product, now: datetime) -> tuple[bool,
             % {"product": product.name, "cost": cheapest, "price": product.retail_price},
         )
         if product.is_on_shelf:
+            reason = _("货源成本 %(cost)s 已达到售价 %(price)s，系统自动下架") % {"cost": cheapest, "price": product.retail_price}
             try:
-                take_off_shelf(
-                    product=product,
-                    actor=None,
-                    reason=_("货源成本 %(cost)s 已达到售价 %(price)s，系统自动下架") % {"cost": cheapest, "price": product.retail_price},
-                )
-                taken = True
+                with transaction.atomic():
+                    take_off_shelf(product=product, actor=None, reason=reason)
             except ValidationError as error:
-                logger.error("supplier.off_shelf_failed product=%s error=%s", product.pk, error.messages)
+                # Some unrelated field no longer validates; selling at a loss is worse, so
+                # take it off directly, audited the same way.
+                logger.warning("supplier.off_shelf_forced product=%s error=%s", product.pk, error.messages)
+                Product.objects.filter(pk=product.pk).update(is_on_shelf=False, off_shelf_reason=reason[:200])
+                record_audit(
+                    actor=None,
+                    action="catalog.product.shelf_change",
+                    target=product,
+                    changes={"is_on_shelf": [True, False], "off_shelf_reason": [product.off_shelf_reason, reason[:200]]},
+                )
+            taken = True
     return taken, alert
 
 

@@ -45,6 +45,8 @@ class SandboxSupplierClient(SupplierClient):
             response = self._post(operation, payload)
         except (TransportTimeout, TransportUnreachable) as error:
             raise SupplierError(f"{operation}: supplier unreachable ({error})") from None
+        except (OSError, ValueError) as error:
+            raise SupplierError(f"{operation}: request failed ({error.__class__.__name__})") from None
         data = decode_json(response.body)
         if response.status_code != 200 or not data.get("ok"):
             error = data.get("error") or {}

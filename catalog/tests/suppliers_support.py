@@ -3,7 +3,7 @@ suppliers wired to them through the in-process transport (or real HTTP)."""
 
 from decimal import Decimal
 
-from catalog.models import Category, Product, ProductType, SandboxSku, SupplierChannel
+from catalog.models import Category, Product, ProductType, RechargeTargetRule, SandboxAccount, SandboxSku, SupplierChannel
 from catalog.sandbox_services import create_sandbox_account
 from catalog.services import create_supplier, save_supplier_channel
 from catalog.suppliers import InProcessTransport, TransportResponse, TransportTimeout
@@ -19,6 +19,7 @@ def make_product(*, retail="100.00", ceiling=None) -> Product:
         product_type=ProductType.DIRECT_RECHARGE,
         retail_price=Decimal(retail),
         supplier_cost_ceiling=Decimal(ceiling) if ceiling else None,
+        recharge_target_rule=RechargeTargetRule.MOBILE,
         is_on_shelf=True,
     )
 
@@ -29,11 +30,12 @@ def make_sku(sku, price="97.00", stock=None, out_of_stock=False) -> SandboxSku:
 
 def make_supplier(name, *, balance="1000.00", failure_rate="0", pending_rate="0", base_url="http://testserver/sandbox/supplier/", threshold=None):
     """A sandbox account and the Supplier row that points at it, sharing one secret."""
-    account = create_sandbox_account(name=name, app_id=f"app-{name}", app_secret=SECRET, balance=Decimal(balance))
+    app_id = f"app-{SandboxAccount.objects.count() + 1}"
+    account = create_sandbox_account(name=name, app_id=app_id, app_secret=SECRET, balance=Decimal(balance))
     account.failure_rate, account.pending_rate = Decimal(failure_rate), Decimal(pending_rate)
     account.save()
     supplier = create_supplier(
-        actor=None, name=name, adapter="sandbox", base_url=base_url, app_id=f"app-{name}", app_secret=SECRET,
+        actor=None, name=name, adapter="sandbox", base_url=base_url, app_id=app_id, app_secret=SECRET,
         low_balance_threshold=threshold,
     )
     return supplier, account
