@@ -40,6 +40,8 @@ from kamen.audit import diff_fields, record_audit
 from kamen.money import InvalidAmount, parse_amount
 
 __all__ = [
+    "CHANNEL_FIELDS",
+    "SUPPLIER_FIELDS",
     "SupplierSyncReport",
     "TopUpOutcome",
     "TopUpStatus",
@@ -50,6 +52,8 @@ __all__ = [
     "sync_all_suppliers",
     "sync_supplier",
     "update_supplier",
+    "validate_channel_fields",
+    "validate_supplier_fields",
 ]
 
 logger = logging.getLogger(__name__)
@@ -117,10 +121,23 @@ def _clean_supplier(values: dict) -> dict:
     }
 
 
-def _set_secret(supplier: Supplier, secret: str) -> None:
+def validate_supplier_fields(*, values: dict, app_secret: str | None = None, is_new: bool) -> dict:
+    """The checks create/update run, for forms that want errors beside their fields first."""
+    cleaned = _clean_supplier(values)
+    if is_new or app_secret:
+        _check_secret(app_secret)
+    return cleaned
+
+
+def _check_secret(secret: str | None) -> str:
     secret = (secret or "").strip()
     if len(secret) < 8 or len(secret) > 200:
         raise ValidationError({"app_secret": [_("密钥长度应为 8 到 200 个字符")]})
+    return secret
+
+
+def _set_secret(supplier: Supplier, secret: str) -> None:
+    secret = _check_secret(secret)
     supplier.app_secret_key_id, supplier.app_secret_ciphertext = crypto.encrypt(secret, associated_data=SECRET_ASSOCIATED_DATA)
 
 
@@ -195,6 +212,11 @@ def _clean_channel(values: dict) -> dict:
         "cost_ceiling": _money(values.get("cost_ceiling"), name="cost_ceiling", label=_("成本上限"), optional=True),
         "is_active": bool(values.get("is_active", True)),
     }
+
+
+def validate_channel_fields(*, values: dict) -> dict:
+    """The checks save_supplier_channel runs, for the console's inline forms."""
+    return _clean_channel(values)
 
 
 @transaction.atomic
