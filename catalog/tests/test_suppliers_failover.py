@@ -239,3 +239,38 @@ def test_a_failed_half_open_trial_reopens_the_circuit(two_channels, settings):
     assert SupplierRechargeAttempt.objects.get(reference="TRIAL", channel=channel_a).status == RechargeAttemptStatus.FAILED
     assert channel_a.circuit_open_until == start + timedelta(seconds=121)
     assert channel_a.supplier.alerts.filter(kind="channel_circuit_open").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_calls_for_one_reference_top_up_once():
+    import threading
+
+    from django.db import connection
+
+    product = make_product(retail="100.00")
+    make_sku("CM100-A", price="96.00")
+    make_sku("CM100-B", price="97.00")
+    first, _ = make_supplier("甲")
+    second, _ = make_supplier("乙")
+    add_channel(product, first, "CM100-A", priority=1, cost="96.00")
+    add_channel(product, second, "CM100-B", priority=2, cost="97.00")
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def worker():
+        try:
+            barrier.wait()
+            outcomes.append(top_up(product, reference="RACE-1"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert SandboxOrder.objects.count() == 1
+    assert SupplierRechargeAttempt.objects.filter(reference="RACE-1").count() == 1
+    assert sorted(outcome.status for outcome in outcomes).count(TopUpStatus.SUCCEEDED) >= 1
+    assert {outcome.status for outcome in outcomes} <= {TopUpStatus.SUCCEEDED, TopUpStatus.PENDING}

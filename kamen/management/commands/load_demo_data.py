@@ -30,6 +30,9 @@ class Command(BaseCommand):
 
         load_catalog_demo(owner=users["owner"])
         load_vault_demo(owner=users["owner"])
+        from catalog.demo_suppliers import load_supplier_demo
+
+        load_supplier_demo()
         self._print_logins()
 
     def _load_staff(self):
@@ -57,6 +60,7 @@ class Command(BaseCommand):
             f"  Shop:              {base}/",
             f"  Merchant console:  {base}/admin/   (console pages: {base}/console/)",
             f"  Health:            {base}/healthz",
+            f"  Sandbox supplier:  {base}/sandbox/supplier/   (suppliers: {base}/admin/catalog/supplier/)",
             "  Demo staff logins (password for all: " + DEMO_PASSWORD + "):",
         ]
         for username, role, display_name, _superuser in DEMO_STAFF:
