@@ -166,3 +166,15 @@ def test_a_staff_member_without_the_permission_cannot_change_a_supplier(staff_us
 
     with pytest.raises(PermissionDenied):
         update_supplier(supplier=supplier, actor=staff_user, name="改名")
+
+
+def test_open_supplier_alerts_show_on_the_console_home(client, staff_user):
+    supplier, _ = make_supplier("甲")
+    SupplierAlert.objects.create(kind="low_balance", supplier=supplier, message="货源“甲”余额 10.00 低于预警值")
+    SupplierAlert.objects.create(kind="sync_failed", supplier=supplier, message="早已解决的问题", resolved_at="2026-01-01T00:00:00Z")
+    client.force_login(staff_user)
+
+    page = client.get("/admin/").content.decode()
+
+    assert "货源“甲”余额 10.00 低于预警值" in page
+    assert "早已解决的问题" not in page

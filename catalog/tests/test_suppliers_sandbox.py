@@ -164,3 +164,14 @@ def test_an_unreachable_supplier_is_a_failure_not_a_hang():
     result = client.place_order(sku="CM100", target="1", quantity=1, out_order_no="X-1")
 
     assert result.status == OrderStatus.FAILED
+
+
+def test_the_drift_command_refuses_a_silly_percentage(account):
+    from django.core.management import CommandError, call_command
+
+    make_sku("CM100", price="100.00")
+
+    with pytest.raises(CommandError, match="at most 50"):
+        call_command("sandbox_drift_prices", "--percent", "80")
+
+    assert SandboxSku.objects.get(sku="CM100").price == Decimal("100.00")
