@@ -83,7 +83,7 @@ def place_sandbox_order(*, account: SandboxAccount, sku: str, target: str, quant
         if not item.is_in_stock or (item.stock is not None and item.stock < quantity):
             raise SandboxError("out_of_stock", f"sku {sku} is out of stock")
         amount = (item.price * quantity).quantize(FEN)
-        if random.random() < float(locked.failure_rate):  # noqa: S311 (simulation, not security)
+        if random.random() < float(locked.failure_rate):
             order = SandboxOrder.objects.create(
                 account=locked, out_order_no=out_order_no, order_no=_new_order_no(), sku=sku, target=target,
                 quantity=quantity, amount=amount, status=SandboxOrderStatus.FAILED, message="运营商系统维护（模拟失败）",
@@ -96,7 +96,7 @@ def place_sandbox_order(*, account: SandboxAccount, sku: str, target: str, quant
         if item.stock is not None:
             item.stock -= quantity
             item.save(update_fields=["stock", "updated_at"])
-        is_pending = random.random() < float(locked.pending_rate)  # noqa: S311
+        is_pending = random.random() < float(locked.pending_rate)
         order = SandboxOrder.objects.create(
             account=locked, out_order_no=out_order_no, order_no=_new_order_no(), sku=sku, target=target,
             quantity=quantity, amount=amount,
@@ -118,9 +118,9 @@ def query_sandbox_order(*, account: SandboxAccount, out_order_no: str) -> Sandbo
     return order
 
 
-def drift_sandbox_prices(*, max_percent: Decimal = Decimal("5"), rng: random.Random | None = None) -> list[tuple[SandboxSku, Decimal, Decimal]]:
+def drift_sandbox_prices(*, max_percent: Decimal = Decimal(5), rng: random.Random | None = None) -> list[tuple[SandboxSku, Decimal, Decimal]]:
     """Move every SKU's price by up to ±max_percent, like an upstream repricing overnight."""
-    rng = rng or random.Random()  # noqa: S311
+    rng = rng or random.Random()
     changed = []
     with transaction.atomic():
         for item in SandboxSku.objects.select_for_update().order_by("pk"):

@@ -17,7 +17,12 @@ from django.views.decorators.http import require_POST
 from kamen.crypto import DecryptionError
 
 from .models import SandboxAccount, SandboxOrder, SandboxSku
-from .sandbox_services import SandboxError, account_secret, place_sandbox_order, query_sandbox_order
+from .sandbox_services import (
+    SandboxError,
+    account_secret,
+    place_sandbox_order,
+    query_sandbox_order,
+)
 from .suppliers import signing
 
 logger = logging.getLogger(__name__)

@@ -24,10 +24,10 @@ class SandboxAccount(models.Model):
     is_active = models.BooleanField(_("启用"), default=True)
     latency_ms = models.PositiveIntegerField(_("模拟延迟（毫秒）"), default=0)
     failure_rate = models.DecimalField(
-        _("模拟失败率"), max_digits=4, decimal_places=3, default=Decimal("0"), help_text=_("0 到 1 之间，例如 0.2 表示 20% 的订单失败")
+        _("模拟失败率"), max_digits=4, decimal_places=3, default=Decimal(0), help_text=_("0 到 1 之间，例如 0.2 表示 20% 的订单失败")
     )
     pending_rate = models.DecimalField(
-        _("模拟处理中比例"), max_digits=4, decimal_places=3, default=Decimal("0"),
+        _("模拟处理中比例"), max_digits=4, decimal_places=3, default=Decimal(0),
         help_text=_("0 到 1 之间：这部分订单先返回“处理中”，查询时才给出结果"),
     )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)

@@ -2,7 +2,12 @@
 
 from django.db.models import QuerySet
 
-from catalog.models import Product, SupplierAlert, SupplierChannel, SupplierRechargeAttempt
+from catalog.models import (
+    Product,
+    SupplierAlert,
+    SupplierChannel,
+    SupplierRechargeAttempt,
+)
 
 __all__ = ["open_supplier_alerts", "top_up_attempts", "usable_supplier_channels"]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -34,7 +35,14 @@ from catalog.models import (
     SupplierPriceChange,
     SupplierRechargeAttempt,
 )
-from catalog.suppliers import ADAPTERS, OrderResult, OrderStatus, SupplierError, Transport, client_for
+from catalog.suppliers import (
+    ADAPTERS,
+    OrderResult,
+    OrderStatus,
+    SupplierError,
+    Transport,
+    client_for,
+)
 from kamen import crypto
 from kamen.audit import diff_fields, record_audit
 from kamen.money import InvalidAmount, parse_amount
@@ -312,7 +320,7 @@ def _notify_merchant(alerts: list[SupplierAlert]) -> None:
                 from_email=None,
                 recipient_list=recipients,
             )
-        except Exception:  # noqa: BLE001 (any mail failure)
+        except Exception:
             logger.exception("supplier_alert.email_failed alert_id=%s", alert.pk)
             continue
         SupplierAlert.objects.filter(pk=alert.pk).update(emailed_at=timezone.now())
@@ -477,7 +485,7 @@ def _ask(call, *, what: str) -> OrderResult:
     """Any surprise from an adapter while an order may be in flight is 'unknown', not 'failed'."""
     try:
         return call()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         logger.exception("supplier.%s_raised", what)
         return OrderResult(OrderStatus.PENDING, message=f"{what}: {error.__class__.__name__}")
 
@@ -489,7 +497,7 @@ def _settle_unknown(attempt: SupplierRechargeAttempt, *, now: datetime, transpor
         # Cannot even ask: the attempt stays unknown and the top-up stays pending.
         logger.error("supplier.query_impossible attempt=%s error=%s", attempt.pk, error)
         return attempt, []
-    result = _ask(lambda: client.query_order(out_order_no=attempt.out_order_no), what="query")
+    result = _ask(partial(client.query_order, out_order_no=attempt.out_order_no), what="query")
     if result.status == OrderStatus.PENDING:
         SupplierRechargeAttempt.objects.filter(pk=attempt.pk, status__in=_UNKNOWN).update(
             status=RechargeAttemptStatus.PENDING, message=result.message[:300]
@@ -575,12 +583,12 @@ def send_top_up(
                 return TopUpOutcome(TopUpStatus.PENDING, reference, channel, channel.supplier, message=_("另一个任务正在向货源下单，请稍后再查"))
             logger.info("supplier.top_up_sent reference=%s channel=%s out_order_no=%s", reference, channel.pk, attempt.out_order_no)
             result = _ask(
-                lambda: client.place_order(sku=channel.supplier_sku, target=target, quantity=quantity, out_order_no=attempt.out_order_no),
+                partial(client.place_order, sku=channel.supplier_sku, target=target, quantity=quantity, out_order_no=attempt.out_order_no),
                 what="place_order",
             )
             if result.status == OrderStatus.PENDING:
                 # Unknown is not failure: ask before going anywhere else.
-                result = _ask(lambda: client.query_order(out_order_no=attempt.out_order_no), what="query")
+                result = _ask(partial(client.query_order, out_order_no=attempt.out_order_no), what="query")
             attempt, opened = _record_result(attempt=attempt, result=result, now=now)
             alerts += opened
             logger.info("supplier.top_up_result reference=%s channel=%s status=%s", reference, channel.pk, attempt.status)
@@ -720,6 +728,6 @@ def sync_all_suppliers(*, now: datetime | None = None, transport: Transport | No
     for supplier in Supplier.objects.filter(is_active=True).order_by("pk"):
         try:
             reports.append(sync_supplier(supplier=supplier, now=now, transport=transport))
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("supplier.sync_crashed supplier=%s", supplier.pk)
     return reports

@@ -3,7 +3,15 @@ suppliers wired to them through the in-process transport (or real HTTP)."""
 
 from decimal import Decimal
 
-from catalog.models import Category, Product, ProductType, RechargeTargetRule, SandboxAccount, SandboxSku, SupplierChannel
+from catalog.models import (
+    Category,
+    Product,
+    ProductType,
+    RechargeTargetRule,
+    SandboxAccount,
+    SandboxSku,
+    SupplierChannel,
+)
 from catalog.sandbox_services import create_sandbox_account
 from catalog.services import create_supplier, save_supplier_channel
 from catalog.suppliers import InProcessTransport, TransportResponse, TransportTimeout

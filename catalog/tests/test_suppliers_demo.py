@@ -4,7 +4,14 @@ import pytest
 
 from catalog.demo import load_catalog_demo
 from catalog.demo_suppliers import TOP_UP_PRODUCT, load_supplier_demo
-from catalog.models import Product, SandboxAccount, SandboxOrder, SandboxSku, Supplier, SupplierChannel
+from catalog.models import (
+    Product,
+    SandboxAccount,
+    SandboxOrder,
+    SandboxSku,
+    Supplier,
+    SupplierChannel,
+)
 from catalog.services import TopUpStatus, send_top_up, sync_all_suppliers
 
 from .suppliers_support import RecordingTransport

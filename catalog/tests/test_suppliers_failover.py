@@ -11,7 +11,13 @@ from django.utils import timezone
 from catalog.models import RechargeAttemptStatus, SandboxOrder, SupplierRechargeAttempt
 from catalog.services import TopUpStatus, send_top_up
 
-from .suppliers_support import RecordingTransport, add_channel, make_product, make_sku, make_supplier
+from .suppliers_support import (
+    RecordingTransport,
+    add_channel,
+    make_product,
+    make_sku,
+    make_supplier,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +51,7 @@ def test_the_first_healthy_channel_tops_up(two_channels):
 
 def test_a_failing_channel_fails_over_to_the_next(two_channels):
     product, (channel_a, account_a), (channel_b, _) = two_channels
-    account_a.failure_rate = Decimal("1")
+    account_a.failure_rate = Decimal(1)
     account_a.save()
 
     outcome = top_up(product)
@@ -100,7 +106,7 @@ def test_without_a_channel_ceiling_the_retail_price_is_the_limit():
 def test_when_every_channel_fails_nothing_is_topped_up_and_the_reasons_are_given(two_channels):
     product, (_, account_a), (_, account_b) = two_channels
     for account in (account_a, account_b):
-        account.failure_rate = Decimal("1")
+        account.failure_rate = Decimal(1)
         account.save()
 
     outcome = top_up(product)
@@ -162,7 +168,7 @@ def test_an_order_the_supplier_never_received_moves_on_to_the_next_channel(two_c
 
 def test_a_supplier_still_processing_is_queried_and_succeeds(two_channels):
     product, (channel_a, account_a), _ = two_channels
-    account_a.pending_rate = Decimal("1")
+    account_a.pending_rate = Decimal(1)
     account_a.save()
     transport = RecordingTransport()
 
@@ -200,7 +206,7 @@ def test_a_reference_cannot_be_reused_for_another_product(two_channels):
 def test_three_failures_open_the_circuit_which_closes_after_a_successful_trial(two_channels, settings):
     settings.SUPPLIER_CIRCUIT_FAILURES, settings.SUPPLIER_CIRCUIT_COOLDOWN_SECONDS = 3, 60
     product, (channel_a, account_a), (channel_b, _) = two_channels
-    account_a.failure_rate = Decimal("1")
+    account_a.failure_rate = Decimal(1)
     account_a.save()
     start = timezone.now()
 
@@ -213,7 +219,7 @@ def test_three_failures_open_the_circuit_which_closes_after_a_successful_trial(t
     assert skipped.channel == channel_b and while_open.count("orders") == 1
     assert channel_a.supplier.alerts.filter(kind="channel_circuit_open", resolved_at__isnull=True).count() == 1
 
-    account_a.failure_rate = Decimal("0")
+    account_a.failure_rate = Decimal(0)
     account_a.save()
     trial = top_up(product, reference="TRIAL", now=start + timedelta(seconds=61))
 
@@ -226,7 +232,7 @@ def test_three_failures_open_the_circuit_which_closes_after_a_successful_trial(t
 def test_a_failed_half_open_trial_reopens_the_circuit(two_channels, settings):
     settings.SUPPLIER_CIRCUIT_FAILURES, settings.SUPPLIER_CIRCUIT_COOLDOWN_SECONDS = 2, 60
     product, (channel_a, account_a), (channel_b, _) = two_channels
-    account_a.failure_rate = Decimal("1")
+    account_a.failure_rate = Decimal(1)
     account_a.save()
     start = timezone.now()
     for number in range(2):

@@ -131,7 +131,7 @@ def test_price_drift_moves_prices_within_bounds(account):
 
     make_sku("CM100", price="100.00")
 
-    drift_sandbox_prices(max_percent=Decimal("5"), rng=random.Random(7))
+    drift_sandbox_prices(max_percent=Decimal(5), rng=random.Random(7))
 
     price = SandboxSku.objects.get(sku="CM100").price
     assert Decimal("95.00") <= price <= Decimal("105.00")

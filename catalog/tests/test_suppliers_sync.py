@@ -6,12 +6,24 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
-from catalog.models import SandboxAccount, SandboxSku, Supplier, SupplierAlert, SupplierPriceChange
+from catalog.models import (
+    SandboxAccount,
+    SandboxSku,
+    Supplier,
+    SupplierAlert,
+    SupplierPriceChange,
+)
 from catalog.services import sync_all_suppliers, sync_supplier
 from catalog.tasks import sync_supplier_prices_task
 from kamen.models import AuditLogEntry
 
-from .suppliers_support import RecordingTransport, add_channel, make_product, make_sku, make_supplier
+from .suppliers_support import (
+    RecordingTransport,
+    add_channel,
+    make_product,
+    make_sku,
+    make_supplier,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +39,7 @@ def setup(settings):
 
 
 def test_a_price_change_is_recorded_and_the_cost_updated(setup):
-    product, supplier, _, channel = setup
+    _, supplier, _, channel = setup
     SandboxSku.objects.filter(sku="CM100-A").update(price=Decimal("97.50"))
 
     report = sync_supplier(supplier=supplier, transport=RecordingTransport())
@@ -73,7 +85,7 @@ def test_cost_reaching_the_price_takes_the_product_off_the_shelf_and_alerts_once
 
 
 def test_the_alert_resolves_when_the_cost_drops_again(setup):
-    product, supplier, _, _ = setup
+    _, supplier, _, _ = setup
     SandboxSku.objects.filter(sku="CM100-A").update(price=Decimal("120.00"))
     sync_supplier(supplier=supplier, transport=RecordingTransport())
 
@@ -84,7 +96,7 @@ def test_the_alert_resolves_when_the_cost_drops_again(setup):
 
 
 def test_a_cheaper_second_channel_keeps_the_product_on_sale(setup):
-    product, supplier, _, _ = setup
+    product, _, _, _ = setup
     make_sku("CM100-B", price="98.00")
     second, _ = make_supplier("乙")
     add_channel(product, second, "CM100-B", priority=20, cost="98.00")
@@ -128,7 +140,7 @@ def test_a_supplier_that_cannot_be_reached_raises_a_sync_alert(setup):
 
 
 def test_the_scheduled_task_syncs_every_active_supplier(setup, monkeypatch):
-    _, supplier, _, channel = setup
+    _, _, _, channel = setup
     SandboxSku.objects.filter(sku="CM100-A").update(price=Decimal("95.00"))
     monkeypatch.setattr("catalog.suppliers.UrllibTransport.__call__", RecordingTransport().__call__)
 
