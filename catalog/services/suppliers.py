@@ -449,6 +449,8 @@ def _record_result(*, attempt: SupplierRechargeAttempt, result: OrderResult, now
         locked.save()
         channel = SupplierChannel.objects.select_for_update().get(pk=locked.channel_id)
         if result.status == OrderStatus.SUCCEEDED:
+            # Our copy of the prepaid balance follows each charge until the next sync corrects it.
+            Supplier.objects.filter(pk=locked.supplier_id, balance__isnull=False).update(balance=F("balance") - locked.cost)
             channel.consecutive_failures, channel.circuit_open_until, channel.last_success_at = 0, None, now
             channel.save(update_fields=["consecutive_failures", "circuit_open_until", "last_success_at"])
             _resolve_alerts(kind=SupplierAlertKind.CHANNEL_CIRCUIT_OPEN, supplier=channel.supplier, product=channel.product, now=now)
@@ -490,6 +492,20 @@ def _ask(call, *, what: str) -> OrderResult:
         return OrderResult(OrderStatus.PENDING, message=f"{what}: {error.__class__.__name__}")
 
 
+def _in_flight_window() -> timedelta:
+    """How long a request we sent may still be on its way to (or queued at) the supplier."""
+    return timedelta(seconds=settings.SUPPLIER_HTTP_TIMEOUT * 2 + 5)
+
+
+def _query(client, attempt: SupplierRechargeAttempt) -> OrderResult:
+    """Query, but a "no such order" for an order sent moments ago is not yet an answer: the
+    request may still arrive, and going elsewhere now could top the buyer up twice."""
+    result = _ask(partial(client.query_order, out_order_no=attempt.out_order_no), what="query")
+    if result.is_not_found and attempt.created_at > timezone.now() - _in_flight_window():
+        return OrderResult(OrderStatus.PENDING, message=_("货源暂未查到该订单，稍后再查"))
+    return result
+
+
 def _settle_unknown(attempt: SupplierRechargeAttempt, *, now: datetime, transport: Transport | None) -> tuple[SupplierRechargeAttempt, list]:
     try:
         client = client_for(attempt.supplier, transport=transport)
@@ -497,7 +513,7 @@ def _settle_unknown(attempt: SupplierRechargeAttempt, *, now: datetime, transpor
         # Cannot even ask: the attempt stays unknown and the top-up stays pending.
         logger.error("supplier.query_impossible attempt=%s error=%s", attempt.pk, error)
         return attempt, []
-    result = _ask(partial(client.query_order, out_order_no=attempt.out_order_no), what="query")
+    result = _query(client, attempt)
     if result.status == OrderStatus.PENDING:
         SupplierRechargeAttempt.objects.filter(pk=attempt.pk, status__in=_UNKNOWN).update(
             status=RechargeAttemptStatus.PENDING, message=result.message[:300]
@@ -545,7 +561,7 @@ def send_top_up(
         if attempt.status == RechargeAttemptStatus.SUCCEEDED:
             return _outcome(attempt, TopUpStatus.SUCCEEDED)
     alerts: list = []
-    in_flight_window = timedelta(seconds=settings.SUPPLIER_HTTP_TIMEOUT * 2 + 5)
+    in_flight_window = _in_flight_window()
     for attempt in attempts:
         if attempt.status not in _UNKNOWN:
             continue
@@ -588,7 +604,7 @@ def send_top_up(
             )
             if result.status == OrderStatus.PENDING:
                 # Unknown is not failure: ask before going anywhere else.
-                result = _ask(partial(client.query_order, out_order_no=attempt.out_order_no), what="query")
+                result = _query(client, attempt)
             attempt, opened = _record_result(attempt=attempt, result=result, now=now)
             alerts += opened
             logger.info("supplier.top_up_result reference=%s channel=%s status=%s", reference, channel.pk, attempt.status)

@@ -37,6 +37,9 @@ class OrderResult:
     supplier_order_no: str = ""
     cost: Decimal | None = None
     message: str = ""
+    # A query the supplier answered with "no such order". Final only once a late request can no
+    # longer arrive: the caller decides, knowing when the order was sent.
+    is_not_found: bool = False
 
     @property
     def is_final(self) -> bool:

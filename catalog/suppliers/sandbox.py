@@ -97,7 +97,7 @@ class SandboxSupplierClient(SupplierClient):
             return OrderResult(OrderStatus.PENDING, message=f"query failed: {error}")
         if response.status_code == 404:
             # The supplier never received the order: nothing was charged, nothing topped up.
-            return OrderResult(OrderStatus.FAILED, message="supplier has no such order")
+            return OrderResult(OrderStatus.FAILED, message="supplier has no such order", is_not_found=True)
         return self._order_result(response)
 
     def fetch_prices(self, *, skus: list[str]) -> dict[str, PriceQuote]:

@@ -124,6 +124,7 @@ def test_the_same_reference_twice_sends_one_order(two_channels):
 
     assert first.status == second.status == TopUpStatus.SUCCEEDED
     assert first.supplier_order_no == second.supplier_order_no
+    assert first.supplier.__class__.objects.get(pk=first.supplier.pk).balance is None
     assert transport.count("orders") == 1
     assert SandboxOrder.objects.count() == 1
 
@@ -153,17 +154,34 @@ def test_a_top_up_still_unknown_stays_pending_and_is_settled_by_the_next_call(tw
     assert SandboxOrder.objects.count() == 1
 
 
+def lost_attempt(product, channel, *, sent_ago):
+    attempt = SupplierRechargeAttempt.objects.create(
+        reference="ORD-9", channel=channel, supplier=channel.supplier, product=product,
+        out_order_no=f"ORD-9-C{channel.pk}", target="13800138000", quantity=1, status=RechargeAttemptStatus.PENDING,
+    )
+    SupplierRechargeAttempt.objects.filter(pk=attempt.pk).update(created_at=timezone.now() - sent_ago)
+
+
 def test_an_order_the_supplier_never_received_moves_on_to_the_next_channel(two_channels):
     product, (channel_a, _), (channel_b, _) = two_channels
-    SupplierRechargeAttempt.objects.create(
-        reference="ORD-9", channel=channel_a, supplier=channel_a.supplier, product=product,
-        out_order_no=f"ORD-9-C{channel_a.pk}", target="13800138000", quantity=1, status=RechargeAttemptStatus.PENDING,
-    )
+    lost_attempt(product, channel_a, sent_ago=timedelta(minutes=5))
 
     outcome = top_up(product, reference="ORD-9")
 
     assert outcome.status == TopUpStatus.SUCCEEDED and outcome.channel == channel_b
     assert SupplierRechargeAttempt.objects.get(channel=channel_a).status == RechargeAttemptStatus.FAILED
+
+
+def test_an_order_sent_moments_ago_and_not_found_yet_stays_pending(two_channels):
+    product, (channel_a, _), _ = two_channels
+    lost_attempt(product, channel_a, sent_ago=timedelta(seconds=1))
+    transport = RecordingTransport()
+
+    outcome = top_up(product, reference="ORD-9", transport=transport)
+
+    assert outcome.status == TopUpStatus.PENDING and outcome.channel == channel_a
+    assert transport.calls == ["orders/query"]
+    assert SupplierRechargeAttempt.objects.get(channel=channel_a).status == RechargeAttemptStatus.PENDING
 
 
 def test_a_supplier_still_processing_is_queried_and_succeeds(two_channels):
