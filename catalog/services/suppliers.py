@@ -45,7 +45,7 @@ from catalog.suppliers import (
 )
 from kamen import crypto
 from kamen.audit import diff_fields, record_audit
-from kamen.money import InvalidAmount, parse_amount
+from kamen.money import FEN, InvalidAmount, parse_amount
 
 __all__ = [
     "CHANNEL_FIELDS",
@@ -639,6 +639,7 @@ def _check_cost_against_price(*, product: Product, now: datetime) -> tuple[bool,
         .aggregate(cheapest=Min("cost"))["cheapest"]
     )
     product.refresh_from_db()
+    cheapest = None if cheapest is None else Decimal(cheapest).quantize(FEN)
     if cheapest is None or cheapest < product.retail_price:
         _resolve_alerts(kind=SupplierAlertKind.COST_REACHED_PRICE, product=product, now=now)
         return False, None

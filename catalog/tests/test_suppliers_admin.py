@@ -178,3 +178,35 @@ def test_open_supplier_alerts_show_on_the_console_home(client, staff_user):
 
     assert "货源“甲”余额 10.00 低于预警值" in page
     assert "早已解决的问题" not in page
+
+
+def test_the_sandbox_account_secret_is_write_only_too(client, owner_user):
+    from catalog.models import SandboxAccount
+    from catalog.sandbox_services import account_secret
+
+    client.force_login(owner_user)
+    form = {"name": "演练", "app_id": "drill", "balance": "100.00", "is_active": "on", "latency_ms": "0", "failure_rate": "0.2", "pending_rate": "0"}
+
+    refused = client.post("/admin/catalog/sandboxaccount/add/", form | {"app_secret": "short"})
+    created = client.post("/admin/catalog/sandboxaccount/add/", form | {"app_secret": SECRET})
+
+    assert refused.status_code == 200 and "密钥至少 16 个字符" in refused.content.decode()
+    assert created.status_code == 302
+    account = SandboxAccount.objects.get()
+    assert account_secret(account) == SECRET and account.failure_rate == Decimal("0.200")
+    assert SECRET not in client.get(f"/admin/catalog/sandboxaccount/{account.pk}/change/").content.decode()
+    assert AuditLogEntry.objects.get(action="catalog.sandbox_account.create").changes["app_secret"] == ["***", "***"]
+
+
+def test_the_sync_action_reports_what_it_found(client, owner_user, monkeypatch):
+    from .suppliers_support import RecordingTransport
+
+    monkeypatch.setattr("catalog.suppliers.UrllibTransport.__call__", RecordingTransport().__call__)
+    supplier, _ = make_supplier("甲", balance="321.00")
+    client.force_login(owner_user)
+
+    response = client.post("/admin/catalog/supplier/", {"action": "sync_now", "_selected_action": [supplier.pk]}, follow=True)
+
+    assert "余额 321.00" in response.content.decode()
+    supplier.refresh_from_db()
+    assert supplier.balance == Decimal("321.00")
