@@ -298,3 +298,18 @@ def test_concurrent_calls_for_one_reference_top_up_once():
     assert SupplierRechargeAttempt.objects.filter(reference="RACE-1").count() == 1
     assert sorted(outcome.status for outcome in outcomes).count(TopUpStatus.SUCCEEDED) >= 1
     assert {outcome.status for outcome in outcomes} <= {TopUpStatus.SUCCEEDED, TopUpStatus.PENDING}
+
+
+def test_only_one_caller_wins_the_half_open_trial(two_channels):
+    from catalog.services.suppliers import _claim_half_open_trial
+
+    _, (channel_a, _), _ = two_channels
+    cooled_down = timezone.now() - timedelta(seconds=1)
+    type(channel_a).objects.filter(pk=channel_a.pk).update(consecutive_failures=3, circuit_open_until=cooled_down)
+    seen_by_first = type(channel_a).objects.get(pk=channel_a.pk)
+    seen_by_second = type(channel_a).objects.get(pk=channel_a.pk)
+
+    first = _claim_half_open_trial(seen_by_first, timezone.now())
+    second = _claim_half_open_trial(seen_by_second, timezone.now())
+
+    assert (first, second) == (True, False)
