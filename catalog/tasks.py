@@ -8,3 +8,11 @@ def check_stock_levels_task():
     from .services import check_stock_levels
 
     check_stock_levels()
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
+def sync_supplier_prices_task():
+    """Prices, stock and balances of every active supplier; products whose cost reached the price go off the shelf."""
+    from .services import sync_all_suppliers
+
+    sync_all_suppliers()

@@ -23,7 +23,11 @@ class KamenAdminSite(admin.AdminSite):
     app_order = ["catalog", "distribution", "orders", "commissions", "riskcontrol", "kamen", "auth"]
     # Within the catalog: what is sold first, then stock, then where it comes from.
     model_order = {
-        "catalog": ["Product", "Category", "CardKey", "CardKeyBatch", "CardKeyImport", "ReusableCardKey", "StockAlert"],
+        "catalog": [
+            "Product", "Category", "CardKey", "CardKeyBatch", "CardKeyImport", "ReusableCardKey", "StockAlert",
+            "Supplier", "SupplierAlert", "SupplierRechargeAttempt", "SupplierPriceChange",
+            "SandboxAccount", "SandboxSku", "SandboxOrder",
+        ],
         "kamen": ["User", "AuditLogEntry"],
     }
 
@@ -48,6 +52,10 @@ class KamenAdminSite(admin.AdminSite):
             ],
             "dashboard": console_dashboard(),
         } | (extra_context or {})
+        if request.user.has_perm("catalog.view_supplieralert"):
+            from catalog.selectors.suppliers import open_supplier_alerts
+
+            context["supplier_alerts"] = list(open_supplier_alerts()[:8])
         if request.user.has_perm("kamen.view_auditlogentry"):
             from kamen.models import AuditLogEntry
 

@@ -34,10 +34,18 @@ _STOCK = [
     "catalog.view_stockalert",
     "catalog.change_stockalert",
 ]
-_SUPPLIERS_VIEW = ["catalog.view_supplier", "catalog.view_supplierchannel", "catalog.view_supplierpricechange"]
+_SUPPLIERS_VIEW = [
+    "catalog.view_supplier",
+    "catalog.view_supplierchannel",
+    "catalog.view_supplierpricechange",
+    "catalog.view_supplieralert",
+    "catalog.view_supplierrechargeattempt",
+]
 _SUPPLIERS_EDIT = _SUPPLIERS_VIEW + [
     f"catalog.{verb}_{model}" for model in ("supplier", "supplierchannel") for verb in ("add", "change")
-]
+] + ["catalog.delete_supplierchannel"] + [
+    f"catalog.{verb}_{model}" for model in ("sandboxaccount", "sandboxsku") for verb in ("add", "change", "view")
+] + ["catalog.view_sandboxorder"]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # The owner gets every permission (see sync_roles); listed here for completeness.

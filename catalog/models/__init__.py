@@ -9,7 +9,17 @@ from .products import (
     ProductType,
     RechargeTargetRule,
 )
-from .suppliers import Supplier, SupplierAdapter, SupplierChannel, SupplierPriceChange
+from .sandbox import SandboxAccount, SandboxOrder, SandboxOrderStatus, SandboxSku
+from .suppliers import (
+    RechargeAttemptStatus,
+    Supplier,
+    SupplierAdapter,
+    SupplierAlert,
+    SupplierAlertKind,
+    SupplierChannel,
+    SupplierPriceChange,
+    SupplierRechargeAttempt,
+)
 from .vault import (
     CardKey,
     CardKeyBatch,
@@ -35,10 +45,18 @@ __all__ = [
     "ProductImage",
     "ProductType",
     "RechargeTargetRule",
+    "RechargeAttemptStatus",
     "ReusableCardKey",
+    "SandboxAccount",
+    "SandboxOrder",
+    "SandboxOrderStatus",
+    "SandboxSku",
     "StockAlert",
     "Supplier",
     "SupplierAdapter",
+    "SupplierAlert",
+    "SupplierAlertKind",
     "SupplierChannel",
     "SupplierPriceChange",
+    "SupplierRechargeAttempt",
 ]

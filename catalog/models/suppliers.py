@@ -55,6 +55,8 @@ class SupplierChannel(models.Model):
     last_failure_at = models.DateTimeField(_("最近失败"), null=True, blank=True)
     last_error = models.CharField(_("最近错误"), max_length=300, blank=True)
     cost_synced_at = models.DateTimeField(_("价格同步时间"), null=True, blank=True)
+    # Above this cost the channel is skipped; empty: the product's ceiling, else its retail price.
+    cost_ceiling = models.DecimalField(_("成本上限"), **MONEY, null=True, blank=True, help_text=_("留空表示使用商品的成本上限或零售价"))
 
     class Meta:
         verbose_name = _("货源渠道")
@@ -63,6 +65,9 @@ class SupplierChannel(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["product", "supplier", "supplier_sku"], name="supplier_channel_unique"),
             models.CheckConstraint(condition=Q(cost__gte=0), name="supplier_channel_cost_not_negative"),
+            models.CheckConstraint(
+                condition=Q(cost_ceiling__isnull=True) | Q(cost_ceiling__gte=0), name="supplier_channel_ceiling_not_negative"
+            ),
         ]
 
     def __str__(self):
@@ -81,3 +86,95 @@ class SupplierPriceChange(models.Model):
         verbose_name = _("进货价变动")
         verbose_name_plural = _("进货价变动")
         ordering = ["-created_at"]
+
+
+class RechargeAttemptStatus(models.TextChoices):
+    # Committed before the HTTP call: if the process dies here, nobody knows what the supplier did.
+    SENDING = "sending", _("发送中")
+    SUCCEEDED = "succeeded", _("成功")
+    FAILED = "failed", _("失败")
+    OUT_OF_STOCK = "out_of_stock", _("缺货")
+    # The supplier did not say (timeout, 5xx, still processing): query before going elsewhere.
+    PENDING = "pending", _("结果未知")
+
+
+class SupplierRechargeAttempt(models.Model):
+    """One try of one top-up through one channel. Written and committed before the supplier is
+    called, so a crash can never hide an order the supplier may have carried out."""
+
+    reference = models.CharField(_("业务单号"), max_length=64, db_index=True)
+    channel = models.ForeignKey(SupplierChannel, verbose_name=_("渠道"), on_delete=models.PROTECT, related_name="attempts")
+    supplier = models.ForeignKey(Supplier, verbose_name=_("货源"), on_delete=models.PROTECT, related_name="attempts")
+    product = models.ForeignKey(Product, verbose_name=_("商品"), on_delete=models.PROTECT, related_name="supplier_attempts")
+    out_order_no = models.CharField(_("我方订单号"), max_length=80, unique=True)
+    target = models.CharField(_("充值账号"), max_length=120)
+    quantity = models.PositiveIntegerField(_("数量"))
+    status = models.CharField(_("状态"), max_length=20, choices=RechargeAttemptStatus.choices, default=RechargeAttemptStatus.SENDING)
+    supplier_order_no = models.CharField(_("货源订单号"), max_length=80, blank=True)
+    cost = models.DecimalField(_("实际成本"), **MONEY, null=True, blank=True)
+    message = models.CharField(_("说明"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("直充请求")
+        verbose_name_plural = _("直充请求")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["reference", "channel"], name="supplier_attempt_once_per_channel"),
+            # At most one success per reference: the buyer is never topped up twice.
+            models.UniqueConstraint(
+                fields=["reference"], condition=Q(status="succeeded"), name="supplier_attempt_one_success"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="supplier_attempt_quantity_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.reference} → {self.supplier} ({self.get_status_display()})"
+
+
+class SupplierAlertKind(models.TextChoices):
+    LOW_BALANCE = "low_balance", _("货源余额不足")
+    COST_REACHED_PRICE = "cost_reached_price", _("进货价达到售价")
+    CHANNEL_CIRCUIT_OPEN = "channel_circuit_open", _("渠道熔断")
+    SYNC_FAILED = "sync_failed", _("同步失败")
+
+
+class SupplierAlert(models.Model):
+    """A condition the merchant should know about; one open alert per (kind, supplier, product),
+    resolved when the condition clears, so a sync running every few minutes never spams."""
+
+    kind = models.CharField(_("类型"), max_length=30, choices=SupplierAlertKind.choices)
+    supplier = models.ForeignKey(Supplier, verbose_name=_("货源"), on_delete=models.CASCADE, null=True, blank=True, related_name="alerts")
+    product = models.ForeignKey(Product, verbose_name=_("商品"), on_delete=models.CASCADE, null=True, blank=True, related_name="supplier_alerts")
+    message = models.CharField(_("内容"), max_length=300)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    emailed_at = models.DateTimeField(_("邮件通知时间"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("解除时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("货源预警")
+        verbose_name_plural = _("货源预警")
+        ordering = ["-created_at"]
+        # NULLs are distinct in a unique index, so each shape of alert gets its own constraint.
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=SupplierAlertKind.values), name="supplier_alert_kind_known"),
+            models.UniqueConstraint(
+                fields=["kind", "supplier", "product"],
+                condition=Q(resolved_at__isnull=True, supplier__isnull=False, product__isnull=False),
+                name="supplier_alert_one_open",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "supplier"],
+                condition=Q(resolved_at__isnull=True, product__isnull=True),
+                name="supplier_alert_one_open_per_supplier",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "product"],
+                condition=Q(resolved_at__isnull=True, supplier__isnull=True),
+                name="supplier_alert_one_open_per_product",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.message}"

@@ -124,6 +124,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "catalog.tasks.check_stock_levels_task",
         "schedule": 300.0,
     },
+    "sync-supplier-prices": {
+        "task": "catalog.tasks.sync_supplier_prices_task",
+        "schedule": float(os.environ.get("SUPPLIER_SYNC_INTERVAL_SECONDS", "600")),
+    },
 }
 
 RQ_QUEUES = {
@@ -207,7 +211,7 @@ MERCHANT_ALERT_EMAILS = env_list("MERCHANT_ALERT_EMAILS")
 SANDBOX_SUPPLIER_URL = os.environ.get("SANDBOX_SUPPLIER_URL", "")
 SUPPLIER_HTTP_TIMEOUT = float(os.environ.get("SUPPLIER_HTTP_TIMEOUT", "10"))
 SUPPLIER_CIRCUIT_FAILURES = int(os.environ.get("SUPPLIER_CIRCUIT_FAILURES", "3"))
-SUPPLIER_CIRCUIT_COOLDOWN_SECONDS = int(os.environ.get("SUPPLIER_CIRCUIT_COOLDOWN_SECONDS", "300"))
+SUPPLIER_CIRCUIT_COOLDOWN_SECONDS = int(os.environ.get("SUPPLIER_CIRCUIT_COOLDOWN_SECONDS", "60"))
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {

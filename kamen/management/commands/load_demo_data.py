@@ -33,6 +33,9 @@ class Command(BaseCommand):
         from catalog.demo import load_stock_demo
 
         load_stock_demo(owner=users["owner"])
+        from catalog.demo_suppliers import load_supplier_demo
+
+        load_supplier_demo()
         self._print_logins()
 
     def _load_staff(self):
@@ -60,6 +63,7 @@ class Command(BaseCommand):
             f"  Shop:              {base}/",
             f"  Merchant console:  {base}/admin/   (console pages: {base}/console/)",
             f"  Health:            {base}/healthz",
+            f"  Sandbox supplier:  {base}/sandbox/supplier/   (suppliers: {base}/admin/catalog/supplier/)",
             "  Demo staff logins (password for all: " + DEMO_PASSWORD + "):",
         ]
         for username, role, display_name, _superuser in DEMO_STAFF:
