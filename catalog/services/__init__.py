@@ -4,3 +4,4 @@ from .products import *  # noqa: F401,F403
 from .vault import *  # noqa: F401,F403
 from .stock import *  # noqa: F401,F403
 from .suppliers import *  # noqa: F401,F403
+from .reservations import *  # noqa: F401,F403
