@@ -122,9 +122,9 @@ class CardKey(models.Model):
     voided_at = models.DateTimeField(_("作废时间"), null=True, blank=True)
     # Reservations (orders issue): held for an unpaid order until ``reserved_until`` (None while
     # the order is paid and waiting for fulfilment); ``sold_to`` names the order that got it.
-    reserved_for = models.CharField(_("预留给订单"), max_length=32, blank=True, default="")
+    reserved_for = models.CharField(_("预留给订单"), max_length=32, blank=True, default="", db_default="")
     reserved_until = models.DateTimeField(_("预留至"), null=True, blank=True)
-    sold_to = models.CharField(_("售出订单"), max_length=32, blank=True, default="")
+    sold_to = models.CharField(_("售出订单"), max_length=32, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("卡密")
