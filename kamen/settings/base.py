@@ -218,3 +218,29 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Order pipeline (orders issue) ----------------------------------------------------------
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")  # links in emails
+MIDDLEWARE += ["orders.middleware.ReferralMiddleware"]
+ORDER_PAYMENT_WINDOW_MINUTES = int(os.environ.get("ORDER_PAYMENT_WINDOW_MINUTES", "15"))
+REFERRAL_COOKIE_DAYS = int(os.environ.get("REFERRAL_COOKIE_DAYS", "30"))
+ORDER_LINK_MAX_AGE_DAYS = int(os.environ.get("ORDER_LINK_MAX_AGE_DAYS", "30"))
+# A paid or fulfilling order with no progress for this long is re-driven by the sweeper.
+ORDER_STALL_MINUTES = int(os.environ.get("ORDER_STALL_MINUTES", "5"))
+ORDER_FULFILMENT_MAX_ATTEMPTS = int(os.environ.get("ORDER_FULFILMENT_MAX_ATTEMPTS", "5"))
+# After the last attempt: "retry" (the sweeper tries again later), "staff" (wait in the failed
+# queue for a person) or "refund" (refund automatically).
+ORDER_FULFILMENT_FAILURE_POLICY = os.environ.get("ORDER_FULFILMENT_FAILURE_POLICY", "staff")
+# Paid but out of stock: wait this long for new keys, then refund automatically.
+ORDER_BACKORDER_MAX_HOURS = int(os.environ.get("ORDER_BACKORDER_MAX_HOURS", "72"))
+# The sandbox payment gateway Kamen ships (the demo and the tests use it).
+SANDBOX_GATEWAY_APP_ID = os.environ.get("SANDBOX_GATEWAY_APP_ID", "kamen-sandbox")
+SANDBOX_GATEWAY_SECRET = os.environ.get("SANDBOX_GATEWAY_SECRET", "") or f"sandbox:{SECRET_KEY}"
+SANDBOX_NOTIFY_DUPLICATE_PROBABILITY = float(os.environ.get("SANDBOX_NOTIFY_DUPLICATE_PROBABILITY", "0.2"))
+SANDBOX_NOTIFY_OUT_OF_ORDER_PROBABILITY = float(os.environ.get("SANDBOX_NOTIFY_OUT_OF_ORDER_PROBABILITY", "0.2"))
+SANDBOX_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("SANDBOX_NOTIFY_MAX_ATTEMPTS", "8"))
+CELERY_BEAT_SCHEDULE |= {
+    "orders-expire-unpaid": {"task": "orders.tasks.expire_unpaid_orders_task", "schedule": 60.0},
+    "orders-sweep-stalled": {"task": "orders.tasks.sweep_stalled_orders_task", "schedule": 120.0},
+    "orders-query-pending-payments": {"task": "orders.tasks.query_pending_payments_task", "schedule": 180.0},
+}
