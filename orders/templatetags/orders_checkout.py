@@ -32,6 +32,7 @@ def checkout_form(context, product):
         "token": state.get("token") or new_checkout_token(),
         "values": values,
         "errors": errors,
+        "general_errors": list(errors.get("__all__", [])) + list(errors.get("product", [])),
         "fields": fields,
         "needs_target": product.product_type == ProductType.DIRECT_RECHARGE or bool(product.recharge_target_rule),
         "in_stock": getattr(getattr(product, "stock_state", None), "in_stock", True),
