@@ -233,6 +233,11 @@ ORDER_FULFILMENT_MAX_ATTEMPTS = int(os.environ.get("ORDER_FULFILMENT_MAX_ATTEMPT
 ORDER_FULFILMENT_FAILURE_POLICY = os.environ.get("ORDER_FULFILMENT_FAILURE_POLICY", "staff")
 # Paid but out of stock: wait this long for new keys, then refund automatically.
 ORDER_BACKORDER_MAX_HOURS = int(os.environ.get("ORDER_BACKORDER_MAX_HOURS", "72"))
+# The delivery email always carries the signed order link; the card keys themselves too,
+# except with the console backend (embedded default), which would print them to the log.
+ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS = env_bool(
+    "ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS", "console" not in EMAIL_BACKEND
+)
 # The sandbox payment gateway Kamen ships (the demo and the tests use it).
 SANDBOX_GATEWAY_APP_ID = os.environ.get("SANDBOX_GATEWAY_APP_ID", "kamen-sandbox")
 SANDBOX_GATEWAY_SECRET = os.environ.get("SANDBOX_GATEWAY_SECRET", "") or f"sandbox:{SECRET_KEY}"

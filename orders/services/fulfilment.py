@@ -231,8 +231,11 @@ def send_delivery_email(*, order: Order) -> bool:
         % {"order_no": order.order_no, "product": order.product_name, "quantity": order.quantity},
         "",
     ]
-    for item in deliveries_for_buyer(order=order):
-        lines.append(" ".join(part for part in (item["card_no"], item["secret"], item["message"]) if part))
+    if settings.ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS:
+        for item in deliveries_for_buyer(order=order):
+            lines.append(" ".join(part for part in (item["card_no"], item["secret"], item["message"]) if part))
+    else:
+        lines.append(_("卡密等发货内容请点击下方链接查看。"))
     lines += ["", _("查看订单："), order_link(order), "", _("请妥善保管，切勿泄露给他人。")]
     try:
         send_mail(

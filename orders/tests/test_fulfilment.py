@@ -299,3 +299,31 @@ def test_a_reusable_key_at_its_cap_backorders(monkeypatch):
     fulfil_order(order_id=order.pk)
 
     assert Order.objects.get(pk=order.pk).status == OrderStatus.BACKORDERED
+
+
+@pytest.mark.django_db
+def test_a_real_card_key_import_fulfils_the_back_order(owner_user, settings, django_capture_on_commit_callbacks):
+    from catalog.services import confirm_card_key_import, run_card_key_import, start_card_key_import, validate_card_key_import
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    pay(order)
+    catalog.services.release_card_key_reservation(reference=order.order_no)
+    catalog.services.claim_card_keys(product=product, quantity=1)
+    fulfil_order(order_id=order.pk)
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.BACKORDERED
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job = start_card_key_import(product=product, actor=owner_user, text="NEW-1,IMPORTED-SECRET", separator=",")
+    validate_card_key_import(import_id=job.pk)
+    job.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm_card_key_import(import_job=job, actor=owner_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_card_key_import(import_id=job.pk)
+
+    order = Order.objects.get(pk=order.pk)
+    assert order.status == OrderStatus.COMPLETED
+    assert [item["secret"] for item in deliveries_for_buyer(order=order)] == ["IMPORTED-SECRET"]

@@ -11,8 +11,9 @@ from .factories import add_keys, buy, make_product, pay
 
 
 @pytest.mark.django_db
-def test_a_paid_order_gets_its_reserved_key_and_an_email(django_capture_on_commit_callbacks, monkeypatch):
+def test_a_paid_order_gets_its_reserved_key_and_an_email(django_capture_on_commit_callbacks, monkeypatch, settings):
     # given a product with stock and an order for one key
+    settings.ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS = True
     product = make_product()
     add_keys(product, 3)
     order = buy(product)
@@ -96,3 +97,20 @@ def test_a_stale_pending_event_after_payment_is_ignored():
 
     assert stale.callback.outcome == CallbackOutcome.IGNORED
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
+
+
+@pytest.mark.django_db
+def test_the_email_can_carry_only_the_link(django_capture_on_commit_callbacks, settings):
+    settings.ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS = False
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    pay(order)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        fulfil_order(order_id=order.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        fulfil_order(order_id=order.pk)
+
+    assert len(mail.outbox) == 1
+    assert "KEY-" not in mail.outbox[0].body and f"/orders/{order.order_no}/?t=" in mail.outbox[0].body
