@@ -9,13 +9,13 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog import selectors as catalog_selectors
 from catalog.validation import sanitize_description
-from django.utils.safestring import mark_safe
 
 from . import selectors, services
 from .gateways import GatewayError, UnknownGateway

@@ -6,7 +6,14 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from catalog.models import CardKey, CardKeyBatch, CardKeyStatus, Category, Product, ProductType
+from catalog.models import (
+    CardKey,
+    CardKeyBatch,
+    CardKeyStatus,
+    Category,
+    Product,
+    ProductType,
+)
 from catalog.services import (
     InsufficientStock,
     release_card_key_reservation,

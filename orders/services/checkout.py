@@ -22,7 +22,12 @@ from django.utils.translation import gettext as _
 
 from catalog.models import Product, ProductType
 from catalog.services import InsufficientStock, reserve_card_keys
-from catalog.validation import MOBILE_RE, clean_text, validate_buyer_fields, validate_recharge_target
+from catalog.validation import (
+    MOBILE_RE,
+    clean_text,
+    validate_buyer_fields,
+    validate_recharge_target,
+)
 from orders.models import ContactKind, Order, OrderStatus
 
 from .catalog_bridge import is_reusable_key_product

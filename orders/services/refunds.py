@@ -21,7 +21,14 @@ from catalog.models import CardKey, CardKeyStatus
 from catalog.services import release_card_key_reservation
 from kamen.audit import record_audit
 from orders.gateways import GatewayError, get_gateway
-from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus, Refund, RefundStatus
+from orders.models import (
+    DeliveryKind,
+    Order,
+    OrderDelivery,
+    OrderStatus,
+    Refund,
+    RefundStatus,
+)
 
 from .state import ALLOWED_TRANSITIONS, transition_order
 

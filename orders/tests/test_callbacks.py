@@ -7,7 +7,13 @@ import pytest
 from django.db import connection
 
 from orders.gateways.sandbox import sign, signed_body
-from orders.models import CallbackOutcome, Order, OrderDelivery, OrderStatus, PaymentCallback
+from orders.models import (
+    CallbackOutcome,
+    Order,
+    OrderDelivery,
+    OrderStatus,
+    PaymentCallback,
+)
 from orders.services import fulfil_order, record_payment_notification
 
 from .factories import add_keys, buy, make_product, pay, sandbox_notification

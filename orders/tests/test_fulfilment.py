@@ -303,7 +303,12 @@ def test_a_reusable_key_at_its_cap_backorders(monkeypatch):
 
 @pytest.mark.django_db
 def test_a_real_card_key_import_fulfils_the_back_order(owner_user, settings, django_capture_on_commit_callbacks):
-    from catalog.services import confirm_card_key_import, run_card_key_import, start_card_key_import, validate_card_key_import
+    from catalog.services import (
+        confirm_card_key_import,
+        run_card_key_import,
+        start_card_key_import,
+        validate_card_key_import,
+    )
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     product = make_product()

@@ -8,8 +8,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from kamen.models import AuditLogEntry
 from orders.gateways import GatewayError, get_gateway
 from orders.gateways.base import HttpResponse
-from orders.gateways.sandbox import complete_sandbox_payment, deliver_sandbox_notification
-from orders.models import CallbackOutcome, Order, OrderStatus, PaymentCallback, SandboxNotification
+from orders.gateways.sandbox import (
+    complete_sandbox_payment,
+    deliver_sandbox_notification,
+)
+from orders.models import (
+    CallbackOutcome,
+    Order,
+    OrderStatus,
+    PaymentCallback,
+    SandboxNotification,
+)
 from orders.services import (
     WalletPaymentUnavailable,
     confirm_payment_manually,

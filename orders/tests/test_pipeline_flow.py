@@ -4,7 +4,13 @@ import pytest
 from django.core import mail
 
 from catalog.models import CardKey, CardKeyStatus
-from orders.models import CallbackOutcome, Order, OrderDelivery, OrderStatus, PaymentCallback
+from orders.models import (
+    CallbackOutcome,
+    Order,
+    OrderDelivery,
+    OrderStatus,
+    PaymentCallback,
+)
 from orders.services import fulfil_order
 
 from .factories import add_keys, buy, make_product, pay
