@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
@@ -104,7 +105,7 @@ def order_detail(request, order_no: str):
         "order": order,
         "deliveries": selectors.deliveries_for_buyer(order=order),
         "summary": selectors.order_status_summary(order=order),
-        "is_payable": order.status == OrderStatus.PENDING_PAYMENT,
+        "is_payable": order.status == OrderStatus.PENDING_PAYMENT and order.expires_at > timezone.now(),
     }
     return render(request, "orders/order_detail.html", context)
 

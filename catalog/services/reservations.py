@@ -38,6 +38,9 @@ def reserve_card_keys(*, product: Product, quantity: int, reference: str, until:
         raise ValueError("a reservation needs a reference")
     now = timezone.now()
     with transaction.atomic():
+        # Reservations whose window passed go back on sale first, so stock never stays stuck
+        # when the expiry job is late or not running (the embedded mode has no beat).
+        _release_lapsed(product=product, now=now)
         held = CardKey.objects.filter(product=product, status=CardKeyStatus.RESERVED, reserved_for=reference).count()
         missing = quantity - held
         if missing <= 0:
@@ -55,6 +58,12 @@ def reserve_card_keys(*, product: Product, quantity: int, reference: str, until:
             status=CardKeyStatus.RESERVED, reserved_for=reference, reserved_until=until, reserved_at=now
         )
     return keys
+
+
+def _release_lapsed(*, product: Product, now: datetime) -> int:
+    return CardKey.objects.filter(
+        product=product, status=CardKeyStatus.RESERVED, reserved_until__isnull=False, reserved_until__lt=now
+    ).update(status=CardKeyStatus.AVAILABLE, reserved_for="", reserved_until=None, reserved_at=None)
 
 
 def hold_card_key_reservation(*, reference: str) -> int:

@@ -60,8 +60,8 @@ def test_selling_releasing_and_expiring_reservations():
     now = timezone.now()
     reserve_card_keys(product=product, quantity=1, reference="SOLD", until=now + timedelta(minutes=5))
     reserve_card_keys(product=product, quantity=1, reference="CANCELLED", until=now + timedelta(minutes=5))
-    reserve_card_keys(product=product, quantity=1, reference="LAPSED", until=now - timedelta(seconds=1))
     reserve_card_keys(product=product, quantity=1, reference="PAID", until=None)
+    reserve_card_keys(product=product, quantity=1, reference="LAPSED", until=now - timedelta(seconds=1))
 
     sold = sell_reserved_card_keys(reference="SOLD")
     assert release_card_key_reservation(reference="CANCELLED") == 1
@@ -101,3 +101,13 @@ def test_concurrent_reservations_never_share_a_key():
     reserved = CardKey.objects.filter(status=CardKeyStatus.RESERVED)
     assert reserved.count() == 4 * succeeded
     assert reserved.values("reserved_for").distinct().count() == succeeded
+
+
+@pytest.mark.django_db
+def test_a_lapsed_reservation_is_taken_by_the_next_buyer_even_without_the_expiry_job():
+    product = make_stock(1)
+    reserve_card_keys(product=product, quantity=1, reference="ABANDONED", until=timezone.now() - timedelta(seconds=1))
+
+    reserve_card_keys(product=product, quantity=1, reference="NEXT", until=timezone.now() + timedelta(minutes=15))
+
+    assert CardKey.objects.get().reserved_for == "NEXT"

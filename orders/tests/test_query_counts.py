@@ -13,7 +13,7 @@ def test_queries_per_stage(django_assert_max_num_queries):
     add_keys(product, 5)
     buy(product, contact="warm@example.com")  # warm caches (content types, permissions)
 
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         order = place_order(product=product, quantity=2, contact="a@example.com", query_password="pass1234")
 
     body, headers = sandbox_notification(order)
