@@ -160,48 +160,73 @@ def _note_error(order: Order, message: str) -> None:
     Order.objects.filter(pk=order.pk).update(last_fulfilment_error=message[:300])
 
 
-def _start(order_id: int) -> Order | None:
-    with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("product").get(pk=order_id)
-        if order.status in _STARTABLE:
-            transition_order(order=order, to_status=OrderStatus.FULFILLING, cause="fulfilment started")
-        elif order.status != OrderStatus.FULFILLING:
-            return None
-        Order.objects.filter(pk=order.pk).update(fulfilment_attempts=F("fulfilment_attempts") + 1)
-        order.fulfilment_attempts += 1
+def _start_locked(order_id: int) -> Order | None:
+    """Inside a transaction: lock the order and move it to FULFILLING (None: nothing to do)."""
+    order = Order.objects.select_for_update().select_related("product").get(pk=order_id)
+    if order.status in _STARTABLE:
+        transition_order(order=order, to_status=OrderStatus.FULFILLING, cause="fulfilment started")
+    elif order.status != OrderStatus.FULFILLING:
+        return None
+    Order.objects.filter(pk=order.pk).update(fulfilment_attempts=F("fulfilment_attempts") + 1)
+    order.fulfilment_attempts += 1
     return order
+
+
+def _conclude_locked(order: Order, results: list[Part]) -> bool:
+    """Inside a transaction, with the order locked: settle its status. True when a failure
+    below the attempt limit should be retried (raised by the caller after the commit)."""
+    if order.status != OrderStatus.FULFILLING:
+        return False
+    if all(result == Part.DONE for result in results):
+        transition_order(order=order, to_status=OrderStatus.COMPLETED, cause="delivered")
+        if order.last_fulfilment_error:
+            Order.objects.filter(pk=order.pk).update(last_fulfilment_error="")
+        order_id = order.pk
+        transaction.on_commit(lambda: _after_completion(order_id))
+        return False
+    if Part.OUT_OF_STOCK in results:
+        transition_order(order=order, to_status=OrderStatus.BACKORDERED, cause="out of stock")
+        return False
+    if Part.FAILED not in results:
+        return False  # waiting for staff or the supplier
+    if order.fulfilment_attempts < settings.ORDER_FULFILMENT_MAX_ATTEMPTS:
+        return True
+    transition_order(order=order, to_status=OrderStatus.FAILED, cause="fulfilment failed")
+    if settings.ORDER_FULFILMENT_FAILURE_POLICY == "refund":
+        enqueue_after_commit("refund_order_task", order_id=order.pk, reason="fulfilment failed", amount=str(order.paid_amount))
+    return False
 
 
 def fulfil_order(*, order_id: int) -> Order:
     """Deliver every part of a paid order that is not delivered yet, then settle its status:
     completed; back-ordered (out of stock); waiting (manual, pending top-up); or, after the
-    last attempt, failed and handled by the merchant's policy. Safe to run any number of times."""
-    order = _start(order_id)
-    if order is None:
-        return Order.objects.get(pk=order_id)
-    results = [_fulfil_part(order, product, quantity) for product, quantity in _parts(order)]
-    with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("product").get(pk=order_id)
-        if order.status != OrderStatus.FULFILLING:
-            return order
-        if all(result == Part.DONE for result in results):
-            transition_order(order=order, to_status=OrderStatus.COMPLETED, cause="delivered")
-            Order.objects.filter(pk=order.pk).update(last_fulfilment_error="")
-            transaction.on_commit(lambda: _after_completion(order.pk))
-            return order
-        if Part.OUT_OF_STOCK in results:
-            transition_order(order=order, to_status=OrderStatus.BACKORDERED, cause="out of stock")
-            return order
-        if Part.FAILED not in results:
-            return order  # waiting for staff or the supplier
-        if order.fulfilment_attempts < settings.ORDER_FULFILMENT_MAX_ATTEMPTS:
-            raise FulfilmentPending(order.order_no)
-        transition_order(order=order, to_status=OrderStatus.FAILED, cause="fulfilment failed")
-        if settings.ORDER_FULFILMENT_FAILURE_POLICY == "refund":
-            enqueue_after_commit(
-                "refund_order_task", order_id=order.pk, reason="fulfilment failed", amount=str(order.paid_amount)
-            )
-    return order
+    last attempt, failed and handled by the merchant's policy. Safe to run any number of times.
+
+    Orders with no network step (card keys, manual parts) run in one transaction under the
+    order lock; a top-up is sent between two short transactions, never inside one.
+    """
+    order = Order.objects.select_related("product").get(pk=order_id)
+    if order.status not in (*_STARTABLE, OrderStatus.FULFILLING):
+        return order
+    parts = _parts(order)
+    if not any(product.product_type == ProductType.DIRECT_RECHARGE for product, _quantity in parts):
+        with transaction.atomic():
+            locked = _start_locked(order_id)
+            if locked is None:
+                return Order.objects.get(pk=order_id)
+            retry = _conclude_locked(locked, [_fulfil_part(locked, product, quantity) for product, quantity in parts])
+    else:
+        with transaction.atomic():
+            locked = _start_locked(order_id)
+        if locked is None:
+            return Order.objects.get(pk=order_id)
+        results = [_fulfil_part(locked, product, quantity) for product, quantity in parts]
+        with transaction.atomic():
+            locked = Order.objects.select_for_update().select_related("product").get(pk=order_id)
+            retry = _conclude_locked(locked, results)
+    if retry:
+        raise FulfilmentPending(locked.order_no)
+    return locked
 
 
 def _after_completion(order_id: int) -> None:

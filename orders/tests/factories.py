@@ -76,3 +76,20 @@ def sandbox_notification(order, *, event_id: str | None = None, status: str = "s
 def pay(order, **kwargs):
     body, headers = sandbox_notification(order, **kwargs)
     return record_payment_notification(gateway_code=SandboxGateway.code, body=body, headers=headers)
+
+
+def pay_directly(order):
+    """A signed sandbox notification for ``order`` without touching the sandbox's own books
+    (for load tests, where only Kamen's side is measured)."""
+    payload = {
+        "app_id": SandboxGateway().app_id,
+        "event_id": f"EVT-{order.order_no}",
+        "out_trade_no": order.order_no,
+        "trade_no": f"SBX-{order.order_no}",
+        "amount": f"{order.total_amount:.2f}",
+        "currency": "CNY",
+        "status": "succeeded",
+        "paid_at": None,
+    }
+    body, headers = signed_body(payload)
+    return record_payment_notification(gateway_code=SandboxGateway.code, body=body, headers=headers)

@@ -21,7 +21,7 @@ def test_queries_per_stage(django_assert_max_num_queries):
         result = record_payment_notification(gateway_code="sandbox", body=body, headers=headers)
     assert result.accepted
 
-    with django_assert_max_num_queries(28):
+    with django_assert_max_num_queries(25):
         fulfil_order(order_id=order.pk)
 
     with django_assert_max_num_queries(5):
