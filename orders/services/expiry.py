@@ -27,7 +27,9 @@ def expire_unpaid_orders(*, now=None, limit: int = 1000) -> int:
             order = Order.objects.select_for_update().get(pk=order_id)
             if order.status != OrderStatus.PENDING_PAYMENT or order.expires_at >= now:
                 continue
-            transition_order(order=order, to_status=OrderStatus.EXPIRED, cause="payment window passed")
+            transition_order(
+                order=order, to_status=OrderStatus.EXPIRED, cause="payment window passed", order_is_locked=True
+            )
             release_card_key_reservation(reference=order.order_no)
             expired += 1
     release_expired_reservations(now=now)

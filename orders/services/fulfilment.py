@@ -17,7 +17,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -163,12 +163,16 @@ def _note_error(order: Order, message: str) -> None:
 def _start_locked(order_id: int) -> Order | None:
     """Inside a transaction: lock the order and move it to FULFILLING (None: nothing to do)."""
     order = Order.objects.select_for_update().select_related("product").get(pk=order_id)
+    attempts = {"fulfilment_attempts": order.fulfilment_attempts + 1}
     if order.status in _STARTABLE:
-        transition_order(order=order, to_status=OrderStatus.FULFILLING, cause="fulfilment started")
-    elif order.status != OrderStatus.FULFILLING:
+        transition_order(
+            order=order, to_status=OrderStatus.FULFILLING, cause="fulfilment started", order_is_locked=True, also_set=attempts
+        )
+    elif order.status == OrderStatus.FULFILLING:
+        Order.objects.filter(pk=order.pk).update(**attempts)
+        order.fulfilment_attempts += 1
+    else:
         return None
-    Order.objects.filter(pk=order.pk).update(fulfilment_attempts=F("fulfilment_attempts") + 1)
-    order.fulfilment_attempts += 1
     return order
 
 
@@ -178,20 +182,24 @@ def _conclude_locked(order: Order, results: list[Part]) -> bool:
     if order.status != OrderStatus.FULFILLING:
         return False
     if all(result == Part.DONE for result in results):
-        transition_order(order=order, to_status=OrderStatus.COMPLETED, cause="delivered")
-        if order.last_fulfilment_error:
-            Order.objects.filter(pk=order.pk).update(last_fulfilment_error="")
+        transition_order(
+            order=order,
+            to_status=OrderStatus.COMPLETED,
+            cause="delivered",
+            order_is_locked=True,
+            also_set={"last_fulfilment_error": ""} if order.last_fulfilment_error else None,
+        )
         order_id = order.pk
         transaction.on_commit(lambda: _after_completion(order_id))
         return False
     if Part.OUT_OF_STOCK in results:
-        transition_order(order=order, to_status=OrderStatus.BACKORDERED, cause="out of stock")
+        transition_order(order=order, to_status=OrderStatus.BACKORDERED, cause="out of stock", order_is_locked=True)
         return False
     if Part.FAILED not in results:
         return False  # waiting for staff or the supplier
     if order.fulfilment_attempts < settings.ORDER_FULFILMENT_MAX_ATTEMPTS:
         return True
-    transition_order(order=order, to_status=OrderStatus.FAILED, cause="fulfilment failed")
+    transition_order(order=order, to_status=OrderStatus.FAILED, cause="fulfilment failed", order_is_locked=True)
     if settings.ORDER_FULFILMENT_FAILURE_POLICY == "refund":
         enqueue_after_commit("refund_order_task", order_id=order.pk, reason="fulfilment failed", amount=str(order.paid_amount))
     return False

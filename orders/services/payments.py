@@ -235,23 +235,25 @@ def _apply_payment(
 def _mark_paid(order: Order, notification: PaymentNotification, gateway_code: str, source: str, actor) -> None:
     from .checkout import _reserve_stock
 
-    was_expired = order.status == OrderStatus.EXPIRED
-    order.paid_amount = notification.amount
-    order.payment_gateway = gateway_code
-    order.save(update_fields=["paid_amount", "payment_gateway"])
-    transition_order(order=order, to_status=OrderStatus.PAID, cause=f"{source}:{gateway_code}", actor=actor)
-    PaymentAttempt.objects.update_or_create(
-        gateway=gateway_code,
-        out_trade_no=order.order_no,
-        defaults={
-            "order": order,
-            "amount": notification.amount,
-            "status": PaymentStatus.SUCCEEDED,
-            "gateway_trade_no": notification.gateway_trade_no[:64],
-        },
+    # Paid after its window (expired, or not yet swept): its reservation may have lapsed.
+    is_late = order.status == OrderStatus.EXPIRED or order.expires_at <= timezone.now()
+    transition_order(
+        order=order,
+        to_status=OrderStatus.PAID,
+        cause=f"{source}:{gateway_code}",
+        actor=actor,
+        order_is_locked=True,
+        also_set={"paid_amount": notification.amount, "payment_gateway": gateway_code},
     )
-    if was_expired:
-        # Its reservation lapsed: hold stock again if there is any, else give the money back.
+    attempt = {
+        "amount": notification.amount,
+        "status": PaymentStatus.SUCCEEDED,
+        "gateway_trade_no": notification.gateway_trade_no[:64],
+    }
+    if not PaymentAttempt.objects.filter(gateway=gateway_code, out_trade_no=order.order_no).update(**attempt):
+        PaymentAttempt.objects.create(order=order, gateway=gateway_code, out_trade_no=order.order_no, **attempt)
+    if is_late:
+        # Hold stock again (topping up what is still held) if there is any, else refund.
         try:
             with transaction.atomic():
                 _reserve_stock(order, order.product, until=None)
@@ -260,8 +262,7 @@ def _mark_paid(order: Order, notification: PaymentNotification, gateway_code: st
                 "refund_order_task", order_id=order.pk, reason="late payment, out of stock", amount=str(order.paid_amount)
             )
             return
-    else:
-        hold_card_key_reservation(reference=order.order_no)
+    hold_card_key_reservation(reference=order.order_no)
     enqueue_after_commit("fulfil_order_task", order_id=order.pk)
 
 

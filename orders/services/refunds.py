@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -152,18 +152,19 @@ def _settle(refund: Refund, gateway_refund_no: str, actor) -> Refund:
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
         if refund.status != RefundStatus.PENDING:
             return refund
-        Order.objects.filter(pk=order.pk).update(refunded_amount=F("refunded_amount") + refund.amount)
-        order.refresh_from_db(fields=["refunded_amount"])
+        refunded = order.refunded_amount + refund.amount
         refund.status = RefundStatus.SUCCEEDED
         refund.gateway_refund_no = gateway_refund_no[:64]
         refund.finished_at = timezone.now()
         refund.save(update_fields=["status", "gateway_refund_no", "finished_at"])
-        is_full = order.refunded_amount == order.paid_amount
+        is_full = refunded == order.paid_amount
         transition_order(
             order=order,
             to_status=OrderStatus.REFUNDED if is_full else OrderStatus.PARTIALLY_REFUNDED,
             cause=f"refund {refund.out_refund_no}: {refund.reason}"[:200],
             actor=actor if getattr(actor, "is_authenticated", False) else None,
+            order_is_locked=True,
+            also_set={"refunded_amount": refunded},
         )
         if is_full:
             _settle_card_keys(order, restock=refund.restock)

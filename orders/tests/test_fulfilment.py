@@ -332,3 +332,23 @@ def test_a_real_card_key_import_fulfils_the_back_order(owner_user, settings, dja
     order = Order.objects.get(pk=order.pk)
     assert order.status == OrderStatus.COMPLETED
     assert [item["secret"] for item in deliveries_for_buyer(order=order)] == ["IMPORTED-SECRET"]
+
+
+@pytest.mark.django_db
+def test_a_payment_after_the_window_but_before_the_expiry_job_is_handled_like_a_late_one(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    product = make_product()
+    add_keys(product, 1)
+    slow = buy(product)
+    past = timezone.now() - timedelta(minutes=1)
+    Order.objects.filter(pk=slow.pk).update(expires_at=past)
+    CardKey.objects.filter(reserved_for=slow.order_no).update(reserved_until=past)
+    quick = buy(product, contact="quick@example.com")  # the lapsed key goes to the next buyer
+
+    with django_capture_on_commit_callbacks(execute=True):
+        pay(slow)
+
+    assert Order.objects.get(pk=slow.pk).status == OrderStatus.REFUNDED
+    assert CardKey.objects.get().reserved_for == quick.order_no

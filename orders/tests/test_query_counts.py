@@ -17,11 +17,11 @@ def test_queries_per_stage(django_assert_max_num_queries):
         order = place_order(product=product, quantity=2, contact="a@example.com", query_password="pass1234")
 
     body, headers = sandbox_notification(order)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(9):
         result = record_payment_notification(gateway_code="sandbox", body=body, headers=headers)
     assert result.accepted
 
-    with django_assert_max_num_queries(25):
+    with django_assert_max_num_queries(18):
         fulfil_order(order_id=order.pk)
 
     with django_assert_max_num_queries(5):
