@@ -4,6 +4,7 @@ Views parse, call one service, render. Secrets are shown only to the browser tha
 order (its session) or holds a signed link, never for an order number alone.
 """
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -68,6 +69,7 @@ def checkout(request, pk: int):
             checkout_token=request.POST.get("checkout_token", "")[:64] or None,
             referral=referral_from_request(request),
             buyer_ip=_client_ip(request),
+            gateway=settings.ORDER_DEFAULT_GATEWAY,
         )
     except ValidationError as error:
         errors = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
@@ -148,6 +150,8 @@ def payment_notify(request, gateway: str):
 def sandbox_cashier(request, trade_no: str):
     from .gateways.sandbox import complete_sandbox_payment
 
+    if not settings.SANDBOX_GATEWAY_ENABLED:
+        raise Http404
     payment = get_object_or_404(SandboxPayment, trade_no=trade_no)
     if request.method == "POST":
         action = request.POST.get("action")

@@ -238,7 +238,11 @@ ORDER_BACKORDER_MAX_HOURS = int(os.environ.get("ORDER_BACKORDER_MAX_HOURS", "72"
 ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS = env_bool(
     "ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS", "console" not in EMAIL_BACKEND
 )
-# The sandbox payment gateway Kamen ships (the demo and the tests use it).
+# The sandbox payment gateway Kamen ships (the demo and the tests use it). Its cashier marks
+# orders paid with one click, so production settings turn it off unless asked for.
+SANDBOX_GATEWAY_ENABLED = env_bool("SANDBOX_GATEWAY_ENABLED", True)
+# The gateway checkout sends buyers to ("sandbox", "alipay", "wechatpay" once configured).
+ORDER_DEFAULT_GATEWAY = os.environ.get("ORDER_DEFAULT_GATEWAY", "sandbox")
 SANDBOX_GATEWAY_APP_ID = os.environ.get("SANDBOX_GATEWAY_APP_ID", "kamen-sandbox")
 SANDBOX_GATEWAY_SECRET = os.environ.get("SANDBOX_GATEWAY_SECRET", "") or f"sandbox:{SECRET_KEY}"
 SANDBOX_NOTIFY_DUPLICATE_PROBABILITY = float(os.environ.get("SANDBOX_NOTIFY_DUPLICATE_PROBABILITY", "0.2"))

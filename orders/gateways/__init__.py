@@ -18,10 +18,15 @@ class UnknownGateway(KeyError):
 
 
 def available_gateways() -> dict[str, PaymentGateway]:
-    """Every usable gateway by code: the sandbox always, the real ones when configured."""
+    """Every usable gateway by code: the sandbox (unless SANDBOX_GATEWAY_ENABLED is off, as in
+    production), and the real ones when configured."""
+    from django.conf import settings
+
     from .sandbox import SandboxGateway
 
-    gateways: dict[str, PaymentGateway] = {SandboxGateway.code: SandboxGateway()}
+    gateways: dict[str, PaymentGateway] = {}
+    if settings.SANDBOX_GATEWAY_ENABLED:
+        gateways[SandboxGateway.code] = SandboxGateway()
     try:
         from .configured import real_gateways_from_settings
     except ImportError:

@@ -167,3 +167,19 @@ def test_a_buyer_who_paid_but_lost_the_notification_can_ask_for_the_result(clien
     assert order.status == OrderStatus.PAID
     assert PaymentCallback.objects.get().source == "query"
     assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_with_the_sandbox_disabled_its_cashier_and_notifications_are_gone(client, settings):
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    from .factories import start_sandbox
+
+    payment = start_sandbox(order)
+    settings.SANDBOX_GATEWAY_ENABLED = False
+
+    assert client.get(reverse("orders:sandbox-cashier", args=[payment.trade_no])).status_code == 404
+    assert client.post(reverse("orders:sandbox-cashier", args=[payment.trade_no]), {"action": "pay"}).status_code == 404
+    assert client.post(reverse("orders:payment-notify", args=["sandbox"]), data=b"{}", content_type="application/json").status_code == 404
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_PAYMENT
