@@ -7,7 +7,13 @@ from django.db.models import Prefetch
 from kamen import crypto
 from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 
-__all__ = ["deliveries_for_buyer", "order_for_buyer", "order_from_access_token", "order_status_summary"]
+__all__ = [
+    "buyer_fields_for_display",
+    "deliveries_for_buyer",
+    "order_for_buyer",
+    "order_from_access_token",
+    "order_status_summary",
+]
 
 ACCESS_SALT = "orders.access"
 SESSION_KEY = "orders.placed"
@@ -81,3 +87,10 @@ def order_status_summary(*, order: Order) -> dict:
         "is_paid": order.paid_at is not None,
         "delivered": order.deliveries.filter(is_voided=False).count(),
     }
+
+
+def buyer_fields_for_display(*, order: Order) -> list[tuple[str, str]]:
+    """(label, value) of what the buyer filled in, labelled as the product names them today
+    (the field's key when it was removed since)."""
+    labels = dict(order.product.custom_fields.values_list("name", "label"))
+    return [(labels.get(name, name), value) for name, value in order.buyer_fields.items() if value]

@@ -47,7 +47,7 @@ def _begin_payment(request, order):
             return_url=request.build_absolute_uri(order_url),
             client_ip=_client_ip(request) or "",
         )
-    except (ValidationError, GatewayError):
+    except (ValidationError, GatewayError, UnknownGateway):
         return redirect(order_url)
     return redirect(start.redirect_url or order_url)
 
@@ -106,6 +106,7 @@ def order_detail(request, order_no: str):
     context = {
         "order": order,
         "deliveries": selectors.deliveries_for_buyer(order=order),
+        "buyer_fields": selectors.buyer_fields_for_display(order=order),
         "summary": selectors.order_status_summary(order=order),
         "is_payable": order.status == OrderStatus.PENDING_PAYMENT and order.expires_at > timezone.now(),
     }

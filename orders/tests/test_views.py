@@ -119,6 +119,7 @@ def test_script_in_custom_fields_is_escaped_wherever_it_is_shown(client, setting
     assert order.buyer_fields == {"note": XSS}
     page = client.get(reverse("orders:order-detail", args=[order.order_no])).content.decode()
     assert XSS not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "<dt>备注</dt>" in page
 
 
 @pytest.mark.django_db
