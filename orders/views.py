@@ -49,7 +49,18 @@ def _begin_payment(request, order):
         )
     except (ValidationError, GatewayError, UnknownGateway):
         return redirect(order_url)
+    if start.qr_text and not start.redirect_url:
+        # WeChat Pay Native and the like: show the code to scan; the page follows the order.
+        return render(request, "orders/pay_qr.html", {"order": order, "qr_svg": _qr_svg(start.qr_text)})
     return redirect(start.redirect_url or order_url)
+
+
+def _qr_svg(text: str) -> str:
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    return mark_safe(image.to_string(encoding="unicode"))  # drawn by us: paths only, no text
 
 
 @require_POST

@@ -184,3 +184,23 @@ def test_with_the_sandbox_disabled_its_cashier_and_notifications_are_gone(client
     assert client.post(reverse("orders:sandbox-cashier", args=[payment.trade_no]), {"action": "pay"}).status_code == 404
     assert client.post(reverse("orders:payment-notify", args=["sandbox"]), data=b"{}", content_type="application/json").status_code == 404
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_PAYMENT
+
+
+@pytest.mark.django_db
+def test_a_gateway_that_answers_with_a_qr_code_gets_a_scan_page(client, monkeypatch):
+    from orders.gateways import PaymentStart
+
+    class QrGateway:
+        code = "wechatpay"
+
+        def start_payment(self, request):
+            return PaymentStart(qr_text="weixin://wxpay/bizpayurl?pr=abc123")
+
+    monkeypatch.setattr("orders.services.payments.get_gateway", lambda code: QrGateway())
+    product = make_product()
+    add_keys(product, 1)
+
+    response = client.post(reverse("orders:checkout", args=[product.pk]), _form(product, client))
+
+    body = response.content.decode()
+    assert response.status_code == 200 and "扫码支付" in body and "<svg" in body
