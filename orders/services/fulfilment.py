@@ -329,6 +329,23 @@ def fulfil_backorders(*, product: Product) -> int:
     return completed
 
 
+def _poll_backorders() -> int:
+    """Back-orders whose card keys arrived without an import job (keys added or returned by
+    hand): serve them too. Only products that now have stock are tried."""
+    from catalog.models import CardKey, CardKeyStatus
+
+    waiting = Order.objects.filter(status=OrderStatus.BACKORDERED).values_list("product_id", flat=True).distinct()
+    wanted = set(waiting) | set(
+        BundleItem.objects.filter(bundle_id__in=waiting).values_list("component_id", flat=True)
+    )
+    in_stock = (
+        CardKey.objects.filter(product_id__in=wanted, status=CardKeyStatus.AVAILABLE)
+        .values_list("product_id", flat=True)
+        .distinct()
+    )
+    return sum(fulfil_backorders(product=product) for product in Product.objects.filter(pk__in=list(in_stock)))
+
+
 def sweep_stalled_orders(*, now=None) -> dict[str, int]:
     """Re-drive every paid order that made no progress for ORDER_STALL_MINUTES (worker killed,
     broker down when it was enqueued), retry failed ones when the policy says so, and refund
@@ -353,6 +370,7 @@ def sweep_stalled_orders(*, now=None) -> dict[str, int]:
         except Exception:
             logger.exception("sweeper.fulfil_failed", extra={"order_id": order_id})
         counts["redriven"] += 1
+    counts["backorders_fulfilled"] = _poll_backorders()
     from .refunds import refund_order
 
     too_old = now - timedelta(hours=settings.ORDER_BACKORDER_MAX_HOURS)

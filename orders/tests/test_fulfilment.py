@@ -352,3 +352,22 @@ def test_a_payment_after_the_window_but_before_the_expiry_job_is_handled_like_a_
 
     assert Order.objects.get(pk=slow.pk).status == OrderStatus.REFUNDED
     assert CardKey.objects.get().reserved_for == quick.order_no
+
+
+@pytest.mark.django_db
+def test_the_sweeper_serves_back_orders_whose_keys_arrived_without_an_import():
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    pay(order)
+    catalog.services.release_card_key_reservation(reference=order.order_no)
+    catalog.services.claim_card_keys(product=product, quantity=1)
+    fulfil_order(order_id=order.pk)
+    changes_before = order.status_changes.count()
+
+    assert sweep_stalled_orders()["backorders_fulfilled"] == 0
+    assert order.status_changes.count() == changes_before  # no stock: not even tried
+    add_keys(product, 1, prefix="HAND")
+    assert sweep_stalled_orders()["backorders_fulfilled"] == 1
+
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.COMPLETED
