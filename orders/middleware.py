@@ -41,3 +41,31 @@ class ReferralMiddleware:
                 samesite="Lax",
             )
         return response
+
+
+class EmbeddedHousekeepingMiddleware:
+    """The embedded mode has no Celery beat: let shop traffic run the order pipeline's scheduled
+    jobs (expiry, sweeper, payment queries) in a background thread, at most once a minute."""
+
+    INTERVAL_SECONDS = 60
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        from django.core.cache import cache
+
+        if settings.BACKGROUND_IN_PROCESS and cache.add("orders:housekeeping", 1, self.INTERVAL_SECONDS):
+            from kamen.background import _run_in_thread
+
+            _run_in_thread(run_housekeeping, (), {})
+        return response
+
+
+def run_housekeeping() -> None:
+    from orders.services import expire_unpaid_orders, query_pending_payments, sweep_stalled_orders
+
+    expire_unpaid_orders()
+    query_pending_payments()
+    sweep_stalled_orders()

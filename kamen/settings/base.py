@@ -222,6 +222,8 @@ LOGGING = {
 # --- Order pipeline (orders issue) ----------------------------------------------------------
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")  # links in emails
 MIDDLEWARE += ["orders.middleware.ReferralMiddleware"]
+if BACKGROUND_IN_PROCESS:  # no beat in the embedded mode: shop traffic runs the order jobs
+    MIDDLEWARE += ["orders.middleware.EmbeddedHousekeepingMiddleware"]
 ORDER_PAYMENT_WINDOW_MINUTES = int(os.environ.get("ORDER_PAYMENT_WINDOW_MINUTES", "15"))
 REFERRAL_COOKIE_DAYS = int(os.environ.get("REFERRAL_COOKIE_DAYS", "30"))
 ORDER_LINK_MAX_AGE_DAYS = int(os.environ.get("ORDER_LINK_MAX_AGE_DAYS", "30"))

@@ -204,3 +204,21 @@ def test_a_gateway_that_answers_with_a_qr_code_gets_a_scan_page(client, monkeypa
 
     body = response.content.decode()
     assert response.status_code == 200 and "扫码支付" in body and "<svg" in body
+
+
+@pytest.mark.django_db
+def test_the_embedded_housekeeping_expires_unpaid_orders():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orders.middleware import run_housekeeping
+
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    Order.objects.filter(pk=order.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+
+    run_housekeeping()
+
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.EXPIRED
