@@ -30,6 +30,7 @@ from orders.gateways import (
     PaymentRequest,
     PaymentStart,
     SignatureInvalid,
+    UnknownGateway,
     get_gateway,
 )
 from orders.gateways.base import NotificationAnswer
@@ -270,7 +271,10 @@ def sync_payment_status(*, order: Order) -> PaymentCallback | None:
     """Ask the order's gateway whether it was paid (active query), and apply the answer through
     the same path as a notification. None when the gateway knows nothing."""
     code = order.payment_gateway or "sandbox"
-    gateway = get_gateway(code)
+    try:
+        gateway = get_gateway(code)
+    except UnknownGateway:
+        return None  # manual, wallet, or a gateway no longer configured: nothing to ask
     try:
         notification = gateway.query_payment(out_trade_no=order.order_no)
     except GatewayError:
