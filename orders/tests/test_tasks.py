@@ -52,3 +52,32 @@ def test_every_orders_beat_entry_names_a_registered_task():
     assert len(names) == 3
     for name in names:
         assert getattr(tasks, name.rsplit(".", 1)[1]).name == name
+
+
+@pytest.mark.django_db
+def test_the_sandbox_notification_task_retries_with_backoff_until_answered(monkeypatch):
+    from orders.gateways import base as gateway_base
+    from orders.gateways.sandbox import complete_sandbox_payment
+    from orders.models import SandboxNotification
+
+    from .factories import start_sandbox
+
+    product = make_product()
+    add_keys(product, 1)
+    payment = start_sandbox(buy(product))
+    monkeypatch.setattr(django_settings, "SANDBOX_NOTIFY_DUPLICATE_PROBABILITY", 0.0)
+    monkeypatch.setattr(django_settings, "SANDBOX_NOTIFY_OUT_OF_ORDER_PROBABILITY", 0.0)
+    complete_sandbox_payment(trade_no=payment.trade_no, succeeded=True)
+    notification = SandboxNotification.objects.get()
+    monkeypatch.setattr(gateway_base, "urllib_transport", lambda *args: gateway_base.HttpResponse(503, {}, b"busy"))
+    retried = []
+    monkeypatch.setattr(
+        tasks.deliver_sandbox_notification_task, "retry", lambda **kw: retried.append(kw["countdown"]) or Retry()
+    )
+
+    with pytest.raises(Retry):
+        tasks.deliver_sandbox_notification_task.run(notification_id=notification.pk)
+
+    notification.refresh_from_db()
+    assert retried and retried[0] >= 2
+    assert notification.attempts == 1 and notification.delivered_at is None and "503" in notification.last_answer
