@@ -64,7 +64,11 @@ class EmbeddedHousekeepingMiddleware:
 
 
 def run_housekeeping() -> None:
-    from orders.services import expire_unpaid_orders, query_pending_payments, sweep_stalled_orders
+    from orders.services import (
+        expire_unpaid_orders,
+        query_pending_payments,
+        sweep_stalled_orders,
+    )
 
     expire_unpaid_orders()
     query_pending_payments()

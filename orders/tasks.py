@@ -18,7 +18,7 @@ def fulfil_order_task(self, order_id: int):
     except FulfilmentPending as pending:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             return  # in-process: the sweeper (or the next page load) re-drives it
-        raise self.retry(exc=pending, countdown=min(2 ** self.request.retries * 5, 300))
+        raise self.retry(exc=pending, countdown=min(2 ** self.request.retries * 5, 300)) from None
 
 
 @shared_task(**RETRY, autoretry_for=(Exception,))
@@ -43,7 +43,7 @@ def refund_order_task(self, order_id: int, reason: str, amount: str):
     except RefundFailed as error:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             return
-        raise self.retry(exc=error, countdown=min(2 ** self.request.retries * 30, 600))
+        raise self.retry(exc=error, countdown=min(2 ** self.request.retries * 30, 600)) from None
 
 
 @shared_task(bind=True, acks_late=True, max_retries=settings.SANDBOX_NOTIFY_MAX_ATTEMPTS)
