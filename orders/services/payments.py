@@ -218,6 +218,13 @@ def _apply_payment(
                 ).update(status=notification.outcome.value)
         elif order.status not in _PAYABLE or order.paid_at is not None:
             fields.update(outcome=CallbackOutcome.DUPLICATE)
+            if order.payment_gateway and order.payment_gateway != gateway_code:
+                # Money taken twice through two gateways: answer success (it is recorded) and
+                # leave a note for staff to refund this second payment.
+                fields["rejection_reason"] = _("订单已通过 %(gateway)s 支付，此笔为重复支付，请人工退款") % {
+                    "gateway": order.payment_gateway
+                }
+                logger.warning("payments.double_payment", extra={"order": order.order_no, "gateway": gateway_code})
         else:
             fields.update(outcome=CallbackOutcome.PAID)
             _mark_paid(order, notification, gateway_code, source, actor)

@@ -171,3 +171,14 @@ def test_a_failed_sandbox_payment_leaves_the_order_payable():
     assert callback.outcome == CallbackOutcome.IGNORED
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING_PAYMENT
     assert not PaymentCallback.objects.filter(outcome=CallbackOutcome.PAID).exists()
+
+
+@pytest.mark.django_db
+def test_a_payment_through_a_second_gateway_is_recorded_for_staff_to_refund(owner_user):
+    order = _order()
+    confirm_payment_manually(order=order, actor=owner_user, reason="线下转账")
+
+    second = pay(order)
+
+    assert second.callback.outcome == CallbackOutcome.DUPLICATE and second.accepted
+    assert "重复支付" in second.callback.rejection_reason
