@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("console/", include("catalog.console_urls")),
     path("sandbox/supplier/", include("catalog.sandbox_urls")),
+    path("", include("orders.urls")),
     path("", include("catalog.urls")),
 ]
 

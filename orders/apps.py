@@ -5,3 +5,15 @@ from django.utils.translation import gettext_lazy as _
 class OrdersConfig(AppConfig):
     name = "orders"
     verbose_name = _("订单")
+
+    def ready(self):
+        from catalog.signals import card_keys_imported
+
+        card_keys_imported.connect(_fulfil_backorders_on_import, dispatch_uid="orders.backorders_on_import")
+
+
+def _fulfil_backorders_on_import(sender, product, count=0, **kwargs):
+    """New card keys committed: serve the back-order queue for that product, oldest first."""
+    from orders.services.enqueue import run_task_now_or_enqueue
+
+    run_task_now_or_enqueue("fulfil_backorders_task", product_id=product.pk)

@@ -64,6 +64,10 @@ class Order(models.Model):
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
     completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
     status_changed_at = models.DateTimeField(_("状态变更时间"), auto_now_add=True, db_index=True)
+    # Pipeline bookkeeping: how often fulfilment ran, its last error (no secrets), the email.
+    fulfilment_attempts = models.PositiveIntegerField(_("发货尝试次数"), default=0)
+    last_fulfilment_error = models.CharField(_("最近发货错误"), max_length=300, blank=True)
+    delivery_emailed_at = models.DateTimeField(_("发货邮件时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("订单")
@@ -110,3 +114,260 @@ class OrderStatusChange(models.Model):
 
     def __str__(self):
         return f"{self.order_id}: {self.old_status} → {self.new_status}"
+
+
+class DeliveryKind(models.TextChoices):
+    CARD_KEY = "card_key", _("卡密")
+    REUSABLE_KEY = "reusable_key", _("循环卡密")
+    TOP_UP = "top_up", _("直充")
+    MANUAL = "manual", _("人工发货")
+
+
+class OrderDelivery(models.Model):
+    """What an order received, one row per card key (or per top-up / manual delivery).
+
+    ``card_key`` is unique: a card key is delivered to at most one order, ever, and the database
+    refuses a second delivery whatever the code above it does. Secrets are never copied here in
+    plaintext: a card key's stays in the vault; manual content and reusable secrets are
+    encrypted with ``kamen.crypto``.
+    """
+
+    order = models.ForeignKey(Order, verbose_name=_("订单"), on_delete=models.PROTECT, related_name="deliveries")
+    product = models.ForeignKey(
+        "catalog.Product", verbose_name=_("商品"), on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(_("类型"), max_length=20, choices=DeliveryKind.choices)
+    card_key = models.ForeignKey(
+        "catalog.CardKey", verbose_name=_("卡密"), null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    quantity = models.PositiveIntegerField(_("数量"), default=1)
+    content_ciphertext = models.BinaryField(_("加密内容"), null=True, blank=True, editable=False)
+    content_key_id = models.CharField(max_length=32, blank=True, editable=False)
+    message = models.CharField(_("说明"), max_length=300, blank=True)
+    is_voided = models.BooleanField(_("已作废"), default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("发货时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("订单发货")
+        verbose_name_plural = _("订单发货")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["card_key"], name="order_delivery_card_key_once"),
+            models.CheckConstraint(condition=Q(kind__in=DeliveryKind.values), name="order_delivery_kind_known"),
+            models.CheckConstraint(
+                condition=~Q(kind="card_key") | Q(card_key__isnull=False), name="order_delivery_card_key_present"
+            ),
+            # One top-up / reusable / manual delivery per (order, product): a re-run cannot add a second.
+            models.UniqueConstraint(
+                fields=["order", "product", "kind"],
+                condition=~Q(kind="card_key"),
+                name="order_delivery_once_per_part",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.order_id} · {self.get_kind_display()}"
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", _("待支付")
+    SUCCEEDED = "succeeded", _("已支付")
+    FAILED = "failed", _("支付失败")
+    CLOSED = "closed", _("已关闭")
+
+
+class PaymentAttempt(models.Model):
+    """One payment started at one gateway for one order (out_trade_no is the order number)."""
+
+    order = models.ForeignKey(Order, verbose_name=_("订单"), on_delete=models.PROTECT, related_name="payments")
+    gateway = models.CharField(_("支付方式"), max_length=20)
+    out_trade_no = models.CharField(_("商户订单号"), max_length=64)
+    gateway_trade_no = models.CharField(_("支付平台交易号"), max_length=64, blank=True)
+    amount = models.DecimalField(_("金额"), **MONEY)
+    status = models.CharField(_("状态"), max_length=12, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("支付记录")
+        verbose_name_plural = _("支付记录")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "out_trade_no"], name="payment_attempt_unique"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_attempt_amount_positive"),
+            models.CheckConstraint(condition=Q(status__in=PaymentStatus.values), name="payment_attempt_status_known"),
+        ]
+
+    def __str__(self):
+        return f"{self.gateway}:{self.out_trade_no}"
+
+
+class CallbackSource(models.TextChoices):
+    NOTIFY = "notify", _("异步通知")
+    QUERY = "query", _("主动查询")
+    MANUAL = "manual", _("人工补单")
+    WALLET = "wallet", _("钱包支付")
+
+
+class CallbackOutcome(models.TextChoices):
+    PAID = "paid", _("已确认支付")
+    DUPLICATE = "duplicate", _("重复（已处理过）")
+    IGNORED = "ignored", _("无需处理")
+    REJECTED = "rejected", _("已拒绝")
+
+
+class PaymentCallback(models.Model):
+    """Every payment notification, as received, under the provider's unique id — forged and
+    tampered ones too, with why they were refused. A replay finds its row and gets the earlier
+    outcome, so nothing is processed twice."""
+
+    gateway = models.CharField(_("支付方式"), max_length=20)
+    event_id = models.CharField(_("通知 ID"), max_length=128)
+    source = models.CharField(_("来源"), max_length=10, choices=CallbackSource.choices, default=CallbackSource.NOTIFY)
+    order = models.ForeignKey(
+        Order, verbose_name=_("订单"), null=True, blank=True, on_delete=models.PROTECT, related_name="callbacks"
+    )
+    out_trade_no = models.CharField(_("商户订单号"), max_length=64, blank=True)
+    amount = models.DecimalField(_("金额"), **MONEY, null=True, blank=True)
+    currency = models.CharField(_("币种"), max_length=8, blank=True)
+    is_verified = models.BooleanField(_("签名有效"), default=False)
+    outcome = models.CharField(_("处理结果"), max_length=12, choices=CallbackOutcome.choices)
+    rejection_reason = models.CharField(_("拒绝原因"), max_length=300, blank=True)
+    raw_body = models.TextField(_("原始内容"), blank=True)
+    headers = models.JSONField(_("请求头"), default=dict, blank=True)
+    payload = models.JSONField(_("解析内容"), default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    received_at = models.DateTimeField(_("接收时间"), auto_now_add=True, db_index=True)
+    last_seen_at = models.DateTimeField(_("最近一次接收"), auto_now=True)
+    times_received = models.PositiveIntegerField(_("接收次数"), default=1)
+
+    class Meta:
+        verbose_name = _("支付回调")
+        verbose_name_plural = _("支付回调")
+        ordering = ["-received_at", "-id"]
+        permissions = [("confirm_payment_manually", _("可以人工补单"))]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "event_id"], name="payment_callback_event_unique"),
+            models.CheckConstraint(condition=Q(outcome__in=CallbackOutcome.values), name="payment_callback_outcome_known"),
+        ]
+
+    def __str__(self):
+        return f"{self.gateway}:{self.event_id} ({self.outcome})"
+
+    @property
+    def is_accepted(self) -> bool:
+        return self.outcome != CallbackOutcome.REJECTED
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", _("退款中")
+    SUCCEEDED = "succeeded", _("已退款")
+    FAILED = "failed", _("退款失败")
+
+
+class Refund(models.Model):
+    order = models.ForeignKey(Order, verbose_name=_("订单"), on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(_("退款金额"), **MONEY)
+    out_refund_no = models.CharField(_("退款单号"), max_length=64, unique=True)
+    gateway = models.CharField(_("支付方式"), max_length=20, blank=True)
+    gateway_refund_no = models.CharField(_("平台退款单号"), max_length=64, blank=True)
+    status = models.CharField(_("状态"), max_length=12, choices=RefundStatus.choices, default=RefundStatus.PENDING)
+    reason = models.CharField(_("退款原因"), max_length=200)
+    restock = models.BooleanField(_("退回库存"), default=False)
+    failure_reason = models.CharField(_("失败原因"), max_length=300, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("退款")
+        verbose_name_plural = _("退款")
+        ordering = ["-created_at", "-id"]
+        permissions = [("refund_order", _("可以为订单退款"))]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_known"),
+        ]
+
+    def __str__(self):
+        return f"{self.out_refund_no} ¥{self.amount}"
+
+
+class SandboxPaymentStatus(models.TextChoices):
+    PENDING = "pending", _("待支付")
+    SUCCEEDED = "succeeded", _("支付成功")
+    FAILED = "failed", _("支付失败")
+    REFUNDED = "refunded", _("已全额退款")
+
+
+class SandboxPayment(models.Model):
+    """The sandbox gateway's own books: what it was asked to collect and what happened.
+
+    Kamen's order code never reads this table; it talks to the sandbox through the gateway
+    interface like to any real provider.
+    """
+
+    trade_no = models.CharField(_("沙箱交易号"), max_length=64, unique=True)
+    app_id = models.CharField(_("应用 ID"), max_length=64)
+    out_trade_no = models.CharField(_("商户订单号"), max_length=64, unique=True)
+    amount = models.DecimalField(_("金额"), **MONEY)
+    subject = models.CharField(_("商品"), max_length=200)
+    notify_url = models.URLField(_("通知地址"), max_length=500)
+    return_url = models.URLField(_("返回地址"), max_length=500, blank=True)
+    status = models.CharField(
+        _("状态"), max_length=12, choices=SandboxPaymentStatus.choices, default=SandboxPaymentStatus.PENDING
+    )
+    refunded_amount = models.DecimalField(_("已退金额"), **MONEY, default=0)
+    paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("沙箱支付")
+        verbose_name_plural = _("沙箱支付")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
+                name="sandbox_payment_refund_within_amount",
+            ),
+        ]
+
+    def __str__(self):
+        return self.trade_no
+
+
+class SandboxRefund(models.Model):
+    payment = models.ForeignKey(SandboxPayment, on_delete=models.PROTECT, related_name="refunds")
+    out_refund_no = models.CharField(max_length=64, unique=True)
+    refund_no = models.CharField(max_length=64, unique=True)
+    amount = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("沙箱退款")
+        verbose_name_plural = _("沙箱退款")
+
+
+class SandboxNotification(models.Model):
+    """One async notification the sandbox owes Kamen, retried with backoff until answered
+    ``success`` (or the attempts run out, like a real gateway giving up after a day)."""
+
+    payment = models.ForeignKey(SandboxPayment, on_delete=models.CASCADE, related_name="notifications")
+    event_id = models.CharField(max_length=64)
+    body = models.TextField()
+    attempts = models.PositiveIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_answer = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("沙箱通知")
+        verbose_name_plural = _("沙箱通知")
+        ordering = ["id"]

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0002_initial'),
+        ('catalog', '0003_card_key_reservations'),
     ]
 
     operations = [

@@ -120,6 +120,11 @@ class CardKey(models.Model):
     reserved_at = models.DateTimeField(_("预留时间"), null=True, blank=True)
     sold_at = models.DateTimeField(_("售出时间"), null=True, blank=True)
     voided_at = models.DateTimeField(_("作废时间"), null=True, blank=True)
+    # Reservations (orders issue): held for an unpaid order until ``reserved_until`` (None while
+    # the order is paid and waiting for fulfilment); ``sold_to`` names the order that got it.
+    reserved_for = models.CharField(_("预留给订单"), max_length=32, blank=True, default="", db_default="")
+    reserved_until = models.DateTimeField(_("预留至"), null=True, blank=True)
+    sold_to = models.CharField(_("售出订单"), max_length=32, blank=True, default="", db_default="")
 
     class Meta:
         verbose_name = _("卡密")
@@ -134,6 +139,9 @@ class CardKey(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="sold") | Q(sold_at__isnull=False), name="card_key_sold_has_time"
             ),
+            models.CheckConstraint(
+                condition=~Q(status="reserved") | ~Q(reserved_for=""), name="card_key_reserved_has_reference"
+            ),
         ]
         indexes = [
             # The claim path: available keys of one product, oldest first / first expiring.
@@ -143,6 +151,9 @@ class CardKey(models.Model):
             ),
             models.Index(fields=["product", "status"], name="card_key_product_status_idx"),
             models.Index(fields=["key_id", "id"], name="card_key_key_id_idx"),
+            models.Index(fields=["reserved_for"], condition=Q(status="reserved"), name="card_key_reserved_for_idx"),
+            models.Index(fields=["reserved_until"], condition=Q(status="reserved"), name="card_key_reserved_until_idx"),
+            models.Index(fields=["sold_to"], condition=~Q(sold_to=""), name="card_key_sold_to_idx"),
         ]
 
     def __str__(self):

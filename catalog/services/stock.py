@@ -35,7 +35,7 @@ def _delivery_ordering(product: Product) -> list:
     return ["id"]
 
 
-def claim_card_keys(*, product: Product, quantity: int) -> list[CardKey]:
+def claim_card_keys(*, product: Product, quantity: int, reference: str = "") -> list[CardKey]:
     """Mark ``quantity`` available, unexpired keys of ``product`` sold and return them.
 
     ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take different rows instead of queueing
@@ -54,7 +54,7 @@ def claim_card_keys(*, product: Product, quantity: int) -> list[CardKey]:
         keys = list(candidates[:quantity])
         if len(keys) < quantity:
             raise InsufficientStock(product, quantity, len(keys))
-        CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(status=CardKeyStatus.SOLD, sold_at=now)
+        CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(status=CardKeyStatus.SOLD, sold_at=now, sold_to=reference)
     for key in keys:
         key.status, key.sold_at = CardKeyStatus.SOLD, now
     return keys

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.importing import FORMATS, SEPARATORS, ParsedKey, parse_card_key_lines
+from catalog.signals import card_keys_imported
 from catalog.models import CardKey, CardKeyBatch, CardKeyImport, ImportStatus, Product, ProductType
 from kamen import crypto
 from kamen.audit import record_audit
@@ -266,4 +267,5 @@ def run_card_key_import(*, import_id: int) -> None:
             target=import_job,
             changes={"imported": imported, "rejected": len(rejected), "batch": batch.pk},
         )
+        transaction.on_commit(lambda: card_keys_imported.send(sender=CardKey, product=import_job.product, count=imported))
     check_stock_level(product=import_job.product)  # after commit: an open low-stock alert resolves at once

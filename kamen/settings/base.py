@@ -237,3 +237,40 @@ WECHATPAY_PRIVATE_KEY = os.environ.get("WECHATPAY_PRIVATE_KEY", "")
 WECHATPAY_SERIAL_NO = os.environ.get("WECHATPAY_SERIAL_NO", "")
 WECHATPAY_PLATFORM_CERTS = os.environ.get("WECHATPAY_PLATFORM_CERTS", "")
 WECHATPAY_API_BASE = os.environ.get("WECHATPAY_API_BASE", "")
+
+# --- Order pipeline (orders issue) ----------------------------------------------------------
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")  # links in emails
+MIDDLEWARE += ["orders.middleware.ReferralMiddleware"]
+if BACKGROUND_IN_PROCESS:  # no beat in the embedded mode: shop traffic runs the order jobs
+    MIDDLEWARE += ["orders.middleware.EmbeddedHousekeepingMiddleware"]
+ORDER_PAYMENT_WINDOW_MINUTES = int(os.environ.get("ORDER_PAYMENT_WINDOW_MINUTES", "15"))
+REFERRAL_COOKIE_DAYS = int(os.environ.get("REFERRAL_COOKIE_DAYS", "30"))
+ORDER_LINK_MAX_AGE_DAYS = int(os.environ.get("ORDER_LINK_MAX_AGE_DAYS", "30"))
+# A paid or fulfilling order with no progress for this long is re-driven by the sweeper.
+ORDER_STALL_MINUTES = int(os.environ.get("ORDER_STALL_MINUTES", "5"))
+ORDER_FULFILMENT_MAX_ATTEMPTS = int(os.environ.get("ORDER_FULFILMENT_MAX_ATTEMPTS", "5"))
+# After the last attempt: "retry" (the sweeper tries again later), "staff" (wait in the failed
+# queue for a person) or "refund" (refund automatically).
+ORDER_FULFILMENT_FAILURE_POLICY = os.environ.get("ORDER_FULFILMENT_FAILURE_POLICY", "staff")
+# Paid but out of stock: wait this long for new keys, then refund automatically.
+ORDER_BACKORDER_MAX_HOURS = int(os.environ.get("ORDER_BACKORDER_MAX_HOURS", "72"))
+# The delivery email always carries the signed order link; the card keys themselves too,
+# except with the console backend (embedded default), which would print them to the log.
+ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS = env_bool(
+    "ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS", "console" not in EMAIL_BACKEND
+)
+# The sandbox payment gateway Kamen ships (the demo and the tests use it). Its cashier marks
+# orders paid with one click, so production settings turn it off unless asked for.
+SANDBOX_GATEWAY_ENABLED = env_bool("SANDBOX_GATEWAY_ENABLED", True)
+# The gateway checkout sends buyers to ("sandbox", "alipay", "wechatpay" once configured).
+ORDER_DEFAULT_GATEWAY = os.environ.get("ORDER_DEFAULT_GATEWAY", "sandbox")
+SANDBOX_GATEWAY_APP_ID = os.environ.get("SANDBOX_GATEWAY_APP_ID", "kamen-sandbox")
+SANDBOX_GATEWAY_SECRET = os.environ.get("SANDBOX_GATEWAY_SECRET", "") or f"sandbox:{SECRET_KEY}"
+SANDBOX_NOTIFY_DUPLICATE_PROBABILITY = float(os.environ.get("SANDBOX_NOTIFY_DUPLICATE_PROBABILITY", "0.2"))
+SANDBOX_NOTIFY_OUT_OF_ORDER_PROBABILITY = float(os.environ.get("SANDBOX_NOTIFY_OUT_OF_ORDER_PROBABILITY", "0.2"))
+SANDBOX_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("SANDBOX_NOTIFY_MAX_ATTEMPTS", "8"))
+CELERY_BEAT_SCHEDULE |= {
+    "orders-expire-unpaid": {"task": "orders.tasks.expire_unpaid_orders_task", "schedule": 60.0},
+    "orders-sweep-stalled": {"task": "orders.tasks.sweep_stalled_orders_task", "schedule": 120.0},
+    "orders-query-pending-payments": {"task": "orders.tasks.query_pending_payments_task", "schedule": 180.0},
+}

@@ -86,3 +86,20 @@ def test_any_sequence_of_requests_follows_the_table_and_history_matches(requests
     history = list(OrderStatusChange.objects.filter(order=order).values_list("old_status", "new_status"))
     assert history == list(zip(expected, expected[1:]))
     assert Order.objects.get(pk=order.pk).status == expected[-1]
+
+
+@pytest.mark.django_db
+def test_a_caller_holding_the_lock_moves_the_order_and_sets_fields_in_one_write():
+    from django.db import transaction
+
+    order = make_order()
+
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        transition_order(
+            order=locked, to_status=OrderStatus.PAID, cause="notify", order_is_locked=True, also_set={"payment_gateway": "sandbox"}
+        )
+
+    order.refresh_from_db()
+    assert (order.status, order.payment_gateway) == (OrderStatus.PAID, "sandbox")
+    assert OrderStatusChange.objects.filter(order=order, new_status=OrderStatus.PAID).count() == 1

@@ -1,0 +1,252 @@
+"""Checkout: turn a buyer's form into an order with its price, attribution and stock held.
+
+Nothing the client sends is trusted but the choices it makes (product, quantity, contact,
+fields): the price comes from the catalog (or the distributor's sub-store price through the
+distribution hook) and is snapshotted on the order with the attribution. Card keys are
+reserved for the payment window so that a paid order finds its keys waiting.
+"""
+
+import hashlib
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from catalog.models import Product, ProductType
+from catalog.services import InsufficientStock, reserve_card_keys
+from catalog.validation import (
+    MOBILE_RE,
+    clean_text,
+    validate_buyer_fields,
+    validate_recharge_target,
+)
+from orders.models import ContactKind, Order, OrderStatus
+
+from .catalog_bridge import is_reusable_key_product
+
+__all__ = ["CHANNELS", "new_checkout_token", "place_order", "unit_price_for", "validate_contact"]
+
+CHANNELS = ("wechat", "douyin", "xiaohongshu", "other")
+QUERY_PASSWORD_MIN, QUERY_PASSWORD_MAX = 4, 64
+# Orders in these states still count against a buyer's purchase limit.
+_LIMIT_EXCLUDED = (OrderStatus.EXPIRED, OrderStatus.REFUNDED)
+
+
+def new_checkout_token() -> str:
+    """The one-time token a checkout form carries: a double submit returns the same order."""
+    return secrets.token_urlsafe(24)
+
+
+def _new_order_no() -> str:
+    return "K" + timezone.localtime().strftime("%y%m%d%H%M%S") + f"{secrets.randbelow(10**6):06d}"
+
+
+def validate_contact(raw) -> tuple[str, str]:
+    """(contact, kind) for an e-mail address or a mainland mobile number, else ValidationError."""
+    value = clean_text(raw)
+    if not value:
+        raise ValidationError(_("请填写联系方式（邮箱或手机号）"), code="required")
+    if "@" in value:
+        try:
+            validate_email(value)
+        except ValidationError:
+            raise ValidationError(_("请输入正确的邮箱地址"), code="invalid") from None
+        return value.lower(), ContactKind.EMAIL
+    if MOBILE_RE.fullmatch(value):
+        return value, ContactKind.MOBILE
+    raise ValidationError(_("联系方式须为邮箱或 11 位中国大陆手机号"), code="invalid")
+
+
+def unit_price_for(*, product: Product, distributor_id: int | None, quantity: int) -> Decimal:
+    """The server-side unit price: the sub-store price through the distribution hook when the
+    order is attributed, else the retail price."""
+    from distribution.services import price_for_order
+
+    price = price_for_order(product=product, distributor_id=distributor_id, quantity=quantity)
+    return Decimal(price) if price is not None else product.retail_price
+
+
+def _parse_quantity(raw, product: Product) -> int:
+    try:
+        quantity = int(str(raw).strip())
+    except (TypeError, ValueError):
+        raise ValidationError(_("购买数量必须是整数"), code="invalid") from None
+    low, high = product.min_quantity_per_order, product.max_quantity_per_order
+    if quantity < low or quantity > high:
+        raise ValidationError(
+            _("购买数量须在 %(low)s–%(high)s 件之间") % {"low": low, "high": high}, code="out_of_range"
+        )
+    return quantity
+
+
+def _attribution(referral: dict | None) -> tuple[int | None, dict, str]:
+    if not referral or not referral.get("code"):
+        return None, {}, ""
+    from distribution.services import attribution_for_referral
+
+    channel = referral.get("channel") if referral.get("channel") in CHANNELS else "other"
+    found = attribution_for_referral(code=str(referral["code"])[:64])
+    if not found:
+        return None, {"referral_code": str(referral["code"])[:64], "matched": False}, channel
+    snapshot = {
+        "referral_code": str(referral["code"])[:64],
+        "matched": True,
+        "chain": list(found.get("chain") or []),
+        "link": found.get("link"),
+        "sub_store": found.get("sub_store"),
+    }
+    return found.get("distributor_id"), snapshot, channel
+
+
+def _lock_buyer(product: Product, contact: str) -> None:
+    """Serialise checkouts of one buyer for one product so a purchase limit cannot be raced."""
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.blake2b(f"{product.pk}:{contact}".encode(), digest_size=8).digest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
+
+
+def _reserve_stock(order: Order, product: Product, *, until) -> None:
+    """Hold card keys for the payment window (``until``; None once paid): the product's own, or
+    each card-key part of a bundle."""
+    if product.product_type == ProductType.CARD_KEY:
+        if not is_reusable_key_product(product):
+            reserve_card_keys(product=product, quantity=order.quantity, reference=order.order_no, until=until)
+        return
+    if product.product_type == ProductType.BUNDLE:
+        for item in product.bundle_items.select_related("component").order_by("component_id"):
+            component = item.component
+            if component.product_type == ProductType.CARD_KEY and not is_reusable_key_product(component):
+                reserve_card_keys(
+                    product=component, quantity=item.quantity * order.quantity, reference=order.order_no, until=until
+                )
+
+
+def place_order(
+    *,
+    product: Product,
+    quantity,
+    contact,
+    query_password,
+    buyer_fields: dict | None = None,
+    recharge_target="",
+    checkout_token: str | None = None,
+    referral: dict | None = None,
+    buyer_ip: str | None = None,
+    gateway: str = "sandbox",
+) -> Order:
+    """Validate, price, attribute, reserve and create the order (pending payment).
+
+    Bad input raises ValidationError with one message per field and changes nothing. The same
+    ``checkout_token`` twice returns the first order.
+    """
+    if checkout_token:
+        existing = Order.objects.filter(checkout_token=checkout_token).first()
+        if existing is not None:
+            return existing
+    errors: dict[str, list[str]] = {}
+
+    def check(name, func):
+        try:
+            return func()
+        except ValidationError as error:
+            if hasattr(error, "error_dict"):
+                errors.update(error.message_dict)
+            else:
+                errors.setdefault(name, []).extend(error.messages)
+            return None
+
+    if not product.is_on_shelf:
+        raise ValidationError({"product": [_("该商品已下架")]})
+    quantity = check("quantity", lambda: _parse_quantity(quantity, product))
+    contact_kind = check("contact", lambda: validate_contact(contact))
+    password = str(query_password or "")
+    if not QUERY_PASSWORD_MIN <= len(password) <= QUERY_PASSWORD_MAX:
+        errors["query_password"] = [
+            _("查单密码须为 %(low)s–%(high)s 个字符") % {"low": QUERY_PASSWORD_MIN, "high": QUERY_PASSWORD_MAX}
+        ]
+    fields = check("buyer_fields", lambda: validate_buyer_fields(product=product, data=buyer_fields or {})) or {}
+    target = ""
+    if product.product_type == ProductType.DIRECT_RECHARGE or product.recharge_target_rule:
+        target = check("recharge_target", lambda: validate_recharge_target(product=product, target=recharge_target))
+    if errors:
+        raise ValidationError(errors)
+    contact, kind = contact_kind
+
+    distributor_id, attribution, channel = _attribution(referral)
+    unit_price = unit_price_for(product=product, distributor_id=distributor_id, quantity=quantity)
+    total = (unit_price * quantity).quantize(Decimal("0.01"))
+
+    from riskcontrol.services import BLOCK, REVIEW, assess_checkout
+
+    verdict = assess_checkout(
+        product=product, quantity=quantity, contact=contact, buyer_ip=buyer_ip, amount=total, distributor_id=distributor_id
+    )
+    if verdict == BLOCK:
+        raise ValidationError({"__all__": [_("该订单未通过风控检查，请联系客服")]})
+    if verdict == REVIEW:
+        attribution["risk"] = REVIEW
+
+    password_hash = make_password(password)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            _lock_buyer(product, contact)
+            if product.purchase_limit_per_buyer:
+                bought = (
+                    Order.objects.filter(product=product, contact=contact)
+                    .exclude(status__in=_LIMIT_EXCLUDED)
+                    .aggregate(total=Sum("quantity"))["total"]
+                    or 0
+                )
+                if bought + quantity > product.purchase_limit_per_buyer:
+                    raise ValidationError(
+                        {
+                            "quantity": [
+                                _("每位买家限购 %(limit)s 件，您已购买 %(bought)s 件")
+                                % {"limit": product.purchase_limit_per_buyer, "bought": bought}
+                            ]
+                        }
+                    )
+            order = Order.objects.create(
+                order_no=_new_order_no(),
+                product=product,
+                product_name=product.name,
+                product_type=product.product_type,
+                quantity=quantity,
+                unit_price=unit_price,
+                total_amount=total,
+                cost_amount=(product.cost_price * quantity).quantize(Decimal("0.01")),
+                contact=contact,
+                contact_kind=kind,
+                query_password_hash=password_hash,
+                buyer_fields=fields,
+                recharge_target=target or "",
+                distributor_id=distributor_id,
+                attribution=attribution,
+                channel=channel,
+                checkout_token=checkout_token or None,
+                payment_gateway=gateway,
+                buyer_ip=buyer_ip,
+                expires_at=now + timedelta(minutes=settings.ORDER_PAYMENT_WINDOW_MINUTES),
+            )
+            try:
+                _reserve_stock(order, product, until=order.expires_at)
+            except InsufficientStock:
+                raise ValidationError({"quantity": [_("库存不足，请减少购买数量或稍后再试")]}) from None
+    except IntegrityError:
+        if checkout_token:
+            existing = Order.objects.filter(checkout_token=checkout_token).first()
+            if existing is not None:
+                return existing
+        raise
+    return order

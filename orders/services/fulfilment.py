@@ -1,0 +1,383 @@
+"""Fulfilment: deliver what a paid order bought, exactly once, whatever runs it how often.
+
+Every run takes the order row lock for each write, counts what was already delivered and
+delivers only the rest, so the task, the sweeper and the back-order hook can all call
+``fulfil_order`` for the same order safely. Card keys are sold (their reservation) or claimed
+(``SKIP LOCKED``) in the same transaction that records the deliveries; the unique constraint on
+``OrderDelivery.card_key`` is the backstop. Network calls (top-ups, email) happen outside any
+transaction.
+"""
+
+import enum
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from catalog.models import BundleItem, Product, ProductType
+from catalog.services import InsufficientStock, claim_card_keys, sell_reserved_card_keys
+from kamen import crypto
+from kamen.audit import record_audit
+from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
+
+from . import catalog_bridge
+from .enqueue import enqueue_after_commit
+from .state import transition_order
+
+__all__ = [
+    "FulfilmentPending",
+    "deliver_manually",
+    "fulfil_backorders",
+    "fulfil_order",
+    "order_access_token",
+    "send_delivery_email",
+    "sweep_stalled_orders",
+]
+
+logger = logging.getLogger(__name__)
+ACCESS_SALT = "orders.access"
+_STARTABLE = (OrderStatus.PAID, OrderStatus.BACKORDERED, OrderStatus.FAILED)
+
+
+class Part(enum.StrEnum):
+    DONE = "done"
+    WAITING = "waiting"  # manual delivery or a top-up still pending at the supplier
+    OUT_OF_STOCK = "out_of_stock"
+    FAILED = "failed"
+
+
+class FulfilmentPending(Exception):
+    """Not finished yet but worth retrying soon (a failure below the attempt limit)."""
+
+
+def order_access_token(order: Order) -> str:
+    """A signed token for the buyer's order link (emails); checked with a maximum age."""
+    return signing.dumps(order.order_no, salt=ACCESS_SALT, compress=True)
+
+
+def order_link(order: Order) -> str:
+    return f"{settings.SITE_URL}{reverse('orders:order-detail', args=[order.order_no])}?t={order_access_token(order)}"
+
+
+def _parts(order: Order) -> list[tuple[Product, int]]:
+    product = order.product
+    if product.product_type == ProductType.BUNDLE:
+        items = BundleItem.objects.filter(bundle=product).select_related("component").order_by("component_id")
+        return [(item.component, item.quantity * order.quantity) for item in items]
+    return [(product, order.quantity)]
+
+
+def _fulfil_card_keys(order: Order, product: Product, quantity: int) -> Part:
+    try:
+        with transaction.atomic():
+            Order.objects.select_for_update().only("id").get(pk=order.pk)
+            delivered = OrderDelivery.objects.filter(order=order, product=product, kind=DeliveryKind.CARD_KEY).count()
+            missing = quantity - delivered
+            if missing <= 0:
+                return Part.DONE
+            keys = sell_reserved_card_keys(reference=order.order_no, product=product)[:missing]
+            if len(keys) < missing:
+                # The reservation lapsed (late payment, expiry job): claim fresh keys.
+                keys += claim_card_keys(product=product, quantity=missing - len(keys), reference=order.order_no)
+            OrderDelivery.objects.bulk_create(
+                [OrderDelivery(order=order, product=product, kind=DeliveryKind.CARD_KEY, card_key=key) for key in keys]
+            )
+    except InsufficientStock:
+        return Part.OUT_OF_STOCK
+    return Part.DONE
+
+
+def _fulfil_reusable(order: Order, product: Product, quantity: int) -> Part:
+    try:
+        with transaction.atomic():
+            Order.objects.select_for_update().only("id").get(pk=order.pk)
+            if OrderDelivery.objects.filter(order=order, product=product, kind=DeliveryKind.REUSABLE_KEY).exists():
+                return Part.DONE
+            secret = catalog_bridge.claim_reusable_key(product=product, quantity=quantity, reference=order.order_no)
+            key_id, blob = crypto.encrypt(secret)
+            OrderDelivery.objects.create(
+                order=order,
+                product=product,
+                kind=DeliveryKind.REUSABLE_KEY,
+                quantity=quantity,
+                content_ciphertext=blob,
+                content_key_id=key_id,
+            )
+    except InsufficientStock:
+        return Part.OUT_OF_STOCK
+    return Part.DONE
+
+
+def _fulfil_top_up(order: Order, product: Product, quantity: int) -> Part:
+    if OrderDelivery.objects.filter(order=order, product=product, kind=DeliveryKind.TOP_UP).exists():
+        return Part.DONE
+    try:
+        outcome = catalog_bridge.send_top_up(
+            product=product, reference=order.order_no, target=order.recharge_target, quantity=quantity
+        )
+    except Exception as error:  # the supplier layer failed in a way it did not classify
+        logger.warning("fulfilment.top_up_error", extra={"order": order.order_no, "error": error.__class__.__name__})
+        _note_error(order, f"top-up: {error.__class__.__name__}")
+        return Part.FAILED
+    status = getattr(outcome, "status", "failed")
+    message = str(getattr(outcome, "message", "") or "")[:300]
+    if status == "succeeded":
+        with transaction.atomic():
+            Order.objects.select_for_update().only("id").get(pk=order.pk)
+            OrderDelivery.objects.get_or_create(
+                order=order, product=product, kind=DeliveryKind.TOP_UP, defaults={"quantity": quantity, "message": message}
+            )
+        return Part.DONE
+    if status == "pending":
+        return Part.WAITING  # never re-send elsewhere: the supplier's callback or polling decides
+    _note_error(order, f"top-up {status}: {message}")
+    return Part.FAILED
+
+
+def _fulfil_part(order: Order, product: Product, quantity: int) -> Part:
+    if product.product_type == ProductType.CARD_KEY:
+        if catalog_bridge.is_reusable_key_product(product):
+            return _fulfil_reusable(order, product, quantity)
+        return _fulfil_card_keys(order, product, quantity)
+    if product.product_type == ProductType.DIRECT_RECHARGE:
+        return _fulfil_top_up(order, product, quantity)
+    if product.product_type == ProductType.MANUAL:
+        delivered = OrderDelivery.objects.filter(order=order, product=product, kind=DeliveryKind.MANUAL).exists()
+        return Part.DONE if delivered else Part.WAITING
+    _note_error(order, f"unsupported product type {product.product_type}")
+    return Part.FAILED
+
+
+def _note_error(order: Order, message: str) -> None:
+    Order.objects.filter(pk=order.pk).update(last_fulfilment_error=message[:300])
+
+
+def _start_locked(order_id: int) -> Order | None:
+    """Inside a transaction: lock the order and move it to FULFILLING (None: nothing to do)."""
+    order = Order.objects.select_for_update().select_related("product").get(pk=order_id)
+    attempts = {"fulfilment_attempts": order.fulfilment_attempts + 1}
+    if order.status in _STARTABLE:
+        transition_order(
+            order=order, to_status=OrderStatus.FULFILLING, cause="fulfilment started", order_is_locked=True, also_set=attempts
+        )
+    elif order.status == OrderStatus.FULFILLING:
+        Order.objects.filter(pk=order.pk).update(**attempts)
+        order.fulfilment_attempts += 1
+    else:
+        return None
+    return order
+
+
+def _conclude_locked(order: Order, results: list[Part]) -> bool:
+    """Inside a transaction, with the order locked: settle its status. True when a failure
+    below the attempt limit should be retried (raised by the caller after the commit)."""
+    if order.status != OrderStatus.FULFILLING:
+        return False
+    if all(result == Part.DONE for result in results):
+        transition_order(
+            order=order,
+            to_status=OrderStatus.COMPLETED,
+            cause="delivered",
+            order_is_locked=True,
+            also_set={"last_fulfilment_error": ""} if order.last_fulfilment_error else None,
+        )
+        order_id = order.pk
+        transaction.on_commit(lambda: _after_completion(order_id))
+        return False
+    if Part.OUT_OF_STOCK in results:
+        transition_order(order=order, to_status=OrderStatus.BACKORDERED, cause="out of stock", order_is_locked=True)
+        return False
+    if Part.FAILED not in results:
+        return False  # waiting for staff or the supplier
+    if order.fulfilment_attempts < settings.ORDER_FULFILMENT_MAX_ATTEMPTS:
+        return True
+    transition_order(order=order, to_status=OrderStatus.FAILED, cause="fulfilment failed", order_is_locked=True)
+    if settings.ORDER_FULFILMENT_FAILURE_POLICY == "refund":
+        enqueue_after_commit("refund_order_task", order_id=order.pk, reason="fulfilment failed", amount=str(order.paid_amount))
+    return False
+
+
+def fulfil_order(*, order_id: int) -> Order:
+    """Deliver every part of a paid order that is not delivered yet, then settle its status:
+    completed; back-ordered (out of stock); waiting (manual, pending top-up); or, after the
+    last attempt, failed and handled by the merchant's policy. Safe to run any number of times.
+
+    Orders with no network step (card keys, manual parts) run in one transaction under the
+    order lock; a top-up is sent between two short transactions, never inside one.
+    """
+    order = Order.objects.select_related("product").get(pk=order_id)
+    if order.status not in (*_STARTABLE, OrderStatus.FULFILLING):
+        return order
+    parts = _parts(order)
+    if not any(product.product_type == ProductType.DIRECT_RECHARGE for product, _quantity in parts):
+        with transaction.atomic():
+            locked = _start_locked(order_id)
+            if locked is None:
+                return Order.objects.get(pk=order_id)
+            retry = _conclude_locked(locked, [_fulfil_part(locked, product, quantity) for product, quantity in parts])
+    else:
+        with transaction.atomic():
+            locked = _start_locked(order_id)
+        if locked is None:
+            return Order.objects.get(pk=order_id)
+        results = [_fulfil_part(locked, product, quantity) for product, quantity in parts]
+        with transaction.atomic():
+            locked = Order.objects.select_for_update().select_related("product").get(pk=order_id)
+            retry = _conclude_locked(locked, results)
+    if retry:
+        raise FulfilmentPending(locked.order_no)
+    return locked
+
+
+def _after_completion(order_id: int) -> None:
+    from orders.signals import order_completed
+
+    order = Order.objects.get(pk=order_id)
+    try:
+        send_delivery_email(order=order)
+    except Exception:
+        logger.exception("fulfilment.email_failed", extra={"order": order.order_no})
+    order_completed.send(sender=Order, order=order)
+
+
+def send_delivery_email(*, order: Order) -> bool:
+    """E-mail the buyer the order link (signed) and the goods, once."""
+    if order.contact_kind != "email":
+        return False
+    claimed = Order.objects.filter(pk=order.pk, delivery_emailed_at__isnull=True).update(
+        delivery_emailed_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    from orders.selectors import deliveries_for_buyer
+
+    lines = [
+        _("您的订单 %(order_no)s 已发货：%(product)s × %(quantity)s")
+        % {"order_no": order.order_no, "product": order.product_name, "quantity": order.quantity},
+        "",
+    ]
+    if settings.ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS:
+        for item in deliveries_for_buyer(order=order):
+            lines.append(" ".join(part for part in (item["card_no"], item["secret"], item["message"]) if part))
+    else:
+        lines.append(_("卡密等发货内容请点击下方链接查看。"))
+    lines += ["", _("查看订单："), order_link(order), "", _("请妥善保管，切勿泄露给他人。")]
+    try:
+        send_mail(
+            subject=_("【Kamen】订单 %(order_no)s 已发货") % {"order_no": order.order_no},
+            message="\n".join(lines),
+            from_email=None,
+            recipient_list=[order.contact],
+        )
+    except Exception:
+        Order.objects.filter(pk=order.pk).update(delivery_emailed_at=None)
+        raise
+    return True
+
+
+def deliver_manually(*, order: Order, content: str, actor, request=None) -> Order:
+    """Staff deliver a manual product (or the manual part of a bundle): the content is stored
+    encrypted, shown to the buyer, and the order completes once every part is delivered."""
+    content = (content or "").strip()
+    if not content:
+        raise ValidationError({"content": [_("请填写发货内容")]})
+    manual_parts = [product for product, _quantity in _parts(order) if product.product_type == ProductType.MANUAL]
+    if not manual_parts:
+        raise ValidationError(_("该订单没有需要人工发货的商品"))
+    key_id, blob = crypto.encrypt(content)
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if locked.status != OrderStatus.FULFILLING:
+            raise ValidationError(
+                _("订单当前状态为“%(status)s”，不能发货") % {"status": locked.get_status_display()}
+            )
+        for product in manual_parts:
+            OrderDelivery.objects.get_or_create(
+                order=locked,
+                product=product,
+                kind=DeliveryKind.MANUAL,
+                defaults={"content_ciphertext": blob, "content_key_id": key_id, "created_by": actor},
+            )
+        record_audit(actor=actor, action="orders.delivered_manually", target=locked, request=request)
+    return fulfil_order(order_id=order.pk)
+
+
+def fulfil_backorders(*, product: Product) -> int:
+    """New stock arrived: fulfil back-ordered orders that need ``product``, oldest first,
+    until one of them still cannot be served. Returns how many completed."""
+    bundle_ids = list(BundleItem.objects.filter(component=product).values_list("bundle_id", flat=True))
+    waiting = (
+        Order.objects.filter(status=OrderStatus.BACKORDERED)
+        .filter(Q(product=product) | Q(product_id__in=bundle_ids))
+        .order_by("paid_at", "id")
+        .values_list("pk", flat=True)
+    )
+    completed = 0
+    for order_id in list(waiting):
+        order = fulfil_order(order_id=order_id)
+        if order.status == OrderStatus.BACKORDERED:
+            break
+        completed += order.status == OrderStatus.COMPLETED
+    return completed
+
+
+def _poll_backorders() -> int:
+    """Back-orders whose card keys arrived without an import job (keys added or returned by
+    hand): serve them too. Only products that now have stock are tried."""
+    from catalog.models import CardKey, CardKeyStatus
+
+    waiting = Order.objects.filter(status=OrderStatus.BACKORDERED).values_list("product_id", flat=True).distinct()
+    wanted = set(waiting) | set(
+        BundleItem.objects.filter(bundle_id__in=waiting).values_list("component_id", flat=True)
+    )
+    in_stock = (
+        CardKey.objects.filter(product_id__in=wanted, status=CardKeyStatus.AVAILABLE)
+        .values_list("product_id", flat=True)
+        .distinct()
+    )
+    return sum(fulfil_backorders(product=product) for product in Product.objects.filter(pk__in=list(in_stock)))
+
+
+def sweep_stalled_orders(*, now=None) -> dict[str, int]:
+    """Re-drive every paid order that made no progress for ORDER_STALL_MINUTES (worker killed,
+    broker down when it was enqueued), retry failed ones when the policy says so, and refund
+    back-orders that waited past the merchant's limit. Run by beat."""
+    now = now or timezone.now()
+    stalled_before = now - timedelta(minutes=settings.ORDER_STALL_MINUTES)
+    statuses = [OrderStatus.PAID, OrderStatus.FULFILLING]
+    if settings.ORDER_FULFILMENT_FAILURE_POLICY == "retry":
+        statuses.append(OrderStatus.FAILED)
+    stalled = list(
+        Order.objects.filter(status__in=statuses, status_changed_at__lt=stalled_before)
+        .exclude(status=OrderStatus.FULFILLING, product_type=ProductType.MANUAL)
+        .order_by("paid_at", "id")
+        .values_list("pk", flat=True)[:500]
+    )
+    counts = {"redriven": 0, "backorders_refunded": 0}
+    for order_id in stalled:
+        try:
+            fulfil_order(order_id=order_id)
+        except FulfilmentPending:
+            pass
+        except Exception:
+            logger.exception("sweeper.fulfil_failed", extra={"order_id": order_id})
+        counts["redriven"] += 1
+    counts["backorders_fulfilled"] = _poll_backorders()
+    from .refunds import refund_order
+
+    too_old = now - timedelta(hours=settings.ORDER_BACKORDER_MAX_HOURS)
+    for order in Order.objects.filter(status=OrderStatus.BACKORDERED, paid_at__lt=too_old)[:200]:
+        try:
+            refund_order(order=order, amount=order.paid_amount - order.refunded_amount, reason="back-order waited too long")
+            counts["backorders_refunded"] += 1
+        except Exception:
+            logger.exception("sweeper.backorder_refund_failed", extra={"order_id": order.pk})
+    return counts

@@ -1,0 +1,374 @@
+"""Payments: start one, and turn every notification, query answer or manual confirmation into
+"this order is paid" exactly once.
+
+All four ways in (gateway notify, active query, staff 补单, wallet) end in ``_apply_payment``:
+it stores the event under the provider's unique id, locks the order row, checks app id, amount
+and currency, and marks the order paid only from "pending payment" or "expired". Fulfilment is
+enqueued after the commit. A replay of a stored event gets the stored outcome.
+"""
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from catalog.services import InsufficientStock, hold_card_key_reservation
+from kamen.audit import record_audit
+from orders.gateways import (
+    GatewayError,
+    MalformedNotification,
+    PaymentNotification,
+    PaymentOutcome,
+    PaymentRequest,
+    PaymentStart,
+    SignatureInvalid,
+    UnknownGateway,
+    get_gateway,
+)
+from orders.gateways.base import NotificationAnswer
+from orders.models import (
+    CallbackOutcome,
+    CallbackSource,
+    Order,
+    OrderStatus,
+    PaymentAttempt,
+    PaymentCallback,
+    PaymentStatus,
+)
+
+from .enqueue import enqueue_after_commit
+from .state import transition_order
+
+__all__ = [
+    "NotificationResult",
+    "WalletPaymentUnavailable",
+    "confirm_payment_manually",
+    "pay_with_wallet",
+    "record_payment_notification",
+    "start_payment",
+    "sync_payment_status",
+]
+
+logger = logging.getLogger(__name__)
+CURRENCY = "CNY"
+MAX_RAW_BODY = 20_000
+_PAYABLE = (OrderStatus.PENDING_PAYMENT, OrderStatus.EXPIRED)
+
+
+@dataclass(frozen=True)
+class NotificationResult:
+    callback: PaymentCallback
+    answer: NotificationAnswer
+
+    @property
+    def accepted(self) -> bool:
+        return self.callback.is_accepted
+
+
+def start_payment(
+    *, order: Order, notify_url: str, return_url: str = "", client_ip: str = "", gateway_code: str | None = None
+) -> PaymentStart:
+    """Ask the gateway where to send the buyer. Records the attempt first, calls the gateway
+    outside any transaction."""
+    if order.status != OrderStatus.PENDING_PAYMENT or order.expires_at <= timezone.now():
+        raise ValidationError(_("订单已不可支付（已支付或已过期）"))
+    code = gateway_code or order.payment_gateway or "sandbox"
+    gateway = get_gateway(code)
+    PaymentAttempt.objects.get_or_create(
+        gateway=code, out_trade_no=order.order_no, defaults={"order": order, "amount": order.total_amount}
+    )
+    start = gateway.start_payment(
+        PaymentRequest(
+            out_trade_no=order.order_no,
+            amount=order.total_amount,
+            subject=order.product_name,
+            notify_url=notify_url,
+            return_url=return_url,
+            client_ip=client_ip,
+            expires_at=order.expires_at,
+        )
+    )
+    if start.gateway_trade_no:
+        PaymentAttempt.objects.filter(gateway=code, out_trade_no=order.order_no).update(
+            gateway_trade_no=start.gateway_trade_no
+        )
+    if order.payment_gateway != code:
+        Order.objects.filter(pk=order.pk, status=OrderStatus.PENDING_PAYMENT).update(payment_gateway=code)
+        order.payment_gateway = code
+    return start
+
+
+def _text(body: bytes) -> str:
+    return body[:MAX_RAW_BODY].decode("utf-8", "replace")
+
+
+def _safe_headers(headers: Mapping[str, str]) -> dict:
+    return {key: str(value)[:500] for key, value in headers.items() if key.lower() not in {"cookie", "authorization"}}
+
+
+def record_payment_notification(*, gateway_code: str, body: bytes, headers: Mapping[str, str]) -> NotificationResult:
+    """A gateway's async notification: verify, store, apply. Returns what to answer the gateway.
+
+    A forged or unreadable one is stored (keyed by a hash of its body) and rejected; it changes
+    nothing else.
+    """
+    gateway = get_gateway(gateway_code)
+    headers = {key.lower(): value for key, value in headers.items()}
+    try:
+        notification = gateway.parse_notification(body=body, headers=headers)
+    except (SignatureInvalid, MalformedNotification) as error:
+        reason = _("签名无效") if isinstance(error, SignatureInvalid) else _("通知格式错误")
+        callback = _store_rejected(
+            gateway_code=gateway_code,
+            event_id="unverified-" + hashlib.sha256(body).hexdigest()[:40],
+            reason=reason,
+            body=body,
+            headers=headers,
+        )
+        logger.warning("payments.notification_rejected", extra={"gateway": gateway_code, "reason": error.__class__.__name__})
+        return NotificationResult(callback, gateway.answer_notification(accepted=False))
+    callback = _apply_payment(
+        notification=notification,
+        gateway_code=gateway_code,
+        expected_app_id=getattr(gateway, "app_id", ""),
+        source=CallbackSource.NOTIFY,
+        raw_body=_text(body),
+        headers=_safe_headers(headers),
+    )
+    return NotificationResult(callback, gateway.answer_notification(accepted=callback.is_accepted))
+
+
+def _store_rejected(*, gateway_code: str, event_id: str, reason: str, body: bytes, headers: Mapping) -> PaymentCallback:
+    try:
+        with transaction.atomic():
+            return PaymentCallback.objects.create(
+                gateway=gateway_code,
+                event_id=event_id,
+                outcome=CallbackOutcome.REJECTED,
+                rejection_reason=reason,
+                raw_body=_text(body),
+                headers=_safe_headers(headers),
+            )
+    except IntegrityError:
+        PaymentCallback.objects.filter(gateway=gateway_code, event_id=event_id).update(
+            times_received=F("times_received") + 1
+        )
+        return PaymentCallback.objects.get(gateway=gateway_code, event_id=event_id)
+
+
+def _rejection(order: Order | None, notification: PaymentNotification, expected_app_id: str) -> str:
+    if expected_app_id and notification.app_id != expected_app_id:
+        return _("应用 ID 不符")
+    if order is None:
+        return _("订单不存在")
+    if notification.currency != CURRENCY:
+        return _("币种不符：%(currency)s") % {"currency": notification.currency[:8]}
+    if Decimal(notification.amount) != order.total_amount:
+        return _("金额不符：通知 %(paid)s，订单 %(total)s") % {"paid": notification.amount, "total": order.total_amount}
+    return ""
+
+
+def _apply_payment(
+    *,
+    notification: PaymentNotification,
+    gateway_code: str,
+    expected_app_id: str,
+    source: str,
+    raw_body: str = "",
+    headers: dict | None = None,
+    actor=None,
+    on_paid=None,
+) -> PaymentCallback:
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(order_no=notification.out_trade_no).first()
+        existing = PaymentCallback.objects.filter(gateway=gateway_code, event_id=notification.event_id).first()
+        if existing is not None:
+            PaymentCallback.objects.filter(pk=existing.pk).update(times_received=F("times_received") + 1)
+            return existing
+        fields = {
+            "gateway": gateway_code,
+            "event_id": notification.event_id[:128],
+            "source": source,
+            "order": order,
+            "out_trade_no": notification.out_trade_no[:64],
+            "amount": notification.amount,
+            "currency": notification.currency[:8],
+            "is_verified": True,
+            "raw_body": raw_body,
+            "headers": headers or {},
+            "payload": json.loads(json.dumps(dict(notification.raw), default=str)),
+            "actor": actor if getattr(actor, "is_authenticated", False) else None,
+        }
+        reason = _rejection(order, notification, expected_app_id)
+        if reason:
+            fields.update(outcome=CallbackOutcome.REJECTED, rejection_reason=reason)
+        elif notification.outcome != PaymentOutcome.SUCCEEDED:
+            fields.update(outcome=CallbackOutcome.IGNORED)
+            if notification.outcome in (PaymentOutcome.FAILED, PaymentOutcome.CLOSED):
+                PaymentAttempt.objects.filter(
+                    gateway=gateway_code, out_trade_no=order.order_no, status=PaymentStatus.PENDING
+                ).update(status=notification.outcome.value)
+        elif order.status not in _PAYABLE or order.paid_at is not None:
+            fields.update(outcome=CallbackOutcome.DUPLICATE)
+            if order.payment_gateway and order.payment_gateway != gateway_code:
+                # Money taken twice through two gateways: answer success (it is recorded) and
+                # leave a note for staff to refund this second payment.
+                fields["rejection_reason"] = _("订单已通过 %(gateway)s 支付，此笔为重复支付，请人工退款") % {
+                    "gateway": order.payment_gateway
+                }
+                logger.warning("payments.double_payment", extra={"order": order.order_no, "gateway": gateway_code})
+        else:
+            fields.update(outcome=CallbackOutcome.PAID)
+            _mark_paid(order, notification, gateway_code, source, actor)
+            if on_paid is not None:
+                on_paid(order)
+        if order is None and fields["outcome"] == CallbackOutcome.REJECTED:
+            # No order row to serialise on: two copies may race; the constraint settles it.
+            try:
+                with transaction.atomic():
+                    return PaymentCallback.objects.create(**fields)
+            except IntegrityError:
+                return PaymentCallback.objects.get(gateway=gateway_code, event_id=notification.event_id)
+        return PaymentCallback.objects.create(**fields)
+
+
+def _mark_paid(order: Order, notification: PaymentNotification, gateway_code: str, source: str, actor) -> None:
+    from .checkout import _reserve_stock
+
+    # Paid after its window (expired, or not yet swept): its reservation may have lapsed.
+    is_late = order.status == OrderStatus.EXPIRED or order.expires_at <= timezone.now()
+    transition_order(
+        order=order,
+        to_status=OrderStatus.PAID,
+        cause=f"{source}:{gateway_code}",
+        actor=actor,
+        order_is_locked=True,
+        also_set={"paid_amount": notification.amount, "payment_gateway": gateway_code},
+    )
+    attempt = {
+        "amount": notification.amount,
+        "status": PaymentStatus.SUCCEEDED,
+        "gateway_trade_no": notification.gateway_trade_no[:64],
+    }
+    if not PaymentAttempt.objects.filter(gateway=gateway_code, out_trade_no=order.order_no).update(**attempt):
+        PaymentAttempt.objects.create(order=order, gateway=gateway_code, out_trade_no=order.order_no, **attempt)
+    if is_late:
+        # Hold stock again (topping up what is still held) if there is any, else refund.
+        try:
+            with transaction.atomic():
+                _reserve_stock(order, order.product, until=None)
+        except InsufficientStock:
+            enqueue_after_commit(
+                "refund_order_task", order_id=order.pk, reason="late payment, out of stock", amount=str(order.paid_amount)
+            )
+            return
+    hold_card_key_reservation(reference=order.order_no)
+    enqueue_after_commit("fulfil_order_task", order_id=order.pk)
+
+
+def sync_payment_status(*, order: Order) -> PaymentCallback | None:
+    """Ask the order's gateway whether it was paid (active query), and apply the answer through
+    the same path as a notification. None when the gateway knows nothing."""
+    code = order.payment_gateway or "sandbox"
+    try:
+        gateway = get_gateway(code)
+    except UnknownGateway:
+        return None  # manual, wallet, or a gateway no longer configured: nothing to ask
+    try:
+        notification = gateway.query_payment(out_trade_no=order.order_no)
+    except GatewayError:
+        logger.warning("payments.query_failed", extra={"gateway": code, "order": order.order_no})
+        return None
+    if notification is None:
+        return None
+    return _apply_payment(
+        notification=notification,
+        gateway_code=code,
+        expected_app_id=getattr(gateway, "app_id", ""),
+        source=CallbackSource.QUERY,
+        headers={},
+    )
+
+
+def confirm_payment_manually(*, order: Order, actor, reason: str, request=None) -> PaymentCallback:
+    """Staff 补单: the buyer paid but no callback came. Reason required, audited, and the same
+    path as a callback: confirming an order that is already paid changes nothing."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": [_("请填写补单原因")]})
+    if actor is None or not actor.has_perm("orders.confirm_payment_manually"):
+        raise PermissionDenied("confirming a payment by hand needs orders.confirm_payment_manually")
+    notification = PaymentNotification(
+        gateway="manual",
+        event_id=f"manual-{order.order_no}",
+        out_trade_no=order.order_no,
+        gateway_trade_no="",
+        app_id="",
+        amount=order.total_amount,
+        currency=CURRENCY,
+        outcome=PaymentOutcome.SUCCEEDED,
+        paid_at=timezone.now(),
+        raw={"reason": reason[:200]},
+    )
+    with transaction.atomic():
+        callback = _apply_payment(
+            notification=notification,
+            gateway_code="manual",
+            expected_app_id="",
+            source=CallbackSource.MANUAL,
+            actor=actor,
+        )
+        record_audit(
+            actor=actor,
+            action="orders.payment_confirmed_manually",
+            target=order,
+            changes={"reason": reason[:200], "outcome": callback.outcome},
+            request=request,
+        )
+    return callback
+
+
+class WalletPaymentUnavailable(Exception):
+    """The distributor wallet is not available (the commissions issue provides it)."""
+
+
+def pay_with_wallet(*, order: Order, payer) -> PaymentCallback:
+    """Pay ``order`` from ``payer``'s wallet balance (distributors).
+
+    The seam the commissions issue fills: it provides
+    ``commissions.services.debit_wallet_for_order(*, payer, order, amount) -> str`` (a journal
+    reference; raises on insufficient balance), called here in the same transaction that marks
+    the order paid, so the debit and the payment stand or fall together.
+    """
+    try:
+        from commissions.services import debit_wallet_for_order
+    except ImportError:
+        raise WalletPaymentUnavailable(_("钱包支付暂未开通")) from None
+    notification = PaymentNotification(
+        gateway="wallet",
+        event_id=f"wallet-{order.order_no}",
+        out_trade_no=order.order_no,
+        gateway_trade_no="",
+        app_id="",
+        amount=order.total_amount,
+        currency=CURRENCY,
+        outcome=PaymentOutcome.SUCCEEDED,
+        raw={"payer": str(getattr(payer, "pk", ""))},
+    )
+    # The debit runs under the order lock, only when the order is really being paid now.
+    return _apply_payment(
+        notification=notification,
+        gateway_code="wallet",
+        expected_app_id="",
+        source=CallbackSource.WALLET,
+        actor=payer,
+        on_paid=lambda paid_order: debit_wallet_for_order(payer=payer, order=paid_order, amount=paid_order.total_amount),
+    )

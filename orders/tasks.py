@@ -1,0 +1,79 @@
+"""Order pipeline tasks (Celery). Thin: ids in, one service call, safe to run twice."""
+
+import hashlib
+from decimal import Decimal
+
+from celery import shared_task
+from django.conf import settings
+
+RETRY = {"acks_late": True, "max_retries": 5, "retry_backoff": True, "retry_backoff_max": 300}
+
+
+@shared_task(bind=True, **RETRY)
+def fulfil_order_task(self, order_id: int):
+    from orders.services import FulfilmentPending, fulfil_order
+
+    try:
+        fulfil_order(order_id=order_id)
+    except FulfilmentPending as pending:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            return  # in-process: the sweeper (or the next page load) re-drives it
+        raise self.retry(exc=pending, countdown=min(2 ** self.request.retries * 5, 300)) from None
+
+
+@shared_task(**RETRY, autoretry_for=(Exception,))
+def fulfil_backorders_task(product_id: int):
+    from catalog.models import Product
+    from orders.services import fulfil_backorders
+
+    fulfil_backorders(product=Product.objects.get(pk=product_id))
+
+
+@shared_task(bind=True, **RETRY)
+def refund_order_task(self, order_id: int, reason: str, amount: str):
+    """Automatic refunds (late payment without stock, failure policy). ``out_refund_no`` is
+    derived from the reason so a retried task refunds once."""
+    from orders.models import Order
+    from orders.services import RefundFailed, refund_order
+
+    order = Order.objects.get(pk=order_id)
+    key = f"R{order.order_no}-auto-{hashlib.sha256(reason.encode()).hexdigest()[:6]}"
+    try:
+        refund_order(order=order, amount=Decimal(amount), reason=reason, out_refund_no=key)
+    except RefundFailed as error:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            return
+        raise self.retry(exc=error, countdown=min(2 ** self.request.retries * 30, 600)) from None
+
+
+@shared_task(bind=True, acks_late=True, max_retries=settings.SANDBOX_NOTIFY_MAX_ATTEMPTS)
+def deliver_sandbox_notification_task(self, notification_id: int):
+    """The sandbox gateway retrying its notification with backoff until answered ``success``."""
+    from orders.gateways.sandbox import deliver_sandbox_notification
+
+    if deliver_sandbox_notification(notification_id=notification_id):
+        return
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return  # in-process: the order page's payment query covers a lost notification
+    raise self.retry(countdown=min(2 ** self.request.retries * 2, 600))
+
+
+@shared_task(acks_late=True)
+def expire_unpaid_orders_task():
+    from orders.services import expire_unpaid_orders
+
+    return expire_unpaid_orders()
+
+
+@shared_task(acks_late=True)
+def sweep_stalled_orders_task():
+    from orders.services import sweep_stalled_orders
+
+    return sweep_stalled_orders()
+
+
+@shared_task(acks_late=True)
+def query_pending_payments_task():
+    from orders.services import query_pending_payments
+
+    return query_pending_payments()

@@ -1,0 +1,171 @@
+"""Checkout: server-side price, limits, validation, one order per token, stock held."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.hashers import check_password
+from django.core.exceptions import ValidationError
+
+from catalog.models import CardKey, CardKeyStatus, ProductCustomField, ProductType
+from orders.models import Order
+from orders.services import place_order
+
+from .factories import add_keys, buy, make_product
+
+
+@pytest.mark.django_db
+def test_the_price_comes_from_the_server_and_the_password_is_hashed():
+    product = make_product(price="48.00")
+    add_keys(product, 5)
+
+    order = buy(product, quantity=3)
+
+    assert (order.unit_price, order.total_amount) == (Decimal("48.00"), Decimal("144.00"))
+    assert order.query_password_hash != "pass1234" and check_password("pass1234", order.query_password_hash)
+    assert CardKey.objects.filter(status=CardKeyStatus.RESERVED, reserved_for=order.order_no).count() == 3
+
+
+@pytest.mark.django_db
+def test_the_same_checkout_token_twice_returns_the_same_order():
+    product = make_product()
+    add_keys(product, 5)
+
+    first = buy(product, checkout_token="tok-1")
+    second = buy(product, checkout_token="tok-1")
+
+    assert first.pk == second.pk
+    assert Order.objects.count() == 1
+    assert CardKey.objects.filter(status=CardKeyStatus.RESERVED).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("contact", "message"),
+    [("", "请填写联系方式"), ("not-an-email@", "请输入正确的邮箱地址"), ("12345", "联系方式须为邮箱或 11 位中国大陆手机号"),
+     ("10012345678", "联系方式须为邮箱或 11 位中国大陆手机号")],
+)  # fmt: skip
+@pytest.mark.django_db
+def test_invalid_contacts_are_refused_with_a_clear_message(contact, message):
+    product = make_product()
+    add_keys(product, 1)
+
+    with pytest.raises(ValidationError) as error:
+        buy(product, contact=contact)
+
+    assert any(message in text for text in error.value.message_dict["contact"])
+    assert not Order.objects.exists()
+    assert not CardKey.objects.filter(status=CardKeyStatus.RESERVED).exists()
+
+
+@pytest.mark.django_db
+def test_a_mobile_number_is_a_valid_contact():
+    product = make_product()
+    add_keys(product, 1)
+
+    order = buy(product, contact="13800138000")
+
+    assert (order.contact, order.contact_kind) == ("13800138000", "mobile")
+
+
+@pytest.mark.parametrize("quantity", [0, 11, "two", -1])
+@pytest.mark.django_db
+def test_quantities_beyond_the_limits_are_refused(quantity):
+    product = make_product(max_quantity_per_order=10)
+    add_keys(product, 20)
+
+    with pytest.raises(ValidationError) as error:
+        buy(product, quantity=quantity)
+
+    assert "quantity" in error.value.message_dict
+    assert not Order.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_per_buyer_limit_counts_earlier_orders_of_the_same_contact():
+    product = make_product(purchase_limit_per_buyer=3)
+    add_keys(product, 10)
+    buy(product, quantity=2)
+
+    with pytest.raises(ValidationError) as error:
+        buy(product, quantity=2)
+
+    assert "每位买家限购 3 件" in error.value.message_dict["quantity"][0]
+    assert buy(product, quantity=2, contact="other@example.com").quantity == 2
+
+
+@pytest.mark.django_db
+def test_custom_fields_are_validated_and_unknown_keys_dropped():
+    product = make_product(product_type=ProductType.MANUAL)
+    ProductCustomField.objects.create(product=product, name="qq", label="QQ", field_type="qq")
+
+    with pytest.raises(ValidationError) as error:
+        buy(product, buyer_fields={"qq": "abc"})
+    assert "QQ必须是 5–11 位数字且不以 0 开头" in error.value.message_dict["qq"][0]
+
+    order = buy(product, buyer_fields={"qq": "123456", "price": "0.01"})
+    assert order.buyer_fields == {"qq": "123456"}
+
+
+@pytest.mark.django_db
+def test_more_than_the_stock_is_refused_and_holds_nothing():
+    product = make_product()
+    add_keys(product, 2)
+
+    with pytest.raises(ValidationError) as error:
+        buy(product, quantity=3)
+
+    assert "库存不足" in error.value.message_dict["quantity"][0]
+    assert CardKey.objects.filter(status=CardKeyStatus.AVAILABLE).count() == 2
+    assert not Order.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_product_off_the_shelf_cannot_be_bought():
+    product = make_product(is_on_shelf=False)
+
+    with pytest.raises(ValidationError):
+        buy(product)
+
+
+@pytest.mark.django_db
+def test_a_referral_is_snapshotted_through_the_distribution_hook(monkeypatch):
+    product = make_product()
+    add_keys(product, 1)
+    monkeypatch.setattr(
+        "distribution.services.attribution_for_referral",
+        lambda *, code: {"distributor_id": 7, "chain": [7, 3, 1], "link": "L-9"} if code == "AGENT7" else None,
+    )
+
+    order = place_order(
+        product=product, quantity=1, contact="a@b.cn", query_password="pass1234", referral={"code": "AGENT7", "channel": "douyin"}
+    )
+
+    assert (order.distributor_id, order.channel) == (7, "douyin")
+    assert order.attribution["chain"] == [7, 3, 1] and order.attribution["link"] == "L-9"
+
+
+@pytest.mark.django_db
+def test_a_blocked_risk_verdict_refuses_the_order(monkeypatch):
+    product = make_product()
+    add_keys(product, 1)
+    monkeypatch.setattr("riskcontrol.services.assess_checkout", lambda **kwargs: "block")
+
+    with pytest.raises(ValidationError):
+        buy(product)
+
+    assert not Order.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_bundle_reserves_each_card_key_part():
+    from catalog.models import BundleItem
+
+    steam = make_product()
+    add_keys(steam, 5)
+    vip = make_product(product_type=ProductType.MANUAL)
+    bundle = make_product(product_type=ProductType.BUNDLE, price="66.00")
+    BundleItem.objects.create(bundle=bundle, component=steam, quantity=2)
+    BundleItem.objects.create(bundle=bundle, component=vip, quantity=1)
+
+    order = buy(bundle, quantity=2)
+
+    assert CardKey.objects.filter(product=steam, status=CardKeyStatus.RESERVED, reserved_for=order.order_no).count() == 4

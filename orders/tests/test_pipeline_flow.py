@@ -1,0 +1,122 @@
+"""The happy path and its idempotency: checkout → callback → fulfilment, each once."""
+
+import pytest
+from django.core import mail
+
+from catalog.models import CardKey, CardKeyStatus
+from orders.models import (
+    CallbackOutcome,
+    Order,
+    OrderDelivery,
+    OrderStatus,
+    PaymentCallback,
+)
+from orders.services import fulfil_order
+
+from .factories import add_keys, buy, make_product, pay
+
+
+@pytest.mark.django_db
+def test_a_paid_order_gets_its_reserved_key_and_an_email(django_capture_on_commit_callbacks, monkeypatch, settings):
+    # given a product with stock and an order for one key
+    settings.ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS = True
+    product = make_product()
+    add_keys(product, 3)
+    order = buy(product)
+    reserved = CardKey.objects.get(status=CardKeyStatus.RESERVED)
+    assert reserved.reserved_for == order.order_no
+
+    # when the gateway says it was paid and the fulfilment task runs
+    enqueued = []
+    monkeypatch.setattr("orders.services.enqueue.run_task_now_or_enqueue", lambda name, **kw: enqueued.append((name, kw)))
+    with django_capture_on_commit_callbacks(execute=True):
+        result = pay(order)
+    assert result.accepted and result.answer.body == "success"
+    assert enqueued == [("fulfil_order_task", {"order_id": order.pk})]
+    with django_capture_on_commit_callbacks(execute=True):
+        fulfil_order(order_id=order.pk)
+
+    # then the reserved key is the one delivered, and the buyer got an email with a link
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    delivery = OrderDelivery.objects.get(order=order)
+    assert delivery.card_key_id == reserved.pk
+    reserved.refresh_from_db()
+    assert (reserved.status, reserved.sold_to) == (CardKeyStatus.SOLD, order.order_no)
+    assert len(mail.outbox) == 1
+    assert f"/orders/{order.order_no}/?t=" in mail.outbox[0].body
+    assert "KEY-" in mail.outbox[0].body
+
+
+@pytest.mark.django_db
+def test_running_fulfilment_twice_delivers_once():
+    product = make_product()
+    add_keys(product, 5)
+    order = buy(product, quantity=2)
+    pay(order)
+
+    fulfil_order(order_id=order.pk)
+    fulfil_order(order_id=order.pk)
+
+    assert OrderDelivery.objects.filter(order=order).count() == 2
+    assert CardKey.objects.filter(status=CardKeyStatus.SOLD).count() == 2
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.COMPLETED
+
+
+@pytest.mark.django_db
+def test_a_replayed_callback_gets_the_earlier_answer_and_changes_nothing():
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    first = pay(order)
+
+    again = pay(order)
+
+    assert again.callback.pk == first.callback.pk
+    assert again.answer.body == "success"
+    assert PaymentCallback.objects.get().times_received == 2
+    assert Order.objects.get(pk=order.pk).status_changes.filter(new_status=OrderStatus.PAID).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_second_distinct_success_event_is_a_duplicate_not_a_second_payment():
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    pay(order, event_id="EVT-1")
+
+    second = pay(order, event_id="EVT-2")
+
+    assert second.callback.outcome == CallbackOutcome.DUPLICATE
+    assert second.accepted
+    assert Order.objects.get(pk=order.pk).status_changes.filter(new_status=OrderStatus.PAID).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_stale_pending_event_after_payment_is_ignored():
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    pay(order)
+
+    stale = pay(order, event_id="EVT-stale", status="pending")
+
+    assert stale.callback.outcome == CallbackOutcome.IGNORED
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
+
+
+@pytest.mark.django_db
+def test_the_email_can_carry_only_the_link(django_capture_on_commit_callbacks, settings):
+    settings.ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS = False
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    pay(order)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        fulfil_order(order_id=order.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        fulfil_order(order_id=order.pk)
+
+    assert len(mail.outbox) == 1
+    assert "KEY-" not in mail.outbox[0].body and f"/orders/{order.order_no}/?t=" in mail.outbox[0].body

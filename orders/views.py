@@ -1,0 +1,181 @@
+"""Buyer-facing order pages, the payment notify endpoint and the sandbox cashier.
+
+Views parse, call one service, render. Secrets are shown only to the browser that placed the
+order (its session) or holds a signed link, never for an order number alone.
+"""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from catalog import selectors as catalog_selectors
+from catalog.validation import sanitize_description
+
+from . import selectors, services
+from .gateways import GatewayError, UnknownGateway
+from .middleware import referral_from_request
+from .models import OrderStatus, SandboxPayment, SandboxPaymentStatus
+
+
+def _client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _grant(request, order_no: str) -> None:
+    placed = [number for number in request.session.get(selectors.SESSION_KEY, []) if number != order_no]
+    request.session[selectors.SESSION_KEY] = (placed + [order_no])[-50:]
+
+
+def _notify_url(request, gateway_code: str) -> str:
+    return request.build_absolute_uri(reverse("orders:payment-notify", args=[gateway_code]))
+
+
+def _begin_payment(request, order):
+    order_url = reverse("orders:order-detail", args=[order.order_no])
+    try:
+        start = services.start_payment(
+            order=order,
+            notify_url=_notify_url(request, order.payment_gateway or "sandbox"),
+            return_url=request.build_absolute_uri(order_url),
+            client_ip=_client_ip(request) or "",
+        )
+    except (ValidationError, GatewayError, UnknownGateway):
+        return redirect(order_url)
+    if start.qr_text and not start.redirect_url:
+        # WeChat Pay Native and the like: show the code to scan; the page follows the order.
+        return render(request, "orders/pay_qr.html", {"order": order, "qr_svg": _qr_svg(start.qr_text)})
+    return redirect(start.redirect_url or order_url)
+
+
+def _qr_svg(text: str) -> str:
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    return mark_safe(image.to_string(encoding="unicode"))  # drawn by us: paths only, no text
+
+
+@require_POST
+def checkout(request, pk: int):
+    product = catalog_selectors.product_on_shelf(pk=pk)
+    if product is None:
+        raise Http404
+    fields = {name[len("field_") :]: value for name, value in request.POST.items() if name.startswith("field_")}
+    try:
+        order = services.place_order(
+            product=product,
+            quantity=request.POST.get("quantity", ""),
+            contact=request.POST.get("contact", ""),
+            query_password=request.POST.get("query_password", ""),
+            buyer_fields=fields,
+            recharge_target=request.POST.get("recharge_target", ""),
+            checkout_token=request.POST.get("checkout_token", "")[:64] or None,
+            referral=referral_from_request(request),
+            buyer_ip=_client_ip(request),
+            gateway=settings.ORDER_DEFAULT_GATEWAY,
+        )
+    except ValidationError as error:
+        errors = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
+        context = {
+            "product": product,
+            "description": mark_safe(sanitize_description(product.description)),
+            "checkout": {
+                "errors": errors,
+                "values": request.POST,
+                "fields": fields,
+                "token": services.new_checkout_token(),
+            },
+        }
+        return render(request, "catalog/shop_product.html", context, status=400)
+    _grant(request, order.order_no)
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        return redirect("orders:order-detail", order.order_no)
+    return _begin_payment(request, order)
+
+
+def _order_or_404(request, order_no: str):
+    order = selectors.order_for_buyer(request=request, order_no=order_no)
+    if order is None:
+        raise Http404
+    if request.GET.get("t"):
+        _grant(request, order.order_no)  # the signed link opens the page; polling needs the session
+    return order
+
+
+@never_cache
+@require_GET
+def order_detail(request, order_no: str):
+    order = _order_or_404(request, order_no)
+    context = {
+        "order": order,
+        "deliveries": selectors.deliveries_for_buyer(order=order),
+        "buyer_fields": selectors.buyer_fields_for_display(order=order),
+        "summary": selectors.order_status_summary(order=order),
+        "is_payable": order.status == OrderStatus.PENDING_PAYMENT and order.expires_at > timezone.now(),
+    }
+    return render(request, "orders/order_detail.html", context)
+
+
+@never_cache
+@require_GET
+def order_status(request, order_no: str):
+    order = _order_or_404(request, order_no)
+    return JsonResponse(selectors.order_status_summary(order=order))
+
+
+@require_POST
+def order_pay(request, order_no: str):
+    order = _order_or_404(request, order_no)
+    return _begin_payment(request, order)
+
+
+@require_POST
+def order_sync(request, order_no: str):
+    """The buyer says they paid: ask the gateway now (active query) instead of waiting."""
+    order = _order_or_404(request, order_no)
+    if order.status in (OrderStatus.PENDING_PAYMENT, OrderStatus.EXPIRED):
+        services.sync_payment_status(order=order)
+    return redirect("orders:order-detail", order.order_no)
+
+
+@csrf_exempt
+@require_POST
+def payment_notify(request, gateway: str):
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    try:
+        result = services.record_payment_notification(gateway_code=gateway, body=request.body, headers=headers)
+    except UnknownGateway:
+        raise Http404 from None
+    return HttpResponse(result.answer.body, status=result.answer.status, content_type=result.answer.content_type)
+
+
+# --- The sandbox gateway's cashier (the sandbox's own page, not Kamen's) ----------------------
+@never_cache
+def sandbox_cashier(request, trade_no: str):
+    from .gateways.sandbox import complete_sandbox_payment
+
+    if not settings.SANDBOX_GATEWAY_ENABLED:
+        raise Http404
+    payment = get_object_or_404(SandboxPayment, trade_no=trade_no)
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action in ("pay", "fail"):
+            complete_sandbox_payment(trade_no=trade_no, succeeded=action == "pay")
+        if payment.return_url and url_has_allowed_host_and_scheme(
+            payment.return_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return redirect(payment.return_url)
+        return redirect("orders:sandbox-cashier", trade_no)
+    return render(
+        request,
+        "orders/sandbox_cashier.html",
+        {"payment": payment, "is_pending": payment.status == SandboxPaymentStatus.PENDING},
+    )
