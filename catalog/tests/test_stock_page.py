@@ -56,6 +56,8 @@ def add_keys(product, count, *, status=CardKeyStatus.AVAILABLE, expires_at=None)
                 status=status,
                 expires_at=expires_at,
                 reserved_at=now if status == CardKeyStatus.RESERVED else None,
+                reserved_for="KM-TEST-ORDER" if status == CardKeyStatus.RESERVED else "",
+                reserved_until=now + timedelta(minutes=15) if status == CardKeyStatus.RESERVED else None,
                 sold_at=now if status == CardKeyStatus.SOLD else None,
                 voided_at=now if status == CardKeyStatus.VOID else None,
             )

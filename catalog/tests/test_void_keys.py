@@ -2,6 +2,8 @@
 
 from decimal import Decimal
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -94,7 +96,12 @@ def test_a_selection_with_a_sold_key_is_refused_and_nothing_changes(staff_user):
 def test_a_reserved_key_cannot_be_voided(staff_user):
     product = make_product()
     (key,) = add_keys(product, 1)
-    CardKey.objects.filter(pk=key.pk).update(status=CardKeyStatus.RESERVED, reserved_at=timezone.now())
+    CardKey.objects.filter(pk=key.pk).update(
+        status=CardKeyStatus.RESERVED,
+        reserved_at=timezone.now(),
+        reserved_for="KM-TEST-ORDER",
+        reserved_until=timezone.now() + timedelta(minutes=15),
+    )
 
     with pytest.raises(ValidationError, match="已预留"):
         void_card_keys(card_key_ids=[key.pk], reason="清理", actor=staff_user)
