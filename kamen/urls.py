@@ -12,6 +12,7 @@ urlpatterns = [
     path("console/", include("catalog.console_urls")),
     path("sandbox/supplier/", include("catalog.sandbox_urls")),
     path("", include("catalog.urls")),
+    path("", include("orders.urls_postsale")),
 ]
 
 if settings.DEBUG or settings.IS_EMBEDDED_DATABASE:
