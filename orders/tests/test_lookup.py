@@ -187,3 +187,41 @@ def test_pending_orders_are_found_too(client):
 def test_masking_keeps_contacts_recognisable_but_not_harvestable():
     assert mask_contact("bob@example.com") == "bo***@example.com"
     assert mask_contact("13800138000") == "138****8000"
+
+
+def test_no_page_reachable_with_an_order_number_shows_the_card_key(client):
+    from catalog.models import CardKey, CardKeyBatch
+    from kamen import crypto
+    from orders.models import DeliveryKind, OrderDelivery
+
+    order = make_order(password="open-sesame")
+    batch = CardKeyBatch.objects.create(product=order.product, key_count=1)
+    key_id, blob = crypto.encrypt("CARD-SECRET-0001")
+    card_key = CardKey.objects.create(
+        product=order.product, batch=batch, secret_ciphertext=blob, key_id=key_id, fingerprint="lookup-secret-1",
+        status="sold", sold_at=order.paid_at,
+    )
+    OrderDelivery.objects.create(order=order, product=order.product, kind=DeliveryKind.CARD_KEY, card_key=card_key)
+
+    pages = [
+        post_lookup(client, order.order_no, "").content,
+        post_lookup(client, order.order_no, "wrong").content,
+        client.get(reverse("postsale:order-open", args=[order.order_no])).content,
+        client.get(reverse("postsale:order-vouchers", args=[order.order_no])).content,
+        client.get(reverse("postsale:order-lookup-results")).content,
+    ]
+
+    assert all(b"CARD-SECRET-0001" not in page for page in pages)
+    assert SESSION_KEY not in client.session
+
+
+def test_a_signed_link_for_another_order_opens_nothing(client):
+    order = make_order(password="open-sesame")
+    other = make_order(password="open-sesame")
+    from orders.services.access import signed_order_token
+
+    url = reverse("postsale:order-vouchers", args=[order.order_no])
+
+    assert client.get(url, {"t": signed_order_token(other)}).status_code == 404
+    assert client.get(url, {"t": "forged"}).status_code == 404
+    assert client.get(url, {"t": signed_order_token(order)}).status_code == 200
