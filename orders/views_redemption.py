@@ -4,6 +4,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
@@ -19,7 +20,7 @@ STORE_SESSION_KEY = "orders.redeem_store"
 def redeem(request):
     store_label = request.session.get(STORE_SESSION_KEY, "")
     context = {
-        "title": "核销",
+        "title": _("券码核销"),
         "values": {"code": request.GET.get("code", "")[:64], "dynamic_code": "", "store_label": store_label},
         "errors": {},
         "refusal": "",

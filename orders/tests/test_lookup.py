@@ -225,3 +225,17 @@ def test_a_signed_link_for_another_order_opens_nothing(client):
     assert client.get(url, {"t": signed_order_token(other)}).status_code == 404
     assert client.get(url, {"t": "forged"}).status_code == 404
     assert client.get(url, {"t": signed_order_token(order)}).status_code == 200
+
+
+def test_when_the_counters_are_down_the_lookup_refuses_rather_than_allow_guessing(client, monkeypatch):
+    order = make_order(password="open-sesame")
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(cache, "get", broken)
+    response = post_lookup(client, order.order_no, "open-sesame")
+
+    assert response.status_code == 400
+    assert "查单服务暂时不可用" in response.content.decode()
+    assert SESSION_KEY not in client.session
