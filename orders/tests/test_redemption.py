@@ -278,3 +278,50 @@ def test_the_qr_code_carries_the_voucher_code(client):
 
     image = Image.open(BytesIO(png))
     assert image.format == "PNG" and image.size[0] >= 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_buyer_shows_code_and_dynamic_code_and_the_store_redeems_it_in_a_real_browser(browser, live_server, django_user_model):
+    # Given a buyer who bought two coffee vouchers that need the dynamic code
+    order, vouchers = voucher_order(mode=RedemptionMode.CODE_AND_DYNAMIC, quantity=2, password="open-sesame")
+    store = django_user_model.objects.create_user(username="store-1", password="kamen-test-pass", is_staff=True)
+    store.groups.add(Group.objects.get(name="operator"))
+    buyer = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    counter = browser.new_context(locale="zh-CN")
+    try:
+        # When the buyer looks the order up on the phone and opens the vouchers
+        phone = buyer.new_page()
+        phone.goto(f"{live_server.url}/query/")
+        phone.fill("#id_identifier", order.order_no)
+        phone.fill("#id_password", "open-sesame")
+        phone.click("button[type=submit]")
+        phone.click("text=查看核销券")
+        first = phone.locator(".voucher").first
+        code = first.locator(".voucher-code").inner_text()
+        dynamic = first.locator(".dynamic-code").inner_text()
+        phone.wait_for_function(
+            "() => [...document.querySelectorAll('.voucher img')].every(image => image.complete && image.naturalWidth > 0)"
+        )
+
+        # And the store types both codes at the counter
+        desk = counter.new_page()
+        desk.goto(f"{live_server.url}/admin/login/?next=/console/redeem/")
+        desk.fill("#id_username", "store-1")
+        desk.fill("#id_password", "kamen-test-pass")
+        desk.click("input[type=submit]")
+        desk.fill("#id_code", code)
+        desk.fill("#id_dynamic_code", dynamic)
+        desk.fill("#id_store_label", "南京西路店")
+        desk.click("input[type=submit][value='核销']")
+
+        # Then it is redeemed once, and a second try says when and by whom
+        assert "核销成功" in desk.locator("#redeem-success").inner_text()
+        desk.fill("#id_code", code)
+        desk.click("input[type=submit][value='核销']")
+        assert "store-1" in desk.locator("#redeem-refusal").inner_text()
+        phone.reload()
+        assert "已于" in phone.locator(".voucher").first.inner_text()
+    finally:
+        buyer.close()
+        counter.close()
+    assert Voucher.objects.get(pk=vouchers[0].pk).redeemed_store == "南京西路店"
