@@ -47,12 +47,21 @@ _SUPPLIERS_EDIT = _SUPPLIERS_VIEW + [
     f"catalog.{verb}_{model}" for model in ("sandboxaccount", "sandboxsku") for verb in ("add", "change", "view")
 ] + ["catalog.view_sandboxorder"]
 
+_ORDERS_VIEW = [
+    f"orders.view_{model}"
+    for model in (
+        "order", "orderstatuschange", "orderdelivery", "paymentattempt", "paymentcallback", "refund",
+        "voucher", "voucherredemption",
+    )
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # The owner gets every permission (see sync_roles); listed here for completeness.
     OWNER: [],
-    OPERATOR: _CATALOG_EDIT + _CATALOG_VIEW + _STOCK + _SUPPLIERS_EDIT + ["catalog.change_product_price"],
-    FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"],
-    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"],
+    OPERATOR: _CATALOG_EDIT + _CATALOG_VIEW + _STOCK + _SUPPLIERS_EDIT + ["catalog.change_product_price"]
+    + _ORDERS_VIEW + ["orders.confirm_payment_manually", "orders.redeem_voucher", "orders.redrive_fulfilment"],
+    FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + ["orders.refund_order"],
+    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW,
 }
 
 

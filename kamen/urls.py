@@ -13,6 +13,7 @@ urlpatterns = [
     path("sandbox/supplier/", include("catalog.sandbox_urls")),
     path("", include("orders.urls")),
     path("", include("catalog.urls")),
+    path("", include("orders.urls_postsale")),
 ]
 
 if settings.DEBUG or settings.IS_EMBEDDED_DATABASE:

@@ -73,6 +73,12 @@ class Order(models.Model):
         verbose_name = _("订单")
         verbose_name_plural = _("订单")
         ordering = ["-created_at", "-id"]
+        # 补单 and refunds have theirs on PaymentCallback and Refund (orders.confirm_payment_manually,
+        # orders.refund_order); these are the post-sale actions on the order itself.
+        permissions = [
+            ("redeem_voucher", _("可以核销券码")),
+            ("redrive_fulfilment", _("可以重新发货")),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="order_status_known"),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="order_quantity_positive"),
@@ -371,3 +377,95 @@ class SandboxNotification(models.Model):
         verbose_name = _("沙箱通知")
         verbose_name_plural = _("沙箱通知")
         ordering = ["id"]
+
+
+class Voucher(models.Model):
+    """One redeemable unit (券) of a delivered order, redeemed at most once.
+
+    The code the buyer shows is stored encrypted (so the buyer's page can show it again) and
+    found by its keyed blind index, never by plaintext. ``secret`` seeds the 30-second dynamic
+    code (TOTP, RFC 6238) for products that require one; ``requires_dynamic_code`` is fixed at
+    issue time so a later catalog edit never changes what a sold voucher needs.
+    """
+
+    order = models.ForeignKey(Order, verbose_name=_("订单"), on_delete=models.PROTECT, related_name="vouchers")
+    product = models.ForeignKey(
+        "catalog.Product", verbose_name=_("商品"), on_delete=models.PROTECT, related_name="+"
+    )
+    sequence = models.PositiveIntegerField(_("序号"))
+    code_index = models.CharField(_("券码索引"), max_length=64, editable=False)
+    code_ciphertext = models.BinaryField(_("券码密文"), editable=False)
+    code_key_id = models.CharField(max_length=32, editable=False)
+    code_last4 = models.CharField(_("券码末四位"), max_length=4, editable=False)
+    secret_ciphertext = models.BinaryField(_("动态码种子密文"), editable=False)
+    secret_key_id = models.CharField(max_length=32, editable=False)
+    requires_dynamic_code = models.BooleanField(_("需要动态码"), default=False)
+    created_at = models.DateTimeField(_("发放时间"), auto_now_add=True)
+    redeemed_at = models.DateTimeField(_("核销时间"), null=True, blank=True)
+    redeemed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("核销人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    redeemed_store = models.CharField(_("核销门店"), max_length=60, blank=True)
+    voided_at = models.DateTimeField(_("作废时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("核销券")
+        verbose_name_plural = _("核销券")
+        ordering = ["order_id", "product_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["code_index"], name="voucher_code_unique"),
+            # Issuing twice issues once: one voucher per (order, product, unit).
+            models.UniqueConstraint(fields=["order", "product", "sequence"], name="voucher_once_per_unit"),
+            models.CheckConstraint(condition=Q(sequence__gte=1), name="voucher_sequence_positive"),
+            models.CheckConstraint(
+                condition=Q(redeemed_at__isnull=True) | Q(voided_at__isnull=True), name="voucher_not_redeemed_and_voided"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.order.order_no} #{self.sequence} (…{self.code_last4})"
+
+    @property
+    def is_redeemed(self) -> bool:
+        return self.redeemed_at is not None
+
+
+class RedemptionOutcome(models.TextChoices):
+    REDEEMED = "redeemed", _("核销成功")
+    ALREADY_REDEEMED = "already_redeemed", _("已核销过")
+    BAD_DYNAMIC_CODE = "bad_dynamic_code", _("动态码错误或过期")
+    UNKNOWN_CODE = "unknown_code", _("券码无效")
+    NOT_REDEEMABLE = "not_redeemable", _("不可核销")
+
+
+class VoucherRedemption(models.Model):
+    """Every redemption attempt at a counter, accepted or refused: who, when, where, from which
+    IP. At most one accepted row per voucher, by constraint."""
+
+    voucher = models.ForeignKey(
+        Voucher, verbose_name=_("核销券"), null=True, blank=True, on_delete=models.PROTECT, related_name="redemptions"
+    )
+    outcome = models.CharField(_("结果"), max_length=20, choices=RedemptionOutcome.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(_("操作人账号"), max_length=150, blank=True)
+    store_label = models.CharField(_("门店"), max_length=60, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP"), null=True, blank=True)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("核销记录")
+        verbose_name_plural = _("核销记录")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["voucher"], condition=Q(outcome="redeemed"), name="voucher_redeemed_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome__in=RedemptionOutcome.values), name="voucher_redemption_outcome_known"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.voucher_id} {self.outcome} {self.created_at:%Y-%m-%d %H:%M}"

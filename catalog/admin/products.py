@@ -194,6 +194,7 @@ class ProductAdmin(admin.ModelAdmin):
                     "delivery_order",
                     "low_stock_threshold",
                     "supplier_cost_ceiling",
+                    "redemption_mode",
                 ]
             },
         ),

@@ -57,6 +57,14 @@ class DeliveryOrder(models.TextChoices):
     RANDOM = "random", _("随机")
 
 
+class RedemptionMode(models.TextChoices):
+    """Voucher-style products (核销): the buyer gets a code to show at a store."""
+
+    NONE = "none", _("无需核销")
+    CODE = "code", _("券码核销")
+    CODE_AND_DYNAMIC = "code_and_dynamic", _("券码 + 30 秒动态码核销")
+
+
 class Product(models.Model):
     category = models.ForeignKey(
         Category, verbose_name=_("分类"), on_delete=models.PROTECT, related_name="products"
@@ -88,6 +96,14 @@ class Product(models.Model):
     supplier_cost_ceiling = models.DecimalField(_("货源成本上限"), **MONEY, null=True, blank=True)
     off_shelf_reason = models.CharField(_("下架原因"), max_length=200, blank=True)
     sort_order = models.PositiveIntegerField(_("排序"), default=0)
+    redemption_mode = models.CharField(
+        _("核销方式"),
+        max_length=20,
+        choices=RedemptionMode.choices,
+        default=RedemptionMode.NONE,
+        db_default=RedemptionMode.NONE,
+        help_text=_("券类商品：发货后买家获得券码和二维码，由门店或工作人员核销一次"),
+    )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 

@@ -24,6 +24,7 @@ from catalog.models import (
     ProductType,
     RechargeTargetRule,
 )
+from catalog.models.products import RedemptionMode
 from catalog.validation import compile_user_regex, sanitize_description
 from kamen.audit import diff_fields, record_audit
 
@@ -57,6 +58,7 @@ STOCK_FIELDS = (
     "delivery_order",
     "low_stock_threshold",
     "supplier_cost_ceiling",
+    "redemption_mode",
 )
 OTHER_FIELDS = (
     "category",
@@ -225,6 +227,10 @@ def validate_product_fields(*, values: dict[str, Any], product: Product | None =
     field(
         "recharge_target_rule",
         lambda v: _choice(v or "", label=_label("recharge_target_rule"), choices=RechargeTargetRule),
+    )
+    field(
+        "redemption_mode",
+        lambda v: _choice(v or RedemptionMode.NONE, label=_label("redemption_mode"), choices=RedemptionMode),
     )
     field(
         "recharge_target_regex",

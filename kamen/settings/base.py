@@ -158,6 +158,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(60 * 60 * 8)))
 SESSION_COOKIE_HTTPONLY = True
+# Buyer order look-up (自助查单): failed attempts per order number / contact, and per IP (many
+# buyers share a carrier NAT address, so that limit is higher), before a lock-out window.
+ORDER_LOOKUP_MAX_ATTEMPTS = int(os.environ.get("ORDER_LOOKUP_MAX_ATTEMPTS", "5"))
+ORDER_LOOKUP_MAX_ATTEMPTS_PER_IP = int(os.environ.get("ORDER_LOOKUP_MAX_ATTEMPTS_PER_IP", "20"))
+ORDER_LOOKUP_LOCKOUT_MINUTES = int(os.environ.get("ORDER_LOOKUP_LOCKOUT_MINUTES", "15"))
 
 # --- i18n -----------------------------------------------------------------------------------
 LANGUAGE_CODE = "zh-hans"
