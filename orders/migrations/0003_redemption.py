@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0006_product_redemption'),
+        ('catalog', '0005_product_redemption'),
         ('orders', '0002_pipeline'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

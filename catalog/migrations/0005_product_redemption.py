@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0003_card_key_reservations'),
+        ('catalog', '0004_suppliers'),
     ]
 
     operations = [
