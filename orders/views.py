@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from catalog import selectors as catalog_selectors
 from catalog.validation import sanitize_description
 
+from orders.services.redemption import vouchers_for_buyer
 from . import selectors, services
 from .gateways import GatewayError, UnknownGateway
 from .middleware import referral_from_request
@@ -117,6 +118,7 @@ def order_detail(request, order_no: str):
     context = {
         "order": order,
         "deliveries": selectors.deliveries_for_buyer(order=order),
+        "vouchers": vouchers_for_buyer(order=order),
         "buyer_fields": selectors.buyer_fields_for_display(order=order),
         "summary": selectors.order_status_summary(order=order),
         "is_payable": order.status == OrderStatus.PENDING_PAYMENT and order.expires_at > timezone.now(),

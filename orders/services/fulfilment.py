@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.models import BundleItem, Product, ProductType
+from catalog.models.products import RedemptionMode
 from catalog.services import InsufficientStock, claim_card_keys, sell_reserved_card_keys
 from kamen import crypto
 from kamen.audit import record_audit
@@ -30,6 +31,7 @@ from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 
 from . import catalog_bridge
 from .enqueue import enqueue_after_commit
+from .redemption import issue_vouchers
 from .state import transition_order
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 ACCESS_SALT = "orders.access"
+_VOUCHER_MESSAGE = "核销券（见下方）"
 _STARTABLE = (OrderStatus.PAID, OrderStatus.BACKORDERED, OrderStatus.FAILED)
 
 
@@ -151,6 +154,12 @@ def _fulfil_part(order: Order, product: Product, quantity: int) -> Part:
         return _fulfil_top_up(order, product, quantity)
     if product.product_type == ProductType.MANUAL:
         delivered = OrderDelivery.objects.filter(order=order, product=product, kind=DeliveryKind.MANUAL).exists()
+        if not delivered and product.redemption_mode != RedemptionMode.NONE:
+            # A voucher product: the vouchers issued when the order concludes are the goods.
+            OrderDelivery.objects.create(
+                order=order, product=product, kind=DeliveryKind.MANUAL, quantity=quantity, message=_VOUCHER_MESSAGE
+            )
+            return Part.DONE
         return Part.DONE if delivered else Part.WAITING
     _note_error(order, f"unsupported product type {product.product_type}")
     return Part.FAILED
@@ -182,6 +191,7 @@ def _conclude_locked(order: Order, results: list[Part]) -> bool:
     if order.status != OrderStatus.FULFILLING:
         return False
     if all(result == Part.DONE for result in results):
+        issue_vouchers(order=order)
         transition_order(
             order=order,
             to_status=OrderStatus.COMPLETED,
