@@ -191,7 +191,8 @@ def _conclude_locked(order: Order, results: list[Part]) -> bool:
     if order.status != OrderStatus.FULFILLING:
         return False
     if all(result == Part.DONE for result in results):
-        issue_vouchers(order=order)
+        if order.product.redemption_mode != RedemptionMode.NONE or order.product.product_type == ProductType.BUNDLE:
+            issue_vouchers(order=order)
         transition_order(
             order=order,
             to_status=OrderStatus.COMPLETED,
