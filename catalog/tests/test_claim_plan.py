@@ -19,7 +19,7 @@ from catalog.models import (
     Product,
     ProductType,
 )
-from catalog.services import claim_card_keys
+from catalog.services import InsufficientStock, claim_card_keys
 
 TABLE = CardKey._meta.db_table
 
@@ -79,13 +79,21 @@ def realistic_stock(db):
     return hot, expiring
 
 
-def test_claiming_oldest_first_walks_the_partial_index_of_available_keys(realistic_stock):
+def test_claiming_oldest_first_walks_the_partial_index_and_reads_a_handful_of_pages(realistic_stock):
     hot, _expiring = realistic_stock
 
     plan = claim_plan(hot)
+    with CaptureQueriesContext(connection) as queries:
+        claim_card_keys(product=hot, quantity=1)
+    (statement,) = [query["sql"] for query in queries.captured_queries if "SKIP LOCKED" in query["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement)
+        (executed,) = cursor.fetchone()[0]
 
     assert "card_key_available_idx" in plan, plan
     assert f"Seq Scan on {TABLE}" not in plan, plan
+    pages = executed["Plan"]["Shared Hit Blocks"] + executed["Plan"].get("Shared Read Blocks", 0)
+    assert pages < 100, executed  # the primary-key plan read over 1,000
 
 
 def test_claiming_first_expiring_walks_the_partial_expiry_index(realistic_stock):
@@ -97,14 +105,26 @@ def test_claiming_first_expiring_walks_the_partial_expiry_index(realistic_stock)
     assert f"Seq Scan on {TABLE}" not in plan, plan
 
 
-def test_the_claim_reads_a_handful_of_pages_not_the_table(realistic_stock):
-    hot, _expiring = realistic_stock
-    with CaptureQueriesContext(connection) as queries:
-        claim_card_keys(product=hot, quantity=1)
-    (statement,) = [query["sql"] for query in queries.captured_queries if "SKIP LOCKED" in query["sql"]]
+@pytest.mark.django_db
+def test_random_delivery_claims_distinct_available_keys():
+    product = make_product("随机商品", DeliveryOrder.RANDOM)
+    stock(product, 50, sold=10)
 
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement)
-        (plan,) = cursor.fetchone()[0]
+    keys = claim_card_keys(product=product, quantity=30)
 
-    assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"].get("Shared Read Blocks", 0) < 100, plan
+    assert len({key.pk for key in keys}) == 30
+    assert all(key.status == "sold" and key.sold_at is not None for key in keys)
+    assert CardKey.objects.filter(product=product, status="available").count() == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_outside_a_transaction_that_finds_too_few_keys_claims_none_and_locks_none():
+    product = make_product("少量商品")
+    stock(product, 3)
+
+    with pytest.raises(InsufficientStock) as error:
+        claim_card_keys(product=product, quantity=4)
+
+    assert error.value.available == 3
+    assert CardKey.objects.filter(product=product, status="available").count() == 3
+    assert len(claim_card_keys(product=product, quantity=3)) == 3  # nothing was left locked
