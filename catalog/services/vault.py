@@ -1,8 +1,11 @@
 """Bulk card-key import: validate first, save only after the merchant confirms.
 
-The raw text is kept encrypted on the import row between preview and confirmation and wiped
-when the import completes. Keys are written in one transaction (all or nothing); progress is
-published through the cache so the console can show it while that transaction is open.
+The raw text is kept encrypted on the import row until validation, which replaces it with the
+validated keys (fingerprints included, still encrypted) so the confirmed import neither parses
+nor hashes a second time; the payload is wiped when the import ends. Keys are written in one
+transaction (all or nothing) with one streamed COPY on PostgreSQL, the unique fingerprint index
+catching whatever reached stock since validation; progress is published through the cache so
+the console can show it while that transaction is open.
 """
 
 from datetime import datetime
