@@ -1,7 +1,10 @@
 """Run every benchmark on a fresh PostgreSQL database, print medians, merge bench-results.json.
 
 Add a benchmark: a module in this package with ``run(repeats: int) -> dict[str, float]``
-(medians), listed in BENCHMARKS.
+(medians), listed in BENCHMARKS, and optionally ``TARGETS = {figure: minimum}``. A benchmark
+that cannot run here (a missing tool) prints why and returns no figure.
+
+``python -m bench card_key_claims pgbench`` runs only those (``make bench`` runs all).
 """
 
 import importlib
@@ -10,11 +13,15 @@ import os
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["bench.card_key_import", "bench.pipeline"]
+BENCHMARKS = ["bench.card_key_import", "bench.card_key_claims", "bench.pgbench", "bench.pipeline"]
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
 
 
-def main() -> int:
+def main(selected: list[str]) -> int:
+    unknown = [name for name in selected if f"bench.{name}" not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(b.split('.')[1] for b in BENCHMARKS)}")
+        return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kamen.settings.test")
     os.environ.setdefault("TEST_DATABASE_NAME", "kamen_bench")
     import django
@@ -25,24 +32,38 @@ def main() -> int:
 
     setup_test_environment()
     database = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    print(f"benchmark database: {database}")
+    load = os.getloadavg()
+    print(f"benchmark database: {database}; load average at the start: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
     repeats = int(os.environ.get("BENCH_REPEATS", "3"))
     figures: dict[str, float] = {}
+    targets: dict[str, float] = {}
     try:
-        for name in BENCHMARKS:
-            figures.update(importlib.import_module(name).run(repeats))
+        for name in [name for name in BENCHMARKS if not selected or name.split(".")[1] in selected]:
+            module = importlib.import_module(name)
+            figures.update(module.run(repeats))
+            targets.update(getattr(module, "TARGETS", {}))
     finally:
         connection.creation.destroy_test_db(database, verbosity=0)
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     stored.update(figures)
     RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
-    width = max(len(name) for name in figures)
-    print(f"\n{'figure':<{width}}  median")
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value:,.1f}")
+    print(_table(figures, targets, load=os.getloadavg()))
     print(f"\nwritten to {RESULTS.name}")
     return 0
 
 
+def _table(figures: dict[str, float], targets: dict[str, float], *, load: tuple[float, float, float]) -> str:
+    """Each figure, its median and its target (≥) where it has one."""
+    width = max([len("figure"), *(len(name) for name in figures)])
+    lines = [f"\n{'figure':<{width}}  {'median':>12}  {'target':>12}", f"{'-' * width}  {'-' * 12}  {'-' * 12}"]
+    for name, value in figures.items():
+        target = targets.get(name)
+        verdict = "" if target is None else ("  met" if value >= target else "  BELOW TARGET")
+        shown = "" if target is None else f"≥ {target:,.0f}"
+        lines.append(f"{name:<{width}}  {value:>12,.1f}  {shown:>12}{verdict}")
+    lines.append(f"(load average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} cores)")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,21 +1,34 @@
 """Bulk card-key import: validate first, save only after the merchant confirms.
 
-The raw text is kept encrypted on the import row between preview and confirmation and wiped
-when the import completes. Keys are written in one transaction (all or nothing); progress is
-published through the cache so the console can show it while that transaction is open.
+The raw text is kept encrypted on the import row until validation, which replaces it with the
+validated keys (fingerprints included, still encrypted) so the confirmed import neither parses
+nor hashes a second time; the payload is wiped when the import ends. Keys are written in one
+transaction (all or nothing) with one streamed COPY on PostgreSQL, the unique fingerprint index
+catching whatever reached stock since validation; progress is published through the cache so
+the console can show it while that transaction is open.
 """
 
+from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.importing import FORMATS, SEPARATORS, ParsedKey, parse_card_key_lines
+from catalog.models import (
+    CardKey,
+    CardKeyBatch,
+    CardKeyImport,
+    CardKeyStatus,
+    ImportStatus,
+    Product,
+    ProductType,
+)
 from catalog.signals import card_keys_imported
-from catalog.models import CardKey, CardKeyBatch, CardKeyImport, ImportStatus, Product, ProductType
 from kamen import crypto
 from kamen.audit import record_audit
 from kamen.background import enqueue_bulk_job
@@ -84,6 +97,8 @@ def start_card_key_import(
         errors["unit_cost"] = _("成本不能为负数")
     if not text.strip():
         errors["text"] = _("没有可导入的内容")
+    elif "\x00" in text:
+        errors["text"] = _("这不是文本（包含二进制内容）")
     if errors:
         raise ValidationError(errors)
     key_id, blob = crypto.encrypt(text, associated_data=PAYLOAD_CONTEXT)
@@ -105,6 +120,29 @@ def start_card_key_import(
     return import_job
 
 
+class ImportConflict(Exception):
+    """The database refused the keys even after the re-check: nothing of the import is kept."""
+
+
+class ValidKey(NamedTuple):
+    """A key that passed validation, as kept (encrypted) between preview and confirmation.
+
+    Plain strings, so the confirmed import neither parses the text nor computes a blind index
+    a second time, and writes each field straight into COPY.
+    """
+
+    line_no: str
+    fingerprint: str
+    expires_at: str  # ISO 8601 with offset, "" when the key does not expire
+    card_no: str
+    secret: str
+
+
+# Marks a payload that holds validated keys (one ValidKey a line, tab-separated) rather than the
+# merchant's raw text; raw text cannot start with it (start_card_key_import refuses NUL).
+VALIDATED_MARKER = "\x00kamen-validated-keys:1\n"
+
+
 def _parse(import_job: CardKeyImport):
     text = crypto.decrypt(
         key_id=import_job.payload_key_id, blob=import_job.payload_ciphertext, associated_data=PAYLOAD_CONTEXT
@@ -118,6 +156,17 @@ def _parse(import_job: CardKeyImport):
 
 
 def _existing_fingerprints(fingerprints: list[str]) -> set[str]:
+    """Which of these fingerprints are already in stock (committed), exactly, via the unique index."""
+    if not fingerprints:
+        return set()
+    if connection.vendor == "postgresql":
+        # One round trip: the list travels as one string, not 100,000 bind parameters.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT fingerprint FROM {CardKey._meta.db_table} WHERE fingerprint = ANY(string_to_array(%s, ','))",
+                [",".join(fingerprints)],
+            )
+            return {row[0] for row in cursor.fetchall()}
     found: set[str] = set()
     for start in range(0, len(fingerprints), CHUNK):
         chunk = fingerprints[start : start + CHUNK]
@@ -125,12 +174,39 @@ def _existing_fingerprints(fingerprints: list[str]) -> set[str]:
     return found
 
 
-def _split_against_stock(keys: list[ParsedKey]) -> tuple[list[tuple[ParsedKey, str]], list[tuple[int, str]]]:
-    fingerprinted = [(key, crypto.blind_index(key.identity)) for key in keys]
-    existing = _existing_fingerprints([fingerprint for _key, fingerprint in fingerprinted])
-    fresh = [(key, fingerprint) for key, fingerprint in fingerprinted if fingerprint not in existing]
-    duplicates = [(key.line_no, _("库存中已有相同卡密")) for key, fingerprint in fingerprinted if fingerprint in existing]
+def _split_against_stock(keys: list[ParsedKey]) -> tuple[list[ValidKey], list[tuple[int, str]]]:
+    fingerprints = crypto.blind_index_many([f"{key.card_no}\x00{key.secret}" for key in keys])  # ParsedKey.identity
+    existing = _existing_fingerprints(fingerprints)
+    fresh = [
+        ValidKey(str(key.line_no), fingerprint, key.expires_at.isoformat() if key.expires_at else "", key.card_no, key.secret)
+        for key, fingerprint in zip(keys, fingerprints)
+        if fingerprint not in existing
+    ]
+    if not existing:
+        return fresh, []
+    duplicates = [(key.line_no, _("库存中已有相同卡密")) for key, fingerprint in zip(keys, fingerprints) if fingerprint in existing]
     return fresh, duplicates
+
+
+def _seal_valid_keys(keys: list[ValidKey]) -> tuple[str, bytes]:
+    return crypto.encrypt(VALIDATED_MARKER + "\n".join("\t".join(key) for key in keys), associated_data=PAYLOAD_CONTEXT)
+
+
+def _valid_keys(import_job: CardKeyImport) -> tuple[list[ValidKey], list[tuple[int, str]], int]:
+    """The keys validation kept, the rejected lines it reported (as kept on the import) and how
+    many it rejected. A payload from before validated payloads existed is validated again here."""
+    text = crypto.decrypt(
+        key_id=import_job.payload_key_id, blob=import_job.payload_ciphertext, associated_data=PAYLOAD_CONTEXT
+    )
+    if not text.startswith(VALIDATED_MARKER):
+        result = _parse(import_job)
+        fresh, duplicates = _split_against_stock(result.keys)
+        return fresh, result.rejected + duplicates, len(result.rejected) + len(duplicates)
+    body = text[len(VALIDATED_MARKER) :]
+    make = ValidKey._make
+    fresh = [make(line.split("\t", 4)) for line in body.split("\n")] if body else []
+    rejected = [(entry["line"], entry["reason"]) for entry in import_job.rejected_lines]
+    return fresh, rejected, import_job.rejected_count
 
 
 def validate_card_key_import(*, import_id: int) -> None:
@@ -147,8 +223,11 @@ def validate_card_key_import(*, import_id: int) -> None:
         )
         raise
     rejected = sorted(result.rejected + duplicates)
+    payload_key_id, payload = _seal_valid_keys(fresh)
     CardKeyImport.objects.filter(pk=import_id, status=ImportStatus.VALIDATING).update(
         status=ImportStatus.VALIDATED,
+        payload_ciphertext=payload,
+        payload_key_id=payload_key_id,
         total_lines=result.total_lines,
         valid_count=len(fresh),
         rejected_count=len(rejected),
@@ -161,7 +240,7 @@ def validate_card_key_import(*, import_id: int) -> None:
 def confirm_card_key_import(*, import_job: CardKeyImport, actor) -> CardKeyImport:
     """Start saving the keys. Confirming twice saves them once."""
     with transaction.atomic():
-        locked = CardKeyImport.objects.select_for_update().get(pk=import_job.pk)
+        locked = CardKeyImport.objects.select_for_update().defer("payload_ciphertext").get(pk=import_job.pk)
         if locked.status in {ImportStatus.IMPORTING, ImportStatus.COMPLETED}:
             return locked
         if locked.status != ImportStatus.VALIDATED:
@@ -179,7 +258,7 @@ def confirm_card_key_import(*, import_job: CardKeyImport, actor) -> CardKeyImpor
 
 def cancel_card_key_import(*, import_job: CardKeyImport, actor) -> CardKeyImport:
     with transaction.atomic():
-        locked = CardKeyImport.objects.select_for_update().get(pk=import_job.pk)
+        locked = CardKeyImport.objects.select_for_update().defer("payload_ciphertext").get(pk=import_job.pk)
         if locked.status not in {ImportStatus.VALIDATING, ImportStatus.VALIDATED}:
             raise ValidationError(_("此导入当前状态为“%(status)s”，不能取消") % {"status": locked.get_status_display()})
         locked.status = ImportStatus.CANCELLED
@@ -189,47 +268,111 @@ def cancel_card_key_import(*, import_job: CardKeyImport, actor) -> CardKeyImport
     return locked
 
 
-def _bulk_insert(rows: list[tuple]) -> None:
-    """PostgreSQL: one multi-row INSERT per page (Django's bulk_create is 3x slower here)."""
-    if connection.vendor == "postgresql":
-        from psycopg2.extras import execute_values
+COPY_COLUMNS = "product_id, batch_id, card_no, secret_ciphertext, key_id, fingerprint, expires_at, status, created_at"
+NULL = "\\N"
 
-        table = CardKey._meta.db_table
-        with connection.cursor() as cursor:
-            execute_values(
-                cursor.cursor,
-                f"INSERT INTO {table} (product_id, batch_id, card_no, secret_ciphertext, key_id, fingerprint, "
-                "expires_at, status, created_at) VALUES %s",
-                rows,
-                page_size=2_000,
+
+def _copy_text(value: str) -> str:
+    """A field for COPY's text format. Validated keys hold no control characters, so only the
+    backslash needs escaping."""
+    return value.replace("\\", "\\\\") if "\\" in value else value
+
+
+class _CopySource:
+    """What COPY reads: each ``read`` encrypts and formats the next chunk of keys and publishes
+    progress, so Python prepares chunk n+1 while PostgreSQL is still writing chunk n."""
+
+    def __init__(self, import_job: CardKeyImport, batch: CardKeyBatch, keys: list[ValidKey], now):
+        self.import_id = import_job.pk
+        self.keys = keys
+        self.position = 0
+        self.head = f"{import_job.product_id}\t{batch.pk}\t"
+        self.tail = f"\t{CardKeyStatus.AVAILABLE}\t{now.isoformat()}\n"
+
+    def read(self, size: int = -1) -> str:
+        chunk = self.keys[self.position : self.position + CHUNK]
+        if not chunk:
+            return ""
+        self.position += len(chunk)
+        key_id, blobs = crypto.encrypt_many([key.secret for key in chunk])
+        head, tail, middle = self.head, self.tail, f"\t{_copy_text(key_id)}\t"
+        text = "".join(
+            [
+                f"{head}{_copy_text(key.card_no)}\t\\\\x{blob.hex()}{middle}{key.fingerprint}\t{key.expires_at or NULL}{tail}"
+                for key, blob in zip(chunk, blobs)
+            ]
+        )
+        _publish_progress(self.import_id, self.position, len(self.keys))
+        return text
+
+
+def _write_keys(import_job: CardKeyImport, batch: CardKeyBatch, keys: list[ValidKey], now) -> None:
+    """Encrypt and write keys. PostgreSQL: one streamed COPY (bytea as hex); elsewhere the ORM."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            cursor.cursor.copy_expert(
+                f"COPY {CardKey._meta.db_table} ({COPY_COLUMNS}) FROM STDIN", _CopySource(import_job, batch, keys, now)
             )
         return
-    fields = ["product_id", "batch_id", "card_no", "secret_ciphertext", "key_id", "fingerprint", "expires_at", "status", "created_at"]
-    CardKey.objects.bulk_create([CardKey(**dict(zip(fields, row))) for row in rows], batch_size=500)
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        key_id, blobs = crypto.encrypt_many([key.secret for key in chunk])
+        CardKey.objects.bulk_create(
+            [
+                CardKey(
+                    product_id=import_job.product_id,
+                    batch=batch,
+                    card_no=key.card_no,
+                    secret_ciphertext=blob,
+                    key_id=key_id,
+                    fingerprint=key.fingerprint,
+                    expires_at=datetime.fromisoformat(key.expires_at) if key.expires_at else None,
+                    status=CardKeyStatus.AVAILABLE,
+                    created_at=now,
+                )
+                for key, blob in zip(chunk, blobs)
+            ],
+            batch_size=500,
+        )
+        _publish_progress(import_job.pk, start + len(chunk), len(keys))
 
 
-def _insert_keys(import_job: CardKeyImport, batch: CardKeyBatch, fresh: list[tuple[ParsedKey, str]]) -> list[tuple[int, str]]:
-    """Insert in chunks; a chunk beaten by a concurrent import is re-checked, never half-saved."""
-    late_duplicates: list[tuple[int, str]] = []
-    total = len(fresh)
+def _is_write_conflict(error: Exception) -> bool:
+    """A unique violation, or two imports of the same keys deadlocking on the unique index."""
+    return isinstance(error, IntegrityError) or getattr(error.__cause__, "pgcode", None) == "40P01"
+
+
+def _insert_keys(import_job: CardKeyImport, batch: CardKeyBatch, fresh: list[ValidKey]) -> list[tuple[int, str]]:
+    """Write every key, all or nothing, and return the lines refused as already in stock.
+
+    The unique fingerprint index is the duplicate check here: if it refuses the write (keys that
+    reached stock after validation), the write is rolled back to its savepoint, the keys are
+    re-checked exactly, and written again without those lines, which are rejected. Refused a
+    second time (another import committing the same keys at that very moment), the import
+    raises ImportConflict and keeps nothing.
+    """
     now = timezone.now()
-    for start in range(0, total, CHUNK):
-        chunk = fresh[start : start + CHUNK]
-        rows = []
-        for key, fingerprint in chunk:
-            key_id, blob = crypto.encrypt(key.secret)
-            rows.append(
-                (import_job.product_id, batch.pk, key.card_no, blob, key_id, fingerprint, key.expires_at, "available", now)
-            )
-        try:
-            with transaction.atomic():
-                _bulk_insert(rows)
-        except IntegrityError:
-            existing = _existing_fingerprints([row[5] for row in rows])
-            late_duplicates += [(key.line_no, _("库存中已有相同卡密")) for key, fp in chunk if fp in existing]
-            _bulk_insert([row for row in rows if row[5] not in existing])
-        _publish_progress(import_job.pk, min(start + CHUNK, total), total)
-    return late_duplicates
+    try:
+        with transaction.atomic():
+            _write_keys(import_job, batch, fresh, now)
+        return []
+    except (IntegrityError, OperationalError) as error:
+        if not _is_write_conflict(error):
+            raise
+        conflict = error
+    existing = _existing_fingerprints([key.fingerprint for key in fresh])
+    if not existing:
+        raise ImportConflict(_("数据库拒绝写入这批卡密，本次导入未保存任何卡密，请重新导入")) from conflict
+    try:
+        with transaction.atomic():
+            _write_keys(import_job, batch, [key for key in fresh if key.fingerprint not in existing], now)
+    except (IntegrityError, OperationalError) as error:
+        if not _is_write_conflict(error):
+            raise
+        raise ImportConflict(
+            _("另一个导入正在同时写入相同的卡密，本次导入未保存任何卡密；请重新导入，重复的行会被拒绝")
+        ) from error
+    return [(int(key.line_no), _("库存中已有相同卡密")) for key in fresh if key.fingerprint in existing]
 
 
 def run_card_key_import(*, import_id: int) -> None:
@@ -238,8 +381,7 @@ def run_card_key_import(*, import_id: int) -> None:
         import_job = CardKeyImport.objects.select_for_update().get(pk=import_id)
         if import_job.status != ImportStatus.IMPORTING:
             return
-        result = _parse(import_job)
-        fresh, duplicates = _split_against_stock(result.keys)
+        fresh, rejected, rejected_count = _valid_keys(import_job)
         batch = CardKeyBatch.objects.create(
             product_id=import_job.product_id,
             supplier_id=import_job.supplier_id,
@@ -248,14 +390,24 @@ def run_card_key_import(*, import_id: int) -> None:
             imported_by_id=import_job.confirmed_by_id,
             note=import_job.source_name[:200],
         )
-        duplicates += _insert_keys(import_job, batch, fresh)
+        try:
+            duplicates = _insert_keys(import_job, batch, fresh)
+        except ImportConflict as conflict:
+            batch.delete()
+            import_job.status = ImportStatus.FAILED
+            import_job.error_message = str(conflict)
+            import_job.payload_ciphertext = b""
+            import_job.finished_at = timezone.now()
+            import_job.save(update_fields=["status", "error_message", "payload_ciphertext", "finished_at"])
+            record_audit(actor=import_job.confirmed_by, action="card_keys.import_failed", target=import_job)
+            return
         imported = CardKey.objects.filter(batch=batch).count()
         batch.key_count = imported
         batch.save(update_fields=["key_count"])
-        rejected = sorted(result.rejected + duplicates)
+        rejected = sorted(rejected + duplicates)
         import_job.status = ImportStatus.COMPLETED
         import_job.imported_count = imported
-        import_job.rejected_count = len(rejected)
+        import_job.rejected_count = rejected_count + len(duplicates)
         import_job.rejected_lines = [{"line": n, "reason": r} for n, r in rejected[:REJECTED_LINES_KEPT]]
         import_job.progress_total = import_job.progress_done = len(fresh)
         import_job.payload_ciphertext = b""
@@ -265,7 +417,7 @@ def run_card_key_import(*, import_id: int) -> None:
             actor=import_job.confirmed_by,
             action="card_keys.imported",
             target=import_job,
-            changes={"imported": imported, "rejected": len(rejected), "batch": batch.pk},
+            changes={"imported": imported, "rejected": import_job.rejected_count, "batch": batch.pk},
         )
         transaction.on_commit(lambda: card_keys_imported.send(sender=CardKey, product=import_job.product, count=imported))
     check_stock_level(product=import_job.product)  # after commit: an open low-stock alert resolves at once
