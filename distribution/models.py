@@ -17,7 +17,9 @@ from mptt.models import MPTTModel, TreeForeignKey
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 BASIS_POINTS = 10_000  # 10000 bp = 100 %
-MAX_COMMISSION_DEPTH = 3  # the legal limit: commissions never reach more than 3 levels up
+MAX_COMMISSION_DEPTH = (
+    3  # the legal limit: commissions never reach more than 3 levels up
+)
 
 
 class AdmissionMode(models.TextChoices):
@@ -34,9 +36,13 @@ class Grade(models.Model):
     """
 
     name = models.CharField(_("等级名称"), max_length=32, unique=True)
-    rank = models.PositiveSmallIntegerField(_("级别"), unique=True, help_text=_("数字越大级别越高"))
+    rank = models.PositiveSmallIntegerField(
+        _("级别"), unique=True, help_text=_("数字越大级别越高")
+    )
     wholesale_discount_bp = models.PositiveIntegerField(
-        _("拿货折扣（基点）"), default=BASIS_POINTS, help_text=_("按零售价的万分比，如 8000 表示八折")
+        _("拿货折扣（基点）"),
+        default=BASIS_POINTS,
+        help_text=_("按零售价的万分比，如 8000 表示八折"),
     )
     commission_level1_bp = models.PositiveIntegerField(_("一级佣金（基点）"), default=0)
     commission_level2_bp = models.PositiveIntegerField(_("二级佣金（基点）"), default=0)
@@ -44,15 +50,27 @@ class Grade(models.Model):
     may_recruit = models.BooleanField(_("可发展下级"), default=True)
     may_see_floor_price = models.BooleanField(_("可查看底价"), default=False)
     may_open_sub_store = models.BooleanField(_("可开分站"), default=False)
-    withdrawal_min_amount = models.DecimalField(_("单笔最低提现"), **MONEY, default=Decimal("10.00"))
-    withdrawal_daily_max_amount = models.DecimalField(_("每日最高提现"), **MONEY, default=Decimal("5000.00"))
+    withdrawal_min_amount = models.DecimalField(
+        _("单笔最低提现"), **MONEY, default=Decimal("10.00")
+    )
+    withdrawal_daily_max_amount = models.DecimalField(
+        _("每日最高提现"), **MONEY, default=Decimal("5000.00")
+    )
     admission_mode = models.CharField(
-        _("加入方式"), max_length=12, choices=AdmissionMode.choices, default=AdmissionMode.STAFF
+        _("加入方式"),
+        max_length=12,
+        choices=AdmissionMode.choices,
+        default=AdmissionMode.STAFF,
     )
     deposit_amount = models.DecimalField(
-        _("保证金（可退）"), **MONEY, default=Decimal("0.00"), help_text=_("可退还的保证金，不是等级的价格，也不分给任何上级")
+        _("保证金（可退）"),
+        **MONEY,
+        default=Decimal("0.00"),
+        help_text=_("可退还的保证金，不是等级的价格，也不分给任何上级"),
     )
-    first_order_amount = models.DecimalField(_("首单金额要求"), **MONEY, default=Decimal("0.00"))
+    first_order_amount = models.DecimalField(
+        _("首单金额要求"), **MONEY, default=Decimal("0.00")
+    )
     is_default = models.BooleanField(_("默认加入等级"), default=False)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
@@ -62,7 +80,8 @@ class Grade(models.Model):
         ordering = ["-rank"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(wholesale_discount_bp__gt=0) & Q(wholesale_discount_bp__lte=BASIS_POINTS),
+                condition=Q(wholesale_discount_bp__gt=0)
+                & Q(wholesale_discount_bp__lte=BASIS_POINTS),
                 name="grade_discount_in_range",
             ),
             models.CheckConstraint(
@@ -71,15 +90,32 @@ class Grade(models.Model):
                 & Q(commission_level3_bp__lte=BASIS_POINTS),
                 name="grade_commission_in_range",
             ),
-            models.CheckConstraint(condition=Q(admission_mode__in=AdmissionMode.values), name="grade_admission_known"),
-            models.CheckConstraint(condition=Q(deposit_amount__gte=0), name="grade_deposit_not_negative"),
-            models.CheckConstraint(condition=Q(first_order_amount__gte=0), name="grade_first_order_not_negative"),
-            models.CheckConstraint(condition=Q(withdrawal_min_amount__gte=0), name="grade_withdrawal_min_not_negative"),
             models.CheckConstraint(
-                condition=Q(withdrawal_daily_max_amount__gte=F("withdrawal_min_amount")),
+                condition=Q(admission_mode__in=AdmissionMode.values),
+                name="grade_admission_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(deposit_amount__gte=0), name="grade_deposit_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(first_order_amount__gte=0),
+                name="grade_first_order_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(withdrawal_min_amount__gte=0),
+                name="grade_withdrawal_min_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    withdrawal_daily_max_amount__gte=F("withdrawal_min_amount")
+                ),
                 name="grade_withdrawal_max_not_below_min",
             ),
-            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="grade_one_default"),
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=Q(is_default=True),
+                name="grade_one_default",
+            ),
         ]
 
     def __str__(self):
@@ -97,16 +133,30 @@ class Grade(models.Model):
 class GradeProductPrice(models.Model):
     """A per-product override of a grade's wholesale discount: a fixed unit cost."""
 
-    grade = models.ForeignKey(Grade, verbose_name=_("等级"), on_delete=models.CASCADE, related_name="product_prices")
-    product = models.ForeignKey("catalog.Product", verbose_name=_("商品"), on_delete=models.CASCADE, related_name="+")
+    grade = models.ForeignKey(
+        Grade,
+        verbose_name=_("等级"),
+        on_delete=models.CASCADE,
+        related_name="product_prices",
+    )
+    product = models.ForeignKey(
+        "catalog.Product",
+        verbose_name=_("商品"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
     unit_cost = models.DecimalField(_("拿货单价"), **MONEY)
 
     class Meta:
         verbose_name = _("等级商品价")
         verbose_name_plural = _("等级商品价")
         constraints = [
-            models.UniqueConstraint(fields=["grade", "product"], name="grade_product_price_unique"),
-            models.CheckConstraint(condition=Q(unit_cost__gt=0), name="grade_product_price_positive"),
+            models.UniqueConstraint(
+                fields=["grade", "product"], name="grade_product_price_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_cost__gt=0), name="grade_product_price_positive"
+            ),
         ]
 
     def __str__(self):
@@ -117,9 +167,19 @@ class GradeVolumeTier(models.Model):
     """More bought, lower unit cost: from ``min_quantity`` on, the unit cost is multiplied by
     ``rate_bp`` (e.g. 9500 = a further 5 % off). ``product`` empty: every product."""
 
-    grade = models.ForeignKey(Grade, verbose_name=_("等级"), on_delete=models.CASCADE, related_name="volume_tiers")
+    grade = models.ForeignKey(
+        Grade,
+        verbose_name=_("等级"),
+        on_delete=models.CASCADE,
+        related_name="volume_tiers",
+    )
     product = models.ForeignKey(
-        "catalog.Product", verbose_name=_("商品"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "catalog.Product",
+        verbose_name=_("商品"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
     )
     min_quantity = models.PositiveIntegerField(_("起购数量"))
     rate_bp = models.PositiveIntegerField(_("阶梯价比例（基点）"))
@@ -130,11 +190,16 @@ class GradeVolumeTier(models.Model):
         ordering = ["grade", "product", "min_quantity"]
         constraints = [
             models.UniqueConstraint(
-                fields=["grade", "product", "min_quantity"], nulls_distinct=False, name="grade_volume_tier_unique"
+                fields=["grade", "product", "min_quantity"],
+                nulls_distinct=False,
+                name="grade_volume_tier_unique",
             ),
-            models.CheckConstraint(condition=Q(min_quantity__gte=2), name="grade_volume_tier_min_quantity"),
             models.CheckConstraint(
-                condition=Q(rate_bp__gt=0) & Q(rate_bp__lte=BASIS_POINTS), name="grade_volume_tier_rate_in_range"
+                condition=Q(min_quantity__gte=2), name="grade_volume_tier_min_quantity"
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_bp__gt=0) & Q(rate_bp__lte=BASIS_POINTS),
+                name="grade_volume_tier_rate_in_range",
             ),
         ]
 
@@ -159,24 +224,47 @@ class DepositStatus(models.TextChoices):
 
 class Distributor(MPTTModel):
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, verbose_name=_("用户"), on_delete=models.PROTECT, related_name="distributor"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("用户"),
+        on_delete=models.PROTECT,
+        related_name="distributor",
     )
     parent = TreeForeignKey(
-        "self", verbose_name=_("上级"), null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+        "self",
+        verbose_name=_("上级"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
     )
-    grade = models.ForeignKey(Grade, verbose_name=_("等级"), on_delete=models.PROTECT, related_name="distributors")
+    grade = models.ForeignKey(
+        Grade,
+        verbose_name=_("等级"),
+        on_delete=models.PROTECT,
+        related_name="distributors",
+    )
     invite_code = models.CharField(_("邀请码"), max_length=16, unique=True)
     status = models.CharField(
-        _("状态"), max_length=12, choices=DistributorStatus.choices, default=DistributorStatus.APPLIED
+        _("状态"),
+        max_length=12,
+        choices=DistributorStatus.choices,
+        default=DistributorStatus.APPLIED,
     )
     region = models.CharField(_("地区"), max_length=64, blank=True)
     tags = models.JSONField(_("标签"), default=list, blank=True)
     deposit_status = models.CharField(
-        _("保证金状态"), max_length=12, choices=DepositStatus.choices, default=DepositStatus.NONE
+        _("保证金状态"),
+        max_length=12,
+        choices=DepositStatus.choices,
+        default=DepositStatus.NONE,
     )
-    deposit_amount = models.DecimalField(_("保证金金额"), **MONEY, default=Decimal("0.00"))
+    deposit_amount = models.DecimalField(
+        _("保证金金额"), **MONEY, default=Decimal("0.00")
+    )
     applied_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
-    joined_at = models.DateTimeField(_("加入时间"), null=True, blank=True, db_index=True)
+    joined_at = models.DateTimeField(
+        _("加入时间"), null=True, blank=True, db_index=True
+    )
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
     class MPTTMeta:
@@ -191,15 +279,26 @@ class Distributor(MPTTModel):
             ("freeze_distributor", _("可以冻结或清退分销商")),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=DistributorStatus.values), name="distributor_status_known"),
-            models.CheckConstraint(condition=~Q(parent=F("id")), name="distributor_not_own_parent"),
-            models.CheckConstraint(condition=Q(deposit_amount__gte=0), name="distributor_deposit_not_negative"),
             models.CheckConstraint(
-                condition=Q(deposit_status__in=DepositStatus.values), name="distributor_deposit_status_known"
+                condition=Q(status__in=DistributorStatus.values),
+                name="distributor_status_known",
+            ),
+            models.CheckConstraint(
+                condition=~Q(parent=F("id")), name="distributor_not_own_parent"
+            ),
+            models.CheckConstraint(
+                condition=Q(deposit_amount__gte=0),
+                name="distributor_deposit_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(deposit_status__in=DepositStatus.values),
+                name="distributor_deposit_status_known",
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "applied_at"], name="distributor_status_idx"),
+            models.Index(
+                fields=["status", "applied_at"], name="distributor_status_idx"
+            ),
         ]
 
     def __str__(self):
@@ -214,13 +313,25 @@ class DistributorStatusChange(models.Model):
     """Every status change of a distributor with its cause and actor: history, never edited."""
 
     distributor = models.ForeignKey(
-        Distributor, verbose_name=_("分销商"), on_delete=models.CASCADE, related_name="status_changes"
+        Distributor,
+        verbose_name=_("分销商"),
+        on_delete=models.CASCADE,
+        related_name="status_changes",
     )
-    old_status = models.CharField(_("原状态"), max_length=12, choices=DistributorStatus.choices)
-    new_status = models.CharField(_("新状态"), max_length=12, choices=DistributorStatus.choices)
+    old_status = models.CharField(
+        _("原状态"), max_length=12, choices=DistributorStatus.choices
+    )
+    new_status = models.CharField(
+        _("新状态"), max_length=12, choices=DistributorStatus.choices
+    )
     cause = models.CharField(_("原因"), max_length=200)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("操作人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     created_at = models.DateTimeField(_("时间"), auto_now_add=True)
 
@@ -238,9 +349,19 @@ class Invitation(models.Model):
     becomes the parent of whoever joins through it."""
 
     code = models.CharField(_("邀请码"), max_length=24, unique=True)
-    inviter = models.ForeignKey(Distributor, verbose_name=_("邀请人"), on_delete=models.CASCADE, related_name="invitations")
+    inviter = models.ForeignKey(
+        Distributor,
+        verbose_name=_("邀请人"),
+        on_delete=models.CASCADE,
+        related_name="invitations",
+    )
     grade = models.ForeignKey(
-        Grade, verbose_name=_("加入等级"), null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        Grade,
+        verbose_name=_("加入等级"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text=_("留空表示默认等级"),
     )
     max_uses = models.PositiveIntegerField(_("最多使用次数"), null=True, blank=True)
@@ -255,7 +376,8 @@ class Invitation(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(max_uses__isnull=True) | Q(uses__lte=F("max_uses")), name="invitation_uses_within_max"
+                condition=Q(max_uses__isnull=True) | Q(uses__lte=F("max_uses")),
+                name="invitation_uses_within_max",
             ),
         ]
 
@@ -267,7 +389,9 @@ class DistributionSettings(models.Model):
     """The merchant's network settings: one row (pk 1)."""
 
     commission_depth = models.PositiveSmallIntegerField(
-        _("佣金层级"), default=MAX_COMMISSION_DEPTH, help_text=_("佣金最多向上分配的层级，1–3，法律上限为 3")
+        _("佣金层级"),
+        default=MAX_COMMISSION_DEPTH,
+        help_text=_("佣金最多向上分配的层级，1–3，法律上限为 3"),
     )
     inactivity_days = models.PositiveIntegerField(_("无销售清退天数"), default=90)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
@@ -276,9 +400,12 @@ class DistributionSettings(models.Model):
         verbose_name = _("分销设置")
         verbose_name_plural = _("分销设置")
         constraints = [
-            models.CheckConstraint(condition=Q(pk=1), name="distribution_settings_singleton"),
             models.CheckConstraint(
-                condition=Q(commission_depth__gte=1) & Q(commission_depth__lte=MAX_COMMISSION_DEPTH),
+                condition=Q(pk=1), name="distribution_settings_singleton"
+            ),
+            models.CheckConstraint(
+                condition=Q(commission_depth__gte=1)
+                & Q(commission_depth__lte=MAX_COMMISSION_DEPTH),
                 name="distribution_commission_depth_1_to_3",
             ),
         ]
@@ -291,7 +418,10 @@ class SubStore(models.Model):
     """A distributor's sub-store (分站): the merchant's catalog at their prices, under their name."""
 
     distributor = models.OneToOneField(
-        Distributor, verbose_name=_("分销商"), on_delete=models.CASCADE, related_name="sub_store"
+        Distributor,
+        verbose_name=_("分销商"),
+        on_delete=models.CASCADE,
+        related_name="sub_store",
     )
     name = models.CharField(_("分站名称"), max_length=40)
     notice = models.CharField(_("公告"), max_length=300, blank=True)
@@ -313,8 +443,18 @@ class SubStorePrice(models.Model):
     distributor's cost and the merchant's maximum), so the database itself refuses a price
     outside them. Checkout re-checks against today's bounds."""
 
-    sub_store = models.ForeignKey(SubStore, verbose_name=_("分站"), on_delete=models.CASCADE, related_name="prices")
-    product = models.ForeignKey("catalog.Product", verbose_name=_("商品"), on_delete=models.CASCADE, related_name="+")
+    sub_store = models.ForeignKey(
+        SubStore,
+        verbose_name=_("分站"),
+        on_delete=models.CASCADE,
+        related_name="prices",
+    )
+    product = models.ForeignKey(
+        "catalog.Product",
+        verbose_name=_("商品"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
     price = models.DecimalField(_("售价"), **MONEY)
     floor_price = models.DecimalField(_("设置时成本"), **MONEY)
     ceiling_price = models.DecimalField(_("设置时最高价"), **MONEY)
@@ -324,9 +464,13 @@ class SubStorePrice(models.Model):
         verbose_name = _("分站售价")
         verbose_name_plural = _("分站售价")
         constraints = [
-            models.UniqueConstraint(fields=["sub_store", "product"], name="sub_store_price_unique"),
+            models.UniqueConstraint(
+                fields=["sub_store", "product"], name="sub_store_price_unique"
+            ),
             models.CheckConstraint(
-                condition=Q(price__gte=F("floor_price")) & Q(price__lte=F("ceiling_price")) & Q(price__gt=0),
+                condition=Q(price__gte=F("floor_price"))
+                & Q(price__lte=F("ceiling_price"))
+                & Q(price__gt=0),
                 name="sub_store_price_within_bounds",
             ),
         ]
@@ -347,13 +491,23 @@ class ReferralLink(models.Model):
     with F() increments (the paid figures come from the orders themselves)."""
 
     distributor = models.ForeignKey(
-        Distributor, verbose_name=_("分销商"), on_delete=models.CASCADE, related_name="referral_links"
+        Distributor,
+        verbose_name=_("分销商"),
+        on_delete=models.CASCADE,
+        related_name="referral_links",
     )
     code = models.CharField(_("推广码"), max_length=24, unique=True)
-    channel = models.CharField(_("渠道"), max_length=16, choices=Channel.choices, default=Channel.OTHER)
+    channel = models.CharField(
+        _("渠道"), max_length=16, choices=Channel.choices, default=Channel.OTHER
+    )
     label = models.CharField(_("备注"), max_length=40, blank=True)
     sub_store = models.ForeignKey(
-        SubStore, verbose_name=_("分站"), null=True, blank=True, on_delete=models.CASCADE, related_name="links"
+        SubStore,
+        verbose_name=_("分站"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="links",
     )
     clicks = models.PositiveIntegerField(_("点击数"), default=0)
     orders = models.PositiveIntegerField(_("下单数"), default=0)
@@ -365,12 +519,19 @@ class ReferralLink(models.Model):
         verbose_name_plural = _("推广链接")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(channel__in=Channel.values), name="referral_link_channel_known"),
-            models.UniqueConstraint(
-                fields=["distributor", "channel"], condition=Q(sub_store__isnull=True), name="referral_link_one_per_channel"
+            models.CheckConstraint(
+                condition=Q(channel__in=Channel.values),
+                name="referral_link_channel_known",
             ),
             models.UniqueConstraint(
-                fields=["sub_store"], condition=Q(sub_store__isnull=False), name="referral_link_one_per_sub_store"
+                fields=["distributor", "channel"],
+                condition=Q(sub_store__isnull=True),
+                name="referral_link_one_per_channel",
+            ),
+            models.UniqueConstraint(
+                fields=["sub_store"],
+                condition=Q(sub_store__isnull=False),
+                name="referral_link_one_per_sub_store",
             ),
         ]
 
@@ -384,7 +545,9 @@ class CopyTemplate(models.Model):
 
     channel = models.CharField(_("渠道"), max_length=16, choices=Channel.choices)
     title = models.CharField(_("标题"), max_length=60)
-    body = models.TextField(_("文案"), help_text=_("可用占位符：{link} {product} {price}"))
+    body = models.TextField(
+        _("文案"), help_text=_("可用占位符：{link} {product} {price}")
+    )
     is_active = models.BooleanField(_("启用"), default=True)
     sort_order = models.PositiveIntegerField(_("排序"), default=0)
 
@@ -392,7 +555,12 @@ class CopyTemplate(models.Model):
         verbose_name = _("推广文案模板")
         verbose_name_plural = _("推广文案模板")
         ordering = ["channel", "sort_order", "id"]
-        constraints = [models.CheckConstraint(condition=Q(channel__in=Channel.values), name="copy_template_channel_known")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(channel__in=Channel.values),
+                name="copy_template_channel_known",
+            )
+        ]
 
     def __str__(self):
         return self.title
@@ -418,7 +586,12 @@ class BannedWord(models.Model):
 class CustomCopy(models.Model):
     """Copy a distributor wrote; published only when it passed the compliance filter."""
 
-    distributor = models.ForeignKey(Distributor, verbose_name=_("分销商"), on_delete=models.CASCADE, related_name="copies")
+    distributor = models.ForeignKey(
+        Distributor,
+        verbose_name=_("分销商"),
+        on_delete=models.CASCADE,
+        related_name="copies",
+    )
     channel = models.CharField(_("渠道"), max_length=16, choices=Channel.choices)
     body = models.TextField(_("文案"))
     is_published = models.BooleanField(_("已发布"), default=False)
@@ -431,9 +604,19 @@ class CustomCopy(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(is_published=False) | Q(offending_words=[]), name="custom_copy_published_is_clean"
+                condition=Q(is_published=False) | Q(offending_words=[]),
+                name="custom_copy_published_is_clean",
             ),
         ]
 
     def __str__(self):
         return self.body[:30]
+
+
+class DistributorApplication(Distributor):
+    """The approval queue in the merchant console: applicants, oldest first."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("加入申请")
+        verbose_name_plural = _("加入申请（待审核）")

@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, F, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    Count,
+    DecimalField,
+    F,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404
 from django.utils import timezone
@@ -50,7 +61,9 @@ def distributor_for_user(user) -> Distributor | None:
     return Distributor.objects.select_related("grade", "user").filter(user=user).first()
 
 
-def ancestors(distributor: Distributor, *, depth: int | None = None) -> QuerySet[Distributor]:
+def ancestors(
+    distributor: Distributor, *, depth: int | None = None
+) -> QuerySet[Distributor]:
     """The distributors above, nearest first (one query)."""
     queryset = Distributor.objects.filter(
         tree_id=distributor.tree_id, lft__lt=distributor.lft, rght__gt=distributor.rght
@@ -67,7 +80,9 @@ def upline_ids(distributor: Distributor, *, depth: int) -> list[int]:
 
 def subtree(viewer: Distributor, *, include_self: bool = True) -> QuerySet[Distributor]:
     """The viewer's subtree; the root of every portal read."""
-    queryset = Distributor.objects.filter(tree_id=viewer.tree_id, lft__gte=viewer.lft, rght__lte=viewer.rght)
+    queryset = Distributor.objects.filter(
+        tree_id=viewer.tree_id, lft__gte=viewer.lft, rght__lte=viewer.rght
+    )
     if not include_self:
         queryset = queryset.exclude(pk=viewer.pk)
     return queryset
@@ -80,7 +95,9 @@ def _subtree_ids(viewer: Distributor) -> QuerySet:
 def team_counts(viewer: Distributor) -> dict:
     """Team size (active, below the viewer), everyone below, new members this month, depth —
     one query."""
-    month_start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month_start = timezone.localtime().replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
     return subtree(viewer, include_self=False).aggregate(
         members=Count("pk"),
         active=Count("pk", filter=Q(status=DistributorStatus.ACTIVE)),
@@ -92,12 +109,18 @@ def team_counts(viewer: Distributor) -> dict:
 
 def team_sales(viewer: Distributor, *, since=None) -> dict:
     """Paid orders attributed to the viewer or anyone below, and their amount, one query."""
-    orders = _order_model().objects.filter(distributor_id__in=_subtree_ids(viewer), status__in=sold_statuses())
+    orders = _order_model().objects.filter(
+        distributor_id__in=_subtree_ids(viewer), status__in=sold_statuses()
+    )
     if since is not None:
         orders = orders.filter(paid_at__gte=since)
     figures = orders.aggregate(
         orders=Count("pk"),
-        amount=Coalesce(Sum(F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD), Value(ZERO), output_field=MONEY_FIELD),
+        amount=Coalesce(
+            Sum(F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD),
+            Value(ZERO),
+            output_field=MONEY_FIELD,
+        ),
     )
     return figures
 
@@ -121,10 +144,16 @@ def _sales_subquery():
     Order = _order_model()
     return Coalesce(
         Subquery(
-            Order.objects.filter(distributor_id=OuterRef("pk"), status__in=sold_statuses())
+            Order.objects.filter(
+                distributor_id=OuterRef("pk"), status__in=sold_statuses()
+            )
             .order_by()
             .values("distributor_id")
-            .annotate(total=Sum(F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD))
+            .annotate(
+                total=Sum(
+                    F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD
+                )
+            )
             .values("total")[:1],
             output_field=MONEY_FIELD,
         ),
@@ -136,7 +165,11 @@ def _sales_subquery():
 def team_children(viewer: Distributor, parent: Distributor) -> QuerySet[Distributor]:
     """The direct members under ``parent`` (itself in the viewer's subtree), with grade, own
     sales and team size, for the expandable team view."""
-    if not (parent.tree_id == viewer.tree_id and viewer.lft <= parent.lft and parent.rght <= viewer.rght):
+    if not (
+        parent.tree_id == viewer.tree_id
+        and viewer.lft <= parent.lft
+        and parent.rght <= viewer.rght
+    ):
         raise Http404
     return (
         subtree(viewer, include_self=False)
@@ -149,7 +182,11 @@ def team_children(viewer: Distributor, parent: Distributor) -> QuerySet[Distribu
 
 def network_orders(viewer: Distributor) -> QuerySet:
     """Orders attributed to the viewer or anyone below (newest first)."""
-    return _order_model().objects.filter(distributor_id__in=_subtree_ids(viewer)).order_by("-created_at", "-id")
+    return (
+        _order_model()
+        .objects.filter(distributor_id__in=_subtree_ids(viewer))
+        .order_by("-created_at", "-id")
+    )
 
 
 def network_order(viewer: Distributor, order_no: str):
@@ -180,16 +217,32 @@ def daily_sales(viewer: Distributor, *, days: int = 30) -> list[DayFigure]:
     """The last ``days`` days of network sales, one row per day (zeros included), one query."""
     today = timezone.localdate()
     start_day = today - timedelta(days=days - 1)
-    start = timezone.make_aware(timezone.datetime.combine(start_day, timezone.datetime.min.time()))
+    start = timezone.make_aware(
+        timezone.datetime.combine(start_day, timezone.datetime.min.time())
+    )
     rows = (
         _order_model()
-        .objects.filter(distributor_id__in=_subtree_ids(viewer), status__in=sold_statuses(), paid_at__gte=start)
+        .objects.filter(
+            distributor_id__in=_subtree_ids(viewer),
+            status__in=sold_statuses(),
+            paid_at__gte=start,
+        )
         .annotate(day=TruncDate("paid_at", tzinfo=timezone.get_current_timezone()))
         .values("day")
-        .annotate(amount=Sum(F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD))
+        .annotate(
+            amount=Sum(
+                F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD
+            )
+        )
     )
     by_day = {row["day"]: row["amount"] for row in rows}
-    return [DayFigure(start_day + timedelta(days=offset), by_day.get(start_day + timedelta(days=offset), ZERO)) for offset in range(days)]
+    return [
+        DayFigure(
+            start_day + timedelta(days=offset),
+            by_day.get(start_day + timedelta(days=offset), ZERO),
+        )
+        for offset in range(days)
+    ]
 
 
 def dashboard(viewer: Distributor) -> dict:
@@ -211,9 +264,17 @@ def dashboard(viewer: Distributor) -> dict:
 def referral_links(viewer: Distributor) -> list[dict]:
     """The viewer's own links with clicks, orders placed, paid orders and conversion."""
     Order = _order_model()
-    links = list(ReferralLink.objects.filter(distributor=viewer).select_related("sub_store").order_by("channel", "id"))
+    links = list(
+        ReferralLink.objects.filter(distributor=viewer)
+        .select_related("sub_store")
+        .order_by("channel", "id")
+    )
     paid = dict(
-        Order.objects.filter(distributor_id=viewer.pk, status__in=sold_statuses(), attribution__link__in=[link.code for link in links])
+        Order.objects.filter(
+            distributor_id=viewer.pk,
+            status__in=sold_statuses(),
+            attribution__link__in=[link.code for link in links],
+        )
         .values_list("attribution__link")
         .annotate(total=Count("pk"))
         .values_list("attribution__link", "total")
@@ -226,7 +287,11 @@ def referral_links(viewer: Distributor) -> list[dict]:
                 "link": link,
                 "channel": Channel(link.channel).label,
                 "paid_orders": paid_orders,
-                "conversion": (Decimal(paid_orders * 100) / link.clicks).quantize(Decimal("0.1")) if link.clicks else None,
+                "conversion": (Decimal(paid_orders * 100) / link.clicks).quantize(
+                    Decimal("0.1")
+                )
+                if link.clicks
+                else None,
             }
         )
     return result

@@ -14,11 +14,19 @@ urlpatterns = [
     path("agent/store/", views.store, name="agent-store"),
     path("agent/links/", views.links, name="agent-links"),
     path("agent/posters/", views.posters, name="agent-posters"),
-    path("agent/posters/<int:product_pk>.png", views.poster_image, name="agent-poster-image"),
+    path(
+        "agent/posters/<int:product_pk>.png",
+        views.poster_image,
+        name="agent-poster-image",
+    ),
     path("agent/copy/", views.copy, name="agent-copy"),
     path("agent/join/<str:code>/", views.join, name="join"),
     path("r/<str:code>/", views.referral, name="referral"),
     path("r/<str:code>/p/<int:product_pk>/", views.referral, name="referral-product"),
     path("s/<slug:slug>/", views.sub_store, name="sub-store"),
-    path("s/<slug:slug>/products/<int:product_pk>/", views.sub_store_product, name="sub-store-product"),
+    path(
+        "s/<slug:slug>/products/<int:product_pk>/",
+        views.sub_store_product,
+        name="sub-store-product",
+    ),
 ]

@@ -39,12 +39,25 @@ _SUPPLIERS_EDIT = _SUPPLIERS_VIEW + [
     f"catalog.{verb}_{model}" for model in ("supplier", "supplierchannel") for verb in ("add", "change")
 ]
 
+_DISTRIBUTION_VIEW = [
+    f"distribution.view_{model}"
+    for model in ("distributor", "distributorapplication", "grade", "substore", "referrallink", "invitation", "distributionsettings")
+]
+_DISTRIBUTION_OPERATE = _DISTRIBUTION_VIEW + [
+    "distribution.change_distributor",
+    "distribution.approve_distributor",
+    "distribution.freeze_distributor",
+    "distribution.move_distributor",
+    *[f"distribution.{verb}_{model}" for model in ("bannedword", "copytemplate") for verb in ("add", "change", "view")],
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # The owner gets every permission (see sync_roles); listed here for completeness.
     OWNER: [],
-    OPERATOR: _CATALOG_EDIT + _CATALOG_VIEW + _STOCK + _SUPPLIERS_EDIT + ["catalog.change_product_price"],
-    FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"],
-    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"],
+    OPERATOR: _CATALOG_EDIT + _CATALOG_VIEW + _STOCK + _SUPPLIERS_EDIT + ["catalog.change_product_price"]
+    + _DISTRIBUTION_OPERATE,
+    FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _DISTRIBUTION_VIEW,
+    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _DISTRIBUTION_VIEW + ["distribution.freeze_distributor"],
 }
 
 

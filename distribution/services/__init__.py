@@ -18,7 +18,12 @@ from .pricing import (
     set_sub_store_price,
     sub_store_unit_price,
 )
-from .referrals import active_link, create_referral_link, new_link_code, record_referral_click
+from .referrals import (
+    active_link,
+    create_referral_link,
+    new_link_code,
+    record_referral_click,
+)
 from .tree import (
     approve_distributor,
     change_distributor_status,

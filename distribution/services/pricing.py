@@ -34,7 +34,17 @@ from ..models import (
     SubStorePrice,
 )
 
-RESERVED_SLUGS = {"admin", "agent", "api", "static", "media", "console", "products", "s", "r"}
+RESERVED_SLUGS = {
+    "admin",
+    "agent",
+    "api",
+    "static",
+    "media",
+    "console",
+    "products",
+    "s",
+    "r",
+}
 
 
 def _fen(value) -> Decimal:
@@ -44,15 +54,27 @@ def _fen(value) -> Decimal:
 def cost_price_for(*, distributor: Distributor, product, quantity: int = 1) -> Decimal:
     """What ``distributor`` pays per unit of ``product`` when buying ``quantity`` (their cost)."""
     grade_id = distributor.grade_id
-    override = GradeProductPrice.objects.filter(grade_id=grade_id, product_id=product.pk).values_list("unit_cost", flat=True).first()
+    override = (
+        GradeProductPrice.objects.filter(grade_id=grade_id, product_id=product.pk)
+        .values_list("unit_cost", flat=True)
+        .first()
+    )
     if override is not None:
         unit = Decimal(override)
     else:
-        unit = product.retail_price * Decimal(distributor.grade.wholesale_discount_bp) / BASIS_POINTS
+        unit = (
+            product.retail_price
+            * Decimal(distributor.grade.wholesale_discount_bp)
+            / BASIS_POINTS
+        )
     tier = (
-        GradeVolumeTier.objects.filter(grade_id=grade_id, min_quantity__lte=max(int(quantity), 1))
+        GradeVolumeTier.objects.filter(
+            grade_id=grade_id, min_quantity__lte=max(int(quantity), 1)
+        )
         .filter(Q(product_id=product.pk) | Q(product__isnull=True))
-        .order_by("product_id", "-min_quantity")  # NULLs last on PostgreSQL: product tiers first
+        .order_by(
+            "product_id", "-min_quantity"
+        )  # NULLs last on PostgreSQL: product tiers first
         .values_list("rate_bp", flat=True)
         .first()
     )
@@ -62,7 +84,11 @@ def cost_price_for(*, distributor: Distributor, product, quantity: int = 1) -> D
 
 
 def resale_ceiling_for(product) -> Decimal:
-    return product.max_resale_price if product.max_resale_price is not None else product.retail_price
+    return (
+        product.max_resale_price
+        if product.max_resale_price is not None
+        else product.retail_price
+    )
 
 
 def get_settings() -> DistributionSettings:
@@ -84,12 +110,20 @@ def set_commission_depth(*, depth, actor, request=None) -> DistributionSettings:
     except (TypeError, ValueError):
         raise ValidationError({"commission_depth": [_("佣金层级必须是整数")]}) from None
     if not 1 <= depth <= MAX_COMMISSION_DEPTH:
-        raise ValidationError({"commission_depth": [_("佣金层级只能是 1–3 级（法律上限为 3 级）")]})
+        raise ValidationError(
+            {"commission_depth": [_("佣金层级只能是 1–3 级（法律上限为 3 级）")]}
+        )
     row = DistributionSettings.objects.select_for_update().get_or_create(pk=1)[0]
     old = row.commission_depth
     row.commission_depth = depth
     row.save(update_fields=["commission_depth", "updated_at"])
-    record_audit(actor=actor, action="distribution.settings.depth", target=row, request=request, changes={"commission_depth": [old, depth]})
+    record_audit(
+        actor=actor,
+        action="distribution.settings.depth",
+        target=row,
+        request=request,
+        changes={"commission_depth": [old, depth]},
+    )
     return row
 
 
@@ -97,20 +131,28 @@ def _require_sub_store_owner(distributor: Distributor) -> None:
     if distributor.status != DistributorStatus.ACTIVE:
         raise PermissionDenied(_("账号当前状态不能经营分站"))
     if not distributor.grade.may_open_sub_store:
-        raise PermissionDenied(_("您的等级“%(grade)s”不能开设分站") % {"grade": distributor.grade.name})
+        raise PermissionDenied(
+            _("您的等级“%(grade)s”不能开设分站") % {"grade": distributor.grade.name}
+        )
 
 
 def _clean_slug(raw) -> str:
     slug = slugify(str(raw or "").strip())[:32]
     if not slug or len(slug) < 3:
-        raise ValidationError({"slug": [_("分站地址至少 3 个字符，只能用小写字母、数字和连字符")]})
+        raise ValidationError(
+            {"slug": [_("分站地址至少 3 个字符，只能用小写字母、数字和连字符")]}
+        )
     if slug in RESERVED_SLUGS:
-        raise ValidationError({"slug": [_("分站地址“%(slug)s”为系统保留") % {"slug": slug}]})
+        raise ValidationError(
+            {"slug": [_("分站地址“%(slug)s”为系统保留") % {"slug": slug}]}
+        )
     return slug
 
 
 @transaction.atomic
-def save_sub_store(*, distributor: Distributor, name, slug, notice: str = "", is_open: bool = True) -> SubStore:
+def save_sub_store(
+    *, distributor: Distributor, name, slug, notice: str = "", is_open: bool = True
+) -> SubStore:
     """Open or update the distributor's sub-store; the first save also creates its share link."""
     distributor = Distributor.objects.select_related("grade").get(pk=distributor.pk)
     _require_sub_store_owner(distributor)
@@ -128,17 +170,32 @@ def save_sub_store(*, distributor: Distributor, name, slug, notice: str = "", is
     except ValidationError as error:
         errors.update(error.message_dict)
         slug = ""
-    if slug and SubStore.objects.filter(slug=slug).exclude(distributor=distributor).exists():
+    if (
+        slug
+        and SubStore.objects.filter(slug=slug).exclude(distributor=distributor).exists()
+    ):
         errors["slug"] = [_("分站地址“%(slug)s”已被使用") % {"slug": slug}]
     if errors:
         raise ValidationError(errors)
-    store, created = SubStore.objects.update_or_create(
-        distributor=distributor, defaults={"name": name, "slug": slug, "notice": notice, "is_open": bool(is_open)}
+    store, _created = SubStore.objects.update_or_create(
+        distributor=distributor,
+        defaults={
+            "name": name,
+            "slug": slug,
+            "notice": notice,
+            "is_open": bool(is_open),
+        },
     )
     if not ReferralLink.objects.filter(sub_store=store).exists():
         from .referrals import new_link_code
 
-        ReferralLink.objects.create(distributor=distributor, sub_store=store, code=new_link_code(), channel=Channel.OTHER, label=_("分站"))
+        ReferralLink.objects.create(
+            distributor=distributor,
+            sub_store=store,
+            code=new_link_code(),
+            channel=Channel.OTHER,
+            label=_("分站"),
+        )
     return store
 
 
@@ -154,15 +211,27 @@ def set_sub_store_price(*, distributor: Distributor, product, price) -> SubStore
     try:
         amount = parse_amount(price)
     except InvalidAmount:
-        raise ValidationError({"price": [_("“%(raw)s”不是有效金额（最多两位小数，大于 0）") % {"raw": price}]}) from None
+        raise ValidationError(
+            {
+                "price": [
+                    _("“%(raw)s”不是有效金额（最多两位小数，大于 0）") % {"raw": price}
+                ]
+            }
+        ) from None
     floor = cost_price_for(distributor=distributor, product=product, quantity=1)
     ceiling = resale_ceiling_for(product)
     if amount < floor:
-        raise ValidationError({"price": [_("售价不能低于您的拿货价 ¥%(floor)s") % {"floor": floor}]})
+        raise ValidationError(
+            {"price": [_("售价不能低于您的拿货价 ¥%(floor)s") % {"floor": floor}]}
+        )
     if amount > ceiling:
-        raise ValidationError({"price": [_("售价不能高于商户限价 ¥%(ceiling)s") % {"ceiling": ceiling}]})
+        raise ValidationError(
+            {"price": [_("售价不能高于商户限价 ¥%(ceiling)s") % {"ceiling": ceiling}]}
+        )
     row, _created = SubStorePrice.objects.update_or_create(
-        sub_store=store, product=product, defaults={"price": amount, "floor_price": floor, "ceiling_price": ceiling}
+        sub_store=store,
+        product=product,
+        defaults={"price": amount, "floor_price": floor, "ceiling_price": ceiling},
     )
     return row
 

@@ -17,17 +17,28 @@ def new_link_code() -> str:
 
 
 @transaction.atomic
-def create_referral_link(*, distributor: Distributor, channel: str, label: str = "") -> ReferralLink:
+def create_referral_link(
+    *, distributor: Distributor, channel: str, label: str = ""
+) -> ReferralLink:
     """The distributor's link for a channel; asking twice returns the same link."""
     if channel not in Channel.values:
-        raise ValidationError({"channel": [_("未知的推广渠道“%(channel)s”") % {"channel": channel}]})
+        raise ValidationError(
+            {"channel": [_("未知的推广渠道“%(channel)s”") % {"channel": channel}]}
+        )
     distributor = Distributor.objects.select_for_update().get(pk=distributor.pk)
     if distributor.status != DistributorStatus.ACTIVE:
         raise PermissionDenied(_("账号当前状态不能推广"))
-    existing = ReferralLink.objects.filter(distributor=distributor, channel=channel, sub_store__isnull=True).first()
+    existing = ReferralLink.objects.filter(
+        distributor=distributor, channel=channel, sub_store__isnull=True
+    ).first()
     if existing is not None:
         return existing
-    return ReferralLink.objects.create(distributor=distributor, channel=channel, code=new_link_code(), label=str(label or "")[:40])
+    return ReferralLink.objects.create(
+        distributor=distributor,
+        channel=channel,
+        code=new_link_code(),
+        label=str(label or "")[:40],
+    )
 
 
 def record_referral_click(*, code) -> bool:
@@ -36,7 +47,12 @@ def record_referral_click(*, code) -> bool:
     code = normalize_code(code)
     if not code:
         return False
-    return ReferralLink.objects.filter(code=code, is_active=True).update(clicks=F("clicks") + 1) > 0
+    return (
+        ReferralLink.objects.filter(code=code, is_active=True).update(
+            clicks=F("clicks") + 1
+        )
+        > 0
+    )
 
 
 def active_link(code) -> ReferralLink | None:

@@ -32,8 +32,12 @@ from ..models import (
     Invitation,
 )
 
-TREE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('distribution.distributor.tree'))"
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed
+TREE_LOCK_SQL = (
+    "SELECT pg_advisory_xact_lock(hashtext('distribution.distributor.tree'))"
+)
+CODE_ALPHABET = (
+    "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed
+)
 
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     DistributorStatus.APPLIED: {DistributorStatus.ACTIVE, DistributorStatus.REJECTED},
@@ -69,18 +73,26 @@ def normalize_code(raw) -> str:
 def _unique_invite_code() -> str:
     while True:
         code = new_code()
-        if not Distributor.objects.filter(invite_code=code).exists() and not Invitation.objects.filter(code=code).exists():
+        if (
+            not Distributor.objects.filter(invite_code=code).exists()
+            and not Invitation.objects.filter(code=code).exists()
+        ):
             return code
 
 
-def transition_distributor(*, distributor: Distributor, new_status: str, cause: str, actor=None) -> Distributor:
+def transition_distributor(
+    *, distributor: Distributor, new_status: str, cause: str, actor=None
+) -> Distributor:
     """The one place a distributor's status changes; raises on a move the table does not allow
     and leaves a status-change row. The caller holds the row (and the tree lock if needed)."""
     old_status = distributor.status
     if new_status not in ALLOWED_TRANSITIONS.get(old_status, set()):
         raise IllegalTransition(
             _("分销商状态不能从“%(old)s”变为“%(new)s”")
-            % {"old": DistributorStatus(old_status).label, "new": DistributorStatus(new_status).label}
+            % {
+                "old": DistributorStatus(old_status).label,
+                "new": DistributorStatus(new_status).label,
+            }
         )
     fields = ["status", "updated_at"]
     distributor.status = new_status
@@ -105,15 +117,30 @@ def _resolve_invitation(code: str) -> tuple[Distributor, Invitation | None]:
     invitation = Invitation.objects.select_for_update().filter(code=code).first()
     if invitation is not None:
         if not invitation.is_active:
-            raise ValidationError({"code": [_("邀请链接“%(code)s”已停用") % {"code": code}]})
-        if invitation.expires_at is not None and invitation.expires_at <= timezone.now():
-            raise ValidationError({"code": [_("邀请链接“%(code)s”已过期") % {"code": code}]})
+            raise ValidationError(
+                {"code": [_("邀请链接“%(code)s”已停用") % {"code": code}]}
+            )
+        if (
+            invitation.expires_at is not None
+            and invitation.expires_at <= timezone.now()
+        ):
+            raise ValidationError(
+                {"code": [_("邀请链接“%(code)s”已过期") % {"code": code}]}
+            )
         if invitation.max_uses is not None and invitation.uses >= invitation.max_uses:
-            raise ValidationError({"code": [_("邀请链接“%(code)s”的使用次数已满") % {"code": code}]})
-        return Distributor.objects.select_related("grade").get(pk=invitation.inviter_id), invitation
-    inviter = Distributor.objects.select_related("grade").filter(invite_code=code).first()
+            raise ValidationError(
+                {"code": [_("邀请链接“%(code)s”的使用次数已满") % {"code": code}]}
+            )
+        return Distributor.objects.select_related("grade").get(
+            pk=invitation.inviter_id
+        ), invitation
+    inviter = (
+        Distributor.objects.select_related("grade").filter(invite_code=code).first()
+    )
     if inviter is None:
-        raise ValidationError({"code": [_("邀请码“%(code)s”不存在，请向邀请人核对") % {"code": code}]})
+        raise ValidationError(
+            {"code": [_("邀请码“%(code)s”不存在，请向邀请人核对") % {"code": code}]}
+        )
     return inviter, None
 
 
@@ -140,15 +167,43 @@ def join_network(*, user, code, region: str = "") -> Distributor:
         raise ValidationError({"code": [_("不能使用自己的邀请码加入")]})
     existing = Distributor.objects.select_for_update().filter(user=user).first()
     if existing is not None and existing.status != DistributorStatus.REJECTED:
-        raise ValidationError({"code": [_("您已经是分销商，不能重复加入；更换上级请联系商户")]})
+        raise ValidationError(
+            {"code": [_("您已经是分销商，不能重复加入；更换上级请联系商户")]}
+        )
     if inviter.status != DistributorStatus.ACTIVE:
-        raise ValidationError({"code": [_("邀请人当前不能邀请新成员（状态：%(status)s）") % {"status": inviter.get_status_display()}]})
+        raise ValidationError(
+            {
+                "code": [
+                    _("邀请人当前不能邀请新成员（状态：%(status)s）")
+                    % {"status": inviter.get_status_display()}
+                ]
+            }
+        )
     if not inviter.grade.may_recruit:
-        raise ValidationError({"code": [_("邀请人的等级“%(grade)s”不能发展下级") % {"grade": inviter.grade.name}]})
-    grade = invitation.grade if invitation is not None and invitation.grade_id else _default_grade()
+        raise ValidationError(
+            {
+                "code": [
+                    _("邀请人的等级“%(grade)s”不能发展下级")
+                    % {"grade": inviter.grade.name}
+                ]
+            }
+        )
+    grade = (
+        invitation.grade
+        if invitation is not None and invitation.grade_id
+        else _default_grade()
+    )
     if grade.rank > inviter.grade.rank:
-        raise ValidationError({"code": [_("邀请等级“%(grade)s”不能高于邀请人的等级") % {"grade": grade.name}]})
-    if existing is not None and (existing.pk == inviter.pk or inviter.is_descendant_of(existing)):
+        raise ValidationError(
+            {
+                "code": [
+                    _("邀请等级“%(grade)s”不能高于邀请人的等级") % {"grade": grade.name}
+                ]
+            }
+        )
+    if existing is not None and (
+        existing.pk == inviter.pk or inviter.is_descendant_of(existing)
+    ):
         raise ValidationError({"code": [_("不能加入到自己的下级之下")]})
     deposit = grade.deposit_amount
     values = {
@@ -159,10 +214,16 @@ def join_network(*, user, code, region: str = "") -> Distributor:
     }
     if existing is None:
         distributor = Distributor.objects.create(
-            user=user, parent=Distributor.objects.get(pk=inviter.pk), invite_code=_unique_invite_code(), **values
+            user=user,
+            parent=Distributor.objects.get(pk=inviter.pk),
+            invite_code=_unique_invite_code(),
+            **values,
         )
         DistributorStatusChange.objects.create(
-            distributor=distributor, old_status="", new_status=DistributorStatus.APPLIED, cause=_("通过邀请码 %(code)s 申请加入") % {"code": code}
+            distributor=distributor,
+            old_status="",
+            new_status=DistributorStatus.APPLIED,
+            cause=_("通过邀请码 %(code)s 申请加入") % {"code": code},
         )
     else:
         # A rejected applicant applies again, possibly under someone else.
@@ -173,16 +234,30 @@ def join_network(*, user, code, region: str = "") -> Distributor:
             setattr(distributor, name, value)
         distributor.save(update_fields=[*values, "updated_at"])
         transition_distributor(
-            distributor=distributor, new_status=DistributorStatus.APPLIED, cause=_("通过邀请码 %(code)s 重新申请") % {"code": code}
+            distributor=distributor,
+            new_status=DistributorStatus.APPLIED,
+            cause=_("通过邀请码 %(code)s 重新申请") % {"code": code},
         )
     if invitation is not None:
         Invitation.objects.filter(pk=invitation.pk).update(uses=F("uses") + 1)
     if not grade.requires_staff_approval:
-        transition_distributor(distributor=distributor, new_status=DistributorStatus.ACTIVE, cause=_("等级自动通过"))
+        transition_distributor(
+            distributor=distributor,
+            new_status=DistributorStatus.ACTIVE,
+            cause=_("等级自动通过"),
+        )
     return distributor
 
 
-def register_and_join(*, username, password, code, phone: str = "", display_name: str = "", region: str = "") -> Distributor:
+def register_and_join(
+    *,
+    username,
+    password,
+    code,
+    phone: str = "",
+    display_name: str = "",
+    region: str = "",
+) -> Distributor:
     """A visitor with no account signs up through an invite link: the account and the
     membership are created together or not at all."""
     User = get_user_model()
@@ -194,7 +269,11 @@ def register_and_join(*, username, password, code, phone: str = "", display_name
         errors["username"] = [_("用户名最多 150 个字符")]
     elif User.objects.filter(username__iexact=username).exists():
         errors["username"] = [_("用户名“%(name)s”已被使用") % {"name": username}]
-    candidate = User(username=username, phone=str(phone or "").strip()[:20], display_name=str(display_name or "").strip()[:64])
+    candidate = User(
+        username=username,
+        phone=str(phone or "").strip()[:20],
+        display_name=str(display_name or "").strip()[:64],
+    )
     try:
         validate_password(password or "", user=candidate)
     except ValidationError as error:
@@ -208,56 +287,107 @@ def register_and_join(*, username, password, code, phone: str = "", display_name
 
 
 def _require_perm(actor, perm: str) -> None:
-    if actor is None or not getattr(actor, "is_staff", False) or not actor.has_perm(perm):
+    if (
+        actor is None
+        or not getattr(actor, "is_staff", False)
+        or not actor.has_perm(perm)
+    ):
         raise PermissionDenied(_("您没有执行此操作的权限"))
 
 
 @transaction.atomic
-def create_root_distributor(*, user, grade: Grade, actor, region: str = "", request=None) -> Distributor:
+def create_root_distributor(
+    *, user, grade: Grade, actor, region: str = "", request=None
+) -> Distributor:
     """Staff put a distributor at the top of a new tree (a 总代 signed by the merchant)."""
     _require_perm(actor, "distribution.add_distributor")
     lock_tree()
     if Distributor.objects.filter(user=user).exists():
         raise ValidationError({"user": [_("该用户已经是分销商")]})
     distributor = Distributor.objects.create(
-        user=user, parent=None, grade=grade, invite_code=_unique_invite_code(), region=str(region or "")[:64]
+        user=user,
+        parent=None,
+        grade=grade,
+        invite_code=_unique_invite_code(),
+        region=str(region or "")[:64],
     )
     DistributorStatusChange.objects.create(
-        distributor=distributor, old_status="", new_status=DistributorStatus.APPLIED, cause=_("商户直接添加"), actor=actor
+        distributor=distributor,
+        old_status="",
+        new_status=DistributorStatus.APPLIED,
+        cause=_("商户直接添加"),
+        actor=actor,
     )
-    transition_distributor(distributor=distributor, new_status=DistributorStatus.ACTIVE, cause=_("商户直接添加"), actor=actor)
-    record_audit(actor=actor, action="distribution.distributor.create", target=distributor, request=request,
-                 changes={"grade": [None, grade.name]})
+    transition_distributor(
+        distributor=distributor,
+        new_status=DistributorStatus.ACTIVE,
+        cause=_("商户直接添加"),
+        actor=actor,
+    )
+    record_audit(
+        actor=actor,
+        action="distribution.distributor.create",
+        target=distributor,
+        request=request,
+        changes={"grade": [None, grade.name]},
+    )
     return distributor
 
 
 @transaction.atomic
 def approve_distributor(
-    *, distributor: Distributor, actor, deposit_received: bool = False, first_order_confirmed: bool = False, request=None
+    *,
+    distributor: Distributor,
+    actor,
+    deposit_received: bool = False,
+    first_order_confirmed: bool = False,
+    request=None,
 ) -> Distributor:
     """Staff admit an applicant. A grade with a deposit needs the deposit confirmed as received
     (it is held, refundable); one with a first-order amount needs that order confirmed."""
     _require_perm(actor, "distribution.approve_distributor")
-    locked = Distributor.objects.select_for_update().select_related("grade").get(pk=distributor.pk)
+    locked = (
+        Distributor.objects.select_for_update()
+        .select_related("grade")
+        .get(pk=distributor.pk)
+    )
     if locked.status == DistributorStatus.ACTIVE:
         return locked
     if locked.status != DistributorStatus.APPLIED:
         raise IllegalTransition(_("只有待审核的申请可以通过"))
     if locked.deposit_amount > 0 and not deposit_received:
-        raise ValidationError(_("该等级需缴纳可退保证金 ¥%(amount)s，请确认已收到后再通过") % {"amount": locked.deposit_amount})
+        raise ValidationError(
+            _("该等级需缴纳可退保证金 ¥%(amount)s，请确认已收到后再通过")
+            % {"amount": locked.deposit_amount}
+        )
     if locked.grade.first_order_amount > 0 and not first_order_confirmed:
-        raise ValidationError(_("该等级要求首单金额达到 ¥%(amount)s，请确认后再通过") % {"amount": locked.grade.first_order_amount})
+        raise ValidationError(
+            _("该等级要求首单金额达到 ¥%(amount)s，请确认后再通过")
+            % {"amount": locked.grade.first_order_amount}
+        )
     if locked.deposit_amount > 0:
         locked.deposit_status = DepositStatus.HELD
         locked.save(update_fields=["deposit_status", "updated_at"])
-    transition_distributor(distributor=locked, new_status=DistributorStatus.ACTIVE, cause=_("审核通过"), actor=actor)
-    record_audit(actor=actor, action="distribution.distributor.approve", target=locked, request=request,
-                 changes={"status": [DistributorStatus.APPLIED, DistributorStatus.ACTIVE]})
+    transition_distributor(
+        distributor=locked,
+        new_status=DistributorStatus.ACTIVE,
+        cause=_("审核通过"),
+        actor=actor,
+    )
+    record_audit(
+        actor=actor,
+        action="distribution.distributor.approve",
+        target=locked,
+        request=request,
+        changes={"status": [DistributorStatus.APPLIED, DistributorStatus.ACTIVE]},
+    )
     return locked
 
 
 @transaction.atomic
-def reject_distributor(*, distributor: Distributor, actor, reason: str, request=None) -> Distributor:
+def reject_distributor(
+    *, distributor: Distributor, actor, reason: str, request=None
+) -> Distributor:
     _require_perm(actor, "distribution.approve_distributor")
     reason = str(reason or "").strip()
     if not reason:
@@ -265,14 +395,34 @@ def reject_distributor(*, distributor: Distributor, actor, reason: str, request=
     locked = Distributor.objects.select_for_update().get(pk=distributor.pk)
     if locked.status == DistributorStatus.REJECTED:
         return locked
-    transition_distributor(distributor=locked, new_status=DistributorStatus.REJECTED, cause=reason, actor=actor)
-    record_audit(actor=actor, action="distribution.distributor.reject", target=locked, request=request,
-                 changes={"status": [DistributorStatus.APPLIED, DistributorStatus.REJECTED], "reason": [None, reason]})
+    transition_distributor(
+        distributor=locked,
+        new_status=DistributorStatus.REJECTED,
+        cause=reason,
+        actor=actor,
+    )
+    record_audit(
+        actor=actor,
+        action="distribution.distributor.reject",
+        target=locked,
+        request=request,
+        changes={
+            "status": [DistributorStatus.APPLIED, DistributorStatus.REJECTED],
+            "reason": [None, reason],
+        },
+    )
     return locked
 
 
 @transaction.atomic
-def move_subtree(*, distributor: Distributor, new_parent: Distributor | None, actor, reason: str, request=None) -> Distributor:
+def move_subtree(
+    *,
+    distributor: Distributor,
+    new_parent: Distributor | None,
+    actor,
+    reason: str,
+    request=None,
+) -> Distributor:
     """Staff move a distributor with their whole team under ``new_parent`` (None: a new tree).
 
     A distributor never changes their own parent. Refused with a clear message: a move under
@@ -287,12 +437,25 @@ def move_subtree(*, distributor: Distributor, new_parent: Distributor | None, ac
         raise ValidationError({"reason": [_("请填写移动原因")]})
     lock_tree()
     node = Distributor.objects.get(pk=distributor.pk)
-    target = Distributor.objects.get(pk=new_parent.pk) if new_parent is not None else None
+    target = (
+        Distributor.objects.get(pk=new_parent.pk) if new_parent is not None else None
+    )
     if target is not None:
-        if target.pk == node.pk or (target.tree_id == node.tree_id and node.lft < target.lft < node.rght):
-            raise ValidationError({"parent": [_("不能把分销商移动到自己或自己的下级之下（会形成循环）")]})
+        if target.pk == node.pk or (
+            target.tree_id == node.tree_id and node.lft < target.lft < node.rght
+        ):
+            raise ValidationError(
+                {"parent": [_("不能把分销商移动到自己或自己的下级之下（会形成循环）")]}
+            )
         if target.status != DistributorStatus.ACTIVE:
-            raise ValidationError({"parent": [_("新上级当前状态为“%(status)s”，不能接收下级") % {"status": target.get_status_display()}]})
+            raise ValidationError(
+                {
+                    "parent": [
+                        _("新上级当前状态为“%(status)s”，不能接收下级")
+                        % {"status": target.get_status_display()}
+                    ]
+                }
+            )
     if node.parent_id == (target.pk if target else None):
         return node
     old_parent = node.parent
@@ -302,15 +465,26 @@ def move_subtree(*, distributor: Distributor, new_parent: Distributor | None, ac
     else:
         node.move_to(target, "last-child")
     record_audit(
-        actor=actor, action="distribution.distributor.move", target=node, request=request,
-        changes={"parent": [str(old_parent) if old_parent else None, str(target) if target else None],
-                 "reason": [None, reason], "team_size": [None, team_size]},
+        actor=actor,
+        action="distribution.distributor.move",
+        target=node,
+        request=request,
+        changes={
+            "parent": [
+                str(old_parent) if old_parent else None,
+                str(target) if target else None,
+            ],
+            "reason": [None, reason],
+            "team_size": [None, team_size],
+        },
     )
     return Distributor.objects.get(pk=node.pk)
 
 
 @transaction.atomic
-def change_distributor_status(*, distributor: Distributor, new_status: str, actor, reason: str, request=None) -> Distributor:
+def change_distributor_status(
+    *, distributor: Distributor, new_status: str, actor, reason: str, request=None
+) -> Distributor:
     """Freeze, unfreeze or clear a distributor (staff). Clearing also lifts their direct team
     to the cleared member's parent, so nobody below is left hanging under someone who is gone;
     orders already placed keep their snapshotted upline."""
@@ -323,24 +497,42 @@ def change_distributor_status(*, distributor: Distributor, new_status: str, acto
     if node.status == new_status:
         return node
     old_status = node.status
-    transition_distributor(distributor=node, new_status=new_status, cause=reason, actor=actor)
+    transition_distributor(
+        distributor=node, new_status=new_status, cause=reason, actor=actor
+    )
     lifted = []
     if new_status == DistributorStatus.CLEARED:
-        for child_id in list(Distributor.objects.filter(parent_id=node.pk).order_by("lft").values_list("pk", flat=True)):
+        for child_id in list(
+            Distributor.objects.filter(parent_id=node.pk)
+            .order_by("lft")
+            .values_list("pk", flat=True)
+        ):
             child = Distributor.objects.get(pk=child_id)
-            parent = Distributor.objects.get(pk=node.parent_id) if node.parent_id else None
+            parent = (
+                Distributor.objects.get(pk=node.parent_id) if node.parent_id else None
+            )
             child.move_to(parent, "last-child") if parent else child.move_to(None)
             lifted.append(child_id)
             node = Distributor.objects.get(pk=node.pk)
     record_audit(
-        actor=actor, action=f"distribution.distributor.{new_status}", target=node, request=request,
-        changes={"status": [old_status, new_status], "reason": [None, reason]} | ({"lifted_children": [None, lifted]} if lifted else {}),
+        actor=actor,
+        action=f"distribution.distributor.{new_status}",
+        target=node,
+        request=request,
+        changes={"status": [old_status, new_status], "reason": [None, reason]}
+        | ({"lifted_children": [None, lifted]} if lifted else {}),
     )
     return Distributor.objects.get(pk=node.pk)
 
 
 @transaction.atomic
-def create_invitation(*, inviter: Distributor, grade: Grade | None = None, max_uses: int | None = None, expires_at=None) -> Invitation:
+def create_invitation(
+    *,
+    inviter: Distributor,
+    grade: Grade | None = None,
+    max_uses: int | None = None,
+    expires_at=None,
+) -> Invitation:
     """An invite link of a distributor who may recruit, into a grade no higher than theirs."""
     inviter = Distributor.objects.select_related("grade").get(pk=inviter.pk)
     if inviter.status != DistributorStatus.ACTIVE or not inviter.grade.may_recruit:
@@ -349,7 +541,13 @@ def create_invitation(*, inviter: Distributor, grade: Grade | None = None, max_u
         raise ValidationError({"grade": [_("邀请等级不能高于您自己的等级")]})
     if max_uses is not None and max_uses < 1:
         raise ValidationError({"max_uses": [_("使用次数至少为 1")]})
-    return Invitation.objects.create(code=_unique_invite_code(), inviter=inviter, grade=grade, max_uses=max_uses, expires_at=expires_at)
+    return Invitation.objects.create(
+        code=_unique_invite_code(),
+        inviter=inviter,
+        grade=grade,
+        max_uses=max_uses,
+        expires_at=expires_at,
+    )
 
 
 def tree_problems() -> list[str]:
@@ -359,13 +557,20 @@ def tree_problems() -> list[str]:
     the nesting is the parent column, and the level is the depth. A rebuild from the parent
     column gives the same nesting (sibling order aside), which is what the property tests use.
     """
-    rows = list(Distributor.objects.order_by("tree_id", "lft").values_list("pk", "parent_id", "tree_id", "lft", "rght", "level"))
+    rows = list(
+        Distributor.objects.order_by("tree_id", "lft").values_list(
+            "pk", "parent_id", "tree_id", "lft", "rght", "level"
+        )
+    )
     problems: list[str] = []
     by_tree: dict[int, list] = {}
     for row in rows:
         by_tree.setdefault(row[2], []).append(row)
     for tree_id, members in by_tree.items():
-        numbers = sorted([lft for _, _, _, lft, _, _ in members] + [rght for _, _, _, _, rght, _ in members])
+        numbers = sorted(
+            [lft for _, _, _, lft, _, _ in members]
+            + [rght for _, _, _, _, rght, _ in members]
+        )
         if numbers != list(range(1, 2 * len(members) + 1)):
             problems.append(f"tree {tree_id}: lft/rght are not 1..{2 * len(members)}")
         stack: list[tuple] = []
@@ -376,7 +581,9 @@ def tree_problems() -> list[str]:
             if stack and rght > stack[-1][4]:
                 problems.append(f"node {pk}: interval overlaps its parent's")
             if implied_parent != parent_id:
-                problems.append(f"node {pk}: nested under {implied_parent}, parent column says {parent_id}")
+                problems.append(
+                    f"node {pk}: nested under {implied_parent}, parent column says {parent_id}"
+                )
             if level != len(stack):
                 problems.append(f"node {pk}: level {level}, depth {len(stack)}")
             stack.append((pk, parent_id, _tree, lft, rght, level))
@@ -385,7 +592,11 @@ def tree_problems() -> list[str]:
 
 def nesting_snapshot() -> dict[int, tuple]:
     """Per node: its parent and the set of its ancestors as the nested sets say."""
-    rows = list(Distributor.objects.order_by("tree_id", "lft").values_list("pk", "tree_id", "lft", "rght"))
+    rows = list(
+        Distributor.objects.order_by("tree_id", "lft").values_list(
+            "pk", "tree_id", "lft", "rght"
+        )
+    )
     result: dict[int, tuple] = {}
     stack: list[tuple] = []
     current_tree = None
@@ -394,7 +605,10 @@ def nesting_snapshot() -> dict[int, tuple]:
             stack, current_tree = [], tree_id
         while stack and stack[-1][2] < lft:
             stack.pop()
-        result[pk] = (stack[-1][0] if stack else None, frozenset(entry[0] for entry in stack))
+        result[pk] = (
+            stack[-1][0] if stack else None,
+            frozenset(entry[0] for entry in stack),
+        )
         stack.append((pk, lft, rght))
     return result
 

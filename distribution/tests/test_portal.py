@@ -8,7 +8,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from distribution import services
-from distribution.models import AdmissionMode, Distributor, DistributorStatus, ReferralLink
+from distribution.models import (
+    AdmissionMode,
+    Distributor,
+    DistributorStatus,
+    ReferralLink,
+)
 from orders.models import Order, OrderStatus
 
 from .factories import DistributorFactory, GradeFactory, ProductFactory
@@ -16,7 +21,15 @@ from .factories import DistributorFactory, GradeFactory, ProductFactory
 pytestmark = pytest.mark.django_db
 
 
-def make_order(distributor, *, amount="50.00", status=OrderStatus.COMPLETED, contact="13812345678", paid_at=None, link=None):
+def make_order(
+    distributor,
+    *,
+    amount="50.00",
+    status=OrderStatus.COMPLETED,
+    contact="13812345678",
+    paid_at=None,
+    link=None,
+):
     product = ProductFactory()
     now = timezone.now()
     paid = status not in (OrderStatus.PENDING_PAYMENT, OrderStatus.EXPIRED)
@@ -29,7 +42,7 @@ def make_order(distributor, *, amount="50.00", status=OrderStatus.COMPLETED, con
         quantity=1,
         unit_price=Decimal(amount),
         total_amount=Decimal(amount),
-        paid_amount=Decimal(amount) if paid else Decimal("0"),
+        paid_amount=Decimal(amount) if paid else Decimal(0),
         paid_at=(paid_at or now) if paid else None,
         contact=contact,
         contact_kind="mobile",
@@ -47,10 +60,20 @@ def network():
     parent = DistributorFactory(grade=grade)
     me = DistributorFactory(grade=grade, parent=Distributor.objects.get(pk=parent.pk))
     child = DistributorFactory(grade=grade, parent=Distributor.objects.get(pk=me.pk))
-    grandchild = DistributorFactory(grade=grade, parent=Distributor.objects.get(pk=child.pk))
+    grandchild = DistributorFactory(
+        grade=grade, parent=Distributor.objects.get(pk=child.pk)
+    )
     stranger = DistributorFactory(grade=grade)
-    return {name: Distributor.objects.get(pk=node.pk) for name, node in
-            {"parent": parent, "me": me, "child": child, "grandchild": grandchild, "stranger": stranger}.items()}
+    return {
+        name: Distributor.objects.get(pk=node.pk)
+        for name, node in {
+            "parent": parent,
+            "me": me,
+            "child": child,
+            "grandchild": grandchild,
+            "stranger": stranger,
+        }.items()
+    }
 
 
 @pytest.fixture
@@ -64,16 +87,25 @@ def test_the_portal_needs_a_login_and_has_its_own_login_page(client, network):
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("distribution:agent-login"))
 
-    response = client.post(reverse("distribution:agent-login"), {"username": network["me"].user.username, "password": "kamen-test-pass"})
+    response = client.post(
+        reverse("distribution:agent-login"),
+        {"username": network["me"].user.username, "password": "kamen-test-pass"},
+    )
     assert response.status_code == 302
     assert response["Location"] == reverse("distribution:agent-dashboard")
 
 
-def test_a_user_who_is_no_distributor_or_is_frozen_gets_no_portal(client, django_user_model, network):
-    client.force_login(django_user_model.objects.create_user(username="buyer", password="x"))
+def test_a_user_who_is_no_distributor_or_is_frozen_gets_no_portal(
+    client, django_user_model, network
+):
+    client.force_login(
+        django_user_model.objects.create_user(username="buyer", password="x")
+    )
     assert client.get(reverse("distribution:agent-dashboard")).status_code == 403
 
-    Distributor.objects.filter(pk=network["me"].pk).update(status=DistributorStatus.FROZEN)
+    Distributor.objects.filter(pk=network["me"].pk).update(
+        status=DistributorStatus.FROZEN
+    )
     client.force_login(network["me"].user)
     assert client.get(reverse("distribution:agent-dashboard")).status_code == 403
 
@@ -98,12 +130,24 @@ def test_the_dashboard_counts_sales_of_the_subtree_only(agent_client, network):
 
 
 def test_the_team_view_expands_into_the_subtree_but_not_outside(agent_client, network):
-    assert agent_client.get(reverse("distribution:agent-team")).context["children"][0].pk == network["child"].pk
-    response = agent_client.get(reverse("distribution:agent-team-member", args=[network["child"].pk]))
-    assert [member.pk for member in response.context["children"]] == [network["grandchild"].pk]
+    assert (
+        agent_client.get(reverse("distribution:agent-team")).context["children"][0].pk
+        == network["child"].pk
+    )
+    response = agent_client.get(
+        reverse("distribution:agent-team-member", args=[network["child"].pk])
+    )
+    assert [member.pk for member in response.context["children"]] == [
+        network["grandchild"].pk
+    ]
 
     for outsider in ("parent", "stranger"):
-        assert agent_client.get(reverse("distribution:agent-team-member", args=[network[outsider].pk])).status_code == 404
+        assert (
+            agent_client.get(
+                reverse("distribution:agent-team-member", args=[network[outsider].pk])
+            ).status_code
+            == 404
+        )
 
 
 def test_network_orders_mask_buyers_and_others_orders_are_404(agent_client, network):
@@ -116,21 +160,49 @@ def test_network_orders_mask_buyers_and_others_orders_are_404(agent_client, netw
     assert "138****5678" in page
     assert "13812345678" not in page
     assert theirs.order_no not in page
-    assert agent_client.get(reverse("distribution:agent-order-detail", args=[mine.order_no])).status_code == 200
-    assert agent_client.get(reverse("distribution:agent-order-detail", args=[theirs.order_no])).status_code == 404
-    assert agent_client.get(reverse("distribution:agent-order-detail", args=[above.order_no])).status_code == 404
+    assert (
+        agent_client.get(
+            reverse("distribution:agent-order-detail", args=[mine.order_no])
+        ).status_code
+        == 200
+    )
+    assert (
+        agent_client.get(
+            reverse("distribution:agent-order-detail", args=[theirs.order_no])
+        ).status_code
+        == 404
+    )
+    assert (
+        agent_client.get(
+            reverse("distribution:agent-order-detail", args=[above.order_no])
+        ).status_code
+        == 404
+    )
 
 
 def test_sub_store_settings_and_prices_through_the_portal(agent_client, network):
-    product = ProductFactory(retail_price=Decimal("100.00"), max_resale_price=Decimal("120.00"))
+    product = ProductFactory(
+        retail_price=Decimal("100.00"), max_resale_price=Decimal("120.00")
+    )
 
-    response = agent_client.post(reverse("distribution:agent-store"), {"name": "小王卡铺", "slug": "wang", "notice": "", "is_open": "on"})
+    response = agent_client.post(
+        reverse("distribution:agent-store"),
+        {"name": "小王卡铺", "slug": "wang", "notice": "", "is_open": "on"},
+    )
     assert response.status_code == 302
-    response = agent_client.post(reverse("distribution:agent-store"), {"action": "price", "product": product.pk, "price": "150"})
+    response = agent_client.post(
+        reverse("distribution:agent-store"),
+        {"action": "price", "product": product.pk, "price": "150"},
+    )
     assert "不能高于商户限价 ¥120.00" in response.content.decode()
-    agent_client.post(reverse("distribution:agent-store"), {"action": "price", "product": product.pk, "price": "110"})
+    agent_client.post(
+        reverse("distribution:agent-store"),
+        {"action": "price", "product": product.pk, "price": "110"},
+    )
 
-    store_page = agent_client.get(reverse("distribution:sub-store", args=["wang"])).content.decode()
+    store_page = agent_client.get(
+        reverse("distribution:sub-store", args=["wang"])
+    ).content.decode()
     assert "小王卡铺" in store_page
     assert "¥110.00" in store_page
 
@@ -148,7 +220,10 @@ def test_links_show_clicks_orders_and_conversion(agent_client, network):
     assert row["link"].clicks == 4
     assert row["paid_orders"] == 1
     assert row["conversion"] == Decimal("25.0")
-    assert reverse("distribution:join", args=[network["me"].invite_code]) in response.content.decode()
+    assert (
+        reverse("distribution:join", args=[network["me"].invite_code])
+        in response.content.decode()
+    )
 
 
 def test_a_referral_link_counts_the_click_and_lands_with_ref(client, network):
@@ -160,22 +235,33 @@ def test_a_referral_link_counts_the_click_and_lands_with_ref(client, network):
     assert f"ref={link.code}" in response["Location"]
     assert "channel=wechat" in response["Location"]
     assert ReferralLink.objects.get(pk=link.pk).clicks == 1
-    assert client.get(reverse("distribution:referral", args=["NOPE"]))["Location"] == reverse("catalog:shop-home")
+    assert client.get(reverse("distribution:referral", args=["NOPE"]))[
+        "Location"
+    ] == reverse("catalog:shop-home")
 
 
-def test_the_poster_is_a_png_for_the_distributor(agent_client, network, settings, tmp_path):
+def test_the_poster_is_a_png_for_the_distributor(
+    agent_client, network, settings, tmp_path
+):
     settings.MEDIA_ROOT = tmp_path
     product = ProductFactory(name="网易云音乐黑胶VIP")
 
-    response = agent_client.get(reverse("distribution:agent-poster-image", args=[product.pk]))
+    response = agent_client.get(
+        reverse("distribution:agent-poster-image", args=[product.pk])
+    )
 
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert b"".join(response.streaming_content).startswith(b"\x89PNG")
 
 
-def test_custom_copy_with_banned_words_shows_them_and_is_not_published(agent_client, network):
-    response = agent_client.post(reverse("distribution:agent-copy"), {"channel": "wechat", "body": "国家级品质，顶级服务"})
+def test_custom_copy_with_banned_words_shows_them_and_is_not_published(
+    agent_client, network
+):
+    response = agent_client.post(
+        reverse("distribution:agent-copy"),
+        {"channel": "wechat", "body": "国家级品质，顶级服务"},
+    )
 
     page = response.content.decode()
     assert "国家级" in page and "顶级" in page
@@ -183,11 +269,18 @@ def test_custom_copy_with_banned_words_shows_them_and_is_not_published(agent_cli
 
 
 def test_joining_through_an_invite_link_page(client, network):
-    GradeFactory(name="推广员", rank=1, is_default=True, admission_mode=AdmissionMode.AUTOMATIC)
+    GradeFactory(
+        name="推广员", rank=1, is_default=True, admission_mode=AdmissionMode.AUTOMATIC
+    )
 
     response = client.post(
         reverse("distribution:join", args=[network["me"].invite_code]),
-        {"username": "xiaoli", "password": "Strong-pass-2026", "phone": "13900001111", "region": "杭州"},
+        {
+            "username": "xiaoli",
+            "password": "Strong-pass-2026",
+            "phone": "13900001111",
+            "region": "杭州",
+        },
     )
 
     assert response.status_code == 302

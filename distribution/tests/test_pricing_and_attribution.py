@@ -24,36 +24,64 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def product():
-    return ProductFactory(retail_price=Decimal("100.00"), cost_price=Decimal("60.00"), max_resale_price=Decimal("120.00"))
+    return ProductFactory(
+        retail_price=Decimal("100.00"),
+        cost_price=Decimal("60.00"),
+        max_resale_price=Decimal("120.00"),
+    )
 
 
 @pytest.fixture
 def agent():
-    return DistributorFactory(grade=GradeFactory(wholesale_discount_bp=8000, may_open_sub_store=True))
+    return DistributorFactory(
+        grade=GradeFactory(wholesale_discount_bp=8000, may_open_sub_store=True)
+    )
 
 
-def test_cost_is_the_grade_discount_then_the_per_product_override_then_volume_tiers(agent, product):
-    assert services.cost_price_for(distributor=agent, product=product, quantity=1) == Decimal("80.00")
+def test_cost_is_the_grade_discount_then_the_per_product_override_then_volume_tiers(
+    agent, product
+):
+    assert services.cost_price_for(
+        distributor=agent, product=product, quantity=1
+    ) == Decimal("80.00")
 
-    GradeProductPrice.objects.create(grade=agent.grade, product=product, unit_cost=Decimal("75.00"))
-    assert services.cost_price_for(distributor=agent, product=product, quantity=1) == Decimal("75.00")
+    GradeProductPrice.objects.create(
+        grade=agent.grade, product=product, unit_cost=Decimal("75.00")
+    )
+    assert services.cost_price_for(
+        distributor=agent, product=product, quantity=1
+    ) == Decimal("75.00")
 
-    GradeVolumeTier.objects.create(grade=agent.grade, product=None, min_quantity=10, rate_bp=9800)
-    GradeVolumeTier.objects.create(grade=agent.grade, product=product, min_quantity=50, rate_bp=9000)
-    assert services.cost_price_for(distributor=agent, product=product, quantity=9) == Decimal("75.00")
-    assert services.cost_price_for(distributor=agent, product=product, quantity=10) == Decimal("73.50")
-    assert services.cost_price_for(distributor=agent, product=product, quantity=50) == Decimal("67.50")
+    GradeVolumeTier.objects.create(
+        grade=agent.grade, product=None, min_quantity=10, rate_bp=9800
+    )
+    GradeVolumeTier.objects.create(
+        grade=agent.grade, product=product, min_quantity=50, rate_bp=9000
+    )
+    assert services.cost_price_for(
+        distributor=agent, product=product, quantity=9
+    ) == Decimal("75.00")
+    assert services.cost_price_for(
+        distributor=agent, product=product, quantity=10
+    ) == Decimal("73.50")
+    assert services.cost_price_for(
+        distributor=agent, product=product, quantity=50
+    ) == Decimal("67.50")
 
 
 def test_cost_never_falls_below_the_merchant_cost(agent, product):
     GradeVolumeTier.objects.create(grade=agent.grade, min_quantity=2, rate_bp=5000)
 
-    assert services.cost_price_for(distributor=agent, product=product, quantity=5) == Decimal("60.00")
+    assert services.cost_price_for(
+        distributor=agent, product=product, quantity=5
+    ) == Decimal("60.00")
 
 
 @pytest.fixture
 def store(agent):
-    return services.save_sub_store(distributor=agent, name="小王的卡铺", slug="xiaowang", notice="欢迎光临")
+    return services.save_sub_store(
+        distributor=agent, name="小王的卡铺", slug="xiaowang", notice="欢迎光临"
+    )
 
 
 @pytest.mark.parametrize(
@@ -66,7 +94,9 @@ def store(agent):
         ("0", "不是有效金额"),
     ],
 )
-def test_sub_store_prices_outside_the_bounds_are_refused(agent, product, store, price, expected):
+def test_sub_store_prices_outside_the_bounds_are_refused(
+    agent, product, store, price, expected
+):
     with pytest.raises(ValidationError) as raised:
         services.set_sub_store_price(distributor=agent, product=product, price=price)
 
@@ -76,30 +106,53 @@ def test_sub_store_prices_outside_the_bounds_are_refused(agent, product, store, 
 
 def test_the_database_refuses_a_price_outside_its_bounds_too(store, product):
     with pytest.raises(IntegrityError), transaction.atomic():
-        SubStorePrice.objects.create(sub_store=store, product=product, price=Decimal("130"), floor_price=Decimal("80"), ceiling_price=Decimal("120"))
+        SubStorePrice.objects.create(
+            sub_store=store,
+            product=product,
+            price=Decimal(130),
+            floor_price=Decimal(80),
+            ceiling_price=Decimal(120),
+        )
 
 
 def test_a_sub_store_price_is_what_an_attributed_buyer_pays(agent, product, store):
     services.set_sub_store_price(distributor=agent, product=product, price="110.00")
 
-    assert services.price_for_order(product=product, distributor_id=agent.pk, quantity=1) == Decimal("110.00")
-    assert services.price_for_order(product=product, distributor_id=None, quantity=1) is None
-    assert services.price_for_order(product=ProductFactory(), distributor_id=agent.pk, quantity=1) is None
+    assert services.price_for_order(
+        product=product, distributor_id=agent.pk, quantity=1
+    ) == Decimal("110.00")
+    assert (
+        services.price_for_order(product=product, distributor_id=None, quantity=1)
+        is None
+    )
+    assert (
+        services.price_for_order(
+            product=ProductFactory(), distributor_id=agent.pk, quantity=1
+        )
+        is None
+    )
 
 
-def test_a_stale_sub_store_price_is_pulled_back_inside_todays_bounds(agent, product, store):
+def test_a_stale_sub_store_price_is_pulled_back_inside_todays_bounds(
+    agent, product, store
+):
     services.set_sub_store_price(distributor=agent, product=product, price="118.00")
     product.max_resale_price = Decimal("110.00")
     product.save()
 
-    assert services.price_for_order(product=product, distributor_id=agent.pk, quantity=1) == Decimal("110.00")
+    assert services.price_for_order(
+        product=product, distributor_id=agent.pk, quantity=1
+    ) == Decimal("110.00")
 
 
 def test_a_frozen_distributor_or_closed_store_sells_at_retail(agent, product, store):
     services.set_sub_store_price(distributor=agent, product=product, price="110.00")
     Distributor.objects.filter(pk=agent.pk).update(status=DistributorStatus.FROZEN)
 
-    assert services.price_for_order(product=product, distributor_id=agent.pk, quantity=1) is None
+    assert (
+        services.price_for_order(product=product, distributor_id=agent.pk, quantity=1)
+        is None
+    )
 
 
 def test_a_grade_without_sub_stores_cannot_open_one(product):
@@ -112,7 +165,11 @@ def test_a_grade_without_sub_stores_cannot_open_one(product):
 def test_sub_store_slugs_are_unique_and_not_reserved(store):
     other = DistributorFactory(grade=GradeFactory(may_open_sub_store=True))
 
-    for slug, expected in (("xiaowang", "已被使用"), ("admin", "系统保留"), ("x", "至少 3 个字符")):
+    for slug, expected in (
+        ("xiaowang", "已被使用"),
+        ("admin", "系统保留"),
+        ("x", "至少 3 个字符"),
+    ):
         with pytest.raises(ValidationError) as raised:
             services.save_sub_store(distributor=other, name="店", slug=slug)
         assert expected in " ".join(raised.value.message_dict["slug"])
@@ -122,13 +179,22 @@ def test_attribution_snapshots_the_upline_nearest_first_cut_at_the_depth(owner_u
     grade = GradeFactory()
     nodes = [DistributorFactory(grade=grade)]
     for _ in range(5):
-        nodes.append(DistributorFactory(grade=grade, parent=Distributor.objects.get(pk=nodes[-1].pk)))
+        nodes.append(
+            DistributorFactory(
+                grade=grade, parent=Distributor.objects.get(pk=nodes[-1].pk)
+            )
+        )
     seller = Distributor.objects.get(pk=nodes[-1].pk)
     link = services.create_referral_link(distributor=seller, channel="douyin")
 
     found = services.attribution_for_referral(code=link.code.lower())
 
-    assert found == {"distributor_id": seller.pk, "chain": [nodes[4].pk, nodes[3].pk, nodes[2].pk], "link": link.code, "sub_store": None}
+    assert found == {
+        "distributor_id": seller.pk,
+        "chain": [nodes[4].pk, nodes[3].pk, nodes[2].pk],
+        "link": link.code,
+        "sub_store": None,
+    }
     services.set_commission_depth(depth=1, actor=owner_user)
     assert services.attribution_for_referral(code=link.code)["chain"] == [nodes[4].pk]
     link.refresh_from_db()
@@ -159,7 +225,9 @@ def test_the_database_refuses_a_depth_above_three():
 
 def test_clicks_are_counted_once_per_call_and_links_are_one_per_channel(agent):
     link = services.create_referral_link(distributor=agent, channel="xiaohongshu")
-    assert services.create_referral_link(distributor=agent, channel="xiaohongshu") == link
+    assert (
+        services.create_referral_link(distributor=agent, channel="xiaohongshu") == link
+    )
 
     assert services.record_referral_click(code=link.code) is True
     assert services.record_referral_click(code=link.code) is True

@@ -13,7 +13,9 @@ from .factories import DistributorFactory, GradeFactory, UserFactory
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_joins_keep_the_tree_valid():
-    GradeFactory(name="推广员", rank=1, is_default=True, admission_mode=AdmissionMode.AUTOMATIC)
+    GradeFactory(
+        name="推广员", rank=1, is_default=True, admission_mode=AdmissionMode.AUTOMATIC
+    )
     grade = GradeFactory(rank=5)
     roots = [DistributorFactory(grade=grade) for _ in range(3)]
     users = [UserFactory() for _ in range(24)]
@@ -47,7 +49,9 @@ def test_concurrent_joins_keep_the_tree_valid():
 
 @pytest.mark.django_db(transaction=True)
 def test_one_user_joining_twice_at_once_gets_one_membership():
-    GradeFactory(name="推广员", rank=1, is_default=True, admission_mode=AdmissionMode.AUTOMATIC)
+    GradeFactory(
+        name="推广员", rank=1, is_default=True, admission_mode=AdmissionMode.AUTOMATIC
+    )
     inviter = DistributorFactory(grade=GradeFactory(rank=5))
     user = UserFactory()
     barrier = threading.Barrier(4)

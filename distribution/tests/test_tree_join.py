@@ -25,7 +25,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def default_grade():
-    return GradeFactory(name="推广员", rank=1, is_default=True, admission_mode=AdmissionMode.AUTOMATIC)
+    return GradeFactory(
+        name="推广员", rank=1, is_default=True, admission_mode=AdmissionMode.AUTOMATIC
+    )
 
 
 @pytest.fixture
@@ -37,10 +39,14 @@ def message(raised) -> str:
     return " ".join(" ".join(v) for v in raised.value.message_dict.values())
 
 
-def test_joining_with_an_invite_code_puts_the_inviter_above_and_activates_an_automatic_grade(inviter, default_grade):
+def test_joining_with_an_invite_code_puts_the_inviter_above_and_activates_an_automatic_grade(
+    inviter, default_grade
+):
     user = UserFactory()
 
-    joined = services.join_network(user=user, code=inviter.invite_code.lower(), region="浙江")
+    joined = services.join_network(
+        user=user, code=inviter.invite_code.lower(), region="浙江"
+    )
 
     joined.refresh_from_db()
     assert joined.parent_id == inviter.pk
@@ -49,7 +55,10 @@ def test_joining_with_an_invite_code_puts_the_inviter_above_and_activates_an_aut
     assert joined.joined_at is not None
     assert joined.region == "浙江"
     assert joined.invite_code != inviter.invite_code
-    assert list(joined.status_changes.values_list("new_status", flat=True)) == ["applied", "active"]
+    assert list(joined.status_changes.values_list("new_status", flat=True)) == [
+        "applied",
+        "active",
+    ]
     assert services.tree_problems() == []
 
 
@@ -90,8 +99,14 @@ def test_invalid_invite_codes_are_refused_clearly(inviter, code, expected):
 
 
 def test_expired_and_disabled_invite_links_are_refused(inviter):
-    expired = Invitation.objects.create(code="EXPIRED1", inviter=inviter, expires_at=timezone.now() - timedelta(minutes=1))
-    disabled = Invitation.objects.create(code="DISABLED", inviter=inviter, is_active=False)
+    expired = Invitation.objects.create(
+        code="EXPIRED1",
+        inviter=inviter,
+        expires_at=timezone.now() - timedelta(minutes=1),
+    )
+    disabled = Invitation.objects.create(
+        code="DISABLED", inviter=inviter, is_active=False
+    )
 
     for invitation, expected in ((expired, "已过期"), (disabled, "已停用")):
         with pytest.raises(ValidationError) as raised:
@@ -140,7 +155,9 @@ def test_a_grade_that_may_not_recruit_and_a_frozen_inviter_invite_nobody(default
         assert expected in message(raised)
 
 
-def test_a_deposit_is_refundable_security_that_staff_confirm_before_approval(inviter, default_grade, owner_user):
+def test_a_deposit_is_refundable_security_that_staff_confirm_before_approval(
+    inviter, default_grade, owner_user
+):
     default_grade.deposit_amount = Decimal("500.00")
     default_grade.save()
     applicant = services.join_network(user=UserFactory(), code=inviter.invite_code)
@@ -151,19 +168,25 @@ def test_a_deposit_is_refundable_security_that_staff_confirm_before_approval(inv
         services.approve_distributor(distributor=applicant, actor=owner_user)
     assert "可退保证金 ¥500.00" in " ".join(raised.value.messages)
 
-    approved = services.approve_distributor(distributor=applicant, actor=owner_user, deposit_received=True)
+    approved = services.approve_distributor(
+        distributor=applicant, actor=owner_user, deposit_received=True
+    )
     assert approved.status == DistributorStatus.ACTIVE
     assert approved.deposit_status == DepositStatus.HELD
 
 
-def test_rejection_needs_a_reason_and_the_applicant_may_apply_again(inviter, default_grade, owner_user):
+def test_rejection_needs_a_reason_and_the_applicant_may_apply_again(
+    inviter, default_grade, owner_user
+):
     default_grade.admission_mode = AdmissionMode.STAFF
     default_grade.save()
     applicant = services.join_network(user=UserFactory(), code=inviter.invite_code)
 
     with pytest.raises(ValidationError):
         services.reject_distributor(distributor=applicant, actor=owner_user, reason=" ")
-    rejected = services.reject_distributor(distributor=applicant, actor=owner_user, reason="资料不全")
+    rejected = services.reject_distributor(
+        distributor=applicant, actor=owner_user, reason="资料不全"
+    )
     assert rejected.status == DistributorStatus.REJECTED
 
     other = DistributorFactory(grade=GradeFactory(rank=6))
@@ -172,21 +195,35 @@ def test_rejection_needs_a_reason_and_the_applicant_may_apply_again(inviter, def
     assert again.status == DistributorStatus.APPLIED
     assert again.parent_id == other.pk
     assert services.tree_problems() == []
-    assert DistributorStatusChange.objects.filter(distributor=applicant, new_status="rejected").count() == 1
+    assert (
+        DistributorStatusChange.objects.filter(
+            distributor=applicant, new_status="rejected"
+        ).count()
+        == 1
+    )
 
 
 def test_register_and_join_creates_the_account_and_membership_together(inviter):
-    joined = services.register_and_join(username="newagent", password="a-Long-pass-2026", code=inviter.invite_code, phone="13900000000")
+    joined = services.register_and_join(
+        username="newagent",
+        password="a-Long-pass-2026",
+        code=inviter.invite_code,
+        phone="13900000000",
+    )
 
     assert joined.user.username == "newagent"
     assert joined.user.check_password("a-Long-pass-2026")
     assert joined.parent_id == inviter.pk
 
 
-def test_register_and_join_with_a_bad_code_creates_no_account(inviter, django_user_model):
+def test_register_and_join_with_a_bad_code_creates_no_account(
+    inviter, django_user_model
+):
     before = django_user_model.objects.count()
 
     with pytest.raises(ValidationError):
-        services.register_and_join(username="newagent", password="a-Long-pass-2026", code="BADCODE9")
+        services.register_and_join(
+            username="newagent", password="a-Long-pass-2026", code="BADCODE9"
+        )
 
     assert django_user_model.objects.count() == before
