@@ -80,9 +80,7 @@ def _errors(error: ValidationError) -> list[str]:
 
 def _chart(figures) -> dict:
     """Bars for an inline SVG: no JavaScript, scaled to the best day."""
-    top = max((figure.amount for figure in figures), default=Decimal(0)) or Decimal(
-        1
-    )
+    top = max((figure.amount for figure in figures), default=Decimal(0)) or Decimal(1)
     width, height = 300, 100
     step = width / max(len(figures), 1)
     bars = []

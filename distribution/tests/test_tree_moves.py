@@ -87,7 +87,9 @@ def test_a_distributor_cannot_change_their_own_parent(chain):
 
 def test_moving_needs_the_permission_and_a_reason(chain, django_user_model, owner_user):
     (root, a, b, c, d), other = chain
-    clerk = django_user_model.objects.create_user(username="clerk", password="x", is_staff=True)
+    clerk = django_user_model.objects.create_user(
+        username="clerk", password="x", is_staff=True
+    )
 
     with pytest.raises(PermissionDenied):
         services.move_subtree(distributor=b, new_parent=other, actor=clerk, reason="x")

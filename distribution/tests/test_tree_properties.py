@@ -43,7 +43,10 @@ def test_random_joins_and_moves_keep_the_tree_consistent(owner_user, steps):
         if kind == "join":
             try:
                 services.join_network(user=UserFactory(), code=node.invite_code)
-            except (ValidationError, PermissionDenied):  # a refused join must leave the tree intact too
+            except (
+                ValidationError,
+                PermissionDenied,
+            ):  # a refused join must leave the tree intact too
                 pass
         elif kind in ("move", "move_to_top"):
             target = None if kind == "move_to_top" else active[second % len(active)]
