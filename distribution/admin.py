@@ -99,6 +99,28 @@ def with_subtree_figures(queryset):
     )
 
 
+class SegmentFilter(admin.SimpleListFilter):
+    """Act on a segment computed on schedule (活跃推广型 / 躺平型 / 潜力成长型) or on the
+    distributors warned for inactivity."""
+
+    title = _("分群")
+    parameter_name = "segment"
+
+    def lookups(self, request, model_admin):
+        from .services.lifecycle import SEGMENT_TAGS
+
+        return [(tag, tag) for tag in SEGMENT_TAGS] + [("warned", _("无销售已预警"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "warned":
+            return queryset.filter(
+                inactivity_warned_at__isnull=False, status=DistributorStatus.ACTIVE
+            )
+        if self.value():
+            return queryset.filter(tags__contains=[self.value()])
+        return queryset
+
+
 class DistributorForm(forms.ModelForm):
     class Meta:
         model = Distributor
@@ -120,7 +142,7 @@ class DistributorAdmin(admin.ModelAdmin):
         "joined_at",
         "manage_link",
     ]
-    list_filter = ["status", "grade", "deposit_status"]
+    list_filter = ["status", "grade", SegmentFilter, "deposit_status"]
     search_fields = [
         "user__username",
         "user__display_name",

@@ -265,6 +265,9 @@ class Distributor(MPTTModel):
     joined_at = models.DateTimeField(
         _("加入时间"), null=True, blank=True, db_index=True
     )
+    inactivity_warned_at = models.DateTimeField(
+        _("无销售预警时间"), null=True, blank=True
+    )
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
     class MPTTMeta:
@@ -394,6 +397,7 @@ class DistributionSettings(models.Model):
         help_text=_("佣金最多向上分配的层级，1–3，法律上限为 3"),
     )
     inactivity_days = models.PositiveIntegerField(_("无销售清退天数"), default=90)
+    inactivity_grace_days = models.PositiveIntegerField(_("预警后宽限天数"), default=7)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
     class Meta:

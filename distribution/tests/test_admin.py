@@ -170,3 +170,14 @@ def test_the_grade_and_settings_pages_render(client, owner_user, tree):
         {"commission_depth": 4, "inactivity_days": 90},
     )
     assert "法律上限为 3 级" in response.content.decode()
+
+
+def test_the_browser_filters_by_segment(client, owner_user, tree):
+    Distributor.objects.filter(pk=tree["other"].pk).update(tags=["躺平型"])
+    client.force_login(owner_user)
+
+    response = client.get(
+        reverse("admin:distribution_distributor_changelist"), {"segment": "躺平型"}
+    )
+
+    assert [row.pk for row in response.context["cl"].result_list] == [tree["other"].pk]

@@ -14,11 +14,23 @@ from .factories import DistributorFactory, GradeFactory, ProductFactory
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_a_distributor_joins_makes_a_poster_and_shares_a_sub_store(page, browser, live_server, settings, tmp_path):
+def test_a_distributor_joins_makes_a_poster_and_shares_a_sub_store(
+    page, browser, live_server, settings, tmp_path
+):
     settings.MEDIA_ROOT = tmp_path
-    GradeFactory(name="推广员", rank=1, is_default=True, admission_mode=AdmissionMode.AUTOMATIC, may_open_sub_store=True)
+    GradeFactory(
+        name="推广员",
+        rank=1,
+        is_default=True,
+        admission_mode=AdmissionMode.AUTOMATIC,
+        may_open_sub_store=True,
+    )
     inviter = DistributorFactory(grade=GradeFactory(name="总代", rank=4))
-    product = ProductFactory(name="优酷VIP月卡", retail_price=Decimal("100.00"), max_resale_price=Decimal("120.00"))
+    product = ProductFactory(
+        name="优酷VIP月卡",
+        retail_price=Decimal("100.00"),
+        max_resale_price=Decimal("120.00"),
+    )
 
     # Join through the invite link.
     page.goto(f"{live_server.url}/agent/join/{inviter.invite_code}/")
@@ -34,7 +46,10 @@ def test_a_distributor_joins_makes_a_poster_and_shares_a_sub_store(page, browser
 
     # Generate a poster.
     page.click("text=海报")
-    poster = page.request.get(f"{live_server.url}" + page.get_attribute(f"[data-poster='{product.pk}']", "href"))
+    poster = page.request.get(
+        f"{live_server.url}"
+        + page.get_attribute(f"[data-poster='{product.pk}']", "href")
+    )
     assert poster.ok
     assert poster.headers["content-type"] == "image/png"
     assert poster.body()[:4] == b"\x89PNG"

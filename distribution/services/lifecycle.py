@@ -1,0 +1,139 @@
+"""Scheduled care of the network: clean-out of inactive distributors and segment tags.
+
+Clean-out (清退): an active distributor with no sale of their own for the merchant's
+``inactivity_days`` (counted from joining at the earliest) is warned first; still no sale
+``inactivity_grace_days`` after the warning, they are frozen — never cleared automatically,
+because clearing re-parents a team and the merchant decides that (an appeal is the merchant
+unfreezing on the manage page). A sale lifts the warning. Safe to run twice: a second run
+finds nobody new to warn or freeze.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from kamen.audit import record_audit
+
+from ..models import Distributor, DistributorStatus
+from .pricing import get_settings
+from .tree import transition_distributor
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_PROMOTER = "活跃推广型"
+DORMANT = "躺平型"
+RISING = "潜力成长型"
+SEGMENT_TAGS = (ACTIVE_PROMOTER, DORMANT, RISING)
+ACTIVE_PROMOTER_MIN_ORDERS = 5
+
+
+def _sold_since(since):
+    from orders.models import Order
+
+    from ..selectors import sold_statuses
+
+    return Order.objects.filter(
+        distributor_id=OuterRef("pk"), status__in=sold_statuses(), paid_at__gte=since
+    )
+
+
+def run_clean_out(*, now=None) -> dict[str, int]:
+    now = now or timezone.now()
+    row = get_settings()
+    cutoff = now - timedelta(days=row.inactivity_days)
+    grace_cutoff = now - timedelta(days=row.inactivity_grace_days)
+    active = Distributor.objects.filter(status=DistributorStatus.ACTIVE)
+    lifted = (
+        active.filter(inactivity_warned_at__isnull=False)
+        .filter(Exists(_sold_since(OuterRef("inactivity_warned_at"))))
+        .update(inactivity_warned_at=None)
+    )
+    inactive = active.filter(joined_at__lt=cutoff).exclude(Exists(_sold_since(cutoff)))
+    warned = inactive.filter(inactivity_warned_at__isnull=True).update(
+        inactivity_warned_at=now
+    )
+    frozen = 0
+    for pk in inactive.filter(inactivity_warned_at__lte=grace_cutoff).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            distributor = Distributor.objects.select_for_update().get(pk=pk)
+            if (
+                distributor.status != DistributorStatus.ACTIVE
+                or distributor.inactivity_warned_at is None
+            ):
+                continue
+            transition_distributor(
+                distributor=distributor,
+                new_status=DistributorStatus.FROZEN,
+                cause=_("连续 %(days)s 天无销售，预警后仍无销售，自动冻结")
+                % {"days": row.inactivity_days},
+            )
+            record_audit(
+                actor=None,
+                action="distribution.distributor.clean_out",
+                target=distributor,
+                changes={
+                    "status": [DistributorStatus.ACTIVE, DistributorStatus.FROZEN]
+                },
+            )
+            frozen += 1
+    logger.info(
+        "distribution.clean_out warned=%s frozen=%s lifted=%s", warned, frozen, lifted
+    )
+    return {"warned": warned, "frozen": frozen, "lifted": lifted}
+
+
+def compute_segment_tags(*, now=None) -> int:
+    """Tag active distributors: 活跃推广型 (≥ 5 sales in 30 days), 躺平型 (none in 60 days),
+    潜力成长型 (joined within 90 days, more sales in the last 30 days than the 30 before).
+    Other tags the merchant set are kept. Returns how many rows changed."""
+    from ..selectors import sold_statuses
+
+    now = now or timezone.now()
+    day30, day60, day90 = (now - timedelta(days=days) for days in (30, 60, 90))
+    sold = Q(status__in=sold_statuses())
+    rows = Distributor.objects.filter(status=DistributorStatus.ACTIVE).only(
+        "pk", "tags", "joined_at"
+    )
+    from orders.models import Order
+
+    figures = {
+        row["distributor_id"]: row
+        for row in Order.objects.filter(
+            sold, distributor_id__isnull=False, paid_at__gte=day60
+        )
+        .values("distributor_id")
+        .annotate(
+            last30=Count("pk", filter=Q(paid_at__gte=day30)),
+            prev30=Count("pk", filter=Q(paid_at__lt=day30)),
+        )
+    }
+    changed = []
+    for distributor in rows.iterator(chunk_size=2000):
+        figure = figures.get(distributor.pk, {"last30": 0, "prev30": 0})
+        segments = []
+        if figure["last30"] >= ACTIVE_PROMOTER_MIN_ORDERS:
+            segments.append(ACTIVE_PROMOTER)
+        if figure["last30"] + figure["prev30"] == 0 and (
+            distributor.joined_at is None or distributor.joined_at < day60
+        ):
+            segments.append(DORMANT)
+        if (
+            distributor.joined_at
+            and distributor.joined_at >= day90
+            and figure["last30"] > figure["prev30"]
+        ):
+            segments.append(RISING)
+        tags = [
+            tag for tag in (distributor.tags or []) if tag not in SEGMENT_TAGS
+        ] + segments
+        if tags != (distributor.tags or []):
+            distributor.tags = tags
+            changed.append(distributor)
+    Distributor.objects.bulk_update(changed, ["tags"], batch_size=1000)
+    return len(changed)
