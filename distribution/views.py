@@ -419,7 +419,9 @@ def join(request, code):
 
 # --- referral redirects and sub-stores -------------------------------------------------------
 def _with_ref(url: str, link: ReferralLink) -> str:
-    return f"{url}?{urlencode({'ref': link.code, 'channel': link.channel})}"
+    """``?ref=CODE&ch=CHANNEL``: the orders app's referral middleware turns it into the
+    attribution cookie checkout reads."""
+    return f"{url}?{urlencode({'ref': link.code, 'ch': link.channel})}"
 
 
 def referral(request, code, product_pk=None):
@@ -461,7 +463,11 @@ def _open_store(slug) -> tuple[SubStore, ReferralLink]:
 
 
 def sub_store(request, slug):
+    """The sub-store's front page. A direct visit (no ``ref``: typed or shared as is) counts as
+    a click on the store's link; one that came through ``/r/<code>/`` was counted there."""
     store_row, link = _open_store(slug)
+    if "ref" not in request.GET:
+        services.record_referral_click(code=link.code)
     prices = dict(
         SubStorePrice.objects.filter(sub_store=store_row).values_list(
             "product_id", "price"

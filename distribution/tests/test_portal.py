@@ -233,7 +233,7 @@ def test_a_referral_link_counts_the_click_and_lands_with_ref(client, network):
 
     assert response.status_code == 302
     assert f"ref={link.code}" in response["Location"]
-    assert "channel=wechat" in response["Location"]
+    assert "ch=wechat" in response["Location"]
     assert ReferralLink.objects.get(pk=link.pk).clicks == 1
     assert client.get(reverse("distribution:referral", args=["NOPE"]))[
         "Location"
@@ -293,3 +293,39 @@ def test_joining_with_a_bad_code_says_so(client, network):
     page = client.get(reverse("distribution:join", args=["BADBAD"])).content.decode()
 
     assert "不存在" in page
+
+
+def test_a_direct_sub_store_visit_counts_a_click_and_its_links_carry_the_referral(
+    client, network
+):
+    store = services.save_sub_store(
+        distributor=network["me"], name="小店", slug="little"
+    )
+    product = ProductFactory()
+    link = ReferralLink.objects.get(sub_store=store)
+
+    page = client.get(
+        reverse("distribution:sub-store", args=["little"])
+    ).content.decode()
+    client.get(
+        reverse("distribution:sub-store", args=["little"]),
+        {"ref": link.code, "ch": "other"},
+    )
+
+    assert ReferralLink.objects.get(pk=link.pk).clicks == 1
+    assert f"/s/little/products/{product.pk}/?ref={link.code}&amp;ch=other" in page
+
+
+def test_a_closed_or_frozen_sub_store_is_404(client, network):
+    services.save_sub_store(
+        distributor=network["me"], name="小店", slug="little", is_open=False
+    )
+
+    assert (
+        client.get(reverse("distribution:sub-store", args=["little"])).status_code
+        == 404
+    )
+    assert (
+        client.get(reverse("distribution:sub-store", args=["nobody"])).status_code
+        == 404
+    )
