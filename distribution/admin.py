@@ -42,6 +42,7 @@ from .models import (
     GradeProductPrice,
     GradeVolumeTier,
     Invitation,
+    PromotionRule,
     ReferralLink,
     SubStore,
     SubStorePrice,
@@ -610,3 +611,38 @@ class InvitationAdmin(ReadOnlyAdmin):
         "is_active",
     ]
     search_fields = ["code", "inviter__invite_code"]
+
+
+class PromotionRuleForm(forms.ModelForm):
+    class Meta:
+        model = PromotionRule
+        fields = [
+            "from_grade",
+            "to_grade",
+            "period_days",
+            "min_own_sales",
+            "min_team_sales",
+            "min_direct_recruits",
+            "is_active",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        low, high = cleaned.get("from_grade"), cleaned.get("to_grade")
+        if low and high and high.rank <= low.rank:
+            raise ValidationError({"to_grade": [gettext("升级只能升到级别更高的等级")]})
+        return cleaned
+
+
+@admin.register(PromotionRule)
+class PromotionRuleAdmin(admin.ModelAdmin):
+    form = PromotionRuleForm
+    list_display = [
+        "__str__",
+        "period_days",
+        "min_own_sales",
+        "min_team_sales",
+        "min_direct_recruits",
+        "is_active",
+    ]
+    list_filter = ["is_active"]

@@ -624,3 +624,71 @@ class DistributorApplication(Distributor):
         proxy = True
         verbose_name = _("加入申请")
         verbose_name_plural = _("加入申请（待审核）")
+
+
+class PromotionRule(models.Model):
+    """Automatic promotion (自动升级): a distributor of ``from_grade`` who, over the last
+    ``period_days``, reaches every threshold set here moves to ``to_grade`` and is told."""
+
+    from_grade = models.ForeignKey(
+        Grade,
+        verbose_name=_("原等级"),
+        on_delete=models.CASCADE,
+        related_name="promotion_rules",
+    )
+    to_grade = models.ForeignKey(
+        Grade, verbose_name=_("升级到"), on_delete=models.CASCADE, related_name="+"
+    )
+    period_days = models.PositiveIntegerField(_("统计天数"), default=30)
+    min_own_sales = models.DecimalField(
+        _("个人销售额不低于"), **MONEY, default=Decimal("0.00")
+    )
+    min_team_sales = models.DecimalField(
+        _("团队销售额不低于"), **MONEY, default=Decimal("0.00")
+    )
+    min_direct_recruits = models.PositiveIntegerField(
+        _("新增直属下级不少于"), default=0
+    )
+    is_active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("自动升级规则")
+        verbose_name_plural = _("自动升级规则")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(from_grade=F("to_grade")),
+                name="promotion_rule_changes_grade",
+            ),
+            models.CheckConstraint(
+                condition=Q(period_days__gte=1), name="promotion_rule_period_positive"
+            ),
+            models.UniqueConstraint(
+                fields=["from_grade"],
+                condition=Q(is_active=True),
+                name="promotion_rule_one_active_per_grade",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.from_grade} → {self.to_grade}"
+
+
+class DistributorNotice(models.Model):
+    """A message to a distributor shown in the portal (promotion, inactivity warning ...)."""
+
+    distributor = models.ForeignKey(
+        Distributor,
+        verbose_name=_("分销商"),
+        on_delete=models.CASCADE,
+        related_name="notices",
+    )
+    message = models.CharField(_("内容"), max_length=300)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("分销商通知")
+        verbose_name_plural = _("分销商通知")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return self.message[:40]

@@ -268,6 +268,7 @@ def dashboard(viewer: Distributor) -> dict:
     counts = team_counts(viewer)
     chart = daily_sales(viewer)
     return {
+        "notices": list(viewer.notices.all()[:5]),
         "today": today,
         "month": month,
         "team": counts,

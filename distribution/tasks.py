@@ -19,3 +19,12 @@ def compute_segment_tags_task():
     from .services.lifecycle import compute_segment_tags
 
     compute_segment_tags()
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
+def run_promotions_task():
+    from .services.lifecycle import run_promotions
+
+    run_promotions()

@@ -12,13 +12,13 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kamen.audit import record_audit
 
-from ..models import Distributor, DistributorStatus
+from ..models import Distributor, DistributorNotice, DistributorStatus
 from .pricing import get_settings
 from .tree import transition_distributor
 
@@ -53,8 +53,19 @@ def run_clean_out(*, now=None) -> dict[str, int]:
         .update(inactivity_warned_at=None)
     )
     inactive = active.filter(joined_at__lt=cutoff).exclude(Exists(_sold_since(cutoff)))
-    warned = inactive.filter(inactivity_warned_at__isnull=True).update(
-        inactivity_warned_at=now
+    to_warn = list(
+        inactive.filter(inactivity_warned_at__isnull=True).values_list("pk", flat=True)
+    )
+    warned = Distributor.objects.filter(
+        pk__in=to_warn, inactivity_warned_at__isnull=True
+    ).update(inactivity_warned_at=now)
+    DistributorNotice.objects.bulk_create(
+        DistributorNotice(
+            distributor_id=pk,
+            message=_("您已连续 %(days)s 天没有销售，%(grace)s 天内仍无销售将被冻结")
+            % {"days": row.inactivity_days, "grace": row.inactivity_grace_days},
+        )
+        for pk in to_warn
     )
     frozen = 0
     for pk in inactive.filter(inactivity_warned_at__lte=grace_cutoff).values_list(
@@ -137,3 +148,77 @@ def compute_segment_tags(*, now=None) -> int:
             changed.append(distributor)
     Distributor.objects.bulk_update(changed, ["tags"], batch_size=1000)
     return len(changed)
+
+
+def run_promotions(*, now=None) -> int:
+    """Apply the active promotion rules: a distributor of the rule's grade whose own sales,
+    team sales (own included) and new direct recruits over the period all reach the thresholds
+    moves up to the rule's grade (only ever up, by rank) and gets a notice. Safe to run twice:
+    a promoted distributor no longer has the rule's grade. Returns how many were promoted."""
+    from django.db.models import Sum
+
+    from orders.models import Order
+
+    from ..models import PromotionRule
+    from ..selectors import MONEY_FIELD, sold_statuses, team_sales
+
+    now = now or timezone.now()
+    promoted = 0
+    for rule in PromotionRule.objects.filter(is_active=True).select_related(
+        "from_grade", "to_grade"
+    ):
+        if rule.to_grade.rank <= rule.from_grade.rank:
+            logger.warning("distribution.promotion_rule_not_upwards rule=%s", rule.pk)
+            continue
+        since = now - timedelta(days=rule.period_days)
+        own = dict(
+            Order.objects.filter(
+                status__in=sold_statuses(),
+                paid_at__gte=since,
+                distributor_id__isnull=False,
+            )
+            .values("distributor_id")
+            .annotate(
+                total=Sum(
+                    F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD
+                )
+            )
+            .values_list("distributor_id", "total")
+        )
+        candidates = Distributor.objects.filter(
+            status=DistributorStatus.ACTIVE, grade=rule.from_grade
+        ).annotate(recruits=Count("children", filter=Q(children__joined_at__gte=since)))
+        for candidate in candidates:
+            if (
+                own.get(candidate.pk, 0) < rule.min_own_sales
+                or candidate.recruits < rule.min_direct_recruits
+            ):
+                continue
+            if (
+                rule.min_team_sales > 0
+                and team_sales(candidate, since=since)["amount"] < rule.min_team_sales
+            ):
+                continue
+            with transaction.atomic():
+                locked = Distributor.objects.select_for_update().get(pk=candidate.pk)
+                if (
+                    locked.grade_id != rule.from_grade_id
+                    or locked.status != DistributorStatus.ACTIVE
+                ):
+                    continue
+                locked.grade = rule.to_grade
+                locked.save(update_fields=["grade", "updated_at"])
+                DistributorNotice.objects.create(
+                    distributor=locked,
+                    message=_("恭喜！您已自动升级为“%(grade)s”")
+                    % {"grade": rule.to_grade.name},
+                )
+                record_audit(
+                    actor=None,
+                    action="distribution.distributor.promote",
+                    target=locked,
+                    changes={"grade": [rule.from_grade.name, rule.to_grade.name]},
+                )
+            promoted += 1
+    logger.info("distribution.promotions promoted=%s", promoted)
+    return promoted

@@ -65,3 +65,48 @@ def test_segment_tags_are_computed_and_merchant_tags_kept():
     assert Distributor.objects.get(pk=dormant.pk).tags == ["躺平型"]
     assert Distributor.objects.get(pk=rising.pk).tags == ["潜力成长型"]
     assert lifecycle.compute_segment_tags(now=now) == 0
+
+
+def test_a_distributor_meeting_the_rule_is_promoted_and_told():
+    from distribution.models import DistributorNotice, PromotionRule
+    from distribution.services.lifecycle import run_promotions
+
+    from .factories import GradeFactory
+
+    low, high = GradeFactory(name="推广员X", rank=1), GradeFactory(name="市代X", rank=2)
+    PromotionRule.objects.create(
+        from_grade=low,
+        to_grade=high,
+        period_days=30,
+        min_own_sales="100.00",
+        min_direct_recruits=1,
+    )
+    now = timezone.now()
+    star = DistributorFactory(grade=low)
+    DistributorFactory(
+        grade=low,
+        parent=Distributor.objects.get(pk=star.pk),
+        joined_at=now - timedelta(days=2),
+    )
+    make_order(star, amount="60.00", paid_at=now - timedelta(days=1))
+    make_order(star, amount="60.00", paid_at=now - timedelta(days=5))
+    almost = DistributorFactory(grade=low)
+    make_order(almost, amount="500.00", paid_at=now - timedelta(days=1))
+
+    assert run_promotions(now=now) == 1
+    assert run_promotions(now=now) == 0
+
+    assert Distributor.objects.get(pk=star.pk).grade == high
+    assert Distributor.objects.get(pk=almost.pk).grade == low
+    assert "市代X" in DistributorNotice.objects.get(distributor=star).message
+
+
+def test_the_warning_is_shown_in_the_portal(client):
+    now = timezone.now()
+    idle = DistributorFactory(joined_at=now - timedelta(days=200))
+    lifecycle.run_clean_out(now=now)
+    client.force_login(idle.user)
+
+    page = client.get("/agent/").content.decode()
+
+    assert "天没有销售" in page
