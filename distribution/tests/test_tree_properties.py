@@ -82,3 +82,22 @@ def test_the_consistency_check_notices_a_damaged_index():
     assert services.tree_problems() != []
     services.repair_tree()
     assert services.tree_problems() == []
+
+
+@pytest.mark.django_db
+def test_the_repair_command_reports_and_fixes_a_damaged_index():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    root = DistributorFactory()
+    DistributorFactory(parent=Distributor.objects.get(pk=root.pk), grade=root.grade)
+    Distributor.objects.filter(pk=root.pk).update(rght=99)
+    output = StringIO()
+
+    with pytest.raises(SystemExit):
+        call_command("repair_distributor_tree", stdout=output)
+    call_command("repair_distributor_tree", "--fix", stdout=output)
+
+    assert "rebuilt from the parent column" in output.getvalue()
+    assert services.tree_problems() == []
