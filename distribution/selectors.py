@@ -225,14 +225,13 @@ def mask_contact(contact: str) -> str:
 class DayFigure:
     day: object
     amount: Decimal
+    orders: int = 0
 
 
-def daily_sales(viewer: Distributor, *, days: int = 30) -> list[DayFigure]:
-    """The last ``days`` days of network sales, one row per day (zeros included), one query."""
-    today = timezone.localdate()
-    start_day = today - timedelta(days=days - 1)
+def _daily_rows(viewer: Distributor, since_day) -> dict:
+    """{day: (amount, orders)} of network sales from ``since_day`` on (local days), one query."""
     start = timezone.make_aware(
-        timezone.datetime.combine(start_day, timezone.datetime.min.time())
+        timezone.datetime.combine(since_day, timezone.datetime.min.time())
     )
     rows = (
         _order_model()
@@ -246,33 +245,52 @@ def daily_sales(viewer: Distributor, *, days: int = 30) -> list[DayFigure]:
         .annotate(
             amount=Sum(
                 F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD
-            )
+            ),
+            orders=Count("pk"),
         )
     )
-    by_day = {row["day"]: row["amount"] for row in rows}
-    return [
-        DayFigure(
-            start_day + timedelta(days=offset),
-            by_day.get(start_day + timedelta(days=offset), ZERO),
-        )
-        for offset in range(days)
-    ]
+    return {row["day"]: (row["amount"], row["orders"]) for row in rows}
+
+
+def daily_sales(
+    viewer: Distributor, *, days: int = 30, rows: dict | None = None
+) -> list[DayFigure]:
+    """The last ``days`` days of network sales, one row per day (zeros included), one query."""
+    start_day = timezone.localdate() - timedelta(days=days - 1)
+    if rows is None:
+        rows = _daily_rows(viewer, start_day)
+    figures = []
+    for offset in range(days):
+        day = start_day + timedelta(days=offset)
+        amount, orders = rows.get(day, (ZERO, 0))
+        figures.append(DayFigure(day, amount, orders))
+    return figures
 
 
 def dashboard(viewer: Distributor) -> dict:
-    now = timezone.localtime()
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    month_start = day_start.replace(day=1)
-    today = team_sales(viewer, since=day_start)
-    month = team_sales(viewer, since=month_start)
-    counts = team_counts(viewer)
-    chart = daily_sales(viewer)
+    """Today, this month, the 30-day chart (all from one grouped query over the days since the
+    earlier of the month's start and 30 days ago) and the team counts (one query)."""
+    today = timezone.localdate()
+    month_start = today.replace(day=1)
+    rows = _daily_rows(viewer, min(month_start, today - timedelta(days=29)))
+
+    def total(days):
+        amounts = [rows[day] for day in rows if day in days]
+        return {
+            "amount": sum((amount for amount, _orders in amounts), ZERO),
+            "orders": sum(orders for _amount, orders in amounts),
+        }
+
+    month_days = {
+        month_start + timedelta(days=offset)
+        for offset in range((today - month_start).days + 1)
+    }
     return {
         "notices": list(viewer.notices.all()[:5]),
-        "today": today,
-        "month": month,
-        "team": counts,
-        "chart": chart,
+        "today": total({today}),
+        "month": total(month_days),
+        "team": team_counts(viewer),
+        "chart": daily_sales(viewer, rows=rows),
     }
 
 
