@@ -78,23 +78,30 @@ def attribution_for_referral(*, code: str) -> dict | None:
         {"distributor_id": int, "chain": [ancestor ids, nearest first, at most 3],
          "link": "<link code or id>", "sub_store": optional id}
 
-    (the channel comes from the referral cookie, not from here). The chain is cut at the
+    (the channel comes from the referral cookie, not from here), plus ``grade``,
+    ``chain_grades`` and ``depth`` for the commission split. The chain is cut at the
     merchant's commission depth (1–3, never more). An inactive distributor or link attributes
     nothing. The link's order counter goes up by one (orders placed; paid figures are read from
     the orders themselves).
     """
-    from ..selectors import upline_ids
+    from ..selectors import ancestors
 
     link = active_link(code)
     if link is None:
         return None
     distributor = link.distributor
     type(link).objects.filter(pk=link.pk).update(orders=F("orders") + 1)
+    depth = commission_depth()
+    upline = list(ancestors(distributor, depth=depth).values_list("pk", "grade_id"))
     return {
         "distributor_id": distributor.pk,
-        "chain": upline_ids(distributor, depth=commission_depth()),
+        "chain": [pk for pk, _grade in upline],
         "link": link.code,
         "sub_store": link.sub_store_id,
+        # For the commission split (ADR 0007): the grades of the time and the depth in force.
+        "grade": distributor.grade_id,
+        "chain_grades": [grade for _pk, grade in upline],
+        "depth": depth,
     }
 
 

@@ -194,6 +194,9 @@ def test_attribution_snapshots_the_upline_nearest_first_cut_at_the_depth(owner_u
         "chain": [nodes[4].pk, nodes[3].pk, nodes[2].pk],
         "link": link.code,
         "sub_store": None,
+        "grade": seller.grade_id,
+        "chain_grades": [grade.pk] * 3,
+        "depth": 3,
     }
     services.set_commission_depth(depth=1, actor=owner_user)
     assert services.attribution_for_referral(code=link.code)["chain"] == [nodes[4].pk]
