@@ -32,6 +32,8 @@ from kamen.money import format_cny
 
 from . import services
 from .models import (
+    Appeal,
+    AppealStatus,
     BannedWord,
     CopyTemplate,
     DistributionSettings,
@@ -646,3 +648,72 @@ class PromotionRuleAdmin(admin.ModelAdmin):
         "is_active",
     ]
     list_filter = ["is_active"]
+
+
+@admin.register(Appeal)
+class AppealAdmin(admin.ModelAdmin):
+    """The appeal queue: pending first; decisions go through the service (audited, and an
+    accepted appeal unfreezes the distributor)."""
+
+    list_display = [
+        "distributor",
+        "reason",
+        "status",
+        "created_at",
+        "decided_by",
+        "decided_at",
+    ]
+    list_filter = ["status"]
+    search_fields = [
+        "distributor__invite_code",
+        "distributor__user__username",
+        "distributor__user__phone",
+    ]
+    list_select_related = ["distributor__user", "decided_by"]
+    actions = ["accept_selected", "reject_selected"]
+    readonly_fields = [
+        "distributor",
+        "reason",
+        "status",
+        "decision_note",
+        "decided_by",
+        "created_at",
+        "decided_at",
+    ]
+
+    def _decide(self, request, queryset, accept: bool):
+        from .services.lifecycle import decide_appeal
+
+        decided = 0
+        for item in queryset.filter(status=AppealStatus.PENDING):
+            try:
+                decide_appeal(
+                    appeal=item,
+                    accept=accept,
+                    actor=request.user,
+                    note=gettext("后台处理"),
+                    request=request,
+                )
+                decided += 1
+            except (ValidationError, PermissionDenied) as error:
+                messages.warning(
+                    request,
+                    f"{item}: {' '.join(getattr(error, 'messages', [str(error)]))}",
+                )
+        messages.success(
+            request, gettext("已处理 %(count)s 条申诉") % {"count": decided}
+        )
+
+    @admin.action(description=_("通过所选申诉（解冻）"))
+    def accept_selected(self, request, queryset):
+        self._decide(request, queryset, True)
+
+    @admin.action(description=_("驳回所选申诉"))
+    def reject_selected(self, request, queryset):
+        self._decide(request, queryset, False)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

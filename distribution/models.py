@@ -692,3 +692,56 @@ class DistributorNotice(models.Model):
 
     def __str__(self):
         return self.message[:40]
+
+
+class AppealStatus(models.TextChoices):
+    PENDING = "pending", _("待处理")
+    ACCEPTED = "accepted", _("已通过")
+    REJECTED = "rejected", _("已驳回")
+
+
+class Appeal(models.Model):
+    """A frozen distributor's appeal (申诉) against a freeze; the merchant decides."""
+
+    distributor = models.ForeignKey(
+        Distributor,
+        verbose_name=_("分销商"),
+        on_delete=models.CASCADE,
+        related_name="appeals",
+    )
+    reason = models.CharField(_("申诉理由"), max_length=500)
+    status = models.CharField(
+        _("状态"),
+        max_length=10,
+        choices=AppealStatus.choices,
+        default=AppealStatus.PENDING,
+    )
+    decision_note = models.CharField(_("处理说明"), max_length=200, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("处理人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("提交时间"), auto_now_add=True)
+    decided_at = models.DateTimeField(_("处理时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("申诉")
+        verbose_name_plural = _("申诉")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=AppealStatus.values), name="appeal_status_known"
+            ),
+            models.UniqueConstraint(
+                fields=["distributor"],
+                condition=Q(status="pending"),
+                name="appeal_one_pending",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.distributor} · {self.get_status_display()}"

@@ -20,6 +20,7 @@ urlpatterns = [
         name="agent-poster-image",
     ),
     path("agent/copy/", views.copy, name="agent-copy"),
+    path("agent/appeal/", views.appeal, name="agent-appeal"),
     path("agent/join/<str:code>/", views.join, name="join"),
     path("r/<str:code>/", views.referral, name="referral"),
     path("r/<str:code>/p/<int:product_pk>/", views.referral, name="referral-product"),

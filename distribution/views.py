@@ -516,3 +516,22 @@ def sub_store_product(request, slug, product_pk):
         "distribution/sub_store_product.html",
         {"store": store_row, "product": product, "price": price, "buy_url": buy_url},
     )
+
+
+@require_http_methods(["POST"])
+def appeal(request):
+    """A frozen distributor appeals from the status page; the merchant decides in the console."""
+    from .services.lifecycle import submit_appeal
+
+    if not request.user.is_authenticated:
+        return redirect(LOGIN_URL)
+    viewer = selectors.distributor_for_user(request.user)
+    if viewer is None:
+        raise Http404
+    try:
+        submit_appeal(distributor=viewer, reason=request.POST.get("reason", ""))
+        messages.success(request, _("申诉已提交，请等待商户处理"))
+    except ValidationError as error:
+        for message in _errors(error):
+            messages.error(request, message)
+    return redirect("distribution:agent-dashboard")

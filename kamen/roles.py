@@ -48,7 +48,7 @@ _DISTRIBUTION_OPERATE = _DISTRIBUTION_VIEW + [
     "distribution.approve_distributor",
     "distribution.freeze_distributor",
     "distribution.move_distributor",
-    *[f"distribution.{verb}_{model}" for model in ("bannedword", "copytemplate", "promotionrule") for verb in ("add", "change", "view")],
+    *[f"distribution.{verb}_{model}" for model in ("bannedword", "copytemplate", "promotionrule", "appeal") for verb in ("add", "change", "view")],
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

@@ -11,6 +11,7 @@ finds nobody new to warn or freeze.
 import logging
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
@@ -222,3 +223,74 @@ def run_promotions(*, now=None) -> int:
             promoted += 1
     logger.info("distribution.promotions promoted=%s", promoted)
     return promoted
+
+
+@transaction.atomic
+def submit_appeal(*, distributor: Distributor, reason) -> "Appeal":
+    """A frozen distributor asks the merchant to lift the freeze; one pending appeal at a time
+    (asking again returns the pending one)."""
+    from ..models import Appeal, AppealStatus
+
+    reason = str(reason or "").strip()
+    locked = Distributor.objects.select_for_update().get(pk=distributor.pk)
+    if locked.status != DistributorStatus.FROZEN:
+        raise ValidationError({"reason": [_("只有被冻结的账号可以申诉")]})
+    pending = Appeal.objects.filter(
+        distributor=locked, status=AppealStatus.PENDING
+    ).first()
+    if pending is not None:
+        return pending
+    if not reason:
+        raise ValidationError({"reason": [_("请填写申诉理由")]})
+    if len(reason) > 500:
+        raise ValidationError({"reason": [_("申诉理由最多 500 个字")]})
+    return Appeal.objects.create(distributor=locked, reason=reason)
+
+
+def decide_appeal(
+    *, appeal: "Appeal", accept: bool, actor, note: str = "", request=None
+) -> "Appeal":
+    """The merchant decides: accepting unfreezes the distributor (through the status service,
+    audited); either way the distributor gets a notice. Deciding twice changes nothing."""
+    from ..models import Appeal, AppealStatus
+    from .tree import change_distributor_status
+
+    with transaction.atomic():
+        locked = Appeal.objects.select_for_update().get(pk=appeal.pk)
+        if locked.status != AppealStatus.PENDING:
+            return locked
+        if accept:
+            change_distributor_status(
+                distributor=locked.distributor,
+                new_status=DistributorStatus.ACTIVE,
+                actor=actor,
+                reason=_("申诉通过：%(note)s") % {"note": note or locked.reason[:100]},
+                request=request,
+            )
+        elif not getattr(actor, "is_staff", False) or not actor.has_perm(
+            "distribution.freeze_distributor"
+        ):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied(_("您没有执行此操作的权限"))
+        locked.status = AppealStatus.ACCEPTED if accept else AppealStatus.REJECTED
+        locked.decision_note = str(note or "")[:200]
+        locked.decided_by = actor
+        locked.decided_at = timezone.now()
+        locked.save()
+        DistributorNotice.objects.create(
+            distributor_id=locked.distributor_id,
+            message=_("您的申诉已通过，账号已恢复")
+            if accept
+            else _("您的申诉未通过：%(note)s") % {"note": note or "—"},
+        )
+        record_audit(
+            actor=actor,
+            action="distribution.appeal.accept"
+            if accept
+            else "distribution.appeal.reject",
+            target=locked,
+            request=request,
+            changes={"status": [AppealStatus.PENDING, locked.status]},
+        )
+    return locked

@@ -181,3 +181,29 @@ def test_the_browser_filters_by_segment(client, owner_user, tree):
     )
 
     assert [row.pk for row in response.context["cl"].result_list] == [tree["other"].pk]
+
+
+def test_the_appeal_queue_accepts_through_the_service(client, staff_user, tree):
+    from distribution.models import Appeal, AppealStatus
+    from distribution.services.lifecycle import submit_appeal
+
+    Distributor.objects.filter(pk=tree["other"].pk).update(
+        status=DistributorStatus.FROZEN
+    )
+    appeal = submit_appeal(
+        distributor=Distributor.objects.get(pk=tree["other"].pk), reason="请解冻"
+    )
+    client.force_login(staff_user)
+
+    assert (
+        client.get(reverse("admin:distribution_appeal_changelist")).status_code == 200
+    )
+    client.post(
+        reverse("admin:distribution_appeal_changelist"),
+        {"action": "accept_selected", "_selected_action": [appeal.pk]},
+    )
+
+    assert Appeal.objects.get(pk=appeal.pk).status == AppealStatus.ACCEPTED
+    assert (
+        Distributor.objects.get(pk=tree["other"].pk).status == DistributorStatus.ACTIVE
+    )

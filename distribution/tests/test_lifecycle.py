@@ -110,3 +110,50 @@ def test_the_warning_is_shown_in_the_portal(client):
     page = client.get("/agent/").content.decode()
 
     assert "天没有销售" in page
+
+
+def test_a_frozen_distributor_appeals_and_the_merchant_unfreezes(client, staff_user):
+    from distribution.models import Appeal, AppealStatus
+    from distribution.services.lifecycle import decide_appeal
+
+    frozen = DistributorFactory(status=DistributorStatus.FROZEN)
+    client.force_login(frozen.user)
+    assert "提交申诉" in client.get("/agent/").content.decode()
+
+    client.post("/agent/appeal/", {"reason": "上月在外地，已恢复推广"})
+    client.post("/agent/appeal/", {"reason": "再次申诉"})
+    appeal = Appeal.objects.get(distributor=frozen)
+    assert appeal.reason == "上月在外地，已恢复推广"
+
+    decided = decide_appeal(
+        appeal=appeal, accept=True, actor=staff_user, note="情况属实"
+    )
+    assert decided.status == AppealStatus.ACCEPTED
+    assert Distributor.objects.get(pk=frozen.pk).status == DistributorStatus.ACTIVE
+    assert (
+        decide_appeal(appeal=appeal, accept=False, actor=staff_user).status
+        == AppealStatus.ACCEPTED
+    )
+    assert client.get("/agent/").status_code == 200
+
+
+def test_an_active_distributor_cannot_appeal_and_a_rejection_keeps_the_freeze(
+    staff_user,
+):
+    from django.core.exceptions import ValidationError
+
+    from distribution.models import AppealStatus
+    from distribution.services.lifecycle import decide_appeal, submit_appeal
+
+    with pytest.raises(ValidationError):
+        submit_appeal(distributor=DistributorFactory(), reason="x")
+    frozen = DistributorFactory(status=DistributorStatus.FROZEN)
+    appeal = submit_appeal(distributor=frozen, reason="请求解冻")
+
+    assert (
+        decide_appeal(
+            appeal=appeal, accept=False, actor=staff_user, note="仍无销售"
+        ).status
+        == AppealStatus.REJECTED
+    )
+    assert Distributor.objects.get(pk=frozen.pk).status == DistributorStatus.FROZEN
