@@ -13,7 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["bench.card_key_import", "bench.card_key_claims", "bench.pgbench", "bench.pipeline"]
+BENCHMARKS = [
+    "bench.card_key_import",
+    "bench.card_key_claims",
+    "bench.pgbench",
+    "bench.pipeline",
+    "bench.distribution_tree",
+]
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
 
 

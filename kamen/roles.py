@@ -55,13 +55,28 @@ _ORDERS_VIEW = [
     )
 ]
 
+_DISTRIBUTION_VIEW = [
+    f"distribution.view_{model}"
+    for model in ("distributor", "distributorapplication", "grade", "substore", "referrallink", "invitation", "distributionsettings")
+]
+_DISTRIBUTION_OPERATE = _DISTRIBUTION_VIEW + [
+    "distribution.change_distributor",
+    "distribution.approve_distributor",
+    "distribution.freeze_distributor",
+    "distribution.move_distributor",
+    *[f"distribution.{verb}_{model}" for model in ("bannedword", "copytemplate", "promotionrule", "appeal") for verb in ("add", "change", "view")],
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # The owner gets every permission (see sync_roles); listed here for completeness.
     OWNER: [],
     OPERATOR: _CATALOG_EDIT + _CATALOG_VIEW + _STOCK + _SUPPLIERS_EDIT + ["catalog.change_product_price"]
-    + _ORDERS_VIEW + ["orders.confirm_payment_manually", "orders.redeem_voucher", "orders.redrive_fulfilment"],
-    FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + ["orders.refund_order"],
-    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW,
+    + _ORDERS_VIEW + ["orders.confirm_payment_manually", "orders.redeem_voucher", "orders.redrive_fulfilment"]
+    + _DISTRIBUTION_OPERATE,
+    FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + ["orders.refund_order"]
+    + _DISTRIBUTION_VIEW,
+    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + _DISTRIBUTION_VIEW
+    + ["distribution.freeze_distributor"],
 }
 
 

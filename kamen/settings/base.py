@@ -279,3 +279,10 @@ CELERY_BEAT_SCHEDULE |= {
     "orders-sweep-stalled": {"task": "orders.tasks.sweep_stalled_orders_task", "schedule": 120.0},
     "orders-query-pending-payments": {"task": "orders.tasks.query_pending_payments_task", "schedule": 180.0},
 }
+
+# --- Distribution network (distribution issue): daily housekeeping -----------------------------
+CELERY_BEAT_SCHEDULE |= {
+    "distribution-clean-out": {"task": "distribution.tasks.run_clean_out_task", "schedule": 86400.0},
+    "distribution-segment-tags": {"task": "distribution.tasks.compute_segment_tags_task", "schedule": 86400.0},
+    "distribution-promotions": {"task": "distribution.tasks.run_promotions_task", "schedule": 86400.0},
+}

@@ -1,0 +1,124 @@
+"""Writes and hooks of the distribution network, its public face for other apps.
+
+Checkout (orders) calls the two hooks below; the rest is grouped by topic in this package:
+``tree`` (join, approve, move, freeze/clear — all under the tree lock), ``pricing`` (grade
+cost, sub-store prices, settings), ``referrals`` (links and clicks), ``promotion`` (posters,
+copy, the compliance filter).
+"""
+
+from django.db.models import F
+
+from .pricing import (
+    commission_depth,
+    cost_price_for,
+    get_settings,
+    resale_ceiling_for,
+    save_sub_store,
+    set_commission_depth,
+    set_sub_store_price,
+    sub_store_unit_price,
+)
+from .referrals import (
+    active_link,
+    create_referral_link,
+    new_link_code,
+    record_referral_click,
+)
+from .tree import (
+    approve_distributor,
+    change_distributor_status,
+    create_invitation,
+    create_root_distributor,
+    join_network,
+    lock_tree,
+    move_subtree,
+    register_and_join,
+    reject_distributor,
+    repair_tree,
+    transition_distributor,
+    tree_problems,
+)
+
+__all__ = [
+    "active_link",
+    "approve_distributor",
+    "attribution_for_referral",
+    "change_distributor_status",
+    "commission_depth",
+    "cost_price_for",
+    "create_invitation",
+    "create_referral_link",
+    "create_root_distributor",
+    "get_settings",
+    "join_network",
+    "lock_tree",
+    "move_subtree",
+    "new_link_code",
+    "price_for_order",
+    "record_referral_click",
+    "register_and_join",
+    "reject_distributor",
+    "repair_tree",
+    "resale_ceiling_for",
+    "save_sub_store",
+    "set_commission_depth",
+    "set_sub_store_price",
+    "sub_store_unit_price",
+    "transition_distributor",
+    "tree_problems",
+]
+
+
+def attribution_for_referral(*, code: str) -> dict | None:
+    """The attribution snapshot for a referral code, or None when the code is unknown.
+
+    Checkout stores what this returns on the order, so later moves in the tree never change who
+    earned what. Returns::
+
+        {"distributor_id": int, "chain": [ancestor ids, nearest first, at most 3],
+         "link": "<link code or id>", "sub_store": optional id}
+
+    (the channel comes from the referral cookie, not from here), plus ``grade``,
+    ``chain_grades`` and ``depth`` for the commission split. The chain is cut at the
+    merchant's commission depth (1–3, never more). An inactive distributor or link attributes
+    nothing. The link's order counter goes up by one (orders placed; paid figures are read from
+    the orders themselves).
+    """
+    from ..selectors import ancestors
+
+    link = active_link(code)
+    if link is None:
+        return None
+    distributor = link.distributor
+    type(link).objects.filter(pk=link.pk).update(orders=F("orders") + 1)
+    depth = commission_depth()
+    upline = list(ancestors(distributor, depth=depth).values_list("pk", "grade_id"))
+    return {
+        "distributor_id": distributor.pk,
+        "chain": [pk for pk, _grade in upline],
+        "link": link.code,
+        "sub_store": link.sub_store_id,
+        # For the commission split (ADR 0007): the grades of the time and the depth in force.
+        "grade": distributor.grade_id,
+        "chain_grades": [grade for _pk, grade in upline],
+        "depth": depth,
+    }
+
+
+def price_for_order(*, product, distributor_id: int | None, quantity: int):
+    """The unit price a buyer pays when attributed to ``distributor_id`` (a sub-store price), or
+    None for the product's retail price. Checkout calls it and never trusts a price from the
+    client; the sub-store price is kept within today's bounds (the distributor's cost and the
+    merchant's maximum)."""
+    if distributor_id is None:
+        return None
+    from ..models import Distributor, DistributorStatus
+
+    distributor = (
+        Distributor.objects.select_related("grade", "sub_store")
+        .filter(pk=distributor_id, status=DistributorStatus.ACTIVE)
+        .first()
+    )
+    if distributor is None:
+        return None
+    return sub_store_unit_price(distributor=distributor, product=product)

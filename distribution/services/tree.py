@@ -1,0 +1,620 @@
+"""Every write to the distributor tree: join, approve/reject, staff move, freeze/clear.
+
+One rule holds them together (docs/adr/0007): each opens a transaction and first takes
+``pg_advisory_xact_lock(hashtext('distribution.distributor.tree'))``, then re-reads the nodes
+it touches, because django-mptt rewrites ``lft``/``rght`` across the tree and takes no lock.
+The parent foreign key is the truth; ``repair_tree`` rebuilds the index from it.
+
+Moves and commissions: an order snapshots its upline (``Order.attribution["chain"]``) at
+checkout and the commission split reads only that snapshot, so a move never changes
+commissions already earned or still pending — it only changes who is above for orders placed
+after it.
+"""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from kamen.audit import record_audit
+
+from ..models import (
+    DepositStatus,
+    Distributor,
+    DistributorStatus,
+    DistributorStatusChange,
+    Grade,
+    Invitation,
+)
+
+TREE_LOCK_SQL = (
+    "SELECT pg_advisory_xact_lock(hashtext('distribution.distributor.tree'))"
+)
+CODE_ALPHABET = (
+    "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed
+)
+
+ALLOWED_TRANSITIONS: dict[str, set[str]] = {
+    DistributorStatus.APPLIED: {DistributorStatus.ACTIVE, DistributorStatus.REJECTED},
+    DistributorStatus.ACTIVE: {DistributorStatus.FROZEN, DistributorStatus.CLEARED},
+    DistributorStatus.FROZEN: {DistributorStatus.ACTIVE, DistributorStatus.CLEARED},
+    DistributorStatus.REJECTED: {DistributorStatus.APPLIED},
+    DistributorStatus.CLEARED: set(),
+}
+
+
+class IllegalTransition(ValidationError):
+    pass
+
+
+def lock_tree() -> None:
+    """Queue behind every other tree write until this transaction ends (no-op on SQLite, whose
+    IMMEDIATE transactions already serialise writers)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("lock_tree() must run inside transaction.atomic()")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(TREE_LOCK_SQL)
+
+
+def new_code(length: int = 8) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def normalize_code(raw) -> str:
+    return "".join(str(raw or "").split()).upper()[:24]
+
+
+def _unique_invite_code() -> str:
+    while True:
+        code = new_code()
+        if (
+            not Distributor.objects.filter(invite_code=code).exists()
+            and not Invitation.objects.filter(code=code).exists()
+        ):
+            return code
+
+
+def transition_distributor(
+    *, distributor: Distributor, new_status: str, cause: str, actor=None
+) -> Distributor:
+    """The one place a distributor's status changes; raises on a move the table does not allow
+    and leaves a status-change row. The caller holds the row (and the tree lock if needed)."""
+    old_status = distributor.status
+    if new_status not in ALLOWED_TRANSITIONS.get(old_status, set()):
+        raise IllegalTransition(
+            _("分销商状态不能从“%(old)s”变为“%(new)s”")
+            % {
+                "old": DistributorStatus(old_status).label,
+                "new": DistributorStatus(new_status).label,
+            }
+        )
+    fields = ["status", "updated_at"]
+    distributor.status = new_status
+    if new_status == DistributorStatus.ACTIVE and distributor.joined_at is None:
+        distributor.joined_at = timezone.now()
+        fields.append("joined_at")
+    distributor.save(update_fields=fields)
+    DistributorStatusChange.objects.create(
+        distributor=distributor,
+        old_status=old_status,
+        new_status=new_status,
+        cause=cause[:200],
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    return distributor
+
+
+def _resolve_invitation(code: str) -> tuple[Distributor, Invitation | None]:
+    """The inviter (and the invite link, if the code is one) for a code, or a clear error."""
+    if not code:
+        raise ValidationError({"code": [_("请填写邀请码")]})
+    invitation = Invitation.objects.select_for_update().filter(code=code).first()
+    if invitation is not None:
+        if not invitation.is_active:
+            raise ValidationError(
+                {"code": [_("邀请链接“%(code)s”已停用") % {"code": code}]}
+            )
+        if (
+            invitation.expires_at is not None
+            and invitation.expires_at <= timezone.now()
+        ):
+            raise ValidationError(
+                {"code": [_("邀请链接“%(code)s”已过期") % {"code": code}]}
+            )
+        if invitation.max_uses is not None and invitation.uses >= invitation.max_uses:
+            raise ValidationError(
+                {"code": [_("邀请链接“%(code)s”的使用次数已满") % {"code": code}]}
+            )
+        return Distributor.objects.select_related("grade").get(
+            pk=invitation.inviter_id
+        ), invitation
+    inviter = (
+        Distributor.objects.select_related("grade").filter(invite_code=code).first()
+    )
+    if inviter is None:
+        raise ValidationError(
+            {"code": [_("邀请码“%(code)s”不存在，请向邀请人核对") % {"code": code}]}
+        )
+    return inviter, None
+
+
+def _default_grade() -> Grade:
+    grade = Grade.objects.filter(is_default=True).first()
+    if grade is None:
+        raise ValidationError({"code": [_("商户尚未设置默认加入等级，暂时无法加入")]})
+    return grade
+
+
+@transaction.atomic
+def join_network(*, user, code, region: str = "") -> Distributor:
+    """Join under the owner of an invite code or link: the inviter becomes the parent.
+
+    The grade comes from the invite link (else the merchant's default grade) and may not be
+    above the inviter's. A grade admitted automatically, with no deposit and no first-order
+    requirement, makes the newcomer active at once; otherwise they wait for staff approval.
+    Bad codes, self-invitation and a second join are refused and change nothing.
+    """
+    code = normalize_code(code)
+    lock_tree()
+    inviter, invitation = _resolve_invitation(code)
+    if inviter.user_id == user.pk:
+        raise ValidationError({"code": [_("不能使用自己的邀请码加入")]})
+    existing = Distributor.objects.select_for_update().filter(user=user).first()
+    if existing is not None and existing.status != DistributorStatus.REJECTED:
+        raise ValidationError(
+            {"code": [_("您已经是分销商，不能重复加入；更换上级请联系商户")]}
+        )
+    if inviter.status != DistributorStatus.ACTIVE:
+        raise ValidationError(
+            {
+                "code": [
+                    _("邀请人当前不能邀请新成员（状态：%(status)s）")
+                    % {"status": inviter.get_status_display()}
+                ]
+            }
+        )
+    if not inviter.grade.may_recruit:
+        raise ValidationError(
+            {
+                "code": [
+                    _("邀请人的等级“%(grade)s”不能发展下级")
+                    % {"grade": inviter.grade.name}
+                ]
+            }
+        )
+    grade = (
+        invitation.grade
+        if invitation is not None and invitation.grade_id
+        else _default_grade()
+    )
+    if grade.rank > inviter.grade.rank:
+        raise ValidationError(
+            {
+                "code": [
+                    _("邀请等级“%(grade)s”不能高于邀请人的等级") % {"grade": grade.name}
+                ]
+            }
+        )
+    if existing is not None and (
+        existing.pk == inviter.pk or inviter.is_descendant_of(existing)
+    ):
+        raise ValidationError({"code": [_("不能加入到自己的下级之下")]})
+    deposit = grade.deposit_amount
+    values = {
+        "grade": grade,
+        "region": str(region or "").strip()[:64],
+        "deposit_amount": deposit,
+        "deposit_status": DepositStatus.PENDING if deposit > 0 else DepositStatus.NONE,
+    }
+    if existing is None:
+        distributor = Distributor.objects.create(
+            user=user,
+            parent=Distributor.objects.get(pk=inviter.pk),
+            invite_code=_unique_invite_code(),
+            **values,
+        )
+        DistributorStatusChange.objects.create(
+            distributor=distributor,
+            old_status="",
+            new_status=DistributorStatus.APPLIED,
+            cause=_("通过邀请码 %(code)s 申请加入") % {"code": code},
+        )
+    else:
+        # A rejected applicant applies again, possibly under someone else.
+        distributor = Distributor.objects.get(pk=existing.pk)
+        distributor.move_to(Distributor.objects.get(pk=inviter.pk), "last-child")
+        distributor = Distributor.objects.get(pk=existing.pk)
+        for name, value in values.items():
+            setattr(distributor, name, value)
+        distributor.save(update_fields=[*values, "updated_at"])
+        transition_distributor(
+            distributor=distributor,
+            new_status=DistributorStatus.APPLIED,
+            cause=_("通过邀请码 %(code)s 重新申请") % {"code": code},
+        )
+    if invitation is not None:
+        Invitation.objects.filter(pk=invitation.pk).update(uses=F("uses") + 1)
+    if not grade.requires_staff_approval:
+        transition_distributor(
+            distributor=distributor,
+            new_status=DistributorStatus.ACTIVE,
+            cause=_("等级自动通过"),
+        )
+    return distributor
+
+
+def register_and_join(
+    *,
+    username,
+    password,
+    code,
+    phone: str = "",
+    display_name: str = "",
+    region: str = "",
+) -> Distributor:
+    """A visitor with no account signs up through an invite link: the account and the
+    membership are created together or not at all."""
+    User = get_user_model()
+    errors: dict[str, list[str]] = {}
+    username = str(username or "").strip()
+    if not username:
+        errors["username"] = [_("请填写用户名")]
+    elif len(username) > 150:
+        errors["username"] = [_("用户名最多 150 个字符")]
+    elif User.objects.filter(username__iexact=username).exists():
+        errors["username"] = [_("用户名“%(name)s”已被使用") % {"name": username}]
+    candidate = User(
+        username=username,
+        phone=str(phone or "").strip()[:20],
+        display_name=str(display_name or "").strip()[:64],
+    )
+    try:
+        validate_password(password or "", user=candidate)
+    except ValidationError as error:
+        errors["password"] = list(error.messages)
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        candidate.set_password(password)
+        candidate.save()
+        return join_network(user=candidate, code=code, region=region)
+
+
+def _require_perm(actor, perm: str) -> None:
+    if (
+        actor is None
+        or not getattr(actor, "is_staff", False)
+        or not actor.has_perm(perm)
+    ):
+        raise PermissionDenied(_("您没有执行此操作的权限"))
+
+
+@transaction.atomic
+def create_root_distributor(
+    *, user, grade: Grade, actor, region: str = "", request=None
+) -> Distributor:
+    """Staff put a distributor at the top of a new tree (a 总代 signed by the merchant)."""
+    _require_perm(actor, "distribution.add_distributor")
+    lock_tree()
+    if Distributor.objects.filter(user=user).exists():
+        raise ValidationError({"user": [_("该用户已经是分销商")]})
+    distributor = Distributor.objects.create(
+        user=user,
+        parent=None,
+        grade=grade,
+        invite_code=_unique_invite_code(),
+        region=str(region or "")[:64],
+    )
+    DistributorStatusChange.objects.create(
+        distributor=distributor,
+        old_status="",
+        new_status=DistributorStatus.APPLIED,
+        cause=_("商户直接添加"),
+        actor=actor,
+    )
+    transition_distributor(
+        distributor=distributor,
+        new_status=DistributorStatus.ACTIVE,
+        cause=_("商户直接添加"),
+        actor=actor,
+    )
+    record_audit(
+        actor=actor,
+        action="distribution.distributor.create",
+        target=distributor,
+        request=request,
+        changes={"grade": [None, grade.name]},
+    )
+    return distributor
+
+
+@transaction.atomic
+def approve_distributor(
+    *,
+    distributor: Distributor,
+    actor,
+    deposit_received: bool = False,
+    first_order_confirmed: bool = False,
+    request=None,
+) -> Distributor:
+    """Staff admit an applicant. A grade with a deposit needs the deposit confirmed as received
+    (it is held, refundable); one with a first-order amount needs that order confirmed."""
+    _require_perm(actor, "distribution.approve_distributor")
+    locked = (
+        Distributor.objects.select_for_update()
+        .select_related("grade")
+        .get(pk=distributor.pk)
+    )
+    if locked.status == DistributorStatus.ACTIVE:
+        return locked
+    if locked.status != DistributorStatus.APPLIED:
+        raise IllegalTransition(_("只有待审核的申请可以通过"))
+    if locked.deposit_amount > 0 and not deposit_received:
+        raise ValidationError(
+            _("该等级需缴纳可退保证金 ¥%(amount)s，请确认已收到后再通过")
+            % {"amount": locked.deposit_amount}
+        )
+    if locked.grade.first_order_amount > 0 and not first_order_confirmed:
+        raise ValidationError(
+            _("该等级要求首单金额达到 ¥%(amount)s，请确认后再通过")
+            % {"amount": locked.grade.first_order_amount}
+        )
+    if locked.deposit_amount > 0:
+        locked.deposit_status = DepositStatus.HELD
+        locked.save(update_fields=["deposit_status", "updated_at"])
+    transition_distributor(
+        distributor=locked,
+        new_status=DistributorStatus.ACTIVE,
+        cause=_("审核通过"),
+        actor=actor,
+    )
+    record_audit(
+        actor=actor,
+        action="distribution.distributor.approve",
+        target=locked,
+        request=request,
+        changes={"status": [DistributorStatus.APPLIED, DistributorStatus.ACTIVE]},
+    )
+    return locked
+
+
+@transaction.atomic
+def reject_distributor(
+    *, distributor: Distributor, actor, reason: str, request=None
+) -> Distributor:
+    _require_perm(actor, "distribution.approve_distributor")
+    reason = str(reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": [_("请填写拒绝原因")]})
+    locked = Distributor.objects.select_for_update().get(pk=distributor.pk)
+    if locked.status == DistributorStatus.REJECTED:
+        return locked
+    transition_distributor(
+        distributor=locked,
+        new_status=DistributorStatus.REJECTED,
+        cause=reason,
+        actor=actor,
+    )
+    record_audit(
+        actor=actor,
+        action="distribution.distributor.reject",
+        target=locked,
+        request=request,
+        changes={
+            "status": [DistributorStatus.APPLIED, DistributorStatus.REJECTED],
+            "reason": [None, reason],
+        },
+    )
+    return locked
+
+
+@transaction.atomic
+def move_subtree(
+    *,
+    distributor: Distributor,
+    new_parent: Distributor | None,
+    actor,
+    reason: str,
+    request=None,
+) -> Distributor:
+    """Staff move a distributor with their whole team under ``new_parent`` (None: a new tree).
+
+    A distributor never changes their own parent. Refused with a clear message: a move under
+    the node itself or one of its descendants (a cycle), or under a member who is not active.
+    Commissions already earned or pending keep the upline snapshotted on their orders.
+    """
+    if actor is not None and getattr(actor, "pk", None) == distributor.user_id:
+        raise PermissionDenied(_("分销商不能修改自己的上级，请联系商户"))
+    _require_perm(actor, "distribution.move_distributor")
+    reason = str(reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": [_("请填写移动原因")]})
+    lock_tree()
+    node = Distributor.objects.get(pk=distributor.pk)
+    target = (
+        Distributor.objects.get(pk=new_parent.pk) if new_parent is not None else None
+    )
+    if target is not None:
+        if target.pk == node.pk or (
+            target.tree_id == node.tree_id and node.lft < target.lft < node.rght
+        ):
+            raise ValidationError(
+                {"parent": [_("不能把分销商移动到自己或自己的下级之下（会形成循环）")]}
+            )
+        if target.status != DistributorStatus.ACTIVE:
+            raise ValidationError(
+                {
+                    "parent": [
+                        _("新上级当前状态为“%(status)s”，不能接收下级")
+                        % {"status": target.get_status_display()}
+                    ]
+                }
+            )
+    if node.parent_id == (target.pk if target else None):
+        return node
+    old_parent = node.parent
+    team_size = (node.rght - node.lft - 1) // 2
+    if target is None:
+        node.move_to(None)
+    else:
+        node.move_to(target, "last-child")
+    record_audit(
+        actor=actor,
+        action="distribution.distributor.move",
+        target=node,
+        request=request,
+        changes={
+            "parent": [
+                str(old_parent) if old_parent else None,
+                str(target) if target else None,
+            ],
+            "reason": [None, reason],
+            "team_size": [None, team_size],
+        },
+    )
+    return Distributor.objects.get(pk=node.pk)
+
+
+@transaction.atomic
+def change_distributor_status(
+    *, distributor: Distributor, new_status: str, actor, reason: str, request=None
+) -> Distributor:
+    """Freeze, unfreeze or clear a distributor (staff). Clearing also lifts their direct team
+    to the cleared member's parent, so nobody below is left hanging under someone who is gone;
+    orders already placed keep their snapshotted upline."""
+    _require_perm(actor, "distribution.freeze_distributor")
+    reason = str(reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": [_("请填写原因")]})
+    lock_tree()
+    node = Distributor.objects.select_for_update().get(pk=distributor.pk)
+    if node.status == new_status:
+        return node
+    old_status = node.status
+    transition_distributor(
+        distributor=node, new_status=new_status, cause=reason, actor=actor
+    )
+    lifted = []
+    if new_status == DistributorStatus.CLEARED:
+        for child_id in list(
+            Distributor.objects.filter(parent_id=node.pk)
+            .order_by("lft")
+            .values_list("pk", flat=True)
+        ):
+            child = Distributor.objects.get(pk=child_id)
+            parent = (
+                Distributor.objects.get(pk=node.parent_id) if node.parent_id else None
+            )
+            child.move_to(parent, "last-child") if parent else child.move_to(None)
+            lifted.append(child_id)
+            node = Distributor.objects.get(pk=node.pk)
+    record_audit(
+        actor=actor,
+        action=f"distribution.distributor.{new_status}",
+        target=node,
+        request=request,
+        changes={"status": [old_status, new_status], "reason": [None, reason]}
+        | ({"lifted_children": [None, lifted]} if lifted else {}),
+    )
+    return Distributor.objects.get(pk=node.pk)
+
+
+@transaction.atomic
+def create_invitation(
+    *,
+    inviter: Distributor,
+    grade: Grade | None = None,
+    max_uses: int | None = None,
+    expires_at=None,
+) -> Invitation:
+    """An invite link of a distributor who may recruit, into a grade no higher than theirs."""
+    inviter = Distributor.objects.select_related("grade").get(pk=inviter.pk)
+    if inviter.status != DistributorStatus.ACTIVE or not inviter.grade.may_recruit:
+        raise PermissionDenied(_("您当前不能发展下级"))
+    if grade is not None and grade.rank > inviter.grade.rank:
+        raise ValidationError({"grade": [_("邀请等级不能高于您自己的等级")]})
+    if max_uses is not None and max_uses < 1:
+        raise ValidationError({"max_uses": [_("使用次数至少为 1")]})
+    return Invitation.objects.create(
+        code=_unique_invite_code(),
+        inviter=inviter,
+        grade=grade,
+        max_uses=max_uses,
+        expires_at=expires_at,
+    )
+
+
+def tree_problems() -> list[str]:
+    """What is wrong with the mptt index compared with the parent column (empty: nothing).
+
+    Checks each tree's numbers are exactly 1..2n, every interval nests, the parent implied by
+    the nesting is the parent column, and the level is the depth. A rebuild from the parent
+    column gives the same nesting (sibling order aside), which is what the property tests use.
+    """
+    rows = list(
+        Distributor.objects.order_by("tree_id", "lft").values_list(
+            "pk", "parent_id", "tree_id", "lft", "rght", "level"
+        )
+    )
+    problems: list[str] = []
+    by_tree: dict[int, list] = {}
+    for row in rows:
+        by_tree.setdefault(row[2], []).append(row)
+    for tree_id, members in by_tree.items():
+        numbers = sorted(
+            [lft for _, _, _, lft, _, _ in members]
+            + [rght for _, _, _, _, rght, _ in members]
+        )
+        if numbers != list(range(1, 2 * len(members) + 1)):
+            problems.append(f"tree {tree_id}: lft/rght are not 1..{2 * len(members)}")
+        stack: list[tuple] = []
+        for pk, parent_id, _tree, lft, rght, level in members:
+            while stack and stack[-1][4] < lft:
+                stack.pop()
+            implied_parent = stack[-1][0] if stack else None
+            if stack and rght > stack[-1][4]:
+                problems.append(f"node {pk}: interval overlaps its parent's")
+            if implied_parent != parent_id:
+                problems.append(
+                    f"node {pk}: nested under {implied_parent}, parent column says {parent_id}"
+                )
+            if level != len(stack):
+                problems.append(f"node {pk}: level {level}, depth {len(stack)}")
+            stack.append((pk, parent_id, _tree, lft, rght, level))
+    return problems
+
+
+def nesting_snapshot() -> dict[int, tuple]:
+    """Per node: its parent and the set of its ancestors as the nested sets say."""
+    rows = list(
+        Distributor.objects.order_by("tree_id", "lft").values_list(
+            "pk", "tree_id", "lft", "rght"
+        )
+    )
+    result: dict[int, tuple] = {}
+    stack: list[tuple] = []
+    current_tree = None
+    for pk, tree_id, lft, rght in rows:
+        if tree_id != current_tree:
+            stack, current_tree = [], tree_id
+        while stack and stack[-1][2] < lft:
+            stack.pop()
+        result[pk] = (
+            stack[-1][0] if stack else None,
+            frozenset(entry[0] for entry in stack),
+        )
+        stack.append((pk, lft, rght))
+    return result
+
+
+@transaction.atomic
+def repair_tree() -> None:
+    """Recompute the mptt columns from ``parent`` (after a raw write, a bulk load, or damage)."""
+    lock_tree()
+    Distributor.objects.rebuild()

@@ -1,0 +1,30 @@
+"""Scheduled network jobs (Celery beat). Thin: each calls one service and is safe to run twice."""
+
+from celery import shared_task
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
+def run_clean_out_task():
+    from .services.lifecycle import run_clean_out
+
+    run_clean_out()
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
+def compute_segment_tags_task():
+    from .services.lifecycle import compute_segment_tags
+
+    compute_segment_tags()
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
+def run_promotions_task():
+    from .services.lifecycle import run_promotions
+
+    run_promotions()

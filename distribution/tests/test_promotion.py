@@ -1,0 +1,130 @@
+"""Posters render Chinese with a CJK font and are cached; copy passes the compliance filter or
+is refused naming the offending words."""
+
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from PIL import Image
+
+from distribution.models import BannedWord, CustomCopy
+from distribution.services import promotion
+
+from .factories import DistributorFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def media(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+def test_a_cjk_font_is_found_and_has_chinese_glyphs():
+    path = promotion.find_cjk_font()
+
+    assert promotion._has_cjk_glyph(path)
+
+
+def test_a_missing_font_is_reported_clearly(monkeypatch):
+    monkeypatch.setenv("KAMEN_CJK_FONT", "/nowhere/font.ttc")
+
+    with pytest.raises(promotion.FontNotFound) as raised:
+        promotion.find_cjk_font()
+
+    assert "/nowhere/font.ttc" in str(raised.value)
+
+
+def test_a_poster_is_a_png_of_the_expected_size_with_chinese_drawn():
+    product = ProductFactory(name="腾讯视频会员月卡")
+
+    data = promotion.render_poster_png(
+        product=product,
+        price=Decimal("19.90"),
+        link_url="http://testserver/r/RABC/",
+        recommender="小王",
+    )
+
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    assert image.format == "PNG"
+    assert image.size == promotion.POSTER_SIZE
+    # The name line is drawn: dark pixels in the band under the picture.
+    band = image.crop((30, 670, 720, 720)).convert("L")
+    assert band.getextrema()[0] < 100
+
+
+def test_posters_are_cached_and_redrawn_when_the_product_changes(media):
+    distributor = DistributorFactory()
+    product = ProductFactory(name="爱奇艺黄金会员")
+
+    first = promotion.poster_for(
+        distributor=distributor,
+        product=product,
+        price=Decimal("20.00"),
+        link_url="http://t/r/A/",
+    )
+    again = promotion.poster_for(
+        distributor=distributor,
+        product=product,
+        price=Decimal("20.00"),
+        link_url="http://t/r/A/",
+    )
+    assert again == first
+
+    product.name = "爱奇艺黄金会员年卡"
+    product.save()
+    changed = promotion.poster_for(
+        distributor=distributor,
+        product=product,
+        price=Decimal("20.00"),
+        link_url="http://t/r/A/",
+    )
+
+    assert changed != first
+    assert not first.exists()
+    assert changed.exists()
+
+
+def test_copy_with_banned_claims_is_refused_and_names_every_word():
+    distributor = DistributorFactory()
+
+    with pytest.raises(ValidationError) as raised:
+        promotion.publish_custom_copy(
+            distributor=distributor,
+            channel="wechat",
+            body="全网最低价，100%到账，绝对第一！",
+        )
+
+    text = " ".join(raised.value.message_dict["body"])
+    for word in ("最", "第一", "100%", "绝对", "全网最低"):
+        assert word in text
+    assert CustomCopy.objects.count() == 0
+
+
+def test_the_merchant_can_add_banned_words_and_clean_copy_is_published():
+    distributor = DistributorFactory()
+    BannedWord.objects.create(word="秒杀全网")
+
+    with pytest.raises(ValidationError):
+        promotion.publish_custom_copy(
+            distributor=distributor, channel="douyin", body="今天秒杀全网"
+        )
+    published = promotion.publish_custom_copy(
+        distributor=distributor, channel="douyin", body="会员卡自动发货，下单秒到"
+    )
+
+    assert published.is_published is True
+
+
+def test_copy_templates_fill_in_the_link_literally():
+    text = promotion.fill_copy(
+        body="{product} 仅 {price} 元 {link} {unknown}",
+        link="http://t/r/A/",
+        product_name="会员",
+        price="9.90",
+    )
+
+    assert text == "会员 仅 9.90 元 http://t/r/A/ {unknown}"
