@@ -1,0 +1,203 @@
+"""Commission rules, the merchant's policy and the compliance guard.
+
+The guard (``rule_set_problems``) looks at the whole rule set as it would be after a change and
+refuses it, with the reason, when it pays for recruiting, reaches past level 3, uses a rate
+outside 0–100 %, or could breach the merchant's caps: the worst case (highest rate at each level
+across grades, plus the product bonus, times the largest campaign multiplier) is compared with
+the total share per order and with the maximum share of the margin. Fixed amounts are compared
+through the product's retail price, so a fixed-amount rule must name its product. At run time
+``split_commissions`` caps the payout anyway (sub-store price differences are only known then)
+and records a ``CapEvent``.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from kamen.audit import record_audit
+
+from ..models import (
+    BASIS_POINTS,
+    MAX_LEVELS,
+    Campaign,
+    CommissionBase,
+    CommissionPolicy,
+    CommissionRule,
+    ProductBonus,
+    RuleMode,
+    RuleTrigger,
+)
+
+
+def get_policy() -> CommissionPolicy:
+    policy = CommissionPolicy.objects.filter(pk=1).first()
+    if policy is None:
+        try:
+            with transaction.atomic():
+                policy = CommissionPolicy.objects.create(pk=1)
+        except IntegrityError:
+            policy = CommissionPolicy.objects.get(pk=1)
+    return policy
+
+
+def _grades():
+    from distribution.models import Grade
+
+    return list(Grade.objects.all())
+
+
+def _row_problems(rule: CommissionRule) -> list[str]:
+    problems = []
+    if rule.trigger != RuleTrigger.SALE:
+        problems.append(_("佣金只能来自真实销售，不得为发展下级（拉人头）支付佣金"))
+    if rule.level is None or not 1 <= int(rule.level) <= MAX_LEVELS:
+        problems.append(_("佣金最多向上分配 3 级，层级必须是 1–3（收到 %(level)s）") % {"level": rule.level})
+    if rule.mode == RuleMode.PERCENT and not 0 <= int(rule.rate_bp or 0) <= BASIS_POINTS:
+        problems.append(_("比例必须在 0–100%% 之间（收到 %(rate)s 基点）") % {"rate": rule.rate_bp})
+    if rule.mode == RuleMode.FIXED:
+        if Decimal(rule.fixed_amount or 0) < 0:
+            problems.append(_("固定金额不能为负数"))
+        if rule.product_id is None:
+            problems.append(_("固定金额的规则必须指定商品，以便核对是否超过佣金上限"))
+    return problems
+
+
+def _rate_bp_for(rule: CommissionRule, product) -> Decimal:
+    if rule.mode == RuleMode.PERCENT:
+        return Decimal(rule.rate_bp)
+    if product is None or not product.retail_price:
+        return Decimal(BASIS_POINTS)
+    return Decimal(rule.fixed_amount) * BASIS_POINTS / Decimal(product.retail_price)
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    product: object
+    share_bp: Decimal
+
+
+def worst_cases(policy: CommissionPolicy) -> list[WorstCase]:
+    """For every product scope (all products, and each product with its own rule, bonus or
+    campaign): the largest share of the base the rule set could pay on one order."""
+    from catalog.models import Product
+
+    rules = list(CommissionRule.objects.filter(is_active=True).select_related("product"))
+    bonuses = {b.product_id: b.bonus_bp for b in ProductBonus.objects.filter(is_active=True)}
+    campaigns = list(Campaign.objects.filter(is_active=True))
+    grades = _grades()
+    product_ids = {r.product_id for r in rules if r.product_id} | set(bonuses) | {c.product_id for c in campaigns if c.product_id}
+    scopes = [None] + list(Product.objects.filter(pk__in=product_ids))
+    result = []
+    for product in scopes:
+        product_id = getattr(product, "pk", None)
+        multiplier = max(
+            [Decimal(c.multiplier_bp) for c in campaigns if c.product_id in (None, product_id)] or [Decimal(BASIS_POINTS)]
+        )
+        total = Decimal(0)
+        for level in range(1, MAX_LEVELS + 1):
+            candidates = []
+            grade_ids = [g.pk for g in grades] or [None]
+            for grade_id in grade_ids:
+                rule = resolve_rule(rules, grade_id=grade_id, product_id=product_id, level=level)
+                if rule is not None:
+                    candidates.append(_rate_bp_for(rule, product))
+                else:
+                    grade = next((g for g in grades if g.pk == grade_id), None)
+                    candidates.append(Decimal(getattr(grade, f"commission_level{level}_bp", 0) if grade else 0))
+            total += max(candidates or [Decimal(0)])
+        total = total * multiplier / BASIS_POINTS + Decimal(bonuses.get(product_id, 0))
+        result.append(WorstCase(product, total))
+    return result
+
+
+def resolve_rule(rules, *, grade_id, product_id, level) -> CommissionRule | None:
+    """The rule that applies: product+grade, product, grade, general — first found wins."""
+    for want_product, want_grade in ((product_id, grade_id), (product_id, None), (None, grade_id), (None, None)):
+        for rule in rules:
+            if rule.level == level and rule.product_id == want_product and rule.grade_id == want_grade:
+                return rule
+    return None
+
+
+def rule_set_problems(policy: CommissionPolicy | None = None) -> list[str]:
+    """Why the current rule set (as in the database now) is not allowed; empty if it is."""
+    policy = policy or get_policy()
+    problems = []
+    for rule in CommissionRule.objects.filter(is_active=True):
+        problems.extend(_row_problems(rule))
+    for case in worst_cases(policy):
+        name = str(case.product) if case.product is not None else _("全部商品")
+        if case.share_bp > policy.max_order_share_bp:
+            problems.append(
+                _("%(scope)s：最高可能支付实付金额的 %(worst)s%%，超过单笔订单上限 %(cap)s%%")
+                % {"scope": name, "worst": f"{case.share_bp / 100:.2f}", "cap": f"{Decimal(policy.max_order_share_bp) / 100:.2f}"}
+            )
+        product = case.product
+        if product is not None and product.retail_price:
+            retail = Decimal(product.retail_price)
+            cost = Decimal(product.cost_price or 0)
+            base = retail if policy.base == CommissionBase.PAID else max(retail - cost, Decimal(0))
+            worst_amount = base * case.share_bp / BASIS_POINTS
+            allowed = max(retail - cost, Decimal(0)) * policy.max_margin_share_bp / BASIS_POINTS
+            if worst_amount > allowed:
+                problems.append(
+                    _("%(scope)s：按零售价最高可能支付 ¥%(worst)s，超过毛利分配上限 ¥%(cap)s")
+                    % {"scope": name, "worst": f"{worst_amount:.2f}", "cap": f"{allowed:.2f}"}
+                )
+    return problems
+
+
+def _save_checked(instance, *, actor, action: str, request=None):
+    """Save ``instance`` and check the whole rule set; refuse (and keep nothing) on a problem."""
+    problems = _row_problems(instance) if isinstance(instance, CommissionRule) else []
+    if problems:
+        raise ValidationError(problems)
+    is_new = instance.pk is None
+    try:
+        with transaction.atomic():
+            instance.full_clean()
+            instance.save()
+            problems = rule_set_problems()
+            if problems:
+                raise ValidationError(problems)
+            record_audit(actor=actor, action=action, target=instance, request=request)
+    except ValidationError:
+        if is_new:
+            instance.pk = None
+        raise
+    return instance
+
+
+def save_commission_rule(*, rule: CommissionRule, actor, request=None) -> CommissionRule:
+    return _save_checked(rule, actor=actor, action="commissions.rule_saved", request=request)
+
+
+def save_product_bonus(*, bonus: ProductBonus, actor, request=None) -> ProductBonus:
+    return _save_checked(bonus, actor=actor, action="commissions.bonus_saved", request=request)
+
+
+def save_campaign(*, campaign: Campaign, actor, request=None) -> Campaign:
+    return _save_checked(campaign, actor=actor, action="commissions.campaign_saved", request=request)
+
+
+def save_policy(*, policy: CommissionPolicy, actor, request=None) -> CommissionPolicy:
+    policy.pk = 1
+    return _save_checked(policy, actor=actor, action="commissions.policy_saved", request=request)
+
+
+def check_without_saving(instance) -> list[str]:
+    """The problems ``instance`` would cause, leaving the database as it was (for forms)."""
+    problems = _row_problems(instance) if isinstance(instance, CommissionRule) else []
+    if problems:
+        return problems
+    is_new = instance.pk is None
+    with transaction.atomic():
+        instance.save()
+        problems = rule_set_problems(get_policy() if not isinstance(instance, CommissionPolicy) else instance)
+        transaction.set_rollback(True)
+    if is_new:
+        instance.pk = None
+    return problems
