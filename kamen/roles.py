@@ -39,12 +39,43 @@ _SUPPLIERS_EDIT = _SUPPLIERS_VIEW + [
     f"catalog.{verb}_{model}" for model in ("supplier", "supplierchannel") for verb in ("add", "change")
 ]
 
+_COMMISSIONS_VIEW = [
+    f"commissions.view_{model}"
+    for model in (
+        "account",
+        "journaltransaction",
+        "journalentry",
+        "commission",
+        "commissionrule",
+        "productbonus",
+        "campaign",
+        "commissionpolicy",
+        "capevent",
+        "settlementrun",
+        "wallethold",
+        "withdrawal",
+        "payoutaccount",
+    )
+]
+_COMMISSIONS_FINANCE = _COMMISSIONS_VIEW + [
+    "commissions.review_withdrawal",
+    "commissions.change_withdrawal",
+    "commissions.add_settlementrun",
+    "commissions.add_commissionrule",
+    "commissions.change_commissionrule",
+    "commissions.add_productbonus",
+    "commissions.change_productbonus",
+    "commissions.add_campaign",
+    "commissions.change_campaign",
+    "commissions.change_commissionpolicy",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # The owner gets every permission (see sync_roles); listed here for completeness.
     OWNER: [],
     OPERATOR: _CATALOG_EDIT + _CATALOG_VIEW + _STOCK + _SUPPLIERS_EDIT + ["catalog.change_product_price"],
-    FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"],
-    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"],
+    FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _COMMISSIONS_FINANCE,
+    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry", "commissions.freeze_commissions", "commissions.view_wallethold"],
 }
 
 
