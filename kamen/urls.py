@@ -16,3 +16,4 @@ urlpatterns = [
 
 if settings.DEBUG or settings.IS_EMBEDDED_DATABASE:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+urlpatterns += [path("", include("commissions.urls"))]

@@ -12,6 +12,7 @@ from .rules import (
     save_policy,
     save_product_bonus,
 )
+from . import lifecycle
 from .split import plan_split, split_commissions
 from .withdrawals import (
     InsufficientBalance,
