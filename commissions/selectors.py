@@ -18,6 +18,7 @@ from .models import (
     JournalEntry,
     JournalTransaction,
     PayoutAccount,
+    TransactionKind,
     Withdrawal,
     WithdrawalStatus,
 )
@@ -134,17 +135,43 @@ def monthly_tax_statements(distributor) -> list[dict]:
     ]
 
 
-def commission_totals_by_distributor() -> dict[int, dict[str, Decimal]]:
-    """Report: per distributor, what was earned (credited to pending by accruals) and reversed,
-    summed from the journal entries — one aggregate over entries, grouped by account owner."""
+def commission_report() -> list[dict]:
+    """Per distributor: earned, reversed (cancelled or clawed back), settled, withdrawn, from
+    the journal entries on their accounts — one aggregate grouped by the account's owner, no
+    join to commissions or orders that could multiply a row."""
+    pending = Q(account__kind=AccountKind.DISTRIBUTOR_PENDING)
+    available = Q(account__kind=AccountKind.DISTRIBUTOR_AVAILABLE)
     rows = (
-        JournalEntry.objects.filter(account__kind=AccountKind.DISTRIBUTOR_PENDING, commission__isnull=False)
+        JournalEntry.objects.filter(account__distributor__isnull=False)
         .values("account__distributor_id")
         .annotate(
-            earned=_sum("amount", filter=Q(side=EntrySide.CREDIT, transaction__kind="accrual")),
+            earned=_sum("amount", filter=pending & Q(side=EntrySide.CREDIT, transaction__kind=TransactionKind.ACCRUAL)),
+            reversed=_sum(
+                "amount",
+                filter=Q(side=EntrySide.DEBIT, transaction__kind__in=[TransactionKind.CANCELLATION, TransactionKind.CLAWBACK]),
+            ),
+            settled=_sum("amount", filter=available & Q(side=EntrySide.CREDIT, transaction__kind=TransactionKind.SETTLEMENT)),
+            withdrawn=_sum("amount", filter=available & Q(side=EntrySide.DEBIT, transaction__kind=TransactionKind.WITHDRAWAL)),
         )
+        .order_by("account__distributor_id")
     )
-    return {row["account__distributor_id"]: {"earned": row["earned"]} for row in rows}
+    return [
+        {
+            "distributor_id": row["account__distributor_id"],
+            "earned": row["earned"],
+            "reversed": row["reversed"],
+            "net": row["earned"] - row["reversed"],
+            "settled": row["settled"],
+            "withdrawn": row["withdrawn"],
+        }
+        for row in rows
+    ]
+
+
+def commissions_for_export():
+    """Commission rows for the CSV export, with order number and beneficiary (one join each,
+    one row per commission)."""
+    return Commission.objects.select_related("order", "beneficiary__user").order_by("pk")
 
 
 def month_bounds(month: date):
@@ -154,3 +181,28 @@ def month_bounds(month: date):
     end_month = date(month.year + (month.month // 12), month.month % 12 + 1, 1)
     end = timezone.make_aware(timezone.datetime(end_month.year, end_month.month, 1))
     return start, end
+
+
+def preview_split(*, distributor, product, amount: Decimal, quantity: int = 1) -> dict:
+    """“An order of ¥100 by a buyer under this distributor pays …”: the split the current
+    rules would make, computed on an unsaved order with today's upline, nothing written."""
+    from django.utils import timezone
+
+    from distribution.selectors import upline_ids
+    from orders.models import Order
+
+    from .services.split import _commission_depth, plan_split
+
+    order = Order(
+        product=product,
+        product_type=product.product_type,
+        quantity=quantity,
+        paid_amount=amount,
+        cost_amount=Decimal(product.cost_price or 0) * quantity,
+        distributor_id=distributor.pk,
+        attribution={"distributor_id": distributor.pk, "chain": upline_ids(distributor, depth=_commission_depth())},
+        paid_at=timezone.now(),
+    )
+    lines, base, computed, cap_reason = plan_split(order)
+    total = sum((line.amount for line in lines), ZERO)
+    return {"lines": lines, "base": base, "computed": computed, "total": total, "merchant_keeps": base - total, "cap_reason": cap_reason}
