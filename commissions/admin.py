@@ -62,19 +62,36 @@ class GuardedAdmin(admin.ModelAdmin):
     save_service = None
 
     def save_model(self, request, obj, form, change):
-        type(self).save_service(**{self.service_kwarg: obj}, actor=request.user, request=request)
+        type(self).save_service(
+            **{self.service_kwarg: obj}, actor=request.user, request=request
+        )
 
 
 class CommissionRuleForm(GuardedForm):
     class Meta:
         model = CommissionRule
-        fields = ["grade", "product", "level", "trigger", "mode", "rate_bp", "fixed_amount", "is_active"]
+        fields = [
+            "grade",
+            "product",
+            "level",
+            "trigger",
+            "mode",
+            "rate_bp",
+            "fixed_amount",
+            "is_active",
+        ]
 
 
 class PreviewForm(forms.Form):
     distributor = forms.IntegerField(label=_("分销商 ID"))
     product = forms.IntegerField(label=_("商品 ID"))
-    amount = forms.DecimalField(label=_("订单金额"), max_digits=14, decimal_places=2, min_value=Decimal("0.01"), initial=Decimal("100.00"))
+    amount = forms.DecimalField(
+        label=_("订单金额"),
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        initial=Decimal("100.00"),
+    )
 
 
 @admin.register(CommissionRule)
@@ -82,14 +99,27 @@ class CommissionRuleAdmin(GuardedAdmin):
     form = CommissionRuleForm
     save_service = staticmethod(services.save_commission_rule)
     service_kwarg = "rule"
-    list_display = ["__str__", "grade", "product", "level", "mode", "rate_bp", "fixed_amount", "is_active"]
+    list_display = [
+        "__str__",
+        "grade",
+        "product",
+        "level",
+        "mode",
+        "rate_bp",
+        "fixed_amount",
+        "is_active",
+    ]
     list_filter = ["level", "mode", "is_active", "grade"]
     autocomplete_fields = ["product"]
     change_list_template = "admin/commissions/commissionrule/change_list.html"
 
     def get_urls(self):
         return [
-            path("preview/", self.admin_site.admin_view(self.preview_view), name="commissions_commissionrule_preview")
+            path(
+                "preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="commissions_commissionrule_preview",
+            )
         ] + super().get_urls()
 
     def preview_view(self, request):
@@ -101,13 +131,27 @@ class CommissionRuleAdmin(GuardedAdmin):
         form = PreviewForm(request.GET or None)
         preview = None
         if form.is_valid():
-            distributor = Distributor.objects.select_related("grade").filter(pk=form.cleaned_data["distributor"]).first()
+            distributor = (
+                Distributor.objects.select_related("grade")
+                .filter(pk=form.cleaned_data["distributor"])
+                .first()
+            )
             product = Product.objects.filter(pk=form.cleaned_data["product"]).first()
             if distributor is None or product is None:
                 form.add_error(None, gettext("找不到该分销商或商品"))
             else:
-                preview = selectors.preview_split(distributor=distributor, product=product, amount=form.cleaned_data["amount"])
-        context = {**self.admin_site.each_context(request), "title": gettext("佣金预览"), "form": form, "preview": preview, "opts": self.model._meta}
+                preview = selectors.preview_split(
+                    distributor=distributor,
+                    product=product,
+                    amount=form.cleaned_data["amount"],
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("佣金预览"),
+            "form": form,
+            "preview": preview,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/commissions/preview.html", context)
 
 
@@ -129,7 +173,14 @@ class ProductBonusAdmin(GuardedAdmin):
 class CampaignForm(GuardedForm):
     class Meta:
         model = Campaign
-        fields = ["name", "product", "multiplier_bp", "starts_at", "ends_at", "is_active"]
+        fields = [
+            "name",
+            "product",
+            "multiplier_bp",
+            "starts_at",
+            "ends_at",
+            "is_active",
+        ]
 
 
 @admin.register(Campaign)
@@ -137,7 +188,14 @@ class CampaignAdmin(GuardedAdmin):
     form = CampaignForm
     save_service = staticmethod(services.save_campaign)
     service_kwarg = "campaign"
-    list_display = ["name", "product", "multiplier_bp", "starts_at", "ends_at", "is_active"]
+    list_display = [
+        "name",
+        "product",
+        "multiplier_bp",
+        "starts_at",
+        "ends_at",
+        "is_active",
+    ]
     autocomplete_fields = ["product"]
 
 
@@ -161,12 +219,25 @@ class CommissionPolicyAdmin(GuardedAdmin):
 
     def changelist_view(self, request, extra_context=None):
         policy = services.get_policy()
-        return HttpResponseRedirect(reverse("admin:commissions_commissionpolicy_change", args=[policy.pk]))
+        return HttpResponseRedirect(
+            reverse("admin:commissions_commissionpolicy_change", args=[policy.pk])
+        )
 
 
 @admin.register(Commission)
 class CommissionAdmin(ReadOnlyAdmin):
-    list_display = ["order", "beneficiary", "kind", "level", "rule_description", "rate_bp", "amount", "reversed_amount", "status", "available_at"]
+    list_display = [
+        "order",
+        "beneficiary",
+        "kind",
+        "level",
+        "rule_description",
+        "rate_bp",
+        "amount",
+        "reversed_amount",
+        "status",
+        "available_at",
+    ]
     list_filter = ["status", "kind", "level"]
     search_fields = ["order__order_no"]
     list_select_related = ["order", "beneficiary__user"]
@@ -174,12 +245,23 @@ class CommissionAdmin(ReadOnlyAdmin):
     change_list_template = "admin/commissions/commission/change_list.html"
 
     def get_urls(self):
-        return [path("report/", self.admin_site.admin_view(self.report_view), name="commissions_commission_report")] + super().get_urls()
+        return [
+            path(
+                "report/",
+                self.admin_site.admin_view(self.report_view),
+                name="commissions_commission_report",
+            )
+        ] + super().get_urls()
 
     def report_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        context = {**self.admin_site.each_context(request), "title": gettext("佣金报表（按账本）"), "rows": selectors.commission_report(), "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("佣金报表（按账本）"),
+            "rows": selectors.commission_report(),
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/commissions/report.html", context)
 
     @admin.action(description=_("导出所选佣金为 CSV"))
@@ -188,10 +270,40 @@ class CommissionAdmin(ReadOnlyAdmin):
         response["Content-Disposition"] = 'attachment; filename="commissions.csv"'
         response.write("\ufeff")
         writer = csv.writer(response)
-        writer.writerow(["order_no", "beneficiary_id", "beneficiary", "kind", "level", "rule", "rate_bp", "base", "amount", "reversed", "status", "created_at"])
-        for c in selectors.commissions_for_export().filter(pk__in=queryset.values("pk")):
+        writer.writerow(
+            [
+                "order_no",
+                "beneficiary_id",
+                "beneficiary",
+                "kind",
+                "level",
+                "rule",
+                "rate_bp",
+                "base",
+                "amount",
+                "reversed",
+                "status",
+                "created_at",
+            ]
+        )
+        for c in selectors.commissions_for_export().filter(
+            pk__in=queryset.values("pk")
+        ):
             writer.writerow(
-                [c.order.order_no, c.beneficiary_id, str(c.beneficiary.user), c.kind, c.level, c.rule_description, c.rate_bp, c.base_amount, c.amount, c.reversed_amount, c.status, c.created_at.isoformat()]
+                [
+                    c.order.order_no,
+                    c.beneficiary_id,
+                    str(c.beneficiary.user),
+                    c.kind,
+                    c.level,
+                    c.rule_description,
+                    c.rate_bp,
+                    c.base_amount,
+                    c.amount,
+                    c.reversed_amount,
+                    c.status,
+                    c.created_at.isoformat(),
+                ]
             )
         return response
 
@@ -228,26 +340,58 @@ class JournalTransactionAdmin(ReadOnlyAdmin):
 
 @admin.register(JournalEntry)
 class JournalEntryAdmin(ReadOnlyAdmin):
-    list_display = ["transaction", "account", "side", "amount", "commission", "created_at"]
+    list_display = [
+        "transaction",
+        "account",
+        "side",
+        "amount",
+        "commission",
+        "created_at",
+    ]
     list_filter = ["side", "account__kind"]
     list_select_related = ["transaction", "account"]
 
 
 @admin.register(SettlementRun)
 class SettlementRunAdmin(ReadOnlyAdmin):
-    list_display = ["key", "cycle", "cutoff", "commission_count", "total_amount", "started_at", "finished_at"]
+    list_display = [
+        "key",
+        "cycle",
+        "cutoff",
+        "commission_count",
+        "total_amount",
+        "started_at",
+        "finished_at",
+    ]
     change_list_template = "admin/commissions/settlementrun/change_list.html"
 
     def get_urls(self):
-        return [path("run/", self.admin_site.admin_view(self.run_view), name="commissions_settlementrun_run")] + super().get_urls()
+        return [
+            path(
+                "run/",
+                self.admin_site.admin_view(self.run_view),
+                name="commissions_settlementrun_run",
+            )
+        ] + super().get_urls()
 
     def run_view(self, request):
-        if request.method != "POST" or not request.user.has_perm("commissions.add_settlementrun"):
+        if request.method != "POST" or not request.user.has_perm(
+            "commissions.add_settlementrun"
+        ):
             raise PermissionDenied
         policy = services.get_policy()
-        run = services.run_settlement(cycle=policy.settlement_cycle, key=f"manual:{request.POST.get('token', '')[:24] or timezone.now().isoformat()}")
-        messages.success(request, gettext("结算完成：%(count)s 笔，¥%(total)s") % {"count": run.commission_count, "total": run.total_amount})
-        return HttpResponseRedirect(reverse("admin:commissions_settlementrun_changelist"))
+        run = services.run_settlement(
+            cycle=policy.settlement_cycle,
+            key=f"manual:{request.POST.get('token', '')[:24] or timezone.now().isoformat()}",
+        )
+        messages.success(
+            request,
+            gettext("结算完成：%(count)s 笔，¥%(total)s")
+            % {"count": run.commission_count, "total": run.total_amount},
+        )
+        return HttpResponseRedirect(
+            reverse("admin:commissions_settlementrun_changelist")
+        )
 
 
 class WithdrawalActionForm(admin.helpers.ActionForm):
@@ -256,7 +400,17 @@ class WithdrawalActionForm(admin.helpers.ActionForm):
 
 @admin.register(Withdrawal)
 class WithdrawalAdmin(ReadOnlyAdmin):
-    list_display = ["payout_no", "distributor", "payout_account", "amount", "fee", "tax", "net_amount", "status", "created_at"]
+    list_display = [
+        "payout_no",
+        "distributor",
+        "payout_account",
+        "amount",
+        "fee",
+        "tax",
+        "net_amount",
+        "status",
+        "created_at",
+    ]
     list_filter = ["status"]
     search_fields = ["payout_no"]
     list_select_related = ["distributor__user", "payout_account"]
@@ -270,7 +424,9 @@ class WithdrawalAdmin(ReadOnlyAdmin):
     def approve(self, request, queryset):
         done = 0
         for withdrawal in queryset.filter(status=WithdrawalStatus.REQUESTED):
-            services.approve_withdrawal(withdrawal=withdrawal, actor=request.user, request=request)
+            services.approve_withdrawal(
+                withdrawal=withdrawal, actor=request.user, request=request
+            )
             done += 1
         messages.success(request, gettext("已通过 %(count)s 笔提现") % {"count": done})
 
@@ -280,7 +436,12 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         try:
             count = 0
             for withdrawal in queryset.filter(status=WithdrawalStatus.REQUESTED):
-                services.reject_withdrawal(withdrawal=withdrawal, actor=request.user, reason=reason, request=request)
+                services.reject_withdrawal(
+                    withdrawal=withdrawal,
+                    actor=request.user,
+                    reason=reason,
+                    request=request,
+                )
                 count += 1
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
@@ -293,20 +454,45 @@ class WithdrawalAdmin(ReadOnlyAdmin):
 
 @admin.register(PayoutAccount)
 class PayoutAccountAdmin(ReadOnlyAdmin):
-    list_display = ["distributor", "method", "holder_name", "account_mask", "is_active", "created_at"]
-    fields = ["distributor", "method", "holder_name", "bank_name", "account_mask", "is_active", "created_at"]
+    list_display = [
+        "distributor",
+        "method",
+        "holder_name",
+        "account_mask",
+        "is_active",
+        "created_at",
+    ]
+    fields = [
+        "distributor",
+        "method",
+        "holder_name",
+        "bank_name",
+        "account_mask",
+        "is_active",
+        "created_at",
+    ]
 
 
 @admin.register(WalletHold)
 class WalletHoldAdmin(ReadOnlyAdmin):
-    list_display = ["distributor", "reason", "frozen_pending", "frozen_available", "is_active", "created_at", "released_at"]
+    list_display = [
+        "distributor",
+        "reason",
+        "frozen_pending",
+        "frozen_available",
+        "is_active",
+        "created_at",
+        "released_at",
+    ]
     list_filter = ["is_active"]
     actions = ["release"]
 
     @admin.action(description=_("解除冻结"), permissions=["freeze"])
     def release(self, request, queryset):
         for hold in queryset.filter(is_active=True).select_related("distributor"):
-            services.release_commissions(distributor=hold.distributor, actor=request.user, request=request)
+            services.release_commissions(
+                distributor=hold.distributor, actor=request.user, request=request
+            )
 
     def has_freeze_permission(self, request):
         return request.user.has_perm("commissions.freeze_commissions")

@@ -65,11 +65,23 @@ class Account(models.Model):
         verbose_name_plural = _("账户")
         ordering = ["kind", "distributor_id"]
         constraints = [
-            models.UniqueConstraint(fields=["kind", "distributor"], nulls_distinct=False, name="account_unique_kind_owner"),
-            models.CheckConstraint(condition=Q(kind__in=AccountKind.values), name="account_kind_known"),
+            models.UniqueConstraint(
+                fields=["kind", "distributor"],
+                nulls_distinct=False,
+                name="account_unique_kind_owner",
+            ),
             models.CheckConstraint(
-                condition=(Q(kind__in=[k.value for k in DISTRIBUTOR_KINDS]) & Q(distributor__isnull=False))
-                | (~Q(kind__in=[k.value for k in DISTRIBUTOR_KINDS]) & Q(distributor__isnull=True)),
+                condition=Q(kind__in=AccountKind.values), name="account_kind_known"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind__in=[k.value for k in DISTRIBUTOR_KINDS])
+                    & Q(distributor__isnull=False)
+                )
+                | (
+                    ~Q(kind__in=[k.value for k in DISTRIBUTOR_KINDS])
+                    & Q(distributor__isnull=True)
+                ),
                 name="account_owner_matches_kind",
             ),
         ]
@@ -100,10 +112,20 @@ class JournalTransaction(models.Model):
     reference = models.CharField(_("业务键"), max_length=120, unique=True)
     memo = models.CharField(_("摘要"), max_length=200, blank=True)
     order = models.ForeignKey(
-        "orders.Order", verbose_name=_("订单"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "orders.Order",
+        verbose_name=_("订单"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("操作人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     created_at = models.DateTimeField(_("记账时间"), auto_now_add=True, db_index=True)
 
@@ -111,7 +133,11 @@ class JournalTransaction(models.Model):
         verbose_name = _("记账凭证")
         verbose_name_plural = _("记账凭证")
         ordering = ["-created_at", "-id"]
-        constraints = [models.CheckConstraint(condition=Q(kind__in=TransactionKind.values), name="journal_kind_known")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=TransactionKind.values), name="journal_kind_known"
+            )
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.reference}"
@@ -124,13 +150,26 @@ class EntrySide(models.TextChoices):
 
 class JournalEntry(models.Model):
     transaction = models.ForeignKey(
-        JournalTransaction, verbose_name=_("凭证"), on_delete=models.PROTECT, related_name="entries"
+        JournalTransaction,
+        verbose_name=_("凭证"),
+        on_delete=models.PROTECT,
+        related_name="entries",
     )
-    account = models.ForeignKey(Account, verbose_name=_("账户"), on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(
+        Account,
+        verbose_name=_("账户"),
+        on_delete=models.PROTECT,
+        related_name="entries",
+    )
     side = models.CharField(_("借贷"), max_length=6, choices=EntrySide.choices)
     amount = models.DecimalField(_("金额"), **MONEY)
     commission = models.ForeignKey(
-        "Commission", verbose_name=_("佣金"), null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
+        "Commission",
+        verbose_name=_("佣金"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="entries",
     )
     created_at = models.DateTimeField(_("记账时间"), auto_now_add=True)
 
@@ -139,10 +178,16 @@ class JournalEntry(models.Model):
         verbose_name_plural = _("分录")
         ordering = ["id"]
         constraints = [
-            models.CheckConstraint(condition=Q(amount__gt=0), name="journal_entry_amount_positive"),
-            models.CheckConstraint(condition=Q(side__in=EntrySide.values), name="journal_entry_side_known"),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="journal_entry_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(side__in=EntrySide.values), name="journal_entry_side_known"
+            ),
         ]
-        indexes = [models.Index(fields=["account", "id"], name="journal_entry_account_idx")]
+        indexes = [
+            models.Index(fields=["account", "id"], name="journal_entry_account_idx")
+        ]
 
     def __str__(self):
         return f"{self.get_side_display()} {self.account} ¥{self.amount}"
@@ -167,22 +212,42 @@ class SettlementCycle(models.TextChoices):
 class CommissionPolicy(models.Model):
     """The merchant's commission settings: one row (pk 1)."""
 
-    base = models.CharField(_("佣金基数"), max_length=8, choices=CommissionBase.choices, default=CommissionBase.PAID)
-    self_purchase_earns = models.BooleanField(_("自购返佣"), default=False, help_text=_("分销商自己下单时是否获得佣金"))
+    base = models.CharField(
+        _("佣金基数"),
+        max_length=8,
+        choices=CommissionBase.choices,
+        default=CommissionBase.PAID,
+    )
+    self_purchase_earns = models.BooleanField(
+        _("自购返佣"), default=False, help_text=_("分销商自己下单时是否获得佣金")
+    )
     max_order_share_bp = models.PositiveIntegerField(
-        _("单笔订单佣金上限（基点）"), default=3000, help_text=_("佣金总额占实付金额的最高比例，3000 = 30%")
+        _("单笔订单佣金上限（基点）"),
+        default=3000,
+        help_text=_("佣金总额占实付金额的最高比例，3000 = 30%"),
     )
     max_margin_share_bp = models.PositiveIntegerField(
-        _("毛利分配上限（基点）"), default=BASIS_POINTS, help_text=_("佣金加分站差价占毛利的最高比例")
+        _("毛利分配上限（基点）"),
+        default=BASIS_POINTS,
+        help_text=_("佣金加分站差价占毛利的最高比例"),
     )
     hold_days_card_key = models.PositiveSmallIntegerField(_("卡密冻结天数"), default=1)
-    hold_days_direct_recharge = models.PositiveSmallIntegerField(_("直充冻结天数"), default=1)
-    hold_days_manual = models.PositiveSmallIntegerField(_("人工发货冻结天数"), default=7)
+    hold_days_direct_recharge = models.PositiveSmallIntegerField(
+        _("直充冻结天数"), default=1
+    )
+    hold_days_manual = models.PositiveSmallIntegerField(
+        _("人工发货冻结天数"), default=7
+    )
     hold_days_bundle = models.PositiveSmallIntegerField(_("套餐冻结天数"), default=7)
     settlement_cycle = models.CharField(
-        _("结算周期"), max_length=8, choices=SettlementCycle.choices, default=SettlementCycle.DAILY
+        _("结算周期"),
+        max_length=8,
+        choices=SettlementCycle.choices,
+        default=SettlementCycle.DAILY,
     )
-    withdrawal_fee_fixed = models.DecimalField(_("提现手续费（固定）"), **MONEY, default=Decimal("0.00"))
+    withdrawal_fee_fixed = models.DecimalField(
+        _("提现手续费（固定）"), **MONEY, default=Decimal("0.00")
+    )
     withdrawal_fee_bp = models.PositiveIntegerField(_("提现手续费（基点）"), default=0)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
@@ -190,13 +255,22 @@ class CommissionPolicy(models.Model):
         verbose_name = _("佣金设置")
         verbose_name_plural = _("佣金设置")
         constraints = [
-            models.CheckConstraint(condition=Q(pk=1), name="commission_policy_singleton"),
             models.CheckConstraint(
-                condition=Q(max_order_share_bp__lte=BASIS_POINTS) & Q(max_margin_share_bp__lte=BASIS_POINTS),
+                condition=Q(pk=1), name="commission_policy_singleton"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_order_share_bp__lte=BASIS_POINTS)
+                & Q(max_margin_share_bp__lte=BASIS_POINTS),
                 name="commission_policy_caps_in_range",
             ),
-            models.CheckConstraint(condition=Q(withdrawal_fee_fixed__gte=0), name="commission_policy_fee_not_negative"),
-            models.CheckConstraint(condition=Q(withdrawal_fee_bp__lte=BASIS_POINTS), name="commission_policy_fee_bp_in_range"),
+            models.CheckConstraint(
+                condition=Q(withdrawal_fee_fixed__gte=0),
+                name="commission_policy_fee_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(withdrawal_fee_bp__lte=BASIS_POINTS),
+                name="commission_policy_fee_bp_in_range",
+            ),
         ]
 
     def __str__(self):
@@ -221,14 +295,33 @@ class CommissionRule(models.Model):
     (empty: every product; a product rule overrides the general one)."""
 
     grade = models.ForeignKey(
-        "distribution.Grade", verbose_name=_("等级"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "distribution.Grade",
+        verbose_name=_("等级"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
     )
     product = models.ForeignKey(
-        "catalog.Product", verbose_name=_("商品"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "catalog.Product",
+        verbose_name=_("商品"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
     )
-    level = models.PositiveSmallIntegerField(_("层级"), help_text=_("1 = 直接推广人，最多 3 级"))
-    trigger = models.CharField(_("触发条件"), max_length=12, choices=RuleTrigger.choices, default=RuleTrigger.SALE)
-    mode = models.CharField(_("方式"), max_length=8, choices=RuleMode.choices, default=RuleMode.PERCENT)
+    level = models.PositiveSmallIntegerField(
+        _("层级"), help_text=_("1 = 直接推广人，最多 3 级")
+    )
+    trigger = models.CharField(
+        _("触发条件"),
+        max_length=12,
+        choices=RuleTrigger.choices,
+        default=RuleTrigger.SALE,
+    )
+    mode = models.CharField(
+        _("方式"), max_length=8, choices=RuleMode.choices, default=RuleMode.PERCENT
+    )
     rate_bp = models.IntegerField(_("比例（基点）"), default=0)
     fixed_amount = models.DecimalField(_("固定金额"), **MONEY, default=Decimal("0.00"))
     is_active = models.BooleanField(_("启用"), default=True)
@@ -240,12 +333,25 @@ class CommissionRule(models.Model):
         ordering = ["product_id", "grade_id", "level"]
         constraints = [
             models.UniqueConstraint(
-                fields=["grade", "product", "level"], nulls_distinct=False, name="commission_rule_unique"
+                fields=["grade", "product", "level"],
+                nulls_distinct=False,
+                name="commission_rule_unique",
             ),
-            models.CheckConstraint(condition=Q(level__gte=1) & Q(level__lte=MAX_LEVELS), name="commission_rule_level_1_to_3"),
-            models.CheckConstraint(condition=Q(rate_bp__gte=0) & Q(rate_bp__lte=BASIS_POINTS), name="commission_rule_rate_in_range"),
-            models.CheckConstraint(condition=Q(fixed_amount__gte=0), name="commission_rule_fixed_not_negative"),
-            models.CheckConstraint(condition=Q(trigger=RuleTrigger.SALE), name="commission_rule_sales_only"),
+            models.CheckConstraint(
+                condition=Q(level__gte=1) & Q(level__lte=MAX_LEVELS),
+                name="commission_rule_level_1_to_3",
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_bp__gte=0) & Q(rate_bp__lte=BASIS_POINTS),
+                name="commission_rule_rate_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(fixed_amount__gte=0),
+                name="commission_rule_fixed_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(trigger=RuleTrigger.SALE), name="commission_rule_sales_only"
+            ),
         ]
 
     def __str__(self):
@@ -254,14 +360,23 @@ class CommissionRule(models.Model):
     def describe(self) -> str:
         scope = str(self.product) if self.product_id else str(_("全部商品"))
         grade = str(self.grade) if self.grade_id else str(_("全部等级"))
-        value = f"{Decimal(self.rate_bp) / 100:.2f}%" if self.mode == RuleMode.PERCENT else f"¥{self.fixed_amount}"
+        value = (
+            f"{Decimal(self.rate_bp) / 100:.2f}%"
+            if self.mode == RuleMode.PERCENT
+            else f"¥{self.fixed_amount}"
+        )
         return f"{scope} · {grade} · L{self.level} · {value}"
 
 
 class ProductBonus(models.Model):
     """An extra share for the direct seller (level 1) on a product: new or slow items."""
 
-    product = models.OneToOneField("catalog.Product", verbose_name=_("商品"), on_delete=models.CASCADE, related_name="+")
+    product = models.OneToOneField(
+        "catalog.Product",
+        verbose_name=_("商品"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
     bonus_bp = models.PositiveIntegerField(_("额外奖励（基点）"))
     is_active = models.BooleanField(_("启用"), default=True)
 
@@ -269,7 +384,10 @@ class ProductBonus(models.Model):
         verbose_name = _("商品额外奖励")
         verbose_name_plural = _("商品额外奖励")
         constraints = [
-            models.CheckConstraint(condition=Q(bonus_bp__gt=0) & Q(bonus_bp__lte=BASIS_POINTS), name="product_bonus_in_range"),
+            models.CheckConstraint(
+                condition=Q(bonus_bp__gt=0) & Q(bonus_bp__lte=BASIS_POINTS),
+                name="product_bonus_in_range",
+            ),
         ]
 
     def __str__(self):
@@ -281,9 +399,16 @@ class Campaign(models.Model):
 
     name = models.CharField(_("活动名称"), max_length=60)
     product = models.ForeignKey(
-        "catalog.Product", verbose_name=_("商品"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "catalog.Product",
+        verbose_name=_("商品"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
     )
-    multiplier_bp = models.PositiveIntegerField(_("倍数（基点）"), help_text=_("20000 表示双倍佣金"))
+    multiplier_bp = models.PositiveIntegerField(
+        _("倍数（基点）"), help_text=_("20000 表示双倍佣金")
+    )
     starts_at = models.DateTimeField(_("开始时间"))
     ends_at = models.DateTimeField(_("结束时间"))
     is_active = models.BooleanField(_("启用"), default=True)
@@ -293,9 +418,13 @@ class Campaign(models.Model):
         verbose_name_plural = _("佣金活动")
         ordering = ["-starts_at"]
         constraints = [
-            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="campaign_ends_after_start"),
             models.CheckConstraint(
-                condition=Q(multiplier_bp__gte=BASIS_POINTS) & Q(multiplier_bp__lte=5 * BASIS_POINTS),
+                condition=Q(ends_at__gt=F("starts_at")),
+                name="campaign_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(multiplier_bp__gte=BASIS_POINTS)
+                & Q(multiplier_bp__lte=5 * BASIS_POINTS),
                 name="campaign_multiplier_in_range",
             ),
         ]
@@ -319,25 +448,53 @@ class CommissionStatus(models.TextChoices):
 class Commission(models.Model):
     """What one distributor earned on one order, and why: the statement line."""
 
-    order = models.ForeignKey("orders.Order", verbose_name=_("订单"), on_delete=models.PROTECT, related_name="commissions")
-    beneficiary = models.ForeignKey(
-        "distribution.Distributor", verbose_name=_("受益人"), on_delete=models.PROTECT, related_name="commissions"
+    order = models.ForeignKey(
+        "orders.Order",
+        verbose_name=_("订单"),
+        on_delete=models.PROTECT,
+        related_name="commissions",
     )
-    kind = models.CharField(_("类型"), max_length=8, choices=CommissionKind.choices, default=CommissionKind.LEVEL)
+    beneficiary = models.ForeignKey(
+        "distribution.Distributor",
+        verbose_name=_("受益人"),
+        on_delete=models.PROTECT,
+        related_name="commissions",
+    )
+    kind = models.CharField(
+        _("类型"),
+        max_length=8,
+        choices=CommissionKind.choices,
+        default=CommissionKind.LEVEL,
+    )
     level = models.PositiveSmallIntegerField(_("层级"))
     rule = models.ForeignKey(
-        CommissionRule, verbose_name=_("规则"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        CommissionRule,
+        verbose_name=_("规则"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     rule_description = models.CharField(_("规则说明"), max_length=200)
     rate_bp = models.PositiveIntegerField(_("比例（基点）"), default=0)
     base_amount = models.DecimalField(_("佣金基数"), **MONEY)
     amount = models.DecimalField(_("佣金"), **MONEY)
     reversed_amount = models.DecimalField(_("已冲回"), **MONEY, default=Decimal("0.00"))
-    status = models.CharField(_("状态"), max_length=10, choices=CommissionStatus.choices, default=CommissionStatus.PENDING)
+    status = models.CharField(
+        _("状态"),
+        max_length=10,
+        choices=CommissionStatus.choices,
+        default=CommissionStatus.PENDING,
+    )
     available_at = models.DateTimeField(_("可结算时间"), db_index=True)
     settled_at = models.DateTimeField(_("结算时间"), null=True, blank=True)
     settlement_run = models.ForeignKey(
-        "SettlementRun", verbose_name=_("结算批次"), null=True, blank=True, on_delete=models.PROTECT, related_name="commissions"
+        "SettlementRun",
+        verbose_name=_("结算批次"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="commissions",
     )
     created_at = models.DateTimeField(_("计提时间"), auto_now_add=True, db_index=True)
 
@@ -346,16 +503,36 @@ class Commission(models.Model):
         verbose_name_plural = _("佣金")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["order", "beneficiary", "kind"], name="commission_once_per_order_beneficiary_kind"),
-            models.CheckConstraint(condition=Q(amount__gt=0), name="commission_amount_positive"),
-            models.CheckConstraint(
-                condition=Q(reversed_amount__gte=0) & Q(reversed_amount__lte=F("amount")), name="commission_reversal_within_amount"
+            models.UniqueConstraint(
+                fields=["order", "beneficiary", "kind"],
+                name="commission_once_per_order_beneficiary_kind",
             ),
-            models.CheckConstraint(condition=Q(level__gte=1) & Q(level__lte=MAX_LEVELS), name="commission_level_1_to_3"),
-            models.CheckConstraint(condition=Q(status__in=CommissionStatus.values), name="commission_status_known"),
-            models.CheckConstraint(condition=Q(kind__in=CommissionKind.values), name="commission_kind_known"),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="commission_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(reversed_amount__gte=0)
+                & Q(reversed_amount__lte=F("amount")),
+                name="commission_reversal_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(level__gte=1) & Q(level__lte=MAX_LEVELS),
+                name="commission_level_1_to_3",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=CommissionStatus.values),
+                name="commission_status_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=CommissionKind.values),
+                name="commission_kind_known",
+            ),
         ]
-        indexes = [models.Index(fields=["status", "available_at"], name="commission_settle_idx")]
+        indexes = [
+            models.Index(
+                fields=["status", "available_at"], name="commission_settle_idx"
+            )
+        ]
 
     def __str__(self):
         return f"{self.order_id} L{self.level} → {self.beneficiary_id} ¥{self.amount}"
@@ -369,7 +546,12 @@ class CapEvent(models.Model):
     """An order whose rules would have paid more than the merchant's caps: what was computed,
     what was paid, which cap applied. Never silent."""
 
-    order = models.OneToOneField("orders.Order", verbose_name=_("订单"), on_delete=models.PROTECT, related_name="+")
+    order = models.OneToOneField(
+        "orders.Order",
+        verbose_name=_("订单"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     computed_amount = models.DecimalField(_("按规则应付"), **MONEY)
     capped_amount = models.DecimalField(_("实际支付上限"), **MONEY)
     reason = models.CharField(_("原因"), max_length=200)
@@ -409,14 +591,26 @@ class WalletHold(models.Model):
     """A risk hold: the distributor's pending and available moved to frozen until released."""
 
     distributor = models.ForeignKey(
-        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="wallet_holds"
+        "distribution.Distributor",
+        verbose_name=_("分销商"),
+        on_delete=models.PROTECT,
+        related_name="wallet_holds",
     )
     reason = models.CharField(_("原因"), max_length=200)
-    frozen_pending = models.DecimalField(_("冻结的待结算"), **MONEY, default=Decimal("0.00"))
-    frozen_available = models.DecimalField(_("冻结的可提现"), **MONEY, default=Decimal("0.00"))
+    frozen_pending = models.DecimalField(
+        _("冻结的待结算"), **MONEY, default=Decimal("0.00")
+    )
+    frozen_available = models.DecimalField(
+        _("冻结的可提现"), **MONEY, default=Decimal("0.00")
+    )
     is_active = models.BooleanField(_("生效中"), default=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("操作人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     created_at = models.DateTimeField(_("冻结时间"), auto_now_add=True)
     released_at = models.DateTimeField(_("解冻时间"), null=True, blank=True)
@@ -426,7 +620,11 @@ class WalletHold(models.Model):
         verbose_name_plural = _("风控冻结")
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["distributor"], condition=Q(is_active=True), name="wallet_hold_one_active"),
+            models.UniqueConstraint(
+                fields=["distributor"],
+                condition=Q(is_active=True),
+                name="wallet_hold_one_active",
+            ),
         ]
 
     def __str__(self):
@@ -444,7 +642,10 @@ class PayoutAccount(models.Model):
     """Where a distributor's money goes. The account number is encrypted; only the mask shows."""
 
     distributor = models.ForeignKey(
-        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="payout_accounts"
+        "distribution.Distributor",
+        verbose_name=_("分销商"),
+        on_delete=models.PROTECT,
+        related_name="payout_accounts",
     )
     method = models.CharField(_("方式"), max_length=10, choices=PayoutMethod.choices)
     holder_name = models.CharField(_("户名"), max_length=40)
@@ -459,7 +660,12 @@ class PayoutAccount(models.Model):
         verbose_name = _("收款账户")
         verbose_name_plural = _("收款账户")
         ordering = ["-created_at", "-id"]
-        constraints = [models.CheckConstraint(condition=Q(method__in=PayoutMethod.values), name="payout_account_method_known")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(method__in=PayoutMethod.values),
+                name="payout_account_method_known",
+            )
+        ]
 
     def __str__(self):
         return f"{self.get_method_display()} {self.account_mask}"
@@ -476,21 +682,39 @@ class WithdrawalStatus(models.TextChoices):
 
 class Withdrawal(models.Model):
     distributor = models.ForeignKey(
-        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="withdrawals"
+        "distribution.Distributor",
+        verbose_name=_("分销商"),
+        on_delete=models.PROTECT,
+        related_name="withdrawals",
     )
-    payout_account = models.ForeignKey(PayoutAccount, verbose_name=_("收款账户"), on_delete=models.PROTECT, related_name="+")
+    payout_account = models.ForeignKey(
+        PayoutAccount,
+        verbose_name=_("收款账户"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     request_token = models.CharField(_("提交令牌"), max_length=64, unique=True)
     payout_no = models.CharField(_("打款单号"), max_length=40, unique=True)
     amount = models.DecimalField(_("提现金额"), **MONEY)
     fee = models.DecimalField(_("手续费"), **MONEY, default=Decimal("0.00"))
     tax = models.DecimalField(_("代扣个税"), **MONEY, default=Decimal("0.00"))
     net_amount = models.DecimalField(_("实际到账"), **MONEY)
-    status = models.CharField(_("状态"), max_length=10, choices=WithdrawalStatus.choices, default=WithdrawalStatus.REQUESTED)
+    status = models.CharField(
+        _("状态"),
+        max_length=10,
+        choices=WithdrawalStatus.choices,
+        default=WithdrawalStatus.REQUESTED,
+    )
     reject_reason = models.CharField(_("驳回原因"), max_length=200, blank=True)
     failure_reason = models.CharField(_("失败原因"), max_length=200, blank=True)
     gateway_payout_no = models.CharField(_("渠道单号"), max_length=64, blank=True)
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("审核人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("审核人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     created_at = models.DateTimeField(_("申请时间"), auto_now_add=True, db_index=True)
     reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
@@ -500,15 +724,29 @@ class Withdrawal(models.Model):
         verbose_name = _("提现")
         verbose_name_plural = _("提现")
         ordering = ["-created_at", "-id"]
-        permissions = [("review_withdrawal", _("可以审核提现")), ("freeze_commissions", _("可以冻结佣金"))]
+        permissions = [
+            ("review_withdrawal", _("可以审核提现")),
+            ("freeze_commissions", _("可以冻结佣金")),
+        ]
         constraints = [
-            models.CheckConstraint(condition=Q(amount__gt=0), name="withdrawal_amount_positive"),
-            models.CheckConstraint(condition=Q(fee__gte=0) & Q(tax__gte=0), name="withdrawal_deductions_not_negative"),
-            models.CheckConstraint(condition=Q(net_amount__gt=0), name="withdrawal_net_positive"),
             models.CheckConstraint(
-                condition=Q(net_amount=F("amount") - F("fee") - F("tax")), name="withdrawal_net_is_amount_less_deductions"
+                condition=Q(amount__gt=0), name="withdrawal_amount_positive"
             ),
-            models.CheckConstraint(condition=Q(status__in=WithdrawalStatus.values), name="withdrawal_status_known"),
+            models.CheckConstraint(
+                condition=Q(fee__gte=0) & Q(tax__gte=0),
+                name="withdrawal_deductions_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(net_amount__gt=0), name="withdrawal_net_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(net_amount=F("amount") - F("fee") - F("tax")),
+                name="withdrawal_net_is_amount_less_deductions",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=WithdrawalStatus.values),
+                name="withdrawal_status_known",
+            ),
         ]
 
     def __str__(self):
@@ -516,11 +754,19 @@ class Withdrawal(models.Model):
 
 
 class WithdrawalStatusChange(models.Model):
-    withdrawal = models.ForeignKey(Withdrawal, on_delete=models.CASCADE, related_name="status_changes")
+    withdrawal = models.ForeignKey(
+        Withdrawal, on_delete=models.CASCADE, related_name="status_changes"
+    )
     old_status = models.CharField(max_length=10, choices=WithdrawalStatus.choices)
     new_status = models.CharField(max_length=10, choices=WithdrawalStatus.choices)
     cause = models.CharField(max_length=200)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -22,7 +22,15 @@ class PayoutResult:
 
 
 class PayoutAdapter:
-    def pay(self, *, payout_no: str, method: str, account: str, holder_name: str, amount: Decimal) -> PayoutResult:
+    def pay(
+        self,
+        *,
+        payout_no: str,
+        method: str,
+        account: str,
+        holder_name: str,
+        amount: Decimal,
+    ) -> PayoutResult:
         raise NotImplementedError
 
 
@@ -35,5 +43,9 @@ class SandboxPayoutAdapter(PayoutAdapter):
 
 
 def get_payout_adapter() -> PayoutAdapter:
-    path = getattr(settings, "COMMISSIONS_PAYOUT_ADAPTER", "commissions.payouts.SandboxPayoutAdapter")
+    path = getattr(
+        settings,
+        "COMMISSIONS_PAYOUT_ADAPTER",
+        "commissions.payouts.SandboxPayoutAdapter",
+    )
     return import_string(path)()

@@ -25,7 +25,10 @@ def on_order_completed(sender, order, **kwargs):
     try:
         split_commissions(order=order)
     except Exception:
-        logger.exception("commissions.split_failed", extra={"order": getattr(order, "order_no", None)})
+        logger.exception(
+            "commissions.split_failed",
+            extra={"order": getattr(order, "order_no", None)},
+        )
         transaction.on_commit(lambda: split_commissions_task.delay(order.pk))
 
 
@@ -36,7 +39,10 @@ def on_order_refunded(sender, order, amount=None, refund=None, **kwargs):
     try:
         reverse_commissions(order=order)
     except Exception:
-        logger.exception("commissions.reversal_failed", extra={"order": getattr(order, "order_no", None)})
+        logger.exception(
+            "commissions.reversal_failed",
+            extra={"order": getattr(order, "order_no", None)},
+        )
         transaction.on_commit(lambda: reverse_commissions_task.delay(order.pk))
 
 
@@ -48,9 +54,13 @@ def connect() -> bool:
         return False
     connected = False
     if hasattr(signals, "order_completed"):
-        signals.order_completed.connect(on_order_completed, dispatch_uid="commissions.order_completed")
+        signals.order_completed.connect(
+            on_order_completed, dispatch_uid="commissions.order_completed"
+        )
         connected = True
     if hasattr(signals, "order_refunded"):
-        signals.order_refunded.connect(on_order_refunded, dispatch_uid="commissions.order_refunded")
+        signals.order_refunded.connect(
+            on_order_refunded, dispatch_uid="commissions.order_refunded"
+        )
         connected = True
     return connected

@@ -65,7 +65,8 @@ def ledger_differences() -> dict:
         .order_by("pk")
     )
     bad_journals = [
-        {"id": j.pk, "reference": j.reference, "debits": j.debits, "credits": j.credits} for j in journals
+        {"id": j.pk, "reference": j.reference, "debits": j.debits, "credits": j.credits}
+        for j in journals
     ]
     return {
         "accounts": bad_accounts,
@@ -78,7 +79,9 @@ def ledger_differences() -> dict:
 def wallet(distributor) -> dict[str, Decimal]:
     """Pending / available / frozen, from the cached balances (one query)."""
     balances = dict(
-        Account.objects.filter(distributor=distributor, kind__in=DISTRIBUTOR_KINDS).values_list("kind", "balance")
+        Account.objects.filter(
+            distributor=distributor, kind__in=DISTRIBUTOR_KINDS
+        ).values_list("kind", "balance")
     )
     return {
         "pending": balances.get(AccountKind.DISTRIBUTOR_PENDING, ZERO),
@@ -89,7 +92,11 @@ def wallet(distributor) -> dict[str, Decimal]:
 
 def statement_lines(distributor):
     """The distributor's commissions, newest first: order, level, rule, rate, amount."""
-    return Commission.objects.filter(beneficiary=distributor).select_related("order").order_by("-created_at", "-id")
+    return (
+        Commission.objects.filter(beneficiary=distributor)
+        .select_related("order")
+        .order_by("-created_at", "-id")
+    )
 
 
 def statement_entries(distributor):
@@ -102,30 +109,41 @@ def statement_entries(distributor):
 
 
 def withdrawals(distributor):
-    return Withdrawal.objects.filter(distributor=distributor).select_related("payout_account").order_by("-created_at", "-id")
+    return (
+        Withdrawal.objects.filter(distributor=distributor)
+        .select_related("payout_account")
+        .order_by("-created_at", "-id")
+    )
 
 
 def payout_accounts(distributor):
-    return PayoutAccount.objects.filter(distributor=distributor, is_active=True).order_by("-created_at")
+    return PayoutAccount.objects.filter(
+        distributor=distributor, is_active=True
+    ).order_by("-created_at")
 
 
 def monthly_tax_statements(distributor) -> list[dict]:
     """Per month: income withdrawn (labour remuneration), tax withheld, fees, net paid."""
     from django.db.models.functions import TruncMonth
-
     from django.utils import timezone
 
     rows = (
         Withdrawal.objects.filter(distributor=distributor)
         .exclude(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
-        .annotate(month=TruncMonth("created_at", tzinfo=timezone.get_current_timezone()))
+        .annotate(
+            month=TruncMonth("created_at", tzinfo=timezone.get_current_timezone())
+        )
         .values("month")
-        .annotate(income=Sum("amount"), tax=Sum("tax"), fee=Sum("fee"), net=Sum("net_amount"))
+        .annotate(
+            income=Sum("amount"), tax=Sum("tax"), fee=Sum("fee"), net=Sum("net_amount")
+        )
         .order_by("-month")
     )
     return [
         {
-            "month": row["month"].date() if hasattr(row["month"], "date") else row["month"],
+            "month": row["month"].date()
+            if hasattr(row["month"], "date")
+            else row["month"],
             "income": row["income"],
             "tax": row["tax"],
             "fee": row["fee"],
@@ -145,13 +163,33 @@ def commission_report() -> list[dict]:
         JournalEntry.objects.filter(account__distributor__isnull=False)
         .values("account__distributor_id")
         .annotate(
-            earned=_sum("amount", filter=pending & Q(side=EntrySide.CREDIT, transaction__kind=TransactionKind.ACCRUAL)),
+            earned=_sum(
+                "amount",
+                filter=pending
+                & Q(side=EntrySide.CREDIT, transaction__kind=TransactionKind.ACCRUAL),
+            ),
             reversed=_sum(
                 "amount",
-                filter=Q(side=EntrySide.DEBIT, transaction__kind__in=[TransactionKind.CANCELLATION, TransactionKind.CLAWBACK]),
+                filter=Q(
+                    side=EntrySide.DEBIT,
+                    transaction__kind__in=[
+                        TransactionKind.CANCELLATION,
+                        TransactionKind.CLAWBACK,
+                    ],
+                ),
             ),
-            settled=_sum("amount", filter=available & Q(side=EntrySide.CREDIT, transaction__kind=TransactionKind.SETTLEMENT)),
-            withdrawn=_sum("amount", filter=available & Q(side=EntrySide.DEBIT, transaction__kind=TransactionKind.WITHDRAWAL)),
+            settled=_sum(
+                "amount",
+                filter=available
+                & Q(
+                    side=EntrySide.CREDIT, transaction__kind=TransactionKind.SETTLEMENT
+                ),
+            ),
+            withdrawn=_sum(
+                "amount",
+                filter=available
+                & Q(side=EntrySide.DEBIT, transaction__kind=TransactionKind.WITHDRAWAL),
+            ),
         )
         .order_by("account__distributor_id")
     )
@@ -171,7 +209,9 @@ def commission_report() -> list[dict]:
 def commissions_for_export():
     """Commission rows for the CSV export, with order number and beneficiary (one join each,
     one row per commission)."""
-    return Commission.objects.select_related("order", "beneficiary__user").order_by("pk")
+    return Commission.objects.select_related("order", "beneficiary__user").order_by(
+        "pk"
+    )
 
 
 def month_bounds(month: date):
@@ -200,9 +240,19 @@ def preview_split(*, distributor, product, amount: Decimal, quantity: int = 1) -
         paid_amount=amount,
         cost_amount=Decimal(product.cost_price or 0) * quantity,
         distributor_id=distributor.pk,
-        attribution={"distributor_id": distributor.pk, "chain": upline_ids(distributor, depth=_commission_depth())},
+        attribution={
+            "distributor_id": distributor.pk,
+            "chain": upline_ids(distributor, depth=_commission_depth()),
+        },
         paid_at=timezone.now(),
     )
     lines, base, computed, cap_reason = plan_split(order)
     total = sum((line.amount for line in lines), ZERO)
-    return {"lines": lines, "base": base, "computed": computed, "total": total, "merchant_keeps": base - total, "cap_reason": cap_reason}
+    return {
+        "lines": lines,
+        "base": base,
+        "computed": computed,
+        "total": total,
+        "merchant_keeps": base - total,
+        "cap_reason": cap_reason,
+    }

@@ -3,7 +3,9 @@
 from celery import shared_task
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
 def settle_commissions_task(cycle: str) -> int | None:
     """Beat runs one entry per cycle; only the merchant's chosen cycle settles."""
     from .services import get_policy, run_settlement
@@ -13,14 +15,18 @@ def settle_commissions_task(cycle: str) -> int | None:
     return run_settlement(cycle=cycle).pk
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
 def pay_withdrawal_task(withdrawal_id: int) -> str:
     from .services import pay_withdrawal
 
     return pay_withdrawal(withdrawal_id=withdrawal_id).status
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5
+)
 def split_commissions_task(order_id: int) -> int:
     from orders.models import Order
 
@@ -29,7 +35,9 @@ def split_commissions_task(order_id: int) -> int:
     return len(split_commissions(order=Order.objects.get(pk=order_id)))
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5
+)
 def reverse_commissions_task(order_id: int) -> int:
     from orders.models import Order
 

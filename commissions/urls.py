@@ -7,7 +7,15 @@ urlpatterns = [
     path("agent/wallet/", views.wallet, name="wallet"),
     path("agent/wallet/statements/", views.statements, name="statements"),
     path("agent/wallet/withdrawals/", views.withdrawals, name="withdrawals"),
-    path("agent/wallet/withdrawals/create/", views.withdrawal_create, name="withdrawal-create"),
-    path("agent/wallet/accounts/create/", views.payout_account_create, name="payout-account-create"),
+    path(
+        "agent/wallet/withdrawals/create/",
+        views.withdrawal_create,
+        name="withdrawal-create",
+    ),
+    path(
+        "agent/wallet/accounts/create/",
+        views.payout_account_create,
+        name="payout-account-create",
+    ),
     path("agent/wallet/tax/", views.tax_statements, name="tax-statements"),
 ]

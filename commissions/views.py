@@ -35,10 +35,14 @@ def distributor_required(view):
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_authenticated:
-            return redirect(f"{_login_url()}?{urlencode({'next': request.get_full_path()})}")
+            return redirect(
+                f"{_login_url()}?{urlencode({'next': request.get_full_path()})}"
+            )
         viewer = distributor_for_user(request.user)
         if viewer is None or viewer.status != "active":
-            return render(request, "commissions/not_agent.html", {"viewer": viewer}, status=403)
+            return render(
+                request, "commissions/not_agent.html", {"viewer": viewer}, status=403
+            )
         return view(request, viewer, *args, **kwargs)
 
     return wrapper
@@ -64,14 +68,22 @@ def wallet(request, viewer):
 
 @distributor_required
 def statements(request, viewer):
-    page = Paginator(selectors.statement_lines(viewer), 30).get_page(request.GET.get("page"))
-    return render(request, "commissions/statements.html", {"viewer": viewer, "page": page})
+    page = Paginator(selectors.statement_lines(viewer), 30).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request, "commissions/statements.html", {"viewer": viewer, "page": page}
+    )
 
 
 @distributor_required
 def withdrawals(request, viewer):
-    page = Paginator(selectors.withdrawals(viewer), 30).get_page(request.GET.get("page"))
-    return render(request, "commissions/withdrawals.html", {"viewer": viewer, "page": page})
+    page = Paginator(selectors.withdrawals(viewer), 30).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request, "commissions/withdrawals.html", {"viewer": viewer, "page": page}
+    )
 
 
 @distributor_required
@@ -82,7 +94,10 @@ def withdrawal_create(request, viewer):
     if request.method == "POST":
         form = WithdrawalForm(request.POST, accounts=accounts)
         if form.is_valid():
-            account = next((a for a in accounts if a.pk == form.cleaned_data["payout_account"]), None)
+            account = next(
+                (a for a in accounts if a.pk == form.cleaned_data["payout_account"]),
+                None,
+            )
             try:
                 withdrawal = services.request_withdrawal(
                     distributor=viewer,
@@ -94,21 +109,38 @@ def withdrawal_create(request, viewer):
                 errors = _messages(error)
             else:
                 messages.success(
-                    request, _("提现申请已提交：¥%(amount)s，待财务审核") % {"amount": withdrawal.amount}
+                    request,
+                    _("提现申请已提交：¥%(amount)s，待财务审核")
+                    % {"amount": withdrawal.amount},
                 )
                 return redirect("commissions:withdrawals")
         else:
-            errors = [message for field_errors in form.errors.values() for message in field_errors]
+            errors = [
+                message
+                for field_errors in form.errors.values()
+                for message in field_errors
+            ]
         form = WithdrawalForm(
-            initial={**request.POST.dict(), "token": request.POST.get("token") or services.new_request_token()},
+            initial={
+                **request.POST.dict(),
+                "token": request.POST.get("token") or services.new_request_token(),
+            },
             accounts=accounts,
         )
     else:
-        form = WithdrawalForm(initial={"token": services.new_request_token()}, accounts=accounts)
+        form = WithdrawalForm(
+            initial={"token": services.new_request_token()}, accounts=accounts
+        )
     return render(
         request,
         "commissions/withdrawal_form.html",
-        {"viewer": viewer, "form": form, "errors": errors, "wallet": selectors.wallet(viewer), "accounts": accounts},
+        {
+            "viewer": viewer,
+            "form": form,
+            "errors": errors,
+            "wallet": selectors.wallet(viewer),
+            "accounts": accounts,
+        },
         status=400 if errors else 200,
     )
 
@@ -128,9 +160,15 @@ def payout_account_create(request, viewer):
                 messages.success(request, _("收款账户已添加"))
                 return redirect("commissions:withdrawal-create")
         else:
-            errors = [message for field_errors in form.errors.values() for message in field_errors]
+            errors = [
+                message
+                for field_errors in form.errors.values()
+                for message in field_errors
+            ]
     return render(
-        request, "commissions/payout_account_form.html", {"viewer": viewer, "form": form, "errors": errors},
+        request,
+        "commissions/payout_account_form.html",
+        {"viewer": viewer, "form": form, "errors": errors},
         status=400 if errors else 200,
     )
 
@@ -138,5 +176,7 @@ def payout_account_create(request, viewer):
 @distributor_required
 def tax_statements(request, viewer):
     return render(
-        request, "commissions/tax_statements.html", {"viewer": viewer, "months": selectors.monthly_tax_statements(viewer)}
+        request,
+        "commissions/tax_statements.html",
+        {"viewer": viewer, "months": selectors.monthly_tax_statements(viewer)},
     )

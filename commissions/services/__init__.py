@@ -2,7 +2,13 @@
 ``reverse_commissions``, ``pay_from_wallet``; risk control: ``freeze_commissions``)."""
 
 from .ledger import UnbalancedTransaction, post_journal_transaction
-from .lifecycle import freeze_commissions, release_commissions, reverse_commissions, run_settlement, settlement_key
+from .lifecycle import (
+    freeze_commissions,
+    release_commissions,
+    reverse_commissions,
+    run_settlement,
+    settlement_key,
+)
 from .rules import (
     check_without_saving,
     get_policy,
@@ -12,7 +18,6 @@ from .rules import (
     save_policy,
     save_product_bonus,
 )
-from . import lifecycle
 from .split import plan_split, split_commissions
 from .withdrawals import (
     InsufficientBalance,

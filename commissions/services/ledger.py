@@ -17,7 +17,14 @@ from django.db.models import F
 
 from kamen.money import FEN, ZERO
 
-from ..models import DISTRIBUTOR_KINDS, Account, AccountKind, EntrySide, JournalEntry, JournalTransaction
+from ..models import (
+    DISTRIBUTOR_KINDS,
+    Account,
+    AccountKind,
+    EntrySide,
+    JournalEntry,
+    JournalTransaction,
+)
 
 
 class UnbalancedTransaction(ValueError):
@@ -37,7 +44,9 @@ def debit(account: Account, amount: Decimal, *, commission=None) -> Line:
 
 
 def credit(account: Account, amount: Decimal, *, commission=None) -> Line:
-    return Line(account, EntrySide.CREDIT, amount, getattr(commission, "pk", commission))
+    return Line(
+        account, EntrySide.CREDIT, amount, getattr(commission, "pk", commission)
+    )
 
 
 def merchant_account(kind: str) -> Account:
@@ -57,9 +66,12 @@ def distributor_accounts(distributor_id: int) -> dict[str, Account]:
     missing = [kind for kind in DISTRIBUTOR_KINDS if kind not in found]
     if missing:
         Account.objects.bulk_create(
-            [Account(kind=kind, distributor_id=distributor_id) for kind in missing], ignore_conflicts=True
+            [Account(kind=kind, distributor_id=distributor_id) for kind in missing],
+            ignore_conflicts=True,
         )
-        found = {a.kind: a for a in Account.objects.filter(distributor_id=distributor_id)}
+        found = {
+            a.kind: a for a in Account.objects.filter(distributor_id=distributor_id)
+        }
     return found
 
 
@@ -74,7 +86,9 @@ def _check(lines: list[Line]) -> None:
     for line in lines:
         amount = Decimal(line.amount)
         if not amount.is_finite() or amount <= 0 or amount != amount.quantize(FEN):
-            raise UnbalancedTransaction(f"entry amount {line.amount} must be a positive whole-fen amount")
+            raise UnbalancedTransaction(
+                f"entry amount {line.amount} must be a positive whole-fen amount"
+            )
         if line.side not in totals:
             raise UnbalancedTransaction(f"unknown side {line.side!r}")
         totals[line.side] += amount
@@ -85,7 +99,13 @@ def _check(lines: list[Line]) -> None:
 
 
 def post_journal_transaction(
-    *, kind: str, reference: str, lines: list[Line], memo: str = "", order=None, actor=None
+    *,
+    kind: str,
+    reference: str,
+    lines: list[Line],
+    memo: str = "",
+    order=None,
+    actor=None,
 ) -> JournalTransaction:
     """Post a balanced transaction once per ``reference``; return it (or the earlier one)."""
     _check(lines)
@@ -118,10 +138,14 @@ def post_journal_transaction(
         )
         deltas: dict[int, Decimal] = defaultdict(lambda: ZERO)
         for line in lines:
-            deltas[line.account.pk] += line.amount if line.side == EntrySide.CREDIT else -line.amount
+            deltas[line.account.pk] += (
+                line.amount if line.side == EntrySide.CREDIT else -line.amount
+            )
         for account_pk in sorted(deltas):
             if deltas[account_pk]:
-                Account.objects.filter(pk=account_pk).update(balance=F("balance") + deltas[account_pk])
+                Account.objects.filter(pk=account_pk).update(
+                    balance=F("balance") + deltas[account_pk]
+                )
     return journal
 
 

@@ -34,7 +34,14 @@ from ..models import (
     TransactionKind,
     WalletHold,
 )
-from .ledger import credit, debit, distributor_account, distributor_accounts, merchant_account, post_journal_transaction
+from .ledger import (
+    credit,
+    debit,
+    distributor_account,
+    distributor_accounts,
+    merchant_account,
+    post_journal_transaction,
+)
 
 
 # --- refunds ----------------------------------------------------------------------------------
@@ -50,22 +57,36 @@ def reverse_commissions(*, order) -> list[JournalTransaction]:
         if paid <= 0 or refunded <= 0:
             return []
         revenue = merchant_account(AccountKind.MERCHANT_REVENUE)
-        for commission in Commission.objects.select_for_update().filter(order=locked).order_by("pk"):
-            target = commission.amount if refunded >= paid else to_fen(commission.amount * refunded / paid)
+        for commission in (
+            Commission.objects.select_for_update().filter(order=locked).order_by("pk")
+        ):
+            target = (
+                commission.amount
+                if refunded >= paid
+                else to_fen(commission.amount * refunded / paid)
+            )
             delta = target - commission.reversed_amount
             if delta <= 0:
                 continue
             is_settled = commission.status == CommissionStatus.AVAILABLE
             account = distributor_account(
                 commission.beneficiary_id,
-                AccountKind.DISTRIBUTOR_AVAILABLE if is_settled else AccountKind.DISTRIBUTOR_PENDING,
+                AccountKind.DISTRIBUTOR_AVAILABLE
+                if is_settled
+                else AccountKind.DISTRIBUTOR_PENDING,
             )
             posted.append(
                 post_journal_transaction(
-                    kind=TransactionKind.CLAWBACK if is_settled else TransactionKind.CANCELLATION,
+                    kind=TransactionKind.CLAWBACK
+                    if is_settled
+                    else TransactionKind.CANCELLATION,
                     reference=f"reversal:{commission.pk}:{target}",
-                    lines=[debit(account, delta, commission=commission), credit(revenue, delta, commission=commission)],
-                    memo=_("订单 %(order)s 退款，冲回第 %(level)s 级佣金") % {"order": locked.order_no, "level": commission.level},
+                    lines=[
+                        debit(account, delta, commission=commission),
+                        credit(revenue, delta, commission=commission),
+                    ],
+                    memo=_("订单 %(order)s 退款，冲回第 %(level)s 级佣金")
+                    % {"order": locked.order_no, "level": commission.level},
                     order=locked,
                 )
             )
@@ -91,7 +112,9 @@ def settlement_key(cycle: str, moment: datetime) -> str:
     raise ValidationError(_("未知的结算周期：%(cycle)s") % {"cycle": cycle})
 
 
-def run_settlement(*, cycle: str, now: datetime | None = None, key: str | None = None) -> SettlementRun:
+def run_settlement(
+    *, cycle: str, now: datetime | None = None, key: str | None = None
+) -> SettlementRun:
     """Settle every pending commission whose hold has passed (risk-held distributors wait).
     Once per cycle and period: a repeated run returns the first run unchanged."""
     now = now or timezone.now()
@@ -120,8 +143,20 @@ def run_settlement(*, cycle: str, now: datetime | None = None, key: str | None =
             for commission in commissions:
                 outstanding = commission.amount - commission.reversed_amount
                 if outstanding > 0:
-                    lines.append(debit(accounts[AccountKind.DISTRIBUTOR_PENDING], outstanding, commission=commission))
-                    lines.append(credit(accounts[AccountKind.DISTRIBUTOR_AVAILABLE], outstanding, commission=commission))
+                    lines.append(
+                        debit(
+                            accounts[AccountKind.DISTRIBUTOR_PENDING],
+                            outstanding,
+                            commission=commission,
+                        )
+                    )
+                    lines.append(
+                        credit(
+                            accounts[AccountKind.DISTRIBUTOR_AVAILABLE],
+                            outstanding,
+                            commission=commission,
+                        )
+                    )
                     total += outstanding
             if lines:
                 post_journal_transaction(
@@ -153,9 +188,13 @@ def freeze_commissions(*, distributor, reason: str, actor, request=None) -> Wall
 
         locked = {
             a.kind: a
-            for a in Account.objects.select_for_update().filter(pk__in=[a.pk for a in accounts.values()]).order_by("pk")
+            for a in Account.objects.select_for_update()
+            .filter(pk__in=[a.pk for a in accounts.values()])
+            .order_by("pk")
         }
-        active = WalletHold.objects.filter(distributor=distributor, is_active=True).first()
+        active = WalletHold.objects.filter(
+            distributor=distributor, is_active=True
+        ).first()
         if active is not None:
             return active
         pending = max(locked[AccountKind.DISTRIBUTOR_PENDING].balance, ZERO)
@@ -169,39 +208,75 @@ def freeze_commissions(*, distributor, reason: str, actor, request=None) -> Wall
         )
         lines = []
         if pending > 0:
-            lines += [debit(locked[AccountKind.DISTRIBUTOR_PENDING], pending), credit(locked[AccountKind.DISTRIBUTOR_FROZEN], pending)]
+            lines += [
+                debit(locked[AccountKind.DISTRIBUTOR_PENDING], pending),
+                credit(locked[AccountKind.DISTRIBUTOR_FROZEN], pending),
+            ]
         if available > 0:
             lines += [
                 debit(locked[AccountKind.DISTRIBUTOR_AVAILABLE], available),
                 credit(locked[AccountKind.DISTRIBUTOR_FROZEN], available),
             ]
         if lines:
-            post_journal_transaction(kind=TransactionKind.FREEZE, reference=f"freeze:{hold.pk}", lines=lines, memo=reason, actor=actor)
-        record_audit(actor=actor, action="commissions.frozen", target=hold, changes={"reason": [None, reason]}, request=request)
+            post_journal_transaction(
+                kind=TransactionKind.FREEZE,
+                reference=f"freeze:{hold.pk}",
+                lines=lines,
+                memo=reason,
+                actor=actor,
+            )
+        record_audit(
+            actor=actor,
+            action="commissions.frozen",
+            target=hold,
+            changes={"reason": [None, reason]},
+            request=request,
+        )
     return hold
 
 
 def release_commissions(*, distributor, actor, request=None) -> WalletHold | None:
     """Return what the active hold froze to pending and available."""
     with transaction.atomic():
-        hold = WalletHold.objects.select_for_update().filter(distributor=distributor, is_active=True).first()
+        hold = (
+            WalletHold.objects.select_for_update()
+            .filter(distributor=distributor, is_active=True)
+            .first()
+        )
         if hold is None:
             return None
         accounts = distributor_accounts(distributor.pk)
         frozen = accounts[AccountKind.DISTRIBUTOR_FROZEN]
         lines = []
         if hold.frozen_pending > 0:
-            lines += [debit(frozen, hold.frozen_pending), credit(accounts[AccountKind.DISTRIBUTOR_PENDING], hold.frozen_pending)]
+            lines += [
+                debit(frozen, hold.frozen_pending),
+                credit(accounts[AccountKind.DISTRIBUTOR_PENDING], hold.frozen_pending),
+            ]
         if hold.frozen_available > 0:
-            lines += [debit(frozen, hold.frozen_available), credit(accounts[AccountKind.DISTRIBUTOR_AVAILABLE], hold.frozen_available)]
+            lines += [
+                debit(frozen, hold.frozen_available),
+                credit(
+                    accounts[AccountKind.DISTRIBUTOR_AVAILABLE], hold.frozen_available
+                ),
+            ]
         if lines:
-            post_journal_transaction(kind=TransactionKind.RELEASE, reference=f"release:{hold.pk}", lines=lines, actor=actor)
+            post_journal_transaction(
+                kind=TransactionKind.RELEASE,
+                reference=f"release:{hold.pk}",
+                lines=lines,
+                actor=actor,
+            )
         hold.is_active = False
         hold.released_at = timezone.now()
         hold.save(update_fields=["is_active", "released_at"])
-        record_audit(actor=actor, action="commissions.released", target=hold, request=request)
+        record_audit(
+            actor=actor, action="commissions.released", target=hold, request=request
+        )
     return hold
 
 
 def has_active_hold(distributor_id: int) -> bool:
-    return WalletHold.objects.filter(distributor_id=distributor_id, is_active=True).exists()
+    return WalletHold.objects.filter(
+        distributor_id=distributor_id, is_active=True
+    ).exists()

@@ -54,9 +54,17 @@ def _row_problems(rule: CommissionRule) -> list[str]:
     if rule.trigger != RuleTrigger.SALE:
         problems.append(_("佣金只能来自真实销售，不得为发展下级（拉人头）支付佣金"))
     if rule.level is None or not 1 <= int(rule.level) <= MAX_LEVELS:
-        problems.append(_("佣金最多向上分配 3 级，层级必须是 1–3（收到 %(level)s）") % {"level": rule.level})
-    if rule.mode == RuleMode.PERCENT and not 0 <= int(rule.rate_bp or 0) <= BASIS_POINTS:
-        problems.append(_("比例必须在 0–100%% 之间（收到 %(rate)s 基点）") % {"rate": rule.rate_bp})
+        problems.append(
+            _("佣金最多向上分配 3 级，层级必须是 1–3（收到 %(level)s）")
+            % {"level": rule.level}
+        )
+    if (
+        rule.mode == RuleMode.PERCENT
+        and not 0 <= int(rule.rate_bp or 0) <= BASIS_POINTS
+    ):
+        problems.append(
+            _("比例必须在 0–100%% 之间（收到 %(rate)s 基点）") % {"rate": rule.rate_bp}
+        )
     if rule.mode == RuleMode.FIXED:
         if Decimal(rule.fixed_amount or 0) < 0:
             problems.append(_("固定金额不能为负数"))
@@ -84,29 +92,50 @@ def worst_cases(policy: CommissionPolicy) -> list[WorstCase]:
     campaign): the largest share of the base the rule set could pay on one order."""
     from catalog.models import Product
 
-    rules = list(CommissionRule.objects.filter(is_active=True).select_related("product"))
-    bonuses = {b.product_id: b.bonus_bp for b in ProductBonus.objects.filter(is_active=True)}
+    rules = list(
+        CommissionRule.objects.filter(is_active=True).select_related("product")
+    )
+    bonuses = {
+        b.product_id: b.bonus_bp for b in ProductBonus.objects.filter(is_active=True)
+    }
     campaigns = list(Campaign.objects.filter(is_active=True))
     grades = _grades()
-    product_ids = {r.product_id for r in rules if r.product_id} | set(bonuses) | {c.product_id for c in campaigns if c.product_id}
+    product_ids = (
+        {r.product_id for r in rules if r.product_id}
+        | set(bonuses)
+        | {c.product_id for c in campaigns if c.product_id}
+    )
     scopes = [None] + list(Product.objects.filter(pk__in=product_ids))
     result = []
     for product in scopes:
         product_id = getattr(product, "pk", None)
         multiplier = max(
-            [Decimal(c.multiplier_bp) for c in campaigns if c.product_id in (None, product_id)] or [Decimal(BASIS_POINTS)]
+            [
+                Decimal(c.multiplier_bp)
+                for c in campaigns
+                if c.product_id in (None, product_id)
+            ]
+            or [Decimal(BASIS_POINTS)]
         )
         total = Decimal(0)
         for level in range(1, MAX_LEVELS + 1):
             candidates = []
             grade_ids = [g.pk for g in grades] or [None]
             for grade_id in grade_ids:
-                rule = resolve_rule(rules, grade_id=grade_id, product_id=product_id, level=level)
+                rule = resolve_rule(
+                    rules, grade_id=grade_id, product_id=product_id, level=level
+                )
                 if rule is not None:
                     candidates.append(_rate_bp_for(rule, product))
                 else:
                     grade = next((g for g in grades if g.pk == grade_id), None)
-                    candidates.append(Decimal(getattr(grade, f"commission_level{level}_bp", 0) if grade else 0))
+                    candidates.append(
+                        Decimal(
+                            getattr(grade, f"commission_level{level}_bp", 0)
+                            if grade
+                            else 0
+                        )
+                    )
             total += max(candidates or [Decimal(0)])
         total = total * multiplier / BASIS_POINTS + Decimal(bonuses.get(product_id, 0))
         result.append(WorstCase(product, total))
@@ -115,9 +144,18 @@ def worst_cases(policy: CommissionPolicy) -> list[WorstCase]:
 
 def resolve_rule(rules, *, grade_id, product_id, level) -> CommissionRule | None:
     """The rule that applies: product+grade, product, grade, general — first found wins."""
-    for want_product, want_grade in ((product_id, grade_id), (product_id, None), (None, grade_id), (None, None)):
+    for want_product, want_grade in (
+        (product_id, grade_id),
+        (product_id, None),
+        (None, grade_id),
+        (None, None),
+    ):
         for rule in rules:
-            if rule.level == level and rule.product_id == want_product and rule.grade_id == want_grade:
+            if (
+                rule.level == level
+                and rule.product_id == want_product
+                and rule.grade_id == want_grade
+            ):
                 return rule
     return None
 
@@ -132,20 +170,40 @@ def rule_set_problems(policy: CommissionPolicy | None = None) -> list[str]:
         name = str(case.product) if case.product is not None else _("全部商品")
         if case.share_bp > policy.max_order_share_bp:
             problems.append(
-                _("%(scope)s：最高可能支付实付金额的 %(worst)s%%，超过单笔订单上限 %(cap)s%%")
-                % {"scope": name, "worst": f"{case.share_bp / 100:.2f}", "cap": f"{Decimal(policy.max_order_share_bp) / 100:.2f}"}
+                _(
+                    "%(scope)s：最高可能支付实付金额的 %(worst)s%%，超过单笔订单上限 %(cap)s%%"
+                )
+                % {
+                    "scope": name,
+                    "worst": f"{case.share_bp / 100:.2f}",
+                    "cap": f"{Decimal(policy.max_order_share_bp) / 100:.2f}",
+                }
             )
         product = case.product
         if product is not None and product.retail_price:
             retail = Decimal(product.retail_price)
             cost = Decimal(product.cost_price or 0)
-            base = retail if policy.base == CommissionBase.PAID else max(retail - cost, Decimal(0))
+            base = (
+                retail
+                if policy.base == CommissionBase.PAID
+                else max(retail - cost, Decimal(0))
+            )
             worst_amount = base * case.share_bp / BASIS_POINTS
-            allowed = max(retail - cost, Decimal(0)) * policy.max_margin_share_bp / BASIS_POINTS
+            allowed = (
+                max(retail - cost, Decimal(0))
+                * policy.max_margin_share_bp
+                / BASIS_POINTS
+            )
             if worst_amount > allowed:
                 problems.append(
-                    _("%(scope)s：按零售价最高可能支付 ¥%(worst)s，超过毛利分配上限 ¥%(cap)s")
-                    % {"scope": name, "worst": f"{worst_amount:.2f}", "cap": f"{allowed:.2f}"}
+                    _(
+                        "%(scope)s：按零售价最高可能支付 ¥%(worst)s，超过毛利分配上限 ¥%(cap)s"
+                    )
+                    % {
+                        "scope": name,
+                        "worst": f"{worst_amount:.2f}",
+                        "cap": f"{allowed:.2f}",
+                    }
                 )
     return problems
 
@@ -171,21 +229,31 @@ def _save_checked(instance, *, actor, action: str, request=None):
     return instance
 
 
-def save_commission_rule(*, rule: CommissionRule, actor, request=None) -> CommissionRule:
-    return _save_checked(rule, actor=actor, action="commissions.rule_saved", request=request)
+def save_commission_rule(
+    *, rule: CommissionRule, actor, request=None
+) -> CommissionRule:
+    return _save_checked(
+        rule, actor=actor, action="commissions.rule_saved", request=request
+    )
 
 
 def save_product_bonus(*, bonus: ProductBonus, actor, request=None) -> ProductBonus:
-    return _save_checked(bonus, actor=actor, action="commissions.bonus_saved", request=request)
+    return _save_checked(
+        bonus, actor=actor, action="commissions.bonus_saved", request=request
+    )
 
 
 def save_campaign(*, campaign: Campaign, actor, request=None) -> Campaign:
-    return _save_checked(campaign, actor=actor, action="commissions.campaign_saved", request=request)
+    return _save_checked(
+        campaign, actor=actor, action="commissions.campaign_saved", request=request
+    )
 
 
 def save_policy(*, policy: CommissionPolicy, actor, request=None) -> CommissionPolicy:
     policy.pk = 1
-    return _save_checked(policy, actor=actor, action="commissions.policy_saved", request=request)
+    return _save_checked(
+        policy, actor=actor, action="commissions.policy_saved", request=request
+    )
 
 
 def check_without_saving(instance) -> list[str]:
@@ -196,7 +264,9 @@ def check_without_saving(instance) -> list[str]:
     is_new = instance.pk is None
     with transaction.atomic():
         instance.save()
-        problems = rule_set_problems(get_policy() if not isinstance(instance, CommissionPolicy) else instance)
+        problems = rule_set_problems(
+            get_policy() if not isinstance(instance, CommissionPolicy) else instance
+        )
         transaction.set_rollback(True)
     if is_new:
         instance.pk = None

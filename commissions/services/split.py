@@ -42,7 +42,13 @@ from ..models import (
     RuleMode,
     TransactionKind,
 )
-from .ledger import credit, debit, distributor_account, merchant_account, post_journal_transaction
+from .ledger import (
+    credit,
+    debit,
+    distributor_account,
+    merchant_account,
+    post_journal_transaction,
+)
 from .rules import get_policy, resolve_rule
 
 
@@ -79,16 +85,16 @@ def is_self_purchase(order) -> bool:
     (``attribution["self_purchase"]`` or ``attribution["buyer_distributor_id"]``)."""
     snapshot = order.attribution or {}
     buyer = snapshot.get("buyer_distributor_id")
-    return bool(snapshot.get("self_purchase")) or (buyer is not None and buyer == snapshot.get("distributor_id"))
+    return bool(snapshot.get("self_purchase")) or (
+        buyer is not None and buyer == snapshot.get("distributor_id")
+    )
 
 
 def _commission_depth() -> int:
-    try:
-        from distribution.services.pricing import commission_depth
+    """The merchant's depth (1–3) from the distribution settings, never more than 3."""
+    from distribution.services.pricing import commission_depth
 
-        return min(int(commission_depth()), MAX_LEVELS)
-    except Exception:  # the distribution app's settings row missing: the legal maximum
-        return MAX_LEVELS
+    return min(int(commission_depth()), MAX_LEVELS)
 
 
 def _sub_store_difference(order, distributors) -> Decimal:
@@ -96,16 +102,22 @@ def _sub_store_difference(order, distributors) -> Decimal:
     snapshot = order.attribution or {}
     if not snapshot.get("sub_store") or not order.distributor_id:
         return ZERO
-    distributor = distributors.get(int(snapshot.get("distributor_id") or order.distributor_id))
+    distributor = distributors.get(
+        int(snapshot.get("distributor_id") or order.distributor_id)
+    )
     if distributor is None:
         return ZERO
     from distribution.services.pricing import cost_price_for
 
-    unit_cost = cost_price_for(distributor=distributor, product=order.product, quantity=order.quantity)
+    unit_cost = cost_price_for(
+        distributor=distributor, product=order.product, quantity=order.quantity
+    )
     return max(Decimal(order.paid_amount) - unit_cost * order.quantity, ZERO)
 
 
-def plan_split(order, *, policy=None, distributors=None, now=None) -> tuple[list[PlannedLine], Decimal, Decimal, str]:
+def plan_split(
+    order, *, policy=None, distributors=None, now=None
+) -> tuple[list[PlannedLine], Decimal, Decimal, str]:
     """The lines an order would pay, after caps: (lines, base, computed total, cap reason)."""
     from distribution.models import Distributor
 
@@ -117,13 +129,19 @@ def plan_split(order, *, policy=None, distributors=None, now=None) -> tuple[list
     if distributors is None:
         distributors = Distributor.objects.select_related("grade").in_bulk(chain)
     rules = list(
-        CommissionRule.objects.filter(is_active=True, level__lte=len(chain), product_id__in=[order.product_id])
-        | CommissionRule.objects.filter(is_active=True, level__lte=len(chain), product__isnull=True)
+        CommissionRule.objects.filter(
+            is_active=True, level__lte=len(chain), product_id__in=[order.product_id]
+        )
+        | CommissionRule.objects.filter(
+            is_active=True, level__lte=len(chain), product__isnull=True
+        )
     )
     moment = now or order.paid_at or timezone.now()
     multipliers = [
         Decimal(c.multiplier_bp)
-        for c in Campaign.objects.filter(is_active=True, starts_at__lte=moment, ends_at__gt=moment)
+        for c in Campaign.objects.filter(
+            is_active=True, starts_at__lte=moment, ends_at__gt=moment
+        )
         if c.product_id in (None, order.product_id)
     ]
     multiplier = max(multipliers or [Decimal(BASIS_POINTS)])
@@ -133,34 +151,75 @@ def plan_split(order, *, policy=None, distributors=None, now=None) -> tuple[list
         distributor = distributors.get(beneficiary_id)
         if distributor is None or (level == 1 and self_purchase):
             continue
-        rule = resolve_rule(rules, grade_id=distributor.grade_id, product_id=order.product_id, level=level)
+        rule = resolve_rule(
+            rules,
+            grade_id=distributor.grade_id,
+            product_id=order.product_id,
+            level=level,
+        )
         if rule is not None and rule.mode == RuleMode.FIXED:
-            raw = Decimal(rule.fixed_amount) * order.quantity * multiplier / BASIS_POINTS
+            raw = (
+                Decimal(rule.fixed_amount) * order.quantity * multiplier / BASIS_POINTS
+            )
             rate_bp, description = 0, rule.describe()
         else:
-            rate_bp = rule.rate_bp if rule is not None else getattr(distributor.grade, f"commission_level{level}_bp", 0)
+            rate_bp = (
+                rule.rate_bp
+                if rule is not None
+                else getattr(distributor.grade, f"commission_level{level}_bp", 0)
+            )
             raw = base * Decimal(rate_bp) * multiplier / (BASIS_POINTS * BASIS_POINTS)
-            description = rule.describe() if rule is not None else _("%(grade)s 等级第 %(level)s 级") % {
-                "grade": distributor.grade.name,
-                "level": level,
-            }
+            description = (
+                rule.describe()
+                if rule is not None
+                else _("%(grade)s 等级第 %(level)s 级")
+                % {
+                    "grade": distributor.grade.name,
+                    "level": level,
+                }
+            )
         if multiplier != BASIS_POINTS:
             description = f"{description} × {multiplier / BASIS_POINTS:g}"
         amount = to_fen(raw)
         if amount > 0:
-            lines.append(PlannedLine(beneficiary_id, CommissionKind.LEVEL, level, rule, description[:200], rate_bp, amount))
-    bonus = ProductBonus.objects.filter(product_id=order.product_id, is_active=True).first()
+            lines.append(
+                PlannedLine(
+                    beneficiary_id,
+                    CommissionKind.LEVEL,
+                    level,
+                    rule,
+                    description[:200],
+                    rate_bp,
+                    amount,
+                )
+            )
+    bonus = ProductBonus.objects.filter(
+        product_id=order.product_id, is_active=True
+    ).first()
     if bonus is not None and chain[0] in distributors and not self_purchase:
         amount = to_fen(base * bonus.bonus_bp / BASIS_POINTS)
         if amount > 0:
             lines.append(
-                PlannedLine(chain[0], CommissionKind.BONUS, 1, None, _("商品额外奖励 %(rate)s%%") % {"rate": f"{Decimal(bonus.bonus_bp) / 100:.2f}"}, bonus.bonus_bp, amount)
+                PlannedLine(
+                    chain[0],
+                    CommissionKind.BONUS,
+                    1,
+                    None,
+                    _("商品额外奖励 %(rate)s%%")
+                    % {"rate": f"{Decimal(bonus.bonus_bp) / 100:.2f}"},
+                    bonus.bonus_bp,
+                    amount,
+                )
             )
     computed = sum((line.amount for line in lines), ZERO)
     paid = Decimal(order.paid_amount)
     order_cap = to_fen(paid * policy.max_order_share_bp / BASIS_POINTS)
     margin = max(paid - Decimal(order.cost_amount or 0), ZERO)
-    margin_cap = max(to_fen(margin * policy.max_margin_share_bp / BASIS_POINTS) - _sub_store_difference(order, distributors), ZERO)
+    margin_cap = max(
+        to_fen(margin * policy.max_margin_share_bp / BASIS_POINTS)
+        - _sub_store_difference(order, distributors),
+        ZERO,
+    )
     cap = min(order_cap, margin_cap, base)
     reason = ""
     if computed > cap:
@@ -180,8 +239,12 @@ def split_commissions(*, order) -> list[Commission]:
     from orders.models import Order
 
     with transaction.atomic():
-        locked = Order.objects.select_for_update().select_related("product").get(pk=order.pk)
-        existing = list(Commission.objects.filter(order=locked).order_by("level", "kind"))
+        locked = (
+            Order.objects.select_for_update().select_related("product").get(pk=order.pk)
+        )
+        existing = list(
+            Commission.objects.filter(order=locked).order_by("level", "kind")
+        )
         if existing:
             return existing
         policy = get_policy()
@@ -189,7 +252,9 @@ def split_commissions(*, order) -> list[Commission]:
         if not lines:
             return []
         delivered_at = locked.completed_at or timezone.now()
-        available_at = delivered_at + timedelta(days=policy.hold_days_for(locked.product_type))
+        available_at = delivered_at + timedelta(
+            days=policy.hold_days_for(locked.product_type)
+        )
         commissions = Commission.objects.bulk_create(
             [
                 Commission(
@@ -209,10 +274,19 @@ def split_commissions(*, order) -> list[Commission]:
         )
         total = sum((c.amount for c in commissions), ZERO)
         if cap_reason:
-            CapEvent.objects.create(order=locked, computed_amount=computed, capped_amount=total, reason=cap_reason[:200])
+            CapEvent.objects.create(
+                order=locked,
+                computed_amount=computed,
+                capped_amount=total,
+                reason=cap_reason[:200],
+            )
         entries = [debit(merchant_account(AccountKind.MERCHANT_REVENUE), total)]
         entries += [
-            credit(distributor_account(c.beneficiary_id, AccountKind.DISTRIBUTOR_PENDING), c.amount, commission=c)
+            credit(
+                distributor_account(c.beneficiary_id, AccountKind.DISTRIBUTOR_PENDING),
+                c.amount,
+                commission=c,
+            )
             for c in commissions
         ]
         post_journal_transaction(

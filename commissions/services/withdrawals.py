@@ -39,7 +39,14 @@ from ..models import (
     WithdrawalStatusChange,
 )
 from ..payouts import PayoutError, get_payout_adapter
-from .ledger import credit, debit, distributor_account, lock_account, merchant_account, post_journal_transaction
+from .ledger import (
+    credit,
+    debit,
+    distributor_account,
+    lock_account,
+    merchant_account,
+    post_journal_transaction,
+)
 from .lifecycle import has_active_hold
 from .rules import get_policy
 
@@ -75,15 +82,19 @@ def _counted(distributor_id):
 
 
 def tax_due(*, distributor_id: int, amount: Decimal, now=None) -> Decimal:
-    month = _counted(distributor_id).filter(created_at__gte=_month_start(now or timezone.now())).aggregate(
-        income=Sum("amount"), tax=Sum("tax")
+    month = (
+        _counted(distributor_id)
+        .filter(created_at__gte=_month_start(now or timezone.now()))
+        .aggregate(income=Sum("amount"), tax=Sum("tax"))
     )
     income = (month["income"] or ZERO) + amount
     return max(labour_remuneration_tax(income) - (month["tax"] or ZERO), ZERO)
 
 
 def withdrawal_fee(amount: Decimal, policy) -> Decimal:
-    return policy.withdrawal_fee_fixed + to_fen(amount * policy.withdrawal_fee_bp / BASIS_POINTS)
+    return policy.withdrawal_fee_fixed + to_fen(
+        amount * policy.withdrawal_fee_bp / BASIS_POINTS
+    )
 
 
 # --- payout accounts --------------------------------------------------------------------------
@@ -108,7 +119,9 @@ def mask_account(method: str, account: str) -> str:
     return f"{account[:3]}****{account[-4:]}" if len(account) >= 7 else "****"
 
 
-def add_payout_account(*, distributor, method: str, holder_name: str, account: str, bank_name: str = "") -> PayoutAccount:
+def add_payout_account(
+    *, distributor, method: str, holder_name: str, account: str, bank_name: str = ""
+) -> PayoutAccount:
     account = re.sub(r"\s+", "", account or "")
     holder_name = (holder_name or "").strip()
     if method not in PayoutMethod.values:
@@ -123,11 +136,16 @@ def add_payout_account(*, distributor, method: str, holder_name: str, account: s
         if not bank_name.strip():
             raise ValidationError(_("请填写开户行"))
     elif method == PayoutMethod.ALIPAY:
-        if not (re.fullmatch(r"1\d{10}", account) or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", account)):
+        if not (
+            re.fullmatch(r"1\d{10}", account)
+            or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", account)
+        ):
             raise ValidationError(_("支付宝账号应为手机号或邮箱"))
     elif not re.fullmatch(r"[A-Za-z0-9_-]{6,40}", account):
         raise ValidationError(_("微信号应为 6–40 位字母、数字、下划线或减号"))
-    key_id, blob = crypto.encrypt(account, associated_data=f"payout-account:{distributor.pk}".encode())
+    key_id, blob = crypto.encrypt(
+        account, associated_data=f"payout-account:{distributor.pk}".encode()
+    )
     return PayoutAccount.objects.create(
         distributor=distributor,
         method=method,
@@ -155,11 +173,16 @@ ALLOWED = {
 }
 
 
-def _transition(withdrawal: Withdrawal, to_status: str, *, cause: str, actor=None, fields=()) -> None:
+def _transition(
+    withdrawal: Withdrawal, to_status: str, *, cause: str, actor=None, fields=()
+) -> None:
     if to_status not in ALLOWED.get(withdrawal.status, set()):
         raise ValidationError(
             _("提现单状态为“%(old)s”，不能变为“%(new)s”")
-            % {"old": withdrawal.get_status_display(), "new": WithdrawalStatus(to_status).label}
+            % {
+                "old": withdrawal.get_status_display(),
+                "new": WithdrawalStatus(to_status).label,
+            }
         )
     old = withdrawal.status
     withdrawal.status = to_status
@@ -185,7 +208,9 @@ def _amount(raw) -> Decimal:
         raise ValidationError(_("请输入正确的金额（大于 0，最多两位小数）")) from None
 
 
-def request_withdrawal(*, distributor, payout_account, amount, token: str) -> Withdrawal:
+def request_withdrawal(
+    *, distributor, payout_account, amount, token: str
+) -> Withdrawal:
     """Take ``amount`` out of available for a payout; the same ``token`` returns the same
     withdrawal (a double submit pays once)."""
     amount = _amount(amount)
@@ -197,30 +222,47 @@ def request_withdrawal(*, distributor, payout_account, amount, token: str) -> Wi
             if existing.distributor_id != distributor.pk:
                 raise ValidationError(_("表单已过期，请刷新后重试"))
             return existing
-        available = lock_account(distributor_account(distributor.pk, AccountKind.DISTRIBUTOR_AVAILABLE))
-        if payout_account is None or payout_account.distributor_id != distributor.pk or not payout_account.is_active:
+        available = lock_account(
+            distributor_account(distributor.pk, AccountKind.DISTRIBUTOR_AVAILABLE)
+        )
+        if (
+            payout_account is None
+            or payout_account.distributor_id != distributor.pk
+            or not payout_account.is_active
+        ):
             raise ValidationError(_("请选择自己的收款账户"))
         if has_active_hold(distributor.pk):
             raise ValidationError(_("账户已被风控冻结，暂不能提现"))
         grade = distributor.grade
         if amount < grade.withdrawal_min_amount:
-            raise ValidationError(_("单笔最低提现 ¥%(min)s") % {"min": grade.withdrawal_min_amount})
+            raise ValidationError(
+                _("单笔最低提现 ¥%(min)s") % {"min": grade.withdrawal_min_amount}
+            )
         today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-        today_total = _counted(distributor.pk).filter(created_at__gte=today).aggregate(total=Sum("amount"))["total"] or ZERO
+        today_total = (
+            _counted(distributor.pk)
+            .filter(created_at__gte=today)
+            .aggregate(total=Sum("amount"))["total"]
+            or ZERO
+        )
         if today_total + amount > grade.withdrawal_daily_max_amount:
             raise ValidationError(
                 _("超过每日提现上限 ¥%(max)s（今日已申请 ¥%(used)s）")
                 % {"max": grade.withdrawal_daily_max_amount, "used": today_total}
             )
         if available.balance <= 0 or amount > available.balance:
-            raise InsufficientBalance(_("可提现余额不足（当前 ¥%(balance)s）") % {"balance": available.balance})
+            raise InsufficientBalance(
+                _("可提现余额不足（当前 ¥%(balance)s）")
+                % {"balance": available.balance}
+            )
         policy = get_policy()
         fee = withdrawal_fee(amount, policy)
         tax = tax_due(distributor_id=distributor.pk, amount=amount)
         net = amount - fee - tax
         if net <= 0:
             raise ValidationError(
-                _("手续费 ¥%(fee)s 与个税 ¥%(tax)s 不低于提现金额，无法提现") % {"fee": fee, "tax": tax}
+                _("手续费 ¥%(fee)s 与个税 ¥%(tax)s 不低于提现金额，无法提现")
+                % {"fee": fee, "tax": tax}
             )
         try:
             with transaction.atomic():
@@ -228,7 +270,9 @@ def request_withdrawal(*, distributor, payout_account, amount, token: str) -> Wi
                     distributor=distributor,
                     payout_account=payout_account,
                     request_token=token[:64],
-                    payout_no="W" + timezone.now().strftime("%Y%m%d") + secrets.token_hex(8).upper(),
+                    payout_no="W"
+                    + timezone.now().strftime("%Y%m%d")
+                    + secrets.token_hex(8).upper(),
                     amount=amount,
                     fee=fee,
                     tax=tax,
@@ -237,7 +281,10 @@ def request_withdrawal(*, distributor, payout_account, amount, token: str) -> Wi
         except IntegrityError:
             return Withdrawal.objects.get(request_token=token[:64])
         WithdrawalStatusChange.objects.create(
-            withdrawal=withdrawal, old_status=WithdrawalStatus.REQUESTED, new_status=WithdrawalStatus.REQUESTED, cause="requested"
+            withdrawal=withdrawal,
+            old_status=WithdrawalStatus.REQUESTED,
+            new_status=WithdrawalStatus.REQUESTED,
+            cause="requested",
         )
         post_journal_transaction(
             kind=TransactionKind.WITHDRAWAL,
@@ -249,18 +296,27 @@ def request_withdrawal(*, distributor, payout_account, amount, token: str) -> Wi
 
 
 def _withdrawal_lines(withdrawal: Withdrawal, available):
-    lines = [debit(available, withdrawal.amount), credit(merchant_account(AccountKind.PAYOUTS_IN_TRANSIT), withdrawal.net_amount)]
+    lines = [
+        debit(available, withdrawal.amount),
+        credit(merchant_account(AccountKind.PAYOUTS_IN_TRANSIT), withdrawal.net_amount),
+    ]
     if withdrawal.tax > 0:
         lines.append(credit(merchant_account(AccountKind.TAX_WITHHELD), withdrawal.tax))
     if withdrawal.fee > 0:
-        lines.append(credit(merchant_account(AccountKind.MERCHANT_REVENUE), withdrawal.fee))
+        lines.append(
+            credit(merchant_account(AccountKind.MERCHANT_REVENUE), withdrawal.fee)
+        )
     return lines
 
 
 def _return_funds(withdrawal: Withdrawal, *, cause: str, actor=None) -> None:
-    available = distributor_account(withdrawal.distributor_id, AccountKind.DISTRIBUTOR_AVAILABLE)
+    available = distributor_account(
+        withdrawal.distributor_id, AccountKind.DISTRIBUTOR_AVAILABLE
+    )
     lines = [
-        credit(line.account, line.amount) if line.side == "debit" else debit(line.account, line.amount)
+        credit(line.account, line.amount)
+        if line.side == "debit"
+        else debit(line.account, line.amount)
         for line in _withdrawal_lines(withdrawal, available)
     ]
     post_journal_transaction(
@@ -285,15 +341,28 @@ def approve_withdrawal(*, withdrawal: Withdrawal, actor, request=None) -> Withdr
             return locked
         locked.reviewed_by = actor
         locked.reviewed_at = timezone.now()
-        _transition(locked, WithdrawalStatus.APPROVED, cause="approved", actor=actor, fields=("reviewed_by", "reviewed_at"))
-        record_audit(actor=actor, action="commissions.withdrawal_approved", target=locked, request=request)
+        _transition(
+            locked,
+            WithdrawalStatus.APPROVED,
+            cause="approved",
+            actor=actor,
+            fields=("reviewed_by", "reviewed_at"),
+        )
+        record_audit(
+            actor=actor,
+            action="commissions.withdrawal_approved",
+            target=locked,
+            request=request,
+        )
         from ..tasks import pay_withdrawal_task
 
         transaction.on_commit(lambda: pay_withdrawal_task.delay(locked.pk))
     return locked
 
 
-def reject_withdrawal(*, withdrawal: Withdrawal, actor, reason: str, request=None) -> Withdrawal:
+def reject_withdrawal(
+    *, withdrawal: Withdrawal, actor, reason: str, request=None
+) -> Withdrawal:
     _require_reviewer(actor)
     reason = (reason or "").strip()
     if not reason:
@@ -306,17 +375,33 @@ def reject_withdrawal(*, withdrawal: Withdrawal, actor, reason: str, request=Non
         locked.reviewed_by = actor
         locked.reviewed_at = timezone.now()
         _transition(
-            locked, WithdrawalStatus.REJECTED, cause=reason, actor=actor, fields=("reject_reason", "reviewed_by", "reviewed_at")
+            locked,
+            WithdrawalStatus.REJECTED,
+            cause=reason,
+            actor=actor,
+            fields=("reject_reason", "reviewed_by", "reviewed_at"),
         )
-        _return_funds(locked, cause=_("提现驳回：%(reason)s") % {"reason": reason}, actor=actor)
-        record_audit(actor=actor, action="commissions.withdrawal_rejected", target=locked, changes={"reason": [None, reason]}, request=request)
+        _return_funds(
+            locked, cause=_("提现驳回：%(reason)s") % {"reason": reason}, actor=actor
+        )
+        record_audit(
+            actor=actor,
+            action="commissions.withdrawal_rejected",
+            target=locked,
+            changes={"reason": [None, reason]},
+            request=request,
+        )
     return locked
 
 
 def pay_withdrawal(*, withdrawal_id: int, adapter=None) -> Withdrawal:
     """Send an approved withdrawal to the payout adapter; a failure returns the funds."""
     with transaction.atomic():
-        locked = Withdrawal.objects.select_for_update().select_related("payout_account").get(pk=withdrawal_id)
+        locked = (
+            Withdrawal.objects.select_for_update()
+            .select_related("payout_account")
+            .get(pk=withdrawal_id)
+        )
         if locked.status != WithdrawalStatus.APPROVED:
             return locked
         _transition(locked, WithdrawalStatus.PAYING, cause="sent to payout adapter")
@@ -339,20 +424,37 @@ def pay_withdrawal(*, withdrawal_id: int, adapter=None) -> Withdrawal:
         locked.finished_at = timezone.now()
         if result is not None:
             locked.gateway_payout_no = result.provider_payout_no[:64]
-            _transition(locked, WithdrawalStatus.PAID, cause="payout succeeded", fields=("gateway_payout_no", "finished_at"))
+            _transition(
+                locked,
+                WithdrawalStatus.PAID,
+                cause="payout succeeded",
+                fields=("gateway_payout_no", "finished_at"),
+            )
             post_journal_transaction(
                 kind=TransactionKind.PAYOUT,
                 reference=f"payout:{locked.pk}",
                 lines=[
-                    debit(merchant_account(AccountKind.PAYOUTS_IN_TRANSIT), locked.net_amount),
-                    credit(merchant_account(AccountKind.PAYOUTS_PAID), locked.net_amount),
+                    debit(
+                        merchant_account(AccountKind.PAYOUTS_IN_TRANSIT),
+                        locked.net_amount,
+                    ),
+                    credit(
+                        merchant_account(AccountKind.PAYOUTS_PAID), locked.net_amount
+                    ),
                 ],
                 memo=_("提现打款 %(no)s") % {"no": locked.payout_no},
             )
         else:
             locked.failure_reason = failure
-            _transition(locked, WithdrawalStatus.FAILED, cause=failure, fields=("failure_reason", "finished_at"))
-            _return_funds(locked, cause=_("打款失败，资金退回：%(reason)s") % {"reason": failure})
+            _transition(
+                locked,
+                WithdrawalStatus.FAILED,
+                cause=failure,
+                fields=("failure_reason", "finished_at"),
+            )
+            _return_funds(
+                locked, cause=_("打款失败，资金退回：%(reason)s") % {"reason": failure}
+            )
     return locked
 
 
@@ -365,17 +467,24 @@ def pay_from_wallet(*, distributor, amount, reference: str) -> JournalTransactio
         raise ValidationError(_("缺少支付单号"))
     full_reference = f"wallet:{reference}"
     with transaction.atomic():
-        available = lock_account(distributor_account(distributor.pk, AccountKind.DISTRIBUTOR_AVAILABLE))
+        available = lock_account(
+            distributor_account(distributor.pk, AccountKind.DISTRIBUTOR_AVAILABLE)
+        )
         existing = JournalTransaction.objects.filter(reference=full_reference).first()
         if existing is not None:
             return existing
         if has_active_hold(distributor.pk):
             raise ValidationError(_("账户已被风控冻结，暂不能使用余额"))
         if amount > available.balance:
-            raise InsufficientBalance(_("可用余额不足（当前 ¥%(balance)s）") % {"balance": available.balance})
+            raise InsufficientBalance(
+                _("可用余额不足（当前 ¥%(balance)s）") % {"balance": available.balance}
+            )
         return post_journal_transaction(
             kind=TransactionKind.WALLET_PAYMENT,
             reference=full_reference,
-            lines=[debit(available, amount), credit(merchant_account(AccountKind.MERCHANT_REVENUE), amount)],
+            lines=[
+                debit(available, amount),
+                credit(merchant_account(AccountKind.MERCHANT_REVENUE), amount),
+            ],
             memo=_("余额支付 %(reference)s") % {"reference": reference},
         )

@@ -7,7 +7,22 @@ from itertools import count
 from django.utils import timezone
 
 from distribution.models import DistributionSettings
-from distribution.tests.factories import DistributorFactory, GradeFactory, ProductFactory, UserFactory  # noqa: F401
+from distribution.tests.factories import (
+    DistributorFactory,
+    GradeFactory,
+    ProductFactory,
+    UserFactory,
+)
+
+__all__ = [
+    "DistributorFactory",
+    "GradeFactory",
+    "ProductFactory",
+    "UserFactory",
+    "make_chain",
+    "make_order",
+    "refund",
+]
 from orders.models import Order, OrderStatus
 
 _numbers = count(1)
@@ -16,7 +31,9 @@ _numbers = count(1)
 def make_chain(levels: int = 3, *, grade=None, rates=(1000, 500, 200)):
     """Distributors root → … → seller (``levels`` deep); returns them seller first."""
     grade = grade or GradeFactory(
-        commission_level1_bp=rates[0], commission_level2_bp=rates[1], commission_level3_bp=rates[2]
+        commission_level1_bp=rates[0],
+        commission_level2_bp=rates[1],
+        commission_level3_bp=rates[2],
     )
     DistributionSettings.objects.get_or_create(pk=1)
     parent = None
@@ -28,14 +45,29 @@ def make_chain(levels: int = 3, *, grade=None, rates=(1000, 500, 200)):
 
 
 def make_order(
-    seller=None, *, chain=None, paid="100.00", cost="60.00", product=None, quantity=1, product_type=None, attribution=None
+    seller=None,
+    *,
+    chain=None,
+    paid="100.00",
+    cost="60.00",
+    product=None,
+    quantity=1,
+    product_type=None,
+    attribution=None,
 ) -> Order:
     product = product or ProductFactory()
     paid = Decimal(paid)
     if seller is not None and chain is None:
         chain = [d.pk for d in _ancestors(seller)]
     snapshot = attribution or (
-        {"distributor_id": seller.pk, "chain": chain or [], "link": "L1", "sub_store": None} if seller else {}
+        {
+            "distributor_id": seller.pk,
+            "chain": chain or [],
+            "link": "L1",
+            "sub_store": None,
+        }
+        if seller
+        else {}
     )
     return Order.objects.create(
         order_no=f"K{next(_numbers):010d}",
@@ -70,6 +102,8 @@ def _ancestors(distributor):
 
 def refund(order: Order, amount) -> Order:
     """What the orders app does on a refund, then the signal's effect."""
-    Order.objects.filter(pk=order.pk).update(refunded_amount=order.refunded_amount + Decimal(amount))
+    Order.objects.filter(pk=order.pk).update(
+        refunded_amount=order.refunded_amount + Decimal(amount)
+    )
     order.refresh_from_db()
     return order

@@ -48,7 +48,9 @@ def test_commissions_wait_for_the_product_types_hold_then_settle_once():
 @pytest.mark.django_db
 def test_settlement_keys_name_the_period():
     moment = timezone.make_aware(timezone.datetime(2026, 11, 23, 10, 0))
-    assert [settlement_key(cycle, moment) for cycle in ("daily", "weekly", "monthly")] == [
+    assert [
+        settlement_key(cycle, moment) for cycle in ("daily", "weekly", "monthly")
+    ] == [
         "daily:2026-11-23",
         "weekly:2026-W48",
         "monthly:2026-11",
@@ -99,16 +101,24 @@ def test_partial_refunds_reverse_proportionally_and_repeats_reverse_once():
 
 
 @pytest.mark.django_db
-def test_a_risk_hold_freezes_pending_and_available_and_blocks_settlement_until_released(owner_user):
+def test_a_risk_hold_freezes_pending_and_available_and_blocks_settlement_until_released(
+    owner_user,
+):
     seller, *_rest = make_chain(1, rates=(1000, 0, 0))
     split_commissions(order=make_order(seller))
     run_settlement(cycle="daily", now=LATER)
     split_commissions(order=make_order(seller))
 
     hold = freeze_commissions(distributor=seller, reason="异常订单", actor=owner_user)
-    assert freeze_commissions(distributor=seller, reason="again", actor=owner_user).pk == hold.pk
+    assert (
+        freeze_commissions(distributor=seller, reason="again", actor=owner_user).pk
+        == hold.pk
+    )
     assert _wallets(seller) == [(Decimal("0.00"), Decimal("0.00"), Decimal("20.00"))]
-    assert run_settlement(cycle="weekly", now=LATER + timedelta(days=1)).commission_count == 0
+    assert (
+        run_settlement(cycle="weekly", now=LATER + timedelta(days=1)).commission_count
+        == 0
+    )
 
     release_commissions(distributor=seller, actor=owner_user)
 
@@ -133,7 +143,9 @@ def test_the_order_signals_split_and_reverse_and_a_second_direct_call_is_harmles
     split_commissions(order=order)  # the delivery transaction's call, after merge
     assert selectors.wallet(seller)["pending"] == Decimal("10.00")
 
-    on_order_refunded(sender=None, order=refund(order, "50.00"), amount=Decimal("50.00"), refund=None)
+    on_order_refunded(
+        sender=None, order=refund(order, "50.00"), amount=Decimal("50.00"), refund=None
+    )
     assert selectors.wallet(seller)["pending"] == Decimal("5.00")
 
 
@@ -162,7 +174,9 @@ def test_two_settlement_runs_at_the_same_moment_settle_once():
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=settle, args=(cycle,)) for cycle in ("daily", "daily")]
+    threads = [
+        threading.Thread(target=settle, args=(cycle,)) for cycle in ("daily", "daily")
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -12,23 +12,36 @@ from hypothesis import strategies as st
 
 from commissions import selectors
 from commissions.models import BASIS_POINTS, Commission, CommissionBase, JournalEntry
-from commissions.services import get_policy, reverse_commissions, run_settlement, split_commissions
+from commissions.services import (
+    get_policy,
+    reverse_commissions,
+    run_settlement,
+    split_commissions,
+)
 from distribution.models import DistributionSettings
 
 from .factories import make_chain, make_order, refund
 
-fen = st.integers(min_value=1, max_value=99_999_99).map(lambda cents: Decimal(cents) / 100)
+fen = st.integers(min_value=1, max_value=99_999_99).map(
+    lambda cents: Decimal(cents) / 100
+)
 
 order_strategy = st.tuples(
     fen,  # paid
     st.integers(min_value=0, max_value=100),  # cost as a percentage of paid
-    st.lists(st.integers(min_value=1, max_value=100), max_size=3),  # partial refunds, % of what is left
+    st.lists(
+        st.integers(min_value=1, max_value=100), max_size=3
+    ),  # partial refunds, % of what is left
     st.booleans(),  # settle before refunding
 )
 
 
 @pytest.mark.django_db
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     depth=st.integers(min_value=1, max_value=3),
     levels=st.integers(min_value=1, max_value=3),
@@ -45,7 +58,11 @@ def test_books_balance_caps_hold_settlement_is_idempotent_and_full_refunds_retur
         chain = make_chain(levels, rates=rates)
         DistributionSettings.objects.filter(pk=1).update(commission_depth=depth)
         policy = get_policy()
-        policy.base, policy.max_order_share_bp, policy.max_margin_share_bp = base, order_cap_bp, margin_cap_bp
+        policy.base, policy.max_order_share_bp, policy.max_margin_share_bp = (
+            base,
+            order_cap_bp,
+            margin_cap_bp,
+        )
         policy.save()
         later = timezone.now() + timedelta(days=30)
         made = []
@@ -73,7 +90,9 @@ def test_books_balance_caps_hold_settlement_is_idempotent_and_full_refunds_retur
 
         report = selectors.ledger_differences()
         assert report["accounts"] == [] and report["transactions"] == []
-        outstanding = Commission.objects.aggregate(total=Sum("amount"))["total"] or Decimal("0.00")
+        outstanding = Commission.objects.aggregate(total=Sum("amount"))[
+            "total"
+        ] or Decimal("0.00")
         assert outstanding >= 0
 
         for order in made:

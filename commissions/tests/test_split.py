@@ -18,7 +18,12 @@ from commissions.models import (
     RuleMode,
     RuleTrigger,
 )
-from commissions.services import get_policy, save_campaign, save_commission_rule, split_commissions
+from commissions.services import (
+    get_policy,
+    save_campaign,
+    save_commission_rule,
+    split_commissions,
+)
 from commissions.services.ledger import merchant_account
 from distribution.models import DistributionSettings
 
@@ -59,8 +64,10 @@ def test_splitting_twice_returns_the_same_rows_and_posts_once():
 
 @pytest.mark.django_db
 def test_the_split_reads_the_snapshot_not_the_live_tree():
-    seller, parent, grandparent = make_chain(3)
-    order = make_order(seller, chain=[grandparent.pk])  # the chain as it was at checkout
+    seller, _parent, grandparent = make_chain(3)
+    order = make_order(
+        seller, chain=[grandparent.pk]
+    )  # the chain as it was at checkout
 
     commissions = split_commissions(order=order)
 
@@ -84,26 +91,42 @@ def test_splits_round_down_to_the_fen_and_the_remainder_stays_with_the_merchant(
 
     commissions = split_commissions(order=order)
 
-    assert [c.amount for c in commissions] == [Decimal("1.10")] * 3  # 33.33 × 3.33 % = 1.109889
+    assert [c.amount for c in commissions] == [
+        Decimal("1.10")
+    ] * 3  # 33.33 × 3.33 % = 1.109889
 
 
 @pytest.mark.django_db
 def test_a_product_rule_overrides_the_grade_and_a_fixed_rule_pays_per_unit(owner_user):
-    seller, parent, _g = make_chain(3, rates=(1000, 500, 0))
+    seller, _parent, _g = make_chain(3, rates=(1000, 500, 0))
     product = ProductFactory(retail_price=Decimal("50.00"), cost_price=Decimal("10.00"))
-    save_commission_rule(rule=CommissionRule(product=product, level=1, rate_bp=1500), actor=owner_user)
     save_commission_rule(
-        rule=CommissionRule(product=product, level=2, mode=RuleMode.FIXED, fixed_amount=Decimal("1.50")), actor=owner_user
+        rule=CommissionRule(product=product, level=1, rate_bp=1500), actor=owner_user
+    )
+    save_commission_rule(
+        rule=CommissionRule(
+            product=product, level=2, mode=RuleMode.FIXED, fixed_amount=Decimal("1.50")
+        ),
+        actor=owner_user,
     )
 
-    commissions = split_commissions(order=make_order(seller, paid="100.00", cost="20.00", product=product, quantity=2))
+    commissions = split_commissions(
+        order=make_order(
+            seller, paid="100.00", cost="20.00", product=product, quantity=2
+        )
+    )
 
-    assert [(c.level, c.amount) for c in commissions] == [(1, Decimal("15.00")), (2, Decimal("3.00"))]
+    assert [(c.level, c.amount) for c in commissions] == [
+        (1, Decimal("15.00")),
+        (2, Decimal("3.00")),
+    ]
     assert "15.00%" in commissions[0].rule_description
 
 
 @pytest.mark.django_db
-def test_a_product_bonus_is_a_second_row_for_the_seller_and_a_campaign_multiplies(owner_user):
+def test_a_product_bonus_is_a_second_row_for_the_seller_and_a_campaign_multiplies(
+    owner_user,
+):
     seller, *_rest = make_chain(1, rates=(500, 0, 0))
     product = ProductFactory()
     ProductBonus.objects.create(product=product, bonus_bp=300)
@@ -117,9 +140,14 @@ def test_a_product_bonus_is_a_second_row_for_the_seller_and_a_campaign_multiplie
         actor=owner_user,
     )
 
-    commissions = split_commissions(order=make_order(seller, paid="100.00", product=product))
+    commissions = split_commissions(
+        order=make_order(seller, paid="100.00", product=product)
+    )
 
-    assert sorted((c.kind, c.amount) for c in commissions) == [("bonus", Decimal("3.00")), ("level", Decimal("10.00"))]
+    assert sorted((c.kind, c.amount) for c in commissions) == [
+        ("bonus", Decimal("3.00")),
+        ("level", Decimal("10.00")),
+    ]
 
 
 @pytest.mark.django_db
@@ -129,7 +157,9 @@ def test_the_margin_base_pays_on_paid_less_cost():
     policy.base = CommissionBase.MARGIN
     policy.save()
 
-    commissions = split_commissions(order=make_order(seller, paid="100.00", cost="60.00"))
+    commissions = split_commissions(
+        order=make_order(seller, paid="100.00", cost="60.00")
+    )
 
     assert commissions[0].amount == Decimal("4.00")
     assert commissions[0].base_amount == Decimal("40.00")
@@ -139,7 +169,12 @@ def test_the_margin_base_pays_on_paid_less_cost():
 def test_a_self_purchase_pays_the_buyer_nothing_unless_the_merchant_allows_it():
     seller, parent = make_chain(2)
     order = make_order(
-        seller, attribution={"distributor_id": seller.pk, "chain": [parent.pk], "self_purchase": True}
+        seller,
+        attribution={
+            "distributor_id": seller.pk,
+            "chain": [parent.pk],
+            "self_purchase": True,
+        },
     )
 
     commissions = split_commissions(order=order)
@@ -167,7 +202,9 @@ def test_the_margin_cap_counts_the_sub_store_price_difference():
     policy = get_policy()
     policy.max_margin_share_bp = 5000
     policy.save()
-    product = ProductFactory(retail_price=Decimal("100.00"), cost_price=Decimal("60.00"))
+    product = ProductFactory(
+        retail_price=Decimal("100.00"), cost_price=Decimal("60.00")
+    )
     # the seller's cost is 80 (grade discount 80 %), sub-store price 95: 15 difference
     order = make_order(
         seller,
@@ -193,15 +230,20 @@ def test_an_unattributed_order_pays_nothing():
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        (dict(level=4, rate_bp=100), "最多向上分配 3 级"),
-        (dict(level=1, rate_bp=-5), "0–100%"),
-        (dict(level=1, rate_bp=10001), "0–100%"),
-        (dict(level=1, trigger=RuleTrigger.RECRUITMENT, rate_bp=100), "拉人头"),
-        (dict(level=1, mode=RuleMode.FIXED, fixed_amount=Decimal("5.00")), "必须指定商品"),
-        (dict(level=1, rate_bp=3500), "超过单笔订单上限 30.00%"),
+        ({"level": 4, "rate_bp": 100}, "最多向上分配 3 级"),
+        ({"level": 1, "rate_bp": -5}, "0–100%"),
+        ({"level": 1, "rate_bp": 10001}, "0–100%"),
+        ({"level": 1, "trigger": RuleTrigger.RECRUITMENT, "rate_bp": 100}, "拉人头"),
+        (
+            {"level": 1, "mode": RuleMode.FIXED, "fixed_amount": Decimal("5.00")},
+            "必须指定商品",
+        ),
+        ({"level": 1, "rate_bp": 3500}, "超过单笔订单上限 30.00%"),
     ],
 )
-def test_a_rule_that_breaks_compliance_is_refused_with_the_reason(owner_user, rule, message):
+def test_a_rule_that_breaks_compliance_is_refused_with_the_reason(
+    owner_user, rule, message
+):
     GradeFactory()
 
     with pytest.raises(ValidationError, match=message):
@@ -213,10 +255,14 @@ def test_a_rule_that_breaks_compliance_is_refused_with_the_reason(owner_user, ru
 @pytest.mark.django_db
 def test_rules_whose_levels_together_could_exceed_the_cap_are_refused(owner_user):
     grade = GradeFactory()
-    save_commission_rule(rule=CommissionRule(grade=grade, level=1, rate_bp=2000), actor=owner_user)
+    save_commission_rule(
+        rule=CommissionRule(grade=grade, level=1, rate_bp=2000), actor=owner_user
+    )
 
     with pytest.raises(ValidationError, match="超过单笔订单上限"):
-        save_commission_rule(rule=CommissionRule(level=2, rate_bp=1500), actor=owner_user)
+        save_commission_rule(
+            rule=CommissionRule(level=2, rate_bp=1500), actor=owner_user
+        )
 
     assert CommissionRule.objects.count() == 1
 
@@ -226,10 +272,15 @@ def test_a_rule_that_could_breach_the_margin_share_is_refused(owner_user):
     policy = get_policy()
     policy.max_margin_share_bp = 5000
     policy.save()
-    product = ProductFactory(retail_price=Decimal("100.00"), cost_price=Decimal("90.00"))
+    product = ProductFactory(
+        retail_price=Decimal("100.00"), cost_price=Decimal("90.00")
+    )
 
     with pytest.raises(ValidationError, match="毛利分配上限"):
-        save_commission_rule(rule=CommissionRule(product=product, level=1, rate_bp=1000), actor=owner_user)
+        save_commission_rule(
+            rule=CommissionRule(product=product, level=1, rate_bp=1000),
+            actor=owner_user,
+        )
 
 
 @pytest.mark.django_db

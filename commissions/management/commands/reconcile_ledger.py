@@ -25,5 +25,7 @@ class Command(BaseCommand):
                 f"ledger out of balance: {len(report['accounts'])} account(s), {len(report['transactions'])} transaction(s)"
             )
         self.stdout.write(
-            self.style.SUCCESS(f"ledger reconciled: {report['account_count']} accounts, {report['transaction_count']} transactions")
+            self.style.SUCCESS(
+                f"ledger reconciled: {report['account_count']} accounts, {report['transaction_count']} transactions"
+            )
         )
