@@ -75,6 +75,19 @@ def distributor_accounts(distributor_id: int) -> dict[str, Account]:
     return found
 
 
+def accounts_of_kind(distributor_ids, kind: str) -> dict[int, Account]:
+    """One account of ``kind`` for each distributor (one query when they all exist)."""
+    ids = set(distributor_ids)
+    found = {
+        a.distributor_id: a
+        for a in Account.objects.filter(kind=kind, distributor_id__in=ids)
+    }
+    if len(found) < len(ids):
+        for distributor_id in ids - set(found):
+            found[distributor_id] = distributor_accounts(distributor_id)[kind]
+    return found
+
+
 def distributor_account(distributor_id: int, kind: str) -> Account:
     return distributor_accounts(distributor_id)[kind]
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from kamen.audit import record_audit
@@ -166,7 +167,9 @@ def rule_set_problems(policy: CommissionPolicy | None = None) -> list[str]:
     problems = []
     for rule in CommissionRule.objects.filter(is_active=True):
         problems.extend(_row_problems(rule))
-    for case in worst_cases(policy):
+    grades = _grades()
+    cases = worst_cases(policy)
+    for case in cases:
         name = str(case.product) if case.product is not None else _("全部商品")
         if case.share_bp > policy.max_order_share_bp:
             problems.append(
@@ -179,33 +182,86 @@ def rule_set_problems(policy: CommissionPolicy | None = None) -> list[str]:
                     "cap": f"{Decimal(policy.max_order_share_bp) / 100:.2f}",
                 }
             )
-        product = case.product
-        if product is not None and product.retail_price:
-            retail = Decimal(product.retail_price)
-            cost = Decimal(product.cost_price or 0)
-            base = (
-                retail
-                if policy.base == CommissionBase.PAID
-                else max(retail - cost, Decimal(0))
-            )
-            worst_amount = base * case.share_bp / BASIS_POINTS
-            allowed = (
-                max(retail - cost, Decimal(0))
-                * policy.max_margin_share_bp
-                / BASIS_POINTS
-            )
-            if worst_amount > allowed:
-                problems.append(
-                    _(
-                        "%(scope)s：按零售价最高可能支付 ¥%(worst)s，超过毛利分配上限 ¥%(cap)s"
-                    )
-                    % {
-                        "scope": name,
-                        "worst": f"{worst_amount:.2f}",
-                        "cap": f"{allowed:.2f}",
-                    }
-                )
+    general = next(case.share_bp for case in cases if case.product is None)
+    specific = {
+        case.product.pk: case.share_bp for case in cases if case.product is not None
+    }
+    from catalog.models import Product
+
+    for product in Product.objects.filter(retail_price__gt=0):
+        share = specific.get(product.pk, general)
+        problem = _margin_problem(product, share, policy, grades)
+        if problem:
+            problems.append(problem)
     return problems
+
+
+def _lowest_sub_store_cost(product, grades) -> Decimal | None:
+    """The lowest unit cost any sub-store owner could have for ``product`` (grade price or
+    discount, then the best volume tier), or None when no grade may open a sub-store."""
+    from distribution.models import GradeProductPrice, GradeVolumeTier
+
+    owners = [grade for grade in grades if grade.may_open_sub_store]
+    if not owners:
+        return None
+    overrides = dict(
+        GradeProductPrice.objects.filter(product=product, grade__in=owners).values_list(
+            "grade_id", "unit_cost"
+        )
+    )
+    tiers = {}
+    volume_tiers = GradeVolumeTier.objects.filter(grade__in=owners).filter(
+        Q(product__isnull=True) | Q(product=product)
+    )
+    for grade_id, rate_bp in volume_tiers.values_list("grade_id", "rate_bp"):
+        tiers[grade_id] = min(tiers.get(grade_id, BASIS_POINTS), rate_bp)
+    costs = []
+    for grade in owners:
+        unit = Decimal(
+            overrides.get(
+                grade.pk,
+                Decimal(product.retail_price)
+                * grade.wholesale_discount_bp
+                / BASIS_POINTS,
+            )
+        )
+        unit = unit * tiers.get(grade.pk, BASIS_POINTS) / BASIS_POINTS
+        costs.append(max(unit, Decimal(product.cost_price or 0)))
+    return min(costs)
+
+
+def _margin_problem(
+    product, share_bp: Decimal, policy: CommissionPolicy, grades
+) -> str:
+    """Could one order of ``product`` pay more than the merchant's share of its margin,
+    counting the sub-store price difference? Checked at the retail price and, when sub-stores
+    exist, at the highest sub-store price against the lowest distributor cost."""
+    cost = Decimal(product.cost_price or 0)
+    prices = [(Decimal(product.retail_price), Decimal(0))]
+    lowest = _lowest_sub_store_cost(product, grades)
+    if lowest is not None:
+        ceiling = Decimal(product.max_resale_price or product.retail_price)
+        prices.append((ceiling, max(ceiling - lowest, Decimal(0))))
+    for price, difference in prices:
+        base = (
+            price
+            if policy.base == CommissionBase.PAID
+            else max(price - cost, Decimal(0))
+        )
+        worst = base * share_bp / BASIS_POINTS + difference
+        allowed = (
+            max(price - cost, Decimal(0)) * policy.max_margin_share_bp / BASIS_POINTS
+        )
+        if worst > allowed:
+            return _(
+                "%(scope)s：售价 ¥%(price)s 时佣金加分站差价最高 ¥%(worst)s，超过毛利分配上限 ¥%(cap)s"
+            ) % {
+                "scope": str(product),
+                "price": f"{price:.2f}",
+                "worst": f"{worst:.2f}",
+                "cap": f"{allowed:.2f}",
+            }
+    return ""
 
 
 def _save_checked(instance, *, actor, action: str, request=None):
