@@ -23,6 +23,7 @@ from .models import (
     Commission,
     CommissionPolicy,
     CommissionRule,
+    CommissionTier,
     JournalEntry,
     JournalTransaction,
     PayoutAccount,
@@ -496,3 +497,76 @@ class WalletHoldAdmin(ReadOnlyAdmin):
 
     def has_freeze_permission(self, request):
         return request.user.has_perm("commissions.freeze_commissions")
+
+
+class TiersForm(forms.Form):
+    grade = forms.ModelChoiceField(
+        label=_("等级"),
+        queryset=None,
+        required=False,
+        empty_label=_("全部等级（通用）"),
+    )
+    bands = forms.CharField(
+        label=_("阶梯（每行：下限,上限,比例基点；最后一档上限留空）"),
+        widget=forms.Textarea(attrs={"rows": 6}),
+        initial="0,100000,800\n100000,500000,1000\n500000,,1500",
+    )
+
+    def __init__(self, *args, **kwargs):
+        from distribution.models import Grade
+
+        super().__init__(*args, **kwargs)
+        self.fields["grade"].queryset = Grade.objects.all()
+
+    def parsed_bands(self) -> list[tuple]:
+        bands = []
+        for line in self.cleaned_data["bands"].splitlines():
+            if line.strip():
+                parts = [part.strip() for part in line.split(",")]
+                if len(parts) != 3:
+                    raise ValidationError(gettext("每行需要三项：下限,上限,比例"))
+                bands.append((parts[0], parts[1] or None, parts[2]))
+        return bands
+
+
+@admin.register(CommissionTier)
+class CommissionTierAdmin(ReadOnlyAdmin):
+    list_display = ["grade", "lower_bound", "upper_bound", "rate_bp"]
+    list_filter = ["grade"]
+    change_list_template = "admin/commissions/commissiontier/change_list.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "edit/",
+                self.admin_site.admin_view(self.edit_view),
+                name="commissions_commissiontier_edit",
+            )
+        ] + super().get_urls()
+
+    def edit_view(self, request):
+        if not request.user.has_perm("commissions.change_commissionrule"):
+            raise PermissionDenied
+        form = TiersForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.save_commission_tiers(
+                    grade=form.cleaned_data["grade"],
+                    bands=form.parsed_bands(),
+                    actor=request.user,
+                    request=request,
+                )
+            except ValidationError as error:
+                form.add_error(None, error.messages)
+            else:
+                messages.success(request, gettext("阶梯佣金已保存"))
+                return HttpResponseRedirect(
+                    reverse("admin:commissions_commissiontier_changelist")
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("设置阶梯佣金"),
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/commissions/tiers_form.html", context)

@@ -209,6 +209,17 @@ class SettlementCycle(models.TextChoices):
     MONTHLY = "monthly", _("每月")
 
 
+class TierPeriod(models.TextChoices):
+    MONTH = "month", _("每月（月底清零）")
+    QUARTER = "quarter", _("每季度（季末清零）")
+    ALL_TIME = "all_time", _("累计")
+
+
+class TierMode(models.TextChoices):
+    MARGINAL = "marginal", _("超额累进（每段按各自比例）")
+    WHOLE = "whole", _("全额（跨档后整单按新比例）")
+
+
 class CommissionPolicy(models.Model):
     """The merchant's commission settings: one row (pk 1)."""
 
@@ -244,6 +255,18 @@ class CommissionPolicy(models.Model):
         max_length=8,
         choices=SettlementCycle.choices,
         default=SettlementCycle.DAILY,
+    )
+    tier_period = models.CharField(
+        _("阶梯佣金统计周期"),
+        max_length=10,
+        choices=TierPeriod.choices,
+        default=TierPeriod.MONTH,
+    )
+    tier_mode = models.CharField(
+        _("阶梯佣金方式"),
+        max_length=10,
+        choices=TierMode.choices,
+        default=TierMode.MARGINAL,
     )
     withdrawal_fee_fixed = models.DecimalField(
         _("提现手续费（固定）"), **MONEY, default=Decimal("0.00")
@@ -366,6 +389,59 @@ class CommissionRule(models.Model):
             else f"¥{self.fixed_amount}"
         )
         return f"{scope} · {grade} · L{self.level} · {value}"
+
+
+class CommissionTier(models.Model):
+    """阶梯佣金: the direct seller's (level 1) rate by their own sales in the period, e.g.
+    0–100,000 → 8 %, 100,000–500,000 → 10 %, 500,000+ → 15 %. A grade's tiers (or the general
+    ones, grade empty) must start at 0, follow each other without gap or overlap, and end open."""
+
+    grade = models.ForeignKey(
+        "distribution.Grade",
+        verbose_name=_("等级"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    lower_bound = models.DecimalField(_("销售额下限（含）"), **MONEY)
+    upper_bound = models.DecimalField(
+        _("销售额上限（不含）"),
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text=_("留空表示不封顶"),
+    )
+    rate_bp = models.IntegerField(_("比例（基点）"))
+
+    class Meta:
+        verbose_name = _("阶梯佣金")
+        verbose_name_plural = _("阶梯佣金")
+        ordering = ["grade_id", "lower_bound"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grade", "lower_bound"],
+                nulls_distinct=False,
+                name="commission_tier_unique_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(lower_bound__gte=0),
+                name="commission_tier_lower_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(upper_bound__isnull=True)
+                | Q(upper_bound__gt=F("lower_bound")),
+                name="commission_tier_upper_above_lower",
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_bp__gte=0) & Q(rate_bp__lte=BASIS_POINTS),
+                name="commission_tier_rate_in_range",
+            ),
+        ]
+
+    def __str__(self):
+        upper = f"¥{self.upper_bound}" if self.upper_bound is not None else "∞"
+        return f"¥{self.lower_bound}–{upper}: {Decimal(self.rate_bp) / 100:.2f}%"
 
 
 class ProductBonus(models.Model):

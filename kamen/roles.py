@@ -47,6 +47,7 @@ _COMMISSIONS_VIEW = [
         "journalentry",
         "commission",
         "commissionrule",
+        "commissiontier",
         "productbonus",
         "campaign",
         "commissionpolicy",

@@ -15,6 +15,7 @@ from .rules import (
     rule_set_problems,
     save_campaign,
     save_commission_rule,
+    save_commission_tiers,
     save_policy,
     save_product_bonus,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "run_settlement",
     "save_campaign",
     "save_commission_rule",
+    "save_commission_tiers",
     "save_policy",
     "save_product_bonus",
     "settlement_key",

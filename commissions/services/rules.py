@@ -12,6 +12,7 @@ and records a ``CapEvent``.
 
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -101,6 +102,9 @@ def worst_cases(policy: CommissionPolicy) -> list[WorstCase]:
     }
     campaigns = list(Campaign.objects.filter(is_active=True))
     grades = _grades()
+    from ..models import CommissionTier
+
+    tier_rates = list(CommissionTier.objects.values_list("rate_bp", flat=True))
     product_ids = (
         {r.product_id for r in rules if r.product_id}
         | set(bonuses)
@@ -137,6 +141,8 @@ def worst_cases(policy: CommissionPolicy) -> list[WorstCase]:
                             else 0
                         )
                     )
+            if level == 1:
+                candidates.extend(Decimal(rate) for rate in tier_rates)
             total += max(candidates or [Decimal(0)])
         total = total * multiplier / BASIS_POINTS + Decimal(bonuses.get(product_id, 0))
         result.append(WorstCase(product, total))
@@ -327,3 +333,85 @@ def check_without_saving(instance) -> list[str]:
     if is_new:
         instance.pk = None
     return problems
+
+
+# --- tiers (阶梯佣金) -------------------------------------------------------------------------
+def tier_problems(bands: list[tuple]) -> list[str]:
+    """Why a grade's tier bands ``[(lower, upper or None, rate_bp), …]`` are not allowed."""
+    problems = []
+    if not bands:
+        return problems
+    ordered = sorted(bands, key=lambda band: Decimal(band[0]))
+    for lower, upper, rate_bp in ordered:
+        if Decimal(lower) < 0:
+            problems.append(_("阶梯下限不能为负数"))
+        if upper is not None and Decimal(upper) <= Decimal(lower):
+            problems.append(_("阶梯上限必须大于下限（¥%(lower)s）") % {"lower": lower})
+        if not 0 <= int(rate_bp) <= BASIS_POINTS:
+            problems.append(
+                _("比例必须在 0–100%% 之间（收到 %(rate)s 基点）") % {"rate": rate_bp}
+            )
+    if Decimal(ordered[0][0]) != 0:
+        problems.append(_("第一档必须从 ¥0 开始"))
+    for (lower, upper, _rate), (next_lower, _next_upper, _next_rate) in pairwise(
+        ordered
+    ):
+        if upper is None or Decimal(upper) > Decimal(next_lower):
+            problems.append(
+                _("阶梯区间重叠：¥%(a)s 起与 ¥%(b)s 起两档")
+                % {"a": lower, "b": next_lower}
+            )
+        elif Decimal(upper) < Decimal(next_lower):
+            problems.append(
+                _("阶梯区间有缺口：¥%(a)s 到 ¥%(b)s 没有比例")
+                % {"a": upper, "b": next_lower}
+            )
+    if ordered[-1][1] is not None:
+        problems.append(_("最后一档必须不封顶（上限留空）"))
+    return problems
+
+
+def save_commission_tiers(*, grade, bands: list[tuple], actor, request=None) -> list:
+    """Replace the tiers of ``grade`` (None: the general tiers) with ``bands``, all or nothing,
+    after the tier checks and the compliance guard."""
+    from ..models import CommissionTier
+
+    parsed = []
+    try:
+        for lower, upper, rate_bp in bands:
+            parsed.append(
+                (
+                    Decimal(str(lower)),
+                    Decimal(str(upper)) if upper not in (None, "") else None,
+                    int(rate_bp),
+                )
+            )
+    except (ArithmeticError, ValueError, TypeError):
+        raise ValidationError(_("阶梯金额和比例必须是数字")) from None
+    problems = tier_problems(parsed)
+    if problems:
+        raise ValidationError(problems)
+    with transaction.atomic():
+        CommissionTier.objects.filter(grade=grade).delete()
+        tiers = CommissionTier.objects.bulk_create(
+            [
+                CommissionTier(
+                    grade=grade, lower_bound=lo, upper_bound=up, rate_bp=rate
+                )
+                for lo, up, rate in parsed
+            ]
+        )
+        problems = rule_set_problems()
+        if problems:
+            raise ValidationError(problems)
+        record_audit(
+            actor=actor,
+            action="commissions.tiers_saved",
+            target=grade,
+            target_repr=str(grade) if grade else "all grades",
+            changes={
+                "bands": [None, [[str(lo), str(up), rate] for lo, up, rate in parsed]]
+            },
+            request=request,
+        )
+    return tiers

@@ -23,6 +23,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -38,8 +39,11 @@ from ..models import (
     CommissionBase,
     CommissionKind,
     CommissionRule,
+    CommissionTier,
     ProductBonus,
     RuleMode,
+    TierMode,
+    TierPeriod,
     TransactionKind,
 )
 from .ledger import (
@@ -115,6 +119,65 @@ def _sub_store_difference(order, distributors) -> Decimal:
     return max(Decimal(order.paid_amount) - unit_cost * order.quantity, ZERO)
 
 
+def _period_start(policy, moment):
+    local = timezone.localtime(moment)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if policy.tier_period == TierPeriod.MONTH:
+        return start
+    if policy.tier_period == TierPeriod.QUARTER:
+        return start.replace(month=(local.month - 1) // 3 * 3 + 1)
+    return None
+
+
+def tiered_rate(order, distributor, policy, moment) -> tuple[Decimal, str] | None:
+    """The seller's 阶梯 rate (basis points, possibly fractional in marginal mode) for this
+    order, from their own sales in the period before it; None when no tiers apply."""
+    from distribution.selectors import sold_statuses
+    from orders.models import Order
+
+    tiers = list(
+        CommissionTier.objects.filter(grade_id=distributor.grade_id).order_by(
+            "lower_bound"
+        )
+    )
+    if not tiers:
+        tiers = list(
+            CommissionTier.objects.filter(grade__isnull=True).order_by("lower_bound")
+        )
+    if not tiers:
+        return None
+    sales = Order.objects.filter(
+        distributor_id=distributor.pk, status__in=sold_statuses()
+    ).exclude(pk=order.pk)
+    start = _period_start(policy, moment)
+    if start is not None:
+        sales = sales.filter(paid_at__gte=start)
+    sales = sales.filter(paid_at__lte=moment)
+    before = (
+        sales.aggregate(total=Sum(F("paid_amount") - F("refunded_amount")))["total"]
+        or ZERO
+    )
+    volume = Decimal(order.paid_amount)
+    after = before + volume
+    if policy.tier_mode == TierMode.WHOLE or volume <= 0:
+        rate = Decimal(
+            next(t for t in reversed(tiers) if t.lower_bound <= after).rate_bp
+        )
+    else:
+        weighted = ZERO
+        for tier in tiers:
+            upper = tier.upper_bound if tier.upper_bound is not None else after
+            overlap = min(after, upper) - max(before, tier.lower_bound)
+            if overlap > 0:
+                weighted += overlap * tier.rate_bp
+        rate = weighted / volume
+    description = _("阶梯佣金 %(rate)s%%（本期此前销售 ¥%(sales)s）") % {
+        "rate": f"{rate / 100:.2f}",
+        "sales": f"{before:.2f}",
+    }
+    return rate, description
+
+
 def plan_split(
     order, *, policy=None, distributors=None, now=None
 ) -> tuple[list[PlannedLine], Decimal, Decimal, str]:
@@ -157,7 +220,14 @@ def plan_split(
             product_id=order.product_id,
             level=level,
         )
-        if rule is not None and rule.mode == RuleMode.FIXED:
+        tiered = None
+        if level == 1 and (rule is None or rule.product_id is None):
+            tiered = tiered_rate(order, distributor, policy, moment)
+        if tiered is not None:
+            rate, description = tiered
+            raw = base * rate * multiplier / (BASIS_POINTS * BASIS_POINTS)
+            rate_bp, rule = int(rate), None
+        elif rule is not None and rule.mode == RuleMode.FIXED:
             raw = (
                 Decimal(rule.fixed_amount) * order.quantity * multiplier / BASIS_POINTS
             )

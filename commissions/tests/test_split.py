@@ -301,13 +301,23 @@ def test_a_campaign_that_would_lift_rules_over_the_cap_is_refused(owner_user):
 
 
 @pytest.mark.django_db
-def test_a_rule_that_with_the_sub_store_difference_could_breach_the_margin_is_refused(owner_user):
+def test_a_rule_that_with_the_sub_store_difference_could_breach_the_margin_is_refused(
+    owner_user,
+):
     # sold at the 120 ceiling by a distributor whose cost is 80: 40 difference; margin 60
     GradeFactory(wholesale_discount_bp=8000, may_open_sub_store=True)
-    ProductFactory(retail_price=Decimal("100.00"), cost_price=Decimal("60.00"), max_resale_price=Decimal("120.00"))
+    ProductFactory(
+        retail_price=Decimal("100.00"),
+        cost_price=Decimal("60.00"),
+        max_resale_price=Decimal("120.00"),
+    )
 
-    save_commission_rule(rule=CommissionRule(level=1, rate_bp=1500), actor=owner_user)  # 18 + 40 ≤ 60
+    save_commission_rule(
+        rule=CommissionRule(level=1, rate_bp=1500), actor=owner_user
+    )  # 18 + 40 ≤ 60
     with pytest.raises(ValidationError, match="佣金加分站差价"):
-        save_commission_rule(rule=CommissionRule(level=2, rate_bp=500), actor=owner_user)  # 24 + 40 > 60
+        save_commission_rule(
+            rule=CommissionRule(level=2, rate_bp=500), actor=owner_user
+        )  # 24 + 40 > 60
 
     assert CommissionRule.objects.count() == 1
