@@ -16,7 +16,6 @@ from itertools import pairwise
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from kamen.audit import record_audit
@@ -194,57 +193,69 @@ def rule_set_problems(policy: CommissionPolicy | None = None) -> list[str]:
     }
     from catalog.models import Product
 
+    sub_store_costs = _SubStoreCosts(grades)
     for product in Product.objects.filter(retail_price__gt=0):
         share = specific.get(product.pk, general)
-        problem = _margin_problem(product, share, policy, grades)
+        problem = _margin_problem(product, share, policy, sub_store_costs)
         if problem:
             problems.append(problem)
     return problems
 
 
-def _lowest_sub_store_cost(product, grades) -> Decimal | None:
-    """The lowest unit cost any sub-store owner could have for ``product`` (grade price or
-    discount, then the best volume tier), or None when no grade may open a sub-store."""
-    from distribution.models import GradeProductPrice, GradeVolumeTier
+class _SubStoreCosts:
+    """Grade prices and volume tiers of the grades that may open a sub-store, loaded once
+    (two queries) for a whole guard run over the catalog."""
 
-    owners = [grade for grade in grades if grade.may_open_sub_store]
-    if not owners:
-        return None
-    overrides = dict(
-        GradeProductPrice.objects.filter(product=product, grade__in=owners).values_list(
-            "grade_id", "unit_cost"
-        )
-    )
-    tiers = {}
-    volume_tiers = GradeVolumeTier.objects.filter(grade__in=owners).filter(
-        Q(product__isnull=True) | Q(product=product)
-    )
-    for grade_id, rate_bp in volume_tiers.values_list("grade_id", "rate_bp"):
-        tiers[grade_id] = min(tiers.get(grade_id, BASIS_POINTS), rate_bp)
-    costs = []
-    for grade in owners:
-        unit = Decimal(
-            overrides.get(
-                grade.pk,
+    def __init__(self, grades):
+        from distribution.models import GradeProductPrice, GradeVolumeTier
+
+        self.owners = [grade for grade in grades if grade.may_open_sub_store]
+        self.overrides = {}
+        self.tiers = {}
+        if not self.owners:
+            return
+        for grade_id, product_id, unit_cost in GradeProductPrice.objects.filter(
+            grade__in=self.owners
+        ).values_list("grade_id", "product_id", "unit_cost"):
+            self.overrides[(grade_id, product_id)] = unit_cost
+        for grade_id, product_id, rate_bp in GradeVolumeTier.objects.filter(
+            grade__in=self.owners
+        ).values_list("grade_id", "product_id", "rate_bp"):
+            key = (grade_id, product_id)
+            self.tiers[key] = min(self.tiers.get(key, BASIS_POINTS), rate_bp)
+
+    def lowest(self, product) -> Decimal | None:
+        """The lowest unit cost any sub-store owner could have for ``product`` (grade price
+        or discount, then the best volume tier), or None when no grade may open a sub-store."""
+        if not self.owners:
+            return None
+        costs = []
+        for grade in self.owners:
+            default = (
                 Decimal(product.retail_price)
                 * grade.wholesale_discount_bp
-                / BASIS_POINTS,
+                / BASIS_POINTS
             )
-        )
-        unit = unit * tiers.get(grade.pk, BASIS_POINTS) / BASIS_POINTS
-        costs.append(max(unit, Decimal(product.cost_price or 0)))
-    return min(costs)
+            unit = Decimal(self.overrides.get((grade.pk, product.pk), default))
+            tier = min(
+                self.tiers.get((grade.pk, product.pk), BASIS_POINTS),
+                self.tiers.get((grade.pk, None), BASIS_POINTS),
+            )
+            costs.append(
+                max(unit * tier / BASIS_POINTS, Decimal(product.cost_price or 0))
+            )
+        return min(costs)
 
 
 def _margin_problem(
-    product, share_bp: Decimal, policy: CommissionPolicy, grades
+    product, share_bp: Decimal, policy: CommissionPolicy, sub_store_costs
 ) -> str:
     """Could one order of ``product`` pay more than the merchant's share of its margin,
     counting the sub-store price difference? Checked at the retail price and, when sub-stores
     exist, at the highest sub-store price against the lowest distributor cost."""
     cost = Decimal(product.cost_price or 0)
     prices = [(Decimal(product.retail_price), Decimal(0))]
-    lowest = _lowest_sub_store_cost(product, grades)
+    lowest = sub_store_costs.lowest(product)
     if lowest is not None:
         ceiling = Decimal(product.max_resale_price or product.retail_price)
         prices.append((ceiling, max(ceiling - lowest, Decimal(0))))
