@@ -122,7 +122,7 @@ def post_journal_transaction(
 ) -> JournalTransaction:
     """Post a balanced transaction once per ``reference``; return it (or the earlier one)."""
     _check(lines)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # all or nothing with the caller
         existing = JournalTransaction.objects.filter(reference=reference).first()
         if existing is not None:
             return existing

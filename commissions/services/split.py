@@ -23,7 +23,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -47,9 +47,9 @@ from ..models import (
     TransactionKind,
 )
 from .ledger import (
+    accounts_of_kind,
     credit,
     debit,
-    distributor_account,
     merchant_account,
     post_journal_transaction,
 )
@@ -135,15 +135,13 @@ def tiered_rate(order, distributor, policy, moment) -> tuple[Decimal, str] | Non
     from distribution.selectors import sold_statuses
     from orders.models import Order
 
-    tiers = list(
-        CommissionTier.objects.filter(grade_id=distributor.grade_id).order_by(
-            "lower_bound"
-        )
+    candidates = list(
+        CommissionTier.objects.filter(
+            Q(grade_id=distributor.grade_id) | Q(grade__isnull=True)
+        ).order_by("lower_bound")
     )
-    if not tiers:
-        tiers = list(
-            CommissionTier.objects.filter(grade__isnull=True).order_by("lower_bound")
-        )
+    # the grade's own tiers win over the general ones
+    tiers = [t for t in candidates if t.grade_id == distributor.grade_id] or candidates
     if not tiers:
         return None
     sales = Order.objects.filter(
@@ -308,7 +306,9 @@ def split_commissions(*, order) -> list[Commission]:
     """Write the order's commission rows and their journal entries, once; return the rows."""
     from orders.models import Order
 
-    with transaction.atomic():
+    with transaction.atomic(
+        savepoint=False
+    ):  # in the caller's transaction, all or nothing
         locked = (
             Order.objects.select_for_update().select_related("product").get(pk=order.pk)
         )
@@ -350,13 +350,12 @@ def split_commissions(*, order) -> list[Commission]:
                 capped_amount=total,
                 reason=cap_reason[:200],
             )
+        pending = accounts_of_kind(
+            {c.beneficiary_id for c in commissions}, AccountKind.DISTRIBUTOR_PENDING
+        )
         entries = [debit(merchant_account(AccountKind.MERCHANT_REVENUE), total)]
         entries += [
-            credit(
-                distributor_account(c.beneficiary_id, AccountKind.DISTRIBUTOR_PENDING),
-                c.amount,
-                commission=c,
-            )
+            credit(pending[c.beneficiary_id], c.amount, commission=c)
             for c in commissions
         ]
         post_journal_transaction(

@@ -186,3 +186,33 @@ def test_two_settlement_runs_at_the_same_moment_settle_once():
     assert SettlementRun.objects.count() == 1
     assert selectors.wallet(seller)["available"] == Decimal("50.00")
     assert selectors.wallet(parent)["available"] == Decimal("25.00")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_splits_of_one_order_at_the_same_moment_pay_once():
+    import threading
+
+    from django.db import connection
+
+    from commissions.models import Commission, JournalTransaction
+
+    seller, _parent = make_chain(2, rates=(1000, 500, 0))
+    order = make_order(seller)
+    barrier = threading.Barrier(2)
+
+    def split():
+        try:
+            barrier.wait()
+            split_commissions(order=order)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=split) for _n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Commission.objects.filter(order=order).count() == 2
+    assert JournalTransaction.objects.filter(reference=f"accrual:order:{order.pk}").count() == 1
+    assert selectors.wallet(seller)["pending"] == Decimal("10.00")
