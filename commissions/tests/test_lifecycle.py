@@ -214,5 +214,8 @@ def test_two_splits_of_one_order_at_the_same_moment_pay_once():
         thread.join()
 
     assert Commission.objects.filter(order=order).count() == 2
-    assert JournalTransaction.objects.filter(reference=f"accrual:order:{order.pk}").count() == 1
+    assert (
+        JournalTransaction.objects.filter(reference=f"accrual:order:{order.pk}").count()
+        == 1
+    )
     assert selectors.wallet(seller)["pending"] == Decimal("10.00")
