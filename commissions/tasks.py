@@ -44,3 +44,24 @@ def reverse_commissions_task(order_id: int) -> int:
     from .services import reverse_commissions
 
     return len(reverse_commissions(order=Order.objects.get(pk=order_id)))
+
+
+@shared_task(acks_late=True)
+def redrive_approved_withdrawals_task(older_than_minutes: int = 10) -> int:
+    """Approved withdrawals whose payout task was lost (worker died before it ran) are sent
+    again; ``pay_withdrawal`` claims each under its row lock, so a payout is never sent twice."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import Withdrawal, WithdrawalStatus
+
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    ids = list(
+        Withdrawal.objects.filter(
+            status=WithdrawalStatus.APPROVED, reviewed_at__lt=cutoff
+        ).values_list("pk", flat=True)[:500]
+    )
+    for withdrawal_id in ids:
+        pay_withdrawal_task.delay(withdrawal_id)
+    return len(ids)

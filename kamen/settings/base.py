@@ -240,6 +240,10 @@ CELERY_BEAT_SCHEDULE |= {
         "schedule": crontab(hour=3, minute=0, day_of_month=1),
         "args": ("monthly",),
     },
+    "redrive-approved-withdrawals": {
+        "task": "commissions.tasks.redrive_approved_withdrawals_task",
+        "schedule": 600.0,
+    },
 }
 COMMISSIONS_PAYOUT_ADAPTER = os.environ.get("COMMISSIONS_PAYOUT_ADAPTER", "commissions.payouts.SandboxPayoutAdapter")
 COMMISSIONS_SANDBOX_PAYOUT_OUTCOME = os.environ.get("COMMISSIONS_SANDBOX_PAYOUT_OUTCOME", "success")
