@@ -1,0 +1,23 @@
+"""Commissions: rules, the per-order split, a double-entry ledger, settlement, withdrawals.
+
+How money moves (balance = credits − debits; every row is a ``JournalTransaction`` whose
+debits equal its credits, keyed by ``reference``):
+
+| event | debit | credit | reference |
+| --- | --- | --- | --- |
+| split (accrual) | merchant revenue | each beneficiary's pending | ``accrual:order:<id>`` |
+| refund before settlement (cancellation) | pending | merchant revenue | ``reversal:<commission>:<target>`` |
+| refund after settlement (clawback) | available (may go negative) | merchant revenue | same |
+| settlement | pending | available | ``settlement:<run>:<distributor>`` |
+| risk hold / release | pending, available ↔ frozen | | ``freeze:<hold>`` / ``release:<hold>`` |
+| withdrawal requested | available | payouts in transit (net), tax withheld, merchant revenue (fee) | ``withdrawal:<id>`` |
+| rejected / payout failed | the reverse of the request | | ``withdrawal-return:<id>`` |
+| payout succeeded | payouts in transit | payouts paid | ``payout:<id>`` |
+| wallet payment | available | merchant revenue | ``wallet:<reference>`` |
+
+Entry points for other apps are in ``commissions.services``: ``split_commissions(order=...)``
+(to be called inside the delivery transaction; the ``order_completed`` receiver calls it too,
+idempotently), ``reverse_commissions(order=...)`` (``order_refunded`` receiver),
+``pay_from_wallet(distributor=..., amount=..., reference=...)``, ``freeze_commissions`` /
+``release_commissions``.
+"""

@@ -67,6 +67,38 @@ _DISTRIBUTION_OPERATE = _DISTRIBUTION_VIEW + [
     *[f"distribution.{verb}_{model}" for model in ("bannedword", "copytemplate", "promotionrule", "appeal") for verb in ("add", "change", "view")],
 ]
 
+_COMMISSIONS_VIEW = [
+    f"commissions.view_{model}"
+    for model in (
+        "account",
+        "journaltransaction",
+        "journalentry",
+        "commission",
+        "commissionrule",
+        "commissiontier",
+        "productbonus",
+        "campaign",
+        "commissionpolicy",
+        "capevent",
+        "settlementrun",
+        "wallethold",
+        "withdrawal",
+        "payoutaccount",
+    )
+]
+_COMMISSIONS_FINANCE = _COMMISSIONS_VIEW + [
+    "commissions.review_withdrawal",
+    "commissions.change_withdrawal",
+    "commissions.add_settlementrun",
+    "commissions.add_commissionrule",
+    "commissions.change_commissionrule",
+    "commissions.add_productbonus",
+    "commissions.change_productbonus",
+    "commissions.add_campaign",
+    "commissions.change_campaign",
+    "commissions.change_commissionpolicy",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # The owner gets every permission (see sync_roles); listed here for completeness.
     OWNER: [],
@@ -74,9 +106,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _ORDERS_VIEW + ["orders.confirm_payment_manually", "orders.redeem_voucher", "orders.redrive_fulfilment"]
     + _DISTRIBUTION_OPERATE,
     FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + ["orders.refund_order"]
-    + _DISTRIBUTION_VIEW,
+    + _DISTRIBUTION_VIEW + _COMMISSIONS_FINANCE,
     RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + _DISTRIBUTION_VIEW
-    + ["distribution.freeze_distributor"],
+    + ["distribution.freeze_distributor", "commissions.freeze_commissions", "commissions.view_wallethold"],
 }
 
 

@@ -27,6 +27,7 @@ class ScheduledJob:
     last_run_at: datetime | None = None
     runs: int = 0
     failures: int = 0
+    args: tuple = ()
     kwargs: dict = field(default_factory=dict)
 
 
@@ -41,6 +42,7 @@ def jobs_from_settings(*, app=None) -> list[ScheduledJob]:
                 name=name,
                 task=entry["task"],
                 schedule=maybe_schedule(entry["schedule"], app=app),
+                args=tuple(entry.get("args") or ()),
                 kwargs=dict(entry.get("kwargs") or {}),
             )
         )
@@ -65,7 +67,7 @@ def run_due_jobs(*, jobs: list[ScheduledJob], now: datetime | None = None, app=N
         job.last_run_at = now
         close_old_connections()
         try:
-            app.tasks[job.task].apply(kwargs=job.kwargs, throw=True)
+            app.tasks[job.task].apply(args=job.args, kwargs=job.kwargs, throw=True)
             job.runs += 1
         except Exception:
             job.failures += 1

@@ -286,3 +286,32 @@ CELERY_BEAT_SCHEDULE |= {
     "distribution-segment-tags": {"task": "distribution.tasks.compute_segment_tags_task", "schedule": 86400.0},
     "distribution-promotions": {"task": "distribution.tasks.run_promotions_task", "schedule": 86400.0},
 }
+
+# --- Commissions ----------------------------------------------------------------------------
+# Settlement: beat runs one entry per cycle; only the merchant's chosen cycle
+# (CommissionPolicy.settlement_cycle) settles, and each cycle period settles once.
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE |= {
+    "settle-commissions-daily": {
+        "task": "commissions.tasks.settle_commissions_task",
+        "schedule": crontab(hour=2, minute=0),
+        "args": ("daily",),
+    },
+    "settle-commissions-weekly": {
+        "task": "commissions.tasks.settle_commissions_task",
+        "schedule": crontab(hour=2, minute=30, day_of_week=1),
+        "args": ("weekly",),
+    },
+    "settle-commissions-monthly": {
+        "task": "commissions.tasks.settle_commissions_task",
+        "schedule": crontab(hour=3, minute=0, day_of_month=1),
+        "args": ("monthly",),
+    },
+    "redrive-approved-withdrawals": {
+        "task": "commissions.tasks.redrive_approved_withdrawals_task",
+        "schedule": 600.0,
+    },
+}
+COMMISSIONS_PAYOUT_ADAPTER = os.environ.get("COMMISSIONS_PAYOUT_ADAPTER", "commissions.payouts.SandboxPayoutAdapter")
+COMMISSIONS_SANDBOX_PAYOUT_OUTCOME = os.environ.get("COMMISSIONS_SANDBOX_PAYOUT_OUTCOME", "success")

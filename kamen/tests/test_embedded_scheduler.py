@@ -13,15 +13,15 @@ def counting_app(settings):
     calls = []
 
     @app.task(name="test.count", shared=False)
-    def count(**kwargs):
-        calls.append(kwargs)
+    def count(*args, **kwargs):
+        calls.append((args, kwargs))
 
     @app.task(name="test.explode", shared=False)
     def explode():
         raise RuntimeError("boom")
 
     settings.CELERY_BEAT_SCHEDULE = {
-        "count-every-minute": {"task": "test.count", "schedule": 60.0, "kwargs": {"n": 1}},
+        "count-every-minute": {"task": "test.count", "schedule": 60.0, "args": ("daily",), "kwargs": {"n": 1}},
         "explode-every-minute": {"task": "test.explode", "schedule": 60.0},
     }
     return app, calls
@@ -37,7 +37,7 @@ def test_a_job_runs_at_once_then_waits_for_its_interval(counting_app):
 
     assert "count-every-minute" in first
     assert second == []
-    assert calls == [{"n": 1}]
+    assert calls == [(("daily",), {"n": 1})]
 
 
 def test_a_failing_job_does_not_stop_the_others_and_is_retried_next_interval(counting_app):

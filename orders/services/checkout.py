@@ -102,6 +102,12 @@ def _attribution(referral: dict | None) -> tuple[int | None, dict, str]:
         "chain": list(found.get("chain") or []),
         "link": found.get("link"),
         "sub_store": found.get("sub_store"),
+        # What the commission split needs, frozen now so later moves and grade changes in the
+        # tree never change what this order pays (docs/adr/0007).
+        "distributor_id": found.get("distributor_id"),
+        "grade": found.get("grade"),
+        "chain_grades": list(found.get("chain_grades") or []),
+        "depth": found.get("depth"),
     }
     return found.get("distributor_id"), snapshot, channel
 

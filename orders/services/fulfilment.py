@@ -200,6 +200,12 @@ def _conclude_locked(order: Order, results: list[Part]) -> bool:
             order_is_locked=True,
             also_set={"last_fulfilment_error": ""} if order.last_fulfilment_error else None,
         )
+        if order.distributor_id:
+            # Same transaction as the delivery: goods delivered and commissions owed commit
+            # together, or neither does (the order_completed receiver is only a backstop).
+            from commissions.services import split_commissions
+
+            split_commissions(order=order)
         order_id = order.pk
         transaction.on_commit(lambda: _after_completion(order_id))
         return False

@@ -1,0 +1,64 @@
+"""The commissions app's public face: other apps call these (orders: ``split_commissions``,
+``reverse_commissions``, ``pay_from_wallet``; risk control: ``freeze_commissions``)."""
+
+from .ledger import UnbalancedTransaction, post_journal_transaction
+from .lifecycle import (
+    freeze_commissions,
+    release_commissions,
+    reverse_commissions,
+    run_settlement,
+    settlement_key,
+)
+from .rules import (
+    check_without_saving,
+    get_policy,
+    rule_set_problems,
+    save_campaign,
+    save_commission_rule,
+    save_commission_tiers,
+    save_policy,
+    save_product_bonus,
+)
+from .split import plan_split, split_commissions
+from .withdrawals import (
+    InsufficientBalance,
+    add_payout_account,
+    approve_withdrawal,
+    labour_remuneration_tax,
+    new_request_token,
+    pay_from_wallet,
+    pay_withdrawal,
+    reject_withdrawal,
+    request_withdrawal,
+    reveal_payout_account,
+)
+
+__all__ = [
+    "InsufficientBalance",
+    "UnbalancedTransaction",
+    "add_payout_account",
+    "approve_withdrawal",
+    "check_without_saving",
+    "freeze_commissions",
+    "get_policy",
+    "labour_remuneration_tax",
+    "new_request_token",
+    "pay_from_wallet",
+    "pay_withdrawal",
+    "plan_split",
+    "post_journal_transaction",
+    "reject_withdrawal",
+    "release_commissions",
+    "request_withdrawal",
+    "reveal_payout_account",
+    "reverse_commissions",
+    "rule_set_problems",
+    "run_settlement",
+    "save_campaign",
+    "save_commission_rule",
+    "save_commission_tiers",
+    "save_policy",
+    "save_product_bonus",
+    "settlement_key",
+    "split_commissions",
+]

@@ -1,0 +1,490 @@
+"""Withdrawals, payout accounts, wallet payments and the labour-remuneration tax.
+
+Every move out of a distributor's available balance (a withdrawal, a wallet payment) first
+locks that account row, so two at the same moment are serialised and can never overdraw it.
+A withdrawal takes the whole amount out of available at once (into payouts in transit, tax
+withheld and the merchant's fee), so a rejection or a failed payout returns exactly that.
+The payout itself runs outside any transaction: claim (approved → paying), commit, call the
+adapter, then record the outcome in a new transaction.
+
+Tax (劳务报酬, withheld per month on the month's total withdrawals): income ≤ 4,000 →
+(income − 800) × 20 %; above → income × 80 % × bracket (20 % up to 20,000; 30 % − 2,000 up to
+50,000; 40 % − 7,000 above). Each withdrawal withholds the month's tax so far less what the
+month's earlier withdrawals already withheld.
+"""
+
+import re
+import secrets
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from kamen import crypto
+from kamen.audit import record_audit
+from kamen.money import ZERO, InvalidAmount, parse_amount, round_half_up, to_fen
+
+from ..models import (
+    BASIS_POINTS,
+    AccountKind,
+    JournalTransaction,
+    PayoutAccount,
+    PayoutMethod,
+    TransactionKind,
+    Withdrawal,
+    WithdrawalStatus,
+    WithdrawalStatusChange,
+)
+from ..payouts import PayoutError, get_payout_adapter
+from .ledger import (
+    credit,
+    debit,
+    distributor_account,
+    lock_account,
+    merchant_account,
+    post_journal_transaction,
+)
+from .lifecycle import has_active_hold
+from .rules import get_policy
+
+
+class InsufficientBalance(ValidationError):
+    pass
+
+
+# --- tax --------------------------------------------------------------------------------------
+def labour_remuneration_tax(income) -> Decimal:
+    income = Decimal(income)
+    if income <= 800:
+        return ZERO
+    if income <= 4000:
+        return round_half_up((income - 800) * Decimal("0.20"))
+    taxable = income * Decimal("0.80")
+    if taxable <= 20000:
+        return round_half_up(taxable * Decimal("0.20"))
+    if taxable <= 50000:
+        return round_half_up(taxable * Decimal("0.30") - 2000)
+    return round_half_up(taxable * Decimal("0.40") - 7000)
+
+
+def _month_start(moment):
+    local = timezone.localtime(moment)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _counted(distributor_id):
+    return Withdrawal.objects.filter(distributor_id=distributor_id).exclude(
+        status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED]
+    )
+
+
+def tax_due(*, distributor_id: int, amount: Decimal, now=None) -> Decimal:
+    month = (
+        _counted(distributor_id)
+        .filter(created_at__gte=_month_start(now or timezone.now()))
+        .aggregate(income=Sum("amount"), tax=Sum("tax"))
+    )
+    income = (month["income"] or ZERO) + amount
+    return max(labour_remuneration_tax(income) - (month["tax"] or ZERO), ZERO)
+
+
+def withdrawal_fee(amount: Decimal, policy) -> Decimal:
+    return policy.withdrawal_fee_fixed + to_fen(
+        amount * policy.withdrawal_fee_bp / BASIS_POINTS
+    )
+
+
+# --- payout accounts --------------------------------------------------------------------------
+def luhn_ok(number: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char)
+        if index % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def mask_account(method: str, account: str) -> str:
+    if method == PayoutMethod.BANK_CARD:
+        return f"**** **** **** {account[-4:]}"
+    if "@" in account:
+        name, _at, domain = account.partition("@")
+        return f"{name[:1]}***@{domain}"
+    return f"{account[:3]}****{account[-4:]}" if len(account) >= 7 else "****"
+
+
+def add_payout_account(
+    *, distributor, method: str, holder_name: str, account: str, bank_name: str = ""
+) -> PayoutAccount:
+    account = re.sub(r"\s+", "", account or "")
+    holder_name = (holder_name or "").strip()
+    if method not in PayoutMethod.values:
+        raise ValidationError(_("不支持的收款方式"))
+    if not holder_name:
+        raise ValidationError(_("请填写户名（需与实名一致）"))
+    if method == PayoutMethod.BANK_CARD:
+        if not re.fullmatch(r"\d{12,19}", account):
+            raise ValidationError(_("银行卡号应为 12–19 位数字"))
+        if not luhn_ok(account):
+            raise ValidationError(_("银行卡号校验失败，请核对卡号"))
+        if not bank_name.strip():
+            raise ValidationError(_("请填写开户行"))
+    elif method == PayoutMethod.ALIPAY:
+        if not (
+            re.fullmatch(r"1\d{10}", account)
+            or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", account)
+        ):
+            raise ValidationError(_("支付宝账号应为手机号或邮箱"))
+    elif not re.fullmatch(r"[A-Za-z0-9_-]{6,40}", account):
+        raise ValidationError(_("微信号应为 6–40 位字母、数字、下划线或减号"))
+    key_id, blob = crypto.encrypt(
+        account, associated_data=f"payout-account:{distributor.pk}".encode()
+    )
+    return PayoutAccount.objects.create(
+        distributor=distributor,
+        method=method,
+        holder_name=holder_name[:40],
+        bank_name=bank_name.strip()[:60],
+        account_ciphertext=blob,
+        account_key_id=key_id,
+        account_mask=mask_account(method, account),
+    )
+
+
+def reveal_payout_account(payout_account: PayoutAccount) -> str:
+    return crypto.decrypt(
+        key_id=payout_account.account_key_id,
+        blob=payout_account.account_ciphertext,
+        associated_data=f"payout-account:{payout_account.distributor_id}".encode(),
+    )
+
+
+# --- state machine ----------------------------------------------------------------------------
+ALLOWED = {
+    WithdrawalStatus.REQUESTED: {WithdrawalStatus.APPROVED, WithdrawalStatus.REJECTED},
+    WithdrawalStatus.APPROVED: {WithdrawalStatus.PAYING},
+    WithdrawalStatus.PAYING: {WithdrawalStatus.PAID, WithdrawalStatus.FAILED},
+}
+
+
+def _transition(
+    withdrawal: Withdrawal, to_status: str, *, cause: str, actor=None, fields=()
+) -> None:
+    if to_status not in ALLOWED.get(withdrawal.status, set()):
+        raise ValidationError(
+            _("提现单状态为“%(old)s”，不能变为“%(new)s”")
+            % {
+                "old": withdrawal.get_status_display(),
+                "new": WithdrawalStatus(to_status).label,
+            }
+        )
+    old = withdrawal.status
+    withdrawal.status = to_status
+    withdrawal.save(update_fields=["status", *fields])
+    WithdrawalStatusChange.objects.create(
+        withdrawal=withdrawal,
+        old_status=old,
+        new_status=to_status,
+        cause=cause[:200],
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+
+
+# --- requests ---------------------------------------------------------------------------------
+def new_request_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _amount(raw) -> Decimal:
+    try:
+        return parse_amount(raw)
+    except InvalidAmount:
+        raise ValidationError(_("请输入正确的金额（大于 0，最多两位小数）")) from None
+
+
+def request_withdrawal(
+    *, distributor, payout_account, amount, token: str
+) -> Withdrawal:
+    """Take ``amount`` out of available for a payout; the same ``token`` returns the same
+    withdrawal (a double submit pays once)."""
+    amount = _amount(amount)
+    if not token:
+        raise ValidationError(_("表单已过期，请刷新后重试"))
+    with transaction.atomic():
+        existing = Withdrawal.objects.filter(request_token=token).first()
+        if existing is not None:
+            if existing.distributor_id != distributor.pk:
+                raise ValidationError(_("表单已过期，请刷新后重试"))
+            return existing
+        available = lock_account(
+            distributor_account(distributor.pk, AccountKind.DISTRIBUTOR_AVAILABLE)
+        )
+        if (
+            payout_account is None
+            or payout_account.distributor_id != distributor.pk
+            or not payout_account.is_active
+        ):
+            raise ValidationError(_("请选择自己的收款账户"))
+        if has_active_hold(distributor.pk):
+            raise ValidationError(_("账户已被风控冻结，暂不能提现"))
+        grade = distributor.grade
+        if amount < grade.withdrawal_min_amount:
+            raise ValidationError(
+                _("单笔最低提现 ¥%(min)s") % {"min": grade.withdrawal_min_amount}
+            )
+        today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        today_total = (
+            _counted(distributor.pk)
+            .filter(created_at__gte=today)
+            .aggregate(total=Sum("amount"))["total"]
+            or ZERO
+        )
+        if today_total + amount > grade.withdrawal_daily_max_amount:
+            raise ValidationError(
+                _("超过每日提现上限 ¥%(max)s（今日已申请 ¥%(used)s）")
+                % {"max": grade.withdrawal_daily_max_amount, "used": today_total}
+            )
+        if available.balance <= 0 or amount > available.balance:
+            raise InsufficientBalance(
+                _("可提现余额不足（当前 ¥%(balance)s）")
+                % {"balance": available.balance}
+            )
+        policy = get_policy()
+        fee = withdrawal_fee(amount, policy)
+        tax = tax_due(distributor_id=distributor.pk, amount=amount)
+        net = amount - fee - tax
+        if net <= 0:
+            raise ValidationError(
+                _("手续费 ¥%(fee)s 与个税 ¥%(tax)s 不低于提现金额，无法提现")
+                % {"fee": fee, "tax": tax}
+            )
+        try:
+            with transaction.atomic():
+                withdrawal = Withdrawal.objects.create(
+                    distributor=distributor,
+                    payout_account=payout_account,
+                    request_token=token[:64],
+                    payout_no="W"
+                    + timezone.now().strftime("%Y%m%d")
+                    + secrets.token_hex(8).upper(),
+                    amount=amount,
+                    fee=fee,
+                    tax=tax,
+                    net_amount=net,
+                )
+        except IntegrityError:
+            return Withdrawal.objects.get(request_token=token[:64])
+        WithdrawalStatusChange.objects.create(
+            withdrawal=withdrawal,
+            old_status=WithdrawalStatus.REQUESTED,
+            new_status=WithdrawalStatus.REQUESTED,
+            cause="requested",
+        )
+        post_journal_transaction(
+            kind=TransactionKind.WITHDRAWAL,
+            reference=f"withdrawal:{withdrawal.pk}",
+            lines=_withdrawal_lines(withdrawal, available),
+            memo=_("提现申请 %(no)s") % {"no": withdrawal.payout_no},
+        )
+    return withdrawal
+
+
+def _withdrawal_lines(withdrawal: Withdrawal, available):
+    lines = [
+        debit(available, withdrawal.amount),
+        credit(merchant_account(AccountKind.PAYOUTS_IN_TRANSIT), withdrawal.net_amount),
+    ]
+    if withdrawal.tax > 0:
+        lines.append(credit(merchant_account(AccountKind.TAX_WITHHELD), withdrawal.tax))
+    if withdrawal.fee > 0:
+        lines.append(
+            credit(merchant_account(AccountKind.MERCHANT_REVENUE), withdrawal.fee)
+        )
+    return lines
+
+
+def _return_funds(withdrawal: Withdrawal, *, cause: str, actor=None) -> None:
+    available = distributor_account(
+        withdrawal.distributor_id, AccountKind.DISTRIBUTOR_AVAILABLE
+    )
+    lines = [
+        credit(line.account, line.amount)
+        if line.side == "debit"
+        else debit(line.account, line.amount)
+        for line in _withdrawal_lines(withdrawal, available)
+    ]
+    post_journal_transaction(
+        kind=TransactionKind.WITHDRAWAL_RETURN,
+        reference=f"withdrawal-return:{withdrawal.pk}",
+        lines=lines,
+        memo=cause,
+        actor=actor,
+    )
+
+
+def _require_reviewer(actor) -> None:
+    if actor is None or not actor.has_perm("commissions.review_withdrawal"):
+        raise PermissionDenied(_("没有审核提现的权限"))
+
+
+def approve_withdrawal(*, withdrawal: Withdrawal, actor, request=None) -> Withdrawal:
+    _require_reviewer(actor)
+    with transaction.atomic():
+        locked = Withdrawal.objects.select_for_update().get(pk=withdrawal.pk)
+        if locked.status != WithdrawalStatus.REQUESTED:
+            return locked
+        locked.reviewed_by = actor
+        locked.reviewed_at = timezone.now()
+        _transition(
+            locked,
+            WithdrawalStatus.APPROVED,
+            cause="approved",
+            actor=actor,
+            fields=("reviewed_by", "reviewed_at"),
+        )
+        record_audit(
+            actor=actor,
+            action="commissions.withdrawal_approved",
+            target=locked,
+            request=request,
+        )
+        from ..tasks import pay_withdrawal_task
+
+        transaction.on_commit(lambda: pay_withdrawal_task.delay(locked.pk))
+    return locked
+
+
+def reject_withdrawal(
+    *, withdrawal: Withdrawal, actor, reason: str, request=None
+) -> Withdrawal:
+    _require_reviewer(actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(_("请填写驳回原因"))
+    with transaction.atomic():
+        locked = Withdrawal.objects.select_for_update().get(pk=withdrawal.pk)
+        if locked.status == WithdrawalStatus.REJECTED:
+            return locked
+        locked.reject_reason = reason[:200]
+        locked.reviewed_by = actor
+        locked.reviewed_at = timezone.now()
+        _transition(
+            locked,
+            WithdrawalStatus.REJECTED,
+            cause=reason,
+            actor=actor,
+            fields=("reject_reason", "reviewed_by", "reviewed_at"),
+        )
+        _return_funds(
+            locked, cause=_("提现驳回：%(reason)s") % {"reason": reason}, actor=actor
+        )
+        record_audit(
+            actor=actor,
+            action="commissions.withdrawal_rejected",
+            target=locked,
+            changes={"reason": [None, reason]},
+            request=request,
+        )
+    return locked
+
+
+def pay_withdrawal(*, withdrawal_id: int, adapter=None) -> Withdrawal:
+    """Send an approved withdrawal to the payout adapter; a failure returns the funds."""
+    with transaction.atomic():
+        locked = (
+            Withdrawal.objects.select_for_update()
+            .select_related("payout_account")
+            .get(pk=withdrawal_id)
+        )
+        if locked.status != WithdrawalStatus.APPROVED:
+            return locked
+        _transition(locked, WithdrawalStatus.PAYING, cause="sent to payout adapter")
+    adapter = adapter or get_payout_adapter()
+    try:
+        result = adapter.pay(
+            payout_no=locked.payout_no,
+            method=locked.payout_account.method,
+            account=reveal_payout_account(locked.payout_account),
+            holder_name=locked.payout_account.holder_name,
+            amount=locked.net_amount,
+        )
+        failure = ""
+    except PayoutError as error:
+        result, failure = None, str(error)[:200] or "payout failed"
+    with transaction.atomic():
+        locked = Withdrawal.objects.select_for_update().get(pk=withdrawal_id)
+        if locked.status != WithdrawalStatus.PAYING:
+            return locked
+        locked.finished_at = timezone.now()
+        if result is not None:
+            locked.gateway_payout_no = result.provider_payout_no[:64]
+            _transition(
+                locked,
+                WithdrawalStatus.PAID,
+                cause="payout succeeded",
+                fields=("gateway_payout_no", "finished_at"),
+            )
+            post_journal_transaction(
+                kind=TransactionKind.PAYOUT,
+                reference=f"payout:{locked.pk}",
+                lines=[
+                    debit(
+                        merchant_account(AccountKind.PAYOUTS_IN_TRANSIT),
+                        locked.net_amount,
+                    ),
+                    credit(
+                        merchant_account(AccountKind.PAYOUTS_PAID), locked.net_amount
+                    ),
+                ],
+                memo=_("提现打款 %(no)s") % {"no": locked.payout_no},
+            )
+        else:
+            locked.failure_reason = failure
+            _transition(
+                locked,
+                WithdrawalStatus.FAILED,
+                cause=failure,
+                fields=("failure_reason", "finished_at"),
+            )
+            _return_funds(
+                locked, cause=_("打款失败，资金退回：%(reason)s") % {"reason": failure}
+            )
+    return locked
+
+
+# --- wallet payments --------------------------------------------------------------------------
+def pay_from_wallet(*, distributor, amount, reference: str) -> JournalTransaction:
+    """Pay the merchant from the distributor's available balance (the orders app's wallet
+    payment); once per ``reference``; never overdraws, whatever runs at the same moment."""
+    amount = _amount(amount)
+    if not reference:
+        raise ValidationError(_("缺少支付单号"))
+    full_reference = f"wallet:{reference}"
+    with transaction.atomic():
+        available = lock_account(
+            distributor_account(distributor.pk, AccountKind.DISTRIBUTOR_AVAILABLE)
+        )
+        existing = JournalTransaction.objects.filter(reference=full_reference).first()
+        if existing is not None:
+            return existing
+        if has_active_hold(distributor.pk):
+            raise ValidationError(_("账户已被风控冻结，暂不能使用余额"))
+        if amount > available.balance:
+            raise InsufficientBalance(
+                _("可用余额不足（当前 ¥%(balance)s）") % {"balance": available.balance}
+            )
+        return post_journal_transaction(
+            kind=TransactionKind.WALLET_PAYMENT,
+            reference=full_reference,
+            lines=[
+                debit(available, amount),
+                credit(merchant_account(AccountKind.MERCHANT_REVENUE), amount),
+            ],
+            memo=_("余额支付 %(reference)s") % {"reference": reference},
+        )

@@ -1,0 +1,67 @@
+"""Celery tasks: take ids, call one service, safe to run twice."""
+
+from celery import shared_task
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
+def settle_commissions_task(cycle: str) -> int | None:
+    """Beat runs one entry per cycle; only the merchant's chosen cycle settles."""
+    from .services import get_policy, run_settlement
+
+    if get_policy().settlement_cycle != cycle:
+        return None
+    return run_settlement(cycle=cycle).pk
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
+def pay_withdrawal_task(withdrawal_id: int) -> str:
+    from .services import pay_withdrawal
+
+    return pay_withdrawal(withdrawal_id=withdrawal_id).status
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5
+)
+def split_commissions_task(order_id: int) -> int:
+    from orders.models import Order
+
+    from .services import split_commissions
+
+    return len(split_commissions(order=Order.objects.get(pk=order_id)))
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5
+)
+def reverse_commissions_task(order_id: int) -> int:
+    from orders.models import Order
+
+    from .services import reverse_commissions
+
+    return len(reverse_commissions(order=Order.objects.get(pk=order_id)))
+
+
+@shared_task(acks_late=True)
+def redrive_approved_withdrawals_task(older_than_minutes: int = 10) -> int:
+    """Approved withdrawals whose payout task was lost (worker died before it ran) are sent
+    again; ``pay_withdrawal`` claims each under its row lock, so a payout is never sent twice."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import Withdrawal, WithdrawalStatus
+
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    ids = list(
+        Withdrawal.objects.filter(
+            status=WithdrawalStatus.APPROVED, reviewed_at__lt=cutoff
+        ).values_list("pk", flat=True)[:500]
+    )
+    for withdrawal_id in ids:
+        pay_withdrawal_task.delay(withdrawal_id)
+    return len(ids)

@@ -1,0 +1,21 @@
+from django.urls import path
+
+from . import views
+
+app_name = "commissions"
+urlpatterns = [
+    path("agent/wallet/", views.wallet, name="wallet"),
+    path("agent/wallet/statements/", views.statements, name="statements"),
+    path("agent/wallet/withdrawals/", views.withdrawals, name="withdrawals"),
+    path(
+        "agent/wallet/withdrawals/create/",
+        views.withdrawal_create,
+        name="withdrawal-create",
+    ),
+    path(
+        "agent/wallet/accounts/create/",
+        views.payout_account_create,
+        name="payout-account-create",
+    ),
+    path("agent/wallet/tax/", views.tax_statements, name="tax-statements"),
+]
