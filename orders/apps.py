@@ -8,6 +8,14 @@ class OrdersConfig(AppConfig):
 
     def ready(self):
         from catalog.signals import card_keys_imported
+        from kamen.encrypted_fields import register_encrypted_field
+
+        from .models import OrderDelivery, Voucher
+        from .services.redemption import CODE_CONTEXT, SECRET_CONTEXT
+
+        register_encrypted_field(OrderDelivery, "content_ciphertext", "content_key_id")
+        register_encrypted_field(Voucher, "code_ciphertext", "code_key_id", CODE_CONTEXT)
+        register_encrypted_field(Voucher, "secret_ciphertext", "secret_key_id", SECRET_CONTEXT)
 
         card_keys_imported.connect(_fulfil_backorders_on_import, dispatch_uid="orders.backorders_on_import")
 

@@ -8,17 +8,8 @@ after a run reports nothing left on it.
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from catalog.models import CardKey, CardKeyImport, ReusableCardKey, Supplier
-from catalog.services.vault import PAYLOAD_CONTEXT
 from kamen import crypto
-
-# (model, ciphertext field, key id field, associated data)
-ENCRYPTED_FIELDS = [
-    (CardKey, "secret_ciphertext", "key_id", b""),
-    (ReusableCardKey, "secret_ciphertext", "key_id", b""),
-    (Supplier, "app_secret_ciphertext", "app_secret_key_id", b""),
-    (CardKeyImport, "payload_ciphertext", "payload_key_id", PAYLOAD_CONTEXT),
-]
+from kamen.encrypted_fields import encrypted_fields
 
 
 class Command(BaseCommand):
@@ -33,11 +24,12 @@ class Command(BaseCommand):
             return
         current = crypto.current_key_id()
         self.stdout.write(f"newest key: {current}")
-        for model, blob_field, key_field, associated_data in ENCRYPTED_FIELDS:
-            done = self._rotate(model, blob_field, key_field, associated_data, current, batch_size)
-            self.stdout.write(f"{model._meta.label}: {done} re-encrypted")
+        for field in encrypted_fields():
+            done = self._rotate(field, current, batch_size)
+            self.stdout.write(f"{field.model._meta.label}.{field.blob_field}: {done} re-encrypted")
 
-    def _rotate(self, model, blob_field, key_field, associated_data, current, batch_size) -> int:
+    def _rotate(self, field, current, batch_size) -> int:
+        model, blob_field, key_field = field.model, field.blob_field, field.key_field
         done = 0
         last_pk = 0
         while True:
@@ -52,7 +44,8 @@ class Command(BaseCommand):
                 if not rows:
                     return done
                 for row in rows:
-                    blob = bytes(getattr(row, blob_field))
+                    blob = bytes(getattr(row, blob_field) or b"")
+                    associated_data = field.associated_data_for(row)
                     if blob:
                         plaintext = crypto.decrypt(
                             key_id=getattr(row, key_field), blob=blob, associated_data=associated_data

@@ -56,4 +56,4 @@ def test_a_second_run_has_nothing_left_to_do(settings):
     output = io.StringIO()
     call_command("rotate_encryption_keys", stdout=output)
 
-    assert "catalog.CardKey: 0 re-encrypted" in output.getvalue()
+    assert "catalog.CardKey.secret_ciphertext: 0 re-encrypted" in output.getvalue()
