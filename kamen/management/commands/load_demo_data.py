@@ -36,6 +36,9 @@ class Command(BaseCommand):
         from catalog.demo_suppliers import load_supplier_demo
 
         load_supplier_demo()
+        from distribution.demo import load_network_demo
+
+        load_network_demo(owner=users["owner"], password=DEMO_PASSWORD)
         self._print_logins()
 
     def _load_staff(self):
@@ -68,4 +71,14 @@ class Command(BaseCommand):
         ]
         for username, role, display_name, _superuser in DEMO_STAFF:
             lines.append(f"    {username:<10} role {role:<9} {display_name}")
+        from distribution.demo import DEMO_AGENTS
+
+        lines.append(f"  Agent portal:      {base}/agent/   (same password)")
+        for username, display_name, grade in DEMO_AGENTS:
+            lines.append(f"    {username:<12} {grade:<4} {display_name}")
+        lines += [
+            f"  Sub-store:         {base}/s/zongdai/",
+            f"  Order look-up:     {base}/query/   (demo orders: query password demo1234)",
+            f"  Voucher counter:   {base}/console/redeem/",
+        ]
         self.stdout.write("\n".join(lines) + "\n")
