@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["bench.card_key_import"]
+BENCHMARKS = ["bench.card_key_import", "bench.risk_check"]
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
 
 

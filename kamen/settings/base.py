@@ -218,3 +218,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Risk control and security (riskcontrol, kamen.security) ---------------------------------
+MIDDLEWARE += [
+    "riskcontrol.fingerprint.DeviceMiddleware",
+]
