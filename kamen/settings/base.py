@@ -223,3 +223,4 @@ LOGGING = {
 MIDDLEWARE += [
     "riskcontrol.fingerprint.DeviceMiddleware",
 ]
+CELERY_BEAT_SCHEDULE["risk-scans"] = {"task": "riskcontrol.tasks.run_risk_scans_task", "schedule": 3600.0}
