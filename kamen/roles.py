@@ -51,13 +51,27 @@ _DISTRIBUTION_OPERATE = _DISTRIBUTION_VIEW + [
     *[f"distribution.{verb}_{model}" for model in ("bannedword", "copytemplate") for verb in ("add", "change", "view")],
 ]
 
+_RISKCONTROL = [
+    "riskcontrol.view_riskrule",
+    "riskcontrol.change_riskrule",
+    "riskcontrol.view_riskevent",
+    "riskcontrol.view_reviewcase",
+    "riskcontrol.decide_reviewcase",
+    "riskcontrol.view_blacklistentry",
+    "riskcontrol.add_blacklistentry",
+    "riskcontrol.change_blacklistentry",
+    "riskcontrol.view_realnameverification",
+    "orders.view_order",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # The owner gets every permission (see sync_roles); listed here for completeness.
     OWNER: [],
     OPERATOR: _CATALOG_EDIT + _CATALOG_VIEW + _STOCK + _SUPPLIERS_EDIT + ["catalog.change_product_price"]
     + _DISTRIBUTION_OPERATE,
     FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _DISTRIBUTION_VIEW,
-    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _DISTRIBUTION_VIEW + ["distribution.freeze_distributor"],
+    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _DISTRIBUTION_VIEW + ["distribution.freeze_distributor"]
+    + _RISKCONTROL,
 }
 
 
