@@ -18,3 +18,4 @@ if settings.DEBUG or settings.IS_EMBEDDED_DATABASE:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 
 urlpatterns += [path("", include("distribution.urls"))]
+urlpatterns += [path("", include("riskcontrol.urls"))]

@@ -86,6 +86,8 @@ def validate_mobile(raw: str) -> str:
 
 def validate_real_name(raw: str) -> str:
     name = re.sub(r"\s+", " ", str(raw or "")).strip()
+    if re.search(r"[\u4e00-\u9fff]", name):
+        name = name.replace(" ", "")  # 张 三 is 张三
     if not name:
         raise ValidationError(_("请填写真实姓名"), code="required")
     if not NAME_RE.fullmatch(name):
