@@ -53,3 +53,12 @@ def _on_order_saved(sender, instance, created, **kwargs):
 
 
 post_save.connect(_on_order_saved, sender="orders.Order", dispatch_uid="riskcontrol.order_review")
+
+
+@receiver(user_logged_in, dispatch_uid="riskcontrol.two_factor_reset")
+def require_two_factor_again(sender, request, user, **kwargs):
+    """A password log-in starts without the second factor, whatever the session held."""
+    from kamen.security import SESSION_KEY
+
+    if request is not None and hasattr(request, "session"):
+        request.session.pop(SESSION_KEY, None)
