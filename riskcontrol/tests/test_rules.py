@@ -229,3 +229,19 @@ def test_an_engine_failure_allows_the_checkout(product, monkeypatch):
     monkeypatch.setattr(services, "assess_checkout_in_full", broken)
 
     assert assess_checkout(product=product, quantity=1, contact="a@b.cn", buyer_ip=None, amount=1) == ALLOW
+
+
+def test_a_distributor_logging_in_leaves_the_signals_self_referral_compares(client, product):
+    distributor = DistributorFactory()
+    distributor.user.email = "agent@example.com"
+    distributor.user.save()
+
+    client.post("/agent/login/", {"username": distributor.user.username, "password": "kamen-test-pass"},
+                REMOTE_ADDR="192.0.2.44")
+    device_id = RiskSignal.objects.filter(kind=SignalKind.LOGIN).values_list("device_id", flat=True).first()
+    result = checkout(product, distributor_id=distributor.pk, contact="agent@example.com", buyer_ip="198.51.100.77",
+                      device_id="9" * 16)
+
+    assert RiskSignal.objects.filter(kind=SignalKind.LOGIN, distributor_id=distributor.pk, ip="192.0.2.44").count() == 2
+    assert device_id
+    assert result.verdict == REVIEW and result.hits[0].matched_on == "contact"
