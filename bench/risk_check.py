@@ -27,15 +27,29 @@ def _setup():
     from riskcontrol.rules import ensure_default_rules
 
     ensure_default_rules()
-    category, _ = Category.objects.get_or_create(slug="bench-risk", defaults={"name": "bench risk"})
+    category, _ = Category.objects.get_or_create(
+        slug="bench-risk", defaults={"name": "bench risk"}
+    )
     product = Product.objects.create(
-        category=category, name="bench risk", product_type=ProductType.CARD_KEY, retail_price=Decimal("10.00")
+        category=category,
+        name="bench risk",
+        product_type=ProductType.CARD_KEY,
+        retail_price=Decimal("10.00"),
     )
     grade = Grade.objects.create(name="bench-risk", rank=99)
     users = get_user_model().objects
-    root = Distributor.objects.create(user=users.create(username="bench-risk-root"), grade=grade, invite_code="BRROOT", status="active")
+    root = Distributor.objects.create(
+        user=users.create(username="bench-risk-root"),
+        grade=grade,
+        invite_code="BRROOT",
+        status="active",
+    )
     child = Distributor.objects.create(
-        user=users.create(username="bench-risk-child"), grade=grade, invite_code="BRCHILD", status="active", parent=root
+        user=users.create(username="bench-risk-child"),
+        grade=grade,
+        invite_code="BRCHILD",
+        status="active",
+        parent=root,
     )
     rng = random.Random(7)
     now = timezone.now()
@@ -56,18 +70,42 @@ def _setup():
     # Spread them over the last day.
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE riskcontrol_risksignal SET created_at = %s - (random() * interval '1 day')", [now]
+            "UPDATE riskcontrol_risksignal SET created_at = %s - (random() * interval '1 day')",
+            [now],
         )
         cursor.execute("ANALYZE riskcontrol_risksignal")
     RiskSignal.objects.bulk_create(
-        [RiskSignal(kind=SignalKind.LOGIN, distributor_id=distributor.pk, ip="192.0.2.10", device_id="f" * 32)
-         for distributor in (root, child)]
+        [
+            RiskSignal(
+                kind=SignalKind.LOGIN,
+                distributor_id=distributor.pk,
+                ip="192.0.2.10",
+                device_id="f" * 32,
+            )
+            for distributor in (root, child)
+        ]
     )
     BlacklistEntry.objects.bulk_create(
-        [BlacklistEntry(kind=BlacklistKind.IP, network=f"172.{n}.0.0", prefix_length=16, display_value=f"172.{n}.0.0/16",
-                        reason="bench") for n in range(16, 32)]
-        + [BlacklistEntry(kind=BlacklistKind.DEVICE, value_index=f"{n:032x}", display_value="x", reason="bench",
-                          expires_at=now + timedelta(days=1)) for n in range(50_000, 50_500)]
+        [
+            BlacklistEntry(
+                kind=BlacklistKind.IP,
+                network=f"172.{n}.0.0",
+                prefix_length=16,
+                display_value=f"172.{n}.0.0/16",
+                reason="bench",
+            )
+            for n in range(16, 32)
+        ]
+        + [
+            BlacklistEntry(
+                kind=BlacklistKind.DEVICE,
+                value_index=f"{n:032x}",
+                display_value="x",
+                reason="bench",
+                expires_at=now + timedelta(days=1),
+            )
+            for n in range(50_000, 50_500)
+        ]
     )
     return product, child, rng
 

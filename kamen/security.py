@@ -40,7 +40,9 @@ DEFAULT_CSP = {
 
 def content_security_policy() -> str:
     policy = getattr(settings, "KAMEN_CONTENT_SECURITY_POLICY", None) or DEFAULT_CSP
-    return "; ".join(f"{directive} {' '.join(sources)}" for directive, sources in policy.items())
+    return "; ".join(
+        f"{directive} {' '.join(sources)}" for directive, sources in policy.items()
+    )
 
 
 class SecurityHeadersMiddleware:
@@ -53,9 +55,13 @@ class SecurityHeadersMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", self.policy)
-        response.headers.setdefault("Referrer-Policy", settings.SECURE_REFERRER_POLICY or "same-origin")
+        response.headers.setdefault(
+            "Referrer-Policy", settings.SECURE_REFERRER_POLICY or "same-origin"
+        )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
+        )
         return response
 
 
@@ -71,10 +77,13 @@ class RequestSizeLimitMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return HttpResponse(_("请求长度无效"), status=400, content_type="text/plain; charset=utf-8")
+            return HttpResponse(
+                _("请求长度无效"), status=400, content_type="text/plain; charset=utf-8"
+            )
         if length > limit:
             return HttpResponse(
-                _("请求内容过大（最大 %(size)s MB）") % {"size": limit // (1024 * 1024)},
+                _("请求内容过大（最大 %(size)s MB）")
+                % {"size": limit // (1024 * 1024)},
                 status=413,
                 content_type="text/plain; charset=utf-8",
             )
@@ -118,14 +127,19 @@ def _failure_keys(request, username: str) -> list[tuple[str, int]]:
 
 
 def is_login_locked(request, username: str) -> bool:
-    return any((cache.get(key) or 0) >= limit for key, limit in _failure_keys(request, username))
+    return any(
+        (cache.get(key) or 0) >= limit
+        for key, limit in _failure_keys(request, username)
+    )
 
 
 def record_login_failure(request, username: str) -> None:
     window = login_limits()["window"]
     for key, _limit in _failure_keys(request, username):
         _bump(key, window)
-    logger.warning("security.login_failed", extra={"ip": _client_ip(request), "path": request.path})
+    logger.warning(
+        "security.login_failed", extra={"ip": _client_ip(request), "path": request.path}
+    )
 
 
 def clear_login_failures(request, username: str) -> None:
@@ -135,8 +149,12 @@ def clear_login_failures(request, username: str) -> None:
 
 def locked_response(request) -> HttpResponse:
     minutes = max(login_limits()["window"] // 60, 1)
-    message = _("登录失败次数过多，账户或 IP 已被暂时锁定，请 %(minutes)s 分钟后再试。") % {"minutes": minutes}
-    body = render_to_string("riskcontrol/locked.html", {"message": message}, request=request)
+    message = _(
+        "登录失败次数过多，账户或 IP 已被暂时锁定，请 %(minutes)s 分钟后再试。"
+    ) % {"minutes": minutes}
+    body = render_to_string(
+        "riskcontrol/locked.html", {"message": message}, request=request
+    )
     response = HttpResponse(body, status=429)
     response["Retry-After"] = str(login_limits()["window"])
     return response
@@ -151,7 +169,9 @@ class LoginThrottleMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        paths = getattr(settings, "KAMEN_LOGIN_PATHS", ["/admin/login/", "/agent/login/"])
+        paths = getattr(
+            settings, "KAMEN_LOGIN_PATHS", ["/admin/login/", "/agent/login/"]
+        )
         if request.method != "POST" or request.path not in paths:
             return self.get_response(request)
         username = str(request.POST.get("username", ""))[:150]
@@ -159,7 +179,11 @@ class LoginThrottleMiddleware:
             return locked_response(request)
         response = self.get_response(request)
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and response.status_code in (301, 302, 303):
+        if (
+            user is not None
+            and user.is_authenticated
+            and response.status_code in (301, 302, 303)
+        ):
             clear_login_failures(request, username)
         else:
             record_login_failure(request, username)
@@ -184,14 +208,21 @@ class RateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        for name, pattern, methods, limit, window in getattr(settings, "KAMEN_RATE_LIMITS", DEFAULT_RATE_LIMITS):
+        for name, pattern, methods, limit, window in getattr(
+            settings, "KAMEN_RATE_LIMITS", DEFAULT_RATE_LIMITS
+        ):
             if request.method in methods and re.search(pattern, request.path):
                 bucket = int(time.time() // window)
                 count = _bump(f"rate:{name}:{_client_ip(request)}:{bucket}", window)
                 if count > limit:
-                    logger.warning("security.rate_limited", extra={"rule": name, "ip": _client_ip(request)})
+                    logger.warning(
+                        "security.rate_limited",
+                        extra={"rule": name, "ip": _client_ip(request)},
+                    )
                     response = HttpResponse(
-                        _("请求过于频繁，请稍后再试"), status=429, content_type="text/plain; charset=utf-8"
+                        _("请求过于频繁，请稍后再试"),
+                        status=429,
+                        content_type="text/plain; charset=utf-8",
                     )
                     response["Retry-After"] = str(window)
                     return response
@@ -227,9 +258,13 @@ class TwoFactorMiddleware:
         ):
             from riskcontrol.models import StaffTwoFactor
 
-            enrolled = StaffTwoFactor.objects.filter(user_id=user.pk, confirmed_at__isnull=False).exists()
+            enrolled = StaffTwoFactor.objects.filter(
+                user_id=user.pk, confirmed_at__isnull=False
+            ).exists()
             if enrolled:
-                return HttpResponseRedirect(f"{reverse('two-factor-verify')}?{urlencode({'next': request.get_full_path()})}")
+                return HttpResponseRedirect(
+                    f"{reverse('two-factor-verify')}?{urlencode({'next': request.get_full_path()})}"
+                )
             if getattr(settings, "KAMEN_STAFF_2FA_REQUIRED", False):
                 return HttpResponseRedirect(reverse("two-factor-setup"))
         return self.get_response(request)

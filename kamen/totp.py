@@ -31,7 +31,9 @@ def hotp(secret: str, counter: int) -> str:
     """RFC 4226: dynamic truncation of HMAC-SHA1(key, counter)."""
     digest = hmac.new(_key(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
     offset = digest[-1] & 0x0F
-    code = (struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF) % (10**DIGITS)
+    code = (struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF) % (
+        10**DIGITS
+    )
     return f"{code:0{DIGITS}d}"
 
 
@@ -43,19 +45,31 @@ def totp(secret: str, now: float | None = None) -> str:
     return hotp(secret, current_step(now))
 
 
-def verify(secret: str, code: str, *, now: float | None = None, after_step: int = 0) -> int | None:
+def verify(
+    secret: str, code: str, *, now: float | None = None, after_step: int = 0
+) -> int | None:
     """The step ``code`` is valid for (newer than ``after_step``), or None."""
     code = "".join(str(code or "").split())
     if len(code) != DIGITS or not code.isdigit():
         return None
     step = current_step(now)
     for candidate in range(step - DRIFT_STEPS, step + DRIFT_STEPS + 1):
-        if candidate > after_step and hmac.compare_digest(hotp(secret, candidate), code):
+        if candidate > after_step and hmac.compare_digest(
+            hotp(secret, candidate), code
+        ):
             return candidate
     return None
 
 
 def provisioning_uri(secret: str, *, account: str, issuer: str = "Kamen") -> str:
     label = quote(f"{issuer}:{account}")
-    query = urlencode({"secret": secret, "issuer": issuer, "algorithm": "SHA1", "digits": DIGITS, "period": STEP_SECONDS})
+    query = urlencode(
+        {
+            "secret": secret,
+            "issuer": issuer,
+            "algorithm": "SHA1",
+            "digits": DIGITS,
+            "period": STEP_SECONDS,
+        }
+    )
     return f"otpauth://totp/{label}?{query}"

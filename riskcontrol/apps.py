@@ -12,4 +12,6 @@ class RiskcontrolConfig(AppConfig):
         from . import receivers  # noqa: F401
         from .rules import ensure_default_rules
 
-        post_migrate.connect(ensure_default_rules, sender=self, dispatch_uid="riskcontrol.default_rules")
+        post_migrate.connect(
+            ensure_default_rules, sender=self, dispatch_uid="riskcontrol.default_rules"
+        )

@@ -40,8 +40,14 @@ def _normalize(kind: str, value: str) -> tuple[dict, str]:
         try:
             network = ipaddress.ip_network(raw, strict=False)
         except ValueError:
-            raise ValidationError(_("“%(value)s”不是有效的 IP 地址或网段（如 10.0.0.0/8）") % {"value": raw[:60]}) from None
-        return {"network": str(network.network_address), "prefix_length": network.prefixlen}, str(network)
+            raise ValidationError(
+                _("“%(value)s”不是有效的 IP 地址或网段（如 10.0.0.0/8）")
+                % {"value": raw[:60]}
+            ) from None
+        return {
+            "network": str(network.network_address),
+            "prefix_length": network.prefixlen,
+        }, str(network)
     if kind == BlacklistKind.DEVICE:
         if not re.fullmatch(r"[0-9a-fA-F]{8,64}", raw):
             raise ValidationError(_("设备标识应为 8–64 位十六进制字符"))
@@ -70,7 +76,13 @@ def id_number_index(number: str) -> str:
 
 
 def add_to_blacklist(
-    *, kind: str, value: str, reason: str, actor, expires_at: datetime | None = None, request=None
+    *,
+    kind: str,
+    value: str,
+    reason: str,
+    actor,
+    expires_at: datetime | None = None,
+    request=None,
 ) -> BlacklistEntry:
     """Add an entry (or return the active one for the same value, extending its expiry)."""
     reason = (reason or "").strip()
@@ -87,7 +99,9 @@ def add_to_blacklist(
             .first()
         )
         if existing is not None:
-            if existing.expires_at is not None and (expires_at is None or expires_at > existing.expires_at):
+            if existing.expires_at is not None and (
+                expires_at is None or expires_at > existing.expires_at
+            ):
                 existing.expires_at = expires_at
                 existing.save(update_fields=["expires_at"])
             return existing
@@ -104,7 +118,11 @@ def add_to_blacklist(
                 actor=actor,
                 action="riskcontrol.blacklisted",
                 target=entry,
-                changes={"kind": [None, kind], "value": [None, shown], "reason": [None, reason[:200]]},
+                changes={
+                    "kind": [None, kind],
+                    "value": [None, shown],
+                    "reason": [None, reason[:200]],
+                },
                 request=request,
             )
     return entry
@@ -112,7 +130,12 @@ def add_to_blacklist(
 
 def remove_from_blacklist(*, entry: BlacklistEntry, actor, request=None) -> None:
     with transaction.atomic():
-        record_audit(actor=actor, action="riskcontrol.unblacklisted", target=entry, request=request)
+        record_audit(
+            actor=actor,
+            action="riskcontrol.unblacklisted",
+            target=entry,
+            request=request,
+        )
         BlacklistEntry.objects.filter(pk=entry.pk).delete()
 
 
@@ -121,13 +144,17 @@ def export_blacklist_csv(queryset=None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_HEADER)
-    for entry in queryset if queryset is not None else BlacklistEntry.objects.order_by("id"):
+    for entry in (
+        queryset if queryset is not None else BlacklistEntry.objects.order_by("id")
+    ):
         writer.writerow(
             [
                 entry.kind,
                 _csv_safe(entry.display_value),
                 _csv_safe(entry.reason),
-                timezone.localtime(entry.expires_at).isoformat() if entry.expires_at else "",
+                timezone.localtime(entry.expires_at).isoformat()
+                if entry.expires_at
+                else "",
             ]
         )
     return buffer.getvalue()
@@ -147,14 +174,19 @@ def _parse_expiry(raw: str):
     if moment is None:
         day = parse_date(raw)
         if day is None:
-            raise ValidationError(_("过期时间“%(value)s”格式不正确（如 2026-12-31 或 2026-12-31T23:59）") % {"value": raw[:40]})
+            raise ValidationError(
+                _("过期时间“%(value)s”格式不正确（如 2026-12-31 或 2026-12-31T23:59）")
+                % {"value": raw[:40]}
+            )
         moment = datetime(day.year, day.month, day.day, 23, 59, 59)
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return moment
 
 
-def import_blacklist_csv(*, content: bytes | str, actor, request=None) -> tuple[int, list[str]]:
+def import_blacklist_csv(
+    *, content: bytes | str, actor, request=None
+) -> tuple[int, list[str]]:
     """All or nothing: every row valid, then every row added. Returns (rows added, errors);
     with errors nothing is added. Columns: kind, value, reason, expires_at (optional)."""
     if isinstance(content, bytes):
@@ -178,18 +210,31 @@ def import_blacklist_csv(*, content: bytes | str, actor, request=None) -> tuple[
         kind, value, reason, expiry = cells[:4]
         try:
             if kind not in BlacklistKind.values:
-                raise ValidationError(_("类型“%(kind)s”无效，可用：%(kinds)s") % {"kind": kind[:20], "kinds": ", ".join(BlacklistKind.values)})
+                raise ValidationError(
+                    _("类型“%(kind)s”无效，可用：%(kinds)s")
+                    % {"kind": kind[:20], "kinds": ", ".join(BlacklistKind.values)}
+                )
             _normalize(kind, value)
             expires_at = _parse_expiry(expiry)
             if expires_at is not None and expires_at <= timezone.now():
                 raise ValidationError(_("过期时间必须晚于现在"))
         except ValidationError as error:
-            errors.append(_("第 %(line)s 行：%(message)s") % {"line": number, "message": "；".join(error.messages)})
+            errors.append(
+                _("第 %(line)s 行：%(message)s")
+                % {"line": number, "message": "；".join(error.messages)}
+            )
             continue
         parsed.append((kind, value, reason or _("批量导入"), expires_at))
     if errors:
         return 0, errors
     with transaction.atomic():
         for kind, value, reason, expires_at in parsed:
-            add_to_blacklist(kind=kind, value=value, reason=reason, actor=actor, expires_at=expires_at, request=request)
+            add_to_blacklist(
+                kind=kind,
+                value=value,
+                reason=reason,
+                actor=actor,
+                expires_at=expires_at,
+                request=request,
+            )
     return len(parsed), []

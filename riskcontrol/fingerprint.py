@@ -26,7 +26,9 @@ class Device:
     ip: str | None = None
 
 
-_current: contextvars.ContextVar[Device | None] = contextvars.ContextVar("kamen_device", default=None)
+_current: contextvars.ContextVar[Device | None] = contextvars.ContextVar(
+    "kamen_device", default=None
+)
 
 
 def browser_hash(user_agent: str, accept_language: str) -> str:
@@ -41,12 +43,17 @@ def device_from_request(request) -> Device:
         return device
     raw = request.COOKIES.get(COOKIE_NAME, "")
     try:
-        device_id = signing.get_cookie_signer(salt=COOKIE_SALT).unsign(raw) if raw else ""
+        device_id = (
+            signing.get_cookie_signer(salt=COOKIE_SALT).unsign(raw) if raw else ""
+        )
     except signing.BadSignature:
         device_id = ""
     return Device(
         device_id=device_id,
-        device_hash=browser_hash(request.META.get("HTTP_USER_AGENT", ""), request.META.get("HTTP_ACCEPT_LANGUAGE", "")),
+        device_hash=browser_hash(
+            request.META.get("HTTP_USER_AGENT", ""),
+            request.META.get("HTTP_ACCEPT_LANGUAGE", ""),
+        ),
         ip=request.META.get("REMOTE_ADDR") or None,
     )
 
@@ -64,7 +71,11 @@ class DeviceMiddleware:
         device = device_from_request(request)
         is_new = not device.device_id
         if is_new:
-            device = Device(device_id=secrets.token_hex(16), device_hash=device.device_hash, ip=device.ip)
+            device = Device(
+                device_id=secrets.token_hex(16),
+                device_hash=device.device_hash,
+                ip=device.ip,
+            )
         request.kamen_device = device
         token = _current.set(device)
         try:

@@ -69,12 +69,16 @@ class SandboxRealNameProvider(RealNameProvider):
             raise RealNameProviderError("sandbox: provider unavailable")
         reference = "SBX" + secrets.token_hex(8).upper()
         if facts.mobile.endswith("0000"):
-            return ProviderResult(False, reference, _("姓名、身份证号、银行卡号与手机号不属于同一人"))
+            return ProviderResult(
+                False, reference, _("姓名、身份证号、银行卡号与手机号不属于同一人")
+            )
         return ProviderResult(True, reference)
 
 
 def get_provider() -> RealNameProvider:
-    path = getattr(settings, "KAMEN_REAL_NAME_PROVIDER", "riskcontrol.kyc.SandboxRealNameProvider")
+    path = getattr(
+        settings, "KAMEN_REAL_NAME_PROVIDER", "riskcontrol.kyc.SandboxRealNameProvider"
+    )
     return import_string(path)()
 
 
@@ -92,7 +96,12 @@ def validate_facts(*, name, id_number, bank_card, mobile) -> RealNameFacts:
         ("bank_card", validators.validate_bank_card),
         ("mobile", validators.validate_mobile),
     ):
-        raw = {"name": name, "id_number": id_number, "bank_card": bank_card, "mobile": mobile}[field]
+        raw = {
+            "name": name,
+            "id_number": id_number,
+            "bank_card": bank_card,
+            "mobile": mobile,
+        }[field]
         try:
             values[field] = validator(raw)
         except ValidationError as error:
@@ -102,42 +111,72 @@ def validate_facts(*, name, id_number, bank_card, mobile) -> RealNameFacts:
     return RealNameFacts(**values)
 
 
-def submit_real_name(*, distributor, name, id_number, bank_card, mobile, provider=None) -> RealNameVerification:
+def submit_real_name(
+    *, distributor, name, id_number, bank_card, mobile, provider=None
+) -> RealNameVerification:
     """Verify a distributor's real name. Returns the stored verification (verified or failed);
     raises ValidationError for bad input, an ID already used, too many attempts or a provider
     outage, changing nothing."""
     from .blacklist import id_number_index
 
-    facts = validate_facts(name=name, id_number=id_number, bank_card=bank_card, mobile=mobile)
-    existing = RealNameVerification.objects.filter(distributor=distributor, status=RealNameStatus.VERIFIED).first()
+    facts = validate_facts(
+        name=name, id_number=id_number, bank_card=bank_card, mobile=mobile
+    )
+    existing = RealNameVerification.objects.filter(
+        distributor=distributor, status=RealNameStatus.VERIFIED
+    ).first()
     if existing is not None:
         return existing
     since = timezone.now() - timedelta(days=1)
-    if RealNameVerification.objects.filter(distributor=distributor, created_at__gte=since).count() >= MAX_ATTEMPTS_PER_DAY:
-        raise ValidationError(_("今日认证次数已达上限（%(max)s 次），请明天再试") % {"max": MAX_ATTEMPTS_PER_DAY})
+    if (
+        RealNameVerification.objects.filter(
+            distributor=distributor, created_at__gte=since
+        ).count()
+        >= MAX_ATTEMPTS_PER_DAY
+    ):
+        raise ValidationError(
+            _("今日认证次数已达上限（%(max)s 次），请明天再试")
+            % {"max": MAX_ATTEMPTS_PER_DAY}
+        )
     index = id_number_index(facts.id_number)
-    if RealNameVerification.objects.filter(id_number_index=index, status=RealNameStatus.VERIFIED).exclude(
-        distributor=distributor
-    ).exists():
-        raise ValidationError({"id_number": [_("该身份证号已认证过其他分销商账户，一人只能认证一个账户")]})
+    if (
+        RealNameVerification.objects.filter(
+            id_number_index=index, status=RealNameStatus.VERIFIED
+        )
+        .exclude(distributor=distributor)
+        .exists()
+    ):
+        raise ValidationError(
+            {"id_number": [_("该身份证号已认证过其他分销商账户，一人只能认证一个账户")]}
+        )
     from .services import first_blacklist_match
 
-    if first_blacklist_match(values=Q(kind=BlacklistKind.ID_NUMBER, value_index=index), ip=None, now=timezone.now()):
+    if first_blacklist_match(
+        values=Q(kind=BlacklistKind.ID_NUMBER, value_index=index),
+        ip=None,
+        now=timezone.now(),
+    ):
         raise ValidationError(_("该身份信息无法通过认证，请联系客服"))
     provider = provider or get_provider()
     try:
         result = provider.verify(facts)  # the network call, outside any transaction
     except RealNameProviderError:
-        logger.warning("riskcontrol.real_name_provider_unavailable", extra={"distributor": distributor.pk})
+        logger.warning(
+            "riskcontrol.real_name_provider_unavailable",
+            extra={"distributor": distributor.pk},
+        )
         raise ValidationError(_("实名认证服务暂时不可用，请稍后再试")) from None
     key_id, blob = crypto.encrypt(
-        json.dumps(facts.__dict__, ensure_ascii=False), associated_data=_associated_data(distributor.pk)
+        json.dumps(facts.__dict__, ensure_ascii=False),
+        associated_data=_associated_data(distributor.pk),
     )
     try:
         with transaction.atomic():
             verification = RealNameVerification.objects.create(
                 distributor=distributor,
-                status=RealNameStatus.VERIFIED if result.is_match else RealNameStatus.FAILED,
+                status=RealNameStatus.VERIFIED
+                if result.is_match
+                else RealNameStatus.FAILED,
                 name_mask=validators.mask_name(facts.name),
                 id_number_mask=validators.mask_id_number(facts.id_number),
                 id_number_index=index,
@@ -156,7 +195,9 @@ def submit_real_name(*, distributor, name, id_number, bank_card, mobile, provide
                 changes={"status": [None, verification.status]},
             )
     except IntegrityError:  # verified twice at once: the first one stands
-        return RealNameVerification.objects.get(distributor=distributor, status=RealNameStatus.VERIFIED)
+        return RealNameVerification.objects.get(
+            distributor=distributor, status=RealNameStatus.VERIFIED
+        )
     return verification
 
 

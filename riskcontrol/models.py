@@ -58,11 +58,17 @@ class RiskRule(models.Model):
     ``threshold`` is a count for velocity rules and yuan for amount limits; ``window_minutes``
     is ignored by rules that need none (the per-order limit, self-referral)."""
 
-    code = models.CharField(_("规则"), max_length=32, choices=RuleCode.choices, unique=True)
+    code = models.CharField(
+        _("规则"), max_length=32, choices=RuleCode.choices, unique=True
+    )
     is_enabled = models.BooleanField(_("启用"), default=True)
-    threshold = models.DecimalField(_("阈值"), max_digits=14, decimal_places=2, default=0)
+    threshold = models.DecimalField(
+        _("阈值"), max_digits=14, decimal_places=2, default=0
+    )
     window_minutes = models.PositiveIntegerField(_("时间窗口（分钟）"), default=0)
-    action = models.CharField(_("动作"), max_length=20, choices=Action.choices, default=Action.REVIEW)
+    action = models.CharField(
+        _("动作"), max_length=20, choices=Action.choices, default=Action.REVIEW
+    )
     note = models.CharField(_("说明"), max_length=200, blank=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
@@ -71,8 +77,12 @@ class RiskRule(models.Model):
         verbose_name_plural = _("风控规则")
         ordering = ["code"]
         constraints = [
-            models.CheckConstraint(condition=Q(action__in=Action.values), name="risk_rule_action_known"),
-            models.CheckConstraint(condition=Q(threshold__gte=0), name="risk_rule_threshold_not_negative"),
+            models.CheckConstraint(
+                condition=Q(action__in=Action.values), name="risk_rule_action_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(threshold__gte=0), name="risk_rule_threshold_not_negative"
+            ),
         ]
 
     def __str__(self):
@@ -96,7 +106,9 @@ class RiskSignal(models.Model):
     device_hash = models.CharField(_("浏览器指纹"), max_length=64, blank=True)
     contact_index = models.CharField(_("联系方式索引"), max_length=64, blank=True)
     contact_mask = models.CharField(_("联系方式"), max_length=64, blank=True)
-    payment_account_index = models.CharField(_("支付账户索引"), max_length=64, blank=True)
+    payment_account_index = models.CharField(
+        _("支付账户索引"), max_length=64, blank=True
+    )
     distributor_id = models.BigIntegerField(_("分销商"), null=True, blank=True)
     user_id = models.BigIntegerField(_("用户"), null=True, blank=True)
     product_id = models.BigIntegerField(_("商品"), null=True, blank=True)
@@ -104,7 +116,9 @@ class RiskSignal(models.Model):
     amount = models.DecimalField(_("金额"), **MONEY, default=0)
     checkout_token = models.CharField(_("下单令牌"), max_length=64, blank=True)
     order_no = models.CharField(_("订单号"), max_length=32, blank=True, db_index=True)
-    verdict = models.CharField(_("结论"), max_length=8, choices=Verdict.choices, blank=True)
+    verdict = models.CharField(
+        _("结论"), max_length=8, choices=Verdict.choices, blank=True
+    )
     explanation = models.TextField(_("说明"), blank=True)
 
     class Meta:
@@ -113,10 +127,21 @@ class RiskSignal(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["ip", "created_at"], name="risk_signal_ip_idx"),
-            models.Index(fields=["device_id", "created_at"], name="risk_signal_device_idx"),
-            models.Index(fields=["contact_index", "created_at"], name="risk_signal_contact_idx"),
-            models.Index(fields=["distributor_id", "created_at"], name="risk_signal_distributor_idx"),
-            models.Index(fields=["checkout_token"], name="risk_signal_token_idx", condition=~Q(checkout_token="")),
+            models.Index(
+                fields=["device_id", "created_at"], name="risk_signal_device_idx"
+            ),
+            models.Index(
+                fields=["contact_index", "created_at"], name="risk_signal_contact_idx"
+            ),
+            models.Index(
+                fields=["distributor_id", "created_at"],
+                name="risk_signal_distributor_idx",
+            ),
+            models.Index(
+                fields=["checkout_token"],
+                name="risk_signal_token_idx",
+                condition=~Q(checkout_token=""),
+            ),
             models.Index(fields=["kind", "created_at"], name="risk_signal_kind_idx"),
             # The chain's own sign-up / log-in / payout signals, without its thousands of orders.
             models.Index(
@@ -126,7 +151,9 @@ class RiskSignal(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=SignalKind.values), name="risk_signal_kind_known"),
+            models.CheckConstraint(
+                condition=Q(kind__in=SignalKind.values), name="risk_signal_kind_known"
+            ),
         ]
 
     def __str__(self):
@@ -141,22 +168,33 @@ class RiskEvent(models.Model):
     rule = models.CharField(_("规则"), max_length=32, choices=RuleCode.choices)
     action = models.CharField(_("动作"), max_length=20, choices=Action.choices)
     signal = models.ForeignKey(
-        RiskSignal, verbose_name=_("信号"), null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        RiskSignal,
+        verbose_name=_("信号"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
     )
-    distributor_id = models.BigIntegerField(_("分销商"), null=True, blank=True, db_index=True)
+    distributor_id = models.BigIntegerField(
+        _("分销商"), null=True, blank=True, db_index=True
+    )
     order_no = models.CharField(_("订单号"), max_length=32, blank=True, db_index=True)
     matched_on = models.CharField(_("命中信号"), max_length=32, blank=True)
     explanation = models.CharField(_("说明"), max_length=300)
     outcome = models.CharField(_("执行结果"), max_length=200, blank=True)
     # Scans run again and again; the same finding on the same day is one event.
-    dedupe_key = models.CharField(max_length=120, null=True, blank=True, unique=True, editable=False)
+    dedupe_key = models.CharField(
+        max_length=120, null=True, blank=True, unique=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("风控事件")
         verbose_name_plural = _("风控事件")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(action__in=Action.values), name="risk_event_action_known"),
+            models.CheckConstraint(
+                condition=Q(action__in=Action.values), name="risk_event_action_known"
+            ),
         ]
 
     def __str__(self):
@@ -173,16 +211,34 @@ class ReviewCase(models.Model):
     """An order held for risk staff: fulfilment waits until it is approved; a rejection refunds."""
 
     order = models.OneToOneField(
-        "orders.Order", verbose_name=_("订单"), on_delete=models.PROTECT, related_name="risk_review"
+        "orders.Order",
+        verbose_name=_("订单"),
+        on_delete=models.PROTECT,
+        related_name="risk_review",
     )
     signal = models.ForeignKey(
-        RiskSignal, verbose_name=_("信号"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        RiskSignal,
+        verbose_name=_("信号"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
-    status = models.CharField(_("状态"), max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
+    status = models.CharField(
+        _("状态"),
+        max_length=10,
+        choices=ReviewStatus.choices,
+        default=ReviewStatus.PENDING,
+    )
     reasons = models.CharField(_("原因"), max_length=300, blank=True)
     decision_reason = models.CharField(_("审核意见"), max_length=200, blank=True)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("审核人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("审核人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     decided_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
@@ -193,9 +249,14 @@ class ReviewCase(models.Model):
         ordering = ["status", "-created_at"]
         permissions = [("decide_reviewcase", _("可以审核风控订单"))]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=ReviewStatus.values), name="review_case_status_known"),
+            models.CheckConstraint(
+                condition=Q(status__in=ReviewStatus.values),
+                name="review_case_status_known",
+            ),
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="review_case_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="review_case_status_idx")
+        ]
 
     def __str__(self):
         return f"{self.order} · {self.get_status_display()}"
@@ -217,13 +278,20 @@ class BlacklistEntry(models.Model):
 
     kind = models.CharField(_("类型"), max_length=16, choices=BlacklistKind.choices)
     network = models.GenericIPAddressField(_("网络地址"), null=True, blank=True)
-    prefix_length = models.PositiveSmallIntegerField(_("前缀长度"), null=True, blank=True)
+    prefix_length = models.PositiveSmallIntegerField(
+        _("前缀长度"), null=True, blank=True
+    )
     value_index = models.CharField(_("值索引"), max_length=64, blank=True)
     display_value = models.CharField(_("值"), max_length=64)
     reason = models.CharField(_("原因"), max_length=200)
     expires_at = models.DateTimeField(_("过期时间"), null=True, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("添加人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("添加人"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     created_at = models.DateTimeField(_("添加时间"), auto_now_add=True)
 
@@ -232,14 +300,22 @@ class BlacklistEntry(models.Model):
         verbose_name_plural = _("黑名单")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=BlacklistKind.values), name="blacklist_kind_known"),
             models.CheckConstraint(
-                condition=~Q(kind="ip") | (Q(network__isnull=False) & Q(prefix_length__isnull=False)),
+                condition=Q(kind__in=BlacklistKind.values), name="blacklist_kind_known"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="ip")
+                | (Q(network__isnull=False) & Q(prefix_length__isnull=False)),
                 name="blacklist_ip_has_network",
             ),
-            models.CheckConstraint(condition=Q(kind="ip") | ~Q(value_index=""), name="blacklist_value_present"),
+            models.CheckConstraint(
+                condition=Q(kind="ip") | ~Q(value_index=""),
+                name="blacklist_value_present",
+            ),
         ]
-        indexes = [models.Index(fields=["kind", "value_index"], name="blacklist_value_idx")]
+        indexes = [
+            models.Index(fields=["kind", "value_index"], name="blacklist_value_idx")
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.display_value}"
@@ -255,7 +331,10 @@ class RealNameVerification(models.Model):
     answer. The ID number's blind index finds one person behind several accounts."""
 
     distributor = models.ForeignKey(
-        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="real_name_checks"
+        "distribution.Distributor",
+        verbose_name=_("分销商"),
+        on_delete=models.PROTECT,
+        related_name="real_name_checks",
     )
     status = models.CharField(_("状态"), max_length=10, choices=RealNameStatus.choices)
     name_mask = models.CharField(_("姓名"), max_length=40)
@@ -276,9 +355,14 @@ class RealNameVerification(models.Model):
         verbose_name_plural = _("实名认证")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=RealNameStatus.values), name="real_name_status_known"),
+            models.CheckConstraint(
+                condition=Q(status__in=RealNameStatus.values),
+                name="real_name_status_known",
+            ),
             models.UniqueConstraint(
-                fields=["distributor"], condition=Q(status="verified"), name="real_name_verified_once"
+                fields=["distributor"],
+                condition=Q(status="verified"),
+                name="real_name_verified_once",
             ),
         ]
 
@@ -291,7 +375,10 @@ class StaffTwoFactor(models.Model):
     used twice within its 30-second step."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, verbose_name=_("用户"), on_delete=models.CASCADE, related_name="two_factor"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("用户"),
+        on_delete=models.CASCADE,
+        related_name="two_factor",
     )
     secret_ciphertext = models.BinaryField(editable=False)
     secret_key_id = models.CharField(max_length=32, editable=False)

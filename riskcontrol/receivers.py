@@ -18,7 +18,9 @@ def record_distributor_login(sender, request, user, **kwargs):
     from .models import SignalKind
     from .services import record_distributor_signal
 
-    distributor = Distributor.objects.filter(user_id=user.pk).values("pk", "joined_at").first()
+    distributor = (
+        Distributor.objects.filter(user_id=user.pk).values("pk", "joined_at").first()
+    )
     if distributor is None or request is None:
         return
     device = device_from_request(request)
@@ -29,7 +31,9 @@ def record_distributor_login(sender, request, user, **kwargs):
         ip=device.ip,
         device_id=device.device_id,
         device_hash=device.device_hash,
-        contacts=tuple(value for value in (getattr(user, "phone", ""), user.email) if value),
+        contacts=tuple(
+            value for value in (getattr(user, "phone", ""), user.email) if value
+        ),
     )
 
 
@@ -39,8 +43,16 @@ def _on_rule_change(sender, **kwargs):
     clear_rule_cache()
 
 
-post_save.connect(_on_rule_change, sender="riskcontrol.RiskRule", dispatch_uid="riskcontrol.rule_saved")
-post_delete.connect(_on_rule_change, sender="riskcontrol.RiskRule", dispatch_uid="riskcontrol.rule_deleted")
+post_save.connect(
+    _on_rule_change,
+    sender="riskcontrol.RiskRule",
+    dispatch_uid="riskcontrol.rule_saved",
+)
+post_delete.connect(
+    _on_rule_change,
+    sender="riskcontrol.RiskRule",
+    dispatch_uid="riskcontrol.rule_deleted",
+)
 
 
 def _on_order_saved(sender, instance, created, **kwargs):
@@ -52,7 +64,9 @@ def _on_order_saved(sender, instance, created, **kwargs):
     open_review_case(order=instance)
 
 
-post_save.connect(_on_order_saved, sender="orders.Order", dispatch_uid="riskcontrol.order_review")
+post_save.connect(
+    _on_order_saved, sender="orders.Order", dispatch_uid="riskcontrol.order_review"
+)
 
 
 @receiver(user_logged_in, dispatch_uid="riskcontrol.two_factor_reset")

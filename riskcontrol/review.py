@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from kamen.audit import record_audit
 
-from .models import RiskEvent, ReviewCase, ReviewStatus
+from .models import ReviewCase, ReviewStatus, RiskEvent
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +27,24 @@ def open_review_case(*, order) -> ReviewCase:
     signal = link_signal_to_order(order=order)
     reasons = ""
     if signal is not None:
-        reasons = "；".join(RiskEvent.objects.filter(signal=signal).values_list("explanation", flat=True))[:300]
+        reasons = "；".join(
+            RiskEvent.objects.filter(signal=signal).values_list(
+                "explanation", flat=True
+            )
+        )[:300]
     case, _created = ReviewCase.objects.get_or_create(
-        order=order, defaults={"signal": signal, "reasons": reasons or signal.explanation[:300] if signal else ""}
+        order=order,
+        defaults={
+            "signal": signal,
+            "reasons": reasons or signal.explanation[:300] if signal else "",
+        },
     )
     return case
 
 
-def _decide(*, order, status: str, actor, reason: str, request=None) -> tuple[ReviewCase, bool]:
+def _decide(
+    *, order, status: str, actor, reason: str, request=None
+) -> tuple[ReviewCase, bool]:
     reason = (reason or "").strip()
     if status == ReviewStatus.REJECTED and not reason:
         raise ValidationError({"reason": [_("拒绝时请填写原因")]})
@@ -47,19 +57,25 @@ def _decide(*, order, status: str, actor, reason: str, request=None) -> tuple[Re
             if case.status == status:
                 return case, False
             raise ValidationError(
-                _("该订单已审核（%(status)s），不能再改为其他结论") % {"status": case.get_status_display()}
+                _("该订单已审核（%(status)s），不能再改为其他结论")
+                % {"status": case.get_status_display()}
             )
         case.status = status
         case.decision_reason = reason[:200]
         case.decided_by = actor if getattr(actor, "is_authenticated", False) else None
         case.decided_at = timezone.now()
-        case.save(update_fields=["status", "decision_reason", "decided_by", "decided_at"])
+        case.save(
+            update_fields=["status", "decision_reason", "decided_by", "decided_at"]
+        )
         record_audit(
             actor=actor,
             action=f"riskcontrol.review_{status}",
             target=case,
             target_repr=f"{order.order_no}",
-            changes={"status": [ReviewStatus.PENDING, status], "reason": [None, reason[:200]]},
+            changes={
+                "status": [ReviewStatus.PENDING, status],
+                "reason": [None, reason[:200]],
+            },
             request=request,
         )
     return case, True
@@ -67,7 +83,13 @@ def _decide(*, order, status: str, actor, reason: str, request=None) -> tuple[Re
 
 def release_held_order(*, order, actor, reason: str = "", request=None) -> ReviewCase:
     """Approve a held order: its fulfilment resumes now if it is paid, or as soon as it is."""
-    case, changed = _decide(order=order, status=ReviewStatus.APPROVED, actor=actor, reason=reason, request=request)
+    case, changed = _decide(
+        order=order,
+        status=ReviewStatus.APPROVED,
+        actor=actor,
+        reason=reason,
+        request=request,
+    )
     if changed:
         resume_fulfilment(order=order)
     return case
@@ -78,12 +100,18 @@ def resume_fulfilment(*, order) -> bool:
     from orders.models import Order, OrderStatus
 
     current = Order.objects.only("status").get(pk=order.pk)
-    if current.status not in (OrderStatus.PAID, OrderStatus.BACKORDERED, OrderStatus.FAILED):
+    if current.status not in (
+        OrderStatus.PAID,
+        OrderStatus.BACKORDERED,
+        OrderStatus.FAILED,
+    ):
         return False
     try:
         from orders.services.enqueue import run_task_now_or_enqueue
     except ImportError:  # the pipeline is not on this branch yet
-        logger.warning("riskcontrol.resume_unavailable", extra={"order": order.order_no})
+        logger.warning(
+            "riskcontrol.resume_unavailable", extra={"order": order.order_no}
+        )
         return False
     run_task_now_or_enqueue("fulfil_order_task", order_id=order.pk)
     return True
@@ -91,8 +119,16 @@ def resume_fulfilment(*, order) -> bool:
 
 def reject_held_order(*, order, actor, reason: str, request=None) -> ReviewCase:
     """Reject a held order: refund what was paid (commissions are reversed by the refund)."""
-    case, changed = _decide(order=order, status=ReviewStatus.REJECTED, actor=actor, reason=reason, request=request)
-    refund_rejected_order(order=order, actor=actor, reason=case.decision_reason, request=request)
+    case, _changed = _decide(
+        order=order,
+        status=ReviewStatus.REJECTED,
+        actor=actor,
+        reason=reason,
+        request=request,
+    )
+    refund_rejected_order(
+        order=order, actor=actor, reason=case.decision_reason, request=request
+    )
     return case
 
 

@@ -27,18 +27,18 @@ DEFAULT_RULES: dict[str, Rule] = {
     rule.code: rule
     for rule in [
         # More than 5 orders from one IP (or one device) within 10 minutes.
-        Rule(RuleCode.IP_VELOCITY, True, Decimal("5"), 10, Action.REVIEW),
-        Rule(RuleCode.DEVICE_VELOCITY, True, Decimal("5"), 10, Action.REVIEW),
+        Rule(RuleCode.IP_VELOCITY, True, Decimal(5), 10, Action.REVIEW),
+        Rule(RuleCode.DEVICE_VELOCITY, True, Decimal(5), 10, Action.REVIEW),
         # More than 3 orders of the same product by the same buyer within a day.
-        Rule(RuleCode.REPEAT_PURCHASE, True, Decimal("3"), 24 * 60, Action.REVIEW),
-        Rule(RuleCode.SELF_REFERRAL, True, Decimal("0"), 0, Action.REVIEW),
-        Rule(RuleCode.ORDER_AMOUNT_LIMIT, True, Decimal("5000"), 0, Action.BLOCK),
-        Rule(RuleCode.BUYER_DAILY_LIMIT, True, Decimal("20000"), 0, Action.BLOCK),
-        Rule(RuleCode.DISTRIBUTOR_DAILY_LIMIT, True, Decimal("20000"), 0, Action.REVIEW),
+        Rule(RuleCode.REPEAT_PURCHASE, True, Decimal(3), 24 * 60, Action.REVIEW),
+        Rule(RuleCode.SELF_REFERRAL, True, Decimal(0), 0, Action.REVIEW),
+        Rule(RuleCode.ORDER_AMOUNT_LIMIT, True, Decimal(5000), 0, Action.BLOCK),
+        Rule(RuleCode.BUYER_DAILY_LIMIT, True, Decimal(20000), 0, Action.BLOCK),
+        Rule(RuleCode.DISTRIBUTOR_DAILY_LIMIT, True, Decimal(20000), 0, Action.REVIEW),
         # Scans: 2 or more distributors sharing a device / IP / payout account within 30 days;
         # 10 or more new direct recruits within 7 days and no sale in the team.
-        Rule(RuleCode.LINKED_ACCOUNTS, True, Decimal("2"), 30 * 24 * 60, Action.REVIEW),
-        Rule(RuleCode.FAKE_RECRUITING, True, Decimal("10"), 7 * 24 * 60, Action.REVIEW),
+        Rule(RuleCode.LINKED_ACCOUNTS, True, Decimal(2), 30 * 24 * 60, Action.REVIEW),
+        Rule(RuleCode.FAKE_RECRUITING, True, Decimal(10), 7 * 24 * 60, Action.REVIEW),
     ]
 }
 
@@ -56,7 +56,9 @@ def active_rules() -> dict[str, Rule]:
         return rules
     rules = dict(DEFAULT_RULES)
     for row in RiskRule.objects.all():
-        rules[row.code] = Rule(row.code, row.is_enabled, row.threshold, row.window_minutes, row.action)
+        rules[row.code] = Rule(
+            row.code, row.is_enabled, row.threshold, row.window_minutes, row.action
+        )
     _cache["rules"], _cache["at"] = rules, now
     return rules
 

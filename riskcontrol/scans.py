@@ -24,11 +24,15 @@ LINK_FIELDS = (
 )
 
 
-def _record_finding(*, rule, distributor_id: int, matched_on: str, explanation: str, key: str) -> RiskEvent | None:
+def _record_finding(
+    *, rule, distributor_id: int, matched_on: str, explanation: str, key: str
+) -> RiskEvent | None:
     """One event per finding per day; the rule's action carried out the first time only."""
     from .services import add_to_blacklist, freeze_distributor_commissions
 
-    dedupe_key = f"{rule.code}:{key}:{distributor_id}:{timezone.localdate():%Y%m%d}"[:120]
+    dedupe_key = f"{rule.code}:{key}:{distributor_id}:{timezone.localdate():%Y%m%d}"[
+        :120
+    ]
     try:
         with transaction.atomic():
             event = RiskEvent.objects.create(
@@ -43,9 +47,16 @@ def _record_finding(*, rule, distributor_id: int, matched_on: str, explanation: 
         return None
     outcome = ""
     if rule.action == Action.FREEZE_COMMISSIONS:
-        outcome = freeze_distributor_commissions(distributor_id=distributor_id, reason=explanation[:200])
+        outcome = freeze_distributor_commissions(
+            distributor_id=distributor_id, reason=explanation[:200]
+        )
     elif rule.action in (Action.BLACKLIST, Action.BLOCK):
-        add_to_blacklist(kind=BlacklistKind.DISTRIBUTOR, value=str(distributor_id), reason=explanation[:200], actor=None)
+        add_to_blacklist(
+            kind=BlacklistKind.DISTRIBUTOR,
+            value=str(distributor_id),
+            reason=explanation[:200],
+            actor=None,
+        )
         outcome = _("已拉黑该分销商")
     if outcome:
         RiskEvent.objects.filter(pk=event.pk).update(outcome=outcome[:200])
@@ -56,26 +67,33 @@ def _sync_payout_accounts() -> None:
     """Payout accounts are encrypted by the commissions app; index the new ones here (blind
     index only) so the scan can compare them. Skipped when commissions offers none."""
     try:
-        from commissions.models import PayoutAccount
         from commissions.services import reveal_payout_account
+
+        from commissions.models import PayoutAccount
     except ImportError:
         return
     from .services import payment_account_index, record_distributor_signal
 
     known = set(
-        RiskSignal.objects.filter(kind=SignalKind.PAYOUT_ACCOUNT).values_list("distributor_id", "payment_account_index")
+        RiskSignal.objects.filter(kind=SignalKind.PAYOUT_ACCOUNT).values_list(
+            "distributor_id", "payment_account_index"
+        )
     )
     for account in PayoutAccount.objects.filter(is_active=True).only(
         "distributor_id", "account_ciphertext", "account_key_id"
     ):
         try:
             plain = reveal_payout_account(account)
-        except Exception:
-            logger.warning("riskcontrol.payout_account_unreadable", extra={"account": account.pk})
+        except Exception:  # noqa: BLE001 — one unreadable account must not stop the scan
+            logger.warning(
+                "riskcontrol.payout_account_unreadable", extra={"account": account.pk}
+            )
             continue
         if (account.distributor_id, payment_account_index(plain)) not in known:
             record_distributor_signal(
-                kind=SignalKind.PAYOUT_ACCOUNT, distributor_id=account.distributor_id, payment_account=plain
+                kind=SignalKind.PAYOUT_ACCOUNT,
+                distributor_id=account.distributor_id,
+                payment_account=plain,
             )
 
 
@@ -104,7 +122,13 @@ def scan_linked_accounts() -> list[RiskEvent]:
         )
         for row in shared[:500]:
             value = row[field]
-            ids = sorted(set(own.filter(**{field: value}).values_list("distributor_id", flat=True)))
+            ids = sorted(
+                set(
+                    own.filter(**{field: value}).values_list(
+                        "distributor_id", flat=True
+                    )
+                )
+            )
             shown = str(value) if field == "ip" else str(value)[:8] + "…"
             for distributor_id in ids:
                 others = ", ".join(f"#{pk}" for pk in ids if pk != distributor_id)
@@ -112,7 +136,9 @@ def scan_linked_accounts() -> list[RiskEvent]:
                     rule=rule,
                     distributor_id=distributor_id,
                     matched_on=field,
-                    explanation=_("关联账户：与分销商 %(others)s 共用%(label)s（%(value)s）")
+                    explanation=_(
+                        "关联账户：与分销商 %(others)s 共用%(label)s（%(value)s）"
+                    )
                     % {"others": others, "label": label, "value": shown},
                     key=f"{field}:{str(value)[:40]}",
                 )
@@ -134,14 +160,18 @@ def scan_fake_recruiting() -> list[RiskEvent]:
     since = timezone.now() - timedelta(minutes=max(rule.window_minutes, 1))
     minimum = max(int(rule.threshold), 1)
     growing = (
-        Distributor.objects.annotate(recruits=Count("children", filter=Q(children__joined_at__gte=since)))
+        Distributor.objects.annotate(
+            recruits=Count("children", filter=Q(children__joined_at__gte=since))
+        )
         .filter(recruits__gte=minimum)
         .only("pk", "tree_id", "lft", "rght")
     )
     events = []
     for distributor in growing[:500]:
         team = Distributor.objects.filter(
-            tree_id=distributor.tree_id, lft__gte=distributor.lft, rght__lte=distributor.rght
+            tree_id=distributor.tree_id,
+            lft__gte=distributor.lft,
+            rght__lte=distributor.rght,
         ).values("pk")
         has_sales = Order.objects.filter(
             distributor_id__in=team, status__in=sold_statuses(), created_at__gte=since
@@ -152,8 +182,13 @@ def scan_fake_recruiting() -> list[RiskEvent]:
             rule=rule,
             distributor_id=distributor.pk,
             matched_on="team_growth",
-            explanation=_("虚假拉新：%(days)s 天内新增直属下级 %(count)s 人，团队无任何成交")
-            % {"days": max(rule.window_minutes // 1440, 1), "count": distributor.recruits},
+            explanation=_(
+                "虚假拉新：%(days)s 天内新增直属下级 %(count)s 人，团队无任何成交"
+            )
+            % {
+                "days": max(rule.window_minutes // 1440, 1),
+                "count": distributor.recruits,
+            },
             key="growth",
         )
         if event is not None:
@@ -162,4 +197,7 @@ def scan_fake_recruiting() -> list[RiskEvent]:
 
 
 def run_scans() -> dict[str, int]:
-    return {"linked_accounts": len(scan_linked_accounts()), "fake_recruiting": len(scan_fake_recruiting())}
+    return {
+        "linked_accounts": len(scan_linked_accounts()),
+        "fake_recruiting": len(scan_fake_recruiting()),
+    }

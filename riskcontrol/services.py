@@ -46,14 +46,13 @@ BLOCK = "block"
 # How long an automatic blacklist entry (the "blacklist" action) lasts.
 AUTO_BLACKLIST_DAYS = 30
 DAY_COUNTER_SECONDS = 60 * 60 * 26
-ZERO = Decimal("0")
+ZERO = Decimal(0)
 
 
 # --- normalising and masking -------------------------------------------------------------------
 def normalize_contact(contact: str) -> str:
     value = re.sub(r"\s+", "", str(contact or "")).lower()
-    if value.startswith("+86"):
-        value = value[3:]
+    value = value.removeprefix("+86")
     return value
 
 
@@ -85,7 +84,9 @@ class Hit:
     rule: Rule
     matched_on: str
     explanation: str
-    blacklist: list[tuple[str, str]] = field(default_factory=list)  # (kind, raw value) to add
+    blacklist: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (kind, raw value) to add
 
 
 @dataclass
@@ -99,7 +100,9 @@ class Assessment:
         return "；".join(hit.explanation for hit in self.hits)
 
 
-def _blacklist_hit(*, ip, device_id, contact_idx, payment_idx, distributor_id) -> BlacklistEntry | None:
+def _blacklist_hit(
+    *, ip, device_id, contact_idx, payment_idx, distributor_id
+) -> BlacklistEntry | None:
     now = timezone.now()
     values = Q()
     if device_id:
@@ -116,33 +119,54 @@ def _blacklist_hit(*, ip, device_id, contact_idx, payment_idx, distributor_id) -
 def first_blacklist_match(*, values: Q, ip: str | None, now) -> BlacklistEntry | None:
     """The first active entry among ``values`` or whose network contains ``ip``: PostgreSQL
     compares with inet containment (``<<=``) in the same query; elsewhere Python's ipaddress."""
-    active = BlacklistEntry.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).only(
-        "kind", "display_value", "reason", "network", "prefix_length"
-    )
+    active = BlacklistEntry.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    ).only("kind", "display_value", "reason", "network", "prefix_length")
     if ip and connection.vendor == "postgresql":
         ip_hit = RawSQL(
-            "(kind = 'ip' AND %s::inet <<= set_masklen(network, prefix_length))", [ip], output_field=BooleanField()
+            "(kind = 'ip' AND %s::inet <<= set_masklen(network, prefix_length))",
+            [ip],
+            output_field=BooleanField(),
         )
         return active.annotate(ip_hit=ip_hit).filter(values | Q(ip_hit=True)).first()
     entry = active.filter(values).first() if values else None
     if entry is None and ip:
         address = ipaddress.ip_address(ip)
         for candidate in active.filter(kind=BlacklistKind.IP):
-            network = ipaddress.ip_network(f"{candidate.network}/{candidate.prefix_length}", strict=False)
+            network = ipaddress.ip_network(
+                f"{candidate.network}/{candidate.prefix_length}", strict=False
+            )
             if address.version == network.version and address in network:
                 return candidate
     return entry
 
 
-DISTRIBUTOR_SIGNAL_KINDS = [SignalKind.SIGNUP, SignalKind.LOGIN, SignalKind.PAYOUT_ACCOUNT]
+DISTRIBUTOR_SIGNAL_KINDS = [
+    SignalKind.SIGNUP,
+    SignalKind.LOGIN,
+    SignalKind.PAYOUT_ACCOUNT,
+]
 
 
-def _recent_figures(*, rules, ip, device_id, contact_idx, payment_idx, product_id, distributor_id, chain_ids, now) -> dict:
+def _recent_figures(
+    *,
+    rules,
+    ip,
+    device_id,
+    contact_idx,
+    payment_idx,
+    product_id,
+    distributor_id,
+    chain_ids,
+    now,
+) -> dict:
     """One aggregate query: over recent checkouts (not blocked ones) of this IP, device or
     buyer, the velocity counts and today's total; and over the sign-up, log-in and payout
     signals of the attributed chain, whether one shares this buyer's IP, device, contact or
     payment account (self-referral)."""
-    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_start = timezone.localtime(now).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
 
     def since(code: str):
         return now - timedelta(minutes=max(int(rules[code].window_minutes), 1))
@@ -158,17 +182,28 @@ def _recent_figures(*, rules, ip, device_id, contact_idx, payment_idx, product_i
     aggregates = {}
     if ip:
         who |= Q(ip=ip)
-        aggregates["ip_count"] = Count("id", filter=counted & Q(ip=ip, created_at__gte=ip_since))
+        aggregates["ip_count"] = Count(
+            "id", filter=counted & Q(ip=ip, created_at__gte=ip_since)
+        )
     if device_id:
         who |= Q(device_id=device_id)
-        aggregates["device_count"] = Count("id", filter=counted & Q(device_id=device_id, created_at__gte=device_since))
+        aggregates["device_count"] = Count(
+            "id", filter=counted & Q(device_id=device_id, created_at__gte=device_since)
+        )
     if contact_idx:
         who |= Q(contact_index=contact_idx)
         aggregates["repeat_count"] = Count(
-            "id", filter=counted & Q(contact_index=contact_idx, product_id=product_id, created_at__gte=repeat_since)
+            "id",
+            filter=counted
+            & Q(
+                contact_index=contact_idx,
+                product_id=product_id,
+                created_at__gte=repeat_since,
+            ),
         )
         aggregates["buyer_today"] = Sum(
-            "amount", filter=counted & Q(contact_index=contact_idx, created_at__gte=day_start)
+            "amount",
+            filter=counted & Q(contact_index=contact_idx, created_at__gte=day_start),
         )
     rows = Q(kind=SignalKind.CHECKOUT, created_at__gte=earliest) & who if who else None
     if chain_ids:
@@ -177,7 +212,9 @@ def _recent_figures(*, rules, ip, device_id, contact_idx, payment_idx, product_i
             "self_ip": Q(ip=ip) if ip else None,
             "self_device": Q(device_id=device_id) if device_id else None,
             "self_contact": Q(contact_index=contact_idx) if contact_idx else None,
-            "self_payment": Q(payment_account_index=payment_idx) if payment_idx else None,
+            "self_payment": Q(payment_account_index=payment_idx)
+            if payment_idx
+            else None,
         }
         any_same = Q()
         for name, condition in same.items():
@@ -190,7 +227,9 @@ def _recent_figures(*, rules, ip, device_id, contact_idx, payment_idx, product_i
     if aggregates and rows is not None:
         figures = RiskSignal.objects.filter(rows).aggregate(**aggregates)
     if distributor_id and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled:
-        figures["distributor_today"] = distributor_total_today(distributor_id=distributor_id, day_start=day_start)
+        figures["distributor_today"] = distributor_total_today(
+            distributor_id=distributor_id, day_start=day_start
+        )
     return figures
 
 
@@ -206,7 +245,11 @@ def distributor_total_today(*, distributor_id: int, day_start) -> Decimal:
     fen = cache.get(key)
     if fen is None:
         total = (
-            RiskSignal.objects.filter(kind=SignalKind.CHECKOUT, distributor_id=distributor_id, created_at__gte=day_start)
+            RiskSignal.objects.filter(
+                kind=SignalKind.CHECKOUT,
+                distributor_id=distributor_id,
+                created_at__gte=day_start,
+            )
             .exclude(verdict=Verdict.BLOCK)
             .aggregate(total=Sum("amount"))["total"]
             or ZERO
@@ -217,7 +260,9 @@ def distributor_total_today(*, distributor_id: int, day_start) -> Decimal:
 
 
 def _count_distributor_checkout(*, distributor_id: int, amount: Decimal, now) -> None:
-    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_start = timezone.localtime(now).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
     key = _distributor_day_key(distributor_id, day_start)
     try:
         cache.incr(key, int(amount * 100))
@@ -229,24 +274,46 @@ def distributor_chain_ids(distributor_id: int, *, depth: int = 3) -> list[int]:
     """The distributor and up to ``depth`` ancestors (nested-set columns, one query)."""
     from distribution.models import Distributor
 
-    node = Distributor.objects.filter(pk=distributor_id).values("tree_id", "lft", "rght", "level").first()
+    node = (
+        Distributor.objects.filter(pk=distributor_id)
+        .values("tree_id", "lft", "rght", "level")
+        .first()
+    )
     if node is None:
         return [distributor_id]
     return list(
         Distributor.objects.filter(
-            tree_id=node["tree_id"], lft__lte=node["lft"], rght__gte=node["rght"], level__gte=node["level"] - depth
+            tree_id=node["tree_id"],
+            lft__lte=node["lft"],
+            rght__gte=node["rght"],
+            level__gte=node["level"] - depth,
         ).values_list("pk", flat=True)
     )
 
 
 def _evaluate(
-    *, rules, ip, device_id, contact, contact_idx, payment_idx, product_id, amount, distributor_id, chain_ids, now
+    *,
+    rules,
+    ip,
+    device_id,
+    contact,
+    contact_idx,
+    payment_idx,
+    product_id,
+    amount,
+    distributor_id,
+    chain_ids,
+    now,
 ) -> list[Hit]:
     hits: list[Hit] = []
     enabled = {code: rule for code, rule in rules.items() if rule.is_enabled}
 
     blacklisted = _blacklist_hit(
-        ip=ip, device_id=device_id, contact_idx=contact_idx, payment_idx=payment_idx, distributor_id=distributor_id
+        ip=ip,
+        device_id=device_id,
+        contact_idx=contact_idx,
+        payment_idx=payment_idx,
+        distributor_id=distributor_id,
     )
     if blacklisted is not None:
         rule = Rule(RuleCode.BLACKLIST, True, ZERO, 0, Action.BLOCK)
@@ -254,59 +321,132 @@ def _evaluate(
             Hit(
                 rule,
                 blacklisted.kind,
-                _("命中黑名单（%(kind)s %(value)s）") % {"kind": blacklisted.get_kind_display(), "value": blacklisted.display_value},
+                _("命中黑名单（%(kind)s %(value)s）")
+                % {
+                    "kind": blacklisted.get_kind_display(),
+                    "value": blacklisted.display_value,
+                },
             )
         )
 
     rule = enabled.get(RuleCode.ORDER_AMOUNT_LIMIT)
     if rule and rule.threshold and amount > rule.threshold:
         hits.append(
-            Hit(rule, "amount", _("单笔金额 ¥%(amount)s 超过上限 ¥%(limit)s") % {"amount": amount, "limit": rule.threshold},
-                [(BlacklistKind.CONTACT, contact)])
+            Hit(
+                rule,
+                "amount",
+                _("单笔金额 ¥%(amount)s 超过上限 ¥%(limit)s")
+                % {"amount": amount, "limit": rule.threshold},
+                [(BlacklistKind.CONTACT, contact)],
+            )
         )
 
     if distributor_id and RuleCode.SELF_REFERRAL in enabled and chain_ids is None:
         chain_ids = distributor_chain_ids(distributor_id)
     figures = _recent_figures(
-        rules=rules, ip=ip, device_id=device_id, contact_idx=contact_idx, payment_idx=payment_idx,
-        product_id=product_id, distributor_id=distributor_id,
-        chain_ids=chain_ids if RuleCode.SELF_REFERRAL in enabled else None, now=now,
+        rules=rules,
+        ip=ip,
+        device_id=device_id,
+        contact_idx=contact_idx,
+        payment_idx=payment_idx,
+        product_id=product_id,
+        distributor_id=distributor_id,
+        chain_ids=chain_ids if RuleCode.SELF_REFERRAL in enabled else None,
+        now=now,
     )
     checks = [
-        (RuleCode.IP_VELOCITY, "ip_count", "ip", BlacklistKind.IP, ip,
-         _("同一 IP（%(value)s）%(window)s 分钟内已下单 %(count)s 笔，超过 %(limit)s 笔")),
-        (RuleCode.DEVICE_VELOCITY, "device_count", "device", BlacklistKind.DEVICE, device_id,
-         _("同一设备（%(value)s）%(window)s 分钟内已下单 %(count)s 笔，超过 %(limit)s 笔")),
-        (RuleCode.REPEAT_PURCHASE, "repeat_count", "contact", BlacklistKind.CONTACT, contact,
-         _("买家 %(value)s %(window)s 分钟内已购买该商品 %(count)s 次，超过 %(limit)s 次")),
+        (
+            RuleCode.IP_VELOCITY,
+            "ip_count",
+            "ip",
+            BlacklistKind.IP,
+            ip,
+            _(
+                "同一 IP（%(value)s）%(window)s 分钟内已下单 %(count)s 笔，超过 %(limit)s 笔"
+            ),
+        ),
+        (
+            RuleCode.DEVICE_VELOCITY,
+            "device_count",
+            "device",
+            BlacklistKind.DEVICE,
+            device_id,
+            _(
+                "同一设备（%(value)s）%(window)s 分钟内已下单 %(count)s 笔，超过 %(limit)s 笔"
+            ),
+        ),
+        (
+            RuleCode.REPEAT_PURCHASE,
+            "repeat_count",
+            "contact",
+            BlacklistKind.CONTACT,
+            contact,
+            _(
+                "买家 %(value)s %(window)s 分钟内已购买该商品 %(count)s 次，超过 %(limit)s 次"
+            ),
+        ),
     ]
     for code, key, matched_on, blacklist_kind, raw, message in checks:
         rule = enabled.get(code)
         count = figures.get(key) or 0
         # "More than N orders": this checkout is order number count + 1.
         if rule and raw and count + 1 > rule.threshold:
-            shown = mask_contact(raw) if matched_on == "contact" else (raw[:8] + "…" if matched_on == "device" else raw)
+            shown = (
+                mask_contact(raw)
+                if matched_on == "contact"
+                else (raw[:8] + "…" if matched_on == "device" else raw)
+            )
             hits.append(
-                Hit(rule, matched_on, message % {
-                    "value": shown, "window": rule.window_minutes, "count": count + 1, "limit": int(rule.threshold)
-                }, [(blacklist_kind, raw)])
+                Hit(
+                    rule,
+                    matched_on,
+                    message
+                    % {
+                        "value": shown,
+                        "window": rule.window_minutes,
+                        "count": count + 1,
+                        "limit": int(rule.threshold),
+                    },
+                    [(blacklist_kind, raw)],
+                )
             )
 
     rule = enabled.get(RuleCode.BUYER_DAILY_LIMIT)
     buyer_today = (figures.get("buyer_today") or ZERO) + amount
     if rule and contact_idx and rule.threshold and buyer_today > rule.threshold:
         hits.append(
-            Hit(rule, "contact", _("买家 %(value)s 今日累计 ¥%(total)s，超过单日上限 ¥%(limit)s")
-                % {"value": mask_contact(contact), "total": buyer_today, "limit": rule.threshold},
-                [(BlacklistKind.CONTACT, contact)])
+            Hit(
+                rule,
+                "contact",
+                _("买家 %(value)s 今日累计 ¥%(total)s，超过单日上限 ¥%(limit)s")
+                % {
+                    "value": mask_contact(contact),
+                    "total": buyer_today,
+                    "limit": rule.threshold,
+                },
+                [(BlacklistKind.CONTACT, contact)],
+            )
         )
     rule = enabled.get(RuleCode.DISTRIBUTOR_DAILY_LIMIT)
     distributor_today = (figures.get("distributor_today") or ZERO) + amount
-    if rule and distributor_id and rule.threshold and distributor_today > rule.threshold:
+    if (
+        rule
+        and distributor_id
+        and rule.threshold
+        and distributor_today > rule.threshold
+    ):
         hits.append(
-            Hit(rule, "distributor", _("分销商 #%(id)s 今日归属成交 ¥%(total)s，超过单日上限 ¥%(limit)s")
-                % {"id": distributor_id, "total": distributor_today, "limit": rule.threshold},
-                [(BlacklistKind.DISTRIBUTOR, str(distributor_id))])
+            Hit(
+                rule,
+                "distributor",
+                _("分销商 #%(id)s 今日归属成交 ¥%(total)s，超过单日上限 ¥%(limit)s")
+                % {
+                    "id": distributor_id,
+                    "total": distributor_today,
+                    "limit": rule.threshold,
+                },
+                [(BlacklistKind.DISTRIBUTOR, str(distributor_id))],
+            )
         )
 
     rule = enabled.get(RuleCode.SELF_REFERRAL)
@@ -320,9 +460,15 @@ def _evaluate(
         if rule and match_id:
             who = _("归属分销商") if match_id == distributor_id else _("其上级")
             hits.append(
-                Hit(rule, matched_on, _("自购返佣：买家的 %(on)s（%(value)s）与%(who)s #%(id)s 的注册、登录或收款记录相同")
+                Hit(
+                    rule,
+                    matched_on,
+                    _(
+                        "自购返佣：买家的 %(on)s（%(value)s）与%(who)s #%(id)s 的注册、登录或收款记录相同"
+                    )
                     % {"on": matched_on, "value": shown, "who": who, "id": match_id},
-                    [(BlacklistKind.DISTRIBUTOR, str(distributor_id))])
+                    [(BlacklistKind.DISTRIBUTOR, str(distributor_id))],
+                )
             )
             break
     return hits
@@ -354,7 +500,7 @@ def assess_checkout(
     checkout_token: str = "",
     request=None,
 ) -> str:
-    """"allow", "review" (the order is placed but held for staff) or "block" (refused with a
+    """ "allow", "review" (the order is placed but held for staff) or "block" (refused with a
     message). Called by checkout before anything is reserved.
 
     The device comes from ``device_id``/``device_hash``, else ``request``, else the request
@@ -364,9 +510,18 @@ def assess_checkout(
     """
     try:
         return assess_checkout_in_full(
-            product=product, quantity=quantity, contact=contact, buyer_ip=buyer_ip, amount=amount,
-            distributor_id=distributor_id, device_id=device_id, device_hash=device_hash,
-            payment_account=payment_account, attribution=attribution, checkout_token=checkout_token, request=request,
+            product=product,
+            quantity=quantity,
+            contact=contact,
+            buyer_ip=buyer_ip,
+            amount=amount,
+            distributor_id=distributor_id,
+            device_id=device_id,
+            device_hash=device_hash,
+            payment_account=payment_account,
+            attribution=attribution,
+            checkout_token=checkout_token,
+            request=request,
         ).verdict
     except Exception:
         logger.exception("riskcontrol.assessment_failed")
@@ -407,13 +562,29 @@ def assess_checkout_in_full(
     payment_idx = payment_account_index(payment_account)
     distributor_id = int(distributor_id) if distributor_id else None
     chain_ids = None
-    if distributor_id and attribution and attribution.get("matched") is not False and "chain" in attribution:
-        chain_ids = [distributor_id, *[int(pk) for pk in attribution.get("chain") or []]]
+    if (
+        distributor_id
+        and attribution
+        and attribution.get("matched") is not False
+        and "chain" in attribution
+    ):
+        chain_ids = [
+            distributor_id,
+            *[int(pk) for pk in attribution.get("chain") or []],
+        ]
     rules = active_rules()
     hits = _evaluate(
-        rules=rules, ip=buyer_ip, device_id=device_id, contact=contact, contact_idx=contact_idx,
-        payment_idx=payment_idx, product_id=getattr(product, "pk", None), amount=amount,
-        distributor_id=distributor_id, chain_ids=chain_ids, now=now,
+        rules=rules,
+        ip=buyer_ip,
+        device_id=device_id,
+        contact=contact,
+        contact_idx=contact_idx,
+        payment_idx=payment_idx,
+        product_id=getattr(product, "pk", None),
+        amount=amount,
+        distributor_id=distributor_id,
+        chain_ids=chain_ids,
+        now=now,
     )
     verdict = _verdict(hits)
     signal = RiskSignal.objects.create(
@@ -433,13 +604,17 @@ def assess_checkout_in_full(
         explanation="；".join(hit.explanation for hit in hits)[:2000],
     )
     if distributor_id and verdict != BLOCK:
-        _count_distributor_checkout(distributor_id=distributor_id, amount=amount, now=now)
+        _count_distributor_checkout(
+            distributor_id=distributor_id, amount=amount, now=now
+        )
     if hits:
         _act_on_hits(hits=hits, signal=signal, distributor_id=distributor_id)
     return Assessment(verdict=verdict, hits=hits, signal=signal)
 
 
-def _act_on_hits(*, hits: list[Hit], signal: RiskSignal, distributor_id: int | None) -> None:
+def _act_on_hits(
+    *, hits: list[Hit], signal: RiskSignal, distributor_id: int | None
+) -> None:
     """Record one event per rule that fired and carry out the heavier actions."""
     events = []
     for hit in hits:
@@ -447,15 +622,22 @@ def _act_on_hits(*, hits: list[Hit], signal: RiskSignal, distributor_id: int | N
         if hit.rule.action == Action.BLACKLIST:
             added = [
                 add_to_blacklist(
-                    kind=kind, value=value, reason=hit.explanation[:200], actor=None,
+                    kind=kind,
+                    value=value,
+                    reason=hit.explanation[:200],
+                    actor=None,
                     expires_at=timezone.now() + timedelta(days=AUTO_BLACKLIST_DAYS),
                 )
                 for kind, value in hit.blacklist
                 if value
             ]
-            outcome = _("已加入黑名单：%(entries)s") % {"entries": "、".join(str(entry) for entry in added)}
+            outcome = _("已加入黑名单：%(entries)s") % {
+                "entries": "、".join(str(entry) for entry in added)
+            }
         elif hit.rule.action == Action.FREEZE_COMMISSIONS and distributor_id:
-            outcome = freeze_distributor_commissions(distributor_id=distributor_id, reason=hit.explanation)
+            outcome = freeze_distributor_commissions(
+                distributor_id=distributor_id, reason=hit.explanation
+            )
         events.append(
             RiskEvent(
                 rule=hit.rule.code,
@@ -470,11 +652,17 @@ def _act_on_hits(*, hits: list[Hit], signal: RiskSignal, distributor_id: int | N
     RiskEvent.objects.bulk_create(events)
     logger.info(
         "riskcontrol.rules_fired",
-        extra={"signal": signal.pk, "verdict": signal.verdict, "rules": [hit.rule.code for hit in hits]},
+        extra={
+            "signal": signal.pk,
+            "verdict": signal.verdict,
+            "rules": [hit.rule.code for hit in hits],
+        },
     )
 
 
-def freeze_distributor_commissions(*, distributor_id: int, reason: str, actor=None) -> str:
+def freeze_distributor_commissions(
+    *, distributor_id: int, reason: str, actor=None
+) -> str:
     """Freeze through the commissions app when it offers ``freeze_commissions``; otherwise the
     intent is recorded on the event for staff to carry out. Returns what happened."""
     try:
@@ -488,8 +676,11 @@ def freeze_distributor_commissions(*, distributor_id: int, reason: str, actor=No
         return _("分销商不存在，未冻结")
     try:
         freeze_commissions(distributor=distributor, reason=reason[:200], actor=actor)
-    except Exception as error:
-        logger.warning("riskcontrol.freeze_failed", extra={"distributor": distributor_id, "error": error.__class__.__name__})
+    except Exception as error:  # noqa: BLE001 — a failed freeze is reported on the event, not raised
+        logger.warning(
+            "riskcontrol.freeze_failed",
+            extra={"distributor": distributor_id, "error": error.__class__.__name__},
+        )
         return _("冻结佣金失败：%(error)s") % {"error": error.__class__.__name__}
     return _("已冻结分销商佣金")
 
@@ -510,8 +701,12 @@ def record_distributor_signal(
     self-referral and linked-account rules. One row per contact (a phone and an e-mail)."""
     if kind not in SignalKind.values or kind == SignalKind.CHECKOUT:
         raise ValueError(f"not a distributor signal kind: {kind!r}")
-    indexes = [contact_index(contact) for contact in contacts if normalize_contact(contact)] or [""]
-    masks = [mask_contact(contact) for contact in contacts if normalize_contact(contact)] or [""]
+    indexes = [
+        contact_index(contact) for contact in contacts if normalize_contact(contact)
+    ] or [""]
+    masks = [
+        mask_contact(contact) for contact in contacts if normalize_contact(contact)
+    ] or [""]
     payment_idx = payment_account_index(payment_account)
     return RiskSignal.objects.bulk_create(
         [
@@ -535,12 +730,14 @@ def record_payout_account(*, distributor, account: str) -> None:
     """The commissions app calls this when a payout account is added, so linked-account and
     self-referral rules see it (as a blind index only)."""
     record_distributor_signal(
-        kind=SignalKind.PAYOUT_ACCOUNT, distributor_id=distributor.pk, payment_account=account
+        kind=SignalKind.PAYOUT_ACCOUNT,
+        distributor_id=distributor.pk,
+        payment_account=account,
     )
 
 
 # --- blacklist ---------------------------------------------------------------------------------
-from .blacklist import add_to_blacklist  # noqa: E402  (the blacklist needs the helpers above)
+from .blacklist import add_to_blacklist
 
 __all__ = [
     "ALLOW",
@@ -561,7 +758,13 @@ def link_signal_to_order(*, order) -> RiskSignal | None:
     with transaction.atomic():
         signal = None
         if order.checkout_token:
-            signal = RiskSignal.objects.filter(checkout_token=order.checkout_token, order_no="").order_by("-id").first()
+            signal = (
+                RiskSignal.objects.filter(
+                    checkout_token=order.checkout_token, order_no=""
+                )
+                .order_by("-id")
+                .first()
+            )
         if signal is None:
             signal = (
                 RiskSignal.objects.filter(

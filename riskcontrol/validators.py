@@ -17,7 +17,9 @@ MINIMUM_AGE = 18
 
 def id_check_char(first17: str) -> str:
     """The GB 11643-1999 check character of the first 17 digits (ISO 7064 MOD 11-2)."""
-    total = sum(int(digit) * weight for digit, weight in zip(first17, ID_WEIGHTS, strict=True))
+    total = sum(
+        int(digit) * weight for digit, weight in zip(first17, ID_WEIGHTS, strict=True)
+    )
     return ID_CHECK_CHARS[total % 11]
 
 
@@ -32,19 +34,25 @@ def age_on(born: date, today: date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
-def validate_id_number(raw: str, *, check_age: bool = True, today: date | None = None) -> str:
+def validate_id_number(
+    raw: str, *, check_age: bool = True, today: date | None = None
+) -> str:
     """The normalised 18-character resident ID number, or ValidationError saying what is wrong."""
     number = re.sub(r"\s+", "", str(raw or "")).upper()
     if not number:
         raise ValidationError(_("请填写身份证号"), code="required")
     if not re.fullmatch(r"\d{17}[\dX]", number):
-        raise ValidationError(_("身份证号应为 18 位，前 17 位为数字，最后一位为数字或 X"), code="format")
+        raise ValidationError(
+            _("身份证号应为 18 位，前 17 位为数字，最后一位为数字或 X"), code="format"
+        )
     born = birth_date_of(number)
     today = today or timezone.localdate()
     if born is None or born > today or born.year < 1900:
         raise ValidationError(_("身份证号中的出生日期无效"), code="birth_date")
     if id_check_char(number[:17]) != number[17]:
-        raise ValidationError(_("身份证号校验位不正确，请核对后重新输入"), code="check_digit")
+        raise ValidationError(
+            _("身份证号校验位不正确，请核对后重新输入"), code="check_digit"
+        )
     if check_age and age_on(born, today) < MINIMUM_AGE:
         raise ValidationError(_("未满 18 周岁不能完成实名认证"), code="under_age")
     return number
@@ -75,12 +83,13 @@ def validate_bank_card(raw: str) -> str:
 
 def validate_mobile(raw: str) -> str:
     number = re.sub(r"[\s-]+", "", str(raw or ""))
-    if number.startswith("+86"):
-        number = number[3:]
+    number = number.removeprefix("+86")
     if not number:
         raise ValidationError(_("请填写手机号"), code="required")
     if not MOBILE_RE.fullmatch(number):
-        raise ValidationError(_("手机号应为 11 位中国大陆手机号（1 开头）"), code="format")
+        raise ValidationError(
+            _("手机号应为 11 位中国大陆手机号（1 开头）"), code="format"
+        )
     return number
 
 
@@ -91,7 +100,9 @@ def validate_real_name(raw: str) -> str:
     if not name:
         raise ValidationError(_("请填写真实姓名"), code="required")
     if not NAME_RE.fullmatch(name):
-        raise ValidationError(_("姓名应为 2–20 个汉字（可含 ·）或英文字母"), code="format")
+        raise ValidationError(
+            _("姓名应为 2–20 个汉字（可含 ·）或英文字母"), code="format"
+        )
     return name
 
 

@@ -25,15 +25,30 @@ def real_name(request, viewer):
         try:
             result = submit_real_name(distributor=viewer, **values)
         except ValidationError as error:
-            errors = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
+            errors = (
+                error.message_dict
+                if hasattr(error, "error_dict")
+                else {"__all__": error.messages}
+            )
         else:
             if result.status == RealNameStatus.VERIFIED:
                 return redirect("riskcontrol:real-name")
             notice = result.failure_reason or _("认证未通过")
-        values = {"name": values["name"], "mobile": values["mobile"], "id_number": "", "bank_card": ""}
+        values = {
+            "name": values["name"],
+            "mobile": values["mobile"],
+            "id_number": "",
+            "bank_card": "",
+        }
     return render(
         request,
         "riskcontrol/real_name.html",
-        {"viewer": viewer, "verified": verified, "errors": errors, "notice": notice, "values": values},
+        {
+            "viewer": viewer,
+            "verified": verified,
+            "errors": errors,
+            "notice": notice,
+            "values": values,
+        },
         status=400 if errors else 200,
     )

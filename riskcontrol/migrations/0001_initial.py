@@ -6,170 +6,733 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('distribution', '0003_application_queue'),
-        ('orders', '0002_pipeline'),
+        ("distribution", "0003_application_queue"),
+        ("orders", "0002_pipeline"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RiskRule',
+            name="RiskRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(choices=[('ip_velocity', '同一 IP 短时间内多次下单'), ('device_velocity', '同一设备短时间内多次下单'), ('repeat_purchase', '同一买家重复购买同一虚拟商品'), ('self_referral', '自购返佣（买家与归属分销商或其上级相同）'), ('order_amount_limit', '单笔金额上限'), ('buyer_daily_limit', '买家单日金额上限'), ('distributor_daily_limit', '分销商单日成交上限'), ('linked_accounts', '关联账户（共用设备、IP 或收款账户）'), ('fake_recruiting', '虚假拉新（团队快速增长但无销售）'), ('blacklist', '黑名单')], max_length=32, unique=True, verbose_name='规则')),
-                ('is_enabled', models.BooleanField(default=True, verbose_name='启用')),
-                ('threshold', models.DecimalField(decimal_places=2, default=0, max_digits=14, verbose_name='阈值')),
-                ('window_minutes', models.PositiveIntegerField(default=0, verbose_name='时间窗口（分钟）')),
-                ('action', models.CharField(choices=[('allow', '放行（仅记录）'), ('review', '暂停发货，人工审核'), ('block', '拦截'), ('freeze_commissions', '冻结分销商佣金并审核'), ('blacklist', '拉黑并拦截')], default='review', max_length=20, verbose_name='动作')),
-                ('note', models.CharField(blank=True, max_length=200, verbose_name='说明')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='更新时间')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "code",
+                    models.CharField(
+                        choices=[
+                            ("ip_velocity", "同一 IP 短时间内多次下单"),
+                            ("device_velocity", "同一设备短时间内多次下单"),
+                            ("repeat_purchase", "同一买家重复购买同一虚拟商品"),
+                            (
+                                "self_referral",
+                                "自购返佣（买家与归属分销商或其上级相同）",
+                            ),
+                            ("order_amount_limit", "单笔金额上限"),
+                            ("buyer_daily_limit", "买家单日金额上限"),
+                            ("distributor_daily_limit", "分销商单日成交上限"),
+                            ("linked_accounts", "关联账户（共用设备、IP 或收款账户）"),
+                            ("fake_recruiting", "虚假拉新（团队快速增长但无销售）"),
+                            ("blacklist", "黑名单"),
+                        ],
+                        max_length=32,
+                        unique=True,
+                        verbose_name="规则",
+                    ),
+                ),
+                ("is_enabled", models.BooleanField(default=True, verbose_name="启用")),
+                (
+                    "threshold",
+                    models.DecimalField(
+                        decimal_places=2, default=0, max_digits=14, verbose_name="阈值"
+                    ),
+                ),
+                (
+                    "window_minutes",
+                    models.PositiveIntegerField(
+                        default=0, verbose_name="时间窗口（分钟）"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("allow", "放行（仅记录）"),
+                            ("review", "暂停发货，人工审核"),
+                            ("block", "拦截"),
+                            ("freeze_commissions", "冻结分销商佣金并审核"),
+                            ("blacklist", "拉黑并拦截"),
+                        ],
+                        default="review",
+                        max_length=20,
+                        verbose_name="动作",
+                    ),
+                ),
+                (
+                    "note",
+                    models.CharField(blank=True, max_length=200, verbose_name="说明"),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(auto_now=True, verbose_name="更新时间"),
+                ),
             ],
             options={
-                'verbose_name': '风控规则',
-                'verbose_name_plural': '风控规则',
-                'ordering': ['code'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('action__in', ['allow', 'review', 'block', 'freeze_commissions', 'blacklist'])), name='risk_rule_action_known'), models.CheckConstraint(condition=models.Q(('threshold__gte', 0)), name='risk_rule_threshold_not_negative')],
+                "verbose_name": "风控规则",
+                "verbose_name_plural": "风控规则",
+                "ordering": ["code"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "action__in",
+                                [
+                                    "allow",
+                                    "review",
+                                    "block",
+                                    "freeze_commissions",
+                                    "blacklist",
+                                ],
+                            )
+                        ),
+                        name="risk_rule_action_known",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("threshold__gte", 0)),
+                        name="risk_rule_threshold_not_negative",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='RiskSignal',
+            name="RiskSignal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('checkout', '下单'), ('signup', '注册'), ('login', '登录'), ('payout_account', '收款账户')], max_length=16, verbose_name='类型')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='时间')),
-                ('ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='IP')),
-                ('device_id', models.CharField(blank=True, max_length=64, verbose_name='设备标识')),
-                ('device_hash', models.CharField(blank=True, max_length=64, verbose_name='浏览器指纹')),
-                ('contact_index', models.CharField(blank=True, max_length=64, verbose_name='联系方式索引')),
-                ('contact_mask', models.CharField(blank=True, max_length=64, verbose_name='联系方式')),
-                ('payment_account_index', models.CharField(blank=True, max_length=64, verbose_name='支付账户索引')),
-                ('distributor_id', models.BigIntegerField(blank=True, null=True, verbose_name='分销商')),
-                ('user_id', models.BigIntegerField(blank=True, null=True, verbose_name='用户')),
-                ('product_id', models.BigIntegerField(blank=True, null=True, verbose_name='商品')),
-                ('quantity', models.PositiveIntegerField(default=0, verbose_name='数量')),
-                ('amount', models.DecimalField(decimal_places=2, default=0, max_digits=14, verbose_name='金额')),
-                ('checkout_token', models.CharField(blank=True, max_length=64, verbose_name='下单令牌')),
-                ('order_no', models.CharField(blank=True, db_index=True, max_length=32, verbose_name='订单号')),
-                ('verdict', models.CharField(blank=True, choices=[('allow', '放行'), ('review', '待审核'), ('block', '拦截')], max_length=8, verbose_name='结论')),
-                ('explanation', models.TextField(blank=True, verbose_name='说明')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("checkout", "下单"),
+                            ("signup", "注册"),
+                            ("login", "登录"),
+                            ("payout_account", "收款账户"),
+                        ],
+                        max_length=16,
+                        verbose_name="类型",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="时间"),
+                ),
+                (
+                    "ip",
+                    models.GenericIPAddressField(
+                        blank=True, null=True, verbose_name="IP"
+                    ),
+                ),
+                (
+                    "device_id",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="设备标识"
+                    ),
+                ),
+                (
+                    "device_hash",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="浏览器指纹"
+                    ),
+                ),
+                (
+                    "contact_index",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="联系方式索引"
+                    ),
+                ),
+                (
+                    "contact_mask",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="联系方式"
+                    ),
+                ),
+                (
+                    "payment_account_index",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="支付账户索引"
+                    ),
+                ),
+                (
+                    "distributor_id",
+                    models.BigIntegerField(
+                        blank=True, null=True, verbose_name="分销商"
+                    ),
+                ),
+                (
+                    "user_id",
+                    models.BigIntegerField(blank=True, null=True, verbose_name="用户"),
+                ),
+                (
+                    "product_id",
+                    models.BigIntegerField(blank=True, null=True, verbose_name="商品"),
+                ),
+                (
+                    "quantity",
+                    models.PositiveIntegerField(default=0, verbose_name="数量"),
+                ),
+                (
+                    "amount",
+                    models.DecimalField(
+                        decimal_places=2, default=0, max_digits=14, verbose_name="金额"
+                    ),
+                ),
+                (
+                    "checkout_token",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="下单令牌"
+                    ),
+                ),
+                (
+                    "order_no",
+                    models.CharField(
+                        blank=True, db_index=True, max_length=32, verbose_name="订单号"
+                    ),
+                ),
+                (
+                    "verdict",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("allow", "放行"),
+                            ("review", "待审核"),
+                            ("block", "拦截"),
+                        ],
+                        max_length=8,
+                        verbose_name="结论",
+                    ),
+                ),
+                ("explanation", models.TextField(blank=True, verbose_name="说明")),
             ],
             options={
-                'verbose_name': '风控信号',
-                'verbose_name_plural': '风控信号',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['ip', 'created_at'], name='risk_signal_ip_idx'), models.Index(fields=['device_id', 'created_at'], name='risk_signal_device_idx'), models.Index(fields=['contact_index', 'created_at'], name='risk_signal_contact_idx'), models.Index(fields=['distributor_id', 'created_at'], name='risk_signal_distributor_idx'), models.Index(condition=models.Q(('checkout_token', ''), _negated=True), fields=['checkout_token'], name='risk_signal_token_idx'), models.Index(fields=['kind', 'created_at'], name='risk_signal_kind_idx'), models.Index(condition=models.Q(('kind__in', ['signup', 'login', 'payout_account'])), fields=['distributor_id'], name='risk_signal_chain_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['checkout', 'signup', 'login', 'payout_account'])), name='risk_signal_kind_known')],
+                "verbose_name": "风控信号",
+                "verbose_name_plural": "风控信号",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["ip", "created_at"], name="risk_signal_ip_idx"
+                    ),
+                    models.Index(
+                        fields=["device_id", "created_at"],
+                        name="risk_signal_device_idx",
+                    ),
+                    models.Index(
+                        fields=["contact_index", "created_at"],
+                        name="risk_signal_contact_idx",
+                    ),
+                    models.Index(
+                        fields=["distributor_id", "created_at"],
+                        name="risk_signal_distributor_idx",
+                    ),
+                    models.Index(
+                        condition=models.Q(("checkout_token", ""), _negated=True),
+                        fields=["checkout_token"],
+                        name="risk_signal_token_idx",
+                    ),
+                    models.Index(
+                        fields=["kind", "created_at"], name="risk_signal_kind_idx"
+                    ),
+                    models.Index(
+                        condition=models.Q(
+                            ("kind__in", ["signup", "login", "payout_account"])
+                        ),
+                        fields=["distributor_id"],
+                        name="risk_signal_chain_idx",
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "kind__in",
+                                ["checkout", "signup", "login", "payout_account"],
+                            )
+                        ),
+                        name="risk_signal_kind_known",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='StaffTwoFactor',
+            name="StaffTwoFactor",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('secret_ciphertext', models.BinaryField()),
-                ('secret_key_id', models.CharField(editable=False, max_length=32)),
-                ('confirmed_at', models.DateTimeField(blank=True, null=True, verbose_name='启用时间')),
-                ('last_used_step', models.BigIntegerField(default=0, editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='创建时间')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='two_factor', to=settings.AUTH_USER_MODEL, verbose_name='用户')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("secret_ciphertext", models.BinaryField()),
+                ("secret_key_id", models.CharField(editable=False, max_length=32)),
+                (
+                    "confirmed_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="启用时间"
+                    ),
+                ),
+                ("last_used_step", models.BigIntegerField(default=0, editable=False)),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="创建时间"),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="two_factor",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="用户",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '两步验证',
-                'verbose_name_plural': '两步验证',
+                "verbose_name": "两步验证",
+                "verbose_name_plural": "两步验证",
             },
         ),
         migrations.CreateModel(
-            name='BlacklistEntry',
+            name="BlacklistEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('ip', 'IP / 网段'), ('device', '设备'), ('contact', '联系方式'), ('payment_account', '支付账户'), ('id_number', '身份证号'), ('distributor', '分销商')], max_length=16, verbose_name='类型')),
-                ('network', models.GenericIPAddressField(blank=True, null=True, verbose_name='网络地址')),
-                ('prefix_length', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='前缀长度')),
-                ('value_index', models.CharField(blank=True, max_length=64, verbose_name='值索引')),
-                ('display_value', models.CharField(max_length=64, verbose_name='值')),
-                ('reason', models.CharField(max_length=200, verbose_name='原因')),
-                ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='过期时间')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='添加时间')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='添加人')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("ip", "IP / 网段"),
+                            ("device", "设备"),
+                            ("contact", "联系方式"),
+                            ("payment_account", "支付账户"),
+                            ("id_number", "身份证号"),
+                            ("distributor", "分销商"),
+                        ],
+                        max_length=16,
+                        verbose_name="类型",
+                    ),
+                ),
+                (
+                    "network",
+                    models.GenericIPAddressField(
+                        blank=True, null=True, verbose_name="网络地址"
+                    ),
+                ),
+                (
+                    "prefix_length",
+                    models.PositiveSmallIntegerField(
+                        blank=True, null=True, verbose_name="前缀长度"
+                    ),
+                ),
+                (
+                    "value_index",
+                    models.CharField(blank=True, max_length=64, verbose_name="值索引"),
+                ),
+                ("display_value", models.CharField(max_length=64, verbose_name="值")),
+                ("reason", models.CharField(max_length=200, verbose_name="原因")),
+                (
+                    "expires_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="过期时间"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="添加时间"),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="添加人",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '黑名单',
-                'verbose_name_plural': '黑名单',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['kind', 'value_index'], name='blacklist_value_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['ip', 'device', 'contact', 'payment_account', 'id_number', 'distributor'])), name='blacklist_kind_known'), models.CheckConstraint(condition=models.Q(models.Q(('kind', 'ip'), _negated=True), models.Q(('network__isnull', False), ('prefix_length__isnull', False)), _connector='OR'), name='blacklist_ip_has_network'), models.CheckConstraint(condition=models.Q(('kind', 'ip'), models.Q(('value_index', ''), _negated=True), _connector='OR'), name='blacklist_value_present')],
+                "verbose_name": "黑名单",
+                "verbose_name_plural": "黑名单",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["kind", "value_index"], name="blacklist_value_idx"
+                    )
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "kind__in",
+                                [
+                                    "ip",
+                                    "device",
+                                    "contact",
+                                    "payment_account",
+                                    "id_number",
+                                    "distributor",
+                                ],
+                            )
+                        ),
+                        name="blacklist_kind_known",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("kind", "ip"), _negated=True),
+                            models.Q(
+                                ("network__isnull", False),
+                                ("prefix_length__isnull", False),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="blacklist_ip_has_network",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("kind", "ip"),
+                            models.Q(("value_index", ""), _negated=True),
+                            _connector="OR",
+                        ),
+                        name="blacklist_value_present",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='RealNameVerification',
+            name="RealNameVerification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('verified', '已认证'), ('failed', '认证失败')], max_length=10, verbose_name='状态')),
-                ('name_mask', models.CharField(max_length=40, verbose_name='姓名')),
-                ('id_number_mask', models.CharField(max_length=24, verbose_name='身份证号')),
-                ('id_number_index', models.CharField(db_index=True, editable=False, max_length=64)),
-                ('bank_card_mask', models.CharField(max_length=32, verbose_name='银行卡号')),
-                ('mobile_mask', models.CharField(max_length=16, verbose_name='手机号')),
-                ('data_ciphertext', models.BinaryField()),
-                ('data_key_id', models.CharField(editable=False, max_length=32)),
-                ('provider', models.CharField(max_length=32, verbose_name='认证渠道')),
-                ('provider_reference', models.CharField(blank=True, max_length=64, verbose_name='渠道流水号')),
-                ('failure_reason', models.CharField(blank=True, max_length=200, verbose_name='失败原因')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='提交时间')),
-                ('distributor', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='real_name_checks', to='distribution.distributor', verbose_name='分销商')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("verified", "已认证"), ("failed", "认证失败")],
+                        max_length=10,
+                        verbose_name="状态",
+                    ),
+                ),
+                ("name_mask", models.CharField(max_length=40, verbose_name="姓名")),
+                (
+                    "id_number_mask",
+                    models.CharField(max_length=24, verbose_name="身份证号"),
+                ),
+                (
+                    "id_number_index",
+                    models.CharField(db_index=True, editable=False, max_length=64),
+                ),
+                (
+                    "bank_card_mask",
+                    models.CharField(max_length=32, verbose_name="银行卡号"),
+                ),
+                ("mobile_mask", models.CharField(max_length=16, verbose_name="手机号")),
+                ("data_ciphertext", models.BinaryField()),
+                ("data_key_id", models.CharField(editable=False, max_length=32)),
+                ("provider", models.CharField(max_length=32, verbose_name="认证渠道")),
+                (
+                    "provider_reference",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="渠道流水号"
+                    ),
+                ),
+                (
+                    "failure_reason",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="失败原因"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="提交时间"),
+                ),
+                (
+                    "distributor",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="real_name_checks",
+                        to="distribution.distributor",
+                        verbose_name="分销商",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '实名认证',
-                'verbose_name_plural': '实名认证',
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('status__in', ['verified', 'failed'])), name='real_name_status_known'), models.UniqueConstraint(condition=models.Q(('status', 'verified')), fields=('distributor',), name='real_name_verified_once')],
+                "verbose_name": "实名认证",
+                "verbose_name_plural": "实名认证",
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("status__in", ["verified", "failed"])),
+                        name="real_name_status_known",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "verified")),
+                        fields=("distributor",),
+                        name="real_name_verified_once",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='RiskEvent',
+            name="RiskEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='时间')),
-                ('rule', models.CharField(choices=[('ip_velocity', '同一 IP 短时间内多次下单'), ('device_velocity', '同一设备短时间内多次下单'), ('repeat_purchase', '同一买家重复购买同一虚拟商品'), ('self_referral', '自购返佣（买家与归属分销商或其上级相同）'), ('order_amount_limit', '单笔金额上限'), ('buyer_daily_limit', '买家单日金额上限'), ('distributor_daily_limit', '分销商单日成交上限'), ('linked_accounts', '关联账户（共用设备、IP 或收款账户）'), ('fake_recruiting', '虚假拉新（团队快速增长但无销售）'), ('blacklist', '黑名单')], max_length=32, verbose_name='规则')),
-                ('action', models.CharField(choices=[('allow', '放行（仅记录）'), ('review', '暂停发货，人工审核'), ('block', '拦截'), ('freeze_commissions', '冻结分销商佣金并审核'), ('blacklist', '拉黑并拦截')], max_length=20, verbose_name='动作')),
-                ('distributor_id', models.BigIntegerField(blank=True, db_index=True, null=True, verbose_name='分销商')),
-                ('order_no', models.CharField(blank=True, db_index=True, max_length=32, verbose_name='订单号')),
-                ('matched_on', models.CharField(blank=True, max_length=32, verbose_name='命中信号')),
-                ('explanation', models.CharField(max_length=300, verbose_name='说明')),
-                ('outcome', models.CharField(blank=True, max_length=200, verbose_name='执行结果')),
-                ('dedupe_key', models.CharField(blank=True, editable=False, max_length=120, null=True, unique=True)),
-                ('signal', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='events', to='riskcontrol.risksignal', verbose_name='信号')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        auto_now_add=True, db_index=True, verbose_name="时间"
+                    ),
+                ),
+                (
+                    "rule",
+                    models.CharField(
+                        choices=[
+                            ("ip_velocity", "同一 IP 短时间内多次下单"),
+                            ("device_velocity", "同一设备短时间内多次下单"),
+                            ("repeat_purchase", "同一买家重复购买同一虚拟商品"),
+                            (
+                                "self_referral",
+                                "自购返佣（买家与归属分销商或其上级相同）",
+                            ),
+                            ("order_amount_limit", "单笔金额上限"),
+                            ("buyer_daily_limit", "买家单日金额上限"),
+                            ("distributor_daily_limit", "分销商单日成交上限"),
+                            ("linked_accounts", "关联账户（共用设备、IP 或收款账户）"),
+                            ("fake_recruiting", "虚假拉新（团队快速增长但无销售）"),
+                            ("blacklist", "黑名单"),
+                        ],
+                        max_length=32,
+                        verbose_name="规则",
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("allow", "放行（仅记录）"),
+                            ("review", "暂停发货，人工审核"),
+                            ("block", "拦截"),
+                            ("freeze_commissions", "冻结分销商佣金并审核"),
+                            ("blacklist", "拉黑并拦截"),
+                        ],
+                        max_length=20,
+                        verbose_name="动作",
+                    ),
+                ),
+                (
+                    "distributor_id",
+                    models.BigIntegerField(
+                        blank=True, db_index=True, null=True, verbose_name="分销商"
+                    ),
+                ),
+                (
+                    "order_no",
+                    models.CharField(
+                        blank=True, db_index=True, max_length=32, verbose_name="订单号"
+                    ),
+                ),
+                (
+                    "matched_on",
+                    models.CharField(
+                        blank=True, max_length=32, verbose_name="命中信号"
+                    ),
+                ),
+                ("explanation", models.CharField(max_length=300, verbose_name="说明")),
+                (
+                    "outcome",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="执行结果"
+                    ),
+                ),
+                (
+                    "dedupe_key",
+                    models.CharField(
+                        blank=True,
+                        editable=False,
+                        max_length=120,
+                        null=True,
+                        unique=True,
+                    ),
+                ),
+                (
+                    "signal",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="riskcontrol.risksignal",
+                        verbose_name="信号",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '风控事件',
-                'verbose_name_plural': '风控事件',
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('action__in', ['allow', 'review', 'block', 'freeze_commissions', 'blacklist'])), name='risk_event_action_known')],
+                "verbose_name": "风控事件",
+                "verbose_name_plural": "风控事件",
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            (
+                                "action__in",
+                                [
+                                    "allow",
+                                    "review",
+                                    "block",
+                                    "freeze_commissions",
+                                    "blacklist",
+                                ],
+                            )
+                        ),
+                        name="risk_event_action_known",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ReviewCase',
+            name="ReviewCase",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('pending', '待审核'), ('approved', '已通过'), ('rejected', '已拒绝')], default='pending', max_length=10, verbose_name='状态')),
-                ('reasons', models.CharField(blank=True, max_length=300, verbose_name='原因')),
-                ('decision_reason', models.CharField(blank=True, max_length=200, verbose_name='审核意见')),
-                ('decided_at', models.DateTimeField(blank=True, null=True, verbose_name='审核时间')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='创建时间')),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='审核人')),
-                ('order', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='risk_review', to='orders.order', verbose_name='订单')),
-                ('signal', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='riskcontrol.risksignal', verbose_name='信号')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "待审核"),
+                            ("approved", "已通过"),
+                            ("rejected", "已拒绝"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                        verbose_name="状态",
+                    ),
+                ),
+                (
+                    "reasons",
+                    models.CharField(blank=True, max_length=300, verbose_name="原因"),
+                ),
+                (
+                    "decision_reason",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="审核意见"
+                    ),
+                ),
+                (
+                    "decided_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="审核时间"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, verbose_name="创建时间"),
+                ),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="审核人",
+                    ),
+                ),
+                (
+                    "order",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="risk_review",
+                        to="orders.order",
+                        verbose_name="订单",
+                    ),
+                ),
+                (
+                    "signal",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="riskcontrol.risksignal",
+                        verbose_name="信号",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '风控审核',
-                'verbose_name_plural': '风控审核',
-                'ordering': ['status', '-created_at'],
-                'permissions': [('decide_reviewcase', '可以审核风控订单')],
-                'indexes': [models.Index(fields=['status', 'created_at'], name='review_case_status_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'approved', 'rejected'])), name='review_case_status_known')],
+                "verbose_name": "风控审核",
+                "verbose_name_plural": "风控审核",
+                "ordering": ["status", "-created_at"],
+                "permissions": [("decide_reviewcase", "可以审核风控订单")],
+                "indexes": [
+                    models.Index(
+                        fields=["status", "created_at"], name="review_case_status_idx"
+                    )
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("status__in", ["pending", "approved", "rejected"])
+                        ),
+                        name="review_case_status_known",
+                    )
+                ],
             },
         ),
     ]

@@ -21,7 +21,9 @@ def product(db):
 def risk_staff(db, django_user_model):
     from django.contrib.auth.models import Group
 
-    user = django_user_model.objects.create_user(username="risk", password="kamen-test-pass", is_staff=True)
+    user = django_user_model.objects.create_user(
+        username="risk", password="kamen-test-pass", is_staff=True
+    )
     user.groups.add(Group.objects.get(name="risk"))
     return user
 

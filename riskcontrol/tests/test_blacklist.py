@@ -7,7 +7,11 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from riskcontrol.blacklist import add_to_blacklist, export_blacklist_csv, import_blacklist_csv
+from riskcontrol.blacklist import (
+    add_to_blacklist,
+    export_blacklist_csv,
+    import_blacklist_csv,
+)
 from riskcontrol.models import BlacklistEntry, BlacklistKind, RuleCode
 from riskcontrol.services import BLOCK, assess_checkout_in_full
 
@@ -16,15 +20,24 @@ pytestmark = pytest.mark.django_db
 
 def checkout(product, **overrides):
     arguments = {
-        "product": product, "quantity": 1, "contact": "buyer@example.com", "buyer_ip": "203.0.113.7",
-        "amount": Decimal("10.00"), "device_id": "a1b2c3d4e5f60718",
+        "product": product,
+        "quantity": 1,
+        "contact": "buyer@example.com",
+        "buyer_ip": "203.0.113.7",
+        "amount": Decimal("10.00"),
+        "device_id": "a1b2c3d4e5f60718",
     }
     arguments.update(overrides)
     return assess_checkout_in_full(**arguments)
 
 
 def test_an_address_inside_a_blacklisted_network_is_blocked(product, risk_staff):
-    add_to_blacklist(kind=BlacklistKind.IP, value="203.0.113.0/24", reason="刷单网段", actor=risk_staff)
+    add_to_blacklist(
+        kind=BlacklistKind.IP,
+        value="203.0.113.0/24",
+        reason="刷单网段",
+        actor=risk_staff,
+    )
 
     inside = checkout(product, buyer_ip="203.0.113.200")
     outside = checkout(product, buyer_ip="203.0.114.1")
@@ -36,7 +49,9 @@ def test_an_address_inside_a_blacklisted_network_is_blocked(product, risk_staff)
 
 
 def test_an_ipv6_network_matches_its_addresses(product, risk_staff):
-    add_to_blacklist(kind=BlacklistKind.IP, value="2001:db8::/32", reason="x", actor=risk_staff)
+    add_to_blacklist(
+        kind=BlacklistKind.IP, value="2001:db8::/32", reason="x", actor=risk_staff
+    )
 
     assert checkout(product, buyer_ip="2001:db8::1").verdict == BLOCK
     assert checkout(product, buyer_ip="2001:db9::1").verdict == "allow"
@@ -44,12 +59,17 @@ def test_an_ipv6_network_matches_its_addresses(product, risk_staff):
 
 def test_an_expired_entry_no_longer_blocks(product, risk_staff):
     entry = add_to_blacklist(
-        kind=BlacklistKind.CONTACT, value="buyer@example.com", reason="x", actor=risk_staff,
+        kind=BlacklistKind.CONTACT,
+        value="buyer@example.com",
+        reason="x",
+        actor=risk_staff,
         expires_at=timezone.now() + timedelta(hours=1),
     )
     assert checkout(product).verdict == BLOCK
 
-    BlacklistEntry.objects.filter(pk=entry.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    BlacklistEntry.objects.filter(pk=entry.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
     assert checkout(product).verdict == "allow"
 
@@ -59,7 +79,11 @@ def test_an_expired_entry_no_longer_blocks(product, risk_staff):
     [
         (BlacklistKind.DEVICE, "a1b2c3d4e5f60718", {}),
         (BlacklistKind.CONTACT, "BUYER@example.com", {}),
-        (BlacklistKind.PAYMENT_ACCOUNT, "6222000011112222", {"payment_account": "6222 0000 1111 2222"}),
+        (
+            BlacklistKind.PAYMENT_ACCOUNT,
+            "6222000011112222",
+            {"payment_account": "6222 0000 1111 2222"},
+        ),
     ],
 )
 def test_each_buyer_kind_blocks(product, risk_staff, kind, value, override):
@@ -72,15 +96,27 @@ def test_a_blacklisted_distributor_blocks_its_attributed_orders(product, risk_st
     from distribution.tests.factories import DistributorFactory
 
     distributor = DistributorFactory()
-    add_to_blacklist(kind=BlacklistKind.DISTRIBUTOR, value=str(distributor.pk), reason="x", actor=risk_staff)
+    add_to_blacklist(
+        kind=BlacklistKind.DISTRIBUTOR,
+        value=str(distributor.pk),
+        reason="x",
+        actor=risk_staff,
+    )
 
     assert checkout(product, distributor_id=distributor.pk).verdict == BLOCK
 
 
 def test_an_id_number_is_stored_as_a_blind_index_only(risk_staff):
-    entry = add_to_blacklist(kind=BlacklistKind.ID_NUMBER, value="11010519491231002X", reason="x", actor=risk_staff)
+    entry = add_to_blacklist(
+        kind=BlacklistKind.ID_NUMBER,
+        value="11010519491231002X",
+        reason="x",
+        actor=risk_staff,
+    )
 
-    assert "11010519491231002X" not in str(BlacklistEntry.objects.filter(pk=entry.pk).values().first())
+    assert "11010519491231002X" not in str(
+        BlacklistEntry.objects.filter(pk=entry.pk).values().first()
+    )
     assert entry.display_value == "110***********002X"
 
 
@@ -119,6 +155,10 @@ def test_csv_import_is_all_or_nothing_and_export_shows_masks(risk_staff):
 def test_the_blacklist_is_audited(risk_staff):
     from kamen.models import AuditLogEntry
 
-    add_to_blacklist(kind=BlacklistKind.IP, value="198.51.100.9", reason="x", actor=risk_staff)
+    add_to_blacklist(
+        kind=BlacklistKind.IP, value="198.51.100.9", reason="x", actor=risk_staff
+    )
 
-    assert AuditLogEntry.objects.filter(action="riskcontrol.blacklisted", actor=risk_staff).exists()
+    assert AuditLogEntry.objects.filter(
+        action="riskcontrol.blacklisted", actor=risk_staff
+    ).exists()

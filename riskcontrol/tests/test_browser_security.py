@@ -9,7 +9,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_console_pages_render_under_the_csp(logged_in_page, live_server):
     page = logged_in_page
     violations = []
-    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text)
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
 
     for path in ("/admin/", "/console/", "/security/2fa/setup/"):
         response = page.goto(f"{live_server.url}{path}")
@@ -18,5 +25,10 @@ def test_console_pages_render_under_the_csp(logged_in_page, live_server):
 
     assert page.locator("#two-factor-qr svg").is_visible()
     # The admin stylesheet applied: the header has its background colour.
-    assert page.evaluate("getComputedStyle(document.querySelector('#header')).backgroundColor") != "rgba(0, 0, 0, 0)"
+    assert (
+        page.evaluate(
+            "getComputedStyle(document.querySelector('#header')).backgroundColor"
+        )
+        != "rgba(0, 0, 0, 0)"
+    )
     assert violations == []

@@ -39,11 +39,15 @@ def luhn_complete(prefix: str) -> str:
     born=st.dates(min_value=date(1930, 1, 1), max_value=date(2000, 12, 31)),
     sequence=st.integers(min_value=0, max_value=999),
 )
-def test_every_id_number_with_its_check_char_is_accepted_and_any_other_char_refused(region, born, sequence):
+def test_every_id_number_with_its_check_char_is_accepted_and_any_other_char_refused(
+    region, born, sequence
+):
     first17 = f"{region}{born:%Y%m%d}{sequence:03d}"
     right = id_check_char(first17)
 
-    assert validate_id_number(first17 + right, today=date(2026, 11, 23)) == first17 + right
+    assert (
+        validate_id_number(first17 + right, today=date(2026, 11, 23)) == first17 + right
+    )
     for wrong in sorted(set("0123456789X") - {right})[:3]:
         with pytest.raises(ValidationError, match="校验位"):
             validate_id_number(first17 + wrong, today=date(2026, 11, 23))
@@ -92,12 +96,17 @@ def test_a_minor_is_refused():
 
 # --- the service -------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_a_verified_distributor_is_stored_encrypted_and_masked():
     distributor = DistributorFactory()
 
     verification = submit_real_name(
-        distributor=distributor, name="张三", id_number=ADULT_ID, bank_card=CARD, mobile="13812345678"
+        distributor=distributor,
+        name="张三",
+        id_number=ADULT_ID,
+        bank_card=CARD,
+        mobile="13812345678",
     )
 
     assert verification.status == RealNameStatus.VERIFIED
@@ -106,7 +115,10 @@ def test_a_verified_distributor_is_stored_encrypted_and_masked():
     for secret in (ADULT_ID, CARD, "13812345678", "张三"):
         assert secret not in row
     assert verification.id_number_mask == "110***********002X"
-    assert verification.bank_card_mask.endswith("0128") and verification.mobile_mask == "138****5678"
+    assert (
+        verification.bank_card_mask.endswith("0128")
+        and verification.mobile_mask == "138****5678"
+    )
     assert reveal_real_name(verification).id_number == ADULT_ID
 
 
@@ -115,10 +127,17 @@ def test_a_mismatch_is_recorded_as_failed_and_not_verified():
     distributor = DistributorFactory()
 
     verification = submit_real_name(
-        distributor=distributor, name="张三", id_number=ADULT_ID, bank_card=CARD, mobile="13812340000"
+        distributor=distributor,
+        name="张三",
+        id_number=ADULT_ID,
+        bank_card=CARD,
+        mobile="13812340000",
     )
 
-    assert verification.status == RealNameStatus.FAILED and "同一人" in verification.failure_reason
+    assert (
+        verification.status == RealNameStatus.FAILED
+        and "同一人" in verification.failure_reason
+    )
     assert not is_real_name_verified(distributor=distributor)
 
 
@@ -127,17 +146,35 @@ def test_a_provider_outage_changes_nothing():
     distributor = DistributorFactory()
 
     with pytest.raises(ValidationError, match="暂时不可用"):
-        submit_real_name(distributor=distributor, name="张三", id_number=ADULT_ID, bank_card=CARD, mobile="13812349999")
+        submit_real_name(
+            distributor=distributor,
+            name="张三",
+            id_number=ADULT_ID,
+            bank_card=CARD,
+            mobile="13812349999",
+        )
 
     assert not RealNameVerification.objects.exists()
 
 
 @pytest.mark.django_db
 def test_one_id_number_verifies_one_distributor_only():
-    submit_real_name(distributor=DistributorFactory(), name="张三", id_number=ADULT_ID, bank_card=CARD, mobile="13812345678")
+    submit_real_name(
+        distributor=DistributorFactory(),
+        name="张三",
+        id_number=ADULT_ID,
+        bank_card=CARD,
+        mobile="13812345678",
+    )
 
     with pytest.raises(ValidationError, match="其他分销商"):
-        submit_real_name(distributor=DistributorFactory(), name="张三", id_number=ADULT_ID, bank_card=CARD, mobile="13812345678")
+        submit_real_name(
+            distributor=DistributorFactory(),
+            name="张三",
+            id_number=ADULT_ID,
+            bank_card=CARD,
+            mobile="13812345678",
+        )
 
 
 @pytest.mark.django_db
@@ -146,8 +183,24 @@ def test_the_portal_page_verifies_and_shows_masks_only(client):
     client.force_login(distributor.user)
     url = reverse("riskcontrol:real-name")
 
-    bad = client.post(url, {"name": "<img src=x onerror=alert(1)>", "id_number": "123", "bank_card": "1", "mobile": "2"})
-    good = client.post(url, {"name": "张三", "id_number": ADULT_ID, "bank_card": CARD, "mobile": "13812345678"})
+    bad = client.post(
+        url,
+        {
+            "name": "<img src=x onerror=alert(1)>",
+            "id_number": "123",
+            "bank_card": "1",
+            "mobile": "2",
+        },
+    )
+    good = client.post(
+        url,
+        {
+            "name": "张三",
+            "id_number": ADULT_ID,
+            "bank_card": CARD,
+            "mobile": "13812345678",
+        },
+    )
     page = client.get(url)
 
     assert bad.status_code == 400

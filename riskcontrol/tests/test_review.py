@@ -29,16 +29,32 @@ pytestmark = pytest.mark.django_db
 def held_order(product, *, status=OrderStatus.PAID, token="tok-1"):
     """What checkout does for a "review" verdict: the assessment, then the order marked."""
     result = assess_checkout_in_full(
-        product=product, quantity=1, contact="buyer@example.com", buyer_ip="203.0.113.7",
-        amount=Decimal("6000.00"), device_id="a1" * 8, checkout_token=token,
+        product=product,
+        quantity=1,
+        contact="buyer@example.com",
+        buyer_ip="203.0.113.7",
+        amount=Decimal("6000.00"),
+        device_id="a1" * 8,
+        checkout_token=token,
     )
     assert result.verdict in ("block", REVIEW)
-    paid = Decimal("100.00") if status != OrderStatus.PENDING_PAYMENT else Decimal("0")
+    paid = Decimal("100.00") if status != OrderStatus.PENDING_PAYMENT else Decimal(0)
     return Order.objects.create(
-        order_no="K" + token, product=product, product_name=product.name, product_type=product.product_type,
-        quantity=1, unit_price=Decimal("100.00"), total_amount=Decimal("100.00"), paid_amount=paid,
-        paid_at=timezone.now() if paid else None, status=status, contact="buyer@example.com", contact_kind="email",
-        query_password_hash="x", attribution={"risk": "review"}, checkout_token=token,
+        order_no="K" + token,
+        product=product,
+        product_name=product.name,
+        product_type=product.product_type,
+        quantity=1,
+        unit_price=Decimal("100.00"),
+        total_amount=Decimal("100.00"),
+        paid_amount=paid,
+        paid_at=timezone.now() if paid else None,
+        status=status,
+        contact="buyer@example.com",
+        contact_kind="email",
+        query_password_hash="x",
+        attribution={"risk": "review"},
+        checkout_token=token,
         expires_at=timezone.now() + timedelta(minutes=15),
     )
 
@@ -47,7 +63,9 @@ def held_order(product, *, status=OrderStatus.PAID, token="tok-1"):
 def fake_pipeline(monkeypatch):
     calls = {"enqueued": [], "refunds": []}
     enqueue = types.ModuleType("orders.services.enqueue")
-    enqueue.run_task_now_or_enqueue = lambda name, **kwargs: calls["enqueued"].append((name, kwargs))
+    enqueue.run_task_now_or_enqueue = lambda name, **kwargs: calls["enqueued"].append(
+        (name, kwargs)
+    )
     monkeypatch.setitem(sys.modules, "orders.services.enqueue", enqueue)
     import orders.services
 
@@ -72,7 +90,9 @@ def test_a_review_order_opens_a_case_with_the_rules_that_fired(product):
     assert is_fulfilment_held(order=order)
 
 
-def test_approving_resumes_fulfilment_and_is_audited(product, risk_staff, fake_pipeline):
+def test_approving_resumes_fulfilment_and_is_audited(
+    product, risk_staff, fake_pipeline
+):
     order = held_order(product)
 
     case = release_held_order(order=order, actor=risk_staff, reason="核实为本人")
@@ -81,10 +101,17 @@ def test_approving_resumes_fulfilment_and_is_audited(product, risk_staff, fake_p
     assert case.status == again.status == ReviewStatus.APPROVED
     assert fake_pipeline["enqueued"] == [("fulfil_order_task", {"order_id": order.pk})]
     assert not is_fulfilment_held(order=order)
-    assert AuditLogEntry.objects.filter(action="riskcontrol.review_approved", actor=risk_staff).count() == 1
+    assert (
+        AuditLogEntry.objects.filter(
+            action="riskcontrol.review_approved", actor=risk_staff
+        ).count()
+        == 1
+    )
 
 
-def test_approving_an_unpaid_order_waits_for_the_payment(product, risk_staff, fake_pipeline):
+def test_approving_an_unpaid_order_waits_for_the_payment(
+    product, risk_staff, fake_pipeline
+):
     order = held_order(product, status=OrderStatus.PENDING_PAYMENT)
 
     release_held_order(order=order, actor=risk_staff)
@@ -93,20 +120,27 @@ def test_approving_an_unpaid_order_waits_for_the_payment(product, risk_staff, fa
     assert not is_fulfilment_held(order=order)
 
 
-def test_rejecting_refunds_the_paid_amount_once_with_a_reason(product, risk_staff, fake_pipeline):
+def test_rejecting_refunds_the_paid_amount_once_with_a_reason(
+    product, risk_staff, fake_pipeline
+):
     order = held_order(product)
 
     case = reject_held_order(order=order, actor=risk_staff, reason="盗刷")
 
     assert case.status == ReviewStatus.REJECTED
     refund = fake_pipeline["refunds"][0]
-    assert refund["amount"] == Decimal("100.00") and refund["out_refund_no"] == f"R{order.order_no}-risk"
+    assert (
+        refund["amount"] == Decimal("100.00")
+        and refund["out_refund_no"] == f"R{order.order_no}-risk"
+    )
     assert "盗刷" in refund["reason"]
     assert is_fulfilment_held(order=order)
     assert AuditLogEntry.objects.filter(action="riskcontrol.review_rejected").exists()
 
 
-def test_a_rejection_needs_a_reason_and_cannot_follow_an_approval(product, risk_staff, fake_pipeline):
+def test_a_rejection_needs_a_reason_and_cannot_follow_an_approval(
+    product, risk_staff, fake_pipeline
+):
     order = held_order(product)
 
     with pytest.raises(ValidationError):
@@ -125,7 +159,9 @@ def test_an_order_not_on_review_is_not_held(product):
     assert not is_fulfilment_held(order=order)
 
 
-def test_risk_staff_decide_in_the_console_and_reasons_are_escaped(client, product, risk_staff, fake_pipeline):
+def test_risk_staff_decide_in_the_console_and_reasons_are_escaped(
+    client, product, risk_staff, fake_pipeline
+):
     order = held_order(product)
     case = ReviewCase.objects.get(order=order)
     client.force_login(risk_staff)
@@ -148,7 +184,10 @@ def test_an_operator_without_the_permission_cannot_decide(client, product, staff
     case = ReviewCase.objects.get(order=order)
     client.force_login(staff_user)
 
-    response = client.post(reverse("admin:riskcontrol_reviewcase_decide", args=[case.pk]), {"decision": "approved"})
+    response = client.post(
+        reverse("admin:riskcontrol_reviewcase_decide", args=[case.pk]),
+        {"decision": "approved"},
+    )
 
     assert response.status_code == 403
     assert ReviewCase.objects.get(pk=case.pk).status == ReviewStatus.PENDING

@@ -12,7 +12,10 @@ from riskcontrol.models import StaffTwoFactor
 
 pytestmark = pytest.mark.django_db
 
-LIMITS = {"KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME": 3, "KAMEN_LOGIN_MAX_FAILURES_PER_IP": 50}
+LIMITS = {
+    "KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME": 3,
+    "KAMEN_LOGIN_MAX_FAILURES_PER_IP": 50,
+}
 
 
 # --- TOTP (RFC 6238) ----------------------------------------------------------------------------
@@ -31,17 +34,28 @@ def test_verify_accepts_one_step_of_drift_and_refuses_older_steps():
 
     assert totp.verify(secret, totp.hotp(secret, step - 1), now=now) == step - 1
     assert totp.verify(secret, totp.hotp(secret, step - 2), now=now) is None
-    assert totp.verify(secret, totp.hotp(secret, step), now=now, after_step=step) is None
+    assert (
+        totp.verify(secret, totp.hotp(secret, step), now=now, after_step=step) is None
+    )
     assert totp.verify(secret, "12ab56", now=now) is None
 
 
 # --- brute force -----------------------------------------------------------------------------------
 @override_settings(**LIMITS)
-def test_the_admin_login_locks_after_repeated_failures_even_with_the_right_password(client, staff_user):
+def test_the_admin_login_locks_after_repeated_failures_even_with_the_right_password(
+    client, staff_user
+):
     for _attempt in range(3):
-        assert client.post("/admin/login/", {"username": "operator", "password": "wrong"}).status_code == 200
+        assert (
+            client.post(
+                "/admin/login/", {"username": "operator", "password": "wrong"}
+            ).status_code
+            == 200
+        )
 
-    locked = client.post("/admin/login/", {"username": "operator", "password": "kamen-test-pass"})
+    locked = client.post(
+        "/admin/login/", {"username": "operator", "password": "kamen-test-pass"}
+    )
 
     assert locked.status_code == 429
     assert "登录失败次数过多" in locked.content.decode()
@@ -52,27 +66,46 @@ def test_the_admin_login_locks_after_repeated_failures_even_with_the_right_passw
 def test_a_success_before_the_limit_clears_the_username_counter(client, staff_user):
     for _attempt in range(2):
         client.post("/admin/login/", {"username": "operator", "password": "wrong"})
-    assert client.post("/admin/login/", {"username": "operator", "password": "kamen-test-pass"}).status_code == 302
+    assert (
+        client.post(
+            "/admin/login/", {"username": "operator", "password": "kamen-test-pass"}
+        ).status_code
+        == 302
+    )
     client.logout()
 
     for _attempt in range(2):
         client.post("/admin/login/", {"username": "operator", "password": "wrong"})
 
-    assert client.post("/admin/login/", {"username": "operator", "password": "kamen-test-pass"}).status_code == 302
+    assert (
+        client.post(
+            "/admin/login/", {"username": "operator", "password": "kamen-test-pass"}
+        ).status_code
+        == 302
+    )
 
 
-@override_settings(KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME=100, KAMEN_LOGIN_MAX_FAILURES_PER_IP=3)
+@override_settings(
+    KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME=100, KAMEN_LOGIN_MAX_FAILURES_PER_IP=3
+)
 def test_the_agent_login_locks_per_ip_across_usernames(client):
     for number in range(3):
         client.post("/agent/login/", {"username": f"guess{number}", "password": "x"})
 
-    assert client.post("/agent/login/", {"username": "another", "password": "x"}).status_code == 429
+    assert (
+        client.post(
+            "/agent/login/", {"username": "another", "password": "x"}
+        ).status_code
+        == 429
+    )
 
 
 # --- two-factor login --------------------------------------------------------------------------
 def enrolled(user):
     device = start_enrolment(user=user)
-    StaffTwoFactor.objects.filter(pk=device.pk).update(confirmed_at="2026-01-01T00:00:00Z")
+    StaffTwoFactor.objects.filter(pk=device.pk).update(
+        confirmed_at="2026-01-01T00:00:00Z"
+    )
     return _secret(device)
 
 
@@ -81,11 +114,16 @@ def test_enrolment_shows_a_qr_and_confirms_with_a_code(client, staff_user):
 
     page = client.get(reverse("two-factor-setup"))
     secret = _secret(StaffTwoFactor.objects.get(user=staff_user))
-    wrong = client.post(reverse("two-factor-setup"), {"code": "000000" if totp.totp(secret) != "000000" else "111111"})
+    wrong = client.post(
+        reverse("two-factor-setup"),
+        {"code": "000000" if totp.totp(secret) != "000000" else "111111"},
+    )
     right = client.post(reverse("two-factor-setup"), {"code": totp.totp(secret)})
 
     assert page.status_code == 200 and "<svg" in page.content.decode()
-    assert secret not in str(StaffTwoFactor.objects.filter(user=staff_user).values().first())
+    assert secret not in str(
+        StaffTwoFactor.objects.filter(user=staff_user).values().first()
+    )
     assert wrong.status_code == 400
     assert right.status_code == 302
     assert StaffTwoFactor.objects.get(user=staff_user).confirmed_at is not None
@@ -93,13 +131,19 @@ def test_enrolment_shows_a_qr_and_confirms_with_a_code(client, staff_user):
 
 def test_after_the_password_the_console_asks_for_the_code(client, staff_user):
     secret = enrolled(staff_user)
-    client.post("/admin/login/", {"username": "operator", "password": "kamen-test-pass"})
+    client.post(
+        "/admin/login/", {"username": "operator", "password": "kamen-test-pass"}
+    )
 
     gated = client.get("/admin/")
-    verified = client.post(reverse("two-factor-verify"), {"code": totp.totp(secret), "next": "/admin/"})
+    verified = client.post(
+        reverse("two-factor-verify"), {"code": totp.totp(secret), "next": "/admin/"}
+    )
     console = client.get("/admin/")
 
-    assert gated.status_code == 302 and gated["Location"].startswith(reverse("two-factor-verify"))
+    assert gated.status_code == 302 and gated["Location"].startswith(
+        reverse("two-factor-verify")
+    )
     assert verified.status_code == 302 and verified["Location"] == "/admin/"
     assert console.status_code == 200
 
@@ -114,7 +158,9 @@ def test_a_wrong_code_is_refused(client, staff_user):
     assert client.get("/admin/").status_code == 302
 
 
-def test_a_code_cannot_be_replayed_within_its_step(client, staff_user, django_user_model):
+def test_a_code_cannot_be_replayed_within_its_step(
+    client, staff_user, django_user_model
+):
     secret = enrolled(staff_user)
     code = totp.totp(secret)
     client.force_login(staff_user)
@@ -132,7 +178,10 @@ def test_an_open_redirect_in_next_is_ignored(client, staff_user):
     secret = enrolled(staff_user)
     client.force_login(staff_user)
 
-    response = client.post(reverse("two-factor-verify"), {"code": totp.totp(secret), "next": "https://evil.example/"})
+    response = client.post(
+        reverse("two-factor-verify"),
+        {"code": totp.totp(secret), "next": "https://evil.example/"},
+    )
 
     assert response["Location"] == reverse("admin:index")
 
@@ -155,7 +204,11 @@ def test_pages_carry_the_security_headers(client):
     response = client.get("/agent/login/")
 
     policy = response["Content-Security-Policy"]
-    assert "default-src 'self'" in policy and "object-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    assert (
+        "default-src 'self'" in policy
+        and "object-src 'none'" in policy
+        and "frame-ancestors 'none'" in policy
+    )
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Referrer-Policy"] == "same-origin"
     assert "kdid" in response.cookies and response.cookies["kdid"]["httponly"]
@@ -171,14 +224,18 @@ def test_an_oversized_body_is_refused_before_it_is_read(client):
 
 @override_settings(KAMEN_RATE_LIMITS=[("login", r"^/agent/login/$", ("POST",), 2, 60)])
 def test_the_rate_limit_answers_429_past_the_limit(client):
-    codes = [client.post("/agent/login/", {"username": "a", "password": "b"}).status_code for _n in range(3)]
+    codes = [
+        client.post("/agent/login/", {"username": "a", "password": "b"}).status_code
+        for _n in range(3)
+    ]
 
     assert codes[-1] == 429 and codes[0] != 429
 
 
 def test_the_device_cookie_cannot_be_forged(client, product):
-    from riskcontrol.fingerprint import COOKIE_NAME, device_from_request
     from django.test import RequestFactory
+
+    from riskcontrol.fingerprint import COOKIE_NAME, device_from_request
 
     request = RequestFactory().get("/", HTTP_USER_AGENT="UA")
     request.COOKIES[COOKIE_NAME] = "deadbeefdeadbeef"
