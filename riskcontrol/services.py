@@ -116,6 +116,36 @@ def _blacklist_hit(
     return first_blacklist_match(values=values, ip=ip, now=now)
 
 
+def _blacklist_subquery(
+    *, ip, device_id, contact_idx, payment_idx, distributor_id
+) -> tuple[str, list]:
+    """The id of the first active blacklist entry this checkout matches, as a scalar subquery
+    that rides along with the figures query (one round trip for both)."""
+    conditions, params = [], []
+    if ip:
+        conditions.append(
+            "(kind = 'ip' AND %s::inet <<= set_masklen(network, prefix_length))"
+        )
+        params.append(ip)
+    for kind, value in (
+        (BlacklistKind.DEVICE, device_id),
+        (BlacklistKind.CONTACT, contact_idx),
+        (BlacklistKind.PAYMENT_ACCOUNT, payment_idx),
+        (BlacklistKind.DISTRIBUTOR, str(distributor_id) if distributor_id else ""),
+    ):
+        if value:
+            conditions.append("(kind = %s AND value_index = %s)")
+            params += [kind, value]
+    if not conditions:
+        return "NULL::bigint AS blacklist_id", []
+    return (
+        "(SELECT id FROM riskcontrol_blacklistentry WHERE (expires_at IS NULL OR expires_at > now()) AND ("
+        + " OR ".join(conditions)
+        + ") LIMIT 1) AS blacklist_id",
+        params,
+    )
+
+
 def first_blacklist_match(*, values: Q, ip: str | None, now) -> BlacklistEntry | None:
     """The first active entry among ``values`` or whose network contains ``ip``: PostgreSQL
     compares with inet containment (``<<=``) in the same query; elsewhere Python's ipaddress."""
@@ -159,6 +189,7 @@ def _recent_figures(
     distributor_id,
     chain_ids,
     now,
+    amount=ZERO,
 ) -> dict:
     """One aggregate query: over recent checkouts (not blocked ones) of this IP, device or
     buyer, the velocity counts and today's total; and over the sign-up, log-in and payout
@@ -205,6 +236,28 @@ def _recent_figures(
             "amount",
             filter=counted & Q(contact_index=contact_idx, created_at__gte=day_start),
         )
+    if connection.vendor == "postgresql":
+        figures = _recent_figures_sql(
+            ip=ip,
+            device_id=device_id,
+            contact_idx=contact_idx,
+            payment_idx=payment_idx,
+            product_id=product_id,
+            distributor_id=distributor_id,
+            chain_ids=chain_ids,
+            since={
+                "ip": ip_since,
+                "device": device_since,
+                "repeat": repeat_since,
+                "day": day_start,
+                "earliest": earliest,
+            },
+        )
+        if distributor_id and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled:
+            figures["distributor_today"] = add_to_distributor_total(
+                distributor_id=distributor_id, amount=amount, day_start=day_start
+            )
+        return figures
     rows = Q(kind=SignalKind.CHECKOUT, created_at__gte=earliest) & who if who else None
     if chain_ids:
         chain = Q(kind__in=DISTRIBUTOR_SIGNAL_KINDS, distributor_id__in=chain_ids)
@@ -227,47 +280,188 @@ def _recent_figures(
     if aggregates and rows is not None:
         figures = RiskSignal.objects.filter(rows).aggregate(**aggregates)
     if distributor_id and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled:
-        figures["distributor_today"] = distributor_total_today(
-            distributor_id=distributor_id, day_start=day_start
+        figures["distributor_today"] = add_to_distributor_total(
+            distributor_id=distributor_id, amount=amount, day_start=day_start
         )
     return figures
+
+
+def _recent_figures_sql(
+    *,
+    ip,
+    device_id,
+    contact_idx,
+    payment_idx,
+    product_id,
+    distributor_id,
+    chain_ids,
+    since,
+) -> dict:
+    """The same aggregate as the ORM path below, as one hand-written statement (PostgreSQL):
+    the ORM spent several times longer building it than PostgreSQL spent running it."""
+    counted = "kind = 'checkout' AND verdict <> 'block'"
+    columns, who, params_columns, params_who = [], [], [], []
+    if ip:
+        columns.append(
+            f"count(*) FILTER (WHERE {counted} AND ip = %s::inet AND created_at >= %s) AS ip_count"
+        )
+        params_columns += [ip, since["ip"]]
+        who.append("ip = %s::inet")
+        params_who.append(ip)
+    if device_id:
+        columns.append(
+            f"count(*) FILTER (WHERE {counted} AND device_id = %s AND created_at >= %s) AS device_count"
+        )
+        params_columns += [device_id, since["device"]]
+        who.append("device_id = %s")
+        params_who.append(device_id)
+    if contact_idx:
+        columns.append(
+            f"count(*) FILTER (WHERE {counted} AND contact_index = %s AND product_id = %s AND created_at >= %s)"
+            " AS repeat_count"
+        )
+        columns.append(
+            f"sum(amount) FILTER (WHERE {counted} AND contact_index = %s AND created_at >= %s) AS buyer_today"
+        )
+        params_columns += [
+            contact_idx,
+            product_id,
+            since["repeat"],
+            contact_idx,
+            since["day"],
+        ]
+        who.append("contact_index = %s")
+        params_who.append(contact_idx)
+    where, params_where = [], []
+    if who:
+        where.append(
+            "(kind = 'checkout' AND created_at >= %s AND (" + " OR ".join(who) + "))"
+        )
+        params_where += [since["earliest"], *params_who]
+    if chain_ids:
+        same, params_same = [], []
+        for name, column, value in (
+            ("self_ip", "ip = %s::inet", ip),
+            ("self_device", "device_id = %s", device_id),
+            ("self_contact", "contact_index = %s", contact_idx),
+            ("self_payment", "payment_account_index = %s", payment_idx),
+        ):
+            if value:
+                columns.append(
+                    "max(distributor_id) FILTER (WHERE kind IN ('signup', 'login', 'payout_account')"
+                    f" AND distributor_id = ANY(%s) AND {column}) AS {name}"
+                )
+                params_columns += [list(chain_ids), value]
+                same.append(column)
+                params_same.append(value)
+        if same:
+            where.append(
+                "(kind IN ('signup', 'login', 'payout_account') AND distributor_id = ANY(%s) AND ("
+                + " OR ".join(same)
+                + "))"
+            )
+            params_where += [list(chain_ids), *params_same]
+    blacklist_column, blacklist_params = _blacklist_subquery(
+        ip=ip,
+        device_id=device_id,
+        contact_idx=contact_idx,
+        payment_idx=payment_idx,
+        distributor_id=distributor_id,
+    )
+    if where:
+        columns.insert(0, blacklist_column)
+        params_columns = blacklist_params + params_columns
+        sql = (
+            "SELECT "
+            + ", ".join(columns)
+            + " FROM riskcontrol_risksignal WHERE "
+            + " OR ".join(where)
+        )
+    else:
+        columns = [blacklist_column]
+        params_columns = blacklist_params
+        sql = "SELECT " + blacklist_column
+    names = [column.rsplit(" AS ", 1)[1] for column in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params_columns + params_where)
+        row = cursor.fetchone()
+    return dict(zip(names, row, strict=True))
 
 
 def _distributor_day_key(distributor_id: int, day_start) -> str:
     return f"risk:distributor-day:{day_start:%Y%m%d}:{distributor_id}"
 
 
-def distributor_total_today(*, distributor_id: int, day_start) -> Decimal:
-    """Today's attributed checkouts of a distributor, from a Redis counter in fen (a big
-    distributor has thousands of orders a day: summing them per checkout would cost tens of
-    ms). A missing counter (new day, Redis restarted) is rebuilt from the signals once."""
-    key = _distributor_day_key(distributor_id, day_start)
-    fen = cache.get(key)
-    if fen is None:
-        total = (
-            RiskSignal.objects.filter(
-                kind=SignalKind.CHECKOUT,
-                distributor_id=distributor_id,
-                created_at__gte=day_start,
-            )
-            .exclude(verdict=Verdict.BLOCK)
-            .aggregate(total=Sum("amount"))["total"]
-            or ZERO
+def _rebuild_distributor_total(distributor_id: int, day_start) -> Decimal:
+    return (
+        RiskSignal.objects.filter(
+            kind=SignalKind.CHECKOUT,
+            distributor_id=distributor_id,
+            created_at__gte=day_start,
         )
-        cache.add(key, int(total * 100), timeout=DAY_COUNTER_SECONDS)
-        fen = cache.get(key, int(total * 100))
-    return Decimal(int(fen)) / 100
-
-
-def _count_distributor_checkout(*, distributor_id: int, amount: Decimal, now) -> None:
-    day_start = timezone.localtime(now).replace(
-        hour=0, minute=0, second=0, microsecond=0
+        .exclude(verdict=Verdict.BLOCK)
+        .aggregate(total=Sum("amount"))["total"]
+        or ZERO
     )
-    key = _distributor_day_key(distributor_id, day_start)
-    try:
-        cache.incr(key, int(amount * 100))
-    except ValueError:
-        pass  # no counter yet: the next read rebuilds it from the signals, this one included
+
+
+def add_to_distributor_total(
+    *, distributor_id: int, amount: Decimal, day_start
+) -> Decimal:
+    """Count this checkout into the distributor's total for today and return the new total,
+    from a Redis counter in fen (a big distributor has thousands of orders a day: summing them
+    per checkout would cost tens of ms). One round trip: EXISTS + INCRBY + EXPIRE pipelined; a
+    missing counter (new day, Redis restarted) is rebuilt from the signals. A blocked checkout
+    takes its amount back (``take_from_distributor_total``)."""
+    key = cache.make_and_validate_key(_distributor_day_key(distributor_id, day_start))
+    fen = int(amount * 100)
+    client = _redis_client(key)
+    if client is None:
+        existed = cache.add(key, 0, timeout=DAY_COUNTER_SECONDS) is False
+        total = cache.incr(key, fen)
+    else:
+        pipe = client.pipeline(transaction=False)
+        pipe.exists(key)
+        pipe.incrby(key, fen)
+        pipe.expire(key, DAY_COUNTER_SECONDS)
+        existed, total, _expiry = pipe.execute()
+    if not existed:
+        total = int(_rebuild_distributor_total(distributor_id, day_start) * 100) + fen
+        if client is None:
+            cache.set(key, total, timeout=DAY_COUNTER_SECONDS)
+        else:
+            client.set(key, total, ex=DAY_COUNTER_SECONDS)
+    return Decimal(int(total)) / 100
+
+
+def take_from_distributor_total(
+    *, distributor_id: int, amount: Decimal, day_start
+) -> None:
+    key = cache.make_and_validate_key(_distributor_day_key(distributor_id, day_start))
+    client = _redis_client(key)
+    if client is None:
+        try:
+            cache.decr(key, int(amount * 100))
+        except ValueError:
+            pass
+    else:
+        client.decrby(key, int(amount * 100))
+
+
+def _redis_client(key: str):
+    """The raw Redis client behind Django's cache (raw INCRBY, no pickling), or None for the
+    in-process cache of the embedded default. Built once per process and cache backend (it
+    shares the backend's connection pool)."""
+    inner = getattr(cache, "_cache", None)
+    if inner is None or not hasattr(inner, "get_client"):
+        return None
+    cached = _redis_clients.get(id(inner))
+    if cached is None:
+        cached = _redis_clients[id(inner)] = inner.get_client(key, write=True)
+    return cached
+
+
+_redis_clients: dict = {}
 
 
 def distributor_chain_ids(distributor_id: int, *, depth: int = 3) -> list[int]:
@@ -308,27 +502,6 @@ def _evaluate(
     hits: list[Hit] = []
     enabled = {code: rule for code, rule in rules.items() if rule.is_enabled}
 
-    blacklisted = _blacklist_hit(
-        ip=ip,
-        device_id=device_id,
-        contact_idx=contact_idx,
-        payment_idx=payment_idx,
-        distributor_id=distributor_id,
-    )
-    if blacklisted is not None:
-        rule = Rule(RuleCode.BLACKLIST, True, ZERO, 0, Action.BLOCK)
-        hits.append(
-            Hit(
-                rule,
-                blacklisted.kind,
-                _("命中黑名单（%(kind)s %(value)s）")
-                % {
-                    "kind": blacklisted.get_kind_display(),
-                    "value": blacklisted.display_value,
-                },
-            )
-        )
-
     rule = enabled.get(RuleCode.ORDER_AMOUNT_LIMIT)
     if rule and rule.threshold and amount > rule.threshold:
         hits.append(
@@ -353,7 +526,36 @@ def _evaluate(
         distributor_id=distributor_id,
         chain_ids=chain_ids if RuleCode.SELF_REFERRAL in enabled else None,
         now=now,
+        amount=amount,
     )
+    if connection.vendor == "postgresql":
+        blacklist_id = figures.get("blacklist_id")
+        blacklisted = (
+            BlacklistEntry.objects.filter(pk=blacklist_id).first()
+            if blacklist_id
+            else None
+        )
+    else:
+        blacklisted = _blacklist_hit(
+            ip=ip,
+            device_id=device_id,
+            contact_idx=contact_idx,
+            payment_idx=payment_idx,
+            distributor_id=distributor_id,
+        )
+    if blacklisted is not None:
+        hits.insert(
+            0,
+            Hit(
+                Rule(RuleCode.BLACKLIST, True, ZERO, 0, Action.BLOCK),
+                blacklisted.kind,
+                _("命中黑名单（%(kind)s %(value)s）")
+                % {
+                    "kind": blacklisted.get_kind_display(),
+                    "value": blacklisted.display_value,
+                },
+            ),
+        )
     checks = [
         (
             RuleCode.IP_VELOCITY,
@@ -428,7 +630,9 @@ def _evaluate(
             )
         )
     rule = enabled.get(RuleCode.DISTRIBUTOR_DAILY_LIMIT)
-    distributor_today = (figures.get("distributor_today") or ZERO) + amount
+    distributor_today = (
+        figures.get("distributor_today") or ZERO
+    )  # this checkout included
     if (
         rule
         and distributor_id
@@ -587,7 +791,7 @@ def assess_checkout_in_full(
         now=now,
     )
     verdict = _verdict(hits)
-    signal = RiskSignal.objects.create(
+    signal = RiskSignal(
         kind=SignalKind.CHECKOUT,
         ip=buyer_ip or None,
         device_id=device_id,
@@ -603,13 +807,52 @@ def assess_checkout_in_full(
         verdict=verdict,
         explanation="；".join(hit.explanation for hit in hits)[:2000],
     )
-    if distributor_id and verdict != BLOCK:
-        _count_distributor_checkout(
-            distributor_id=distributor_id, amount=amount, now=now
+    _save_signal(signal, now=now)
+    if (
+        distributor_id
+        and verdict == BLOCK
+        and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled
+    ):
+        day_start = timezone.localtime(now).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        take_from_distributor_total(
+            distributor_id=distributor_id, amount=amount, day_start=day_start
         )
     if hits:
         _act_on_hits(hits=hits, signal=signal, distributor_id=distributor_id)
     return Assessment(verdict=verdict, hits=hits, signal=signal)
+
+
+_SIGNAL_COLUMNS = (
+    "kind", "created_at", "ip", "device_id", "device_hash", "contact_index", "contact_mask",
+    "payment_account_index", "distributor_id", "user_id", "product_id", "quantity", "amount",
+    "checkout_token", "order_no", "verdict", "explanation",
+)  # fmt: skip
+
+
+def _save_signal(signal: RiskSignal, *, now) -> None:
+    """Insert the checkout's signal. On PostgreSQL by hand and without waiting for the WAL
+    flush (``synchronous_commit`` off for this one transaction): it is an observation, and the
+    order the checkout commits next flushes it anyway; waiting for the disk here cost more than
+    every rule together."""
+    if (
+        connection.vendor != "postgresql"
+        or transaction.get_connection().in_atomic_block
+    ):
+        signal.save()
+        return
+    signal.created_at = now
+    values = [getattr(signal, column) for column in _SIGNAL_COLUMNS]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SET LOCAL synchronous_commit TO OFF;"
+            f" INSERT INTO riskcontrol_risksignal ({', '.join(_SIGNAL_COLUMNS)})"
+            f" VALUES ({', '.join(['%s'] * len(_SIGNAL_COLUMNS))}) RETURNING id",
+            values,
+        )
+        signal.pk = cursor.fetchone()[0]
+    signal._state.adding = False
 
 
 def _act_on_hits(
