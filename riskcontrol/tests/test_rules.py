@@ -368,3 +368,15 @@ def test_a_distributor_logging_in_leaves_the_signals_self_referral_compares(
     )
     assert device_id
     assert result.verdict == REVIEW and result.hits[0].matched_on == "contact"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_fast_write_path_stores_every_signal(product):
+    set_rule(RuleCode.IP_VELOCITY, threshold=1, window_minutes=10, action=Action.REVIEW)
+
+    first = checkout(product, contact="t1@example.com", device_id="1" * 16)
+    second = checkout(product, contact="t2@example.com", device_id="2" * 16)
+
+    assert (first.verdict, second.verdict) == (ALLOW, REVIEW)
+    assert RiskSignal.objects.filter(kind=SignalKind.CHECKOUT).count() == 2
+    assert RiskEvent.objects.get().signal_id == second.signal.pk
