@@ -15,6 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import BooleanField, Count, Max, Q, Sum
 from django.db.models.expressions import RawSQL
@@ -893,19 +894,29 @@ def _act_on_hits(
     for hit in hits:
         outcome = ""
         if hit.rule.action == Action.BLACKLIST:
-            added = [
-                add_to_blacklist(
-                    kind=kind,
-                    value=value,
-                    reason=hit.explanation[:200],
-                    actor=None,
-                    expires_at=timezone.now() + timedelta(days=AUTO_BLACKLIST_DAYS),
-                )
-                for kind, value in hit.blacklist
-                if value
-            ]
+            added = []
+            for kind, value in hit.blacklist:
+                if not value:
+                    continue
+                try:
+                    added.append(
+                        add_to_blacklist(
+                            kind=kind,
+                            value=value,
+                            reason=hit.explanation[:200],
+                            actor=None,
+                            expires_at=timezone.now()
+                            + timedelta(days=AUTO_BLACKLIST_DAYS),
+                        )
+                    )
+                except (
+                    ValidationError
+                ):  # a value the blacklist cannot hold; the block stands
+                    logger.warning(
+                        "riskcontrol.auto_blacklist_refused", extra={"kind": kind}
+                    )
             outcome = _("已加入黑名单：%(entries)s") % {
-                "entries": "、".join(str(entry) for entry in added)
+                "entries": "、".join(str(entry) for entry in added) or "—"
             }
         elif hit.rule.action == Action.FREEZE_COMMISSIONS and distributor_id:
             outcome = freeze_distributor_commissions(
