@@ -164,11 +164,20 @@ def test_the_blacklist_is_audited(risk_staff):
     ).exists()
 
 
-def test_a_blacklisted_buyer_gets_a_clear_message_and_a_limit_says_the_limit(product, risk_staff):
-    add_to_blacklist(kind=BlacklistKind.CONTACT, value="buyer@example.com", reason="x", actor=risk_staff)
+def test_a_blacklisted_buyer_gets_a_clear_message_and_a_limit_says_the_limit(
+    product, risk_staff
+):
+    add_to_blacklist(
+        kind=BlacklistKind.CONTACT,
+        value="buyer@example.com",
+        reason="x",
+        actor=risk_staff,
+    )
 
     blocked = checkout(product)
     over_limit = checkout(product, contact="other@example.com", amount=Decimal("6000"))
 
     assert blocked.buyer_message == "您已被限制下单（黑名单），如有疑问请联系客服"
-    assert "5000" in over_limit.buyer_message and "黑名单" not in over_limit.buyer_message
+    assert (
+        "5000" in over_limit.buyer_message and "黑名单" not in over_limit.buyer_message
+    )
