@@ -175,7 +175,7 @@ def test_a_blacklisted_buyer_gets_a_clear_message_and_a_limit_says_the_limit(
     )
 
     blocked = checkout(product)
-    over_limit = checkout(product, contact="other@example.com", amount=Decimal("6000"))
+    over_limit = checkout(product, contact="other@example.com", amount=Decimal(6000))
 
     assert blocked.buyer_message == "您已被限制下单（黑名单），如有疑问请联系客服"
     assert (
