@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench.pgbench",
     "bench.pipeline",
     "bench.distribution_tree",
+    "bench.risk_check",
 ]
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
 

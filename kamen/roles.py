@@ -99,6 +99,19 @@ _COMMISSIONS_FINANCE = _COMMISSIONS_VIEW + [
     "commissions.change_commissionpolicy",
 ]
 
+_RISKCONTROL = [
+    "riskcontrol.view_riskrule",
+    "riskcontrol.change_riskrule",
+    "riskcontrol.view_riskevent",
+    "riskcontrol.view_reviewcase",
+    "riskcontrol.decide_reviewcase",
+    "riskcontrol.view_blacklistentry",
+    "riskcontrol.add_blacklistentry",
+    "riskcontrol.change_blacklistentry",
+    "riskcontrol.view_realnameverification",
+    "orders.view_order",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     # The owner gets every permission (see sync_roles); listed here for completeness.
     OWNER: [],
@@ -108,7 +121,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + ["orders.refund_order"]
     + _DISTRIBUTION_VIEW + _COMMISSIONS_FINANCE,
     RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + _DISTRIBUTION_VIEW
-    + ["distribution.freeze_distributor", "commissions.freeze_commissions", "commissions.view_wallethold"],
+    + ["distribution.freeze_distributor", "commissions.freeze_commissions", "commissions.view_wallethold"]
+    + _RISKCONTROL,
 }
 
 

@@ -21,3 +21,11 @@ if settings.DEBUG or settings.IS_EMBEDDED_DATABASE:
 
 urlpatterns += [path("", include("distribution.urls"))]
 urlpatterns += [path("", include("commissions.urls"))]
+urlpatterns += [path("", include("riskcontrol.urls"))]
+
+from . import two_factor  # noqa: E402
+
+urlpatterns += [
+    path("security/2fa/setup/", two_factor.setup, name="two-factor-setup"),
+    path("security/2fa/verify/", two_factor.verify, name="two-factor-verify"),
+]

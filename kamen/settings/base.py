@@ -319,3 +319,24 @@ COMMISSIONS_SANDBOX_PAYOUT_OUTCOME = os.environ.get("COMMISSIONS_SANDBOX_PAYOUT_
 if IS_EMBEDDED_DATABASE:
     # SQLite cannot enforce NULLS NOT DISTINCT; PostgreSQL (real mode, tests) does.
     SILENCED_SYSTEM_CHECKS = ["models.W047"]
+
+# --- Risk control and security (riskcontrol, kamen.security) ---------------------------------
+MIDDLEWARE += [
+    "kamen.security.SecurityHeadersMiddleware",
+    "kamen.security.RequestSizeLimitMiddleware",
+    "kamen.security.RateLimitMiddleware",
+    "kamen.security.LoginThrottleMiddleware",
+    "kamen.security.TwoFactorMiddleware",
+    "riskcontrol.fingerprint.DeviceMiddleware",
+]
+# Whole request bodies above this are refused with 413 (card-key imports are up to 20 MiB).
+KAMEN_MAX_REQUEST_BYTES = int(os.environ.get("KAMEN_MAX_REQUEST_BYTES", str(CARD_KEY_IMPORT_MAX_BYTES + 5 * 1024 * 1024)))
+KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME = int(os.environ.get("KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME", "5"))
+KAMEN_LOGIN_MAX_FAILURES_PER_IP = int(os.environ.get("KAMEN_LOGIN_MAX_FAILURES_PER_IP", "20"))
+KAMEN_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("KAMEN_LOGIN_LOCKOUT_SECONDS", str(15 * 60)))
+KAMEN_STAFF_2FA_REQUIRED = env_bool("KAMEN_STAFF_2FA_REQUIRED", False)
+KAMEN_REAL_NAME_PROVIDER = os.environ.get("KAMEN_REAL_NAME_PROVIDER", "riskcontrol.kyc.SandboxRealNameProvider")
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
+CSRF_COOKIE_HTTPONLY = True
+CELERY_BEAT_SCHEDULE["risk-scans"] = {"task": "riskcontrol.tasks.run_risk_scans_task", "schedule": 3600.0}

@@ -1,0 +1,270 @@
+"""Security middleware: headers (CSP and friends), request size, login brute-force protection,
+rate limits, and the staff two-factor gate.
+
+Counters live in the cache (Redis in real mode), keyed per IP and per username, so every web
+process shares them.
+"""
+
+import hashlib
+import logging
+import re
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+
+logger = logging.getLogger(__name__)
+
+
+# --- headers -----------------------------------------------------------------------------------
+DEFAULT_CSP = {
+    "default-src": ["'self'"],
+    # Some shared templates still carry small inline scripts and handlers (language switcher,
+    # import progress, order page); drop 'unsafe-inline' once they move to static files.
+    "script-src": ["'self'", "'unsafe-inline'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+
+
+def content_security_policy() -> str:
+    policy = getattr(settings, "KAMEN_CONTENT_SECURITY_POLICY", None) or DEFAULT_CSP
+    return "; ".join(
+        f"{directive} {' '.join(sources)}" for directive, sources in policy.items()
+    )
+
+
+class SecurityHeadersMiddleware:
+    """CSP, Permissions-Policy and the rest Django's SecurityMiddleware does not set."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.policy = content_security_policy()
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", self.policy)
+        response.headers.setdefault(
+            "Referrer-Policy", settings.SECURE_REFERRER_POLICY or "same-origin"
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
+        )
+        return response
+
+
+class RequestSizeLimitMiddleware:
+    """Refuse an oversized body before anything reads it (413 with a clear message). Django's
+    DATA_UPLOAD_MAX_MEMORY_SIZE bounds form fields; this bounds the whole body, files too."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = getattr(settings, "KAMEN_MAX_REQUEST_BYTES", 25 * 1024 * 1024)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return HttpResponse(
+                _("请求长度无效"), status=400, content_type="text/plain; charset=utf-8"
+            )
+        if length > limit:
+            return HttpResponse(
+                _("请求内容过大（最大 %(size)s MB）")
+                % {"size": limit // (1024 * 1024)},
+                status=413,
+                content_type="text/plain; charset=utf-8",
+            )
+        return self.get_response(request)
+
+
+# --- counters ----------------------------------------------------------------------------------
+def _client_ip(request) -> str:
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:24]
+
+
+def _bump(key: str, window: int) -> int:
+    if cache.add(key, 1, timeout=window):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=window)
+        return 1
+
+
+# --- login brute force ---------------------------------------------------------------------------
+def login_limits() -> dict:
+    return {
+        "per_username": getattr(settings, "KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME", 5),
+        "per_ip": getattr(settings, "KAMEN_LOGIN_MAX_FAILURES_PER_IP", 20),
+        "window": getattr(settings, "KAMEN_LOGIN_LOCKOUT_SECONDS", 15 * 60),
+    }
+
+
+def _failure_keys(request, username: str) -> list[tuple[str, int]]:
+    limits = login_limits()
+    keys = [(f"login-fail:ip:{_client_ip(request)}", limits["per_ip"])]
+    if username:
+        keys.append((f"login-fail:user:{_hash(username)}", limits["per_username"]))
+    return keys
+
+
+def is_login_locked(request, username: str) -> bool:
+    return any(
+        (cache.get(key) or 0) >= limit
+        for key, limit in _failure_keys(request, username)
+    )
+
+
+def record_login_failure(request, username: str) -> None:
+    window = login_limits()["window"]
+    for key, _limit in _failure_keys(request, username):
+        _bump(key, window)
+    logger.warning(
+        "security.login_failed", extra={"ip": _client_ip(request), "path": request.path}
+    )
+
+
+def clear_login_failures(request, username: str) -> None:
+    if username:
+        cache.delete(f"login-fail:user:{_hash(username)}")
+
+
+def locked_response(request) -> HttpResponse:
+    minutes = max(login_limits()["window"] // 60, 1)
+    message = _(
+        "登录失败次数过多，账户或 IP 已被暂时锁定，请 %(minutes)s 分钟后再试。"
+    ) % {"minutes": minutes}
+    body = render_to_string(
+        "riskcontrol/locked.html", {"message": message}, request=request
+    )
+    response = HttpResponse(body, status=429)
+    response["Retry-After"] = str(login_limits()["window"])
+    return response
+
+
+class LoginThrottleMiddleware:
+    """Count failed password posts to the login pages per IP and per username; once either
+    passes its limit, answer 429 with a clear message until the window ends — whether or not
+    the password is right, so guessing cannot continue."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        paths = getattr(
+            settings, "KAMEN_LOGIN_PATHS", ["/admin/login/", "/agent/login/"]
+        )
+        if request.method != "POST" or request.path not in paths:
+            return self.get_response(request)
+        username = str(request.POST.get("username", ""))[:150]
+        if is_login_locked(request, username):
+            return locked_response(request)
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and response.status_code in (301, 302, 303)
+        ):
+            clear_login_failures(request, username)
+        else:
+            record_login_failure(request, username)
+        return response
+
+
+# --- rate limits -----------------------------------------------------------------------------------
+DEFAULT_RATE_LIMITS = [
+    # (name, path regex, methods, requests, seconds) per client IP.
+    ("checkout", r"^/buy/\d+/$", ("POST",), 20, 60),
+    ("lookup", r"^/orders/[^/]+/(status\.json)?$|^/lookup/", ("GET", "POST"), 120, 60),
+    ("callback", r"^/pay/notify/", ("POST",), 300, 60),
+    ("login", r"^/(admin|agent)/login/$", ("POST",), 30, 60),
+]
+
+
+class RateLimitMiddleware:
+    """Fixed-window request limits per client IP for the public endpoints that attackers
+    hammer: checkout, order look-up and card-key pages, payment callbacks, log-in."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        for name, pattern, methods, limit, window in getattr(
+            settings, "KAMEN_RATE_LIMITS", DEFAULT_RATE_LIMITS
+        ):
+            if request.method in methods and re.search(pattern, request.path):
+                bucket = int(time.time() // window)
+                count = _bump(f"rate:{name}:{_client_ip(request)}:{bucket}", window)
+                if count > limit:
+                    logger.warning(
+                        "security.rate_limited",
+                        extra={"rule": name, "ip": _client_ip(request)},
+                    )
+                    response = HttpResponse(
+                        _("请求过于频繁，请稍后再试"),
+                        status=429,
+                        content_type="text/plain; charset=utf-8",
+                    )
+                    response["Retry-After"] = str(window)
+                    return response
+                break
+        return self.get_response(request)
+
+
+# --- two-factor gate -----------------------------------------------------------------------------------
+SESSION_KEY = "kamen_2fa_user"
+GATED_PREFIXES = ("/admin/", "/console/")
+
+
+def is_two_factor_verified(request) -> bool:
+    return request.session.get(SESSION_KEY) == request.user.pk
+
+
+class TwoFactorMiddleware:
+    """Staff with TOTP enrolled must pass the code step after the password before any console
+    page; with KAMEN_STAFF_2FA_REQUIRED, staff without it are sent to enrol first."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and user.is_staff
+            and request.path.startswith(GATED_PREFIXES)
+            and request.path not in ("/admin/login/", "/admin/logout/")
+            and not is_two_factor_verified(request)
+        ):
+            from riskcontrol.models import StaffTwoFactor
+
+            enrolled = StaffTwoFactor.objects.filter(
+                user_id=user.pk, confirmed_at__isnull=False
+            ).exists()
+            if enrolled:
+                return HttpResponseRedirect(
+                    f"{reverse('two-factor-verify')}?{urlencode({'next': request.get_full_path()})}"
+                )
+            if getattr(settings, "KAMEN_STAFF_2FA_REQUIRED", False):
+                return HttpResponseRedirect(reverse("two-factor-setup"))
+        return self.get_response(request)

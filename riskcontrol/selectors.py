@@ -1,0 +1,37 @@
+"""Reads of risk control for other apps and the console."""
+
+from .models import RealNameStatus, RealNameVerification, ReviewCase, ReviewStatus
+
+
+def is_fulfilment_held(*, order) -> bool:
+    """True while risk control holds the order's fulfilment: the checkout put it on review and
+    no one approved it yet (a rejected one stays held; it is refunded instead)."""
+    if (order.attribution or {}).get("risk") != "review":
+        return False
+    status = (
+        ReviewCase.objects.filter(order_id=order.pk)
+        .values_list("status", flat=True)
+        .first()
+    )
+    return status != ReviewStatus.APPROVED
+
+
+def review_queue(*, status: str = ReviewStatus.PENDING):
+    return (
+        ReviewCase.objects.filter(status=status)
+        .select_related("order", "signal", "decided_by")
+        .order_by("created_at")
+    )
+
+
+def is_real_name_verified(*, distributor) -> bool:
+    """The withdrawal checks this before a distributor's first payout."""
+    return RealNameVerification.objects.filter(
+        distributor=distributor, status=RealNameStatus.VERIFIED
+    ).exists()
+
+
+def verified_real_name(*, distributor) -> RealNameVerification | None:
+    return RealNameVerification.objects.filter(
+        distributor=distributor, status=RealNameStatus.VERIFIED
+    ).first()

@@ -1,0 +1,37 @@
+import pytest
+
+from riskcontrol.rules import clear_rule_cache
+
+
+@pytest.fixture(autouse=True)
+def fresh_rules():
+    clear_rule_cache()
+    yield
+    clear_rule_cache()
+
+
+@pytest.fixture
+def product(db):
+    from distribution.tests.factories import ProductFactory
+
+    return ProductFactory()
+
+
+@pytest.fixture
+def risk_staff(db, django_user_model):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(
+        username="risk", password="kamen-test-pass", is_staff=True
+    )
+    user.groups.add(Group.objects.get(name="risk"))
+    return user
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Daily counters and login throttles live in the cache (Redis db of this worktree)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

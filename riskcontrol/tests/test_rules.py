@@ -1,0 +1,382 @@
+"""A test per rule with its action, through the same entry point checkout calls."""
+
+from decimal import Decimal
+
+import pytest
+
+from distribution.tests.factories import DistributorFactory
+from riskcontrol.models import (
+    Action,
+    RiskEvent,
+    RiskRule,
+    RiskSignal,
+    RuleCode,
+    SignalKind,
+)
+from riskcontrol.services import (
+    ALLOW,
+    BLOCK,
+    REVIEW,
+    assess_checkout,
+    assess_checkout_in_full,
+    record_distributor_signal,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def checkout(product, **overrides):
+    arguments = {
+        "product": product,
+        "quantity": 1,
+        "contact": "buyer@example.com",
+        "buyer_ip": "203.0.113.7",
+        "amount": Decimal("100.00"),
+        "device_id": "a1b2c3d4e5f60718",
+    }
+    arguments.update(overrides)
+    return assess_checkout_in_full(**arguments)
+
+
+def set_rule(code, **fields):
+    RiskRule.objects.update_or_create(code=code, defaults=fields)
+
+
+def test_a_plain_checkout_is_allowed_and_recorded(product):
+    verdict = assess_checkout(
+        product=product,
+        quantity=1,
+        contact="a@example.com",
+        buyer_ip="198.51.100.1",
+        amount=Decimal(10),
+    )
+
+    assert verdict == ALLOW
+    signal = RiskSignal.objects.get()
+    assert signal.kind == SignalKind.CHECKOUT and signal.verdict == ALLOW
+    assert signal.contact_mask == "a***@example.com"
+    assert "a@example.com" not in signal.contact_index
+    assert not RiskEvent.objects.exists()
+
+
+def test_the_sixth_order_from_one_ip_in_ten_minutes_goes_to_review(product):
+    for number in range(5):
+        assert (
+            checkout(
+                product, contact=f"b{number}@example.com", device_id=f"d{number:015d}"
+            ).verdict
+            == ALLOW
+        )
+
+    result = checkout(product, contact="b9@example.com", device_id="e" * 16)
+
+    assert result.verdict == REVIEW
+    event = RiskEvent.objects.get(rule=RuleCode.IP_VELOCITY)
+    assert event.action == Action.REVIEW and event.matched_on == "ip"
+    assert "203.0.113.7" in event.explanation and "6" in event.explanation
+
+
+def test_device_velocity_uses_the_device_whatever_the_ip(product):
+    set_rule(
+        RuleCode.DEVICE_VELOCITY, threshold=2, window_minutes=10, action=Action.BLOCK
+    )
+    checkout(product, buyer_ip="198.51.100.1", contact="c1@example.com")
+    checkout(product, buyer_ip="198.51.100.2", contact="c2@example.com")
+
+    result = checkout(product, buyer_ip="198.51.100.3", contact="c3@example.com")
+
+    assert result.verdict == BLOCK
+    assert [hit.rule.code for hit in result.hits] == [RuleCode.DEVICE_VELOCITY]
+
+
+def test_blocked_attempts_do_not_count_as_orders(product):
+    set_rule(
+        RuleCode.DEVICE_VELOCITY, threshold=1, window_minutes=10, action=Action.BLOCK
+    )
+    checkout(product)
+    assert checkout(product).verdict == BLOCK
+
+    assert (
+        checkout(product).hits[0].explanation.count("2") >= 1
+    )  # still the second order, not the third
+
+
+def test_repeat_purchase_of_the_same_product_by_the_same_buyer(product):
+    set_rule(
+        RuleCode.REPEAT_PURCHASE, threshold=2, window_minutes=1440, action=Action.REVIEW
+    )
+    checkout(product, buyer_ip="198.51.100.1", device_id="1" * 16)
+    checkout(product, buyer_ip="198.51.100.2", device_id="2" * 16)
+
+    result = checkout(
+        product,
+        buyer_ip="198.51.100.3",
+        device_id="3" * 16,
+        contact=" Buyer@Example.com ",
+    )
+
+    assert result.verdict == REVIEW
+    assert result.hits[0].rule.code == RuleCode.REPEAT_PURCHASE
+    assert "b***@example.com" in result.hits[0].explanation
+
+
+def test_an_order_above_the_per_order_limit_is_blocked(product):
+    result = checkout(product, amount=Decimal("5000.01"))
+
+    assert result.verdict == BLOCK
+    assert result.hits[0].rule.code == RuleCode.ORDER_AMOUNT_LIMIT
+    assert "5000" in result.hits[0].explanation
+
+
+def test_exactly_the_per_order_limit_is_allowed(product):
+    assert checkout(product, amount=Decimal("5000.00")).verdict == ALLOW
+
+
+def test_the_buyer_daily_limit_counts_today_across_devices(product):
+    set_rule(
+        RuleCode.REPEAT_PURCHASE,
+        is_enabled=False,
+        threshold=3,
+        window_minutes=1440,
+        action=Action.REVIEW,
+    )
+    verdicts = [
+        checkout(
+            product,
+            amount=Decimal(4500),
+            buyer_ip=f"198.51.100.{number}",
+            device_id=f"{number}" * 16,
+        ).verdict
+        for number in range(4)
+    ]
+
+    result = checkout(
+        product, amount=Decimal(2500), buyer_ip="198.51.100.9", device_id="9" * 16
+    )
+
+    assert verdicts == [ALLOW] * 4
+    assert result.verdict == BLOCK
+    assert [hit.rule.code for hit in result.hits] == [RuleCode.BUYER_DAILY_LIMIT]
+    assert "20500" in result.hits[0].explanation
+
+
+def test_the_distributor_daily_limit_puts_orders_on_review(product):
+    distributor = DistributorFactory()
+    set_rule(
+        RuleCode.DISTRIBUTOR_DAILY_LIMIT,
+        threshold=Decimal(300),
+        window_minutes=0,
+        action=Action.REVIEW,
+    )
+    for number in range(3):
+        checkout(
+            product,
+            amount=Decimal(100),
+            distributor_id=distributor.pk,
+            contact=f"d{number}@example.com",
+            buyer_ip=f"198.51.100.{number}",
+            device_id=f"{number}" * 16,
+        )
+
+    result = checkout(
+        product,
+        amount=Decimal(100),
+        distributor_id=distributor.pk,
+        contact="x@example.com",
+        buyer_ip="198.51.100.50",
+        device_id="f" * 16,
+    )
+
+    assert result.verdict == REVIEW
+    assert result.hits[0].rule.code == RuleCode.DISTRIBUTOR_DAILY_LIMIT
+
+
+def test_a_buyer_on_the_distributors_device_is_self_referral(product):
+    distributor = DistributorFactory()
+    record_distributor_signal(
+        kind=SignalKind.LOGIN,
+        distributor_id=distributor.pk,
+        ip="192.0.2.1",
+        device_id="c0ffee" * 3,
+    )
+
+    result = checkout(product, distributor_id=distributor.pk, device_id="c0ffee" * 3)
+
+    assert result.verdict == REVIEW
+    hit = result.hits[0]
+    assert hit.rule.code == RuleCode.SELF_REFERRAL and hit.matched_on == "device"
+    assert f"#{distributor.pk}" in hit.explanation
+
+
+def test_self_referral_reaches_the_upline_by_contact(product):
+    parent = DistributorFactory()
+    child = DistributorFactory(parent=parent)
+    record_distributor_signal(
+        kind=SignalKind.SIGNUP, distributor_id=parent.pk, contacts=("13800000001",)
+    )
+
+    result = checkout(product, distributor_id=child.pk, contact="13800000001")
+
+    assert result.verdict == REVIEW
+    assert result.hits[0].matched_on == "contact"
+    assert "其上级" in result.hits[0].explanation
+
+
+def test_another_distributors_signals_are_not_self_referral(product):
+    stranger = DistributorFactory()
+    distributor = DistributorFactory()
+    record_distributor_signal(
+        kind=SignalKind.LOGIN, distributor_id=stranger.pk, device_id="c0ffee" * 3
+    )
+
+    assert (
+        checkout(product, distributor_id=distributor.pk, device_id="c0ffee" * 3).verdict
+        == ALLOW
+    )
+
+
+def test_the_blacklist_action_adds_the_signal_and_blocks(product):
+    from riskcontrol.models import BlacklistEntry
+
+    set_rule(
+        RuleCode.ORDER_AMOUNT_LIMIT,
+        threshold=Decimal(50),
+        window_minutes=0,
+        action=Action.BLACKLIST,
+    )
+
+    result = checkout(product, amount=Decimal(60))
+
+    assert result.verdict == BLOCK
+    entry = BlacklistEntry.objects.get()
+    assert entry.kind == "contact" and entry.expires_at is not None
+    assert checkout(product, amount=Decimal(1)).verdict == BLOCK
+
+
+def test_the_freeze_action_records_the_intent_and_reviews(product, monkeypatch):
+    distributor = DistributorFactory()
+    set_rule(
+        RuleCode.DISTRIBUTOR_DAILY_LIMIT,
+        threshold=Decimal(50),
+        window_minutes=0,
+        action=Action.FREEZE_COMMISSIONS,
+    )
+    frozen = []
+    from riskcontrol import services
+
+    monkeypatch.setattr(
+        services,
+        "freeze_distributor_commissions",
+        lambda **kwargs: frozen.append(kwargs) or "已冻结分销商佣金",
+    )
+
+    result = checkout(product, amount=Decimal(60), distributor_id=distributor.pk)
+
+    assert result.verdict == REVIEW
+    assert frozen[0]["distributor_id"] == distributor.pk
+    assert RiskEvent.objects.get().outcome == "已冻结分销商佣金"
+
+
+def test_freeze_without_the_commissions_service_is_recorded_as_intent(product):
+    from riskcontrol.services import freeze_distributor_commissions
+
+    outcome = freeze_distributor_commissions(
+        distributor_id=DistributorFactory().pk, reason="test"
+    )
+
+    assert (
+        outcome
+    )  # either frozen (commissions merged) or the intent recorded, never an exception
+
+
+def test_a_disabled_rule_does_not_fire(product):
+    set_rule(
+        RuleCode.ORDER_AMOUNT_LIMIT,
+        is_enabled=False,
+        threshold=Decimal(5000),
+        window_minutes=0,
+        action=Action.BLOCK,
+    )
+
+    assert (
+        checkout(product, amount=Decimal(9000), contact="rich@example.com").verdict
+        == ALLOW
+    )
+
+
+def test_the_default_rules_are_seeded_for_the_merchant():
+    assert set(RiskRule.objects.values_list("code", flat=True)) >= {
+        RuleCode.IP_VELOCITY,
+        RuleCode.SELF_REFERRAL,
+        RuleCode.ORDER_AMOUNT_LIMIT,
+        RuleCode.FAKE_RECRUITING,
+    }
+    assert RiskRule.objects.get(code=RuleCode.ORDER_AMOUNT_LIMIT).threshold == Decimal(
+        5000
+    )
+    assert RiskRule.objects.get(code=RuleCode.BUYER_DAILY_LIMIT).threshold == Decimal(
+        20000
+    )
+
+
+def test_an_engine_failure_allows_the_checkout(product, monkeypatch):
+    from riskcontrol import services
+
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "assess_checkout_in_full", broken)
+
+    assert (
+        assess_checkout(
+            product=product, quantity=1, contact="a@b.cn", buyer_ip=None, amount=1
+        )
+        == ALLOW
+    )
+
+
+def test_a_distributor_logging_in_leaves_the_signals_self_referral_compares(
+    client, product
+):
+    distributor = DistributorFactory()
+    distributor.user.email = "agent@example.com"
+    distributor.user.save()
+
+    client.post(
+        "/agent/login/",
+        {"username": distributor.user.username, "password": "kamen-test-pass"},
+        REMOTE_ADDR="192.0.2.44",
+    )
+    device_id = (
+        RiskSignal.objects.filter(kind=SignalKind.LOGIN)
+        .values_list("device_id", flat=True)
+        .first()
+    )
+    result = checkout(
+        product,
+        distributor_id=distributor.pk,
+        contact="agent@example.com",
+        buyer_ip="198.51.100.77",
+        device_id="9" * 16,
+    )
+
+    assert (
+        RiskSignal.objects.filter(
+            kind=SignalKind.LOGIN, distributor_id=distributor.pk, ip="192.0.2.44"
+        ).count()
+        == 2
+    )
+    assert device_id
+    assert result.verdict == REVIEW and result.hits[0].matched_on == "contact"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_fast_write_path_stores_every_signal(product):
+    set_rule(RuleCode.IP_VELOCITY, threshold=1, window_minutes=10, action=Action.REVIEW)
+
+    first = checkout(product, contact="t1@example.com", device_id="1" * 16)
+    second = checkout(product, contact="t2@example.com", device_id="2" * 16)
+
+    assert (first.verdict, second.verdict) == (ALLOW, REVIEW)
+    assert RiskSignal.objects.filter(kind=SignalKind.CHECKOUT).count() == 2
+    assert RiskEvent.objects.get().signal_id == second.signal.pk
