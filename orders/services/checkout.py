@@ -192,14 +192,21 @@ def place_order(
     unit_price = unit_price_for(product=product, distributor_id=distributor_id, quantity=quantity)
     total = (unit_price * quantity).quantize(Decimal("0.01"))
 
-    from riskcontrol.services import BLOCK, REVIEW, assess_checkout
+    from riskcontrol.services import BLOCK, REVIEW, assess_checkout_in_full
 
-    verdict = assess_checkout(
-        product=product, quantity=quantity, contact=contact, buyer_ip=buyer_ip, amount=total, distributor_id=distributor_id
+    assessment = assess_checkout_in_full(
+        product=product,
+        quantity=quantity,
+        contact=contact,
+        buyer_ip=buyer_ip,
+        amount=total,
+        distributor_id=distributor_id,
+        attribution=attribution,
+        checkout_token=checkout_token or "",
     )
-    if verdict == BLOCK:
-        raise ValidationError({"__all__": [_("该订单未通过风控检查，请联系客服")]})
-    if verdict == REVIEW:
+    if assessment.verdict == BLOCK:
+        raise ValidationError({"__all__": [assessment.buyer_message or _("该订单未通过风控检查，请联系客服")]})
+    if assessment.verdict == REVIEW:
         attribution["risk"] = REVIEW
 
     password_hash = make_password(password)

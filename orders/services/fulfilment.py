@@ -169,9 +169,21 @@ def _note_error(order: Order, message: str) -> None:
     Order.objects.filter(pk=order.pk).update(last_fulfilment_error=message[:300])
 
 
+def _is_held_by_risk_control(order: Order) -> bool:
+    """An order the checkout sent to review waits, paid, until risk staff approve it
+    (approval re-enqueues fulfilment; rejection refunds it)."""
+    if (order.attribution or {}).get("risk") != "review":
+        return False  # no query for the ordinary order
+    from riskcontrol.selectors import is_fulfilment_held
+
+    return is_fulfilment_held(order=order)
+
+
 def _start_locked(order_id: int) -> Order | None:
     """Inside a transaction: lock the order and move it to FULFILLING (None: nothing to do)."""
     order = Order.objects.select_for_update().select_related("product").get(pk=order_id)
+    if _is_held_by_risk_control(order):
+        return None
     attempts = {"fulfilment_attempts": order.fulfilment_attempts + 1}
     if order.status in _STARTABLE:
         transition_order(
