@@ -146,7 +146,7 @@ def add_payout_account(
     key_id, blob = crypto.encrypt(
         account, associated_data=f"payout-account:{distributor.pk}".encode()
     )
-    return PayoutAccount.objects.create(
+    payout_account = PayoutAccount.objects.create(
         distributor=distributor,
         method=method,
         holder_name=holder_name[:40],
@@ -155,6 +155,11 @@ def add_payout_account(
         account_key_id=key_id,
         account_mask=mask_account(method, account),
     )
+    # Risk control links distributors who share a payout account (as a blind index only).
+    from riskcontrol.services import record_payout_account
+
+    record_payout_account(distributor=distributor, account=account)
+    return payout_account
 
 
 def reveal_payout_account(payout_account: PayoutAccount) -> str:
@@ -216,6 +221,10 @@ def request_withdrawal(
     amount = _amount(amount)
     if not token:
         raise ValidationError(_("表单已过期，请刷新后重试"))
+    from riskcontrol.selectors import is_real_name_verified
+
+    if not is_real_name_verified(distributor=distributor):
+        raise ValidationError(_("提现前请先完成实名认证"))
     with transaction.atomic():
         existing = Withdrawal.objects.filter(request_token=token).first()
         if existing is not None:

@@ -378,3 +378,19 @@ def test_a_withdrawal_and_a_wallet_payment_at_the_same_moment_never_overdraw():
 
     assert sorted(outcomes) == ["ok", "refused", "refused"]
     assert selectors.wallet(seller)["available"] == Decimal("300.00")
+
+
+@pytest.mark.real_name_check
+@pytest.mark.django_db
+def test_a_distributor_without_a_verified_real_name_cannot_withdraw_and_nothing_moves():
+    from commissions.selectors import wallet
+    from commissions.services import add_payout_account, request_withdrawal
+
+    seller, *_upline = make_chain(1)
+    account = add_payout_account(distributor=seller, method="alipay", account="13800138000", holder_name="张三")
+    before = wallet(seller)
+
+    with pytest.raises(ValidationError, match="实名认证"):
+        request_withdrawal(distributor=seller, payout_account=account, amount="10.00", token="tok-kyc")
+
+    assert wallet(seller) == before
