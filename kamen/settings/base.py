@@ -315,3 +315,10 @@ CELERY_BEAT_SCHEDULE |= {
 }
 COMMISSIONS_PAYOUT_ADAPTER = os.environ.get("COMMISSIONS_PAYOUT_ADAPTER", "commissions.payouts.SandboxPayoutAdapter")
 COMMISSIONS_SANDBOX_PAYOUT_OUTCOME = os.environ.get("COMMISSIONS_SANDBOX_PAYOUT_OUTCOME", "success")
+# Team performance bonus (团队业绩奖励): on the 1st, for the month just ended; pays once.
+CELERY_BEAT_SCHEDULE |= {
+    "commissions-team-bonus": {
+        "task": "commissions.tasks.team_bonus_task",
+        "schedule": crontab(hour=4, minute=0, day_of_month=1),
+    },
+}
