@@ -169,3 +169,36 @@ def test_beat_runs_the_team_bonus_on_the_first_of_the_month():
     entry = settings.CELERY_BEAT_SCHEDULE["commissions-team-bonus"]
     assert entry["task"] == "commissions.tasks.team_bonus_task"
     assert entry["schedule"].day_of_month == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_the_same_moment_pay_once():
+    import threading
+
+    from django.db import connection
+
+    seller, _member, leader = make_chain(3)
+    TeamBonusRule.objects.create(threshold=Decimal("1000.00"), fixed_amount=Decimal("50.00"))
+    _sold_last_month(seller, "1200.00")
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def run():
+        try:
+            barrier.wait()
+            run_team_bonuses(month=_last_month())
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert Commission.objects.filter(kind=CommissionKind.TEAM_BONUS, beneficiary=leader).count() == 1
+    assert selectors.wallet(leader)["pending"] == Decimal("50.00")
+    assert selectors.ledger_differences()["accounts"] == []
