@@ -202,3 +202,15 @@ def test_two_runs_at_the_same_moment_pay_once():
     assert Commission.objects.filter(kind=CommissionKind.TEAM_BONUS, beneficiary=leader).count() == 1
     assert selectors.wallet(leader)["pending"] == Decimal("50.00")
     assert selectors.ledger_differences()["accounts"] == []
+
+
+def test_the_leaders_statement_shows_the_bonus_and_its_month(team, client):
+    seller, _member, leader = team
+    _sold_last_month(seller, "1200.00")
+    run_team_bonuses(month=_last_month())
+    client.force_login(leader.user)
+
+    body = client.get("/agent/wallet/statements/").content.decode()
+
+    assert f"团队业绩奖励 {_last_month():%Y-%m}" in body
+    assert "达到 ¥1000.00 档" in body and "¥50.00" in body
