@@ -6,6 +6,7 @@ debits equal its credits, keyed by ``reference``):
 | event | debit | credit | reference |
 | --- | --- | --- | --- |
 | split (accrual) | merchant revenue | each beneficiary's pending | ``accrual:order:<id>`` |
+| team bonus (accrual, monthly) | merchant revenue | the team leader's pending | ``team-bonus:<leader>:<YYYY-MM>`` |
 | refund before settlement (cancellation) | pending | merchant revenue | ``reversal:<commission>:<target>`` |
 | refund after settlement (clawback) | available (may go negative) | merchant revenue | same |
 | settlement | pending | available | ``settlement:<run>:<distributor>`` |

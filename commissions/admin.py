@@ -29,6 +29,7 @@ from .models import (
     PayoutAccount,
     ProductBonus,
     SettlementRun,
+    TeamBonusRule,
     WalletHold,
     Withdrawal,
     WithdrawalStatus,
@@ -200,6 +201,31 @@ class CampaignAdmin(GuardedAdmin):
     autocomplete_fields = ["product"]
 
 
+class TeamBonusRuleForm(forms.ModelForm):
+    """Refuses, with the reason, a bonus above the merchant's share cap at its threshold."""
+
+    class Meta:
+        model = TeamBonusRule
+        fields = ["threshold", "mode", "fixed_amount", "rate_bp", "is_active"]
+
+    def _post_clean(self):
+        super()._post_clean()
+        if not self.errors:
+            for problem in services.team_bonus_rule_problems(self.instance):
+                self.add_error(None, problem)
+
+
+@admin.register(TeamBonusRule)
+class TeamBonusRuleAdmin(GuardedAdmin):
+    """团队业绩奖励: thresholds of monthly team sales and the leader's reward; paid on the 1st
+    for the month just ended (beat: ``commissions.tasks.team_bonus_task``)."""
+
+    form = TeamBonusRuleForm
+    save_service = staticmethod(services.save_team_bonus_rule)
+    service_kwarg = "rule"
+    list_display = ["threshold", "mode", "fixed_amount", "rate_bp", "is_active"]
+
+
 class PolicyForm(GuardedForm):
     class Meta:
         model = CommissionPolicy
@@ -292,7 +318,7 @@ class CommissionAdmin(ReadOnlyAdmin):
         ):
             writer.writerow(
                 [
-                    c.order.order_no,
+                    c.order.order_no if c.order_id else f"team:{c.period:%Y-%m}",
                     c.beneficiary_id,
                     str(c.beneficiary.user),
                     c.kind,

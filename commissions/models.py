@@ -513,6 +513,7 @@ class Campaign(models.Model):
 class CommissionKind(models.TextChoices):
     LEVEL = "level", _("层级佣金")
     BONUS = "bonus", _("商品奖励")
+    TEAM_BONUS = "team_bonus", _("团队业绩奖励")
 
 
 class CommissionStatus(models.TextChoices):
@@ -522,11 +523,16 @@ class CommissionStatus(models.TextChoices):
 
 
 class Commission(models.Model):
-    """What one distributor earned on one order, and why: the statement line."""
+    """What one distributor earned on one order, and why: the statement line.
+
+    A team performance bonus (``kind="team_bonus"``) belongs to no single order: it names the
+    month (``period``, the 1st) whose team sales earned it, once per (leader, month)."""
 
     order = models.ForeignKey(
         "orders.Order",
         verbose_name=_("订单"),
+        null=True,
+        blank=True,
         on_delete=models.PROTECT,
         related_name="commissions",
     )
@@ -538,9 +544,12 @@ class Commission(models.Model):
     )
     kind = models.CharField(
         _("类型"),
-        max_length=8,
+        max_length=12,
         choices=CommissionKind.choices,
         default=CommissionKind.LEVEL,
+    )
+    period = models.DateField(
+        _("奖励月份"), null=True, blank=True, help_text=_("团队业绩奖励所属月份（1 日）")
     )
     level = models.PositiveSmallIntegerField(_("层级"))
     rule = models.ForeignKey(
@@ -583,6 +592,20 @@ class Commission(models.Model):
                 fields=["order", "beneficiary", "kind"],
                 name="commission_once_per_order_beneficiary_kind",
             ),
+            models.UniqueConstraint(
+                fields=["beneficiary", "period"],
+                condition=Q(kind=CommissionKind.TEAM_BONUS),
+                name="commission_team_bonus_once_per_month",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind=CommissionKind.TEAM_BONUS)
+                    & Q(order__isnull=True)
+                    & Q(period__isnull=False)
+                )
+                | (~Q(kind=CommissionKind.TEAM_BONUS) & Q(order__isnull=False)),
+                name="commission_order_or_team_month",
+            ),
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="commission_amount_positive"
             ),
@@ -616,6 +639,46 @@ class Commission(models.Model):
     @property
     def outstanding(self) -> Decimal:
         return self.amount - self.reversed_amount
+
+
+class TeamBonusRule(models.Model):
+    """团队业绩奖励: when a distributor's team (their subtree, themselves included) sells at least
+    ``threshold`` in a month — paid minus refunds, from orders attributed to the team — the
+    leader earns a fixed amount or a share of that month's team sales. With several thresholds
+    the highest one reached applies (one bonus per leader and month)."""
+
+    threshold = models.DecimalField(_("月团队销售额门槛"), **MONEY, unique=True)
+    mode = models.CharField(
+        _("方式"), max_length=8, choices=RuleMode.choices, default=RuleMode.FIXED
+    )
+    fixed_amount = models.DecimalField(_("固定奖励"), **MONEY, default=Decimal("0.00"))
+    rate_bp = models.PositiveIntegerField(
+        _("奖励比例（基点）"), default=0, help_text=_("按当月团队销售额计，100 = 1%")
+    )
+    is_active = models.BooleanField(_("启用"), default=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("团队业绩奖励")
+        verbose_name_plural = _("团队业绩奖励")
+        ordering = ["threshold"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(threshold__gt=0), name="team_bonus_threshold_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(rate_bp__lte=BASIS_POINTS) & Q(fixed_amount__gte=0),
+                name="team_bonus_values_in_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"≥ ¥{self.threshold}: {self.describe_reward()}"
+
+    def describe_reward(self) -> str:
+        if self.mode == RuleMode.PERCENT:
+            return f"{Decimal(self.rate_bp) / 100:.2f}%"
+        return f"¥{self.fixed_amount}"
 
 
 class CapEvent(models.Model):

@@ -65,3 +65,19 @@ def redrive_approved_withdrawals_task(older_than_minutes: int = 10) -> int:
     for withdrawal_id in ids:
         pay_withdrawal_task.delay(withdrawal_id)
     return len(ids)
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
+def team_bonus_task(month: str | None = None) -> int:
+    """Beat runs it on the 1st for the month just ended (``month`` "YYYY-MM" to re-run one);
+    paying is idempotent, so a retry or a second run pays nothing more."""
+    from datetime import date
+
+    from .services import previous_month, run_team_bonuses
+
+    period = (
+        date.fromisoformat(f"{month}-01") if month else previous_month()
+    )
+    return len(run_team_bonuses(month=period))

@@ -106,11 +106,19 @@ def _chart(figures) -> dict:
 
 @distributor_required
 def dashboard(request, viewer):
+    from commissions import selectors as commission_selectors  # its public read face
+
     figures = selectors.dashboard(viewer)
     return render(
         request,
         "distribution/dashboard.html",
-        {"viewer": viewer, "figures": figures, "chart": _chart(figures["chart"])},
+        {
+            "viewer": viewer,
+            "figures": figures,
+            "chart": _chart(figures["chart"]),
+            # pending / available / frozen from the cached balances: one query
+            "wallet": commission_selectors.wallet(viewer),
+        },
     )
 
 

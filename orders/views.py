@@ -82,6 +82,7 @@ def checkout(request, pk: int):
             referral=referral_from_request(request),
             buyer_ip=_client_ip(request),
             gateway=settings.ORDER_DEFAULT_GATEWAY,
+            buyer_user=request.user,
         )
     except ValidationError as error:
         errors = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}

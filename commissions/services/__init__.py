@@ -20,6 +20,12 @@ from .rules import (
     save_product_bonus,
 )
 from .split import plan_split, split_commissions
+from .team_bonus import (
+    previous_month,
+    run_team_bonuses,
+    save_team_bonus_rule,
+    team_bonus_rule_problems,
+)
 from .withdrawals import (
     InsufficientBalance,
     add_payout_account,
@@ -46,6 +52,7 @@ __all__ = [
     "pay_from_wallet",
     "pay_withdrawal",
     "plan_split",
+    "previous_month",
     "post_journal_transaction",
     "reject_withdrawal",
     "release_commissions",
@@ -54,11 +61,14 @@ __all__ = [
     "reverse_commissions",
     "rule_set_problems",
     "run_settlement",
+    "run_team_bonuses",
     "save_campaign",
     "save_commission_rule",
     "save_commission_tiers",
     "save_policy",
     "save_product_bonus",
+    "save_team_bonus_rule",
     "settlement_key",
     "split_commissions",
+    "team_bonus_rule_problems",
 ]

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
@@ -128,3 +130,34 @@ def test_anonymous_visitors_are_sent_to_log_in(client):
     response = client.get(reverse("commissions:wallet"))
     assert response.status_code == 302
     assert "next=%2Fagent%2Fwallet%2F" in response["Location"]
+
+
+def test_the_wallet_lives_in_the_agent_portal_with_a_wallet_link_in_its_nav(
+    agent_client,
+):
+    client, _seller, _parent = agent_client
+
+    wallet_page = client.get(reverse("commissions:wallet")).content.decode()
+    dashboard = client.get(reverse("distribution:agent-dashboard")).content.decode()
+
+    assert 'class="agent-nav"' in wallet_page and 'class="wallet-nav"' in wallet_page
+    assert reverse("distribution:agent-team") in wallet_page
+    assert f'href="{reverse("commissions:wallet")}"' in dashboard
+
+
+def test_the_dashboard_shows_pending_and_available_commission_in_few_queries(
+    agent_client, django_assert_max_num_queries
+):
+    client, seller, _parent = agent_client
+    split_commissions(order=make_order(seller))  # ¥10.00 pending
+    _fund(seller, "12.00")
+
+    # session, user, distributor, notices, daily sales, team counts — and one for the wallet
+    with django_assert_max_num_queries(7):
+        response = client.get(reverse("distribution:agent-dashboard"))
+
+    body = response.content.decode()
+    assert response.context["wallet"]["pending"] == Decimal("10.00")
+    assert 'data-figure="pending-commission">¥10.00<' in body
+    assert 'data-figure="available-commission">¥12.00<' in body
+    assert "—" not in body

@@ -112,6 +112,16 @@ def _attribution(referral: dict | None) -> tuple[int | None, dict, str]:
     return found.get("distributor_id"), snapshot, channel
 
 
+def _buyer_distributor_id(user) -> int | None:
+    """The distributor behind a logged-in buyer, or None for guests and other users."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    from distribution.selectors import distributor_for_user
+
+    distributor = distributor_for_user(user)
+    return distributor.pk if distributor is not None else None
+
+
 def _lock_buyer(product: Product, contact: str) -> None:
     """Serialise checkouts of one buyer for one product so a purchase limit cannot be raced."""
     if connection.vendor != "postgresql":
@@ -149,8 +159,13 @@ def place_order(
     referral: dict | None = None,
     buyer_ip: str | None = None,
     gateway: str = "sandbox",
+    buyer_user=None,
 ) -> Order:
     """Validate, price, attribute, reserve and create the order (pending payment).
+
+    ``buyer_user`` is the logged-in user, if any: a distributor buying for themselves
+    (wholesale / self purchase) is recorded as ``attribution["buyer_distributor_id"]`` so the
+    commission split can apply the merchant's self-purchase rule.
 
     Bad input raises ValidationError with one message per field and changes nothing. The same
     ``checkout_token`` twice returns the first order.
@@ -189,6 +204,9 @@ def place_order(
     contact, kind = contact_kind
 
     distributor_id, attribution, channel = _attribution(referral)
+    buyer_distributor_id = _buyer_distributor_id(buyer_user)
+    if buyer_distributor_id is not None:
+        attribution["buyer_distributor_id"] = buyer_distributor_id
     unit_price = unit_price_for(product=product, distributor_id=distributor_id, quantity=quantity)
     total = (unit_price * quantity).quantize(Decimal("0.01"))
 
