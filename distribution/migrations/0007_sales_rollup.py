@@ -4,11 +4,47 @@ import django.db.models.deletion
 from decimal import Decimal
 from django.db import migrations, models
 
+# Fill the rollup from the orders already there (the same statements as
+# distribution.services.sales.rebuild_sales_rollup, frozen here with the statuses of today).
+SOLD = ["paid", "fulfilling", "backordered", "completed", "partially_fulfilled", "partially_refunded"]
+FILL_DAILY = """
+    INSERT INTO distribution_distributordailysales (distributor_id, day, orders, amount)
+    SELECT o.distributor_id, (o.paid_at AT TIME ZONE %s)::date, count(*),
+           sum(o.paid_amount - o.refunded_amount)
+    FROM orders_order AS o
+    JOIN distribution_distributor AS d ON d.id = o.distributor_id
+    WHERE o.paid_at IS NOT NULL AND o.status = ANY(%s)
+    GROUP BY 1, 2
+"""
+FILL_TOTALS = """
+    WITH RECURSIVE own AS (
+        SELECT distributor_id, sum(orders) AS orders, sum(amount) AS amount
+        FROM distribution_distributordailysales GROUP BY distributor_id
+    ), walk(node, orders, amount) AS (
+        SELECT distributor_id, orders, amount FROM own
+        UNION ALL
+        SELECT d.parent_id, walk.orders, walk.amount
+        FROM walk JOIN distribution_distributor AS d ON d.id = walk.node
+        WHERE d.parent_id IS NOT NULL
+    )
+    INSERT INTO distribution_distributorteamtotals (distributor_id, orders, amount)
+    SELECT node, sum(orders), sum(amount) FROM walk GROUP BY node
+"""
+
+
+def fill_rollup(apps, schema_editor):
+    from django.conf import settings
+
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(FILL_DAILY, [settings.TIME_ZONE, SOLD])
+        cursor.execute(FILL_TOTALS)
+
 
 class Migration(migrations.Migration):
 
     dependencies = [
         ('distribution', '0006_appeals'),
+        ('orders', '0003_redemption'),
     ]
 
     operations = [
@@ -39,4 +75,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('distributor', 'day'), name='distributor_daily_sales_unique'), models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='distributor_daily_sales_not_negative')],
             },
         ),
+        migrations.RunPython(fill_rollup, migrations.RunPython.noop),
     ]

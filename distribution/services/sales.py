@@ -164,19 +164,21 @@ REBUILD_DAILY_SQL = """
     WHERE o.paid_at IS NOT NULL AND o.status = ANY(%s)
     GROUP BY 1, 2
 """
-# Every node's team total is the sum over its subtree's daily rows (nested-set interval).
+# Every node's team total: each seller's own total carried up the parent column (the truth;
+# a nested-set range join would scan every earlier node of the tree per seller).
 REBUILD_TOTALS_SQL = """
-    WITH own AS (
+    WITH RECURSIVE own AS (
         SELECT distributor_id, sum(orders) AS orders, sum(amount) AS amount
         FROM distribution_distributordailysales GROUP BY distributor_id
+    ), walk(node, orders, amount) AS (
+        SELECT distributor_id, orders, amount FROM own
+        UNION ALL
+        SELECT d.parent_id, walk.orders, walk.amount
+        FROM walk JOIN distribution_distributor AS d ON d.id = walk.node
+        WHERE d.parent_id IS NOT NULL
     )
     INSERT INTO distribution_distributorteamtotals (distributor_id, orders, amount)
-    SELECT top.id, sum(own.orders), sum(own.amount)
-    FROM own
-    JOIN distribution_distributor AS seller ON seller.id = own.distributor_id
-    JOIN distribution_distributor AS top
-      ON top.tree_id = seller.tree_id AND top.lft <= seller.lft AND seller.lft <= top.rght
-    GROUP BY top.id
+    SELECT node, sum(orders), sum(amount) FROM walk GROUP BY node
 """
 
 

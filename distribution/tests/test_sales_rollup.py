@@ -2,6 +2,7 @@
 and refunded (through the order state machine the pipeline uses) and with staff moves, equal to
 a recomputation from scratch, and the dashboard shows the same numbers as summing the orders."""
 
+import importlib
 import threading
 from collections import defaultdict
 from datetime import timedelta
@@ -199,6 +200,20 @@ def test_rebuild_command_repairs_a_rollup_that_missed_bulk_written_orders():
     assert selectors.team_sales(seller) == {"orders": 3, "amount": Decimal("30.00")}
     assert selectors.team_sales(seller.parent)["amount"] == Decimal("30.00")
     assert_rollup_matches_orders()
+
+
+@pytest.mark.django_db
+def test_the_migration_fills_the_rollup_from_existing_orders(sample_network):
+    # Given orders whose rollup rows are gone (as before the migration)
+    DistributorDailySales.objects.all().delete()
+    DistributorTeamTotals.objects.all().delete()
+    migration = importlib.import_module("distribution.migrations.0007_sales_rollup")
+    # When the migration's fill runs
+    with connection.schema_editor() as editor:
+        migration.fill_rollup(None, editor)
+    # Then the rollup is the orders' recomputation
+    assert_rollup_matches_orders()
+    assert selectors.team_sales(sample_network)["amount"] == Decimal("247.13")
 
 
 @pytest.mark.django_db
