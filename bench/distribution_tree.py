@@ -1,12 +1,17 @@
 """Tree figures on 100,000 distributors (medians in ms):
 
 - tree_ancestors_ms: the upline of a deep node (one nested-set query);
-- tree_team_stats_ms: team counts and team GMV of a large subtree (two queries);
+- tree_team_stats_ms: team size and team GMV of a large subtree (the nested-set bounds and the
+  team-totals row of the sales rollup: one query);
+- tree_team_counts_ms (for information): the dashboard's member counts of that subtree (active,
+  new this month, direct, depth), one aggregate over its rows;
 - portal_dashboard_ms: the agent portal's dashboard rendered through the test client for the
   head of that subtree (today / month sales, team figures, the 30-day chart).
 
 The network is loaded in bulk with the nested-set columns computed here (a write that bypasses
-the tree service), then checked against the parent column as ADR 0007 requires.
+the tree service), then checked against the parent column as ADR 0007 requires. The orders are
+bulk-created too, bypassing ``Order.save()``, so the sales rollup is built by its repair
+(``rebuild_sales_rollup``) and checked against a sum over the orders.
 """
 
 import random
@@ -153,12 +158,28 @@ def _median_ms(func, repeats: int) -> float:
     return round(statistics.median(timings), 2)
 
 
+def _check_rollup(large, totals: dict) -> None:
+    """The rolled-up team figures equal a sum over the orders themselves."""
+    from django.db.models import Count, F, Sum
+
+    from distribution import selectors
+    from orders.models import Order
+
+    direct = Order.objects.filter(
+        distributor_id__in=selectors.subtree(large).values("pk"),
+        status__in=selectors.sold_statuses(),
+    ).aggregate(orders=Count("pk"), amount=Sum(F("paid_amount") - F("refunded_amount")))
+    assert (totals["orders"], totals["gmv"]) == (direct["orders"], direct["amount"]), (totals, direct)
+    assert totals["members"] == selectors.subtree(large, include_self=False).count()
+
+
 def run(repeats: int) -> dict[str, float]:
     from django.test import Client
 
     from distribution import selectors
     from distribution.models import Distributor
     from distribution.services import tree_problems
+    from distribution.services.sales import rebuild_sales_rollup
 
     rng = random.Random(20261123)
     started = time.perf_counter()
@@ -168,6 +189,11 @@ def run(repeats: int) -> dict[str, float]:
     )
     problems = tree_problems()
     assert not problems, problems[:5]
+    started = time.perf_counter()
+    rebuilt = rebuild_sales_rollup()
+    print(
+        f"sales rollup rebuilt in {time.perf_counter() - started:.1f}s: {rebuilt['daily_rows']:,} daily rows, {rebuilt['team_rows']:,} team totals"
+    )
     deep = Distributor.objects.order_by("-level").first()
     # The head of a large team: the biggest subtree one level below a root.
     large = (
@@ -183,10 +209,12 @@ def run(repeats: int) -> dict[str, float]:
     ancestors_ms = _median_ms(lambda: list(selectors.ancestors(deep)), repeats)
 
     def team_stats():
-        selectors.team_counts(large)
-        selectors.team_sales(large)
+        fresh = Distributor.objects.get(pk=large.pk)
+        return selectors.team_totals(fresh)
 
     team_ms = _median_ms(team_stats, repeats)
+    counts_ms = _median_ms(lambda: selectors.team_counts(large), repeats)
+    _check_rollup(large, team_stats())
     client = Client()
     client.force_login(large.user)
 
@@ -198,5 +226,6 @@ def run(repeats: int) -> dict[str, float]:
     return {
         "tree_ancestors_ms": ancestors_ms,
         "tree_team_stats_ms": team_ms,
+        "tree_team_counts_ms": counts_ms,
         "portal_dashboard_ms": dashboard_ms,
     }

@@ -745,3 +745,66 @@ class Appeal(models.Model):
 
     def __str__(self):
         return f"{self.distributor} · {self.get_status_display()}"
+
+
+class DistributorDailySales(models.Model):
+    """One distributor's own sales on one local day (by ``paid_at``): the orders that count as
+    sales (``selectors.sold_statuses``) and their amount, paid minus refunded.
+
+    A derived table, never edited by hand: ``services.sales.record_order_sales`` recomputes the
+    row from the orders inside the transaction that pays or refunds an order, and
+    ``rebuild_sales_rollup`` (the management command) rebuilds it from scratch. The portal's
+    daily figures read it instead of summing orders.
+    """
+
+    distributor = models.ForeignKey(
+        Distributor,
+        verbose_name=_("分销商"),
+        on_delete=models.CASCADE,
+        related_name="daily_sales",
+    )
+    day = models.DateField(_("日期"))
+    orders = models.PositiveIntegerField(_("订单数"), default=0)
+    amount = models.DecimalField(_("销售额"), **MONEY, default=Decimal("0.00"))
+
+    class Meta:
+        verbose_name = _("分销商日销售汇总")
+        verbose_name_plural = _("分销商日销售汇总")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["distributor", "day"], name="distributor_daily_sales_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0), name="distributor_daily_sales_not_negative"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.distributor_id} {self.day}: {self.orders} / {self.amount}"
+
+
+class DistributorTeamTotals(models.Model):
+    """All-time sales of a distributor and everyone below (the team GMV), kept in step with
+    ``DistributorDailySales`` by adding each change to the seller's upline, and by moving a
+    subtree's totals from the old upline to the new one when staff move it. A separate row, not
+    columns on ``Distributor``, so that saving a stale distributor instance can never write an
+    old total back. ``rebuild_sales_rollup`` recomputes it."""
+
+    distributor = models.OneToOneField(
+        Distributor,
+        verbose_name=_("分销商"),
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="team_totals",
+    )
+    orders = models.BigIntegerField(_("团队订单数"), default=0)
+    amount = models.DecimalField(
+        _("团队销售额"), max_digits=16, decimal_places=2, default=Decimal("0.00")
+    )
+
+    class Meta:
+        verbose_name = _("团队销售累计")
+        verbose_name_plural = _("团队销售累计")
+
+    def __str__(self):
+        return f"{self.distributor_id}: {self.orders} / {self.amount}"

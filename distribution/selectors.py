@@ -25,11 +25,18 @@ from django.db.models import (
     Value,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
-from .models import Channel, Distributor, DistributorStatus, ReferralLink
+from .models import (
+    Channel,
+    Distributor,
+    DistributorDailySales,
+    DistributorStatus,
+    DistributorTeamTotals,
+    ReferralLink,
+)
 
 ZERO = Decimal("0.00")
 MONEY_FIELD = DecimalField(max_digits=14, decimal_places=2)
@@ -122,7 +129,18 @@ def team_counts(viewer: Distributor) -> dict:
 
 
 def team_sales(viewer: Distributor, *, since=None) -> dict:
-    """Paid orders attributed to the viewer or anyone below, and their amount, one query."""
+    """Paid orders attributed to the viewer or anyone below, and their amount, one query: the
+    all-time figure is the viewer's team-totals row (``DistributorTeamTotals``); a figure
+    since a moment sums the orders themselves."""
+    if since is None:
+        totals = (
+            DistributorTeamTotals.objects.filter(distributor_id=viewer.pk)
+            .values("orders", "amount")
+            .first()
+        )
+        if totals is None:
+            return {"orders": 0, "amount": ZERO}
+        return {"orders": totals["orders"], "amount": totals["amount"]}
     orders = _order_model().objects.filter(
         distributor_id__in=_subtree_ids(viewer), status__in=sold_statuses()
     )
@@ -137,6 +155,17 @@ def team_sales(viewer: Distributor, *, since=None) -> dict:
         ),
     )
     return figures
+
+
+def team_totals(viewer: Distributor) -> dict:
+    """Team size (everyone below, from the nested-set bounds) and the team's all-time orders
+    and GMV (own sales included), one primary-key query."""
+    sales = team_sales(viewer)
+    return {
+        "members": (viewer.rght - viewer.lft - 1) // 2,
+        "orders": sales["orders"],
+        "gmv": sales["amount"],
+    }
 
 
 def team_stats(viewer: Distributor) -> dict:
@@ -229,25 +258,18 @@ class DayFigure:
 
 
 def _daily_rows(viewer: Distributor, since_day) -> dict:
-    """{day: (amount, orders)} of network sales from ``since_day`` on (local days), one query."""
-    start = timezone.make_aware(
-        timezone.datetime.combine(since_day, timezone.datetime.min.time())
-    )
+    """{day: (amount, orders)} of network sales from ``since_day`` on (local days), one query
+    over the daily rollup of the subtree's members."""
     rows = (
-        _order_model()
-        .objects.filter(
-            distributor_id__in=_subtree_ids(viewer),
-            status__in=sold_statuses(),
-            paid_at__gte=start,
+        DistributorDailySales.objects.filter(
+            distributor__tree_id=viewer.tree_id,
+            distributor__lft__gte=viewer.lft,
+            distributor__lft__lte=viewer.rght,
+            day__gte=since_day,
         )
-        .annotate(day=TruncDate("paid_at", tzinfo=timezone.get_current_timezone()))
         .values("day")
-        .annotate(
-            amount=Sum(
-                F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD
-            ),
-            orders=Count("pk"),
-        )
+        .annotate(amount=Sum("amount"), orders=Sum("orders"))
+        .filter(orders__gt=0)
     )
     return {row["day"]: (row["amount"], row["orders"]) for row in rows}
 

@@ -31,6 +31,8 @@ from ..models import (
     Grade,
     Invitation,
 )
+from ..selectors import upline_ids
+from .sales import move_team_totals
 
 TREE_LOCK_SQL = (
     "SELECT pg_advisory_xact_lock(hashtext('distribution.distributor.tree'))"
@@ -460,10 +462,16 @@ def move_subtree(
         return node
     old_parent = node.parent
     team_size = (node.rght - node.lft - 1) // 2
+    old_upline = upline_ids(node, depth=1_000_000)
     if target is None:
         node.move_to(None)
     else:
         node.move_to(target, "last-child")
+    move_team_totals(
+        distributor_id=node.pk,
+        old_upline=old_upline,
+        new_upline=upline_ids(node, depth=1_000_000),
+    )
     record_audit(
         actor=actor,
         action="distribution.distributor.move",

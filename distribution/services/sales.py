@@ -1,0 +1,209 @@
+"""The sales rollup: each distributor's own sales per local day, and each team's all-time total.
+
+Why: the portal's figures (today, this month, the 30-day chart, team GMV) used to sum every
+order of a subtree on every render — ~32k orders, ~170 ms, for a large team. The rollup turns
+the daily figures into an aggregate over (distributor, day) rows and the team GMV into one row.
+
+How it stays right:
+
+- ``record_order_sales`` runs inside the transaction that pays, fulfils or refunds an order
+  (a ``post_save`` receiver on ``orders.Order``, see ``distribution.receivers``). It locks the
+  seller's row for that day and recomputes it from the orders — so it is safe to call twice and
+  cannot drift by a missed delta — then adds the difference to the team totals of the seller
+  and everyone above.
+- It holds the tree lock in shared mode, so a staff move (which takes it exclusively, and moves
+  the subtree's totals from the old upline to the new one) never interleaves with it.
+- ``rebuild_sales_rollup`` recomputes both tables from the orders: the repair.
+
+Team-total rows are locked by primary key order, so two payments in the same upline wait for
+each other instead of deadlocking.
+"""
+
+import datetime
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ..models import DistributorDailySales, DistributorTeamTotals
+
+__all__ = [
+    "move_team_totals",
+    "rebuild_sales_rollup",
+    "record_order_sales",
+]
+
+ZERO = Decimal("0.00")
+_TREE_LOCK_SHARED = (
+    "SELECT pg_advisory_xact_lock_shared(hashtext('distribution.distributor.tree'))"
+)
+
+
+def _sold_statuses() -> list[str]:
+    from ..selectors import sold_statuses
+
+    return [str(status) for status in sold_statuses()]
+
+
+def _day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+    start = timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+    end = timezone.make_aware(
+        datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min)
+    )
+    return start, end
+
+
+_UPLINE_SQL = """
+    WITH RECURSIVE upline(id, parent_id, steps) AS (
+        SELECT id, parent_id, 0 FROM distribution_distributor WHERE id = %s
+        UNION ALL
+        SELECT node.id, node.parent_id, upline.steps + 1
+        FROM distribution_distributor AS node JOIN upline ON node.id = upline.parent_id
+        WHERE upline.steps < 100000
+    )
+    SELECT id FROM upline
+"""
+
+
+def _add_to_team_totals(cursor, ids: list[int], orders: int, amount: Decimal) -> None:
+    """Add (orders, amount) to the team totals of ``ids``, creating missing rows, locking the
+    rows in primary-key order first."""
+    if not ids or (orders == 0 and amount == ZERO):
+        return
+    cursor.execute(
+        """
+        INSERT INTO distribution_distributorteamtotals (distributor_id, orders, amount)
+        SELECT id, 0, 0 FROM unnest(%s::bigint[]) AS id ORDER BY id
+        ON CONFLICT (distributor_id) DO NOTHING
+        """,
+        [ids],
+    )
+    cursor.execute(
+        """
+        SELECT distributor_id FROM distribution_distributorteamtotals
+        WHERE distributor_id = ANY(%s) ORDER BY distributor_id FOR UPDATE
+        """,
+        [ids],
+    )
+    cursor.execute(
+        """
+        UPDATE distribution_distributorteamtotals
+        SET orders = orders + %s, amount = amount + %s
+        WHERE distributor_id = ANY(%s)
+        """,
+        [orders, amount, ids],
+    )
+
+
+def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
+    """Recompute ``distributor_id``'s own sales on local ``day`` from the orders and carry the
+    change into the team totals of its upline. Idempotent; call it inside the transaction that
+    changed the order (its status, paid or refunded amount)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM distribution_distributor WHERE id = %s", [distributor_id]
+        )
+        if cursor.fetchone() is None:
+            return  # an attribution to a distributor that no longer exists
+        cursor.execute(_TREE_LOCK_SHARED)
+        cursor.execute(
+            """
+            INSERT INTO distribution_distributordailysales (distributor_id, day, orders, amount)
+            VALUES (%s, %s, 0, 0)
+            ON CONFLICT (distributor_id, day) DO NOTHING
+            """,
+            [distributor_id, day],
+        )
+        cursor.execute(
+            """
+            SELECT id, orders, amount FROM distribution_distributordailysales
+            WHERE distributor_id = %s AND day = %s FOR UPDATE
+            """,
+            [distributor_id, day],
+        )
+        row_id, old_orders, old_amount = cursor.fetchone()
+        start, end = _day_bounds(day)
+        cursor.execute(
+            """
+            SELECT count(*), coalesce(sum(paid_amount - refunded_amount), 0)
+            FROM orders_order
+            WHERE distributor_id = %s AND paid_at >= %s AND paid_at < %s
+              AND status = ANY(%s)
+            """,
+            [distributor_id, start, end, _sold_statuses()],
+        )
+        orders, amount = cursor.fetchone()
+        if orders == old_orders and amount == old_amount:
+            return
+        cursor.execute(
+            "UPDATE distribution_distributordailysales SET orders = %s, amount = %s WHERE id = %s",
+            [orders, amount, row_id],
+        )
+        cursor.execute(_UPLINE_SQL, [distributor_id])
+        upline = [row[0] for row in cursor.fetchall()]
+        _add_to_team_totals(cursor, upline, orders - old_orders, amount - old_amount)
+
+
+def move_team_totals(*, distributor_id: int, old_upline: list[int], new_upline: list[int]) -> None:
+    """A subtree moved (the caller holds the tree lock): its team total leaves the ancestors
+    it had and joins the ones it has now."""
+    totals = DistributorTeamTotals.objects.filter(distributor_id=distributor_id).first()
+    if totals is None:
+        return
+    with connection.cursor() as cursor:
+        _add_to_team_totals(cursor, old_upline, -totals.orders, -totals.amount)
+        _add_to_team_totals(cursor, new_upline, totals.orders, totals.amount)
+
+
+REBUILD_DAILY_SQL = """
+    INSERT INTO distribution_distributordailysales (distributor_id, day, orders, amount)
+    SELECT o.distributor_id, (o.paid_at AT TIME ZONE %s)::date, count(*),
+           sum(o.paid_amount - o.refunded_amount)
+    FROM orders_order AS o
+    JOIN distribution_distributor AS d ON d.id = o.distributor_id
+    WHERE o.paid_at IS NOT NULL AND o.status = ANY(%s)
+    GROUP BY 1, 2
+"""
+# Every node's team total: each seller's own total carried up the parent column (the truth;
+# a nested-set range join would scan every earlier node of the tree per seller).
+REBUILD_TOTALS_SQL = """
+    WITH RECURSIVE own AS (
+        SELECT distributor_id, sum(orders) AS orders, sum(amount) AS amount
+        FROM distribution_distributordailysales GROUP BY distributor_id
+    ), walk(node, orders, amount) AS (
+        SELECT distributor_id, orders, amount FROM own
+        UNION ALL
+        SELECT d.parent_id, walk.orders, walk.amount
+        FROM walk JOIN distribution_distributor AS d ON d.id = walk.node
+        WHERE d.parent_id IS NOT NULL
+    )
+    INSERT INTO distribution_distributorteamtotals (distributor_id, orders, amount)
+    SELECT node, sum(orders), sum(amount) FROM walk GROUP BY node
+"""
+
+
+def rebuild_sales_rollup() -> dict:
+    """Recompute the daily rollup and the team totals from the orders (the repair). Takes the
+    tree lock, so payments and moves wait until it commits."""
+    from .tree import lock_tree
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        lock_tree()  # exclusive: waits for every payment holding it in shared mode
+        cursor.execute("DELETE FROM distribution_distributordailysales")
+        cursor.execute(
+            REBUILD_DAILY_SQL, [str(timezone.get_current_timezone()), _sold_statuses()]
+        )
+        days = cursor.rowcount
+        cursor.execute("DELETE FROM distribution_distributorteamtotals")
+        cursor.execute(REBUILD_TOTALS_SQL)
+        teams = cursor.rowcount
+    return {"daily_rows": days, "team_rows": teams}
+
+
+def daily_sales_rows() -> list[tuple]:
+    """(distributor, day, orders, amount) of every non-empty rollup row, for checks."""
+    return sorted(
+        DistributorDailySales.objects.exclude(orders=0, amount=ZERO).values_list(
+            "distributor_id", "day", "orders", "amount"
+        )
+    )
