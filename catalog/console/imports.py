@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from catalog import services
@@ -42,7 +43,7 @@ def import_new(request):
                 form.add_error(None, message)
         else:
             return redirect("console:card-key-import-detail", pk=import_job.pk)
-    return render(request, "catalog/console/import_new.html", {"form": form, "title": "导入卡密"})
+    return render(request, "catalog/console/import_new.html", {"form": form, "title": _("导入卡密")})
 
 
 def _imports():
@@ -57,7 +58,7 @@ def import_detail(request, pk):
     return render(
         request,
         "catalog/console/import_detail.html",
-        {"import_job": import_job, "progress": services.import_progress(import_job=import_job), "title": "导入详情"},
+        {"import_job": import_job, "progress": services.import_progress(import_job=import_job), "title": _("导入详情")},
     )
 
 

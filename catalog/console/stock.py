@@ -28,7 +28,9 @@ def card_key_reveal(request, pk):
     if request.method == "POST":
         secret = services.reveal_card_key_secret(card_key=card_key, actor=request.user, request=request)
     return render(
-        request, "catalog/console/card_key_reveal.html", {"card_key": card_key, "secret": secret, "title": "查看卡密"}
+        request,
+        "catalog/console/card_key_reveal.html",
+        {"card_key": card_key, "secret": secret, "title": _("查看卡密")},
     )
 
 

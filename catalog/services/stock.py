@@ -193,11 +193,10 @@ def _email_alerts(opened: list) -> None:
     for alert in opened:
         if recipients:
             send_mail(
-                subject=f"[Kamen] 库存预警：{alert.product.name} 仅剩 {alert.available_count} 张",
-                message=(
-                    f"商品“{alert.product.name}”可售卡密 {alert.available_count} 张，"
-                    f"已低于预警值 {alert.threshold}。请及时补充库存。"
-                ),
+                subject=_("[Kamen] 库存预警：%(product)s 仅剩 %(count)s 张")
+                % {"product": alert.product.name, "count": alert.available_count},
+                message=_("商品“%(product)s”可售卡密 %(count)s 张，已低于预警值 %(threshold)s。请及时补充库存。")
+                % {"product": alert.product.name, "count": alert.available_count, "threshold": alert.threshold},
                 from_email=None,
                 recipient_list=sorted(recipients),
             )
