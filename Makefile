@@ -44,7 +44,7 @@ format: $(VENV)/.dev
 
 ## messages: extract and compile the translation catalogs (needs gettext at build time only)
 messages: $(VENV)/.dev
-	$(VENV)/bin/python manage.py makemessages -l en -l zh_Hans --ignore=.venv --ignore=staticfiles
+	$(VENV)/bin/python manage.py makemessages -l en --ignore=.venv --ignore=staticfiles
 	$(VENV)/bin/python manage.py compilemessages --ignore=.venv
 
 clean:
