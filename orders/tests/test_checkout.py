@@ -147,7 +147,12 @@ def test_a_referral_is_snapshotted_through_the_distribution_hook(monkeypatch):
 def test_a_blocked_risk_verdict_refuses_the_order(monkeypatch):
     product = make_product()
     add_keys(product, 1)
-    monkeypatch.setattr("riskcontrol.services.assess_checkout", lambda **kwargs: "block")
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(
+        "riskcontrol.services.assess_checkout_in_full",
+        lambda **kwargs: SimpleNamespace(verdict="block", buyer_message="该订单未通过风控检查"),
+    )
 
     with pytest.raises(ValidationError):
         buy(product)

@@ -39,7 +39,11 @@ def _run_in_threads(count, work):
 
 @pytest.mark.django_db(transaction=True)
 def test_fifty_buyers_twelve_hundred_orders_one_thousand_keys():
-    # given one product with 1,000 keys
+    # given one product with 1,000 keys, and risk rules off: 24 orders a buyer in seconds is
+    # exactly what they hold for review, and this test is about stock, not fraud
+    from riskcontrol.models import RiskRule
+
+    RiskRule.objects.update(is_enabled=False)
     product = make_product(max_quantity_per_order=1)
     add_keys(product, KEYS)
     placed, refused = [], Counter()
