@@ -49,8 +49,12 @@ def main(selected: list[str]) -> int:
             module = importlib.import_module(name)
             figures.update(module.run(repeats))
             targets.update(getattr(module, "TARGETS", {}))
+        targets["pipeline_per_pgbench_tps"] = 0.05
     finally:
         connection.creation.destroy_test_db(database, verbosity=0)
+    if figures.get("pipeline_orders_per_s") and figures.get("pgbench_tps"):
+        # Issue 3 wants the pipeline at ≥ 0.05 × what this server does with pgbench, same run.
+        figures["pipeline_per_pgbench_tps"] = round(figures["pipeline_orders_per_s"] / figures["pgbench_tps"], 3)
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     stored.update(figures)
     RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
@@ -66,8 +70,9 @@ def _table(figures: dict[str, float], targets: dict[str, float], *, load: tuple[
     for name, value in figures.items():
         target = targets.get(name)
         verdict = "" if target is None else ("  met" if value >= target else "  BELOW TARGET")
-        shown = "" if target is None else f"≥ {target:,.0f}"
-        lines.append(f"{name:<{width}}  {value:>12,.1f}  {shown:>12}{verdict}")
+        shown = "" if target is None else f"≥ {target:,.0f}" if target >= 1 else f"≥ {target:g}"
+        shown_value = f"{value:>12,.1f}" if abs(value) >= 1 or value == 0 else f"{value:>12.3f}"
+        lines.append(f"{name:<{width}}  {shown_value}  {shown:>12}{verdict}")
     lines.append(f"(load average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} cores)")
     return "\n".join(lines)
 

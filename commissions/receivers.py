@@ -18,10 +18,14 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
-def on_order_completed(sender, order, **kwargs):
+def on_order_completed(sender, order, commissions_split=False, **kwargs):
     from .services import split_commissions
     from .tasks import split_commissions_task
 
+    if commissions_split:
+        # Fulfilment split the order in its delivery transaction, which committed: the rows
+        # exist (or the order earns nothing), so a second look would only cost round trips.
+        return
     try:
         split_commissions(order=order)
     except Exception:

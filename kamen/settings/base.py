@@ -163,6 +163,10 @@ SESSION_COOKIE_HTTPONLY = True
 ORDER_LOOKUP_MAX_ATTEMPTS = int(os.environ.get("ORDER_LOOKUP_MAX_ATTEMPTS", "5"))
 ORDER_LOOKUP_MAX_ATTEMPTS_PER_IP = int(os.environ.get("ORDER_LOOKUP_MAX_ATTEMPTS_PER_IP", "20"))
 ORDER_LOOKUP_LOCKOUT_MINUTES = int(os.environ.get("ORDER_LOOKUP_LOCKOUT_MINUTES", "15"))
+# "keyed": the order query password is HMAC-SHA256'd under the blind-index key (not stored in
+# the database), per-order salt; "project": PASSWORD_HASHERS (PBKDF2, ~0.5 s per checkout).
+# Why: orders/services/query_password.py.
+ORDER_QUERY_PASSWORD_HASHER = os.environ.get("ORDER_QUERY_PASSWORD_HASHER", "keyed")
 
 # --- i18n -----------------------------------------------------------------------------------
 LANGUAGE_CODE = "zh-hans"

@@ -12,7 +12,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
@@ -31,6 +30,7 @@ from catalog.validation import (
 from orders.models import ContactKind, Order, OrderStatus
 
 from .catalog_bridge import is_reusable_key_product
+from .query_password import hash_query_password
 
 __all__ = ["CHANNELS", "new_checkout_token", "place_order", "unit_price_for", "validate_contact"]
 
@@ -227,7 +227,7 @@ def place_order(
     if assessment.verdict == REVIEW:
         attribution["risk"] = REVIEW
 
-    password_hash = make_password(password)
+    password_hash = hash_query_password(password)
     now = timezone.now()
     try:
         with transaction.atomic():

@@ -78,10 +78,18 @@ def _parts(order: Order) -> list[tuple[Product, int]]:
     return [(product, order.quantity)]
 
 
-def _fulfil_card_keys(order: Order, product: Product, quantity: int) -> Part:
+def _lock_unless_held(order: Order, order_is_locked: bool) -> None:
+    """Take the order row lock for a delivery write, unless the caller's transaction holds it
+    already (the one-transaction path of ``fulfil_order``): a second lock there is a round trip
+    that protects nothing."""
+    if not order_is_locked:
+        Order.objects.select_for_update().only("id").get(pk=order.pk)
+
+
+def _fulfil_card_keys(order: Order, product: Product, quantity: int, order_is_locked: bool = False) -> Part:
     try:
         with transaction.atomic():
-            Order.objects.select_for_update().only("id").get(pk=order.pk)
+            _lock_unless_held(order, order_is_locked)
             delivered = OrderDelivery.objects.filter(order=order, product=product, kind=DeliveryKind.CARD_KEY).count()
             missing = quantity - delivered
             if missing <= 0:
@@ -98,10 +106,10 @@ def _fulfil_card_keys(order: Order, product: Product, quantity: int) -> Part:
     return Part.DONE
 
 
-def _fulfil_reusable(order: Order, product: Product, quantity: int) -> Part:
+def _fulfil_reusable(order: Order, product: Product, quantity: int, order_is_locked: bool = False) -> Part:
     try:
         with transaction.atomic():
-            Order.objects.select_for_update().only("id").get(pk=order.pk)
+            _lock_unless_held(order, order_is_locked)
             if OrderDelivery.objects.filter(order=order, product=product, kind=DeliveryKind.REUSABLE_KEY).exists():
                 return Part.DONE
             secret = catalog_bridge.claim_reusable_key(product=product, quantity=quantity, reference=order.order_no)
@@ -145,11 +153,11 @@ def _fulfil_top_up(order: Order, product: Product, quantity: int) -> Part:
     return Part.FAILED
 
 
-def _fulfil_part(order: Order, product: Product, quantity: int) -> Part:
+def _fulfil_part(order: Order, product: Product, quantity: int, order_is_locked: bool = False) -> Part:
     if product.product_type == ProductType.CARD_KEY:
         if catalog_bridge.is_reusable_key_product(product):
-            return _fulfil_reusable(order, product, quantity)
-        return _fulfil_card_keys(order, product, quantity)
+            return _fulfil_reusable(order, product, quantity, order_is_locked)
+        return _fulfil_card_keys(order, product, quantity, order_is_locked)
     if product.product_type == ProductType.DIRECT_RECHARGE:
         return _fulfil_top_up(order, product, quantity)
     if product.product_type == ProductType.MANUAL:
@@ -179,11 +187,12 @@ def _is_held_by_risk_control(order: Order) -> bool:
     return is_fulfilment_held(order=order)
 
 
-def _start_locked(order_id: int) -> Order | None:
-    """Inside a transaction: lock the order and move it to FULFILLING (None: nothing to do)."""
+def _start_locked(order_id: int) -> tuple[Order, bool]:
+    """Inside a transaction: lock the order and move it to FULFILLING. Returns the locked order
+    and whether there is anything to do (False: not paid yet, or already concluded)."""
     order = Order.objects.select_for_update().select_related("product").get(pk=order_id)
     if _is_held_by_risk_control(order):
-        return None
+        return order, False
     attempts = {"fulfilment_attempts": order.fulfilment_attempts + 1}
     if order.status in _STARTABLE:
         transition_order(
@@ -193,8 +202,8 @@ def _start_locked(order_id: int) -> Order | None:
         Order.objects.filter(pk=order.pk).update(**attempts)
         order.fulfilment_attempts += 1
     else:
-        return None
-    return order
+        return order, False
+    return order, True
 
 
 def _conclude_locked(order: Order, results: list[Part]) -> bool:
@@ -212,14 +221,13 @@ def _conclude_locked(order: Order, results: list[Part]) -> bool:
             order_is_locked=True,
             also_set={"last_fulfilment_error": ""} if order.last_fulfilment_error else None,
         )
-        if order.distributor_id:
+        if order.distributor_id or (order.attribution or {}).get("distributor_id"):
             # Same transaction as the delivery: goods delivered and commissions owed commit
             # together, or neither does (the order_completed receiver is only a backstop).
             from commissions.services import split_commissions
 
             split_commissions(order=order)
-        order_id = order.pk
-        transaction.on_commit(lambda: _after_completion(order_id))
+        transaction.on_commit(lambda: _after_completion(order))
         return False
     if Part.OUT_OF_STOCK in results:
         transition_order(order=order, to_status=OrderStatus.BACKORDERED, cause="out of stock", order_is_locked=True)
@@ -242,21 +250,18 @@ def fulfil_order(*, order_id: int) -> Order:
     Orders with no network step (card keys, manual parts) run in one transaction under the
     order lock; a top-up is sent between two short transactions, never inside one.
     """
-    order = Order.objects.select_related("product").get(pk=order_id)
-    if order.status not in (*_STARTABLE, OrderStatus.FULFILLING):
-        return order
-    parts = _parts(order)
-    if not any(product.product_type == ProductType.DIRECT_RECHARGE for product, _quantity in parts):
-        with transaction.atomic():
-            locked = _start_locked(order_id)
-            if locked is None:
-                return Order.objects.get(pk=order_id)
-            retry = _conclude_locked(locked, [_fulfil_part(locked, product, quantity) for product, quantity in parts])
-    else:
-        with transaction.atomic():
-            locked = _start_locked(order_id)
-        if locked is None:
-            return Order.objects.get(pk=order_id)
+    # The row lock is the first read: an unlocked read before it would only be repeated.
+    with transaction.atomic():
+        locked, is_started = _start_locked(order_id)
+        if not is_started:
+            return locked
+        parts = _parts(locked)
+        has_top_up = any(product.product_type == ProductType.DIRECT_RECHARGE for product, _quantity in parts)
+        if not has_top_up:
+            results = [_fulfil_part(locked, product, quantity, order_is_locked=True) for product, quantity in parts]
+            retry = _conclude_locked(locked, results)
+    if has_top_up:
+        # Committed as FULFILLING; the supplier is called outside any transaction.
         results = [_fulfil_part(locked, product, quantity) for product, quantity in parts]
         with transaction.atomic():
             locked = Order.objects.select_for_update().select_related("product").get(pk=order_id)
@@ -266,15 +271,17 @@ def fulfil_order(*, order_id: int) -> Order:
     return locked
 
 
-def _after_completion(order_id: int) -> None:
+def _after_completion(order: Order) -> None:
+    """After the delivery commit: e-mail the buyer, tell the other apps. ``order`` is the
+    instance the delivery transaction locked and wrote, so it is current without a re-read."""
     from orders.signals import order_completed
 
-    order = Order.objects.get(pk=order_id)
     try:
         send_delivery_email(order=order)
     except Exception:
         logger.exception("fulfilment.email_failed", extra={"order": order.order_no})
-    order_completed.send(sender=Order, order=order)
+    # The split ran in the delivery transaction (_conclude_locked): receivers need not redo it.
+    order_completed.send(sender=Order, order=order, commissions_split=True)
 
 
 def send_delivery_email(*, order: Order) -> bool:

@@ -17,12 +17,13 @@ import time
 from functools import lru_cache
 
 from django.conf import settings
-from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from orders.models import Order
+
+from .query_password import check_query_password, hash_query_password
 
 __all__ = [
     "LookupFailed",
@@ -62,12 +63,12 @@ class LookupUnavailable(Exception):
 
 
 @lru_cache(maxsize=4)
-def _dummy_hash(hasher_path: str) -> str:
-    return make_password("kamen-lookup-dummy-password")
+def _dummy_hash(hasher: str) -> str:
+    return hash_query_password("kamen-lookup-dummy-password")
 
 
 def _check_dummy(password: str) -> None:
-    check_password(password, _dummy_hash(settings.PASSWORD_HASHERS[0]))
+    check_query_password(password, _dummy_hash(getattr(settings, "ORDER_QUERY_PASSWORD_HASHER", "keyed")))
 
 
 def normalise_contact(raw: str) -> str:
@@ -172,7 +173,7 @@ def lookup_orders(*, password: str, order_no: str = "", contact: str = "", ip: s
         )
     if not candidates:
         _check_dummy(password)
-    matches = [order for order in candidates if check_password(password, order.query_password_hash)]
+    matches = [order for order in candidates if check_query_password(password, order.query_password_hash)]
 
     try:
         if not matches:
