@@ -6,7 +6,12 @@ fulfilment 17 with its after-commit work (was 18 without it: the unlocked read b
 lock, the second lock of the same row per part and the re-read after the commit are gone), a
 replayed callback 5, a repeated fulfilment 3. An attributed order adds the distribution
 look-ups at checkout (16) and the commission split inside the delivery transaction (38); the
-``order_completed`` receiver no longer repeats the split after the commit.
+``order_completed`` receiver no longer repeats the split after the commit. The risk check
+at checkout adds its two statements (the velocity/limit aggregate and the recorded signal):
+checkout 13, attributed checkout 18. The distribution sales rollup (a post_save receiver
+on the order) recomputes the seller's day row and the upline's team totals on every saved
+status change of an attributed order: callback 21 and fulfilment 52 for an attributed order
+(12 and 14 of them the rollup; cutting that is the next performance step).
 """
 
 import pytest
@@ -45,7 +50,7 @@ def test_queries_per_stage(django_assert_max_num_queries, django_capture_on_comm
     add_keys(product, 5)
     buy(product, contact="warm@example.com")  # warm caches (content types, permissions)
 
-    _stages(product, django_assert_max_num_queries, django_capture_on_commit_callbacks, budgets=(11, 9, 17))
+    _stages(product, django_assert_max_num_queries, django_capture_on_commit_callbacks, budgets=(13, 9, 17))
 
 
 @pytest.mark.django_db
@@ -62,7 +67,7 @@ def test_queries_per_stage_of_an_attributed_order(django_assert_max_num_queries,
         product,
         django_assert_max_num_queries,
         django_capture_on_commit_callbacks,
-        budgets=(16, 9, 38),
+        budgets=(18, 21, 52),
         referral=referral,
     )
 
