@@ -99,6 +99,9 @@ def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
     """Recompute ``distributor_id``'s own sales on local ``day`` from the orders and carry the
     change into the team totals of its upline. Idempotent; call it inside the transaction that
     changed the order (its status, paid or refunded amount)."""
+    if connection.vendor != "postgresql":
+        _record_order_sales_portable(distributor_id=distributor_id, day=day)
+        return
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT 1 FROM distribution_distributor WHERE id = %s", [distributor_id]
@@ -207,3 +210,37 @@ def daily_sales_rows() -> list[tuple]:
             "distributor_id", "day", "orders", "amount"
         )
     )
+
+
+def _record_order_sales_portable(*, distributor_id: int, day: datetime.date) -> None:
+    """The same recomputation through the ORM, for the embedded SQLite mode (one writer at a
+    time, so no advisory or row locks are needed there)."""
+    from django.db.models import Count, F, Sum
+
+    from orders.models import Order
+
+    from ..models import Distributor, DistributorDailySales, DistributorTeamTotals
+
+    with transaction.atomic():
+        distributor = Distributor.objects.filter(pk=distributor_id).first()
+        if distributor is None:
+            return
+        row, _created = DistributorDailySales.objects.get_or_create(
+            distributor_id=distributor_id, day=day, defaults={"orders": 0, "amount": ZERO}
+        )
+        start, end = _day_bounds(day)
+        totals = Order.objects.filter(
+            distributor_id=distributor_id, paid_at__gte=start, paid_at__lt=end, status__in=_sold_statuses()
+        ).aggregate(orders=Count("id"), amount=Sum(F("paid_amount") - F("refunded_amount")))
+        orders, amount = totals["orders"] or 0, totals["amount"] or ZERO
+        if orders == row.orders and amount == row.amount:
+            return
+        delta_orders, delta_amount = orders - row.orders, amount - row.amount
+        DistributorDailySales.objects.filter(pk=row.pk).update(orders=orders, amount=amount)
+        node = distributor
+        while node is not None:
+            DistributorTeamTotals.objects.get_or_create(distributor=node, defaults={"orders": 0, "amount": ZERO})
+            DistributorTeamTotals.objects.filter(distributor=node).update(
+                orders=F("orders") + delta_orders, amount=F("amount") + delta_amount
+            )
+            node = node.parent
