@@ -34,6 +34,9 @@ class ScheduledJob:
 def jobs_from_settings(*, app=None) -> list[ScheduledJob]:
     from kamen.celery import app as celery_app
 
+    if app is None:
+        # autodiscover_tasks() is lazy: without a worker nothing has imported the tasks yet
+        celery_app.loader.import_default_modules()
     app = app or celery_app
     jobs = []
     for name, entry in sorted(getattr(settings, "CELERY_BEAT_SCHEDULE", {}).items()):

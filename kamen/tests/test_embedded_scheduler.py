@@ -57,6 +57,5 @@ def test_a_failing_job_does_not_stop_the_others_and_is_retried_next_interval(cou
 def test_the_project_schedule_names_only_registered_tasks():
     from kamen.celery import app
 
-    app.loader.import_default_modules()
     for job in jobs_from_settings():
         assert job.task in app.tasks, f"{job.name} names an unknown task {job.task}"
