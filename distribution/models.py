@@ -15,7 +15,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from mptt.models import MPTTModel, TreeForeignKey
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
+from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
 BASIS_POINTS = 10_000  # 10000 bp = 100 %
 MAX_COMMISSION_DEPTH = (
     3  # the legal limit: commissions never reach more than 3 levels up

@@ -11,6 +11,8 @@ FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
 MAX_DIGITS = 14
 DECIMAL_PLACES = 2
+# The field arguments every money column uses: DecimalField(..., **MONEY).
+MONEY = {"max_digits": MAX_DIGITS, "decimal_places": DECIMAL_PLACES}
 
 
 class InvalidAmount(ValueError):

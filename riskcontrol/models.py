@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
+from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
 
 
 class SignalKind(models.TextChoices):

@@ -5,7 +5,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from mptt.models import MPTTModel, TreeForeignKey
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
+from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
 
 
 class Category(MPTTModel):
