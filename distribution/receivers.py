@@ -18,14 +18,27 @@ _SALES_FIELDS = frozenset({"status", "paid_amount", "refunded_amount", "paid_at"
 def _order_saved(sender, instance, created, update_fields=None, raw=False, **kwargs):
     if raw or instance.distributor_id is None or instance.paid_at is None:
         return
-    if update_fields is not None and not (_SALES_FIELDS & set(update_fields)):
-        return
+    if update_fields is not None:
+        changed = _SALES_FIELDS & set(update_fields)
+        if not changed:
+            return
+        if changed == {"status"} and _moved_within_sold(instance):
+            return  # paid → fulfilling → completed: the same sale, nothing to recount
     from .services.sales import record_order_sales
 
     record_order_sales(
         distributor_id=instance.distributor_id,
         day=timezone.localdate(instance.paid_at),
     )
+
+
+def _moved_within_sold(order) -> bool:
+    """A transition between two statuses that both count as sold changes no figure."""
+    from .selectors import sold_statuses
+
+    before = order.status_before_save
+    sold = sold_statuses()
+    return before is not None and before in sold and order.status in sold
 
 
 def connect() -> None:
