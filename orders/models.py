@@ -69,9 +69,10 @@ class Order(models.Model):
     last_fulfilment_error = models.CharField(_("最近发货错误"), max_length=300, blank=True)
     delivery_emailed_at = models.DateTimeField(_("发货邮件时间"), null=True, blank=True)
 
-    # Not a column: the status this instance had before ``transition_order`` saved it, for the
-    # ``post_save`` receivers of other apps (None when the save was not a transition).
-    status_before_save = None
+    # Not a column: during the save ``transition_order`` makes, what the order was before it
+    # (status, paid_at, paid_amount, refunded_amount, distributor_id), for other apps'
+    # ``post_save`` receivers; None for any other save.
+    before_transition = None
 
     class Meta:
         verbose_name = _("订单")

@@ -28,6 +28,7 @@ from django.utils import timezone
 from ..models import DistributorDailySales, DistributorTeamTotals
 
 __all__ = [
+    "add_order_sales",
     "move_team_totals",
     "rebuild_sales_rollup",
     "record_order_sales",
@@ -160,6 +161,37 @@ def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
                 "delta_orders": orders - old_orders,
                 "delta_amount": amount - old_amount,
             },
+        )
+
+
+def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amount: Decimal) -> None:
+    """Add one order's sale (``orders`` 1 or 0, ``amount`` ≥ 0) to ``distributor_id``'s sales on
+    local ``day`` and to the team totals of its upline (refunds recount instead). Not idempotent: call it exactly once
+    per change, inside the transaction that makes it under the order's row lock (a state
+    transition does). Two statements on PostgreSQL: the tree lock, then the day's row and the
+    upline's totals in one statement, rows locked in primary-key order."""
+    if orders == 0 and amount == ZERO:
+        return
+    if orders < 0 or amount < ZERO:
+        raise ValueError("add_order_sales adds sales; a refund recounts with record_order_sales")
+    if connection.vendor != "postgresql":
+        record_order_sales(distributor_id=distributor_id, day=day)  # SQLite: one writer, recount
+        return
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # A statement of its own: the next one's snapshot then sees any move that held the lock.
+        cursor.execute(_TREE_LOCK_SHARED)
+        cursor.execute(
+            f"""
+            WITH RECURSIVE {_UPLINE_CTE},
+            daily AS (
+                INSERT INTO distribution_distributordailysales AS daily (distributor_id, day, orders, amount)
+                SELECT id, %(day)s, %(delta_orders)s, %(delta_amount)s FROM upline WHERE steps = 0
+                ON CONFLICT (distributor_id, day) DO UPDATE
+                SET orders = daily.orders + EXCLUDED.orders, amount = daily.amount + EXCLUDED.amount
+            )
+            {_ADD_TO_TEAM_TOTALS}
+            """,
+            {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount},
         )
 
 

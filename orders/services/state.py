@@ -22,6 +22,9 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.REFUNDED: frozenset(),
 }
 
+# What an order counted for before a transition, handed to post_save receivers (the sales rollup).
+_SALES_FIELDS = ("status", "paid_at", "paid_amount", "refunded_amount", "distributor_id")
+
 # Time stamps a status sets the first time it is reached.
 _STAMPS = {S.PAID: "paid_at", S.COMPLETED: "completed_at"}
 
@@ -69,6 +72,7 @@ def _write_transition(
     locked: Order, order: Order, to_status: str, cause: str, actor, also_set: dict | None, via: tuple[str, str] | None
 ) -> Order:
     old_status = locked.status
+    before = {field: getattr(locked, field) for field in _SALES_FIELDS}
     moves = [(old_status, via[0], via[1]), (via[0], to_status, cause)] if via else [(old_status, to_status, cause)]
     for old, new, _cause in moves:
         if new not in S.values or new not in ALLOWED_TRANSITIONS[old]:
@@ -85,11 +89,11 @@ def _write_transition(
     for field, value in (also_set or {}).items():
         setattr(locked, field, value)
         update_fields.append(field)
-    locked.status_before_save = old_status
+    locked.before_transition = before
     try:
         locked.save(update_fields=update_fields)
     finally:
-        locked.status_before_save = None
+        locked.before_transition = None
     changes = [
         OrderStatusChange(order=locked, old_status=old, new_status=new, cause=move_cause[:200], actor=actor, created_at=now)
         for old, new, move_cause in moves
