@@ -86,16 +86,20 @@ def _lock_unless_held(order: Order, order_is_locked: bool) -> None:
         Order.objects.select_for_update().only("id").get(pk=order.pk)
 
 
-def _fulfil_card_keys(order: Order, product: Product, quantity: int, order_is_locked: bool = False, fresh: bool = False) -> Part:
-    if fresh:
-        # First run for a paid order, under its lock: nothing is delivered yet, and normally its
-        # reservation holds every key. Sold all at once or not at all, so no savepoint.
-        keys = sell_reserved_card_keys(reference=order.order_no, product=product, at_least=quantity)
-        if keys:
-            OrderDelivery.objects.bulk_create(
-                [OrderDelivery(order=order, product=product, kind=DeliveryKind.CARD_KEY, card_key=key) for key in keys]
-            )
-            return Part.DONE
+def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
+    """First run for a paid order, under its lock: nothing is delivered yet, and normally its
+    reservation holds every key. Sold all at once or not at all, so no savepoint; False when
+    the reservation is not whole (lapsed, or a reusable-key product that reserves nothing)."""
+    keys = sell_reserved_card_keys(reference=order.order_no, product=product, at_least=quantity)
+    if not keys:
+        return False
+    OrderDelivery.objects.bulk_create(
+        [OrderDelivery(order=order, product=product, kind=DeliveryKind.CARD_KEY, card_key=key) for key in keys]
+    )
+    return True
+
+
+def _fulfil_card_keys(order: Order, product: Product, quantity: int, order_is_locked: bool = False) -> Part:
     try:
         with transaction.atomic():
             _lock_unless_held(order, order_is_locked)
@@ -164,9 +168,11 @@ def _fulfil_top_up(order: Order, product: Product, quantity: int) -> Part:
 
 def _fulfil_part(order: Order, product: Product, quantity: int, order_is_locked: bool = False, fresh: bool = False) -> Part:
     if product.product_type == ProductType.CARD_KEY:
+        if fresh and _deliver_reservation(order, product, quantity):
+            return Part.DONE
         if catalog_bridge.is_reusable_key_product(product):
             return _fulfil_reusable(order, product, quantity, order_is_locked)
-        return _fulfil_card_keys(order, product, quantity, order_is_locked, fresh)
+        return _fulfil_card_keys(order, product, quantity, order_is_locked)
     if product.product_type == ProductType.DIRECT_RECHARGE:
         return _fulfil_top_up(order, product, quantity)
     if product.product_type == ProductType.MANUAL:
