@@ -89,6 +89,28 @@ def accounts_of_kind(distributor_ids, kind: str) -> dict[int, Account]:
     return found
 
 
+def wallet_accounts(distributor_ids) -> dict[int, dict[str, Account]]:
+    """Each distributor's pending / available / frozen accounts, for many distributors: one
+    query when they all exist, one insert and one more query when some do not."""
+    ids = list(distributor_ids)
+    found: dict[int, dict[str, Account]] = defaultdict(dict)
+    for account in Account.objects.filter(distributor_id__in=ids):
+        found[account.distributor_id][account.kind] = account
+    missing = [
+        Account(kind=kind, distributor_id=distributor_id)
+        for distributor_id in ids
+        for kind in DISTRIBUTOR_KINDS
+        if kind not in found[distributor_id]
+    ]
+    if missing:
+        Account.objects.bulk_create(missing, ignore_conflicts=True)
+        for account in Account.objects.filter(
+            distributor_id__in={a.distributor_id for a in missing}
+        ):
+            found[account.distributor_id][account.kind] = account
+    return dict(found)
+
+
 def distributor_account(distributor_id: int, kind: str) -> Account:
     return distributor_accounts(distributor_id)[kind]
 
@@ -301,6 +323,7 @@ __all__ = [
     "distributor_account",
     "distributor_accounts",
     "lock_account",
+    "wallet_accounts",
     "merchant_account",
     "Posting",
     "post_journal_transaction",

@@ -58,7 +58,6 @@ from .ledger import (
 )
 from .rules import get_policy, resolve_rule
 
-
 _LOOK_UP = object()  # plan_split: "read it yourself"
 
 
