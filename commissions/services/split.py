@@ -23,7 +23,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Exists, F, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -32,12 +32,14 @@ from kamen.money import ZERO, to_fen
 from ..models import (
     BASIS_POINTS,
     MAX_LEVELS,
+    Account,
     AccountKind,
     Campaign,
     CapEvent,
     Commission,
     CommissionBase,
     CommissionKind,
+    CommissionPolicy,
     CommissionRule,
     CommissionTier,
     ProductBonus,
@@ -47,13 +49,16 @@ from ..models import (
     TransactionKind,
 )
 from .ledger import (
+    Posting,
     accounts_of_kind,
     credit,
     debit,
     merchant_account,
-    post_journal_transaction,
+    post_journal_transactions,
 )
 from .rules import get_policy, resolve_rule
+
+_LOOK_UP = object()  # plan_split: "read it yourself"
 
 
 @dataclass
@@ -177,14 +182,18 @@ def tiered_rate(order, distributor, policy, moment) -> tuple[Decimal, str] | Non
 
 
 def plan_split(
-    order, *, policy=None, distributors=None, now=None
+    order, *, policy=None, depth=None, bonus_bp=_LOOK_UP, distributors=None, now=None
 ) -> tuple[list[PlannedLine], Decimal, Decimal, str]:
-    """The lines an order would pay, after caps: (lines, base, computed total, cap reason)."""
+    """The lines an order would pay, after caps: (lines, base, computed total, cap reason).
+
+    ``depth`` and the product's ``bonus_bp`` (None: no active bonus) are looked up unless the
+    caller already read them (``split_commissions`` reads them with the order and the policy).
+    """
     from distribution.models import Distributor
 
     policy = policy or get_policy()
     base = commission_base(order, policy)
-    chain = beneficiary_chain(order, _commission_depth())
+    chain = beneficiary_chain(order, depth or _commission_depth())
     if not chain or base <= 0:
         return [], base, ZERO, ""
     if distributors is None:
@@ -261,11 +270,13 @@ def plan_split(
                     amount,
                 )
             )
-    bonus = ProductBonus.objects.filter(
-        product_id=order.product_id, is_active=True
-    ).first()
-    if bonus is not None and chain[0] in distributors and not self_purchase:
-        amount = to_fen(base * bonus.bonus_bp / BASIS_POINTS)
+    if bonus_bp is _LOOK_UP:
+        bonus = ProductBonus.objects.filter(
+            product_id=order.product_id, is_active=True
+        ).first()
+        bonus_bp = bonus.bonus_bp if bonus is not None else None
+    if bonus_bp and chain[0] in distributors and not self_purchase:
+        amount = to_fen(base * bonus_bp / BASIS_POINTS)
         if amount > 0:
             lines.append(
                 PlannedLine(
@@ -274,8 +285,8 @@ def plan_split(
                     1,
                     None,
                     _("商品额外奖励 %(rate)s%%")
-                    % {"rate": f"{Decimal(bonus.bonus_bp) / 100:.2f}"},
-                    bonus.bonus_bp,
+                    % {"rate": f"{Decimal(bonus_bp) / 100:.2f}"},
+                    bonus_bp,
                     amount,
                 )
             )
@@ -302,29 +313,108 @@ def plan_split(
     return lines, base, computed, reason
 
 
+@dataclass
+class _SplitContext:
+    policy: CommissionPolicy
+    depth: int
+    already_split: bool
+    bonus_bp: object  # the product's active bonus (None: none), or _LOOK_UP
+
+
+def _split_context(order) -> _SplitContext:
+    """Policy, distribution depth, "already split?" and the product's bonus in one query.
+
+    Read after the order's row lock: a split that waited for another one's commit sees the
+    rows it wrote (the lock statement's own snapshot predates that commit).
+    """
+    from distribution.models import DistributionSettings
+
+    policy = (
+        CommissionPolicy.objects.filter(pk=1)
+        .annotate(
+            distribution_depth=Subquery(
+                DistributionSettings.objects.filter(pk=1).values("commission_depth")[:1]
+            ),
+            already_split=Exists(Commission.objects.filter(order_id=order.pk)),
+            product_bonus_bp=Subquery(
+                ProductBonus.objects.filter(
+                    product_id=order.product_id, is_active=True
+                ).values("bonus_bp")[:1]
+            ),
+        )
+        .first()
+    )
+    if policy is None or policy.distribution_depth is None:  # first use: create the rows
+        return _SplitContext(
+            get_policy(),
+            _commission_depth(),
+            Commission.objects.filter(order_id=order.pk).exists(),
+            _LOOK_UP,
+        )
+    return _SplitContext(
+        policy,
+        min(max(int(policy.distribution_depth), 1), MAX_LEVELS),
+        policy.already_split,
+        policy.product_bonus_bp,
+    )
+
+
+def _accrual_accounts(distributor_ids) -> tuple[Account, dict[int, Account]]:
+    """Merchant revenue and each beneficiary's pending account (one query once they exist)."""
+    ids = set(distributor_ids)
+    found = list(
+        Account.objects.filter(
+            Q(kind=AccountKind.DISTRIBUTOR_PENDING, distributor_id__in=ids)
+            | Q(kind=AccountKind.MERCHANT_REVENUE, distributor__isnull=True)
+        )
+    )
+    revenue = next(
+        (a for a in found if a.kind == AccountKind.MERCHANT_REVENUE), None
+    ) or merchant_account(AccountKind.MERCHANT_REVENUE)
+    pending = {
+        a.distributor_id: a for a in found if a.kind == AccountKind.DISTRIBUTOR_PENDING
+    }
+    if len(pending) < len(ids):
+        pending.update(
+            accounts_of_kind(ids - set(pending), AccountKind.DISTRIBUTOR_PENDING)
+        )
+    return revenue, pending
+
+
 def split_commissions(*, order) -> list[Commission]:
-    """Write the order's commission rows and their journal entries, once; return the rows."""
+    """Write the order's commission rows and their journal entries, once; return the rows.
+
+    Nine queries for a three-level chain whose accounts exist (pinned in
+    ``tests/test_queries.py``): the order (locked), policy with depth, "already split?" and
+    the product's bonus, the chain's distributors, rules, campaigns, tiers, the accounts,
+    the commission rows, and one statement for the journal and the balances.
+    """
     from orders.models import Order
 
     with transaction.atomic(
         savepoint=False
     ):  # in the caller's transaction, all or nothing
         locked = (
-            Order.objects.select_for_update().select_related("product").get(pk=order.pk)
+            Order.objects.select_for_update(of=("self",))
+            .select_related("product")
+            .get(pk=order.pk)
         )
-        existing = list(
-            Commission.objects.filter(order=locked).order_by("level", "kind")
+        context = _split_context(locked)
+        if context.already_split:
+            return list(
+                Commission.objects.filter(order=locked).order_by("level", "kind")
+            )
+        policy = context.policy
+        lines, _base, computed, cap_reason = plan_split(
+            locked, policy=policy, depth=context.depth, bonus_bp=context.bonus_bp
         )
-        if existing:
-            return existing
-        policy = get_policy()
-        lines, _base, computed, cap_reason = plan_split(locked, policy=policy)
         if not lines:
             return []
         delivered_at = locked.completed_at or timezone.now()
         available_at = delivered_at + timedelta(
             days=policy.hold_days_for(locked.product_type)
         )
+        revenue, pending = _accrual_accounts(line.beneficiary_id for line in lines)
         commissions = Commission.objects.bulk_create(
             [
                 Commission(
@@ -350,19 +440,20 @@ def split_commissions(*, order) -> list[Commission]:
                 capped_amount=total,
                 reason=cap_reason[:200],
             )
-        pending = accounts_of_kind(
-            {c.beneficiary_id for c in commissions}, AccountKind.DISTRIBUTOR_PENDING
-        )
-        entries = [debit(merchant_account(AccountKind.MERCHANT_REVENUE), total)]
+        entries = [debit(revenue, total)]
         entries += [
             credit(pending[c.beneficiary_id], c.amount, commission=c)
             for c in commissions
         ]
-        post_journal_transaction(
-            kind=TransactionKind.ACCRUAL,
-            reference=f"accrual:order:{locked.pk}",
-            lines=entries,
-            memo=_("订单 %(order)s 佣金计提") % {"order": locked.order_no},
-            order=locked,
+        post_journal_transactions(
+            [
+                Posting(
+                    kind=TransactionKind.ACCRUAL,
+                    reference=f"accrual:order:{locked.pk}",
+                    lines=entries,
+                    memo=_("订单 %(order)s 佣金计提") % {"order": locked.order_no},
+                    order_id=locked.pk,
+                )
+            ]
         )
     return sorted(commissions, key=lambda c: (c.level, c.kind))
