@@ -19,6 +19,9 @@ class SignalKind(models.TextChoices):
     SIGNUP = "signup", _("注册")
     LOGIN = "login", _("登录")
     PAYOUT_ACCOUNT = "payout_account", _("收款账户")
+    # Guessing: a failed buyer look-up, an order / card-key page asked for without access.
+    LOOKUP_FAILED = "lookup_failed", _("查单失败")
+    PAGE_DENIED = "page_denied", _("无权访问订单页")
 
 
 class Action(models.TextChoices):
@@ -49,6 +52,12 @@ class RuleCode(models.TextChoices):
     DISTRIBUTOR_DAILY_LIMIT = "distributor_daily_limit", _("分销商单日成交上限")
     LINKED_ACCOUNTS = "linked_accounts", _("关联账户（共用设备、IP 或收款账户）")
     FAKE_RECRUITING = "fake_recruiting", _("虚假拉新（团队快速增长但无销售）")
+    COMMISSION_OUT_OF_LINE = "commission_out_of_line", _("佣金与团队真实销售不相称")
+    COMMISSION_CONCENTRATED = "commission_concentrated", _(
+        "佣金集中来自少数买家或设备"
+    )
+    LOOKUP_GUESSING = "lookup_guessing", _("猜测查单（短时间内多次查单失败）")
+    PAGE_GUESSING = "page_guessing", _("猜测订单/卡密页面（无效或他人的链接）")
     BLACKLIST = "blacklist", _("黑名单")
 
 
