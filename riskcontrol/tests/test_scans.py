@@ -6,16 +6,16 @@ import pytest
 from django.utils import timezone
 
 from distribution.tests.factories import DistributorFactory
+from orders.models import Order
 from riskcontrol.models import (
     Action,
     BlacklistEntry,
     RiskEvent,
     RiskRule,
+    RiskSignal,
     RuleCode,
     SignalKind,
 )
-from orders.models import Order
-from riskcontrol.models import RiskSignal
 from riskcontrol.scans import (
     scan_commission_concentration,
     scan_commission_out_of_line,
