@@ -15,7 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import BooleanField, Count, F, Max, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -445,14 +445,55 @@ def _recent_figures_sql(
             ctes.append("no_flush AS (SELECT set_config('synchronous_commit', 'off', true))")
             sources.append("no_flush")
         sql = f"WITH {', '.join(ctes)} SELECT {', '.join(outer)} FROM {', '.join(sources)}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    row = _execute_prepared(sql, params)
     figures = dict(zip(names, row, strict=True))
     if signal is not None:
         signal.pk = figures.pop("signal_id")
         signal._state.adding = False
     return figures
+
+
+# The statements this process has prepared, per server session (raw connection and backend).
+_prepared: dict[tuple[int, int], set[str]] = {}
+
+
+def _execute_prepared(sql: str, params: list):
+    """Run ``sql`` as a named prepared statement of this session and return its one row.
+
+    The check's statement has a handful of shapes (which of IP, device, contact, chain are
+    present); planning it anew every time cost about as much as running it. The first use of a
+    shape in a session prepares and executes it in one round trip; a session that lost its
+    statements (a reconnect behind our back) prepares again."""
+    import hashlib
+
+    from psycopg2 import errors
+
+    name = "risk_check_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16]
+    placeholders = ", ".join(["%s"] * len(params))
+    execute = f"EXECUTE {name} ({placeholders})" if params else f"EXECUTE {name}"
+    connection.ensure_connection()
+    raw = connection.connection
+    session = (id(raw), raw.get_backend_pid())
+    if len(_prepared) > 64:
+        _prepared.clear()
+    known = _prepared.setdefault(session, set())
+    with connection.cursor() as cursor:
+        if name not in known:
+            counter = iter(range(1, len(params) + 1))
+            positional = re.sub(r"%s", lambda _m: f"${next(counter)}", sql)
+            cursor.execute(f"PREPARE {name} AS {positional}; {execute}", params)
+            known.add(name)
+            return cursor.fetchone()
+        try:
+            cursor.execute(execute, params)
+        except DatabaseError as error:
+            if not isinstance(error.__cause__, errors.InvalidSqlStatementName):
+                raise
+            known.discard(name)
+            if transaction.get_connection().in_atomic_block:
+                raise  # the transaction is aborted; the next check prepares again
+            return _execute_prepared(sql, params)
+        return cursor.fetchone()
 
 
 def _add_to_day_total(*, distributor_id: int, day, amount: Decimal) -> Decimal:
