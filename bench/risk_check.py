@@ -74,6 +74,16 @@ def _setup():
             [now],
         )
         cursor.execute("ANALYZE riskcontrol_risksignal")
+        # The distributor's day total, which the risk check keeps as checkouts come in (these
+        # came in bulk), so the daily limit sees the day's real figure.
+        day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        cursor.execute(
+            "INSERT INTO riskcontrol_distributordaytotal (distributor_id, day, total)"
+            " SELECT distributor_id, %s, sum(amount) FROM riskcontrol_risksignal"
+            " WHERE kind = 'checkout' AND distributor_id IS NOT NULL AND created_at >= %s"
+            " GROUP BY distributor_id",
+            [day_start.date(), day_start],
+        )
     RiskSignal.objects.bulk_create(
         [
             RiskSignal(

@@ -20,6 +20,7 @@ from catalog import selectors as catalog_selectors
 from catalog.validation import sanitize_description
 
 from orders.services.redemption import vouchers_for_buyer
+from riskcontrol.guessing import page_denied
 from . import selectors, services
 from .gateways import GatewayError, UnknownGateway
 from .middleware import referral_from_request
@@ -106,6 +107,7 @@ def checkout(request, pk: int):
 def _order_or_404(request, order_no: str):
     order = selectors.order_for_buyer(request=request, order_no=order_no)
     if order is None:
+        page_denied(request=request, order_no=order_no[:32])  # guessing: counted, maybe refused
         raise Http404
     if request.GET.get("t"):
         _grant(request, order.order_no)  # the signed link opens the page; polling needs the session

@@ -7,7 +7,7 @@ session grant (from checkout or a look-up) or a signed link.
 
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -16,6 +16,7 @@ from orders.models import Order, Voucher
 from orders.services.access import grant_order_access, has_order_access, signed_order_token
 from orders.services.lookup import LookupFailed, LookupLocked, LookupUnavailable, lookup_orders, mask_contact
 from orders.services.redemption import current_dynamic_code, voucher_qr_png, vouchers_for_buyer
+from riskcontrol.guessing import check_lookup_allowed, lookup_failed, page_denied
 
 RESULT_SESSION_KEY = "orders.lookup_result"
 
@@ -45,6 +46,7 @@ def order_lookup(request):
 
     identifier = request.POST.get("identifier", "")[:120]
     context["values"] = {"identifier": identifier}
+    check_lookup_allowed(request=request)  # a guessing IP or device is refused (429)
     try:
         orders = lookup_orders(
             order_no=identifier if mode == "order_no" else "",
@@ -55,10 +57,15 @@ def order_lookup(request):
     except ValidationError as error:
         context["errors"] = error.message_dict
         return render(request, "orders/lookup.html", context, status=400)
-    except LookupLocked as error:
+    except (LookupLocked, LookupFailed) as error:
+        lookup_failed(
+            request=request,
+            order_no=identifier.strip().upper() if mode == "order_no" else "",
+            contact=identifier if mode == "contact" else "",
+        )
         context["error"] = str(error)
-        return render(request, "orders/lookup.html", context, status=429)
-    except (LookupFailed, LookupUnavailable) as error:
+        return render(request, "orders/lookup.html", context, status=429 if isinstance(error, LookupLocked) else 400)
+    except LookupUnavailable as error:
         context["error"] = str(error)
         return render(request, "orders/lookup.html", context, status=400)
     for order in orders:
@@ -94,6 +101,7 @@ def order_lookup_results(request):
 def _order_for_buyer(request, order_no: str) -> Order:
     order = Order.objects.select_related("product").filter(order_no=order_no).first()
     if order is None or not has_order_access(request=request, order=order):
+        page_denied(request=request, order_no=order_no[:32])
         raise Http404
     return order
 
@@ -117,8 +125,9 @@ def order_vouchers(request, order_no: str):
 
 
 def _voucher_for_buyer(request, pk: int) -> Voucher:
-    voucher = get_object_or_404(Voucher.objects.select_related("order"), pk=pk)
-    if not has_order_access(request=request, order=voucher.order):
+    voucher = Voucher.objects.select_related("order").filter(pk=pk).first()
+    if voucher is None or not has_order_access(request=request, order=voucher.order):
+        page_denied(request=request, order_no=voucher.order.order_no if voucher else f"voucher:{pk}"[:32])
         raise Http404
     return voucher
 

@@ -92,3 +92,15 @@ class DeviceMiddleware:
                 secure=request.is_secure(),
             )
         return response
+
+    def process_exception(self, request, exception):
+        """A browser refused for guessing (``riskcontrol.guessing``) gets a clear 429 page."""
+        from .guessing import GuessingRefused
+
+        if not isinstance(exception, GuessingRefused):
+            return None
+        from django.shortcuts import render
+
+        return render(
+            request, "riskcontrol/locked.html", {"message": exception.message}, status=429
+        )

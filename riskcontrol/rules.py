@@ -39,6 +39,17 @@ DEFAULT_RULES: dict[str, Rule] = {
         # 10 or more new direct recruits within 7 days and no sale in the team.
         Rule(RuleCode.LINKED_ACCOUNTS, True, Decimal(2), 30 * 24 * 60, Action.REVIEW),
         Rule(RuleCode.FAKE_RECRUITING, True, Decimal(10), 7 * 24 * 60, Action.REVIEW),
+        # Scans over 30 days: a distributor's commission above 30 % of the real (paid, not
+        # refunded) sales of their team; or, of at least 5 commissioned orders, more than 80 %
+        # bought by one buyer (contact) or from one device.
+        Rule(RuleCode.COMMISSION_OUT_OF_LINE, True, Decimal(30), 30 * 24 * 60, Action.REVIEW),
+        Rule(RuleCode.COMMISSION_CONCENTRATED, True, Decimal(80), 30 * 24 * 60, Action.REVIEW),
+        # Guessing: more than 30 failed look-ups from one IP or device within an hour (above the
+        # look-up's own lock-out of 20 per IP per 15 minutes, across order numbers); more
+        # than 20 order / card-key pages asked for without access within 10 minutes. Blocked
+        # for the rule's window.
+        Rule(RuleCode.LOOKUP_GUESSING, True, Decimal(30), 60, Action.BLOCK),
+        Rule(RuleCode.PAGE_GUESSING, True, Decimal(20), 10, Action.BLOCK),
     ]
 }
 

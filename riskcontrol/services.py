@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.db.models import BooleanField, Count, Max, Q, Sum
+from django.db import DatabaseError, connection, transaction
+from django.db.models import BooleanField, Count, F, Max, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -30,6 +29,7 @@ from .models import (
     Action,
     BlacklistEntry,
     BlacklistKind,
+    DistributorDayTotal,
     RiskEvent,
     RiskSignal,
     RuleCode,
@@ -143,13 +143,11 @@ def _blacklist_subquery(
     *, ip, device_id, contact_idx, payment_idx, distributor_id
 ) -> tuple[str, list]:
     """The id of the first active blacklist entry this checkout matches, as a scalar subquery
-    that rides along with the figures query (one round trip for both)."""
-    conditions, params = [], []
-    if ip:
-        conditions.append(
-            "(kind = 'ip' AND %s::inet <<= set_masklen(network, prefix_length))"
-        )
-        params.append(ip)
+    that rides along with the figures query (one round trip for both). Each value and the
+    network are a look-up of their own so each uses its index (``blacklist_value_idx``; the
+    GiST index on the IP entries' networks): one OR over all made PostgreSQL read the table."""
+    parts, params = [], []
+    active = "(expires_at IS NULL OR expires_at > now())"
     for kind, value in (
         (BlacklistKind.DEVICE, device_id),
         (BlacklistKind.CONTACT, contact_idx),
@@ -157,16 +155,22 @@ def _blacklist_subquery(
         (BlacklistKind.DISTRIBUTOR, str(distributor_id) if distributor_id else ""),
     ):
         if value:
-            conditions.append("(kind = %s AND value_index = %s)")
+            parts.append(
+                "(SELECT id FROM riskcontrol_blacklistentry"
+                f" WHERE kind = %s AND value_index = %s AND {active} LIMIT 1)"
+            )
             params += [kind, value]
-    if not conditions:
+    if ip:
+        parts.append(
+            "(SELECT id FROM riskcontrol_blacklistentry WHERE kind = 'ip'"
+            f" AND set_masklen(network, prefix_length) >>= %s::inet AND {active} LIMIT 1)"
+        )
+        params.append(ip)
+    if not parts:
         return "NULL::bigint AS blacklist_id", []
-    return (
-        "(SELECT id FROM riskcontrol_blacklistentry WHERE (expires_at IS NULL OR expires_at > now()) AND ("
-        + " OR ".join(conditions)
-        + ") LIMIT 1) AS blacklist_id",
-        params,
-    )
+    if len(parts) == 1:
+        return f"{parts[0]} AS blacklist_id", params
+    return f"COALESCE({', '.join(parts)}) AS blacklist_id", params
 
 
 def first_blacklist_match(*, values: Q, ip: str | None, now) -> BlacklistEntry | None:
@@ -213,11 +217,13 @@ def _recent_figures(
     chain_ids,
     now,
     amount=ZERO,
+    signal: RiskSignal | None = None,
 ) -> dict:
     """One aggregate query: over recent checkouts (not blocked ones) of this IP, device or
     buyer, the velocity counts and today's total; and over the sign-up, log-in and payout
     signals of the attributed chain, whether one shares this buyer's IP, device, contact or
-    payment account (self-referral)."""
+    payment account (self-referral). On PostgreSQL the same statement records ``signal`` and
+    counts the checkout into the distributor's day total (``distributor_today``)."""
     day_start = timezone.localtime(now).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
@@ -275,11 +281,11 @@ def _recent_figures(
                 "day": day_start,
                 "earliest": earliest,
             },
+            signal=signal,
+            day_total=(distributor_id, day_start.date(), amount)
+            if distributor_id and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled
+            else None,
         )
-        if distributor_id and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled:
-            figures["distributor_today"] = add_to_distributor_total(
-                distributor_id=distributor_id, amount=amount, day_start=day_start
-            )
         return figures
     rows = Q(kind=SignalKind.CHECKOUT, created_at__gte=earliest) & who if who else None
     if chain_ids:
@@ -303,8 +309,8 @@ def _recent_figures(
     if aggregates and rows is not None:
         figures = RiskSignal.objects.filter(rows).aggregate(**aggregates)
     if distributor_id and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled:
-        figures["distributor_today"] = add_to_distributor_total(
-            distributor_id=distributor_id, amount=amount, day_start=day_start
+        figures["distributor_today"] = _add_to_day_total(
+            distributor_id=distributor_id, day=day_start.date(), amount=amount
         )
     return figures
 
@@ -319,9 +325,18 @@ def _recent_figures_sql(
     distributor_id,
     chain_ids,
     since,
+    signal: RiskSignal | None = None,
+    day_total: tuple | None = None,
 ) -> dict:
     """The same aggregate as the ORM path below, as one hand-written statement (PostgreSQL):
-    the ORM spent several times longer building it than PostgreSQL spent running it."""
+    the ORM spent several times longer building it than PostgreSQL spent running it.
+
+    The statement also inserts ``signal`` (verdict "allow"; the caller corrects it when a rule
+    fires) and adds the amount to the distributor's day total (``day_total``: id, day, amount),
+    returning ``signal_id`` and ``distributor_today``: one round trip for the whole check
+    instead of three (figures, insert, the day counter in Redis). Outside a transaction it
+    does not wait for the WAL flush (``synchronous_commit`` off for this statement only): the
+    signal is an observation, and the order the checkout commits next flushes it anyway."""
     counted = "kind = 'checkout' AND verdict <> 'block'"
     columns, who, params_columns, params_who = [], [], [], []
     if ip:
@@ -405,86 +420,97 @@ def _recent_figures_sql(
         params_columns = blacklist_params
         sql = "SELECT " + blacklist_column
     names = [column.rsplit(" AS ", 1)[1] for column in columns]
+    params = params_columns + params_where
+    if signal is not None or day_total is not None:
+        ctes, outer, sources = [f"figures AS ({sql})"], ["figures.*"], ["figures"]
+        if signal is not None:
+            ctes.append(
+                f"new_signal AS (INSERT INTO riskcontrol_risksignal ({', '.join(_SIGNAL_COLUMNS)})"
+                f" VALUES ({', '.join(['%s'] * len(_SIGNAL_COLUMNS))}) RETURNING id)"
+            )
+            params += [getattr(signal, column) for column in _SIGNAL_COLUMNS]
+            outer.append("(SELECT id FROM new_signal) AS signal_id")
+            names.append("signal_id")
+        if day_total is not None:
+            ctes.append(
+                "day_total AS (INSERT INTO riskcontrol_distributordaytotal (distributor_id, day, total)"
+                " VALUES (%s, %s, %s) ON CONFLICT (distributor_id, day)"
+                " DO UPDATE SET total = riskcontrol_distributordaytotal.total + EXCLUDED.total"
+                " RETURNING total)"
+            )
+            params += list(day_total)
+            outer.append("(SELECT total FROM day_total) AS distributor_today")
+            names.append("distributor_today")
+        if not transaction.get_connection().in_atomic_block:
+            ctes.append("no_flush AS (SELECT set_config('synchronous_commit', 'off', true))")
+            sources.append("no_flush")
+        sql = f"WITH {', '.join(ctes)} SELECT {', '.join(outer)} FROM {', '.join(sources)}"
+    row = _execute_prepared(sql, params)
+    figures = dict(zip(names, row, strict=True))
+    if signal is not None:
+        signal.pk = figures.pop("signal_id")
+        signal._state.adding = False
+    return figures
+
+
+# The statements this process has prepared, per server session (raw connection and backend).
+_prepared: dict[tuple[int, int], set[str]] = {}
+
+
+def _execute_prepared(sql: str, params: list):
+    """Run ``sql`` as a named prepared statement of this session and return its one row.
+
+    The check's statement has a handful of shapes (which of IP, device, contact, chain are
+    present); planning it anew every time cost about as much as running it. The first use of a
+    shape in a session prepares and executes it in one round trip; a session that lost its
+    statements (a reconnect behind our back) prepares again."""
+    import hashlib
+
+    from psycopg2 import errors
+
+    name = "risk_check_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16]
+    placeholders = ", ".join(["%s"] * len(params))
+    execute = f"EXECUTE {name} ({placeholders})" if params else f"EXECUTE {name}"
+    connection.ensure_connection()
+    raw = connection.connection
+    session = (id(raw), raw.get_backend_pid())
+    if len(_prepared) > 64:
+        _prepared.clear()
+    known = _prepared.setdefault(session, set())
     with connection.cursor() as cursor:
-        cursor.execute(sql, params_columns + params_where)
-        row = cursor.fetchone()
-    return dict(zip(names, row, strict=True))
-
-
-def _distributor_day_key(distributor_id: int, day_start) -> str:
-    return f"risk:distributor-day:{day_start:%Y%m%d}:{distributor_id}"
-
-
-def _rebuild_distributor_total(distributor_id: int, day_start) -> Decimal:
-    return (
-        RiskSignal.objects.filter(
-            kind=SignalKind.CHECKOUT,
-            distributor_id=distributor_id,
-            created_at__gte=day_start,
-        )
-        .exclude(verdict=Verdict.BLOCK)
-        .aggregate(total=Sum("amount"))["total"]
-        or ZERO
-    )
-
-
-def add_to_distributor_total(
-    *, distributor_id: int, amount: Decimal, day_start
-) -> Decimal:
-    """Count this checkout into the distributor's total for today and return the new total,
-    from a Redis counter in fen (a big distributor has thousands of orders a day: summing them
-    per checkout would cost tens of ms). One round trip: EXISTS + INCRBY + EXPIRE pipelined; a
-    missing counter (new day, Redis restarted) is rebuilt from the signals. A blocked checkout
-    takes its amount back (``take_from_distributor_total``)."""
-    key = cache.make_and_validate_key(_distributor_day_key(distributor_id, day_start))
-    fen = int(amount * 100)
-    client = _redis_client(key)
-    if client is None:
-        existed = cache.add(key, 0, timeout=DAY_COUNTER_SECONDS) is False
-        total = cache.incr(key, fen)
-    else:
-        pipe = client.pipeline(transaction=False)
-        pipe.exists(key)
-        pipe.incrby(key, fen)
-        pipe.expire(key, DAY_COUNTER_SECONDS)
-        existed, total, _expiry = pipe.execute()
-    if not existed:
-        total = int(_rebuild_distributor_total(distributor_id, day_start) * 100) + fen
-        if client is None:
-            cache.set(key, total, timeout=DAY_COUNTER_SECONDS)
-        else:
-            client.set(key, total, ex=DAY_COUNTER_SECONDS)
-    return Decimal(int(total)) / 100
-
-
-def take_from_distributor_total(
-    *, distributor_id: int, amount: Decimal, day_start
-) -> None:
-    key = cache.make_and_validate_key(_distributor_day_key(distributor_id, day_start))
-    client = _redis_client(key)
-    if client is None:
+        if name not in known:
+            counter = iter(range(1, len(params) + 1))
+            positional = re.sub(r"%s", lambda _m: f"${next(counter)}", sql)
+            cursor.execute(f"PREPARE {name} AS {positional}; {execute}", params)
+            known.add(name)
+            return cursor.fetchone()
         try:
-            cache.decr(key, int(amount * 100))
-        except ValueError:
-            pass
-    else:
-        client.decrby(key, int(amount * 100))
+            cursor.execute(execute, params)
+        except DatabaseError as error:
+            if not isinstance(error.__cause__, errors.InvalidSqlStatementName):
+                raise
+            known.discard(name)
+            if transaction.get_connection().in_atomic_block:
+                raise  # the transaction is aborted; the next check prepares again
+            return _execute_prepared(sql, params)
+        return cursor.fetchone()
 
 
-def _redis_client(key: str):
-    """The raw Redis client behind Django's cache (raw INCRBY, no pickling), or None for the
-    in-process cache of the embedded default. Built once per process and cache backend (it
-    shares the backend's connection pool)."""
-    inner = getattr(cache, "_cache", None)
-    if inner is None or not hasattr(inner, "get_client"):
-        return None
-    cached = _redis_clients.get(id(inner))
-    if cached is None:
-        cached = _redis_clients[id(inner)] = inner.get_client(key, write=True)
-    return cached
+def _add_to_day_total(*, distributor_id: int, day, amount: Decimal) -> Decimal:
+    """The ORM form of the day-total upsert (SQLite, the embedded mode): the new total."""
+    with transaction.atomic():
+        row, _created = DistributorDayTotal.objects.select_for_update().get_or_create(
+            distributor_id=distributor_id, day=day
+        )
+        DistributorDayTotal.objects.filter(pk=row.pk).update(total=F("total") + amount)
+        return row.total + amount
 
 
-_redis_clients: dict = {}
+def _take_from_day_total(*, distributor_id: int, day, amount: Decimal) -> None:
+    """A blocked checkout does not count towards the distributor's day."""
+    DistributorDayTotal.objects.filter(distributor_id=distributor_id, day=day).update(
+        total=F("total") - amount
+    )
 
 
 def distributor_chain_ids(distributor_id: int, *, depth: int = 3) -> list[int]:
@@ -521,6 +547,7 @@ def _evaluate(
     distributor_id,
     chain_ids,
     now,
+    signal: RiskSignal | None = None,
 ) -> list[Hit]:
     hits: list[Hit] = []
     enabled = {code: rule for code, rule in rules.items() if rule.is_enabled}
@@ -550,6 +577,7 @@ def _evaluate(
         chain_ids=chain_ids if RuleCode.SELF_REFERRAL in enabled else None,
         now=now,
         amount=amount,
+        signal=signal,
     )
     if connection.vendor == "postgresql":
         blacklist_id = figures.get("blacklist_id")
@@ -800,6 +828,23 @@ def assess_checkout_in_full(
             *[int(pk) for pk in attribution.get("chain") or []],
         ]
     rules = active_rules()
+    signal = RiskSignal(
+        kind=SignalKind.CHECKOUT,
+        created_at=now,
+        ip=buyer_ip or None,
+        device_id=device_id,
+        device_hash=(device_hash or "")[:64],
+        contact_index=contact_idx,
+        contact_mask=mask_contact(contact),
+        payment_account_index=payment_idx,
+        distributor_id=distributor_id,
+        product_id=getattr(product, "pk", None),
+        quantity=int(quantity or 0),
+        amount=amount,
+        checkout_token=(checkout_token or "")[:64],
+        verdict=Verdict.ALLOW,
+    )
+    on_postgresql = connection.vendor == "postgresql"
     hits = _evaluate(
         rules=rules,
         ip=buyer_ip,
@@ -812,36 +857,33 @@ def assess_checkout_in_full(
         distributor_id=distributor_id,
         chain_ids=chain_ids,
         now=now,
+        signal=signal if on_postgresql else None,  # recorded by the figures statement
     )
     verdict = _verdict(hits)
-    signal = RiskSignal(
-        kind=SignalKind.CHECKOUT,
-        ip=buyer_ip or None,
-        device_id=device_id,
-        device_hash=(device_hash or "")[:64],
-        contact_index=contact_idx,
-        contact_mask=mask_contact(contact),
-        payment_account_index=payment_idx,
-        distributor_id=distributor_id,
-        product_id=getattr(product, "pk", None),
-        quantity=int(quantity or 0),
-        amount=amount,
-        checkout_token=(checkout_token or "")[:64],
-        verdict=verdict,
-        explanation="；".join(hit.explanation for hit in hits)[:2000],
-    )
-    _save_signal(signal, now=now, needs_id=bool(hits))
-    if (
+    signal.verdict = verdict
+    signal.explanation = "；".join(hit.explanation for hit in hits)[:2000]
+    take_back = (
         distributor_id
         and verdict == BLOCK
         and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled
-    ):
-        day_start = timezone.localtime(now).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        take_from_distributor_total(
-            distributor_id=distributor_id, amount=amount, day_start=day_start
-        )
+    )
+    day = timezone.localtime(now).date()
+    if not on_postgresql:
+        signal.save()
+        if take_back:
+            _take_from_day_total(distributor_id=distributor_id, day=day, amount=amount)
+    elif hits:
+        # Recorded as "allow" with the figures; now what the rules decided (one round trip).
+        sql = "UPDATE riskcontrol_risksignal SET verdict = %s, explanation = %s WHERE id = %s"
+        params = [verdict, signal.explanation, signal.pk]
+        if take_back:
+            sql += (
+                "; UPDATE riskcontrol_distributordaytotal SET total = total - %s"
+                " WHERE distributor_id = %s AND day = %s"
+            )
+            params += [amount, distributor_id, day]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
     if hits:
         _act_on_hits(hits=hits, signal=signal, distributor_id=distributor_id)
     return Assessment(verdict=verdict, hits=hits, signal=signal)
@@ -852,38 +894,6 @@ _SIGNAL_COLUMNS = (
     "payment_account_index", "distributor_id", "user_id", "product_id", "quantity", "amount",
     "checkout_token", "order_no", "verdict", "explanation",
 )  # fmt: skip
-
-
-def _save_signal(signal: RiskSignal, *, now, needs_id: bool) -> None:
-    """Insert the checkout's signal. On PostgreSQL by hand and without waiting for the WAL
-    flush (``synchronous_commit`` off for this one transaction): it is an observation, and the
-    order the checkout commits next flushes it anyway; waiting for the disk here cost more than
-    every rule together. Without ``needs_id`` (nothing fired, no event to link) the whole
-    transaction is one round trip."""
-    if (
-        connection.vendor != "postgresql"
-        or transaction.get_connection().in_atomic_block
-    ):
-        signal.save()
-        return
-    signal.created_at = now
-    values = [getattr(signal, column) for column in _SIGNAL_COLUMNS]
-    insert = (
-        f"INSERT INTO riskcontrol_risksignal ({', '.join(_SIGNAL_COLUMNS)})"
-        f" VALUES ({', '.join(['%s'] * len(_SIGNAL_COLUMNS))})"
-    )
-    if not needs_id:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"BEGIN; SET LOCAL synchronous_commit TO OFF; {insert}; COMMIT;", values
-            )
-        return
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"SET LOCAL synchronous_commit TO OFF; {insert} RETURNING id", values
-        )
-        signal.pk = cursor.fetchone()[0]
-    signal._state.adding = False
 
 
 def _act_on_hits(

@@ -380,3 +380,20 @@ def test_outside_a_transaction_the_fast_write_path_stores_every_signal(product):
     assert (first.verdict, second.verdict) == (ALLOW, REVIEW)
     assert RiskSignal.objects.filter(kind=SignalKind.CHECKOUT).count() == 2
     assert RiskEvent.objects.get().signal_id == second.signal.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_check_survives_a_session_that_lost_its_prepared_statements(product):
+    from django.db import connection
+
+    from riskcontrol.services import add_to_blacklist
+
+    assert checkout(product, buyer_ip="192.0.2.44").verdict == ALLOW
+    add_to_blacklist(kind="ip", value="192.0.2.0/24", reason="test", actor=None)
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+
+    result = checkout(product, buyer_ip="192.0.2.44", contact="other@example.com")
+
+    assert result.verdict == BLOCK
+    assert result.hits[0].rule.code == RuleCode.BLACKLIST
