@@ -1,12 +1,12 @@
 """Queries per pipeline stage, pinned so they cannot creep up unnoticed.
 
 Measured inside the test's transaction (a service's own transaction shows as a savepoint pair
-where it takes one). A plain card-key order: checkout 7 (the risk check's two statements, the
+where it takes one). A plain card-key order: checkout 6 (the risk check in one statement, the
 order, the one-statement reservation), callback 9, fulfilment 8 with its after-commit work
 (paid → fulfilling → completed in one write, the reservation sold in one UPDATE … RETURNING);
 a replayed callback 5, a repeated fulfilment 3.
 
-An order through a referral link adds the distribution look-ups at checkout (11: the link
+An order through a referral link adds the distribution look-ups at checkout (10: the link
 with its distributor, the counter, the depth, the upline), the sales rollup at payment
 (callback 11: the tree lock and one upsert of the day and the team totals; the moves after
 payment change no figure and cost nothing) and the commission split inside the delivery
@@ -51,7 +51,7 @@ def test_queries_per_stage(django_assert_max_num_queries, django_capture_on_comm
     add_keys(product, 5)
     buy(product, contact="warm@example.com")  # warm caches (content types, permissions)
 
-    _stages(product, django_assert_max_num_queries, django_capture_on_commit_callbacks, budgets=(7, 9, 8))
+    _stages(product, django_assert_max_num_queries, django_capture_on_commit_callbacks, budgets=(6, 9, 8))
 
 
 @pytest.mark.django_db
@@ -68,7 +68,7 @@ def test_queries_per_stage_of_an_attributed_order(django_assert_max_num_queries,
         product,
         django_assert_max_num_queries,
         django_capture_on_commit_callbacks,
-        budgets=(11, 11, 17),
+        budgets=(10, 11, 17),
         referral=referral,
     )
 
