@@ -472,3 +472,137 @@ def test_every_url_with_every_role(world, caplog):
             if got != expected:
                 wrong.append(f"{key} {path} as {role}: got {got!r}, expected {expected!r}")
     assert wrong == [], "\n".join(wrong)
+
+
+# --- POST: state-changing endpoints refuse the roles without their permission ----------------------
+# key: (roles that may post, form data). Every other role posts and must get the refusal (log-in
+# page for anonymous and distributors, 403 for staff) or, for the buyer's order, 404; then
+# nothing has changed.
+def posts(world) -> dict[str, tuple[str, dict]]:
+    from orders.services.redemption import voucher_code
+
+    return {
+        "console:card-key-import-confirm": ("OW OP SU", {}),
+        "console:card-key-import-cancel": ("OW OP SU", {}),
+        "console:stock-threshold": ("OW OP SU", {"low_stock_threshold": "7"}),
+        "console:card-key-reveal": ("OW SU", {}),
+        "console:reusable-key-reveal": ("OW SU", {}),
+        "postsale:voucher-redeem": ("OW OP SU", {"code": voucher_code(world.voucher), "store_label": "门店"}),
+        "admin:orders_order_confirm_payment": ("OW OP SU", {"reason": "补单"}),
+        "admin:orders_order_refund": ("OW FI SU", {"amount": "1.00", "reason": "退款"}),
+        "admin:orders_order_redrive": ("OW OP SU", {}),
+        "admin:riskcontrol_reviewcase_decide": ("OW RI SU", {"decision": "approved", "reason": "通过"}),
+        "admin:commissions_settlementrun_run": ("OW FI SU", {"token": "20261124000000"}),
+        "admin:commissions_commissiontier_edit": ("OW FI SU", {}),
+        "admin:riskcontrol_blacklistentry_import": ("OW RI SU", {}),
+        "admin:django_rq_clear": ("OW SU", {}),
+        "admin:django_rq_delete_job": ("OW SU", {}),
+        "admin:distribution_distributor_manage": ("OW OP RI SU", {"action": "frozen", "reason": "冻结"}),
+        "distribution:agent-appeal": ("A X", {"reason": "申诉"}),
+        "orders:order-pay": ("B", {}),
+        "orders:order-sync": ("B", {}),
+    }
+
+
+# Refusals that are not the usual log-in page / 403, by role.
+POST_REFUSAL = {
+    "orders:order-pay": everyone(404),  # not your order: as if it did not exist
+    "orders:order-sync": everyone(404),
+    "admin:distribution_distributor_manage": everyone("ok", B="login", A="login", X="login"),  # shows the refusal
+    "distribution:agent-appeal": everyone(404, B="login"),  # not a distributor
+}
+
+
+def snapshot(world) -> dict:
+    from django_rq import get_connection
+
+    from catalog.models import CardKeyImport, Product
+    from commissions.models import CommissionTier, SettlementRun
+    from distribution.models import Appeal, Distributor
+    from kamen.models import AuditLogEntry
+    from orders.models import Order, Refund, Voucher
+    from riskcontrol.models import BlacklistEntry, ReviewCase
+
+    return {
+        "audit entries (reveals are audited)": AuditLogEntry.objects.count(),
+        "import": CardKeyImport.objects.get(pk=world.card_key_import.pk).status,
+        "threshold": Product.objects.get(pk=world.product.pk).low_stock_threshold,
+        "voucher": Voucher.objects.get(pk=world.voucher.pk).redeemed_at,
+        "orders": list(Order.objects.order_by("pk").values_list("status", "refunded_amount")),
+        "refunds": Refund.objects.count(),
+        "review": ReviewCase.objects.get(pk=world.review_case.pk).status,
+        "settlement runs": SettlementRun.objects.count(),
+        "tiers": CommissionTier.objects.count(),
+        "blacklist": BlacklistEntry.objects.count(),
+        "rq job": bool(get_connection("default").exists(world.rq_job.key)),
+        "distributors": list(Distributor.objects.order_by("pk").values_list("status", flat=True)),
+        "appeals": Appeal.objects.count(),
+    }
+
+
+def test_state_changing_posts_refuse_roles_without_permission(world, caplog):
+    caplog.set_level(logging.ERROR, logger="django.request")
+    keys = {key: (route, name) for key, route, name in url_keys()}
+    clients = {role: client_for(role, world, Client) for role in ROLES}
+    before = snapshot(world)
+    wrong = []
+    for key, (allowed, data) in posts(world).items():
+        route, name = keys[key]
+        path = url_for(key, route, name, world)
+        for role in sorted(set(ROLES) - roles(allowed)):
+            expected = POST_REFUSAL.get(key, console(""))[role]
+            got = outcome(clients[role].post(path, data))
+            if got != expected:
+                wrong.append(f"POST {key} {path} as {role}: got {got!r}, expected {expected!r}")
+    assert wrong == [], "\n".join(wrong)
+    assert snapshot(world) == before
+
+
+def test_the_refused_posts_would_have_changed_something(world):
+    """The POST walk's data is real: the owner posting the same forms does change the state."""
+    keys = {key: (route, name) for key, route, name in url_keys()}
+    owner = client_for("owner", world, Client)
+    before = snapshot(world)
+    for key in ("console:stock-threshold", "console:card-key-reveal", "admin:riskcontrol_reviewcase_decide",
+                "admin:django_rq_delete_job", "admin:distribution_distributor_manage"):
+        route, name = keys[key]
+        owner.post(url_for(key, route, name, world), posts(world)[key][1])
+    after = snapshot(world)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed >= {"threshold", "audit entries (reveals are audited)", "review", "rq job", "distributors"}
+
+
+# --- secrets: only with their permission -----------------------------------------------------------
+def test_card_key_secrets_show_only_after_a_permitted_reveal(world):
+    from catalog.services import reveal_card_key_secret
+
+    secret = reveal_card_key_secret(card_key=world.card_key, actor=world.users["owner"])
+    pages = ["/admin/catalog/cardkey/", f"/admin/catalog/cardkey/{world.card_key.pk}/change/",
+             f"/console/card-keys/{world.card_key.pk}/reveal/", "/console/stock/",
+             f"/admin/orders/order/{world.agent_order.pk}/change/"]
+    for role in STAFF:
+        client = client_for(role, world, Client)
+        for path in pages:
+            assert secret not in client.get(path).content.decode(), f"{role} sees the secret on {path}"
+    reveal = f"/console/card-keys/{world.card_key.pk}/reveal/"
+    assert secret in client_for("owner", world, Client).post(reveal).content.decode()
+    assert client_for("operator", world, Client).post(reveal).status_code == 403
+
+
+def test_real_name_and_payout_data_show_masked_only(world):
+    from .permission_world import BANK_CARD, ID_NUMBER
+
+    pages = [f"/admin/riskcontrol/realnameverification/{world.real_name.pk}/change/",
+             "/admin/riskcontrol/realnameverification/",
+             f"/admin/commissions/payoutaccount/{world.payout_account.pk}/change/",
+             f"/admin/commissions/withdrawal/{world.withdrawal.pk}/change/",
+             f"/admin/distribution/distributor/{world.agent_child.pk}/change/"]
+    for role in STAFF:
+        client = client_for(role, world, Client)
+        for path in pages:
+            page = client.get(path).content.decode()
+            assert ID_NUMBER not in page and BANK_CARD not in page, f"{role} sees real-name data on {path}"
+    agent = client_for("agent", world, Client)
+    assert ID_NUMBER not in agent.get(f"/agent/team/{world.agent_child.pk}/").content.decode()
+    # The masks are there for those allowed: the pages do show the records.
+    assert world.real_name.id_number_mask in client_for("risk", world, Client).get(pages[0]).content.decode()
