@@ -108,7 +108,12 @@ def build_world() -> World:
     o["card_key"] = add_keys(product, 1, prefix="MATRIX")[0]
     key_id, blob = crypto.encrypt("A-1\nA-2", associated_data=PAYLOAD_CONTEXT)
     o["card_key_import"] = CardKeyImport.objects.create(
-        product=product, payload_ciphertext=blob, payload_key_id=key_id, status="validated", valid_count=2, total_lines=2
+        product=product,
+        payload_ciphertext=blob,
+        payload_key_id=key_id,
+        status="validated",
+        valid_count=2,
+        total_lines=2,
     )
     o["reusable_key"] = set_reusable_key_secret(
         product=make_postsale_product(name="共享账号"), secret=CARD_KEY_SECRET, actor=world.users["owner"]
@@ -119,13 +124,27 @@ def build_world() -> World:
     channel = add_channel(product, supplier, "SKU-1")
     o.update(supplier=supplier, sandbox_account=account, channel=channel)
     o["supplier_alert"] = SupplierAlert.objects.create(kind="low_balance", supplier=supplier, message="余额低")
-    o["price_change"] = SupplierPriceChange.objects.create(channel=channel, old_cost=Decimal("1"), new_cost=Decimal("2"))
+    o["price_change"] = SupplierPriceChange.objects.create(
+        channel=channel, old_cost=Decimal("1"), new_cost=Decimal("2")
+    )
     o["recharge_attempt"] = SupplierRechargeAttempt.objects.create(
-        reference="R1", channel=channel, supplier=supplier, product=product, out_order_no="O1", target="13800000000", quantity=1
+        reference="R1",
+        channel=channel,
+        supplier=supplier,
+        product=product,
+        out_order_no="O1",
+        target="13800000000",
+        quantity=1,
     )
     o["sandbox_order"] = SandboxOrder.objects.create(
-        account=account, out_order_no="O1", order_no="S1", sku="SKU-1", target="13800000000", quantity=1,
-        amount=Decimal("1"), status="success",
+        account=account,
+        out_order_no="O1",
+        order_no="S1",
+        sku="SKU-1",
+        target="13800000000",
+        quantity=1,
+        amount=Decimal("1"),
+        status="success",
     )
 
     # A buyer's order with a voucher; the buyer's browser holds the access grant.
@@ -141,7 +160,9 @@ def build_world() -> World:
     o["commission_rule"] = CommissionRule.objects.create(level=1, rate_bp=100)
     o["product_bonus"] = ProductBonus.objects.create(product=product, bonus_bp=100)
     now = timezone.now()
-    o["campaign"] = Campaign.objects.create(name="双十一", multiplier_bp=12000, starts_at=now, ends_at=now + timedelta(days=1))
+    o["campaign"] = Campaign.objects.create(
+        name="双十一", multiplier_bp=12000, starts_at=now, ends_at=now + timedelta(days=1)
+    )
     o["team_bonus_rule"] = TeamBonusRule.objects.create(threshold=Decimal("1000"))
     o["tier"] = CommissionTier.objects.create(lower_bound=Decimal("0"), rate_bp=100)
     o["cap_event"] = CapEvent.objects.create(
@@ -152,8 +173,12 @@ def build_world() -> World:
         distributor=agent_child, method="bank_card", holder_name="张三", account=BANK_CARD, bank_name="工行"
     )
     o["withdrawal"] = Withdrawal.objects.create(
-        distributor=agent_child, payout_account=o["payout_account"], request_token="t1", payout_no="P1",
-        amount=Decimal("10"), net_amount=Decimal("10"),
+        distributor=agent_child,
+        payout_account=o["payout_account"],
+        request_token="t1",
+        payout_no="P1",
+        amount=Decimal("10"),
+        net_amount=Decimal("10"),
     )
     o["wallet_hold"] = WalletHold.objects.create(distributor=agent_child, reason="风控")
 

@@ -39,7 +39,7 @@ def test_no_template_has_inline_script_or_event_handlers():
 
 
 def test_the_template_check_catches_what_it_looks_for():
-    assert INLINE_SCRIPT.search('<script>alert(1)</script>')
+    assert INLINE_SCRIPT.search("<script>alert(1)</script>")
     assert not INLINE_SCRIPT.search("<script src=\"{% static 'kamen/js/x.js' %}\" defer></script>")
     assert HANDLER.search('<select id="s" onchange="this.form.submit()">')
     assert not HANDLER.search('<button type="button" class="copy" data-copy="x">')
@@ -52,7 +52,12 @@ def test_pages_of_every_kind_send_a_policy_without_inline_script():
     pages = {
         "buyer": ["/", f"/products/{world.product.pk}/", "/query/", f"/orders/{world.buyer_order.order_no}/"],
         "agent": ["/agent/", "/agent/wallet/"],
-        "owner": ["/admin/", "/admin/orders/order/", f"/console/imports/{world.card_key_import.pk}/", "/console/redeem/"],
+        "owner": [
+            "/admin/",
+            "/admin/orders/order/",
+            f"/console/imports/{world.card_key_import.pk}/",
+            "/console/redeem/",
+        ],
     }
     for role, paths in pages.items():
         client = client_for(role, world, Client)
