@@ -245,6 +245,9 @@ class CommissionPolicyAdmin(GuardedAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
+        # Check before get_policy(): it may create the row, which a refused user must not do.
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         policy = services.get_policy()
         return HttpResponseRedirect(
             reverse("admin:commissions_commissionpolicy_change", args=[policy.pk])

@@ -1,6 +1,7 @@
 """Console pages for staff accounts and the audit log."""
 
 import json
+from functools import wraps
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -102,3 +103,55 @@ def _describe(value) -> str:
     if isinstance(value, list) and len(value) == 2:
         return f"{value[0]} → {value[1]}"
     return str(value)
+
+
+# --- the RQ dashboard ------------------------------------------------------------------------------
+import django_rq.admin  # noqa: E402  (registers django-rq's own admin first, replaced below)
+from django.core.exceptions import PermissionDenied  # noqa: E402
+from django_rq.models import Dashboard  # noqa: E402
+
+
+def _rq_guard(view):
+    """Staff without the rq permission are refused; others keep django-rq's own answer (log-in
+    page, or the API token of the stats endpoints)."""
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        user = request.user
+        if user.is_authenticated and user.is_staff and not user.has_perm("django_rq.admin"):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+class QueueAdmin(django_rq.admin.QueueAdmin):
+    """django-rq checks only is_staff, so every operator could read job arguments, delete jobs
+    and empty queues. Here the dashboard needs its own permission (``django_rq.admin``: the
+    owner's). The dashboard has no table: the add, change, delete and history pages it would
+    inherit only crash, so only its list (the stats page) is kept; so does the rq-scheduler page,
+    a package Kamen does not use."""
+
+    def has_module_permission(self, request):
+        return request.user.has_perm("django_rq.admin")
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("django_rq.admin")
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("django_rq.admin")
+
+    def get_urls(self):
+        patterns = [
+            pattern
+            for pattern in super().get_urls()
+            if pattern.name and not pattern.name.endswith(("_add", "_history", "_delete", "_change", "_scheduler_jobs"))
+        ]
+        for pattern in patterns:
+            pattern.callback = _rq_guard(pattern.callback)
+        return patterns
+
+
+if admin.site.is_registered(Dashboard):
+    admin.site.unregister(Dashboard)
+admin.site.register(Dashboard, QueueAdmin)
