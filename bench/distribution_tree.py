@@ -1,6 +1,7 @@
 """Tree figures on 100,000 distributors (medians in ms):
 
-- tree_ancestors_ms: the upline of a deep node (one nested-set query);
+- tree_ancestors_ms: the upline of a deep node (one recursive query up the parent column, plain
+  rows; checked once against the nested sets);
 - tree_team_stats_ms: team size and team GMV of a large subtree (the nested-set bounds and the
   team-totals row of the sales rollup: one query);
 - tree_team_counts_ms (for information): the dashboard's member counts of that subtree (active,
@@ -206,7 +207,14 @@ def run(repeats: int) -> dict[str, float]:
         f"deepest node at level {deep.level}; large team of {(large.rght - large.lft - 1) // 2:,} members"
     )
 
-    ancestors_ms = _median_ms(lambda: list(selectors.ancestors(deep)), repeats)
+    nested = list(
+        Distributor.objects.filter(
+            tree_id=deep.tree_id, lft__lt=deep.lft, rght__gt=deep.rght
+        ).order_by("-level").values_list("pk", flat=True)
+    )
+    assert [row.pk for row in selectors.ancestors(deep)] == nested
+    assert len(nested) == deep.level
+    ancestors_ms = _median_ms(lambda: selectors.ancestors(deep), repeats)
 
     def team_stats():
         fresh = Distributor.objects.get(pk=large.pk)
