@@ -100,17 +100,21 @@ class Ancestor(NamedTuple):
     level: int
 
 
-def ancestors(distributor: Distributor, *, depth: int | None = None) -> list[Ancestor]:
-    """The distributors above, nearest first, at most ``depth`` of them (one query)."""
+def ancestors(
+    distributor: Distributor | int, *, depth: int | None = None
+) -> list[Ancestor]:
+    """The distributors above (a distributor or its id), nearest first, at most ``depth`` of
+    them (one query)."""
     limit = _UPLINE_LIMIT if depth is None else min(depth, _UPLINE_LIMIT)
     if limit <= 0:
         return []
+    pk = distributor if isinstance(distributor, int) else distributor.pk
     with connection.cursor() as cursor:
-        cursor.execute(_UPLINE_SQL, [distributor.pk, limit])
+        cursor.execute(_UPLINE_SQL, [pk, limit])
         return [Ancestor._make(row) for row in cursor.fetchall()]
 
 
-def upline_ids(distributor: Distributor, *, depth: int) -> list[int]:
+def upline_ids(distributor: Distributor | int, *, depth: int) -> list[int]:
     """The ids of at most ``depth`` ancestors, nearest first: the chain an order snapshots."""
     return [row.pk for row in ancestors(distributor, depth=depth)]
 
