@@ -1,7 +1,7 @@
 """Reads of the distribution network.
 
-Tree reads use the nested-set columns, one query each: ancestors are the rows whose interval
-contains the node's, a subtree is ``tree_id`` plus ``lft`` between the node's bounds.
+Tree reads take one query each: a subtree is ``tree_id`` plus ``lft`` between the node's
+nested-set bounds; ancestors are a recursive walk up the parent column (see ``ancestors``).
 
 Everything the agent portal shows goes through a function here that takes the acting
 distributor (``viewer``) and filters by its subtree — by construction, not by remembering a
