@@ -128,11 +128,7 @@ def team(request, viewer, pk=None):
     if member.pk != viewer.pk:
         member.own_sales = selectors.team_sales(member)["amount"]
     children = selectors.team_children(viewer, member)
-    trail = (
-        list(selectors.ancestors(member).filter(lft__gte=viewer.lft).order_by("level"))
-        if member.pk != viewer.pk
-        else []
-    )
+    trail = selectors.trail(viewer, member)
     return render(
         request,
         "distribution/team.html",

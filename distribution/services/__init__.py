@@ -93,7 +93,7 @@ def attribution_for_referral(*, code: str) -> dict | None:
     distributor = link.distributor
     type(link).objects.filter(pk=link.pk).update(orders=F("orders") + 1)
     depth = commission_depth()
-    upline = list(ancestors(distributor, depth=depth).values_list("pk", "grade_id"))
+    upline = [(row.pk, row.grade_id) for row in ancestors(distributor, depth=depth)]
     return {
         "distributor_id": distributor.pk,
         "chain": [pk for pk, _grade in upline],

@@ -150,6 +150,34 @@ def test_the_team_view_expands_into_the_subtree_but_not_outside(agent_client, ne
         )
 
 
+def test_the_team_breadcrumbs_run_from_me_to_the_member_and_never_above_me(
+    agent_client, network, django_assert_max_num_queries
+):
+    response = agent_client.get(
+        reverse("distribution:agent-team-member", args=[network["grandchild"].pk])
+    )
+    assert [node.pk for node in response.context["trail"]] == [
+        network["me"].pk,
+        network["child"].pk,
+    ]
+    crumbs = response.content.decode().split('class="breadcrumbs"')[1].split("</p>")[0]
+    assert str(network["child"].user) in crumbs
+    assert str(network["grandchild"].user) in crumbs
+    assert str(network["parent"].user) not in crumbs
+
+    # one more level below costs no more queries (no query per breadcrumb)
+    deeper = DistributorFactory(
+        grade=network["me"].grade,
+        parent=Distributor.objects.get(pk=network["grandchild"].pk),
+    )
+    url = reverse("distribution:agent-team-member", args=[network["grandchild"].pk])
+    with django_assert_max_num_queries(100) as shallow:
+        agent_client.get(url)
+    with django_assert_max_num_queries(100) as deep:
+        agent_client.get(reverse("distribution:agent-team-member", args=[deeper.pk]))
+    assert len(deep.captured_queries) == len(shallow.captured_queries)
+
+
 def test_network_orders_mask_buyers_and_others_orders_are_404(agent_client, network):
     mine = make_order(network["grandchild"], contact="13812345678")
     theirs = make_order(network["stranger"])

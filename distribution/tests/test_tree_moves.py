@@ -40,7 +40,7 @@ def test_moving_a_subtree_takes_its_team_along_and_is_audited(chain, owner_user)
 
     assert moved.parent_id == other.pk
     d = Distributor.objects.get(pk=d.pk)
-    assert list(selectors.ancestors(d).values_list("pk", flat=True)) == [
+    assert [row.pk for row in selectors.ancestors(d)] == [
         c.pk,
         b.pk,
         other.pk,
@@ -168,7 +168,7 @@ def test_ancestors_subtree_and_team_counts_take_one_query_each(
     (root, a, b, c, d), _other = chain
 
     with django_assert_num_queries(1):
-        assert list(selectors.ancestors(d, depth=3).values_list("pk", flat=True)) == [
+        assert [row.pk for row in selectors.ancestors(d, depth=3)] == [
             c.pk,
             b.pk,
             a.pk,
