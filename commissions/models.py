@@ -514,6 +514,8 @@ class CommissionKind(models.TextChoices):
     LEVEL = "level", _("层级佣金")
     BONUS = "bonus", _("商品奖励")
     TEAM_BONUS = "team_bonus", _("团队业绩奖励")
+    # A sub-store sale: the seller's own price minus their cost (差价), not a commission.
+    PRICE_DIFFERENCE = "price_diff", _("分站差价")
 
 
 class CommissionStatus(models.TextChoices):

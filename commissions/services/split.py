@@ -106,22 +106,23 @@ def _commission_depth() -> int:
     return min(int(commission_depth()), MAX_LEVELS)
 
 
-def _sub_store_difference(order, distributors) -> Decimal:
-    """What a sub-store sale paid the distributor as price difference (差价), for the margin cap."""
+def _sub_store_difference(order, distributors) -> tuple[Decimal, Decimal]:
+    """(price difference 差价, the seller's unit cost) of a sub-store sale: what the buyer paid
+    over the seller's cost. The cost is the one checkout snapshotted (``seller_unit_cost``);
+    orders from before that snapshot existed use today's."""
     snapshot = order.attribution or {}
     if not snapshot.get("sub_store") or not order.distributor_id:
-        return ZERO
-    distributor = distributors.get(
-        int(snapshot.get("distributor_id") or order.distributor_id)
-    )
-    if distributor is None:
-        return ZERO
-    from distribution.services.pricing import cost_price_for
+        return ZERO, ZERO
+    if snapshot.get("seller_unit_cost") is not None:
+        unit_cost = Decimal(str(snapshot["seller_unit_cost"]))
+    else:
+        distributor = distributors.get(int(snapshot.get("distributor_id") or order.distributor_id))
+        if distributor is None:
+            return ZERO, ZERO
+        from distribution.services.pricing import cost_price_for
 
-    unit_cost = cost_price_for(
-        distributor=distributor, product=order.product, quantity=order.quantity
-    )
-    return max(Decimal(order.paid_amount) - unit_cost * order.quantity, ZERO)
+        unit_cost = cost_price_for(distributor=distributor, product=order.product, quantity=order.quantity)
+    return max(Decimal(order.paid_amount) - unit_cost * order.quantity, ZERO), unit_cost
 
 
 def _period_start(policy, moment):
@@ -294,11 +295,14 @@ def plan_split(
     paid = Decimal(order.paid_amount)
     order_cap = to_fen(paid * policy.max_order_share_bp / BASIS_POINTS)
     margin = max(paid - Decimal(order.cost_amount or 0), ZERO)
-    margin_cap = max(
-        to_fen(margin * policy.max_margin_share_bp / BASIS_POINTS)
-        - _sub_store_difference(order, distributors),
-        ZERO,
-    )
+    payout_cap = to_fen(margin * policy.max_margin_share_bp / BASIS_POINTS)
+    difference, unit_cost = _sub_store_difference(order, distributors)
+    if self_purchase:
+        difference = ZERO  # a distributor buying from their own store pays themselves nothing
+    # The price difference comes first (it is the seller's own price, within the merchant's
+    # bounds); commissions share what the merchant's cap on the margin leaves.
+    difference = min(difference, payout_cap)
+    margin_cap = max(payout_cap - difference, ZERO)
     cap = min(order_cap, margin_cap, base)
     reason = ""
     if computed > cap:
@@ -310,6 +314,19 @@ def plan_split(
         for line in lines:
             line.amount = to_fen(line.amount * cap / computed)
         lines = [line for line in lines if line.amount > 0]
+    if difference > 0:
+        lines.append(
+            PlannedLine(
+                chain[0],
+                CommissionKind.PRICE_DIFFERENCE,
+                1,
+                None,
+                _("分站差价：售价 ¥%(price)s − 拿货价 ¥%(cost)s，× %(quantity)s")
+                % {"price": f"{paid / order.quantity:.2f}", "cost": f"{unit_cost:.2f}", "quantity": order.quantity},
+                0,
+                difference,
+            )
+        )
     return lines, base, computed, reason
 
 

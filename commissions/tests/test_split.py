@@ -12,6 +12,7 @@ from commissions.models import (
     CapEvent,
     Commission,
     CommissionBase,
+    CommissionKind,
     CommissionRule,
     JournalEntry,
     ProductBonus,
@@ -24,7 +25,7 @@ from commissions.services import (
     save_commission_rule,
     split_commissions,
 )
-from commissions.services.ledger import merchant_account
+from commissions.services.ledger import distributor_account, merchant_account
 from distribution.models import DistributionSettings
 
 from .factories import GradeFactory, ProductFactory, make_chain, make_order
@@ -216,8 +217,59 @@ def test_the_margin_cap_counts_the_sub_store_price_difference():
 
     commissions = split_commissions(order=order)
 
-    # margin 35 × 50 % = 17.50, less the 15.00 difference → 2.50 at most (9.50 computed)
-    assert sum(c.amount for c in commissions) == Decimal("2.50")
+    # margin 35 × 50 % = 17.50: the seller's 15.00 difference first, then 2.50 of commission
+    # at most (9.50 computed)
+    by_kind = {c.kind: c.amount for c in commissions}
+    assert by_kind == {CommissionKind.LEVEL: Decimal("2.50"), CommissionKind.PRICE_DIFFERENCE: Decimal("15.00")}
+    difference = next(c for c in commissions if c.kind == CommissionKind.PRICE_DIFFERENCE)
+    assert (difference.beneficiary_id, difference.level) == (seller.pk, 1)
+    assert "95.00" in difference.rule_description and "80.00" in difference.rule_description
+
+
+@pytest.mark.django_db
+def test_a_sub_store_sale_pays_the_seller_the_difference_snapshotted_at_checkout():
+    seller, parent = make_chain(2, rates=(1000, 500, 0))
+    policy = get_policy()
+    policy.max_margin_share_bp = 10000
+    policy.save()
+    product = ProductFactory(retail_price=Decimal("100.00"), cost_price=Decimal("40.00"))
+    # checkout snapshotted a cost of 70; today's grade cost (80) does not matter any more; the
+    # margin (50) covers the difference (20) and the commissions (13.50) uncapped
+    order = make_order(
+        seller,
+        paid="90.00",
+        cost="40.00",
+        product=product,
+        attribution={"distributor_id": seller.pk, "chain": [parent.pk], "sub_store": 1, "seller_unit_cost": "70.00"},
+    )
+
+    commissions = split_commissions(order=order)
+
+    amounts = {(c.beneficiary_id, c.kind): c.amount for c in commissions}
+    assert amounts[(seller.pk, CommissionKind.PRICE_DIFFERENCE)] == Decimal("20.00")
+    assert amounts[(seller.pk, CommissionKind.LEVEL)] == Decimal("9.00")
+    assert amounts[(parent.pk, CommissionKind.LEVEL)] == Decimal("4.50")
+    pending = distributor_account(seller.pk, AccountKind.DISTRIBUTOR_PENDING)
+    assert pending.balance == Decimal("29.00")  # both lines wait for settlement
+    assert split_commissions(order=order) == commissions  # a second call writes nothing new
+
+
+@pytest.mark.django_db
+def test_a_distributor_buying_from_their_own_store_earns_no_difference():
+    seller, *_rest = make_chain(1, rates=(1000, 0, 0))
+    product = ProductFactory(retail_price=Decimal("100.00"), cost_price=Decimal("60.00"))
+    order = make_order(
+        seller,
+        paid="90.00",
+        cost="60.00",
+        product=product,
+        attribution={
+            "distributor_id": seller.pk, "chain": [], "sub_store": 1, "seller_unit_cost": "70.00",
+            "buyer_distributor_id": seller.pk,
+        },
+    )
+
+    assert [c.kind for c in split_commissions(order=order)] == []
 
 
 @pytest.mark.django_db

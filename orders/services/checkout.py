@@ -209,6 +209,11 @@ def place_order(
     if buyer_distributor_id is not None:
         attribution["buyer_distributor_id"] = buyer_distributor_id
     unit_price = unit_price_for(product=product, distributor_id=distributor_id, quantity=quantity, distributor=seller)
+    if attribution.get("sub_store") and seller is not None:
+        # The seller's cost now: their price difference (差价) is paid from it at delivery.
+        from distribution.services import cost_price_for
+
+        attribution["seller_unit_cost"] = str(cost_price_for(distributor=seller, product=product, quantity=quantity))
     total = (unit_price * quantity).quantize(Decimal("0.01"))
 
     from riskcontrol.services import BLOCK, REVIEW, assess_checkout_in_full
