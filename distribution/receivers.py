@@ -4,9 +4,13 @@ The sales rollup follows the orders through Django's own ``post_save`` on ``orde
 every payment, fulfilment and refund goes through ``orders.services.state.transition_order``,
 which saves the order row (status, ``paid_amount`` / ``refunded_amount``) inside the
 transaction that changes it — so the rollup commits or rolls back with the order, and the
-orders app needs no hook of its own. Writes that bypass ``save()`` (``bulk_create``,
+orders app needs no hook of its own. A transition hands over what the order was before it
+(``Order.before_transition``), so the rollup adds the difference; any other save recounts
+the seller's day. Writes that bypass ``save()`` (``bulk_create``,
 ``update()``) are repaired by ``manage.py rebuild_sales_rollup``.
 """
+
+from decimal import Decimal
 
 from django.db.models.signals import post_save
 from django.utils import timezone
@@ -16,16 +20,59 @@ _SALES_FIELDS = frozenset({"status", "paid_amount", "refunded_amount", "paid_at"
 
 
 def _order_saved(sender, instance, created, update_fields=None, raw=False, **kwargs):
-    if raw or instance.distributor_id is None or instance.paid_at is None:
+    if raw:
+        return
+    before = instance.before_transition
+    if before is not None:
+        _transitioned(instance, before)
+        return
+    if instance.distributor_id is None or instance.paid_at is None:
         return
     if update_fields is not None and not (_SALES_FIELDS & set(update_fields)):
         return
     from .services.sales import record_order_sales
 
-    record_order_sales(
-        distributor_id=instance.distributor_id,
-        day=timezone.localdate(instance.paid_at),
-    )
+    # Any other save: recount the seller's day (idempotent, whatever changed).
+    record_order_sales(distributor_id=instance.distributor_id, day=timezone.localdate(instance.paid_at))
+
+
+def _counts_as(status, paid_at, paid_amount, refunded_amount) -> tuple[int, Decimal]:
+    from .selectors import sold_statuses
+
+    if paid_at is None or status not in sold_statuses():
+        return 0, Decimal("0.00")
+    return 1, paid_amount - refunded_amount
+
+
+def _transitioned(order, before: dict) -> None:
+    """A state-machine move, made once under the order's row lock: add what it changed to the
+    rollup (no recount of the seller's day on every payment)."""
+    from .services.sales import add_order_sales
+
+    was_orders, was_amount = _counts_as(before["status"], before["paid_at"], before["paid_amount"], before["refunded_amount"])
+    now_orders, now_amount = _counts_as(order.status, order.paid_at, order.paid_amount, order.refunded_amount)
+    if before["distributor_id"] != order.distributor_id or (before["paid_at"] and before["paid_at"] != order.paid_at):
+        # Not something the state machine does; recount both sides rather than guess.
+        from .services.sales import record_order_sales
+
+        for distributor_id, paid_at in ((before["distributor_id"], before["paid_at"]), (order.distributor_id, order.paid_at)):
+            if distributor_id is not None and paid_at is not None:
+                record_order_sales(distributor_id=distributor_id, day=timezone.localdate(paid_at))
+        return
+    if order.distributor_id is None or order.paid_at is None:
+        return
+    if now_orders < was_orders or now_amount < was_amount:
+        # A refund (rare): recount the day; a negative delta would also trip the rows' checks.
+        from .services.sales import record_order_sales
+
+        record_order_sales(distributor_id=order.distributor_id, day=timezone.localdate(order.paid_at))
+    elif (now_orders, now_amount) != (was_orders, was_amount):
+        add_order_sales(
+            distributor_id=order.distributor_id,
+            day=timezone.localdate(order.paid_at),
+            orders=now_orders - was_orders,
+            amount=now_amount - was_amount,
+        )
 
 
 def connect() -> None:

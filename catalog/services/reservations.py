@@ -8,11 +8,11 @@ the fulfilment step; releasing it puts the keys back on sale.
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.models import CardKey, CardKeyStatus, Product
+from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
 
 from .stock import InsufficientStock, _delivery_ordering
 
@@ -30,33 +30,100 @@ def reserve_card_keys(*, product: Product, quantity: int, reference: str, until:
 
     All or nothing: too few keys raises InsufficientStock and reserves none. Calling it again
     for the same reference and product tops the reservation up to ``quantity`` (never more), so
-    a retried checkout does not hold twice the stock.
+    a retried checkout does not hold twice the stock. Returns the keys it reserved now.
+
+    Reservations whose window passed go back on sale when the available keys run short, so
+    stock never stays stuck when the expiry job is late or not running (the embedded mode has
+    no beat); the ordinary checkout pays for none of that.
     """
     if quantity < 1:
         raise ValueError("quantity must be at least 1")
     if not reference:
         raise ValueError("a reservation needs a reference")
     now = timezone.now()
-    with transaction.atomic():
-        # Reservations whose window passed go back on sale first, so stock never stays stuck
-        # when the expiry job is late or not running (the embedded mode has no beat).
-        _release_lapsed(product=product, now=now)
-        held = CardKey.objects.filter(product=product, status=CardKeyStatus.RESERVED, reserved_for=reference).count()
-        missing = quantity - held
-        if missing <= 0:
-            return list(CardKey.objects.filter(product=product, status=CardKeyStatus.RESERVED, reserved_for=reference))
-        candidates = (
-            CardKey.objects.filter(product=product, status=CardKeyStatus.AVAILABLE)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-            .order_by(*_delivery_ordering(product))
-            .select_for_update(skip_locked=True, of=("self",))
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            try:
+                return _reserve_portable(product=product, quantity=quantity, reference=reference, until=until, now=now)
+            except InsufficientStock:
+                if not _release_lapsed(product=product, now=now):
+                    raise
+            return _reserve_portable(product=product, quantity=quantity, reference=reference, until=until, now=now)
+    # One statement writes all or nothing, so no savepoint round trips. A shortage leaves the
+    # few keys it looked at locked until the caller's transaction ends (a checkout ends at once).
+    try:
+        return _reserve_in_one_statement(product=product, quantity=quantity, reference=reference, until=until, now=now)
+    except InsufficientStock:
+        if not _release_lapsed(product=product, now=now):
+            raise
+    return _reserve_in_one_statement(product=product, quantity=quantity, reference=reference, until=until, now=now)
+
+
+def _reserve_in_one_statement(*, product, quantity, reference, until, now) -> list[CardKey]:
+    """Count what ``reference`` holds, pick and lock what is missing (``SKIP LOCKED``), mark it
+    reserved only if that makes ``quantity``: one round trip, like ``claim_card_keys``."""
+    order = {
+        DeliveryOrder.FIRST_EXPIRING: "expires_at ASC NULLS LAST, id",
+        DeliveryOrder.RANDOM: "random()",
+    }.get(product.delivery_order, "id")
+    table = connection.ops.quote_name(CardKey._meta.db_table)
+    sql = f"""
+        WITH held AS (
+            SELECT count(*) AS held FROM {table}
+            WHERE reserved_for = %(reference)s AND status = %(reserved)s AND product_id = %(product)s
+        ), picked AS MATERIALIZED (
+            SELECT id FROM {table}
+            WHERE product_id >= %(product)s AND product_id <= %(product)s AND status = %(available)s
+                AND (expires_at IS NULL OR expires_at > %(now)s)
+            ORDER BY product_id, {order}
+            LIMIT GREATEST(%(quantity)s - (SELECT held FROM held), 0)
+            FOR UPDATE SKIP LOCKED
+        ), found AS (
+            SELECT count(*) AS found FROM picked
+        ), reserved AS (
+            UPDATE {table} AS card_key
+            SET status = %(reserved)s, reserved_for = %(reference)s, reserved_until = %(until)s, reserved_at = %(now)s
+            FROM picked, found, held
+            WHERE card_key.id = picked.id AND found.found + held.held >= %(quantity)s
+            RETURNING card_key.id
         )
-        keys = list(candidates.only("id")[:missing])
-        if len(keys) < missing:
-            raise InsufficientStock(product, quantity, held + len(keys))
-        CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(
-            status=CardKeyStatus.RESERVED, reserved_for=reference, reserved_until=until, reserved_at=now
-        )
+        SELECT held.held, found.found, reserved.id FROM held, found LEFT JOIN reserved ON true
+    """
+    parameters = {
+        "product": product.pk,
+        "available": CardKeyStatus.AVAILABLE.value,
+        "reserved": CardKeyStatus.RESERVED.value,
+        "reference": reference,
+        "until": until,
+        "now": now,
+        "quantity": quantity,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, parameters)
+        rows = cursor.fetchall()
+    held, found = rows[0][0], rows[0][1]
+    if held + found < quantity:
+        raise InsufficientStock(product, quantity, held + found)  # nothing was reserved
+    return [CardKey(pk=row[2]) for row in rows if row[2] is not None]
+
+
+def _reserve_portable(*, product, quantity, reference, until, now) -> list[CardKey]:
+    held = CardKey.objects.filter(product=product, status=CardKeyStatus.RESERVED, reserved_for=reference).count()
+    missing = quantity - held
+    if missing <= 0:
+        return []
+    candidates = (
+        CardKey.objects.filter(product=product, status=CardKeyStatus.AVAILABLE)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by(*_delivery_ordering(product))
+        .select_for_update(skip_locked=True, of=("self",))
+    )
+    keys = list(candidates.only("id")[:missing])
+    if len(keys) < missing:
+        raise InsufficientStock(product, quantity, held + len(keys))
+    CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(
+        status=CardKeyStatus.RESERVED, reserved_for=reference, reserved_until=until, reserved_at=now
+    )
     return keys
 
 
@@ -78,19 +145,52 @@ def release_card_key_reservation(*, reference: str) -> int:
     )
 
 
-def sell_reserved_card_keys(*, reference: str, product: Product | None = None) -> list[CardKey]:
+def sell_reserved_card_keys(*, reference: str, product: Product | None = None, at_least: int = 0) -> list[CardKey]:
     """Mark the keys reserved for ``reference`` sold to it and return them (locked rows).
+    With ``at_least``, all or nothing: fewer reserved keys than that sells none.
 
     Run inside the caller's transaction that records the delivery, so a crash between the two
     leaves the keys reserved, not sold and lost. Keys already sold to ``reference`` are not
     returned again.
     """
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        # One UPDATE … RETURNING: it locks the rows it changes, so no SELECT … FOR UPDATE first.
+        fields = CardKey._meta.concrete_fields
+        table = connection.ops.quote_name(CardKey._meta.db_table)
+        product_filter = "AND product_id = %(product)s" if product is not None else ""
+        enough = (
+            f"AND (SELECT count(*) FROM {table} WHERE reserved_for = %(reference)s AND status = %(reserved)s"
+            f" {product_filter}) >= %(at_least)s"
+            if at_least
+            else ""
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {table} SET status = %(sold)s, sold_at = %(now)s, sold_to = %(reference)s, reserved_until = NULL
+                WHERE reserved_for = %(reference)s AND status = %(reserved)s {product_filter} {enough}
+                RETURNING {", ".join(connection.ops.quote_name(field.column) for field in fields)}
+                """,
+                {
+                    "sold": CardKeyStatus.SOLD.value,
+                    "reserved": CardKeyStatus.RESERVED.value,
+                    "now": now,
+                    "reference": reference,
+                    "product": getattr(product, "pk", None),
+                    "at_least": at_least,
+                },
+            )
+            rows = cursor.fetchall()
+        names = [field.attname for field in fields]
+        return sorted((CardKey.from_db(connection.alias, names, row) for row in rows), key=lambda key: key.pk)
     with transaction.atomic():
         queryset = CardKey.objects.filter(status=CardKeyStatus.RESERVED, reserved_for=reference)
         if product is not None:
             queryset = queryset.filter(product=product)
         keys = list(queryset.order_by("id").select_for_update(of=("self",)))
+        if len(keys) < at_least:
+            return []
         if keys:
             CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(
                 status=CardKeyStatus.SOLD, sold_at=now, sold_to=reference, reserved_until=None

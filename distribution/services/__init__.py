@@ -79,7 +79,8 @@ def attribution_for_referral(*, code: str) -> dict | None:
          "link": "<link code or id>", "sub_store": optional id}
 
     (the channel comes from the referral cookie, not from here), plus ``grade``,
-    ``chain_grades`` and ``depth`` for the commission split. The chain is cut at the
+    ``chain_grades`` and ``depth`` for the commission split, and ``seller``: the distributor
+    itself, loaded with its grade and sub-store, for pricing (not part of the snapshot). The chain is cut at the
     merchant's commission depth (1–3, never more). An inactive distributor or link attributes
     nothing. The link's order counter goes up by one (orders placed; paid figures are read from
     the orders themselves).
@@ -102,17 +103,22 @@ def attribution_for_referral(*, code: str) -> dict | None:
         "grade": distributor.grade_id,
         "chain_grades": [grade for _pk, grade in upline],
         "depth": depth,
+        "seller": distributor,
     }
 
 
-def price_for_order(*, product, distributor_id: int | None, quantity: int):
+def price_for_order(*, product, distributor_id: int | None, quantity: int, distributor=None):
     """The unit price a buyer pays when attributed to ``distributor_id`` (a sub-store price), or
     None for the product's retail price. Checkout calls it and never trusts a price from the
     client; the sub-store price is kept within today's bounds (the distributor's cost and the
-    merchant's maximum)."""
+    merchant's maximum). ``distributor``: the active distributor already loaded with its grade
+    and sub-store (the referral look-up's), which saves reading it again."""
     if distributor_id is None:
         return None
     from ..models import Distributor, DistributorStatus
+
+    if distributor is not None and distributor.pk == distributor_id and distributor.status == DistributorStatus.ACTIVE:
+        return sub_store_unit_price(distributor=distributor, product=product)
 
     distributor = (
         Distributor.objects.select_related("grade", "sub_store")

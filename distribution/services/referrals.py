@@ -60,7 +60,7 @@ def active_link(code) -> ReferralLink | None:
     if not code:
         return None
     return (
-        ReferralLink.objects.select_related("distributor", "distributor__grade")
+        ReferralLink.objects.select_related("distributor", "distributor__grade", "distributor__sub_store")
         .filter(code=code, is_active=True, distributor__status=DistributorStatus.ACTIVE)
         .first()
     )

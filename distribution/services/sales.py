@@ -28,6 +28,7 @@ from django.utils import timezone
 from ..models import DistributorDailySales, DistributorTeamTotals
 
 __all__ = [
+    "add_order_sales",
     "move_team_totals",
     "rebuild_sales_rollup",
     "record_order_sales",
@@ -53,15 +54,22 @@ def _day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetim
     return start, end
 
 
-_UPLINE_SQL = """
-    WITH RECURSIVE upline(id, parent_id, steps) AS (
-        SELECT id, parent_id, 0 FROM distribution_distributor WHERE id = %s
+_UPLINE_CTE = """
+    upline(id, parent_id, steps) AS (
+        SELECT id, parent_id, 0 FROM distribution_distributor WHERE id = %(seller)s
         UNION ALL
         SELECT node.id, node.parent_id, upline.steps + 1
         FROM distribution_distributor AS node JOIN upline ON node.id = upline.parent_id
         WHERE upline.steps < 100000
     )
-    SELECT id FROM upline
+"""
+# Rows are inserted, or locked and updated, in primary-key order: two payments in the same
+# upline wait for each other instead of deadlocking.
+_ADD_TO_TEAM_TOTALS = """
+    INSERT INTO distribution_distributorteamtotals AS totals (distributor_id, orders, amount)
+    SELECT id, %(delta_orders)s, %(delta_amount)s FROM upline ORDER BY id
+    ON CONFLICT (distributor_id) DO UPDATE
+    SET orders = totals.orders + EXCLUDED.orders, amount = totals.amount + EXCLUDED.amount
 """
 
 
@@ -98,34 +106,32 @@ def _add_to_team_totals(cursor, ids: list[int], orders: int, amount: Decimal) ->
 def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
     """Recompute ``distributor_id``'s own sales on local ``day`` from the orders and carry the
     change into the team totals of its upline. Idempotent; call it inside the transaction that
-    changed the order (its status, paid or refunded amount)."""
+    changed the order (its status, paid or refunded amount).
+
+    On PostgreSQL it runs on every paid order, so it is three statements and no savepoint:
+    take the tree lock and the day's row lock (the upsert), recount the day, write the day and
+    the upline's totals in one statement.
+    """
     if connection.vendor != "postgresql":
         _record_order_sales_portable(distributor_id=distributor_id, day=day)
         return
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM distribution_distributor WHERE id = %s", [distributor_id]
-        )
-        if cursor.fetchone() is None:
+    start, end = _day_bounds(day)
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_TREE_LOCK_SHARED + ", EXISTS (SELECT 1 FROM distribution_distributor WHERE id = %s)", [distributor_id])
+        if not cursor.fetchone()[1]:
             return  # an attribution to a distributor that no longer exists
-        cursor.execute(_TREE_LOCK_SHARED)
+        # ON CONFLICT DO UPDATE locks the day's row (or creates it) and returns what it holds.
         cursor.execute(
             """
-            INSERT INTO distribution_distributordailysales (distributor_id, day, orders, amount)
+            INSERT INTO distribution_distributordailysales AS daily (distributor_id, day, orders, amount)
             VALUES (%s, %s, 0, 0)
-            ON CONFLICT (distributor_id, day) DO NOTHING
-            """,
-            [distributor_id, day],
-        )
-        cursor.execute(
-            """
-            SELECT id, orders, amount FROM distribution_distributordailysales
-            WHERE distributor_id = %s AND day = %s FOR UPDATE
+            ON CONFLICT (distributor_id, day) DO UPDATE SET orders = daily.orders
+            RETURNING id, orders, amount
             """,
             [distributor_id, day],
         )
         row_id, old_orders, old_amount = cursor.fetchone()
-        start, end = _day_bounds(day)
+        # A new statement, so a new snapshot: it sees every order committed before the lock.
         cursor.execute(
             """
             SELECT count(*), coalesce(sum(paid_amount - refunded_amount), 0)
@@ -139,12 +145,54 @@ def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
         if orders == old_orders and amount == old_amount:
             return
         cursor.execute(
-            "UPDATE distribution_distributordailysales SET orders = %s, amount = %s WHERE id = %s",
-            [orders, amount, row_id],
+            f"""
+            WITH RECURSIVE {_UPLINE_CTE},
+            daily AS (
+                UPDATE distribution_distributordailysales SET orders = %(orders)s, amount = %(amount)s
+                WHERE id = %(row)s
+            )
+            {_ADD_TO_TEAM_TOTALS}
+            """,
+            {
+                "seller": distributor_id,
+                "orders": orders,
+                "amount": amount,
+                "row": row_id,
+                "delta_orders": orders - old_orders,
+                "delta_amount": amount - old_amount,
+            },
         )
-        cursor.execute(_UPLINE_SQL, [distributor_id])
-        upline = [row[0] for row in cursor.fetchall()]
-        _add_to_team_totals(cursor, upline, orders - old_orders, amount - old_amount)
+
+
+def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amount: Decimal) -> None:
+    """Add one order's sale (``orders`` 1 or 0, ``amount`` ≥ 0) to ``distributor_id``'s sales on
+    local ``day`` and to the team totals of its upline (refunds recount instead). Not idempotent: call it exactly once
+    per change, inside the transaction that makes it under the order's row lock (a state
+    transition does). Two statements on PostgreSQL: the tree lock, then the day's row and the
+    upline's totals in one statement, rows locked in primary-key order."""
+    if orders == 0 and amount == ZERO:
+        return
+    if orders < 0 or amount < ZERO:
+        raise ValueError("add_order_sales adds sales; a refund recounts with record_order_sales")
+    if connection.vendor != "postgresql":
+        record_order_sales(distributor_id=distributor_id, day=day)  # SQLite: one writer, recount
+        return
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # A statement of its own: the next one's snapshot then sees any move that held the lock.
+        cursor.execute(_TREE_LOCK_SHARED)
+        cursor.execute(
+            f"""
+            WITH RECURSIVE {_UPLINE_CTE},
+            daily AS (
+                INSERT INTO distribution_distributordailysales AS daily (distributor_id, day, orders, amount)
+                SELECT id, %(day)s, %(delta_orders)s, %(delta_amount)s FROM upline WHERE steps = 0
+                ON CONFLICT (distributor_id, day) DO UPDATE
+                SET orders = daily.orders + EXCLUDED.orders, amount = daily.amount + EXCLUDED.amount
+            )
+            {_ADD_TO_TEAM_TOTALS}
+            """,
+            {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount},
+        )
 
 
 def move_team_totals(*, distributor_id: int, old_upline: list[int], new_upline: list[int]) -> None:

@@ -197,6 +197,7 @@ def test_attribution_snapshots_the_upline_nearest_first_cut_at_the_depth(owner_u
         "grade": seller.grade_id,
         "chain_grades": [grade.pk] * 3,
         "depth": 3,
+        "seller": seller,
     }
     services.set_commission_depth(depth=1, actor=owner_user)
     assert services.attribution_for_referral(code=link.code)["chain"] == [nodes[4].pk]

@@ -65,12 +65,12 @@ def validate_contact(raw) -> tuple[str, str]:
     raise ValidationError(_("联系方式须为邮箱或 11 位中国大陆手机号"), code="invalid")
 
 
-def unit_price_for(*, product: Product, distributor_id: int | None, quantity: int) -> Decimal:
+def unit_price_for(*, product: Product, distributor_id: int | None, quantity: int, distributor=None) -> Decimal:
     """The server-side unit price: the sub-store price through the distribution hook when the
     order is attributed, else the retail price."""
     from distribution.services import price_for_order
 
-    price = price_for_order(product=product, distributor_id=distributor_id, quantity=quantity)
+    price = price_for_order(product=product, distributor_id=distributor_id, quantity=quantity, distributor=distributor)
     return Decimal(price) if price is not None else product.retail_price
 
 
@@ -87,15 +87,16 @@ def _parse_quantity(raw, product: Product) -> int:
     return quantity
 
 
-def _attribution(referral: dict | None) -> tuple[int | None, dict, str]:
+def _attribution(referral: dict | None) -> tuple[int | None, dict, str, object]:
+    """(distributor id, snapshot, channel, the distributor as loaded for pricing)."""
     if not referral or not referral.get("code"):
-        return None, {}, ""
+        return None, {}, "", None
     from distribution.services import attribution_for_referral
 
     channel = referral.get("channel") if referral.get("channel") in CHANNELS else "other"
     found = attribution_for_referral(code=str(referral["code"])[:64])
     if not found:
-        return None, {"referral_code": str(referral["code"])[:64], "matched": False}, channel
+        return None, {"referral_code": str(referral["code"])[:64], "matched": False}, channel, None
     snapshot = {
         "referral_code": str(referral["code"])[:64],
         "matched": True,
@@ -109,7 +110,7 @@ def _attribution(referral: dict | None) -> tuple[int | None, dict, str]:
         "chain_grades": list(found.get("chain_grades") or []),
         "depth": found.get("depth"),
     }
-    return found.get("distributor_id"), snapshot, channel
+    return found.get("distributor_id"), snapshot, channel, found.get("seller")
 
 
 def _buyer_distributor_id(user) -> int | None:
@@ -124,7 +125,7 @@ def _buyer_distributor_id(user) -> int | None:
 
 def _lock_buyer(product: Product, contact: str) -> None:
     """Serialise checkouts of one buyer for one product so a purchase limit cannot be raced."""
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or not product.purchase_limit_per_buyer:
         return
     digest = hashlib.blake2b(f"{product.pk}:{contact}".encode(), digest_size=8).digest()
     with connection.cursor() as cursor:
@@ -203,11 +204,11 @@ def place_order(
         raise ValidationError(errors)
     contact, kind = contact_kind
 
-    distributor_id, attribution, channel = _attribution(referral)
+    distributor_id, attribution, channel, seller = _attribution(referral)
     buyer_distributor_id = _buyer_distributor_id(buyer_user)
     if buyer_distributor_id is not None:
         attribution["buyer_distributor_id"] = buyer_distributor_id
-    unit_price = unit_price_for(product=product, distributor_id=distributor_id, quantity=quantity)
+    unit_price = unit_price_for(product=product, distributor_id=distributor_id, quantity=quantity, distributor=seller)
     total = (unit_price * quantity).quantize(Decimal("0.01"))
 
     from riskcontrol.services import BLOCK, REVIEW, assess_checkout_in_full

@@ -86,6 +86,19 @@ def _lock_unless_held(order: Order, order_is_locked: bool) -> None:
         Order.objects.select_for_update().only("id").get(pk=order.pk)
 
 
+def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
+    """First run for a paid order, under its lock: nothing is delivered yet, and normally its
+    reservation holds every key. Sold all at once or not at all, so no savepoint; False when
+    the reservation is not whole (lapsed, or a reusable-key product that reserves nothing)."""
+    keys = sell_reserved_card_keys(reference=order.order_no, product=product, at_least=quantity)
+    if not keys:
+        return False
+    OrderDelivery.objects.bulk_create(
+        [OrderDelivery(order=order, product=product, kind=DeliveryKind.CARD_KEY, card_key=key) for key in keys]
+    )
+    return True
+
+
 def _fulfil_card_keys(order: Order, product: Product, quantity: int, order_is_locked: bool = False) -> Part:
     try:
         with transaction.atomic():
@@ -153,8 +166,10 @@ def _fulfil_top_up(order: Order, product: Product, quantity: int) -> Part:
     return Part.FAILED
 
 
-def _fulfil_part(order: Order, product: Product, quantity: int, order_is_locked: bool = False) -> Part:
+def _fulfil_part(order: Order, product: Product, quantity: int, order_is_locked: bool = False, fresh: bool = False) -> Part:
     if product.product_type == ProductType.CARD_KEY:
+        if fresh and _deliver_reservation(order, product, quantity):
+            return Part.DONE
         if catalog_bridge.is_reusable_key_product(product):
             return _fulfil_reusable(order, product, quantity, order_is_locked)
         return _fulfil_card_keys(order, product, quantity, order_is_locked)
@@ -187,48 +202,47 @@ def _is_held_by_risk_control(order: Order) -> bool:
     return is_fulfilment_held(order=order)
 
 
-def _start_locked(order_id: int) -> tuple[Order, bool]:
-    """Inside a transaction: lock the order and move it to FULFILLING. Returns the locked order
-    and whether there is anything to do (False: not paid yet, or already concluded)."""
+def _start_locked(order_id: int) -> tuple[Order, bool, bool]:
+    """Inside a transaction: lock the order and see whether there is anything to do. Returns
+    the locked order, that answer (False: not paid yet, held, or already concluded), and
+    whether this is the first run for a paid order.
+
+    A paid order is not written yet (``_begin_locked`` does that when needed): when its goods
+    are all in the database, the one write in ``_complete_locked`` records paid → fulfilling →
+    completed.
+    """
     order = Order.objects.select_for_update().select_related("product").get(pk=order_id)
     if _is_held_by_risk_control(order):
-        return order, False
-    attempts = {"fulfilment_attempts": order.fulfilment_attempts + 1}
+        return order, False, False
+    if order.status == OrderStatus.PAID:
+        return order, True, True
     if order.status in _STARTABLE:
-        transition_order(
-            order=order, to_status=OrderStatus.FULFILLING, cause="fulfilment started", order_is_locked=True, also_set=attempts
-        )
+        _begin_locked(order)
     elif order.status == OrderStatus.FULFILLING:
-        Order.objects.filter(pk=order.pk).update(**attempts)
+        Order.objects.filter(pk=order.pk).update(fulfilment_attempts=order.fulfilment_attempts + 1)
         order.fulfilment_attempts += 1
     else:
-        return order, False
-    return order, True
+        return order, False, False
+    return order, True, False
+
+
+def _begin_locked(order: Order) -> None:
+    transition_order(
+        order=order,
+        to_status=OrderStatus.FULFILLING,
+        cause="fulfilment started",
+        order_is_locked=True,
+        also_set={"fulfilment_attempts": order.fulfilment_attempts + 1},
+    )
 
 
 def _conclude_locked(order: Order, results: list[Part]) -> bool:
-    """Inside a transaction, with the order locked: settle its status. True when a failure
-    below the attempt limit should be retried (raised by the caller after the commit)."""
+    """Inside a transaction, with the order locked and FULFILLING: settle its status. True when
+    a failure below the attempt limit should be retried (raised by the caller after the commit)."""
     if order.status != OrderStatus.FULFILLING:
         return False
     if all(result == Part.DONE for result in results):
-        if order.product.redemption_mode != RedemptionMode.NONE or order.product.product_type == ProductType.BUNDLE:
-            issue_vouchers(order=order)
-        transition_order(
-            order=order,
-            to_status=OrderStatus.COMPLETED,
-            cause="delivered",
-            order_is_locked=True,
-            also_set={"last_fulfilment_error": ""} if order.last_fulfilment_error else None,
-        )
-        if order.distributor_id or (order.attribution or {}).get("distributor_id"):
-            # Same transaction as the delivery: goods delivered and commissions owed commit
-            # together, or neither does (the order_completed receiver is only a backstop).
-            from commissions.services import split_commissions
-
-            split_commissions(order=order)
-        transaction.on_commit(lambda: _after_completion(order))
-        return False
+        return _complete_locked(order)
     if Part.OUT_OF_STOCK in results:
         transition_order(order=order, to_status=OrderStatus.BACKORDERED, cause="out of stock", order_is_locked=True)
         return False
@@ -242,6 +256,32 @@ def _conclude_locked(order: Order, results: list[Part]) -> bool:
     return False
 
 
+def _complete_locked(order: Order) -> bool:
+    """Every part is delivered: vouchers, COMPLETED, the commission split, then after the
+    commit the e-mail. An order still PAID in the database (first run) moves through
+    FULFILLING in the same write."""
+    if order.product.redemption_mode != RedemptionMode.NONE or order.product.product_type == ProductType.BUNDLE:
+        issue_vouchers(order=order)
+    also_set = {}
+    via = None
+    if order.status == OrderStatus.PAID:
+        also_set["fulfilment_attempts"] = order.fulfilment_attempts + 1
+        via = (OrderStatus.FULFILLING, "fulfilment started")
+    if order.last_fulfilment_error:
+        also_set["last_fulfilment_error"] = ""
+    transition_order(
+        order=order, to_status=OrderStatus.COMPLETED, cause="delivered", order_is_locked=True, also_set=also_set, via=via
+    )
+    if order.distributor_id or (order.attribution or {}).get("distributor_id"):
+        # Same transaction as the delivery: goods delivered and commissions owed commit
+        # together, or neither does (the order_completed receiver is only a backstop).
+        from commissions.services import split_commissions
+
+        split_commissions(order=order)
+    transaction.on_commit(lambda: _after_completion(order))
+    return False
+
+
 def fulfil_order(*, order_id: int) -> Order:
     """Deliver every part of a paid order that is not delivered yet, then settle its status:
     completed; back-ordered (out of stock); waiting (manual, pending top-up); or, after the
@@ -252,16 +292,25 @@ def fulfil_order(*, order_id: int) -> Order:
     """
     # The row lock is the first read: an unlocked read before it would only be repeated.
     with transaction.atomic():
-        locked, is_started = _start_locked(order_id)
+        locked, is_started, fresh = _start_locked(order_id)
         if not is_started:
             return locked
         parts = _parts(locked)
         has_top_up = any(product.product_type == ProductType.DIRECT_RECHARGE for product, _quantity in parts)
-        if not has_top_up:
-            results = [_fulfil_part(locked, product, quantity, order_is_locked=True) for product, quantity in parts]
-            retry = _conclude_locked(locked, results)
+        if has_top_up:
+            if fresh:
+                _begin_locked(locked)  # committed as FULFILLING before the supplier is called
+        else:
+            results = [
+                _fulfil_part(locked, product, quantity, order_is_locked=True, fresh=fresh) for product, quantity in parts
+            ]
+            if fresh and all(result == Part.DONE for result in results):
+                retry = _complete_locked(locked)
+            else:
+                if fresh:
+                    _begin_locked(locked)
+                retry = _conclude_locked(locked, results)
     if has_top_up:
-        # Committed as FULFILLING; the supplier is called outside any transaction.
         results = [_fulfil_part(locked, product, quantity) for product, quantity in parts]
         with transaction.atomic():
             locked = Order.objects.select_for_update().select_related("product").get(pk=order_id)

@@ -1,19 +1,18 @@
 """Queries per pipeline stage, pinned so they cannot creep up unnoticed.
 
-The budgets are the counts measured when they were last cut (inside the test's transaction,
-so each service's own transaction shows as a savepoint pair): checkout 11, callback 9,
-fulfilment 17 with its after-commit work (was 18 without it: the unlocked read before the row
-lock, the second lock of the same row per part and the re-read after the commit are gone), a
-replayed callback 5, a repeated fulfilment 3. An attributed order adds the distribution
-look-ups at checkout (16) and the commission split inside the delivery transaction (38); the
-``order_completed`` receiver no longer repeats the split after the commit. The risk check
-at checkout adds its two statements (the velocity/limit aggregate and the recorded signal):
-checkout 13, attributed checkout 18. The distribution sales rollup (a post_save receiver
-on the order) recomputes the seller's day row and the upline's team totals on every saved
-status change of an attributed order: callback 21 and fulfilment 52 for an attributed order
-(12 and 14 of them the rollup; cutting that is the next performance step). The split itself
-went from 21 queries to 9 (batched look-ups, one statement for the journal and the balances):
-attributed fulfilment 40.
+Measured inside the test's transaction (a service's own transaction shows as a savepoint pair
+where it takes one). A plain card-key order: checkout 7 (the risk check's two statements, the
+order, the one-statement reservation), callback 9, fulfilment 8 with its after-commit work
+(paid → fulfilling → completed in one write, the reservation sold in one UPDATE … RETURNING);
+a replayed callback 5, a repeated fulfilment 3.
+
+An order through a referral link adds the distribution look-ups at checkout (11: the link
+with its distributor, the counter, the depth, the upline), the sales rollup at payment
+(callback 11: the tree lock and one upsert of the day and the team totals; the moves after
+payment change no figure and cost nothing) and the commission split inside the delivery
+transaction (fulfilment 17: the split and its ledger posting are 9).
+
+History: 13/9/17 and 18/21/52 (attributed) before the rollup and the split were cut.
 """
 
 import pytest
@@ -52,7 +51,7 @@ def test_queries_per_stage(django_assert_max_num_queries, django_capture_on_comm
     add_keys(product, 5)
     buy(product, contact="warm@example.com")  # warm caches (content types, permissions)
 
-    _stages(product, django_assert_max_num_queries, django_capture_on_commit_callbacks, budgets=(13, 9, 17))
+    _stages(product, django_assert_max_num_queries, django_capture_on_commit_callbacks, budgets=(7, 9, 8))
 
 
 @pytest.mark.django_db
@@ -69,7 +68,7 @@ def test_queries_per_stage_of_an_attributed_order(django_assert_max_num_queries,
         product,
         django_assert_max_num_queries,
         django_capture_on_commit_callbacks,
-        budgets=(18, 21, 40),
+        budgets=(11, 11, 17),
         referral=referral,
     )
 
