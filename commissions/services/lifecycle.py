@@ -8,11 +8,13 @@ that earned — the balance may go negative and then blocks withdrawal until lat
 bring it back. Nothing is capped at the current balance.
 
 Settlement runs are keyed by cycle and period (``daily:2026-11-23``), unique in the database:
-a second run of the same cycle returns the first. Commissions are locked ``SKIP LOCKED`` and
-moved only while still pending, so two overlapping runs never settle one twice (on
-PostgreSQL a run also holds an advisory lock: runs settle one after the other). A run is
-set-based (chunks of commissions per statement, one journal transaction per distributor,
-posted in bulk): the bench settles 100,000 commissions at well over 20,000 a second.
+a second run of the same cycle returns the first. On PostgreSQL a run holds a
+transaction-level advisory lock, so runs of different cycles settle one after the other, and a
+commission moves only while still pending (checked again on the row a concurrent refund
+left); elsewhere (SQLite) the due rows are read ``SKIP LOCKED`` where supported. Either way
+two overlapping runs never settle one twice. A run is set-based: a chunk of commissions per
+statement, one journal transaction per distributor, posted in bulk (``bench/commissions.py``
+measures it on 100,000 commissions).
 """
 
 from collections import defaultdict
