@@ -181,8 +181,7 @@ WITH due AS (
 ), moved AS (
     UPDATE {commission} c
        SET status = 'available', settled_at = %(now)s, settlement_run_id = %(run)s
-      FROM due
-     WHERE c.id = due.id AND c.status = 'pending'
+     WHERE c.id = ANY(ARRAY(SELECT id FROM due)) AND c.status = 'pending'
     RETURNING c.id, c.beneficiary_id, GREATEST(c.amount - c.reversed_amount, 0) AS outstanding
 )
 SELECT m.beneficiary_id, m.outstanding, m.settled, d.last
