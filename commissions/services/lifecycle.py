@@ -120,8 +120,8 @@ def settlement_key(cycle: str, moment: datetime) -> str:
     raise ValidationError(_("未知的结算周期：%(cycle)s") % {"cycle": cycle})
 
 
-SETTLEMENT_CHUNK = 10_000  # commissions locked and moved per statement
-POSTINGS_PER_STATEMENT = 2_000  # journal transactions per posting statement
+SETTLEMENT_CHUNK = 25_000  # commissions moved per statement
+POSTINGS_PER_STATEMENT = 5_000  # journal transactions per posting statement
 
 
 def run_settlement(
