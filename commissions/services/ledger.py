@@ -1,11 +1,13 @@
 """The one posting service: every money move in Kamen's books goes through
-``post_journal_transaction``.
+``post_journal_transaction`` (one transaction) or ``post_journal_transactions`` (many).
 
 It checks in Python what PostgreSQL checks again at commit (migration 0002): every line is a
-positive whole-fen amount, debits equal credits. It writes the transaction and its entries and
-moves each account's cached balance with ``F()`` in the same database transaction, touching
-accounts in primary-key order so two postings never deadlock. A ``reference`` already posted
-returns the earlier transaction unchanged: the caller's idempotency key.
+positive whole-fen amount, debits equal credits. It writes the transactions, their entries and
+moves each account's cached balance in the same database transaction — on PostgreSQL in one
+statement whatever the number of transactions, locking the accounts in primary-key order
+before updating any, so two postings never deadlock. A ``reference`` already posted is left as
+it was (``post_journal_transaction`` returns the earlier transaction): the caller's idempotency
+key.
 """
 
 from collections import defaultdict

@@ -8,10 +8,13 @@ that earned — the balance may go negative and then blocks withdrawal until lat
 bring it back. Nothing is capped at the current balance.
 
 Settlement runs are keyed by cycle and period (``daily:2026-11-23``), unique in the database:
-a second run of the same cycle returns the first. Commissions are locked ``SKIP LOCKED`` and
-moved only while still pending, so two overlapping runs never settle one twice. A run is
-set-based (chunks of commissions per statement, one journal transaction per distributor,
-posted in bulk): the bench settles 100,000 commissions at well over 20,000 a second.
+a second run of the same cycle returns the first. On PostgreSQL a run holds a
+transaction-level advisory lock, so runs of different cycles settle one after the other, and a
+commission moves only while still pending (checked again on the row a concurrent refund
+left); elsewhere (SQLite) the due rows are read ``SKIP LOCKED`` where supported. Either way
+two overlapping runs never settle one twice. A run is set-based: a chunk of commissions per
+statement, one journal transaction per distributor, posted in bulk (``bench/commissions.py``
+measures it on 100,000 commissions).
 """
 
 from collections import defaultdict
@@ -19,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -117,8 +120,8 @@ def settlement_key(cycle: str, moment: datetime) -> str:
     raise ValidationError(_("未知的结算周期：%(cycle)s") % {"cycle": cycle})
 
 
-SETTLEMENT_CHUNK = 10_000  # commissions locked and moved per statement
-POSTINGS_PER_STATEMENT = 2_000  # journal transactions per posting statement
+SETTLEMENT_CHUNK = 25_000  # commissions moved per statement
+POSTINGS_PER_STATEMENT = 5_000  # journal transactions per posting statement
 
 
 def run_settlement(
@@ -127,10 +130,11 @@ def run_settlement(
     """Settle every pending commission whose hold has passed (risk-held distributors wait).
     Once per cycle and period: a repeated run returns the first run unchanged.
 
-    Set-based: the due commissions are locked (``SKIP LOCKED``, so an overlapping run of
-    another cycle takes the others) and moved to available a chunk at a time, then each
-    distributor gets one journal transaction for the run — pending → available, the sum of
-    their commissions' outstanding amounts — posted in bulk with the balance caches.
+    Set-based: the due commissions are moved to available a chunk per statement (on
+    PostgreSQL under a transaction-level advisory lock, so an overlapping run of another cycle
+    waits and then finds them settled), then each distributor gets one journal transaction
+    for the run — pending → available, the sum of their commissions' outstanding amounts —
+    posted in bulk with the balance caches.
     """
     now = now or timezone.now()
     key = key or settlement_key(cycle, now)
@@ -140,42 +144,97 @@ def run_settlement(
                 run = SettlementRun.objects.create(key=key, cycle=cycle, cutoff=now)
         except IntegrityError:
             return SettlementRun.objects.get(key=key)
-        held = WalletHold.objects.filter(is_active=True).values("distributor_id")
-        due = (
-            Commission.objects.filter(
-                status=CommissionStatus.PENDING, available_at__lte=now
-            )
-            .exclude(beneficiary_id__in=held)
-            .order_by("pk")
+        connection = connections[router.db_for_write(Commission)]
+        settle_chunk = (
+            _settle_chunk_on_postgresql
+            if connection.vendor == "postgresql"
+            else _settle_chunk_with_the_orm
         )
         owed: dict[int, Decimal] = defaultdict(lambda: ZERO)
         count, after = 0, 0
         while True:
-            chunk = list(
-                due.filter(pk__gt=after)
-                .select_for_update(skip_locked=True)
-                .values_list("pk", "beneficiary_id", "amount", "reversed_amount")[
-                    :SETTLEMENT_CHUNK
-                ]
-            )
-            if not chunk:
+            moved, last = settle_chunk(connection, run=run, now=now, after=after)
+            for beneficiary_id, outstanding, settled in moved:
+                owed[beneficiary_id] += outstanding
+                count += settled
+            if last is None:
                 break
-            ids = [pk for pk, _beneficiary, _amount, _reversed in chunk]
-            Commission.objects.filter(pk__in=ids).update(
-                status=CommissionStatus.AVAILABLE, settled_at=now, settlement_run=run
-            )
-            for _pk, beneficiary_id, amount, reversed_amount in chunk:
-                if amount > reversed_amount:
-                    owed[beneficiary_id] += amount - reversed_amount
-            count, after = count + len(chunk), ids[-1]
-            if len(chunk) < SETTLEMENT_CHUNK:
-                break
+            after = last
         _post_settlement(run, key, {pk: total for pk, total in owed.items() if total})
         run.commission_count = count
         run.total_amount = sum(owed.values(), ZERO)
         run.finished_at = timezone.now()
         run.save(update_fields=["commission_count", "total_amount", "finished_at"])
     return run
+
+
+# One chunk in one statement: move the next due commissions to available and return what each
+# beneficiary is owed. Runs hold SETTLEMENT_LOCK, so only one settles at a time; a refund that
+# locked a commission first is waited for, and the status is checked again on the row it left.
+_SETTLE_CHUNK_SQL = """
+WITH due AS (
+    SELECT c.id FROM {commission} c
+     WHERE c.status = 'pending' AND c.available_at <= %(now)s AND c.id > %(after)s
+       AND NOT EXISTS (SELECT 1 FROM {hold} h WHERE h.is_active AND h.distributor_id = c.beneficiary_id)
+     ORDER BY c.id
+     LIMIT %(chunk)s
+), moved AS (
+    UPDATE {commission} c
+       SET status = 'available', settled_at = %(now)s, settlement_run_id = %(run)s
+     WHERE c.id = ANY(ARRAY(SELECT id FROM due)) AND c.status = 'pending'
+    RETURNING c.id, c.beneficiary_id, GREATEST(c.amount - c.reversed_amount, 0) AS outstanding
+)
+SELECT m.beneficiary_id, m.outstanding, m.settled, d.last
+  FROM (SELECT MAX(id) AS last FROM due) AS d
+  LEFT JOIN (SELECT beneficiary_id, SUM(outstanding) AS outstanding, COUNT(*) AS settled
+               FROM moved GROUP BY beneficiary_id) AS m ON TRUE
+"""
+SETTLEMENT_LOCK = 0x4B414D454E5345  # pg_advisory_xact_lock key: one settlement at a time
+
+
+def _settle_chunk_on_postgresql(connection, *, run, now, after):
+    """((beneficiary, outstanding, commissions), …) of one chunk and its last id (None: done)."""
+    sql = _SETTLE_CHUNK_SQL.format(
+        commission=Commission._meta.db_table, hold=WalletHold._meta.db_table
+    )
+    with connection.cursor() as cursor:
+        if not after:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SETTLEMENT_LOCK])
+        cursor.execute(
+            sql,
+            {"now": now, "after": after, "chunk": SETTLEMENT_CHUNK, "run": run.pk},
+        )
+        rows = cursor.fetchall()
+    moved = [
+        (beneficiary, outstanding, settled)
+        for beneficiary, outstanding, settled, _last in rows
+        if beneficiary is not None
+    ]
+    return moved, rows[0][3]  # the chunk's last id, None when nothing was due
+
+
+def _settle_chunk_with_the_orm(connection, *, run, now, after):
+    """The same in two statements (SQLite, the embedded mode)."""
+    held = WalletHold.objects.filter(is_active=True).values("distributor_id")
+    chunk = list(
+        Commission.objects.filter(
+            status=CommissionStatus.PENDING, available_at__lte=now, pk__gt=after
+        )
+        .exclude(beneficiary_id__in=held)
+        .order_by("pk")
+        .select_for_update(skip_locked=True)
+        .values_list("pk", "beneficiary_id", "amount", "reversed_amount")[:SETTLEMENT_CHUNK]
+    )
+    ids = [pk for pk, _beneficiary, _amount, _reversed in chunk]
+    Commission.objects.filter(pk__in=ids).update(
+        status=CommissionStatus.AVAILABLE, settled_at=now, settlement_run=run
+    )
+    moved: dict[int, list] = {}
+    for _pk, beneficiary_id, amount, reversed_amount in chunk:
+        entry = moved.setdefault(beneficiary_id, [beneficiary_id, ZERO, 0])
+        entry[1] += max(amount - reversed_amount, ZERO)
+        entry[2] += 1
+    return [tuple(entry) for entry in moved.values()], ids[-1] if len(chunk) >= SETTLEMENT_CHUNK else None
 
 
 def _post_settlement(run, key: str, owed: dict[int, Decimal]) -> None:
