@@ -126,15 +126,18 @@ def test_a_distributor_joins_shares_a_sub_store_and_earns_on_a_buyers_purchase(
     page.click(f"text={order.order_no}")
     assert "139****5678" in page.inner_text("table.data")
 
-    # ... and the commission pending in the wallet: 10 % of ¥108.00 at level 1.
+    # ... and in the wallet, pending: the commission (10 % of ¥108.00 at level 1) and the
+    # sub-store price difference (¥108.00 − the ¥80.00 cost).
     page.goto(f"{live_server.url}/agent/")
-    assert page.inner_text("[data-figure=pending-commission]") == "¥10.80"
+    assert page.inner_text("[data-figure=pending-commission]") == "¥38.80"
     assert page.inner_text("[data-figure=today]") == "¥108.00"
     page.click("text=查看钱包")
-    assert page.inner_text("[data-figure=pending]") == "¥10.80"
+    assert page.inner_text("[data-figure=pending]") == "¥38.80"
     assert page.inner_text("[data-figure=available]") == "¥0.00"
-    line = page.inner_text(f"tr:has-text('{order.order_no}')")
-    assert "第 1 级" in line and "基数 ¥108.00" in line and "¥10.80" in line
-    assert "待结算" in line
+    lines = page.locator(f"tr:has-text('{order.order_no}')").all_inner_texts()
+    level = next(line for line in lines if "第 1 级" in line)
+    assert "基数 ¥108.00" in level and "¥10.80" in level and "待结算" in level
+    difference = next(line for line in lines if "分站差价" in line)
+    assert "¥28.00" in difference and "待结算" in difference
     # the inviter above earns their level-2 share of the same sale (5 %)
     assert wallet(inviter)["pending"] == Decimal("5.40")
