@@ -15,13 +15,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import BooleanField, Count, F, Max, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kamen import crypto
+from kamen.db import execute_prepared
 
 from .fingerprint import current_device
 from .models import (
@@ -453,47 +454,10 @@ def _recent_figures_sql(
     return figures
 
 
-# The statements this process has prepared, per server session (raw connection and backend).
-_prepared: dict[tuple[int, int], set[str]] = {}
-
-
 def _execute_prepared(sql: str, params: list):
-    """Run ``sql`` as a named prepared statement of this session and return its one row.
-
-    The check's statement has a handful of shapes (which of IP, device, contact, chain are
-    present); planning it anew every time cost about as much as running it. The first use of a
-    shape in a session prepares and executes it in one round trip; a session that lost its
-    statements (a reconnect behind our back) prepares again."""
-    import hashlib
-
-    from psycopg2 import errors
-
-    name = "risk_check_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16]
-    placeholders = ", ".join(["%s"] * len(params))
-    execute = f"EXECUTE {name} ({placeholders})" if params else f"EXECUTE {name}"
-    connection.ensure_connection()
-    raw = connection.connection
-    session = (id(raw), raw.get_backend_pid())
-    if len(_prepared) > 64:
-        _prepared.clear()
-    known = _prepared.setdefault(session, set())
-    with connection.cursor() as cursor:
-        if name not in known:
-            counter = iter(range(1, len(params) + 1))
-            positional = re.sub(r"%s", lambda _m: f"${next(counter)}", sql)
-            cursor.execute(f"PREPARE {name} AS {positional}; {execute}", params)
-            known.add(name)
-            return cursor.fetchone()
-        try:
-            cursor.execute(execute, params)
-        except DatabaseError as error:
-            if not isinstance(error.__cause__, errors.InvalidSqlStatementName):
-                raise
-            known.discard(name)
-            if transaction.get_connection().in_atomic_block:
-                raise  # the transaction is aborted; the next check prepares again
-            return _execute_prepared(sql, params)
-        return cursor.fetchone()
+    """The check's statement has a handful of shapes (which of IP, device, contact, chain are
+    present); each is prepared once per session (``kamen.db``) and returns one row."""
+    return execute_prepared(sql, params, prefix="risk_check")[0]
 
 
 def _add_to_day_total(*, distributor_id: int, day, amount: Decimal) -> Decimal:

@@ -1,6 +1,7 @@
 """Card-key stock: claiming keys for delivery. Claims never block each other and never overlap."""
 
 import contextlib
+import functools
 from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
+from kamen.db import execute_prepared
 
 __all__ = [
     "InsufficientStock",
@@ -36,6 +38,37 @@ def _delivery_ordering(product: Product) -> list:
     return ["id"]
 
 
+@functools.lru_cache(maxsize=8)
+def _claim_sql(delivery_order: str) -> str:
+    order = {
+        DeliveryOrder.FIRST_EXPIRING: "expires_at ASC NULLS LAST, id",
+        DeliveryOrder.RANDOM: "random()",
+    }.get(delivery_order, "id")
+    fields = CardKey._meta.concrete_fields
+    table = connection.ops.quote_name(CardKey._meta.db_table)
+    # The statuses are literals, not parameters: a generic plan of the prepared statement can
+    # then still match the partial index of available keys.
+    return f"""
+        WITH picked AS MATERIALIZED (
+            SELECT id FROM {table}
+            WHERE product_id >= %(product)s AND product_id <= %(product)s AND status = '{CardKeyStatus.AVAILABLE.value}'
+                AND (expires_at IS NULL OR expires_at > %(now)s)
+            ORDER BY product_id, {order}
+            LIMIT %(quantity)s
+            FOR UPDATE SKIP LOCKED
+        ), found AS (
+            SELECT count(*) AS found FROM picked
+        ), claimed AS (
+            UPDATE {table} AS card_key SET status = '{CardKeyStatus.SOLD.value}', sold_at = %(now)s, sold_to = %(reference)s
+            FROM picked, found WHERE card_key.id = picked.id AND found.found = %(quantity)s
+            RETURNING card_key.*
+        )
+        SELECT found.found, {", ".join("claimed." + connection.ops.quote_name(field.column) for field in fields)}
+        FROM found LEFT JOIN claimed ON true
+        ORDER BY {order}
+    """
+
+
 def claim_card_keys(*, product: Product, quantity: int, reference: str = "") -> list[CardKey]:
     """Mark ``quantity`` available, unexpired keys of ``product`` sold and return them.
 
@@ -49,8 +82,8 @@ def claim_card_keys(*, product: Product, quantity: int, reference: str = "") -> 
     every other product's keys and every sold key (15 ms a claim at 100,000 keys); it walks the
     partial index of the product's available keys instead (0.05 ms).
 
-    On PostgreSQL this is the hot path of fulfilment, so it is one statement with no ORM query
-    building: it picks and locks the keys, marks them sold only if there are enough, and returns
+    On PostgreSQL this is the hot path of fulfilment, so it is one prepared statement
+    (``kamen.db.execute_prepared``: planned once per session) with no ORM query building: it picks and locks the keys, marks them sold only if there are enough, and returns
     them with how many it found. Outside a transaction that statement is its own transaction (no
     BEGIN/COMMIT round trips); inside one, a savepoint still releases the locks of a claim that
     found too few keys.
@@ -59,46 +92,19 @@ def claim_card_keys(*, product: Product, quantity: int, reference: str = "") -> 
         raise ValueError("quantity must be at least 1")
     now = timezone.now()
     if connection.vendor == "postgresql":
-        order = {
-            DeliveryOrder.FIRST_EXPIRING: "expires_at ASC NULLS LAST, id",
-            DeliveryOrder.RANDOM: "random()",
-        }.get(product.delivery_order, "id")
-        fields = CardKey._meta.concrete_fields
-        table = connection.ops.quote_name(CardKey._meta.db_table)
-        sql = f"""
-            WITH picked AS MATERIALIZED (
-                SELECT id FROM {table}
-                WHERE product_id >= %(product)s AND product_id <= %(product)s AND status = %(available)s
-                    AND (expires_at IS NULL OR expires_at > %(now)s)
-                ORDER BY product_id, {order}
-                LIMIT %(quantity)s
-                FOR UPDATE SKIP LOCKED
-            ), found AS (
-                SELECT count(*) AS found FROM picked
-            ), claimed AS (
-                UPDATE {table} AS card_key SET status = %(sold)s, sold_at = %(now)s, sold_to = %(reference)s
-                FROM picked, found WHERE card_key.id = picked.id AND found.found = %(quantity)s
-                RETURNING card_key.*
-            )
-            SELECT found.found, {", ".join("claimed." + connection.ops.quote_name(field.column) for field in fields)}
-            FROM found LEFT JOIN claimed ON true
-            ORDER BY {order}
-        """
+        sql = _claim_sql(product.delivery_order)
         parameters = {
             "product": product.pk,
-            "available": CardKeyStatus.AVAILABLE.value,
-            "sold": CardKeyStatus.SOLD.value,
             "now": now,
             "quantity": quantity,
             "reference": reference,
         }
         in_transaction = connection.in_atomic_block or not connection.get_autocommit()
-        with transaction.atomic() if in_transaction else contextlib.nullcontext(), connection.cursor() as cursor:
-            cursor.execute(sql, parameters)
-            rows = cursor.fetchall()
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
+            rows = execute_prepared(sql, parameters, prefix="claim_card_keys")
             if rows[0][0] < quantity:
                 raise InsufficientStock(product, quantity, rows[0][0])  # nothing was marked sold
-        attribute_names = [field.attname for field in fields]
+        attribute_names = [field.attname for field in CardKey._meta.concrete_fields]
         return [CardKey.from_db(connection.alias, attribute_names, row[1:]) for row in rows]
     with transaction.atomic():
         candidates = (

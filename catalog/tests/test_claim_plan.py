@@ -58,9 +58,12 @@ def claim_plan(product: Product) -> str:
     """EXPLAIN of the statement a claim of one key runs (EXPLAIN alone does not execute it)."""
     with CaptureQueriesContext(connection) as queries:
         claim_card_keys(product=product, quantity=1)
-    (statement,) = [query["sql"] for query in queries.captured_queries if "SKIP LOCKED" in query["sql"]]
+    # A prepared statement (kamen.db): "PREPARE claim_… AS …; EXECUTE claim_…(…)" the first
+    # time in a session, "EXECUTE claim_…(…)" after; EXPLAIN EXECUTE shows the plan it runs.
+    (statement,) = [query["sql"] for query in queries.captured_queries if "claim_card_keys_" in query["sql"]]
+    execute = "EXECUTE " + statement.split("EXECUTE ", 1)[1]
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + statement)
+        cursor.execute("EXPLAIN " + execute)
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
@@ -85,9 +88,9 @@ def test_claiming_oldest_first_walks_the_partial_index_and_reads_a_handful_of_pa
     plan = claim_plan(hot)
     with CaptureQueriesContext(connection) as queries:
         claim_card_keys(product=hot, quantity=1)
-    (statement,) = [query["sql"] for query in queries.captured_queries if "SKIP LOCKED" in query["sql"]]
+    (statement,) = [query["sql"] for query in queries.captured_queries if "claim_card_keys_" in query["sql"]]
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement)
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE " + statement.split("EXECUTE ", 1)[1])
         (executed,) = cursor.fetchone()[0]
 
     assert "card_key_available_idx" in plan, plan

@@ -1,0 +1,91 @@
+"""Server-side prepared statements for the few hot statements of the order pipeline.
+
+Why: a claim, a reservation or the risk check is one statement that PostgreSQL plans anew on
+every call, and planning cost about as much as running it (a claim: ~0.25 ms to plan, ~0.15 ms
+to run). ``execute_prepared`` prepares a statement once per database session and then only
+sends ``EXECUTE name(values)``. A session that lost its statements (a reconnect behind our
+back) prepares again. The statements keep their Django ``%(name)s`` / ``%s`` placeholders, so
+the same SQL text runs unprepared elsewhere.
+"""
+
+import functools
+import hashlib
+import re
+
+from django.db import DatabaseError, connection, transaction
+
+__all__ = ["execute_prepared"]
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+@functools.lru_cache(maxsize=256)
+def _translate(sql: str, named: bool) -> tuple[str, tuple[str, ...], str]:
+    """(``sql`` with ``$n`` placeholders, the parameter names in ``$n`` order, statement name)."""
+    if named:
+        order: list[str] = []
+
+        def number(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in order:
+                order.append(name)
+            return f"${order.index(name) + 1}"
+
+        text = _NAMED.sub(number, sql)
+        names = tuple(order)
+    else:
+        counter = iter(range(1, sql.count("%s") + 1))
+        text = re.sub(r"%s", lambda _match: f"${next(counter)}", sql)
+        names = ()
+    return text, names, hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def _prepared_in_this_session() -> set[str]:
+    """The names prepared in the current server session. Kept on Django's connection wrapper
+    (one per thread), and forgotten when it holds a new session (a reconnect)."""
+    connection.ensure_connection()
+    raw = connection.connection
+    session = (id(raw), raw.get_backend_pid())
+    state = getattr(connection, "_kamen_prepared", None)
+    if state is None or state[0] != session:
+        state = (session, set())
+        connection._kamen_prepared = state
+    return state[1]
+
+
+def execute_prepared(sql: str, params, *, prefix: str = "kamen") -> list[tuple]:
+    """Run ``sql`` (one statement; ``%(name)s`` or ``%s`` placeholders, no literal ``%``) as a
+    named prepared statement of this session and return all its rows."""
+    from psycopg2 import errors
+
+    named = isinstance(params, dict)
+    text, names, digest = _translate(sql, named)
+    values = [params[name] for name in names] if named else list(params)
+    name = f"{prefix}_{digest}"
+    placeholders = ", ".join(["%s"] * len(values))
+    execute = f"EXECUTE {name} ({placeholders})" if values else f"EXECUTE {name}"
+    known = _prepared_in_this_session()
+    with connection.cursor() as cursor:
+        if name not in known:
+            try:
+                cursor.execute(f"PREPARE {name} AS {text}; {execute}", values)
+            except DatabaseError as error:
+                # PREPARE is not transactional: it stands even when the EXECUTE after it failed.
+                known.add(name)
+                if isinstance(error.__cause__, errors.DuplicatePreparedStatement) and not (
+                    transaction.get_connection().in_atomic_block
+                ):
+                    return execute_prepared(sql, params, prefix=prefix)
+                raise
+            known.add(name)
+            return cursor.fetchall()
+        try:
+            cursor.execute(execute, values)
+        except DatabaseError as error:
+            if not isinstance(error.__cause__, errors.InvalidSqlStatementName):
+                raise
+            known.discard(name)
+            if transaction.get_connection().in_atomic_block:
+                raise  # the transaction is aborted; the next call prepares again
+            return execute_prepared(sql, params, prefix=prefix)
+        return cursor.fetchall()
