@@ -7,6 +7,8 @@ VENV="${VENV:-.venv}"
 PY="$VENV/bin/python"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
+# Links in e-mails point at the address this run serves on, unless SITE_URL says otherwise.
+export SITE_URL="${SITE_URL:-http://${HOST}:${PORT}}"
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-kamen.settings.base}"
 
 if [[ -n "${DATABASE_URL:-}" && -z "${REDIS_URL:-}" ]]; then

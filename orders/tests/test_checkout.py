@@ -174,3 +174,29 @@ def test_a_bundle_reserves_each_card_key_part():
     order = buy(bundle, quantity=2)
 
     assert CardKey.objects.filter(product=steam, status=CardKeyStatus.RESERVED, reserved_for=order.order_no).count() == 4
+
+
+@pytest.mark.django_db
+def test_two_checkouts_that_draw_the_same_order_number_both_get_an_order(monkeypatch):
+    from orders.services import checkout
+
+    product = make_product()
+    add_keys(product, 3)
+    first = buy(product, contact="first@example.com")
+    drawn = iter([first.order_no, "K261124000000123456789"])
+    monkeypatch.setattr(checkout, "_new_order_no", lambda: next(drawn))
+
+    second = buy(product, contact="second@example.com")
+
+    assert second.order_no == "K261124000000123456789"
+    held = CardKey.objects.filter(status=CardKeyStatus.RESERVED)
+    assert {key.reserved_for for key in held} == {first.order_no, second.order_no}
+    assert held.count() == 2  # the attempt that collided reserved nothing
+
+
+def test_order_numbers_carry_nine_random_digits():
+    from orders.services.checkout import _new_order_no
+
+    numbers = {_new_order_no() for _ in range(2_000)}
+
+    assert len(numbers) == 2_000 and all(len(number) == 22 and number[1:].isdigit() for number in numbers)

@@ -17,12 +17,24 @@ History: 13/9/17 and 18/21/52 (attributed) before the rollup and the split were 
 
 import pytest
 
+from riskcontrol import rules as risk_rules
+
 from commissions.models import Commission
 from commissions.tests.factories import make_chain
 from distribution.services.referrals import create_referral_link
 from orders.services import fulfil_order, place_order, record_payment_notification
 
 from .factories import add_keys, buy, make_product, pay, sandbox_notification
+
+
+@pytest.fixture(autouse=True)
+def _risk_rules_stay_cached(monkeypatch):
+    """The merchant's risk rules are cached for a few seconds; on a slow machine the cache could
+    lapse between the warm-up order and the measured one and add its reload to the count."""
+    monkeypatch.setattr(risk_rules, "CACHE_SECONDS", 3600)
+    risk_rules.clear_rule_cache()
+    yield
+    risk_rules.clear_rule_cache()
 
 
 def _stages(product, assert_max, capture_on_commit, *, budgets, **checkout):
