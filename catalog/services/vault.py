@@ -178,7 +178,8 @@ def _existing_fingerprints(fingerprints: list[str]) -> set[str]:
 
 def _split_against_stock(keys: list[ParsedKey]) -> tuple[list[str], list[tuple[int, str]]]:
     """The keys not yet in stock, as ValidKey rows, and the lines of those that are."""
-    fingerprints = crypto.blind_index_many([f"{card_no}\x00{secret}" for _line, card_no, secret, _expiry in keys])  # identity
+    identities = [f"{card_no}\x00{secret}" for _line, card_no, secret, _expiry in keys]  # ParsedKey.identity
+    fingerprints = crypto.blind_index_many(identities)
     existing = _existing_fingerprints(fingerprints)
     fresh = [
         f"{line_no}\t{fingerprint}\t{expires_at.isoformat() if expires_at else ''}\t{card_no}\t{secret}"
@@ -374,7 +375,8 @@ def _insert_keys(import_job: CardKeyImport, batch: CardKeyBatch, fresh: list[str
         raise ImportConflict(_("数据库拒绝写入这批卡密，本次导入未保存任何卡密，请重新导入")) from conflict
     try:
         with transaction.atomic():
-            _write_keys(import_job, batch, [row for row, key in zip(fresh, keys) if key.fingerprint not in existing], now)
+            remaining = [row for row, key in zip(fresh, keys) if key.fingerprint not in existing]
+            _write_keys(import_job, batch, remaining, now)
     except (IntegrityError, OperationalError) as error:
         if not _is_write_conflict(error):
             raise

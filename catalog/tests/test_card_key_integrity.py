@@ -15,13 +15,17 @@ pytestmark = pytest.mark.django_db(transaction=True)  # deferred constraints are
 def products():
     category = Category.objects.create(name="点卡", slug="cards")
     return [
-        Product.objects.create(category=category, name=name, product_type=ProductType.CARD_KEY, retail_price=Decimal("1"))
+        Product.objects.create(
+            category=category, name=name, product_type=ProductType.CARD_KEY, retail_price=Decimal("1")
+        )
         for name in ("Steam 50", "Steam 100")
     ]
 
 
 def _key(product, batch_id, fingerprint="f" * 64):
-    return CardKey.objects.create(product=product, batch_id=batch_id, secret_ciphertext=b"x", key_id="k", fingerprint=fingerprint)
+    return CardKey.objects.create(
+        product=product, batch_id=batch_id, secret_ciphertext=b"x", key_id="k", fingerprint=fingerprint
+    )
 
 
 def test_a_key_in_a_batch_of_its_own_product_is_stored(products):

@@ -34,7 +34,6 @@ def test_the_same_secret_encrypts_differently_each_time_but_indexes_the_same():
     assert crypto.blind_index("same") != crypto.blind_index("Same")
 
 
-
 def test_bulk_fingerprints_are_the_same_hmac_as_single_ones(settings):
     """A key imported in bulk must be found as a duplicate when added one at a time, and back."""
     settings.KAMEN_ENCRYPTION_KEYS = NEW
@@ -43,6 +42,7 @@ def test_bulk_fingerprints_are_the_same_hmac_as_single_ones(settings):
 
     expected = [hmac.new(b"b" * 32, value.encode(), hashlib.sha256).hexdigest() for value in values]
     assert crypto.blind_index_many(values) == expected == [crypto.blind_index(value) for value in values]
+
 
 def test_the_newest_key_encrypts_and_older_keys_still_decrypt(settings):
     settings.KAMEN_ENCRYPTION_KEYS = OLD
