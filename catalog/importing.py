@@ -9,6 +9,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,8 +26,10 @@ class ImportFileError(ValueError):
     """The upload as a whole cannot be read (binary, undecodable, too large, wrong type)."""
 
 
-@dataclass(frozen=True)
-class ParsedKey:
+class ParsedKey(NamedTuple):
+    """A tuple rather than a frozen dataclass: 100,000 of them are built per import, and a
+    tuple is several times cheaper to create."""
+
     line_no: int
     card_no: str
     secret: str
@@ -137,7 +140,9 @@ def parse_card_key_lines(
                 reason = _("卡密过长（最多 %(max)d 个字符）") % {"max": MAX_SECRET}
             elif len(card_no) > MAX_CARD_NO:
                 reason = _("卡号过长（最多 %(max)d 个字符）") % {"max": MAX_CARD_NO}
-            elif _has_control_characters(card_no) or _has_control_characters(secret):
+            elif not (card_no.isprintable() and secret.isprintable()) and (
+                _has_control_characters(card_no) or _has_control_characters(secret)
+            ):
                 reason = _("包含不可见的控制字符")
             elif expires_at is not None and expires_at <= now:
                 reason = _("到期时间已过")

@@ -21,6 +21,9 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 NONCE_BYTES = 12
+BLOCK_BYTES = 64  # SHA-256 block size, for HMAC
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
 
 
 class DecryptionError(Exception):
@@ -125,14 +128,23 @@ def blind_index(value: str) -> str:
 
 
 def blind_index_many(values: Sequence[str]) -> list[str]:
-    """``blind_index`` of each value, in order. The key is set up once and its state copied for
-    every value, twice as fast as one ``hmac.digest`` per value (bulk import)."""
-    keyed = hmac.new(_keyring()[2], digestmod=hashlib.sha256)
-    copy = keyed.copy
+    """``blind_index`` of each value, in order, for bulk import (100,000 values in one go).
+
+    HMAC-SHA256 exactly as RFC 2104 and ``hmac`` define it, written out over hashlib: the keyed
+    inner and outer hash states are computed once and copied for every value, which costs a
+    third less than copying an ``hmac`` object per value (that wrapper is Python code)."""
+    key = _keyring()[2]
+    if len(key) > BLOCK_BYTES:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(BLOCK_BYTES, b"\x00")
+    inner_copy = hashlib.sha256(key.translate(_IPAD)).copy
+    outer_copy = hashlib.sha256(key.translate(_OPAD)).copy
     fingerprints = []
     append = fingerprints.append
     for value in values:
-        mac = copy()
-        mac.update(value.encode("utf-8"))
-        append(mac.hexdigest())
+        inner = inner_copy()
+        inner.update(value.encode("utf-8"))
+        outer = outer_copy()
+        outer.update(inner.digest())
+        append(outer.hexdigest())
     return fingerprints

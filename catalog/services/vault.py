@@ -128,7 +128,9 @@ class ValidKey(NamedTuple):
     """A key that passed validation, as kept (encrypted) between preview and confirmation.
 
     Plain strings, so the confirmed import neither parses the text nor computes a blind index
-    a second time, and writes each field straight into COPY.
+    a second time, and writes each field straight into COPY. Between the two passes a key
+    travels as a *row*: these fields joined by tabs (a valid key holds no control character),
+    split again only when its chunk is written.
     """
 
     line_no: str
@@ -138,7 +140,7 @@ class ValidKey(NamedTuple):
     secret: str
 
 
-# Marks a payload that holds validated keys (one ValidKey a line, tab-separated) rather than the
+# Marks a payload that holds validated keys (one row a line, see ValidKey) rather than the
 # merchant's raw text; raw text cannot start with it (start_card_key_import refuses NUL).
 VALIDATED_MARKER = "\x00kamen-validated-keys:1\n"
 
@@ -174,12 +176,14 @@ def _existing_fingerprints(fingerprints: list[str]) -> set[str]:
     return found
 
 
-def _split_against_stock(keys: list[ParsedKey]) -> tuple[list[ValidKey], list[tuple[int, str]]]:
-    fingerprints = crypto.blind_index_many([f"{key.card_no}\x00{key.secret}" for key in keys])  # ParsedKey.identity
+def _split_against_stock(keys: list[ParsedKey]) -> tuple[list[str], list[tuple[int, str]]]:
+    """The keys not yet in stock, as ValidKey rows, and the lines of those that are."""
+    identities = [f"{card_no}\x00{secret}" for _line, card_no, secret, _expiry in keys]  # ParsedKey.identity
+    fingerprints = crypto.blind_index_many(identities)
     existing = _existing_fingerprints(fingerprints)
     fresh = [
-        ValidKey(str(key.line_no), fingerprint, key.expires_at.isoformat() if key.expires_at else "", key.card_no, key.secret)
-        for key, fingerprint in zip(keys, fingerprints)
+        f"{line_no}\t{fingerprint}\t{expires_at.isoformat() if expires_at else ''}\t{card_no}\t{secret}"
+        for (line_no, card_no, secret, expires_at), fingerprint in zip(keys, fingerprints)
         if fingerprint not in existing
     ]
     if not existing:
@@ -188,13 +192,18 @@ def _split_against_stock(keys: list[ParsedKey]) -> tuple[list[ValidKey], list[tu
     return fresh, duplicates
 
 
-def _seal_valid_keys(keys: list[ValidKey]) -> tuple[str, bytes]:
-    return crypto.encrypt(VALIDATED_MARKER + "\n".join("\t".join(key) for key in keys), associated_data=PAYLOAD_CONTEXT)
+def _seal_valid_keys(rows: list[str]) -> tuple[str, bytes]:
+    return crypto.encrypt(VALIDATED_MARKER + "\n".join(rows), associated_data=PAYLOAD_CONTEXT)
 
 
-def _valid_keys(import_job: CardKeyImport) -> tuple[list[ValidKey], list[tuple[int, str]], int]:
-    """The keys validation kept, the rejected lines it reported (as kept on the import) and how
-    many it rejected. A payload from before validated payloads existed is validated again here."""
+def _row_fields(row: str) -> ValidKey:
+    return ValidKey._make(row.split("\t", 4))
+
+
+def _valid_keys(import_job: CardKeyImport) -> tuple[list[str], list[tuple[int, str]], int]:
+    """The keys validation kept (ValidKey rows), the rejected lines it reported (as kept on the
+    import) and how many it rejected. A payload from before validated payloads existed is
+    validated again here."""
     text = crypto.decrypt(
         key_id=import_job.payload_key_id, blob=import_job.payload_ciphertext, associated_data=PAYLOAD_CONTEXT
     )
@@ -203,8 +212,7 @@ def _valid_keys(import_job: CardKeyImport) -> tuple[list[ValidKey], list[tuple[i
         fresh, duplicates = _split_against_stock(result.keys)
         return fresh, result.rejected + duplicates, len(result.rejected) + len(duplicates)
     body = text[len(VALIDATED_MARKER) :]
-    make = ValidKey._make
-    fresh = [make(line.split("\t", 4)) for line in body.split("\n")] if body else []
+    fresh = body.split("\n") if body else []
     rejected = [(entry["line"], entry["reason"]) for entry in import_job.rejected_lines]
     return fresh, rejected, import_job.rejected_count
 
@@ -279,43 +287,44 @@ def _copy_text(value: str) -> str:
 
 
 class _CopySource:
-    """What COPY reads: each ``read`` encrypts and formats the next chunk of keys and publishes
-    progress, so Python prepares chunk n+1 while PostgreSQL is still writing chunk n."""
+    """What COPY reads: each ``read`` splits, encrypts and formats the next chunk of rows and
+    publishes progress, so Python prepares chunk n+1 while PostgreSQL is still writing chunk n."""
 
-    def __init__(self, import_job: CardKeyImport, batch: CardKeyBatch, keys: list[ValidKey], now):
+    def __init__(self, import_job: CardKeyImport, batch: CardKeyBatch, rows: list[str], now):
         self.import_id = import_job.pk
-        self.keys = keys
+        self.keys = rows
         self.position = 0
         self.head = f"{import_job.product_id}\t{batch.pk}\t"
         self.tail = f"\t{CardKeyStatus.AVAILABLE}\t{now.isoformat()}\n"
 
     def read(self, size: int = -1) -> str:
-        chunk = self.keys[self.position : self.position + CHUNK]
-        if not chunk:
+        rows = self.keys[self.position : self.position + CHUNK]
+        if not rows:
             return ""
-        self.position += len(chunk)
-        key_id, blobs = crypto.encrypt_many([key.secret for key in chunk])
+        self.position += len(rows)
+        chunk = [row.split("\t", 4) for row in rows]  # ValidKey fields
+        key_id, blobs = crypto.encrypt_many([fields[4] for fields in chunk])
         head, tail, middle = self.head, self.tail, f"\t{_copy_text(key_id)}\t"
         text = "".join(
             [
-                f"{head}{_copy_text(key.card_no)}\t\\\\x{blob.hex()}{middle}{key.fingerprint}\t{key.expires_at or NULL}{tail}"
-                for key, blob in zip(chunk, blobs)
+                f"{head}{_copy_text(card_no)}\t\\\\x{blob.hex()}{middle}{fingerprint}\t{expires_at or NULL}{tail}"
+                for (_line, fingerprint, expires_at, card_no, _secret), blob in zip(chunk, blobs)
             ]
         )
         _publish_progress(self.import_id, self.position, len(self.keys))
         return text
 
 
-def _write_keys(import_job: CardKeyImport, batch: CardKeyBatch, keys: list[ValidKey], now) -> None:
+def _write_keys(import_job: CardKeyImport, batch: CardKeyBatch, rows: list[str], now) -> None:
     """Encrypt and write keys. PostgreSQL: one streamed COPY (bytea as hex); elsewhere the ORM."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor, connection.wrap_database_errors:
             cursor.cursor.copy_expert(
-                f"COPY {CardKey._meta.db_table} ({COPY_COLUMNS}) FROM STDIN", _CopySource(import_job, batch, keys, now)
+                f"COPY {CardKey._meta.db_table} ({COPY_COLUMNS}) FROM STDIN", _CopySource(import_job, batch, rows, now)
             )
         return
-    for start in range(0, len(keys), CHUNK):
-        chunk = keys[start : start + CHUNK]
+    for start in range(0, len(rows), CHUNK):
+        chunk = [_row_fields(row) for row in rows[start : start + CHUNK]]
         key_id, blobs = crypto.encrypt_many([key.secret for key in chunk])
         CardKey.objects.bulk_create(
             [
@@ -334,7 +343,7 @@ def _write_keys(import_job: CardKeyImport, batch: CardKeyBatch, keys: list[Valid
             ],
             batch_size=500,
         )
-        _publish_progress(import_job.pk, start + len(chunk), len(keys))
+        _publish_progress(import_job.pk, start + len(chunk), len(rows))
 
 
 def _is_write_conflict(error: Exception) -> bool:
@@ -342,7 +351,7 @@ def _is_write_conflict(error: Exception) -> bool:
     return isinstance(error, IntegrityError) or getattr(error.__cause__, "pgcode", None) == "40P01"
 
 
-def _insert_keys(import_job: CardKeyImport, batch: CardKeyBatch, fresh: list[ValidKey]) -> list[tuple[int, str]]:
+def _insert_keys(import_job: CardKeyImport, batch: CardKeyBatch, fresh: list[str]) -> list[tuple[int, str]]:
     """Write every key, all or nothing, and return the lines refused as already in stock.
 
     The unique fingerprint index is the duplicate check here: if it refuses the write (keys that
@@ -360,19 +369,21 @@ def _insert_keys(import_job: CardKeyImport, batch: CardKeyBatch, fresh: list[Val
         if not _is_write_conflict(error):
             raise
         conflict = error
-    existing = _existing_fingerprints([key.fingerprint for key in fresh])
+    keys = [_row_fields(row) for row in fresh]
+    existing = _existing_fingerprints([key.fingerprint for key in keys])
     if not existing:
         raise ImportConflict(_("数据库拒绝写入这批卡密，本次导入未保存任何卡密，请重新导入")) from conflict
     try:
         with transaction.atomic():
-            _write_keys(import_job, batch, [key for key in fresh if key.fingerprint not in existing], now)
+            remaining = [row for row, key in zip(fresh, keys) if key.fingerprint not in existing]
+            _write_keys(import_job, batch, remaining, now)
     except (IntegrityError, OperationalError) as error:
         if not _is_write_conflict(error):
             raise
         raise ImportConflict(
             _("另一个导入正在同时写入相同的卡密，本次导入未保存任何卡密；请重新导入，重复的行会被拒绝")
         ) from error
-    return [(int(key.line_no), _("库存中已有相同卡密")) for key in fresh if key.fingerprint in existing]
+    return [(int(key.line_no), _("库存中已有相同卡密")) for key in keys if key.fingerprint in existing]
 
 
 def run_card_key_import(*, import_id: int) -> None:

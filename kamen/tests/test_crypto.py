@@ -1,4 +1,6 @@
 import base64
+import hashlib
+import hmac
 import os
 
 import pytest
@@ -30,6 +32,16 @@ def test_the_same_secret_encrypts_differently_each_time_but_indexes_the_same():
     assert first != second
     assert crypto.blind_index("same") == crypto.blind_index("same")
     assert crypto.blind_index("same") != crypto.blind_index("Same")
+
+
+def test_bulk_fingerprints_are_the_same_hmac_as_single_ones(settings):
+    """A key imported in bulk must be found as a duplicate when added one at a time, and back."""
+    settings.KAMEN_ENCRYPTION_KEYS = NEW
+    settings.KAMEN_BLIND_INDEX_KEY = base64.b64encode(b"b" * 32).decode()
+    values = ["", "CARD-1\x00SECRET-1", "卡号\x00密码ü", "x" * 300]
+
+    expected = [hmac.new(b"b" * 32, value.encode(), hashlib.sha256).hexdigest() for value in values]
+    assert crypto.blind_index_many(values) == expected == [crypto.blind_index(value) for value in values]
 
 
 def test_the_newest_key_encrypts_and_older_keys_still_decrypt(settings):
