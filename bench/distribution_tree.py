@@ -84,6 +84,11 @@ def _load(rng: random.Random):
     parents = _shape(rng)
     sets = _nested_sets(parents)
     now = timezone.now()
+    # Benchmarks share one database: trees made before this one (the pipeline's chains) keep
+    # their tree ids, and these come after them.
+    from django.db.models import Max
+
+    tree_offset = Distributor.objects.aggregate(top=Max("tree_id"))["top"] or 0
     # Primary keys are assigned in order, so parents can be referenced by the id to come.
     with connection.cursor() as cursor:
         cursor.execute(
@@ -102,7 +107,7 @@ def _load(rng: random.Random):
                 invite_code=f"B{index:07d}",
                 status=DistributorStatus.ACTIVE,
                 joined_at=now - timedelta(days=rng.randrange(0, 400)),
-                tree_id=tree_id,
+                tree_id=tree_offset + tree_id,
                 lft=lft,
                 rght=rght,
                 level=level,
