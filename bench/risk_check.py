@@ -81,7 +81,9 @@ def _setup():
             "INSERT INTO riskcontrol_distributordaytotal (distributor_id, day, total)"
             " SELECT distributor_id, %s, sum(amount) FROM riskcontrol_risksignal"
             " WHERE kind = 'checkout' AND distributor_id IS NOT NULL AND created_at >= %s"
-            " GROUP BY distributor_id",
+            " GROUP BY distributor_id"
+            # other benchmarks in the same database may have checked out today already
+            " ON CONFLICT (distributor_id, day) DO UPDATE SET total = EXCLUDED.total",
             [day_start.date(), day_start],
         )
     RiskSignal.objects.bulk_create(

@@ -6,6 +6,7 @@ checkouts take different keys instead of queueing on the same ones. Selling a re
 the fulfilment step; releasing it puts the keys back on sale.
 """
 
+import contextlib
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -41,22 +42,20 @@ def reserve_card_keys(*, product: Product, quantity: int, reference: str, until:
     if not reference:
         raise ValueError("a reservation needs a reference")
     now = timezone.now()
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            try:
-                return _reserve_portable(product=product, quantity=quantity, reference=reference, until=until, now=now)
-            except InsufficientStock:
-                if not _release_lapsed(product=product, now=now):
-                    raise
-            return _reserve_portable(product=product, quantity=quantity, reference=reference, until=until, now=now)
-    # One statement writes all or nothing, so no savepoint round trips. A shortage leaves the
-    # few keys it looked at locked until the caller's transaction ends (a checkout ends at once).
-    try:
-        return _reserve_in_one_statement(product=product, quantity=quantity, reference=reference, until=until, now=now)
-    except InsufficientStock:
-        if not _release_lapsed(product=product, now=now):
-            raise
-    return _reserve_in_one_statement(product=product, quantity=quantity, reference=reference, until=until, now=now)
+    if connection.vendor == "postgresql":
+        # One statement writes all or nothing, so no savepoint round trips. A shortage leaves the
+        # few keys it looked at locked until the caller's transaction ends (a checkout ends at once).
+        reserve, scope = _reserve_in_one_statement, contextlib.nullcontext()
+    else:
+        reserve, scope = _reserve_portable, transaction.atomic()
+    arguments = {"product": product, "quantity": quantity, "reference": reference, "until": until, "now": now}
+    with scope:
+        try:
+            return reserve(**arguments)
+        except InsufficientStock:
+            if not _release_lapsed(product=product, now=now):
+                raise
+        return reserve(**arguments)
 
 
 def _reserve_in_one_statement(*, product, quantity, reference, until, now) -> list[CardKey]:
