@@ -24,6 +24,7 @@ from decimal import Decimal
 DISTRIBUTORS = 100_000
 ORDERS = 100_000
 BATCH = 5_000
+TARGETS = {"tree_ancestors_ms": ("<", 5), "tree_team_stats_ms": ("<", 5), "portal_dashboard_ms": ("<", 150)}
 
 
 def _shape(rng: random.Random) -> list[int | None]:

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 HISTORY = 100_000
 CHECKS = 500
+TARGETS = {"risk_check_us": ("<", 2_000)}
 
 
 def _setup():
