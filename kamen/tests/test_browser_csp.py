@@ -33,6 +33,22 @@ def test_the_order_page_follows_its_status_under_the_csp(page, live_server):
     assert violations == []
 
 
+def test_an_order_page_whose_session_expired_stops_polling_after_one_refusal(page, live_server):
+    """Each refused status request counts against the browser as page guessing: a page left
+    open past its session must not keep asking (and get its own device blocked)."""
+    order = make_order(status=OrderStatus.PAID)
+    page.goto(f"{live_server.url}/orders/{order.order_no}/?t={signed_order_token(order)}")
+    assert page.locator("[data-testid=waiting]").is_visible()
+    page.context.clear_cookies()  # the session that granted the page is gone
+    asked = []
+    page.on("response", lambda response: asked.append(response.status) if "/status" in response.url else None)
+
+    page.wait_for_timeout(9_000)  # the page asks every 2 s while it waits
+
+    assert asked and set(asked) == {404}
+    assert len(asked) == 1
+
+
 def test_the_copy_button_and_the_language_switcher_run_under_the_csp(page, live_server):
     order = make_order(status=OrderStatus.COMPLETED)
     key = add_keys(order.product, 1, prefix="CSP")[0]

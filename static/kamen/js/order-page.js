@@ -13,8 +13,14 @@
   function poll() {
     tries += 1;
     fetch(page.dataset.statusUrl, {credentials: "same-origin", cache: "no-store"})
-      .then(function (response) { return response.json(); })
+      .then(function (response) {
+        // Refused (the session that opened the page expired, or too many refusals): stop
+        // asking; every refused request counts against this browser as page guessing.
+        if (!response.ok) { return null; }
+        return response.json();
+      })
       .then(function (data) {
+        if (data === null) { return; }
         if (data.status !== status || String(data.delivered) !== delivered) { window.location.reload(); return; }
         if (!data.is_final && tries < 600) { setTimeout(poll, tries < 30 ? 2000 : 5000); }
       })
