@@ -11,6 +11,16 @@ def default_language():
     translation.deactivate()
 
 
+@pytest.fixture(autouse=True)
+def fresh_risk_rules():
+    """The merchant's risk rules are cached per process for a few seconds; tests that change
+    them with ``update()`` (no post_save) must not meet the rules an earlier test cached."""
+    from riskcontrol.rules import clear_rule_cache
+
+    clear_rule_cache()
+    yield
+
+
 @pytest.fixture
 def staff_user(db, django_user_model):
     from django.contrib.auth.models import Group
