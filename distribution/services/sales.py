@@ -108,9 +108,9 @@ def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
     change into the team totals of its upline. Idempotent; call it inside the transaction that
     changed the order (its status, paid or refunded amount).
 
-    On PostgreSQL it runs on every paid order, so it is three statements and no savepoint:
-    take the tree lock and the day's row lock (the upsert), recount the day, write the day and
-    the upline's totals in one statement.
+    Refunds and saves that are not state transitions come here (a payment adds its sale with
+    ``add_order_sales``). On PostgreSQL: the tree lock, the day's row lock (the upsert), the
+    recount, then the day and the upline's totals in one statement; no savepoint.
     """
     if connection.vendor != "postgresql":
         _record_order_sales_portable(distributor_id=distributor_id, day=day)
@@ -166,9 +166,9 @@ def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
 
 def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amount: Decimal) -> None:
     """Add one order's sale (``orders`` 1 or 0, ``amount`` ≥ 0) to ``distributor_id``'s sales on
-    local ``day`` and to the team totals of its upline (refunds recount instead). Not idempotent: call it exactly once
-    per change, inside the transaction that makes it under the order's row lock (a state
-    transition does). Two statements on PostgreSQL: the tree lock, then the day's row and the
+    local ``day`` and to the team totals of its upline (refunds recount instead). Not
+    idempotent: call it exactly once per change, inside the transaction that makes it under
+    the order's row lock (a state transition does). Two statements on PostgreSQL: the tree lock, then the day's row and the
     upline's totals in one statement, rows locked in primary-key order."""
     if orders == 0 and amount == ZERO:
         return

@@ -150,6 +150,35 @@ def _reserve_stock(order: Order, product: Product, *, until) -> None:
                 )
 
 
+def _create_order_holding_stock(fields: dict) -> Order:
+    """In one transaction: the per-buyer limit, the order under a fresh number, its stock held."""
+    product, contact, quantity = fields["product"], fields["contact"], fields["quantity"]
+    with transaction.atomic():
+        _lock_buyer(product, contact)
+        if product.purchase_limit_per_buyer:
+            bought = (
+                Order.objects.filter(product=product, contact=contact)
+                .exclude(status__in=_LIMIT_EXCLUDED)
+                .aggregate(total=Sum("quantity"))["total"]
+                or 0
+            )
+            if bought + quantity > product.purchase_limit_per_buyer:
+                raise ValidationError(
+                    {
+                        "quantity": [
+                            _("每位买家限购 %(limit)s 件，您已购买 %(bought)s 件")
+                            % {"limit": product.purchase_limit_per_buyer, "bought": bought}
+                        ]
+                    }
+                )
+        order = Order.objects.create(order_no=_new_order_no(), **fields)
+        try:
+            _reserve_stock(order, product, until=order.expires_at)
+        except InsufficientStock:
+            raise ValidationError({"quantity": [_("库存不足，请减少购买数量或稍后再试")]}) from None
+    return order
+
+
 def place_order(
     *,
     product: Product,
@@ -237,59 +266,35 @@ def place_order(
 
     password_hash = hash_query_password(password)
     now = timezone.now()
+    fields_of_order = {
+        "product": product,
+        "product_name": product.name,
+        "product_type": product.product_type,
+        "quantity": quantity,
+        "unit_price": unit_price,
+        "total_amount": total,
+        "cost_amount": (product.cost_price * quantity).quantize(Decimal("0.01")),
+        "contact": contact,
+        "contact_kind": kind,
+        "query_password_hash": password_hash,
+        "buyer_fields": fields,
+        "recharge_target": target or "",
+        "distributor_id": distributor_id,
+        "attribution": attribution,
+        "channel": channel,
+        "checkout_token": checkout_token or None,
+        "payment_gateway": gateway,
+        "buyer_ip": buyer_ip,
+        "expires_at": now + timedelta(minutes=settings.ORDER_PAYMENT_WINDOW_MINUTES),
+    }
     for attempt in range(3):
         try:
-            with transaction.atomic():
-                _lock_buyer(product, contact)
-                if product.purchase_limit_per_buyer:
-                    bought = (
-                        Order.objects.filter(product=product, contact=contact)
-                        .exclude(status__in=_LIMIT_EXCLUDED)
-                        .aggregate(total=Sum("quantity"))["total"]
-                        or 0
-                    )
-                    if bought + quantity > product.purchase_limit_per_buyer:
-                        raise ValidationError(
-                            {
-                                "quantity": [
-                                    _("每位买家限购 %(limit)s 件，您已购买 %(bought)s 件")
-                                    % {"limit": product.purchase_limit_per_buyer, "bought": bought}
-                                ]
-                            }
-                        )
-                order = Order.objects.create(
-                    order_no=_new_order_no(),
-                    product=product,
-                    product_name=product.name,
-                    product_type=product.product_type,
-                    quantity=quantity,
-                    unit_price=unit_price,
-                    total_amount=total,
-                    cost_amount=(product.cost_price * quantity).quantize(Decimal("0.01")),
-                    contact=contact,
-                    contact_kind=kind,
-                    query_password_hash=password_hash,
-                    buyer_fields=fields,
-                    recharge_target=target or "",
-                    distributor_id=distributor_id,
-                    attribution=attribution,
-                    channel=channel,
-                    checkout_token=checkout_token or None,
-                    payment_gateway=gateway,
-                    buyer_ip=buyer_ip,
-                    expires_at=now + timedelta(minutes=settings.ORDER_PAYMENT_WINDOW_MINUTES),
-                )
-                try:
-                    _reserve_stock(order, product, until=order.expires_at)
-                except InsufficientStock:
-                    raise ValidationError({"quantity": [_("库存不足，请减少购买数量或稍后再试")]}) from None
+            return _create_order_holding_stock(fields_of_order)
         except IntegrityError as error:
             if checkout_token:
                 existing = Order.objects.filter(checkout_token=checkout_token).first()
                 if existing is not None:
                     return existing
-            if "order_no" in str(error) and attempt < 2:
-                continue  # two checkouts drew the same order number: draw again
-            raise
-        return order
-    raise AssertionError("unreachable")
+            if "order_no" not in str(error) or attempt == 2:
+                raise
+            # two checkouts drew the same order number: draw again
