@@ -3,6 +3,7 @@ page follows its status, the copy button copies, the language switcher submits, 
 select-all works) and the browser reports no violation."""
 
 import pytest
+from playwright.sync_api import expect
 
 from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 from orders.services.access import signed_order_token
@@ -57,7 +58,8 @@ def test_the_copy_button_and_the_language_switcher_run_under_the_csp(page, live_
 
     page.goto(f"{live_server.url}/orders/{order.order_no}/?t={signed_order_token(order)}")
     page.locator("button.copy").last.click()
-    assert page.locator("button.copy").last.inner_text() == "已复制"
+    # the label changes when the clipboard's promise settles: wait for it, do not race it
+    expect(page.locator("button.copy").last).to_have_text("已复制", timeout=5_000)
 
     with page.expect_navigation():
         page.select_option("#language-select", "en")
