@@ -436,7 +436,7 @@ def _record_result(*, attempt: SupplierRechargeAttempt, result: OrderResult, now
     """Record one answer in its own transaction, and move the channel's breaker with it."""
     opened = []
     with transaction.atomic():
-        locked = SupplierRechargeAttempt.objects.select_for_update().select_related("channel", "supplier").get(pk=attempt.pk)
+        locked = SupplierRechargeAttempt.objects.select_for_update(of=("self",)).select_related("channel", "supplier").get(pk=attempt.pk)
         if locked.status not in _UNKNOWN:
             return locked, opened  # someone else recorded a final answer first
         locked.status = _RESULT_TO_ATTEMPT[result.status]

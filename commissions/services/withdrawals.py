@@ -407,7 +407,7 @@ def pay_withdrawal(*, withdrawal_id: int, adapter=None) -> Withdrawal:
     """Send an approved withdrawal to the payout adapter; a failure returns the funds."""
     with transaction.atomic():
         locked = (
-            Withdrawal.objects.select_for_update()
+            Withdrawal.objects.select_for_update(of=("self",))
             .select_related("payout_account")
             .get(pk=withdrawal_id)
         )

@@ -349,7 +349,7 @@ def approve_distributor(
     (it is held, refundable); one with a first-order amount needs that order confirmed."""
     _require_perm(actor, "distribution.approve_distributor")
     locked = (
-        Distributor.objects.select_for_update()
+        Distributor.objects.select_for_update(of=("self",))
         .select_related("grade")
         .get(pk=distributor.pk)
     )

@@ -211,7 +211,7 @@ def _start_locked(order_id: int) -> tuple[Order, bool, bool]:
     are all in the database, the one write in ``_complete_locked`` records paid → fulfilling →
     completed.
     """
-    order = Order.objects.select_for_update().select_related("product").get(pk=order_id)
+    order = Order.objects.select_for_update(of=("self",)).select_related("product").get(pk=order_id)
     if _is_held_by_risk_control(order):
         return order, False, False
     if order.status == OrderStatus.PAID:
@@ -313,7 +313,7 @@ def fulfil_order(*, order_id: int) -> Order:
     if has_top_up:
         results = [_fulfil_part(locked, product, quantity) for product, quantity in parts]
         with transaction.atomic():
-            locked = Order.objects.select_for_update().select_related("product").get(pk=order_id)
+            locked = Order.objects.select_for_update(of=("self",)).select_related("product").get(pk=order_id)
             retry = _conclude_locked(locked, results)
     if retry:
         raise FulfilmentPending(locked.order_no)

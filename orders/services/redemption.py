@@ -195,7 +195,7 @@ def issue_vouchers(*, order: Order) -> list[Voucher]:
     """One voucher per delivered unit of every redeemable product of ``order``; the ones that
     exist already are kept, so fulfilment may call this on every run. Returns all of them."""
     with transaction.atomic():
-        locked = Order.objects.select_for_update().select_related("product").get(pk=order.pk)
+        locked = Order.objects.select_for_update(of=("self",)).select_related("product").get(pk=order.pk)
         parts = _redeemable_parts(locked)
         if parts and locked.status not in _ISSUABLE:
             raise ValidationError(

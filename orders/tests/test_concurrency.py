@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
 
 from catalog.models import CardKey, CardKeyStatus
 from orders.models import Order, OrderDelivery, OrderStatus
@@ -79,3 +79,45 @@ def test_fifty_buyers_twelve_hundred_orders_one_thousand_keys():
     statuses = Counter(Order.objects.values_list("status", flat=True))
     assert statuses == {OrderStatus.COMPLETED: KEYS}
     assert not Order.objects.filter(status__in=[OrderStatus.PAID, OrderStatus.FULFILLING]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_does_not_wait_for_the_product_row():
+    """Fulfilment locks the order, never its product: one hot product's orders are delivered
+    side by side, and a merchant saving the product page does not stall them. (The lock with
+    ``select_related`` used to take the product row too, which queued every delivery of a
+    product behind the one in progress.)"""
+    from django.db import connections
+
+    from catalog.models import Product
+
+    product = make_product()
+    add_keys(product, 2)
+    order = buy(product)
+    pay_directly(order)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_product_row():
+        try:
+            with transaction.atomic():
+                Product.objects.filter(pk=product.pk).update(name="renamed")  # a merchant's edit, not committed yet
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    editor = threading.Thread(target=hold_product_row)
+    editor.start()
+    try:
+        assert holding.wait(timeout=10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")
+        fulfil_order(order_id=order.pk)  # raised OperationalError (lock timeout) before
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    finally:
+        release.set()
+        editor.join()
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED
+    assert OrderDelivery.objects.filter(order=order).count() == 1
