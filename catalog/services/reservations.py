@@ -7,6 +7,7 @@ the fulfilment step; releasing it puts the keys back on sale.
 """
 
 import contextlib
+import functools
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -14,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
+from kamen.db import execute_prepared, instance_from_row, select_list
 
 from .stock import InsufficientStock, _delivery_ordering
 
@@ -65,14 +67,26 @@ def _reserve_in_one_statement(*, product, quantity, reference, until, now) -> li
         DeliveryOrder.FIRST_EXPIRING: "expires_at ASC NULLS LAST, id",
         DeliveryOrder.RANDOM: "random()",
     }.get(product.delivery_order, "id")
-    table = connection.ops.quote_name(CardKey._meta.db_table)
-    sql = f"""
+    parameters = {"product": product.pk, "reference": reference, "until": until, "now": now, "quantity": quantity}
+    rows = execute_prepared(_reserve_sql(order), parameters, prefix="reserve_card_keys")
+    held, found = rows[0][0], rows[0][1]
+    if held + found < quantity:
+        raise InsufficientStock(product, quantity, held + found)  # nothing was reserved
+    return [CardKey(pk=row[2]) for row in rows if row[2] is not None]
+
+
+@functools.cache
+def _reserve_sql(order: str) -> str:
+    """The statuses are literals, not parameters: the prepared statement's plans can then use
+    the partial indexes on available and reserved keys."""
+    available, reserved = CardKeyStatus.AVAILABLE.value, CardKeyStatus.RESERVED.value
+    return f"""
         WITH held AS (
-            SELECT count(*) AS held FROM {table}
-            WHERE reserved_for = %(reference)s AND status = %(reserved)s AND product_id = %(product)s
+            SELECT count(*) AS held FROM catalog_cardkey
+            WHERE reserved_for = %(reference)s AND status = '{reserved}' AND product_id = %(product)s
         ), picked AS MATERIALIZED (
-            SELECT id FROM {table}
-            WHERE product_id >= %(product)s AND product_id <= %(product)s AND status = %(available)s
+            SELECT id FROM catalog_cardkey
+            WHERE product_id >= %(product)s AND product_id <= %(product)s AND status = '{available}'
                 AND (expires_at IS NULL OR expires_at > %(now)s)
             ORDER BY product_id, {order}
             LIMIT GREATEST(%(quantity)s - (SELECT held FROM held), 0)
@@ -80,30 +94,14 @@ def _reserve_in_one_statement(*, product, quantity, reference, until, now) -> li
         ), found AS (
             SELECT count(*) AS found FROM picked
         ), reserved AS (
-            UPDATE {table} AS card_key
-            SET status = %(reserved)s, reserved_for = %(reference)s, reserved_until = %(until)s, reserved_at = %(now)s
+            UPDATE catalog_cardkey AS card_key
+            SET status = '{reserved}', reserved_for = %(reference)s, reserved_until = %(until)s, reserved_at = %(now)s
             FROM picked, found, held
             WHERE card_key.id = picked.id AND found.found + held.held >= %(quantity)s
             RETURNING card_key.id
         )
         SELECT held.held, found.found, reserved.id FROM held, found LEFT JOIN reserved ON true
     """
-    parameters = {
-        "product": product.pk,
-        "available": CardKeyStatus.AVAILABLE.value,
-        "reserved": CardKeyStatus.RESERVED.value,
-        "reference": reference,
-        "until": until,
-        "now": now,
-        "quantity": quantity,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, parameters)
-        rows = cursor.fetchall()
-    held, found = rows[0][0], rows[0][1]
-    if held + found < quantity:
-        raise InsufficientStock(product, quantity, held + found)  # nothing was reserved
-    return [CardKey(pk=row[2]) for row in rows if row[2] is not None]
 
 
 def _reserve_portable(*, product, quantity, reference, until, now) -> list[CardKey]:
@@ -134,6 +132,14 @@ def _release_lapsed(*, product: Product, now: datetime) -> int:
 
 def hold_card_key_reservation(*, reference: str) -> int:
     """Keep a reservation until it is sold (the order was paid): it no longer lapses by time."""
+    if connection.vendor == "postgresql":
+        rows = execute_prepared(
+            f"UPDATE catalog_cardkey SET reserved_until = NULL"
+            f" WHERE reserved_for = %s AND status = '{CardKeyStatus.RESERVED.value}' RETURNING id",
+            [reference],
+            prefix="hold_reservation",
+        )
+        return len(rows)
     return CardKey.objects.filter(status=CardKeyStatus.RESERVED, reserved_for=reference).update(reserved_until=None)
 
 
@@ -155,34 +161,12 @@ def sell_reserved_card_keys(*, reference: str, product: Product | None = None, a
     now = timezone.now()
     if connection.vendor == "postgresql":
         # One UPDATE … RETURNING: it locks the rows it changes, so no SELECT … FOR UPDATE first.
-        fields = CardKey._meta.concrete_fields
-        table = connection.ops.quote_name(CardKey._meta.db_table)
-        product_filter = "AND product_id = %(product)s" if product is not None else ""
-        enough = (
-            f"AND (SELECT count(*) FROM {table} WHERE reserved_for = %(reference)s AND status = %(reserved)s"
-            f" {product_filter}) >= %(at_least)s"
-            if at_least
-            else ""
+        rows = execute_prepared(
+            _sell_sql(product is not None, bool(at_least)),
+            {"now": now, "reference": reference, "product": getattr(product, "pk", None), "at_least": at_least},
+            prefix="sell_reserved",
         )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                UPDATE {table} SET status = %(sold)s, sold_at = %(now)s, sold_to = %(reference)s, reserved_until = NULL
-                WHERE reserved_for = %(reference)s AND status = %(reserved)s {product_filter} {enough}
-                RETURNING {", ".join(connection.ops.quote_name(field.column) for field in fields)}
-                """,
-                {
-                    "sold": CardKeyStatus.SOLD.value,
-                    "reserved": CardKeyStatus.RESERVED.value,
-                    "now": now,
-                    "reference": reference,
-                    "product": getattr(product, "pk", None),
-                    "at_least": at_least,
-                },
-            )
-            rows = cursor.fetchall()
-        names = [field.attname for field in fields]
-        return sorted((CardKey.from_db(connection.alias, names, row) for row in rows), key=lambda key: key.pk)
+        return sorted((instance_from_row(CardKey, row) for row in rows), key=lambda key: key.pk)
     with transaction.atomic():
         queryset = CardKey.objects.filter(status=CardKeyStatus.RESERVED, reserved_for=reference)
         if product is not None:
@@ -206,3 +190,20 @@ def release_expired_reservations(*, now: datetime | None = None) -> int:
     return CardKey.objects.filter(
         status=CardKeyStatus.RESERVED, reserved_until__isnull=False, reserved_until__lt=now
     ).update(status=CardKeyStatus.AVAILABLE, reserved_for="", reserved_until=None, reserved_at=None)
+
+
+@functools.cache
+def _sell_sql(by_product: bool, all_or_nothing: bool) -> str:
+    reserved, sold = CardKeyStatus.RESERVED.value, CardKeyStatus.SOLD.value
+    product_filter = "AND product_id = %(product)s" if by_product else ""
+    enough = (
+        f"AND (SELECT count(*) FROM catalog_cardkey WHERE reserved_for = %(reference)s AND status = '{reserved}'"
+        f" {product_filter}) >= %(at_least)s"
+        if all_or_nothing
+        else ""
+    )
+    return f"""
+        UPDATE catalog_cardkey SET status = '{sold}', sold_at = %(now)s, sold_to = %(reference)s, reserved_until = NULL
+        WHERE reserved_for = %(reference)s AND status = '{reserved}' {product_filter} {enough}
+        RETURNING {select_list(CardKey, "catalog_cardkey")}
+    """

@@ -6,8 +6,7 @@ cost, sub-store prices, settings), ``referrals`` (links and clicks), ``promotion
 copy, the compliance filter).
 """
 
-from django.db.models import F
-
+from .attribution import attribution_for_referral, count_referral_order
 from .pricing import (
     commission_depth,
     cost_price_for,
@@ -46,6 +45,7 @@ __all__ = [
     "change_distributor_status",
     "commission_depth",
     "cost_price_for",
+    "count_referral_order",
     "create_invitation",
     "create_referral_link",
     "create_root_distributor",
@@ -67,44 +67,6 @@ __all__ = [
     "transition_distributor",
     "tree_problems",
 ]
-
-
-def attribution_for_referral(*, code: str) -> dict | None:
-    """The attribution snapshot for a referral code, or None when the code is unknown.
-
-    Checkout stores what this returns on the order, so later moves in the tree never change who
-    earned what. Returns::
-
-        {"distributor_id": int, "chain": [ancestor ids, nearest first, at most 3],
-         "link": "<link code or id>", "sub_store": optional id}
-
-    (the channel comes from the referral cookie, not from here), plus ``grade``,
-    ``chain_grades`` and ``depth`` for the commission split, and ``seller``: the distributor
-    itself, loaded with its grade and sub-store, for pricing (not part of the snapshot). The chain is cut at the
-    merchant's commission depth (1–3, never more). An inactive distributor or link attributes
-    nothing. The link's order counter goes up by one (orders placed; paid figures are read from
-    the orders themselves).
-    """
-    from ..selectors import ancestors
-
-    link = active_link(code)
-    if link is None:
-        return None
-    distributor = link.distributor
-    type(link).objects.filter(pk=link.pk).update(orders=F("orders") + 1)
-    depth = commission_depth()
-    upline = [(row.pk, row.grade_id) for row in ancestors(distributor, depth=depth)]
-    return {
-        "distributor_id": distributor.pk,
-        "chain": [pk for pk, _grade in upline],
-        "link": link.code,
-        "sub_store": link.sub_store_id,
-        # For the commission split (ADR 0007): the grades of the time and the depth in force.
-        "grade": distributor.grade_id,
-        "chain_grades": [grade for _pk, grade in upline],
-        "depth": depth,
-        "seller": distributor,
-    }
 
 
 def price_for_order(*, product, distributor_id: int | None, quantity: int, distributor=None):

@@ -25,6 +25,8 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
+from kamen.db import execute_prepared
+
 from ..models import DistributorDailySales, DistributorTeamTotals
 
 __all__ = [
@@ -35,9 +37,7 @@ __all__ = [
 ]
 
 ZERO = Decimal("0.00")
-_TREE_LOCK_SHARED = (
-    "SELECT pg_advisory_xact_lock_shared(hashtext('distribution.distributor.tree'))"
-)
+_TREE_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(hashtext('distribution.distributor.tree'))"
 
 
 def _sold_statuses() -> list[str]:
@@ -48,9 +48,7 @@ def _sold_statuses() -> list[str]:
 
 def _day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
     start = timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
-    end = timezone.make_aware(
-        datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min)
-    )
+    end = timezone.make_aware(datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min))
     return start, end
 
 
@@ -67,7 +65,7 @@ _UPLINE_CTE = """
 # upline wait for each other instead of deadlocking.
 _ADD_TO_TEAM_TOTALS = """
     INSERT INTO distribution_distributorteamtotals AS totals (distributor_id, orders, amount)
-    SELECT id, %(delta_orders)s, %(delta_amount)s FROM upline ORDER BY id
+    SELECT id, %(delta_orders)s::integer, %(delta_amount)s::numeric FROM upline ORDER BY id
     ON CONFLICT (distributor_id) DO UPDATE
     SET orders = totals.orders + EXCLUDED.orders, amount = totals.amount + EXCLUDED.amount
 """
@@ -117,7 +115,9 @@ def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
         return
     start, end = _day_bounds(day)
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(_TREE_LOCK_SHARED + ", EXISTS (SELECT 1 FROM distribution_distributor WHERE id = %s)", [distributor_id])
+        cursor.execute(
+            _TREE_LOCK_SHARED + ", EXISTS (SELECT 1 FROM distribution_distributor WHERE id = %s)", [distributor_id]
+        )
         if not cursor.fetchone()[1]:
             return  # an attribution to a distributor that no longer exists
         # ON CONFLICT DO UPDATE locks the day's row (or creates it) and returns what it holds.
@@ -177,22 +177,27 @@ def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amo
     if connection.vendor != "postgresql":
         record_order_sales(distributor_id=distributor_id, day=day)  # SQLite: one writer, recount
         return
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False):
         # A statement of its own: the next one's snapshot then sees any move that held the lock.
-        cursor.execute(_TREE_LOCK_SHARED)
-        cursor.execute(
-            f"""
-            WITH RECURSIVE {_UPLINE_CTE},
-            daily AS (
-                INSERT INTO distribution_distributordailysales AS daily (distributor_id, day, orders, amount)
-                SELECT id, %(day)s, %(delta_orders)s, %(delta_amount)s FROM upline WHERE steps = 0
-                ON CONFLICT (distributor_id, day) DO UPDATE
-                SET orders = daily.orders + EXCLUDED.orders, amount = daily.amount + EXCLUDED.amount
-            )
-            {_ADD_TO_TEAM_TOTALS}
-            """,
+        # Both prepared once per session: they run on every attributed payment.
+        execute_prepared(_TREE_LOCK_SHARED, [], prefix="sales_tree_lock")
+        execute_prepared(
+            _ADD_SALE_SQL,
             {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount},
+            prefix="add_order_sales",
         )
+
+
+_ADD_SALE_SQL = f"""
+    WITH RECURSIVE {_UPLINE_CTE},
+    daily AS (
+        INSERT INTO distribution_distributordailysales AS daily (distributor_id, day, orders, amount)
+        SELECT id, %(day)s::date, %(delta_orders)s::integer, %(delta_amount)s::numeric FROM upline WHERE steps = 0
+        ON CONFLICT (distributor_id, day) DO UPDATE
+        SET orders = daily.orders + EXCLUDED.orders, amount = daily.amount + EXCLUDED.amount
+    )
+    {_ADD_TO_TEAM_TOTALS}
+"""
 
 
 def move_team_totals(*, distributor_id: int, old_upline: list[int], new_upline: list[int]) -> None:
@@ -241,9 +246,7 @@ def rebuild_sales_rollup() -> dict:
     with transaction.atomic(), connection.cursor() as cursor:
         lock_tree()  # exclusive: waits for every payment holding it in shared mode
         cursor.execute("DELETE FROM distribution_distributordailysales")
-        cursor.execute(
-            REBUILD_DAILY_SQL, [str(timezone.get_current_timezone()), _sold_statuses()]
-        )
+        cursor.execute(REBUILD_DAILY_SQL, [str(timezone.get_current_timezone()), _sold_statuses()])
         days = cursor.rowcount
         cursor.execute("DELETE FROM distribution_distributorteamtotals")
         cursor.execute(REBUILD_TOTALS_SQL)

@@ -27,6 +27,7 @@ from catalog.validation import (
     validate_buyer_fields,
     validate_recharge_target,
 )
+from kamen.db import insert_instance
 from orders.models import ContactKind, Order, OrderStatus
 
 from .catalog_bridge import is_reusable_key_product
@@ -171,11 +172,21 @@ def _create_order_holding_stock(fields: dict) -> Order:
                         ]
                     }
                 )
-        order = Order.objects.create(order_no=_new_order_no(), **fields)
+        order = Order(order_no=_new_order_no(), **fields)
+        if connection.vendor == "postgresql":
+            insert_instance(order, prefix="insert_order")  # the ORM's insert, without building it
+        else:
+            order.save(force_insert=True)
         try:
             _reserve_stock(order, product, until=order.expires_at)
         except InsufficientStock:
             raise ValidationError({"quantity": [_("库存不足，请减少购买数量或稍后再试")]}) from None
+        if order.attribution.get("matched"):
+            from distribution.services import count_referral_order
+
+            # Last, so the link's row is locked only for the commit: a hot link's checkouts
+            # queue on it for no longer than that.
+            count_referral_order(code=order.attribution["link"])
     return order
 
 

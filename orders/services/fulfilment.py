@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -27,12 +27,13 @@ from catalog.models.products import RedemptionMode
 from catalog.services import InsufficientStock, claim_card_keys, sell_reserved_card_keys
 from kamen import crypto
 from kamen.audit import record_audit
+from kamen.db import execute_prepared
 from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 
 from . import catalog_bridge
 from .enqueue import enqueue_after_commit
 from .redemption import issue_vouchers
-from .state import transition_order
+from .state import lock_order, transition_order
 
 __all__ = [
     "FulfilmentPending",
@@ -93,6 +94,17 @@ def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
     keys = sell_reserved_card_keys(reference=order.order_no, product=product, at_least=quantity)
     if not keys:
         return False
+    if connection.vendor == "postgresql":
+        execute_prepared(
+            f"""
+            INSERT INTO orders_orderdelivery
+                (order_id, product_id, kind, card_key_id, quantity, content_key_id, message, is_voided, created_at)
+            SELECT %s, %s, '{DeliveryKind.CARD_KEY.value}', key_id, 1, '', '', false, %s FROM unnest(%s::bigint[]) AS key_id
+            """,
+            [order.pk, product.pk, timezone.now(), [key.pk for key in keys]],
+            prefix="card_key_deliveries",
+        )
+        return True
     OrderDelivery.objects.bulk_create(
         [OrderDelivery(order=order, product=product, kind=DeliveryKind.CARD_KEY, card_key=key) for key in keys]
     )
@@ -157,7 +169,10 @@ def _fulfil_top_up(order: Order, product: Product, quantity: int) -> Part:
         with transaction.atomic():
             Order.objects.select_for_update().only("id").get(pk=order.pk)
             OrderDelivery.objects.get_or_create(
-                order=order, product=product, kind=DeliveryKind.TOP_UP, defaults={"quantity": quantity, "message": message}
+                order=order,
+                product=product,
+                kind=DeliveryKind.TOP_UP,
+                defaults={"quantity": quantity, "message": message},
             )
         return Part.DONE
     if status == "pending":
@@ -166,7 +181,9 @@ def _fulfil_top_up(order: Order, product: Product, quantity: int) -> Part:
     return Part.FAILED
 
 
-def _fulfil_part(order: Order, product: Product, quantity: int, order_is_locked: bool = False, fresh: bool = False) -> Part:
+def _fulfil_part(
+    order: Order, product: Product, quantity: int, order_is_locked: bool = False, fresh: bool = False
+) -> Part:
     if product.product_type == ProductType.CARD_KEY:
         if fresh and _deliver_reservation(order, product, quantity):
             return Part.DONE
@@ -211,7 +228,9 @@ def _start_locked(order_id: int) -> tuple[Order, bool, bool]:
     are all in the database, the one write in ``_complete_locked`` records paid → fulfilling →
     completed.
     """
-    order = Order.objects.select_for_update(of=("self",)).select_related("product").get(pk=order_id)
+    order = lock_order(pk=order_id, with_product=True)
+    if order is None:
+        raise Order.DoesNotExist(f"order {order_id} does not exist")
     if _is_held_by_risk_control(order):
         return order, False, False
     if order.status == OrderStatus.PAID:
@@ -252,7 +271,9 @@ def _conclude_locked(order: Order, results: list[Part]) -> bool:
         return True
     transition_order(order=order, to_status=OrderStatus.FAILED, cause="fulfilment failed", order_is_locked=True)
     if settings.ORDER_FULFILMENT_FAILURE_POLICY == "refund":
-        enqueue_after_commit("refund_order_task", order_id=order.pk, reason="fulfilment failed", amount=str(order.paid_amount))
+        enqueue_after_commit(
+            "refund_order_task", order_id=order.pk, reason="fulfilment failed", amount=str(order.paid_amount)
+        )
     return False
 
 
@@ -269,8 +290,16 @@ def _complete_locked(order: Order) -> bool:
         via = (OrderStatus.FULFILLING, "fulfilment started")
     if order.last_fulfilment_error:
         also_set["last_fulfilment_error"] = ""
+    if order.contact_kind == "email" and order.delivery_emailed_at is None:
+        # The e-mail is claimed in the completing write (sent after the commit, once).
+        also_set["delivery_emailed_at"] = timezone.now()
     transition_order(
-        order=order, to_status=OrderStatus.COMPLETED, cause="delivered", order_is_locked=True, also_set=also_set, via=via
+        order=order,
+        to_status=OrderStatus.COMPLETED,
+        cause="delivered",
+        order_is_locked=True,
+        also_set=also_set,
+        via=via,
     )
     if order.distributor_id or (order.attribution or {}).get("distributor_id"):
         # Same transaction as the delivery: goods delivered and commissions owed commit
@@ -302,7 +331,8 @@ def fulfil_order(*, order_id: int) -> Order:
                 _begin_locked(locked)  # committed as FULFILLING before the supplier is called
         else:
             results = [
-                _fulfil_part(locked, product, quantity, order_is_locked=True, fresh=fresh) for product, quantity in parts
+                _fulfil_part(locked, product, quantity, order_is_locked=True, fresh=fresh)
+                for product, quantity in parts
             ]
             if fresh and all(result == Part.DONE for result in results):
                 retry = _complete_locked(locked)
@@ -313,7 +343,7 @@ def fulfil_order(*, order_id: int) -> Order:
     if has_top_up:
         results = [_fulfil_part(locked, product, quantity) for product, quantity in parts]
         with transaction.atomic():
-            locked = Order.objects.select_for_update(of=("self",)).select_related("product").get(pk=order_id)
+            locked = lock_order(pk=order_id, with_product=True)
             retry = _conclude_locked(locked, results)
     if retry:
         raise FulfilmentPending(locked.order_no)
@@ -326,20 +356,22 @@ def _after_completion(order: Order) -> None:
     from orders.signals import order_completed
 
     try:
-        send_delivery_email(order=order)
+        send_delivery_email(order=order, claimed=True)
     except Exception:
         logger.exception("fulfilment.email_failed", extra={"order": order.order_no})
     # The split ran in the delivery transaction (_conclude_locked): receivers need not redo it.
     order_completed.send(sender=Order, order=order, commissions_split=True)
 
 
-def send_delivery_email(*, order: Order) -> bool:
-    """E-mail the buyer the order link (signed) and the goods, once."""
+def send_delivery_email(*, order: Order, claimed: bool = False) -> bool:
+    """E-mail the buyer the order link (signed) and the goods, once. ``claimed``: the caller's
+    committed write already set ``delivery_emailed_at`` for this e-mail (the completing one)."""
     if order.contact_kind != "email":
         return False
-    claimed = Order.objects.filter(pk=order.pk, delivery_emailed_at__isnull=True).update(
-        delivery_emailed_at=timezone.now()
-    )
+    if not claimed:
+        claimed = Order.objects.filter(pk=order.pk, delivery_emailed_at__isnull=True).update(
+            delivery_emailed_at=timezone.now()
+        )
     if not claimed:
         return False
     from orders.selectors import deliveries_for_buyer
@@ -381,9 +413,7 @@ def deliver_manually(*, order: Order, content: str, actor, request=None) -> Orde
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if locked.status != OrderStatus.FULFILLING:
-            raise ValidationError(
-                _("订单当前状态为“%(status)s”，不能发货") % {"status": locked.get_status_display()}
-            )
+            raise ValidationError(_("订单当前状态为“%(status)s”，不能发货") % {"status": locked.get_status_display()})
         for product in manual_parts:
             OrderDelivery.objects.get_or_create(
                 order=locked,
@@ -420,9 +450,7 @@ def _poll_backorders() -> int:
     from catalog.models import CardKey, CardKeyStatus
 
     waiting = Order.objects.filter(status=OrderStatus.BACKORDERED).values_list("product_id", flat=True).distinct()
-    wanted = set(waiting) | set(
-        BundleItem.objects.filter(bundle_id__in=waiting).values_list("component_id", flat=True)
-    )
+    wanted = set(waiting) | set(BundleItem.objects.filter(bundle_id__in=waiting).values_list("component_id", flat=True))
     in_stock = (
         CardKey.objects.filter(product_id__in=wanted, status=CardKeyStatus.AVAILABLE)
         .values_list("product_id", flat=True)
@@ -461,7 +489,9 @@ def sweep_stalled_orders(*, now=None) -> dict[str, int]:
     too_old = now - timedelta(hours=settings.ORDER_BACKORDER_MAX_HOURS)
     for order in Order.objects.filter(status=OrderStatus.BACKORDERED, paid_at__lt=too_old)[:200]:
         try:
-            refund_order(order=order, amount=order.paid_amount - order.refunded_amount, reason="back-order waited too long")
+            refund_order(
+                order=order, amount=order.paid_amount - order.refunded_amount, reason="back-order waited too long"
+            )
             counts["backorders_refunded"] += 1
         except Exception:
             logger.exception("sweeper.backorder_refund_failed", extra={"order_id": order.pk})

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.services import InsufficientStock, hold_card_key_reservation
 from kamen.audit import record_audit
+from kamen.db import execute_prepared, insert_instance, instance_from_row, select_list
 from orders.gateways import (
     GatewayError,
     MalformedNotification,
@@ -45,7 +46,7 @@ from orders.models import (
 )
 
 from .enqueue import enqueue_after_commit
-from .state import transition_order
+from .state import lock_order, transition_order
 
 __all__ = [
     "NotificationResult",
@@ -133,7 +134,9 @@ def record_payment_notification(*, gateway_code: str, body: bytes, headers: Mapp
             body=body,
             headers=headers,
         )
-        logger.warning("payments.notification_rejected", extra={"gateway": gateway_code, "reason": error.__class__.__name__})
+        logger.warning(
+            "payments.notification_rejected", extra={"gateway": gateway_code, "reason": error.__class__.__name__}
+        )
         return NotificationResult(callback, gateway.answer_notification(accepted=False))
     callback = _apply_payment(
         notification=notification,
@@ -188,8 +191,8 @@ def _apply_payment(
     on_paid=None,
 ) -> PaymentCallback:
     with transaction.atomic():
-        order = Order.objects.select_for_update().filter(order_no=notification.out_trade_no).first()
-        existing = PaymentCallback.objects.filter(gateway=gateway_code, event_id=notification.event_id).first()
+        order = lock_order(order_no=notification.out_trade_no)
+        existing = _stored_callback(gateway_code, notification.event_id)
         if existing is not None:
             PaymentCallback.objects.filter(pk=existing.pk).update(times_received=F("times_received") + 1)
             return existing
@@ -237,7 +240,21 @@ def _apply_payment(
                     return PaymentCallback.objects.create(**fields)
             except IntegrityError:
                 return PaymentCallback.objects.get(gateway=gateway_code, event_id=notification.event_id)
+        if connection.vendor == "postgresql":
+            return insert_instance(PaymentCallback(**fields), prefix="payment_callback")
         return PaymentCallback.objects.create(**fields)
+
+
+def _stored_callback(gateway_code: str, event_id: str) -> PaymentCallback | None:
+    """The callback stored under this provider id, if any (a replay): one prepared look-up."""
+    if connection.vendor != "postgresql":
+        return PaymentCallback.objects.filter(gateway=gateway_code, event_id=event_id[:128]).first()
+    rows = execute_prepared(
+        f"SELECT {select_list(PaymentCallback, 'c')} FROM orders_paymentcallback c WHERE c.gateway = %s AND c.event_id = %s",
+        [gateway_code, event_id[:128]],
+        prefix="stored_callback",
+    )
+    return instance_from_row(PaymentCallback, rows[0]) if rows else None
 
 
 def _mark_paid(order: Order, notification: PaymentNotification, gateway_code: str, source: str, actor) -> None:
@@ -253,13 +270,7 @@ def _mark_paid(order: Order, notification: PaymentNotification, gateway_code: st
         order_is_locked=True,
         also_set={"paid_amount": notification.amount, "payment_gateway": gateway_code},
     )
-    attempt = {
-        "amount": notification.amount,
-        "status": PaymentStatus.SUCCEEDED,
-        "gateway_trade_no": notification.gateway_trade_no[:64],
-    }
-    if not PaymentAttempt.objects.filter(gateway=gateway_code, out_trade_no=order.order_no).update(**attempt):
-        PaymentAttempt.objects.create(order=order, gateway=gateway_code, out_trade_no=order.order_no, **attempt)
+    _record_successful_attempt(order, gateway_code, notification)
     if is_late:
         # Hold stock again (topping up what is still held) if there is any, else refund.
         try:
@@ -267,11 +278,42 @@ def _mark_paid(order: Order, notification: PaymentNotification, gateway_code: st
                 _reserve_stock(order, order.product, until=None)
         except InsufficientStock:
             enqueue_after_commit(
-                "refund_order_task", order_id=order.pk, reason="late payment, out of stock", amount=str(order.paid_amount)
+                "refund_order_task",
+                order_id=order.pk,
+                reason="late payment, out of stock",
+                amount=str(order.paid_amount),
             )
             return
     hold_card_key_reservation(reference=order.order_no)
     enqueue_after_commit("fulfil_order_task", order_id=order.pk)
+
+
+def _record_successful_attempt(order: Order, gateway_code: str, notification: PaymentNotification) -> None:
+    """The attempt at this gateway is paid: the one ``start_payment`` recorded, or a new one
+    (a payment made without it, e.g. a query answer or 补单)."""
+    attempt = {
+        "amount": notification.amount,
+        "status": PaymentStatus.SUCCEEDED,
+        "gateway_trade_no": notification.gateway_trade_no[:64],
+    }
+    if connection.vendor == "postgresql":
+        now = timezone.now()
+        execute_prepared(
+            """
+            INSERT INTO orders_paymentattempt
+                (order_id, gateway, out_trade_no, gateway_trade_no, amount, status, created_at, updated_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (gateway, out_trade_no) DO UPDATE SET
+                amount = EXCLUDED.amount, status = EXCLUDED.status,
+                gateway_trade_no = EXCLUDED.gateway_trade_no, updated_at = EXCLUDED.updated_at
+            """,
+            [order.pk, gateway_code, order.order_no, attempt["gateway_trade_no"], Decimal(notification.amount),
+             attempt["status"].value, now, now],
+            prefix="paid_attempt",
+        )  # fmt: skip
+        return
+    if not PaymentAttempt.objects.filter(gateway=gateway_code, out_trade_no=order.order_no).update(**attempt):
+        PaymentAttempt.objects.create(order=order, gateway=gateway_code, out_trade_no=order.order_no, **attempt)
 
 
 def sync_payment_status(*, order: Order) -> PaymentCallback | None:
@@ -370,5 +412,7 @@ def pay_with_wallet(*, order: Order, payer) -> PaymentCallback:
         expected_app_id="",
         source=CallbackSource.WALLET,
         actor=payer,
-        on_paid=lambda paid_order: debit_wallet_for_order(payer=payer, order=paid_order, amount=paid_order.total_amount),
+        on_paid=lambda paid_order: debit_wallet_for_order(
+            payer=payer, order=paid_order, amount=paid_order.total_amount
+        ),
     )

@@ -1,11 +1,15 @@
 """The order state machine: one table of allowed moves, one function that makes them."""
 
-from django.db import transaction
+import functools
+
+from django.db import connection, transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
 
+from kamen.db import execute_prepared, instance_from_row, select_list
 from orders.models import Order, OrderStatus, OrderStatusChange
 
-__all__ = ["ALLOWED_TRANSITIONS", "IllegalTransition", "transition_order"]
+__all__ = ["ALLOWED_TRANSITIONS", "IllegalTransition", "lock_order", "transition_order"]
 
 S = OrderStatus
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -63,7 +67,9 @@ def transition_order(
             raise RuntimeError("order_is_locked needs the caller's transaction")
         return _write_transition(order, order, to_status, cause, actor, also_set, via)
     with transaction.atomic():
-        locked = Order.objects.select_for_update().get(pk=order.pk)
+        locked = lock_order(pk=order.pk)
+        if locked is None:
+            raise Order.DoesNotExist(f"order {order.pk} does not exist")
         _write_transition(locked, order, to_status, cause, actor, also_set, via)
     return order
 
@@ -91,17 +97,88 @@ def _write_transition(
         update_fields.append(field)
     locked.before_transition = before
     try:
-        locked.save(update_fields=update_fields)
+        if connection.vendor == "postgresql":
+            _save_moves_in_one_statement(locked, update_fields, moves, actor, now)
+        else:
+            locked.save(update_fields=update_fields)
+            OrderStatusChange.objects.bulk_create(
+                OrderStatusChange(
+                    order=locked, old_status=old, new_status=new, cause=move_cause[:200], actor=actor, created_at=now
+                )
+                for old, new, move_cause in moves
+            )
     finally:
         locked.before_transition = None
-    changes = [
-        OrderStatusChange(order=locked, old_status=old, new_status=new, cause=move_cause[:200], actor=actor, created_at=now)
-        for old, new, move_cause in moves
-    ]
-    if len(changes) == 1:
-        changes[0].save()
-    else:
-        OrderStatusChange.objects.bulk_create(changes)
     for field in update_fields:
         setattr(order, field, getattr(locked, field))
+    return order
+
+
+@functools.lru_cache(maxsize=64)
+def _moves_sql(update_fields: tuple[str, ...]) -> tuple[str, tuple]:
+    fields = tuple(Order._meta.get_field(name) for name in update_fields)
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = f"""
+        WITH moved AS (UPDATE orders_order SET {assignments} WHERE id = %s RETURNING id)
+        INSERT INTO orders_orderstatuschange (order_id, old_status, new_status, cause, actor_id, created_at)
+        SELECT moved.id, move.old_status, move.new_status, move.cause, %s, %s
+        FROM moved, unnest(%s::varchar[], %s::varchar[], %s::varchar[]) WITH ORDINALITY AS move(old_status, new_status, cause, n)
+        ORDER BY move.n
+    """
+    return sql, fields
+
+
+def _save_moves_in_one_statement(locked: Order, update_fields: list[str], moves, actor, now) -> None:
+    """The order's new values and its status-change rows in one prepared statement, then the
+    ``post_save`` that ``save(update_fields=…)`` sends (the sales rollup listens to it)."""
+    names = tuple(dict.fromkeys(update_fields))
+    sql, fields = _moves_sql(names)
+    values = [field.get_db_prep_save(getattr(locked, field.attname), connection) for field in fields]
+    values += [
+        locked.pk,
+        getattr(actor, "pk", None),
+        now,
+        [old for old, _new, _cause in moves],
+        [new for _old, new, _cause in moves],
+        [cause[:200] for _old, _new, cause in moves],
+    ]
+    execute_prepared(sql, values, prefix="order_moves")
+    post_save.send(
+        sender=Order, instance=locked, created=False, update_fields=frozenset(names), raw=False, using=connection.alias
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _lock_sql(by: str, with_product: bool) -> str:
+    from catalog.models import Product
+
+    if with_product:
+        return (
+            f"SELECT {select_list(Order, 'o')}, {select_list(Product, 'p')} FROM orders_order o"
+            f" JOIN catalog_product p ON p.id = o.product_id WHERE o.{by} = %s FOR UPDATE OF o"
+        )
+    return f"SELECT {select_list(Order, 'o')} FROM orders_order o WHERE o.{by} = %s FOR UPDATE OF o"
+
+
+def lock_order(*, pk: int | None = None, order_no: str | None = None, with_product: bool = False) -> Order | None:
+    """The order row locked for the caller's transaction (by id or order number), its product
+    loaded with it when asked; None when there is no such order. Locks the order only, never
+    the product (a hot product's orders are written side by side)."""
+    by, value = ("id", pk) if pk is not None else ("order_no", order_no)
+    if connection.vendor != "postgresql":
+        queryset = Order.objects.select_for_update(of=("self",))
+        if with_product:
+            queryset = queryset.select_related("product")
+        return queryset.filter(**{by: value}).first()
+    rows = execute_prepared(_lock_sql(by, with_product), [value], prefix="lock_order")
+    if not rows:
+        return None
+    order = instance_from_row(Order, rows[0])
+    if with_product:
+        from catalog.models import Product
+
+        Order.product.field.set_cached_value(
+            order, instance_from_row(Product, rows[0], len(Order._meta.concrete_fields))
+        )
     return order

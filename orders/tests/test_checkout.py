@@ -200,3 +200,24 @@ def test_order_numbers_carry_nine_random_digits():
     numbers = {_new_order_no() for _ in range(2_000)}
 
     assert len(numbers) == 2_000 and all(len(number) == 22 and number[1:].isdigit() for number in numbers)
+
+
+@pytest.mark.django_db
+def test_an_order_through_a_referral_link_counts_on_the_link_once_and_a_refused_one_not_at_all():
+    from commissions.tests.factories import make_chain
+    from distribution.models import ReferralLink
+    from distribution.services.referrals import create_referral_link
+
+    product = make_product()
+    add_keys(product, 1)
+    seller, parent, grandparent = make_chain(3)
+    link = create_referral_link(distributor=seller, channel="wechat")
+    referral = {"code": link.code.lower(), "channel": "wechat"}
+
+    order = buy(product, referral=referral)
+    with pytest.raises(ValidationError):  # out of stock: no order, nothing counted
+        buy(product, contact="second@example.com", referral=referral)
+
+    assert ReferralLink.objects.get(pk=link.pk).orders == 1
+    assert (order.distributor_id, order.attribution["chain"]) == (seller.pk, [parent.pk, grandparent.pk])
+    assert order.attribution["link"] == link.code and order.attribution["depth"] == 3

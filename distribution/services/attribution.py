@@ -1,0 +1,115 @@
+"""The checkout hook: who a referral code attributes an order to, and the link's order count.
+
+Checkout stores what ``attribution_for_referral`` returns on the order, so later moves in the
+tree never change who earned what (ADR 0007). On PostgreSQL it is one prepared statement — the
+link with its distributor, the merchant's depth and the upline — because it runs on every
+attributed checkout; the ORM path below is the same read for SQLite.
+"""
+
+from django.db import connection
+from django.db.models import F
+
+from kamen.db import execute_prepared
+
+from ..models import MAX_COMMISSION_DEPTH, Distributor, DistributorStatus, ReferralLink
+from .pricing import commission_depth
+from .referrals import active_link
+from .tree import normalize_code
+
+__all__ = ["attribution_for_referral", "count_referral_order"]
+
+_ATTRIBUTION_SQL = f"""
+    WITH RECURSIVE link AS (
+        SELECT l.code, l.sub_store_id, d.id AS distributor_id, d.grade_id, d.parent_id,
+               EXISTS (SELECT 1 FROM distribution_substore s WHERE s.distributor_id = d.id) AS has_store,
+               (SELECT least(greatest(commission_depth, 1), {MAX_COMMISSION_DEPTH})
+                FROM distribution_distributionsettings WHERE id = 1) AS depth
+        FROM distribution_referrallink l JOIN distribution_distributor d ON d.id = l.distributor_id
+        WHERE l.code = %s AND l.is_active AND d.status = '{DistributorStatus.ACTIVE.value}'
+    ), upline(id, parent_id, grade_id, steps) AS (
+        SELECT d.id, d.parent_id, d.grade_id, 1
+        FROM link JOIN distribution_distributor d ON d.id = link.parent_id
+        WHERE link.depth >= 1
+        UNION ALL
+        SELECT d.id, d.parent_id, d.grade_id, upline.steps + 1
+        FROM upline JOIN distribution_distributor d ON d.id = upline.parent_id
+        WHERE upline.steps < (SELECT depth FROM link)
+    )
+    SELECT link.code, link.sub_store_id, link.distributor_id, link.grade_id, link.has_store, link.depth,
+           ARRAY(SELECT id FROM upline ORDER BY steps), ARRAY(SELECT grade_id FROM upline ORDER BY steps)
+    FROM link
+"""
+
+
+def attribution_for_referral(*, code: str) -> dict | None:
+    """The attribution snapshot for a referral code, or None when the code is unknown.
+
+    Returns ``{"distributor_id", "chain": [ancestor ids, nearest first], "link": code,
+    "sub_store": id or None}`` (the channel comes from the referral cookie, not from here),
+    plus ``grade``, ``chain_grades`` and ``depth`` for the commission split, and ``seller``:
+    the distributor, for pricing (not part of the snapshot; loaded with its grade and
+    sub-store only when it has a sub-store, whose prices need them). The chain is cut at the
+    merchant's commission depth (1–3, never more). An inactive distributor or link attributes
+    nothing. Counting the order on the link is ``count_referral_order``, in the order's own
+    transaction.
+    """
+    normalised = normalize_code(code)
+    if not normalised:
+        return None
+    if connection.vendor != "postgresql":
+        return _attribution_portable(normalised)
+    rows = execute_prepared(_ATTRIBUTION_SQL, [normalised], prefix="attribution")
+    if not rows:
+        return None
+    link_code, sub_store_id, distributor_id, grade_id, has_store, depth, chain, chain_grades = rows[0]
+    if depth is None:  # the settings row does not exist yet: the portable path creates it
+        return _attribution_portable(normalised)
+    if has_store:
+        seller = Distributor.objects.select_related("grade", "sub_store").get(pk=distributor_id)
+    else:
+        seller = Distributor(pk=distributor_id, grade_id=grade_id, status=DistributorStatus.ACTIVE)
+        Distributor.sub_store.related.set_cached_value(seller, None)  # known: no sub-store
+    return _snapshot(link_code, sub_store_id, seller, depth, list(chain), list(chain_grades))
+
+
+def _attribution_portable(code: str) -> dict | None:
+    from ..selectors import ancestors
+
+    link = active_link(code)
+    if link is None:
+        return None
+    depth = commission_depth()
+    upline = ancestors(link.distributor, depth=depth)
+    return _snapshot(
+        link.code,
+        link.sub_store_id,
+        link.distributor,
+        depth,
+        [row.pk for row in upline],
+        [row.grade_id for row in upline],
+    )
+
+
+def _snapshot(link_code, sub_store_id, seller, depth, chain, chain_grades) -> dict:
+    return {
+        "distributor_id": seller.pk,
+        "chain": chain,
+        "link": link_code,
+        "sub_store": sub_store_id,
+        # For the commission split (ADR 0007): the grades of the time and the depth in force.
+        "grade": seller.grade_id,
+        "chain_grades": chain_grades,
+        "depth": depth,
+        "seller": seller,
+    }
+
+
+def count_referral_order(*, code: str) -> None:
+    """One more order placed through the link (paid figures come from the orders themselves).
+    Checkout calls it in the order's transaction, so an order refused later counts nothing."""
+    if connection.vendor == "postgresql":
+        execute_prepared(
+            "UPDATE distribution_referrallink SET orders = orders + 1 WHERE code = %s", [code], prefix="count_referral"
+        )
+        return
+    ReferralLink.objects.filter(code=code).update(orders=F("orders") + 1)
