@@ -2,8 +2,9 @@
 
 - split_queries: SQL statements for the split + ledger of one delivered order with a 3-level
   distributor chain whose accounts exist (``split_commissions``: the rows, the accrual journal
-  transaction, its entries and the balance caches); the most any measured split took. Pinned
-  in ``commissions/tests/test_queries.py`` too.
+  transaction, its entries and the balance caches); the most any measured split took: 3, the
+  order locked, every input in one statement, the rows with their posting in another (2 when
+  the caller holds the order's lock). Pinned in ``commissions/tests/test_queries.py`` too.
 - split_ms: median wall time of that split in its own transaction, commit (and the journal's
   deferred balance check) included.
 - settlement_commissions_per_s: one ``run_settlement`` over 100,000 pending, due commissions

@@ -8,8 +8,13 @@ statement whatever the number of transactions, locking the accounts in primary-k
 before updating any, so two postings never deadlock. A ``reference`` already posted is left as
 it was (``post_journal_transaction`` returns the earlier transaction): the caller's idempotency
 key.
+
+One more entry point, for the hot path of every delivery: ``post_accrual`` writes an order's
+commission rows and posts their accrual together, on PostgreSQL in one prepared statement that
+moves the balances with the same SQL as ``post_journal_transactions``.
 """
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,15 +23,20 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from kamen.db import execute_prepared
 from kamen.money import FEN, ZERO
 
 from ..models import (
     DISTRIBUTOR_KINDS,
     Account,
     AccountKind,
+    CapEvent,
+    Commission,
+    CommissionStatus,
     EntrySide,
     JournalEntry,
     JournalTransaction,
+    TransactionKind,
 )
 
 
@@ -209,8 +219,21 @@ def post_journal_transactions(postings: list[Posting]) -> dict[str, JournalTrans
     }
 
 
-# The locking CTE is read through a one-time filter (an InitPlan), so it has locked every
-# account, in id order, before the UPDATE touches the first one.
+# The balances of what ``posted`` (a CTE returning account_id, side, amount) wrote. The locking
+# CTE is read through a one-time filter (an InitPlan), so it has locked every account, in id
+# order, before the UPDATE touches the first one.
+_BALANCES_SQL = """, deltas AS (
+    SELECT account_id, SUM(CASE WHEN side = 'credit' THEN amount ELSE -amount END) AS delta
+      FROM posted GROUP BY account_id
+), locked AS (
+    SELECT a.id FROM {account} a WHERE a.id IN (SELECT account_id FROM deltas)
+     ORDER BY a.id FOR NO KEY UPDATE
+), moved AS (
+    UPDATE {account} a SET balance = a.balance + d.delta
+      FROM deltas d
+     WHERE a.id = d.account_id AND d.delta <> 0 AND (SELECT count(*) FROM locked) > 0
+)"""
+
 _POST_SQL = """
 WITH tx AS (
     INSERT INTO {journal} (kind, reference, memo, order_id, actor_id, created_at)
@@ -230,17 +253,7 @@ WITH tx AS (
       JOIN tx ON tx.reference = l.reference
      ORDER BY l.n
     RETURNING account_id, side, amount
-), deltas AS (
-    SELECT account_id, SUM(CASE WHEN side = 'credit' THEN amount ELSE -amount END) AS delta
-      FROM posted GROUP BY account_id
-), locked AS (
-    SELECT a.id FROM {account} a WHERE a.id IN (SELECT account_id FROM deltas)
-     ORDER BY a.id FOR NO KEY UPDATE
-), moved AS (
-    UPDATE {account} a SET balance = a.balance + d.delta
-      FROM deltas d
-     WHERE a.id = d.account_id AND d.delta <> 0 AND (SELECT count(*) FROM locked) > 0
-)
+){balances}
 SELECT id, reference FROM tx
 """
 
@@ -250,7 +263,7 @@ def _post_on_postgresql(connection, postings: list[Posting], now) -> dict[str, i
     sql = _POST_SQL.format(
         journal=JournalTransaction._meta.db_table,
         entry=JournalEntry._meta.db_table,
-        account=Account._meta.db_table,
+        balances=_BALANCES_SQL.format(account=Account._meta.db_table),
     )
     with connection.cursor() as cursor:
         cursor.execute(
@@ -311,6 +324,208 @@ def _post_with_the_orm(postings: list[Posting], now) -> dict[str, int]:
     return ids
 
 
+@dataclass(frozen=True)
+class AccrualLine:
+    """One commission row of an order and the account (the beneficiary's pending) it credits."""
+
+    beneficiary_id: int
+    kind: str
+    level: int
+    rule_id: int | None
+    description: str
+    rate_bp: int
+    amount: Decimal
+    account_id: int
+
+
+# An order's commission rows, its cap event (when ``cap_reason`` is not empty) and their accrual
+# posting in one statement: the journal transaction debits ``revenue`` with the total and
+# credits each row's account, then the balances move as in ``_POST_SQL``.
+_ACCRUAL_SQL = """
+WITH line AS (
+    SELECT * FROM unnest(%(beneficiaries)s::bigint[], %(kinds)s::varchar[], %(levels)s::smallint[],
+                         %(rules)s::bigint[], %(descriptions)s::varchar[], %(rates)s::integer[],
+                         %(amounts)s::numeric[], %(accounts)s::bigint[]) WITH ORDINALITY
+           AS l(beneficiary_id, kind, level, rule_id, description, rate_bp, amount, account_id, n)
+), commission AS (
+    INSERT INTO {commission} (order_id, beneficiary_id, kind, level, rule_id, rule_description,
+                              rate_bp, base_amount, amount, reversed_amount, status, available_at,
+                              created_at)
+    SELECT %(order)s::bigint, beneficiary_id, kind, level, NULLIF(rule_id, 0), description,
+           rate_bp, %(base)s::numeric, amount, 0, 'pending', %(available_at)s::timestamptz,
+           %(now)s::timestamptz
+      FROM line ORDER BY n
+    RETURNING id, beneficiary_id, kind
+), cap AS (
+    INSERT INTO {cap_event} (order_id, computed_amount, capped_amount, reason, created_at)
+    SELECT %(order)s::bigint, %(computed)s::numeric, %(total)s::numeric, %(cap_reason)s::varchar,
+           %(now)s::timestamptz
+     WHERE %(cap_reason)s::varchar <> ''
+), tx AS (
+    INSERT INTO {journal} (kind, reference, memo, order_id, actor_id, created_at)
+    VALUES ('accrual', %(reference)s::varchar, %(memo)s::varchar, %(order)s::bigint, NULL,
+            %(now)s::timestamptz)
+    ON CONFLICT (reference) DO NOTHING
+    RETURNING id
+), posted AS (
+    INSERT INTO {entry} (transaction_id, account_id, side, amount, commission_id, created_at)
+    SELECT tx.id, e.account_id, e.side, e.amount, e.commission_id, %(now)s::timestamptz
+      FROM tx, (
+            SELECT %(revenue)s::bigint AS account_id, 'debit' AS side,
+                   %(total)s::numeric AS amount, NULL::bigint AS commission_id, 0::bigint AS n
+            UNION ALL
+            SELECT line.account_id, 'credit', line.amount, commission.id, line.n
+              FROM line JOIN commission USING (beneficiary_id, kind)
+           ) AS e
+     ORDER BY e.n
+    RETURNING account_id, side, amount
+){balances}
+SELECT id, beneficiary_id, kind FROM commission
+"""
+
+
+def post_accrual(
+    *,
+    order_id: int,
+    reference: str,
+    memo: str,
+    revenue: int,
+    lines: list[AccrualLine],
+    base_amount: Decimal,
+    available_at,
+    cap: tuple[Decimal, str] | None = None,
+) -> list[Commission]:
+    """Write an order's commission rows and post their accrual (debit ``revenue``, credit each
+    line's account); return the rows, in line order. With ``cap`` (computed amount, reason) a
+    ``CapEvent`` records that the lines were capped.
+
+    The split's hot path: on PostgreSQL one prepared statement (rows, cap event, journal
+    transaction, entries and balances, accounts locked as in ``post_journal_transactions``);
+    elsewhere the rows through the ORM and the posting through ``post_journal_transactions``.
+    ``UniqueConstraint(order, beneficiary, kind)`` refuses a second accrual of the same rows.
+    """
+    total = sum((line.amount for line in lines), ZERO)
+    for line in lines:
+        if line.amount <= 0 or line.amount != line.amount.quantize(FEN):
+            raise UnbalancedTransaction(
+                f"entry amount {line.amount} must be a positive whole-fen amount"
+            )
+    if not lines:
+        raise UnbalancedTransaction("a journal transaction needs at least two entries")
+    now = timezone.now()
+    connection = connections[router.db_for_write(JournalTransaction)]
+    with transaction.atomic(savepoint=False):  # all or nothing with the caller
+        if connection.vendor == "postgresql":
+            rows = execute_prepared(
+                _accrual_sql(),
+                {
+                    "beneficiaries": [line.beneficiary_id for line in lines],
+                    "kinds": [str(line.kind) for line in lines],
+                    "levels": [line.level for line in lines],
+                    "rules": [line.rule_id or 0 for line in lines],
+                    "descriptions": [line.description for line in lines],
+                    "rates": [line.rate_bp for line in lines],
+                    "amounts": [line.amount for line in lines],
+                    "accounts": [line.account_id for line in lines],
+                    "order": order_id,
+                    "base": base_amount,
+                    "available_at": available_at,
+                    "now": now,
+                    "computed": cap[0] if cap else None,
+                    "total": total,
+                    "cap_reason": cap[1][:200] if cap else "",
+                    "reference": reference,
+                    "memo": memo[:200],
+                    "revenue": revenue,
+                },
+                prefix="post_accrual",
+            )
+            ids = {(beneficiary, kind): pk for pk, beneficiary, kind in rows}
+        else:
+            written = Commission.objects.bulk_create(
+                [
+                    Commission(
+                        order_id=order_id,
+                        beneficiary_id=line.beneficiary_id,
+                        kind=line.kind,
+                        level=line.level,
+                        rule_id=line.rule_id,
+                        rule_description=line.description,
+                        rate_bp=line.rate_bp,
+                        base_amount=base_amount,
+                        amount=line.amount,
+                        available_at=available_at,
+                        created_at=now,
+                    )
+                    for line in lines
+                ]
+            )
+            ids = {(c.beneficiary_id, c.kind): c.pk for c in written}
+            if cap:
+                CapEvent.objects.create(
+                    order_id=order_id,
+                    computed_amount=cap[0],
+                    capped_amount=total,
+                    reason=cap[1][:200],
+                )
+            post_journal_transactions(
+                [
+                    Posting(
+                        kind=TransactionKind.ACCRUAL,
+                        reference=reference,
+                        lines=[Line(Account(pk=revenue), EntrySide.DEBIT, total)]
+                        + [
+                            Line(
+                                Account(pk=line.account_id),
+                                EntrySide.CREDIT,
+                                line.amount,
+                                ids[(line.beneficiary_id, line.kind)],
+                            )
+                            for line in lines
+                        ],
+                        memo=memo,
+                        order_id=order_id,
+                    )
+                ]
+            )
+    # Built from what was written, without a read (from_db: no field-by-field __init__)
+    attnames = [field.attname for field in Commission._meta.concrete_fields]
+    made = []
+    for line in lines:
+        row = {
+            "id": ids[(line.beneficiary_id, line.kind)],
+            "order_id": order_id,
+            "beneficiary_id": line.beneficiary_id,
+            "kind": line.kind,
+            "period": None,
+            "level": line.level,
+            "rule_id": line.rule_id,
+            "rule_description": line.description,
+            "rate_bp": line.rate_bp,
+            "base_amount": base_amount,
+            "amount": line.amount,
+            "reversed_amount": ZERO,
+            "status": CommissionStatus.PENDING,
+            "available_at": available_at,
+            "settled_at": None,
+            "settlement_run_id": None,
+            "created_at": now,
+        }
+        made.append(Commission.from_db(connection.alias, attnames, [row[name] for name in attnames]))
+    return made
+
+
+@functools.cache
+def _accrual_sql() -> str:
+    return _ACCRUAL_SQL.format(
+        commission=Commission._meta.db_table,
+        cap_event=CapEvent._meta.db_table,
+        journal=JournalTransaction._meta.db_table,
+        entry=JournalEntry._meta.db_table,
+        balances=_BALANCES_SQL.format(account=Account._meta.db_table),
+    )
+
+
 def lock_account(account: Account) -> Account:
     """The account row, locked for a read-then-write (withdrawal, wallet payment)."""
     return Account.objects.select_for_update().get(pk=account.pk)
@@ -327,7 +542,9 @@ __all__ = [
     "lock_account",
     "wallet_accounts",
     "merchant_account",
+    "AccrualLine",
     "Posting",
+    "post_accrual",
     "post_journal_transaction",
     "post_journal_transactions",
 ]

@@ -12,21 +12,29 @@ merchant, so the lines plus the merchant's remainder equal the base exactly. If 
 exceed the merchant's caps (total share per order; share of the margin including the
 sub-store price difference) they are scaled down to the cap and a ``CapEvent`` records it.
 
-It runs in the caller's transaction (the lead moves the call into the delivery transaction at
-merge) or its own (the ``order_completed`` receiver). The order row is locked and existing
-rows are returned, and ``UniqueConstraint(order, beneficiary, kind)`` is the backstop, so a
-second call — or both paths — pays once.
+It runs in the caller's transaction (fulfilment's delivery, which already holds the order's
+row lock: ``order_is_locked=True``) or its own (the ``order_completed`` receiver). The order
+row is locked and existing rows are returned, and ``UniqueConstraint(order, beneficiary,
+kind)`` is the backstop, so a second call — or both paths — pays once.
+
+It runs inside every delivery, so on PostgreSQL it reads all its inputs in one prepared
+statement and writes the rows with their journal posting in another (no ORM query building);
+SQLite (the embedded mode) and the first use, which creates the policy, settings and account
+rows, take the ORM look-ups, which plan the same (``tests/test_split_inputs.py``).
 """
 
+import functools
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from kamen.db import execute_prepared
 from kamen.money import ZERO, to_fen
 
 from ..models import (
@@ -35,7 +43,6 @@ from ..models import (
     Account,
     AccountKind,
     Campaign,
-    CapEvent,
     Commission,
     CommissionBase,
     CommissionKind,
@@ -46,15 +53,12 @@ from ..models import (
     RuleMode,
     TierMode,
     TierPeriod,
-    TransactionKind,
 )
 from .ledger import (
-    Posting,
+    AccrualLine,
     accounts_of_kind,
-    credit,
-    debit,
     merchant_account,
-    post_journal_transactions,
+    post_accrual,
 )
 from .rules import get_policy, resolve_rule
 
@@ -135,16 +139,25 @@ def _period_start(policy, moment):
     return None
 
 
-def tiered_rate(order, distributor, policy, moment) -> tuple[Decimal, str] | None:
+def tiered_rate(
+    order, distributor, policy, moment, *, tiers=None
+) -> tuple[Decimal, str] | None:
     """The seller's 阶梯 rate (basis points, possibly fractional in marginal mode) for this
-    order, from their own sales in the period before it; None when no tiers apply."""
+    order, from their own sales in the period before it; None when no tiers apply.
+
+    ``tiers``: the seller's grade's tiers and the general ones, by lower bound, if already read.
+    """
     from distribution.selectors import sold_statuses
     from orders.models import Order
 
-    candidates = list(
-        CommissionTier.objects.filter(
-            Q(grade_id=distributor.grade_id) | Q(grade__isnull=True)
-        ).order_by("lower_bound")
+    candidates = (
+        tiers
+        if tiers is not None
+        else list(
+            CommissionTier.objects.filter(
+                Q(grade_id=distributor.grade_id) | Q(grade__isnull=True)
+            ).order_by("lower_bound")
+        )
     )
     # the grade's own tiers win over the general ones
     tiers = [t for t in candidates if t.grade_id == distributor.grade_id] or candidates
@@ -183,12 +196,24 @@ def tiered_rate(order, distributor, policy, moment) -> tuple[Decimal, str] | Non
 
 
 def plan_split(
-    order, *, policy=None, depth=None, bonus_bp=_LOOK_UP, distributors=None, now=None
+    order,
+    *,
+    policy=None,
+    depth=None,
+    bonus_bp=_LOOK_UP,
+    distributors=None,
+    rules=None,
+    multiplier=None,
+    tiers=None,
+    now=None,
 ) -> tuple[list[PlannedLine], Decimal, Decimal, str]:
     """The lines an order would pay, after caps: (lines, base, computed total, cap reason).
 
-    ``depth`` and the product's ``bonus_bp`` (None: no active bonus) are looked up unless the
-    caller already read them (``split_commissions`` reads them with the order and the policy).
+    What the caller already read is used as given, the rest is looked up: ``depth``, the
+    product's ``bonus_bp`` (None: no active bonus), ``distributors`` (by id: ``grade_id`` and
+    ``grade``), the active ``rules`` for the order's product and the general ones, the campaign
+    ``multiplier`` at the moment (basis points), and the level-1 ``tiers`` (the seller's grade's
+    and the general ones, by lower bound). ``split_commissions`` reads them all in one query.
     """
     from distribution.models import Distributor
 
@@ -199,23 +224,25 @@ def plan_split(
         return [], base, ZERO, ""
     if distributors is None:
         distributors = Distributor.objects.select_related("grade").in_bulk(chain)
-    rules = list(
-        CommissionRule.objects.filter(
-            is_active=True, level__lte=len(chain), product_id__in=[order.product_id]
+    if rules is None:
+        rules = list(
+            CommissionRule.objects.filter(
+                is_active=True, level__lte=len(chain), product_id__in=[order.product_id]
+            )
+            | CommissionRule.objects.filter(
+                is_active=True, level__lte=len(chain), product__isnull=True
+            )
         )
-        | CommissionRule.objects.filter(
-            is_active=True, level__lte=len(chain), product__isnull=True
-        )
-    )
     moment = now or order.paid_at or timezone.now()
-    multipliers = [
-        Decimal(c.multiplier_bp)
-        for c in Campaign.objects.filter(
-            is_active=True, starts_at__lte=moment, ends_at__gt=moment
-        )
-        if c.product_id in (None, order.product_id)
-    ]
-    multiplier = max(multipliers or [Decimal(BASIS_POINTS)])
+    if multiplier is None:
+        multipliers = [
+            Decimal(c.multiplier_bp)
+            for c in Campaign.objects.filter(
+                is_active=True, starts_at__lte=moment, ends_at__gt=moment
+            )
+            if c.product_id in (None, order.product_id)
+        ]
+        multiplier = max(multipliers or [Decimal(BASIS_POINTS)])
     self_purchase = is_self_purchase(order) and not policy.self_purchase_earns
     lines: list[PlannedLine] = []
     for level, beneficiary_id in enumerate(chain, start=1):
@@ -230,7 +257,7 @@ def plan_split(
         )
         tiered = None
         if level == 1 and (rule is None or rule.product_id is None):
-            tiered = tiered_rate(order, distributor, policy, moment)
+            tiered = tiered_rate(order, distributor, policy, moment, tiers=tiers)
         if tiered is not None:
             rate, description = tiered
             raw = base * rate * multiplier / (BASIS_POINTS * BASIS_POINTS)
@@ -331,14 +358,33 @@ def plan_split(
 
 
 @dataclass
-class _SplitContext:
+class SplitInputs:
+    """What a split reads besides the order. The one-statement read fills every field; the
+    ORM path (SQLite, or the first use, which creates the policy and settings rows) fills the
+    first four and leaves the rest for ``plan_split`` and ``_accrual_accounts`` to look up."""
+
     policy: CommissionPolicy
     depth: int
     already_split: bool
     bonus_bp: object  # the product's active bonus (None: none), or _LOOK_UP
+    distributors: dict | None = None
+    rules: list | None = None
+    multiplier: Decimal | None = None
+    tiers: list | None = None
+    revenue_account_id: int | None = None
+    pending_account_ids: dict[int, int] | None = None
 
 
-def _split_context(order) -> _SplitContext:
+@dataclass(frozen=True)
+class ChainMember:
+    """A beneficiary as the plan reads them: id and grade (rates, name, wholesale discount)."""
+
+    pk: int
+    grade_id: int
+    grade: object
+
+
+def _split_context(order) -> SplitInputs:
     """Policy, distribution depth, "already split?" and the product's bonus in one query.
 
     Read after the order's row lock: a split that waited for another one's commit sees the
@@ -362,17 +408,174 @@ def _split_context(order) -> _SplitContext:
         .first()
     )
     if policy is None or policy.distribution_depth is None:  # first use: create the rows
-        return _SplitContext(
+        return SplitInputs(
             get_policy(),
             _commission_depth(),
             Commission.objects.filter(order_id=order.pk).exists(),
             _LOOK_UP,
         )
-    return _SplitContext(
+    return SplitInputs(
         policy,
         min(max(int(policy.distribution_depth), 1), MAX_LEVELS),
         policy.already_split,
         policy.product_bonus_bp,
+    )
+
+
+# --- every input in one statement (PostgreSQL) -----------------------------------------------
+_GRADE_FIELDS = {
+    "id",
+    "name",
+    "wholesale_discount_bp",
+    "commission_level1_bp",
+    "commission_level2_bp",
+    "commission_level3_bp",
+}
+_RULE_FIELDS = {"id", "grade_id", "product_id", "level", "mode", "rate_bp", "fixed_amount"}
+
+# Sets come back as one JSON text (parsed with Decimal for numbers: money stays exact). The
+# chain is the whole snapshot chain; the plan cuts it at the depth read here.
+_INPUTS_SQL = """
+SELECT {policy_columns},
+       (SELECT s.commission_depth FROM {settings} s WHERE s.id = 1),
+       EXISTS (SELECT 1 FROM {commission} c WHERE c.order_id = %(order)s::bigint),
+       (SELECT b.bonus_bp FROM {bonus} b
+         WHERE b.product_id = %(product)s::bigint AND b.is_active LIMIT 1),
+       (SELECT max(c.multiplier_bp) FROM {campaign} c
+         WHERE c.is_active AND c.starts_at <= %(moment)s::timestamptz
+           AND c.ends_at > %(moment)s::timestamptz
+           AND (c.product_id IS NULL OR c.product_id = %(product)s::bigint)),
+       json_build_array(
+           (SELECT json_agg(json_build_array(d.id, d.grade_id, {grade_columns}))
+              FROM {distributor} d JOIN {grade} g ON g.id = d.grade_id
+             WHERE d.id = ANY (%(chain)s::bigint[])),
+           (SELECT json_agg(json_build_array({rule_columns}))
+              FROM {rule} r
+             WHERE r.is_active AND r.level <= cardinality(%(chain)s::bigint[])
+               AND (r.product_id = %(product)s::bigint OR r.product_id IS NULL)),
+           (SELECT json_agg(json_build_array({tier_columns}) ORDER BY t.lower_bound)
+              FROM {tier} t
+             WHERE t.grade_id IS NULL
+                OR t.grade_id = (SELECT d.grade_id FROM {distributor} d
+                                  WHERE d.id = (%(chain)s::bigint[])[1])),
+           (SELECT json_agg(json_build_array(a.id, a.distributor_id))
+              FROM {account} a
+             WHERE (a.kind = '{pending}' AND a.distributor_id = ANY (%(chain)s::bigint[]))
+                OR (a.kind = '{revenue}' AND a.distributor_id IS NULL))
+       )::text
+  FROM (VALUES (1)) AS one (x) LEFT JOIN {policy} p ON p.id = 1
+"""
+
+
+def _attnames(model, wanted=None) -> list[str]:
+    return [
+        field.attname
+        for field in model._meta.concrete_fields
+        if wanted is None or field.attname in wanted
+    ]
+
+
+@functools.cache
+def _inputs_sql() -> str:
+    from distribution.models import DistributionSettings, Distributor, Grade
+
+    def columns(alias, names):
+        return ", ".join(f"{alias}.{name}" for name in names)
+
+    return _INPUTS_SQL.format(
+        policy_columns=columns("p", _attnames(CommissionPolicy)),
+        grade_columns=columns("g", _attnames(Grade, _GRADE_FIELDS)),
+        rule_columns=columns("r", _attnames(CommissionRule, _RULE_FIELDS)),
+        tier_columns=columns("t", _attnames(CommissionTier)),
+        settings=DistributionSettings._meta.db_table,
+        commission=Commission._meta.db_table,
+        bonus=ProductBonus._meta.db_table,
+        campaign=Campaign._meta.db_table,
+        distributor=Distributor._meta.db_table,
+        grade=Grade._meta.db_table,
+        rule=CommissionRule._meta.db_table,
+        tier=CommissionTier._meta.db_table,
+        account=Account._meta.db_table,
+        policy=CommissionPolicy._meta.db_table,
+        pending=AccountKind.DISTRIBUTOR_PENDING.value,
+        revenue=AccountKind.MERCHANT_REVENUE.value,
+    )
+
+
+def _read_inputs(order, moment) -> SplitInputs:
+    """Every input of the split in one prepared statement on PostgreSQL; elsewhere, or before
+    the policy and settings rows exist, the ORM's ``_split_context``.
+
+    Read after the order's row lock, for the reason ``_split_context`` gives.
+    """
+    if connection.vendor != "postgresql":
+        return _split_context(order)
+    from distribution.models import Grade
+
+    snapshot_chain = beneficiary_chain(order, MAX_LEVELS)
+    (row,) = execute_prepared(
+        _inputs_sql(),
+        {
+            "order": order.pk,
+            "product": order.product_id,
+            "moment": moment,
+            "chain": snapshot_chain,
+        },
+        prefix="split_inputs",
+    )
+    policy_attnames = _attnames(CommissionPolicy)
+    count = len(policy_attnames)
+    depth, already_split, bonus_bp, multiplier_bp, sets = row[count:]
+    if row[0] is None or depth is None:  # first use: create the rows
+        return _split_context(order)
+    alias = connection.alias
+    distributors_rows, rule_rows, tier_rows, account_rows = json.loads(
+        sets, parse_float=Decimal
+    )
+    grade_attnames = _attnames(Grade, _GRADE_FIELDS)
+    grades = {}
+    distributors = {}
+    for pk, grade_id, *grade_values in distributors_rows or ():
+        grade = grades.get(grade_id)
+        if grade is None:
+            grade = grades[grade_id] = Grade.from_db(alias, grade_attnames, grade_values)
+        distributors[pk] = ChainMember(pk, grade_id, grade)
+    # the rules describe themselves with their product's and grade's names: no lazy reads
+    product_field = CommissionRule._meta.get_field("product")
+    grade_field = CommissionRule._meta.get_field("grade")
+    rule_attnames = _attnames(CommissionRule, _RULE_FIELDS)
+    rules = []
+    for values in rule_rows or ():
+        rule = CommissionRule.from_db(alias, rule_attnames, values)
+        if rule.product_id is not None:
+            product_field.set_cached_value(rule, order.product)
+        if rule.grade_id in grades:
+            grade_field.set_cached_value(rule, grades[rule.grade_id])
+        rules.append(rule)
+    tier_attnames = _attnames(CommissionTier)
+    revenue = None
+    pending = {}
+    for pk, distributor_id in account_rows or ():
+        if distributor_id is None:
+            revenue = pk
+        else:
+            pending[distributor_id] = pk
+    return SplitInputs(
+        policy=CommissionPolicy.from_db(alias, policy_attnames, row[:count]),
+        depth=min(max(int(depth), 1), MAX_LEVELS),
+        already_split=already_split,
+        bonus_bp=bonus_bp,
+        distributors=distributors,
+        rules=rules,
+        multiplier=Decimal(
+            multiplier_bp if multiplier_bp is not None else BASIS_POINTS
+        ),
+        tiers=[
+            CommissionTier.from_db(alias, tier_attnames, values)
+            for values in tier_rows or ()
+        ],
+        revenue_account_id=revenue,
+        pending_account_ids=pending,
     )
 
 
@@ -398,32 +601,62 @@ def _accrual_accounts(distributor_ids) -> tuple[Account, dict[int, Account]]:
     return revenue, pending
 
 
-def split_commissions(*, order) -> list[Commission]:
+def _account_ids(inputs: SplitInputs, beneficiary_ids) -> tuple[int, dict[int, int]]:
+    """(merchant revenue, {beneficiary: pending account}) ids: as read with the inputs, or
+    looked up and created on first use."""
+    ids = set(beneficiary_ids)
+    known = inputs.pending_account_ids or {}
+    if inputs.revenue_account_id is not None and ids <= known.keys():
+        return inputs.revenue_account_id, known
+    revenue, pending = _accrual_accounts(ids)
+    return revenue.pk, {pk: account.pk for pk, account in pending.items()}
+
+
+def split_commissions(*, order, order_is_locked: bool = False) -> list[Commission]:
     """Write the order's commission rows and their journal entries, once; return the rows.
 
-    Nine queries for a three-level chain whose accounts exist (pinned in
-    ``tests/test_queries.py``): the order (locked), policy with depth, "already split?" and
-    the product's bonus, the chain's distributors, rules, campaigns, tiers, the accounts,
-    the commission rows, and one statement for the journal and the balances.
+    ``order_is_locked``: the caller holds the order's row lock in its open transaction and
+    ``order`` is that locked instance, with its product loaded (fulfilment's delivery); else
+    the order is locked here.
+
+    On PostgreSQL, for a chain whose accounts exist, three statements (pinned in
+    ``tests/test_queries.py``; two with ``order_is_locked``): the order locked, every input in
+    one prepared statement (policy, depth, "already split?", bonus, campaign multiplier,
+    distributors and grades, rules, tiers, accounts), and one prepared statement for the rows,
+    the journal transaction, its entries and the balances. Tiers add the seller's sales query.
     """
     from orders.models import Order
 
+    if order_is_locked and not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("order_is_locked needs the caller's transaction")
     with transaction.atomic(
         savepoint=False
     ):  # in the caller's transaction, all or nothing
-        locked = (
-            Order.objects.select_for_update(of=("self",))
-            .select_related("product")
-            .get(pk=order.pk)
-        )
-        context = _split_context(locked)
-        if context.already_split:
+        if order_is_locked:
+            locked = order
+        else:
+            locked = (
+                Order.objects.select_for_update(of=("self",))
+                .select_related("product")
+                .get(pk=order.pk)
+            )
+        moment = locked.paid_at or timezone.now()
+        inputs = _read_inputs(locked, moment)
+        if inputs.already_split:
             return list(
                 Commission.objects.filter(order=locked).order_by("level", "kind")
             )
-        policy = context.policy
-        lines, _base, computed, cap_reason = plan_split(
-            locked, policy=policy, depth=context.depth, bonus_bp=context.bonus_bp
+        policy = inputs.policy
+        lines, base, computed, cap_reason = plan_split(
+            locked,
+            policy=policy,
+            depth=inputs.depth,
+            bonus_bp=inputs.bonus_bp,
+            distributors=inputs.distributors,
+            rules=inputs.rules,
+            multiplier=inputs.multiplier,
+            tiers=inputs.tiers,
+            now=moment,
         )
         if not lines:
             return []
@@ -431,46 +664,30 @@ def split_commissions(*, order) -> list[Commission]:
         available_at = delivered_at + timedelta(
             days=policy.hold_days_for(locked.product_type)
         )
-        revenue, pending = _accrual_accounts(line.beneficiary_id for line in lines)
-        commissions = Commission.objects.bulk_create(
-            [
-                Commission(
-                    order=locked,
-                    beneficiary_id=line.beneficiary_id,
-                    kind=line.kind,
-                    level=line.level,
-                    rule=line.rule,
-                    rule_description=line.description,
-                    rate_bp=line.rate_bp,
-                    base_amount=_base,
-                    amount=line.amount,
-                    available_at=available_at,
+        revenue, pending = _account_ids(inputs, (line.beneficiary_id for line in lines))
+        commissions = post_accrual(
+            order_id=locked.pk,
+            reference=f"accrual:order:{locked.pk}",
+            memo=_("订单 %(order)s 佣金计提") % {"order": locked.order_no},
+            revenue=revenue,
+            lines=[
+                AccrualLine(
+                    line.beneficiary_id,
+                    line.kind,
+                    line.level,
+                    line.rule.pk if line.rule is not None else None,
+                    line.description,
+                    line.rate_bp,
+                    line.amount,
+                    pending[line.beneficiary_id],
                 )
                 for line in lines
-            ]
+            ],
+            base_amount=base,
+            available_at=available_at,
+            cap=(computed, cap_reason) if cap_reason else None,
         )
-        total = sum((c.amount for c in commissions), ZERO)
-        if cap_reason:
-            CapEvent.objects.create(
-                order=locked,
-                computed_amount=computed,
-                capped_amount=total,
-                reason=cap_reason[:200],
-            )
-        entries = [debit(revenue, total)]
-        entries += [
-            credit(pending[c.beneficiary_id], c.amount, commission=c)
-            for c in commissions
-        ]
-        post_journal_transactions(
-            [
-                Posting(
-                    kind=TransactionKind.ACCRUAL,
-                    reference=f"accrual:order:{locked.pk}",
-                    lines=entries,
-                    memo=_("订单 %(order)s 佣金计提") % {"order": locked.order_no},
-                    order_id=locked.pk,
-                )
-            ]
-        )
+    order_field = Commission._meta.get_field("order")
+    for commission in commissions:
+        order_field.set_cached_value(commission, locked)
     return sorted(commissions, key=lambda c: (c.level, c.kind))
