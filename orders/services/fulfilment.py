@@ -306,7 +306,7 @@ def _complete_locked(order: Order) -> bool:
         # together, or neither does (the order_completed receiver is only a backstop).
         from commissions.services import split_commissions
 
-        split_commissions(order=order)
+        split_commissions(order=order, order_is_locked=True)
     transaction.on_commit(lambda: _after_completion(order))
     return False
 
