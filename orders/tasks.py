@@ -1,10 +1,13 @@
 """Order pipeline tasks (Celery). Thin: ids in, one service call, safe to run twice."""
 
 import hashlib
+import logging
 from decimal import Decimal
 
 from celery import shared_task
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 RETRY = {"acks_late": True, "max_retries": 5, "retry_backoff": True, "retry_backoff_max": 300}
 
@@ -18,7 +21,26 @@ def fulfil_order_task(self, order_id: int):
     except FulfilmentPending as pending:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             return  # in-process: the sweeper (or the next page load) re-drives it
-        raise self.retry(exc=pending, countdown=min(2 ** self.request.retries * 5, 300)) from None
+        raise self.retry(exc=pending, countdown=min(2**self.request.retries * 5, 300)) from None
+
+
+@shared_task(bind=True, **RETRY)
+def send_delivery_email_task(self, order_id: int, claimed: bool = True):
+    """The buyer's delivery e-mail, apart from fulfilment (whose write claimed it). A failed
+    send gives the claim back and is retried with backoff, claiming again."""
+    from orders.models import Order
+    from orders.services import send_delivery_email
+
+    order = Order.objects.get(pk=order_id)
+    try:
+        send_delivery_email(order=order, claimed=claimed)
+    except Exception as error:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            logger.exception("orders.delivery_email_failed", extra={"order": order.order_no})
+            return
+        raise self.retry(
+            exc=error, kwargs={"order_id": order_id, "claimed": False}, countdown=min(2**self.request.retries * 30, 600)
+        ) from None
 
 
 @shared_task(**RETRY, autoretry_for=(Exception,))
@@ -43,7 +65,7 @@ def refund_order_task(self, order_id: int, reason: str, amount: str):
     except RefundFailed as error:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             return
-        raise self.retry(exc=error, countdown=min(2 ** self.request.retries * 30, 600)) from None
+        raise self.retry(exc=error, countdown=min(2**self.request.retries * 30, 600)) from None
 
 
 @shared_task(bind=True, acks_late=True, max_retries=settings.SANDBOX_NOTIFY_MAX_ATTEMPTS)
@@ -55,7 +77,7 @@ def deliver_sandbox_notification_task(self, notification_id: int):
         return
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return  # in-process: the order page's payment query covers a lost notification
-    raise self.retry(countdown=min(2 ** self.request.retries * 2, 600))
+    raise self.retry(countdown=min(2**self.request.retries * 2, 600))
 
 
 @shared_task(acks_late=True)

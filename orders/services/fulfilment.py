@@ -290,8 +290,9 @@ def _complete_locked(order: Order) -> bool:
         via = (OrderStatus.FULFILLING, "fulfilment started")
     if order.last_fulfilment_error:
         also_set["last_fulfilment_error"] = ""
-    if order.contact_kind == "email" and order.delivery_emailed_at is None:
-        # The e-mail is claimed in the completing write (sent after the commit, once).
+    email = order.contact_kind == "email" and order.delivery_emailed_at is None
+    if email:
+        # Claimed in the completing write; the e-mail task sends it after the commit, once.
         also_set["delivery_emailed_at"] = timezone.now()
     transition_order(
         order=order,
@@ -307,7 +308,7 @@ def _complete_locked(order: Order) -> bool:
         from commissions.services import split_commissions
 
         split_commissions(order=order, order_is_locked=True)
-    transaction.on_commit(lambda: _after_completion(order))
+    transaction.on_commit(lambda: _after_completion(order, email=email))
     return False
 
 
@@ -350,15 +351,22 @@ def fulfil_order(*, order_id: int) -> Order:
     return locked
 
 
-def _after_completion(order: Order) -> None:
-    """After the delivery commit: e-mail the buyer, tell the other apps. ``order`` is the
-    instance the delivery transaction locked and wrote, so it is current without a re-read."""
+def _after_completion(order: Order, *, email: bool) -> None:
+    """After the delivery commit: hand the buyer's e-mail to its task, tell the other apps.
+    ``order`` is the instance the delivery transaction locked and wrote, so it is current
+    without a re-read.
+
+    The e-mail is a task of its own: a slow or failing mail server never holds up deliveries,
+    and a failed send is retried with backoff. Should the queue refuse it, it is sent here."""
     from orders.signals import order_completed
 
-    try:
-        send_delivery_email(order=order, claimed=True)
-    except Exception:
-        logger.exception("fulfilment.email_failed", extra={"order": order.order_no})
+    from .enqueue import run_task_now_or_enqueue
+
+    if email and not run_task_now_or_enqueue("send_delivery_email_task", order_id=order.pk):
+        try:
+            send_delivery_email(order=order, claimed=True)
+        except Exception:
+            logger.exception("fulfilment.email_failed", extra={"order": order.order_no})
     # The split ran in the delivery transaction (_conclude_locked): receivers need not redo it.
     order_completed.send(sender=Order, order=order, commissions_split=True)
 

@@ -229,10 +229,15 @@ def _apply_payment(
                 }
                 logger.warning("payments.double_payment", extra={"order": order.order_no, "gateway": gateway_code})
         else:
+            # The callback row first and the order's move last: the move carries the sale into
+            # the seller's and upline's rollup rows, which every payment of that network
+            # locks; taken last, they are held for little more than the commit.
             fields.update(outcome=CallbackOutcome.PAID)
+            callback = _store_callback(fields)
             _mark_paid(order, notification, gateway_code, source, actor)
             if on_paid is not None:
                 on_paid(order)
+            return callback
         if order is None and fields["outcome"] == CallbackOutcome.REJECTED:
             # No order row to serialise on: two copies may race; the constraint settles it.
             try:
@@ -240,9 +245,13 @@ def _apply_payment(
                     return PaymentCallback.objects.create(**fields)
             except IntegrityError:
                 return PaymentCallback.objects.get(gateway=gateway_code, event_id=notification.event_id)
-        if connection.vendor == "postgresql":
-            return insert_instance(PaymentCallback(**fields), prefix="payment_callback")
-        return PaymentCallback.objects.create(**fields)
+        return _store_callback(fields)
+
+
+def _store_callback(fields: dict) -> PaymentCallback:
+    if connection.vendor == "postgresql":
+        return insert_instance(PaymentCallback(**fields), prefix="payment_callback")
+    return PaymentCallback.objects.create(**fields)
 
 
 def _stored_callback(gateway_code: str, event_id: str) -> PaymentCallback | None:
@@ -262,6 +271,18 @@ def _mark_paid(order: Order, notification: PaymentNotification, gateway_code: st
 
     # Paid after its window (expired, or not yet swept): its reservation may have lapsed.
     is_late = order.status == OrderStatus.EXPIRED or order.expires_at <= timezone.now()
+    _record_successful_attempt(order, gateway_code, notification)
+    in_stock = True
+    if is_late:
+        # Hold stock again (topping up what is still held) if there is any, else refund.
+        try:
+            with transaction.atomic():
+                _reserve_stock(order, order.product, until=None)
+        except InsufficientStock:
+            in_stock = False
+    if in_stock:
+        hold_card_key_reservation(reference=order.order_no)
+    # Last: see _apply_payment (the rollup rows it locks are held only until the commit).
     transition_order(
         order=order,
         to_status=OrderStatus.PAID,
@@ -270,22 +291,12 @@ def _mark_paid(order: Order, notification: PaymentNotification, gateway_code: st
         order_is_locked=True,
         also_set={"paid_amount": notification.amount, "payment_gateway": gateway_code},
     )
-    _record_successful_attempt(order, gateway_code, notification)
-    if is_late:
-        # Hold stock again (topping up what is still held) if there is any, else refund.
-        try:
-            with transaction.atomic():
-                _reserve_stock(order, order.product, until=None)
-        except InsufficientStock:
-            enqueue_after_commit(
-                "refund_order_task",
-                order_id=order.pk,
-                reason="late payment, out of stock",
-                amount=str(order.paid_amount),
-            )
-            return
-    hold_card_key_reservation(reference=order.order_no)
-    enqueue_after_commit("fulfil_order_task", order_id=order.pk)
+    if in_stock:
+        enqueue_after_commit("fulfil_order_task", order_id=order.pk)
+    else:
+        enqueue_after_commit(
+            "refund_order_task", order_id=order.pk, reason="late payment, out of stock", amount=str(order.paid_amount)
+        )
 
 
 def _record_successful_attempt(order: Order, gateway_code: str, notification: PaymentNotification) -> None:

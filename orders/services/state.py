@@ -26,6 +26,8 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.REFUNDED: frozenset(),
 }
 
+_KNOWN = frozenset(S.values)  # (``S.values`` builds a new list on every access)
+
 # What an order counted for before a transition, handed to post_save receivers (the sales rollup).
 _SALES_FIELDS = ("status", "paid_at", "paid_amount", "refunded_amount", "distributor_id")
 
@@ -60,7 +62,7 @@ def transition_order(
     ``via=(status, cause)`` makes two moves in one write (paid → fulfilling → completed when the
     goods are in the database): both are checked against the table and both are recorded.
     """
-    if to_status not in S.values:
+    if to_status not in _KNOWN:
         raise IllegalTransition(order.order_no, order.status, to_status)
     if order_is_locked:
         if not transaction.get_connection().in_atomic_block:
@@ -81,7 +83,7 @@ def _write_transition(
     before = {field: getattr(locked, field) for field in _SALES_FIELDS}
     moves = [(old_status, via[0], via[1]), (via[0], to_status, cause)] if via else [(old_status, to_status, cause)]
     for old, new, _cause in moves:
-        if new not in S.values or new not in ALLOWED_TRANSITIONS[old]:
+        if new not in _KNOWN or new not in ALLOWED_TRANSITIONS[old]:
             raise IllegalTransition(locked.order_no, old, new)
     now = timezone.now()
     locked.status = to_status

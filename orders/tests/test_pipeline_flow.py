@@ -12,6 +12,7 @@ from orders.models import (
     PaymentCallback,
 )
 from orders.services import fulfil_order
+from orders.tasks import send_delivery_email_task
 
 from .factories import add_keys, buy, make_product, pay
 
@@ -28,13 +29,17 @@ def test_a_paid_order_gets_its_reserved_key_and_an_email(django_capture_on_commi
 
     # when the gateway says it was paid and the fulfilment task runs
     enqueued = []
-    monkeypatch.setattr("orders.services.enqueue.run_task_now_or_enqueue", lambda name, **kw: enqueued.append((name, kw)))
+    monkeypatch.setattr(
+        "orders.services.enqueue.run_task_now_or_enqueue", lambda name, **kw: enqueued.append((name, kw)) or True
+    )
     with django_capture_on_commit_callbacks(execute=True):
         result = pay(order)
     assert result.accepted and result.answer.body == "success"
     assert enqueued == [("fulfil_order_task", {"order_id": order.pk})]
     with django_capture_on_commit_callbacks(execute=True):
         fulfil_order(order_id=order.pk)
+    assert enqueued[1:] == [("send_delivery_email_task", {"order_id": order.pk})]
+    send_delivery_email_task.apply(kwargs=enqueued[1][1])  # what the worker does with it
 
     # then the reserved key is the one delivered, and the buyer got an email with a link
     order.refresh_from_db()
@@ -106,7 +111,7 @@ def test_a_stale_pending_event_after_payment_is_ignored():
 
 
 @pytest.mark.django_db
-def test_the_email_can_carry_only_the_link(django_capture_on_commit_callbacks, settings):
+def test_the_email_can_carry_only_the_link(django_capture_on_commit_callbacks, settings, tasks_run_in_process):
     settings.ORDER_DELIVERY_EMAIL_INCLUDES_SECRETS = False
     product = make_product()
     add_keys(product, 1)
@@ -120,3 +125,56 @@ def test_the_email_can_carry_only_the_link(django_capture_on_commit_callbacks, s
 
     assert len(mail.outbox) == 1
     assert "KEY-" not in mail.outbox[0].body and f"/orders/{order.order_no}/?t=" in mail.outbox[0].body
+
+
+@pytest.mark.django_db
+def test_a_failing_mail_server_does_not_hold_up_the_delivery_and_the_email_is_retried(
+    django_capture_on_commit_callbacks, monkeypatch, settings
+):
+    from celery.exceptions import Retry
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    pay(order)
+    queued = []
+    monkeypatch.setattr("orders.services.enqueue.run_task_now_or_enqueue", lambda name, **kw: queued.append(kw) or True)
+    with django_capture_on_commit_callbacks(execute=True):
+        fulfil_order(order_id=order.pk)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPLETED and order.delivery_emailed_at is not None  # claimed
+
+    # when the mail server refuses the first send
+    def refuse(**kwargs):
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr("orders.services.fulfilment.send_mail", refuse)
+    with pytest.raises(Retry):
+        send_delivery_email_task.apply(kwargs=queued[0], throw=True)
+    order.refresh_from_db()
+    assert order.delivery_emailed_at is None and not mail.outbox  # the claim is given back
+
+    # then the retry (which claims again) sends it, once
+    monkeypatch.undo()
+    send_delivery_email_task.apply(kwargs={"order_id": order.pk, "claimed": False})
+    send_delivery_email_task.apply(kwargs={"order_id": order.pk, "claimed": False})
+    assert len(mail.outbox) == 1
+    order.refresh_from_db()
+    assert order.delivery_emailed_at is not None
+
+
+@pytest.mark.django_db
+def test_with_the_queue_down_the_delivery_email_is_sent_by_the_fulfilment_itself(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    pay(order)
+    monkeypatch.setattr("orders.services.enqueue.run_task_now_or_enqueue", lambda name, **kw: False)  # broker refused
+
+    with django_capture_on_commit_callbacks(execute=True):
+        fulfil_order(order_id=order.pk)
+
+    assert len(mail.outbox) == 1 and order.order_no in mail.outbox[0].subject
