@@ -160,6 +160,7 @@ class JournalEntry(models.Model):
         verbose_name=_("账户"),
         on_delete=models.PROTECT,
         related_name="entries",
+        db_index=False,  # journal_entry_account_idx (account, id) serves it
     )
     side = models.CharField(_("借贷"), max_length=6, choices=EntrySide.choices)
     amount = models.DecimalField(_("金额"), **MONEY)
@@ -537,6 +538,7 @@ class Commission(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="commissions",
+        db_index=False,  # commission_once_per_order_beneficiary_kind starts with it
     )
     beneficiary = models.ForeignKey(
         "distribution.Distributor",
@@ -573,7 +575,7 @@ class Commission(models.Model):
         choices=CommissionStatus.choices,
         default=CommissionStatus.PENDING,
     )
-    available_at = models.DateTimeField(_("可结算时间"), db_index=True)
+    available_at = models.DateTimeField(_("可结算时间"))  # indexed with status (commission_settle_idx)
     settled_at = models.DateTimeField(_("结算时间"), null=True, blank=True)
     settlement_run = models.ForeignKey(
         "SettlementRun",

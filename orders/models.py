@@ -31,7 +31,9 @@ class ContactKind(models.TextChoices):
 
 
 class Order(models.Model):
-    order_no = models.CharField(_("订单号"), max_length=32, unique=True)
+    # Unique through Meta.constraints, not unique=True: that would add a second index for LIKE
+    # searches that nothing makes (every insert pays for each index).
+    order_no = models.CharField(_("订单号"), max_length=32)
     status = models.CharField(
         _("状态"), max_length=24, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT
     )
@@ -56,14 +58,14 @@ class Order(models.Model):
     distributor_id = models.BigIntegerField(_("归属分销商"), null=True, blank=True, db_index=True)
     attribution = models.JSONField(_("归属快照"), default=dict, blank=True)
     channel = models.CharField(_("推广渠道"), max_length=20, blank=True)
-    checkout_token = models.CharField(_("下单令牌"), max_length=64, null=True, blank=True, unique=True)
+    checkout_token = models.CharField(_("下单令牌"), max_length=64, null=True, blank=True)
     payment_gateway = models.CharField(_("支付方式"), max_length=20, blank=True)
     buyer_ip = models.GenericIPAddressField(_("下单 IP"), null=True, blank=True)
     created_at = models.DateTimeField(_("下单时间"), auto_now_add=True, db_index=True)
     expires_at = models.DateTimeField(_("支付截止"))
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
     completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
-    status_changed_at = models.DateTimeField(_("状态变更时间"), auto_now_add=True, db_index=True)
+    status_changed_at = models.DateTimeField(_("状态变更时间"), auto_now_add=True)  # indexed with status
     # Pipeline bookkeeping: how often fulfilment ran, its last error (no secrets), the email.
     fulfilment_attempts = models.PositiveIntegerField(_("发货尝试次数"), default=0)
     last_fulfilment_error = models.CharField(_("最近发货错误"), max_length=300, blank=True)
@@ -85,6 +87,8 @@ class Order(models.Model):
             ("redrive_fulfilment", _("可以重新发货")),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["order_no"], name="order_no_unique"),
+            models.UniqueConstraint(fields=["checkout_token"], name="order_checkout_token_unique"),
             models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="order_status_known"),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="order_quantity_positive"),
             models.CheckConstraint(condition=Q(total_amount__gt=0), name="order_total_positive"),
@@ -149,7 +153,13 @@ class OrderDelivery(models.Model):
     )
     kind = models.CharField(_("类型"), max_length=20, choices=DeliveryKind.choices)
     card_key = models.ForeignKey(
-        "catalog.CardKey", verbose_name=_("卡密"), null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+        "catalog.CardKey",
+        verbose_name=_("卡密"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deliveries",
+        db_index=False,  # order_delivery_card_key_once (unique) indexes it
     )
     quantity = models.PositiveIntegerField(_("数量"), default=1)
     content_ciphertext = models.BinaryField(_("加密内容"), null=True, blank=True, editable=False)

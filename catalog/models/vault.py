@@ -169,8 +169,10 @@ class CardKey(models.Model):
             ),
             models.Index(fields=["product", "status"], name="card_key_product_status_idx"),
             models.Index(fields=["key_id", "id"], name="card_key_key_id_idx"),
+            # Also how the expiry job finds lapsed reservations (few: the unpaid orders' keys).
+            # reserved_until has no index of its own, so holding a paid order's reservation
+            # (reserved_until → NULL) can be a HOT update that touches no index.
             models.Index(fields=["reserved_for"], condition=Q(status="reserved"), name="card_key_reserved_for_idx"),
-            models.Index(fields=["reserved_until"], condition=Q(status="reserved"), name="card_key_reserved_until_idx"),
             models.Index(fields=["sold_to"], condition=~Q(sold_to=""), name="card_key_sold_to_idx"),
         ]
 
