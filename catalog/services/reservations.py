@@ -24,6 +24,7 @@ __all__ = [
     "release_card_key_reservation",
     "release_expired_reservations",
     "reserve_card_keys",
+    "sell_reservation_sql",
     "sell_reserved_card_keys",
 ]
 
@@ -192,8 +193,15 @@ def release_expired_reservations(*, now: datetime | None = None) -> int:
     ).update(status=CardKeyStatus.AVAILABLE, reserved_for="", reserved_until=None, reserved_at=None)
 
 
+def sell_reservation_sql(*, by_product: bool, all_or_nothing: bool, returning: str) -> str:
+    """The statement ``sell_reserved_card_keys`` runs (PostgreSQL), ``RETURNING returning``,
+    for a caller that records its deliveries in the same statement (a CTE around it). Named
+    parameters: ``now``, ``reference``, and ``product`` / ``at_least`` when asked for."""
+    return _sell_sql(by_product, all_or_nothing, returning)
+
+
 @functools.cache
-def _sell_sql(by_product: bool, all_or_nothing: bool) -> str:
+def _sell_sql(by_product: bool, all_or_nothing: bool, returning: str | None = None) -> str:
     reserved, sold = CardKeyStatus.RESERVED.value, CardKeyStatus.SOLD.value
     product_filter = "AND product_id = %(product)s" if by_product else ""
     enough = (
@@ -205,5 +213,5 @@ def _sell_sql(by_product: bool, all_or_nothing: bool) -> str:
     return f"""
         UPDATE catalog_cardkey SET status = '{sold}', sold_at = %(now)s, sold_to = %(reference)s, reserved_until = NULL
         WHERE reserved_for = %(reference)s AND status = '{reserved}' {product_filter} {enough}
-        RETURNING {select_list(CardKey, "catalog_cardkey")}
+        RETURNING {returning or select_list(CardKey, "catalog_cardkey")}
     """

@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from catalog.models import BundleItem, Product, ProductType
 from catalog.models.products import RedemptionMode
 from catalog.services import InsufficientStock, claim_card_keys, sell_reserved_card_keys
+from catalog.services.reservations import sell_reservation_sql
 from kamen import crypto
 from kamen.audit import record_audit
 from kamen.db import execute_prepared
@@ -91,24 +92,28 @@ def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
     """First run for a paid order, under its lock: nothing is delivered yet, and normally its
     reservation holds every key. Sold all at once or not at all, so no savepoint; False when
     the reservation is not whole (lapsed, or a reusable-key product that reserves nothing)."""
+    if connection.vendor == "postgresql":
+        # The sale and its deliveries in one statement (catalog's sale, wrapped).
+        delivered = execute_prepared(_DELIVER_RESERVATION_SQL, {"now": timezone.now(), "reference": order.order_no,
+                                     "product": product.pk, "at_least": quantity, "order": order.pk},
+                                     prefix="deliver_reservation")  # fmt: skip
+        return bool(delivered)
     keys = sell_reserved_card_keys(reference=order.order_no, product=product, at_least=quantity)
     if not keys:
         return False
-    if connection.vendor == "postgresql":
-        execute_prepared(
-            f"""
-            INSERT INTO orders_orderdelivery
-                (order_id, product_id, kind, card_key_id, quantity, content_key_id, message, is_voided, created_at)
-            SELECT %s, %s, '{DeliveryKind.CARD_KEY.value}', key_id, 1, '', '', false, %s FROM unnest(%s::bigint[]) AS key_id
-            """,
-            [order.pk, product.pk, timezone.now(), [key.pk for key in keys]],
-            prefix="card_key_deliveries",
-        )
-        return True
     OrderDelivery.objects.bulk_create(
         [OrderDelivery(order=order, product=product, kind=DeliveryKind.CARD_KEY, card_key=key) for key in keys]
     )
     return True
+
+
+_DELIVER_RESERVATION_SQL = f"""
+    WITH sold AS ({sell_reservation_sql(by_product=True, all_or_nothing=True, returning="id")})
+    INSERT INTO orders_orderdelivery
+        (order_id, product_id, kind, card_key_id, quantity, content_key_id, message, is_voided, created_at)
+    SELECT %(order)s, %(product)s, '{DeliveryKind.CARD_KEY.value}', sold.id, 1, '', '', false, %(now)s FROM sold
+    RETURNING card_key_id
+"""
 
 
 def _fulfil_card_keys(order: Order, product: Product, quantity: int, order_is_locked: bool = False) -> Part:
