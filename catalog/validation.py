@@ -119,7 +119,7 @@ def custom_fields_of(product: Product) -> list[ProductCustomField]:
     if connection.vendor != "postgresql":
         return list(product.custom_fields.all())
     rows = execute_prepared(
-        f"SELECT {select_list(ProductCustomField, 'f')} FROM catalog_productcustomfield f"
+        f"SELECT {select_list(ProductCustomField, 'f')} FROM catalog_productcustomfield f"  # noqa: S608
         " WHERE f.product_id = %s ORDER BY f.sort_order, f.id",
         [product.pk],
         prefix="custom_fields",

@@ -102,7 +102,7 @@ def _reserve_sql(order: str) -> str:
             RETURNING card_key.id
         )
         SELECT held.held, found.found, reserved.id FROM held, found LEFT JOIN reserved ON true
-    """
+    """  # noqa: S608 (constants and model metadata, no input)
 
 
 def _reserve_portable(*, product, quantity, reference, until, now) -> list[CardKey]:
@@ -135,7 +135,7 @@ def hold_card_key_reservation(*, reference: str) -> int:
     """Keep a reservation until it is sold (the order was paid): it no longer lapses by time."""
     if connection.vendor == "postgresql":
         rows = execute_prepared(
-            f"UPDATE catalog_cardkey SET reserved_until = NULL"
+            f"UPDATE catalog_cardkey SET reserved_until = NULL"  # noqa: S608
             f" WHERE reserved_for = %s AND status = '{CardKeyStatus.RESERVED.value}' RETURNING id",
             [reference],
             prefix="hold_reservation",
@@ -205,7 +205,7 @@ def _sell_sql(by_product: bool, all_or_nothing: bool, returning: str | None = No
     reserved, sold = CardKeyStatus.RESERVED.value, CardKeyStatus.SOLD.value
     product_filter = "AND product_id = %(product)s" if by_product else ""
     enough = (
-        f"AND (SELECT count(*) FROM catalog_cardkey WHERE reserved_for = %(reference)s AND status = '{reserved}'"
+        f"AND (SELECT count(*) FROM catalog_cardkey WHERE reserved_for = %(reference)s AND status = '{reserved}'"  # noqa: S608
         f" {product_filter}) >= %(at_least)s"
         if all_or_nothing
         else ""
@@ -214,4 +214,4 @@ def _sell_sql(by_product: bool, all_or_nothing: bool, returning: str | None = No
         UPDATE catalog_cardkey SET status = '{sold}', sold_at = %(now)s, sold_to = %(reference)s, reserved_until = NULL
         WHERE reserved_for = %(reference)s AND status = '{reserved}' {product_filter} {enough}
         RETURNING {returning or select_list(CardKey, "catalog_cardkey")}
-    """
+    """  # noqa: S608 (constants and model metadata, no input)

@@ -38,7 +38,7 @@ _ATTRIBUTION_SQL = f"""
     SELECT link.code, link.sub_store_id, link.distributor_id, link.grade_id, link.has_store, link.depth,
            ARRAY(SELECT id FROM upline ORDER BY steps), ARRAY(SELECT grade_id FROM upline ORDER BY steps)
     FROM link
-"""
+"""  # noqa: S608 (constants and model metadata, no input)
 
 
 def attribution_for_referral(*, code: str) -> dict | None:

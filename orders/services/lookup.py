@@ -167,9 +167,9 @@ def lookup_orders(*, password: str, order_no: str = "", contact: str = "", ip: s
         candidates = list(Order.objects.select_related("product").filter(order_no=order_no)[:1])
     else:
         candidates = list(
-            Order.objects.select_related("product").filter(contact=contact).order_by("-created_at", "-id")[
-                :MAX_ORDERS_PER_CONTACT
-            ]
+            Order.objects.select_related("product")
+            .filter(contact=contact)
+            .order_by("-created_at", "-id")[:MAX_ORDERS_PER_CONTACT]
         )
     if not candidates:
         _check_dummy(password)

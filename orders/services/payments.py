@@ -259,7 +259,8 @@ def _stored_callback(gateway_code: str, event_id: str) -> PaymentCallback | None
     if connection.vendor != "postgresql":
         return PaymentCallback.objects.filter(gateway=gateway_code, event_id=event_id[:128]).first()
     rows = execute_prepared(
-        f"SELECT {select_list(PaymentCallback, 'c')} FROM orders_paymentcallback c WHERE c.gateway = %s AND c.event_id = %s",
+        f"SELECT {select_list(PaymentCallback, 'c')} FROM orders_paymentcallback c"  # noqa: S608
+        " WHERE c.gateway = %s AND c.event_id = %s",
         [gateway_code, event_id[:128]],
         prefix="stored_callback",
     )

@@ -97,9 +97,7 @@ def _code_index(code: str) -> str:
 
 def voucher_code(voucher: Voucher) -> str:
     """The code as the buyer sees it (grouped by four). Decrypts: buyer pages only."""
-    code = crypto.decrypt(
-        key_id=voucher.code_key_id, blob=bytes(voucher.code_ciphertext), associated_data=CODE_CONTEXT
-    )
+    code = crypto.decrypt(key_id=voucher.code_key_id, blob=bytes(voucher.code_ciphertext), associated_data=CODE_CONTEXT)
     return _format_code(code)
 
 

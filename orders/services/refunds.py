@@ -87,16 +87,15 @@ def refund_order(
                 if earlier.order_id != locked.pk:
                     raise ValidationError({"out_refund_no": [_("退款单号已被其他订单使用")]})
                 return earlier
-        in_flight = (
-            Refund.objects.filter(order=locked, status=RefundStatus.PENDING).aggregate(total=Sum("amount"))["total"]
-            or Decimal("0")
-        )
+        in_flight = Refund.objects.filter(order=locked, status=RefundStatus.PENDING).aggregate(total=Sum("amount"))[
+            "total"
+        ] or Decimal("0")
         refundable = locked.paid_amount - locked.refunded_amount - in_flight
         if locked.paid_amount <= 0:
             raise ValidationError({"amount": [_("该订单尚未支付，无需退款")]})
         if amount > refundable:
             raise ValidationError(
-                {"amount": [_("退款金额超过可退金额 ¥%(refundable)s") % {"refundable": max(refundable, Decimal('0'))}]}
+                {"amount": [_("退款金额超过可退金额 ¥%(refundable)s") % {"refundable": max(refundable, Decimal("0"))}]}
             )
         is_full = locked.refunded_amount + amount == locked.paid_amount
         target = OrderStatus.REFUNDED if is_full else OrderStatus.PARTIALLY_REFUNDED
@@ -168,7 +167,9 @@ def _settle(refund: Refund, gateway_refund_no: str, actor) -> Refund:
         )
         if is_full:
             _settle_card_keys(order, restock=refund.restock)
-        transaction.on_commit(lambda: order_refunded.send(sender=Order, order=order, amount=refund.amount, refund=refund))
+        transaction.on_commit(
+            lambda: order_refunded.send(sender=Order, order=order, amount=refund.amount, refund=refund)
+        )
     return refund
 
 
@@ -180,7 +181,9 @@ def _settle_card_keys(order: Order, *, restock: bool) -> None:
     CardKey.objects.filter(pk__in=delivered_ids, status=CardKeyStatus.SOLD).update(
         status=CardKeyStatus.VOID, voided_at=now
     )
-    undelivered = CardKey.objects.filter(sold_to=order.order_no, status=CardKeyStatus.SOLD).exclude(pk__in=delivered_ids)
+    undelivered = CardKey.objects.filter(sold_to=order.order_no, status=CardKeyStatus.SOLD).exclude(
+        pk__in=delivered_ids
+    )
     if restock:
         undelivered.update(status=CardKeyStatus.AVAILABLE, sold_to="", sold_at=None)
     else:

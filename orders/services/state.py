@@ -125,9 +125,10 @@ def _moves_sql(update_fields: tuple[str, ...]) -> tuple[str, tuple]:
         WITH moved AS (UPDATE orders_order SET {assignments} WHERE id = %s RETURNING id)
         INSERT INTO orders_orderstatuschange (order_id, old_status, new_status, cause, actor_id, created_at)
         SELECT moved.id, move.old_status, move.new_status, move.cause, %s, %s
-        FROM moved, unnest(%s::varchar[], %s::varchar[], %s::varchar[]) WITH ORDINALITY AS move(old_status, new_status, cause, n)
+        FROM moved, unnest(%s::varchar[], %s::varchar[], %s::varchar[])
+            WITH ORDINALITY AS move(old_status, new_status, cause, n)
         ORDER BY move.n
-    """
+    """  # noqa: S608 (constants and model metadata, no input)
     return sql, fields
 
 
@@ -157,10 +158,10 @@ def _lock_sql(by: str, with_product: bool) -> str:
 
     if with_product:
         return (
-            f"SELECT {select_list(Order, 'o')}, {select_list(Product, 'p')} FROM orders_order o"
+            f"SELECT {select_list(Order, 'o')}, {select_list(Product, 'p')} FROM orders_order o"  # noqa: S608
             f" JOIN catalog_product p ON p.id = o.product_id WHERE o.{by} = %s FOR UPDATE OF o"
         )
-    return f"SELECT {select_list(Order, 'o')} FROM orders_order o WHERE o.{by} = %s FOR UPDATE OF o"
+    return f"SELECT {select_list(Order, 'o')} FROM orders_order o WHERE o.{by} = %s FOR UPDATE OF o"  # noqa: S608 (constants and model metadata, no input)
 
 
 def lock_order(*, pk: int | None = None, order_no: str | None = None, with_product: bool = False) -> Order | None:

@@ -21,12 +21,11 @@ History: 13/9/17 and 18/21/52 (attributed) before the rollup and the split were 
 
 import pytest
 
-from riskcontrol import rules as risk_rules
-
 from commissions.models import Commission
 from commissions.tests.factories import make_chain
 from distribution.services.referrals import create_referral_link
 from orders.services import fulfil_order, place_order, record_payment_notification
+from riskcontrol import rules as risk_rules
 
 from .factories import add_keys, buy, make_product, pay, sandbox_notification
 
