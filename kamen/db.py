@@ -76,6 +76,7 @@ def execute_prepared(sql: str, params, *, prefix: str = "kamen") -> list[tuple]:
         values = list(params)
     _names, name, execute, prepare = _statement(sql, named, prefix, len(values))
     wrapper = connections[DEFAULT_DB_ALIAS]  # one look-up: each ``connection.x`` is another
+    wrapper.close_if_health_check_failed()  # as Django's own cursors do (CONN_HEALTH_CHECKS)
     known = _prepared_in_this_session(wrapper)
     with _cursor(wrapper) as cursor:
         if name not in known:
@@ -110,8 +111,10 @@ class _PlainCursor:
 
     def __init__(self, wrapper):
         wrapper.validate_no_broken_transaction()
+        wrapper.validate_thread_sharing()
         self.wrapper = wrapper
-        self.cursor = wrapper.create_cursor()
+        with wrapper.wrap_database_errors:
+            self.cursor = wrapper.create_cursor()
 
     def execute(self, sql, values):
         with self.wrapper.wrap_database_errors:

@@ -45,3 +45,33 @@ def test_a_failed_first_execute_leaves_the_statement_known():
         execute_prepared("SELECT 1 / %s::int", [0], prefix="kamen_test")
 
     assert execute_prepared("SELECT 1 / %s::int", [1], prefix="kamen_test") == [(1,)]
+
+
+@pytest.mark.django_db
+def test_a_prepared_insert_raises_django_errors_and_reads_back_what_the_orm_reads():
+    """Outside a query log the driver's cursor is used: its errors must still arrive as
+    Django's (checkout redraws an order number on IntegrityError), and rows read back through
+    ``instance_from_row`` must equal the ORM's (JSON decoded, Decimal money, aware times)."""
+    from django.db import IntegrityError, transaction
+
+    from kamen.db import insert_instance, instance_from_row, select_list
+    from orders.models import Order
+    from orders.tests.factories import make_product
+
+    product = make_product()
+    first = Order.objects.create(
+        order_no="K-DUP-1", product=product, product_name="p", product_type=product.product_type, quantity=1,
+        unit_price="10.00", total_amount="10.00", contact="a@example.com", contact_kind="email",
+        query_password_hash="x", attribution={"chain": [1, 2], "note": "中文"}, expires_at="2030-01-01T00:00:00Z",
+    )  # fmt: skip
+    twin = Order(**{field.attname: getattr(first, field.attname) for field in Order._meta.concrete_fields})
+    twin.pk = None
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_instance(twin, prefix="test_insert")
+    rows = execute_prepared(f"SELECT {select_list(Order, 'o')} FROM orders_order o WHERE o.id = %s", [first.pk])  # noqa: S608
+    read = instance_from_row(Order, rows[0])
+    orm = Order.objects.get(pk=first.pk)
+    assert {f.attname: getattr(read, f.attname) for f in Order._meta.concrete_fields} == {
+        f.attname: getattr(orm, f.attname) for f in Order._meta.concrete_fields
+    }
+    assert read.attribution == {"chain": [1, 2], "note": "中文"} and not read._state.adding
