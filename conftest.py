@@ -91,16 +91,3 @@ def logged_in_page(page, live_server, staff_user):
     page.click("input[type=submit]")
     page.wait_for_url(f"{live_server.url}/admin/")
     return page
-
-
-@pytest.fixture
-def tasks_run_in_process(monkeypatch):
-    """Pipeline tasks run at once in this process, as a worker would run them (the test
-    settings otherwise queue them for a worker that is not there)."""
-    from orders import tasks
-
-    def run(task_name, **kwargs):
-        getattr(tasks, task_name).apply(kwargs=kwargs)
-        return True
-
-    monkeypatch.setattr("orders.services.enqueue.run_task_now_or_enqueue", run)

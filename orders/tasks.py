@@ -25,22 +25,19 @@ def fulfil_order_task(self, order_id: int):
 
 
 @shared_task(bind=True, **RETRY)
-def send_delivery_email_task(self, order_id: int, claimed: bool = True):
-    """The buyer's delivery e-mail, apart from fulfilment (whose write claimed it). A failed
-    send gives the claim back and is retried with backoff, claiming again."""
+def send_delivery_email_task(self, order_id: int):
+    """A delivery e-mail whose first send (right after the delivery commit) failed: claim it
+    again and send, retrying with backoff. Claiming makes a redelivered task send nothing."""
     from orders.models import Order
     from orders.services import send_delivery_email
 
-    order = Order.objects.get(pk=order_id)
     try:
-        send_delivery_email(order=order, claimed=claimed)
+        send_delivery_email(order=Order.objects.get(pk=order_id))
     except Exception as error:
         if settings.CELERY_TASK_ALWAYS_EAGER:
-            logger.exception("orders.delivery_email_failed", extra={"order": order.order_no})
+            logger.exception("orders.delivery_email_failed", extra={"order_id": order_id})
             return
-        raise self.retry(
-            exc=error, kwargs={"order_id": order_id, "claimed": False}, countdown=min(2**self.request.retries * 30, 600)
-        ) from None
+        raise self.retry(exc=error, countdown=min(2**self.request.retries * 30, 600)) from None
 
 
 @shared_task(**RETRY, autoretry_for=(Exception,))

@@ -112,6 +112,7 @@ _DELIVER_RESERVATION_SQL = f"""
     INSERT INTO orders_orderdelivery
         (order_id, product_id, kind, card_key_id, quantity, content_key_id, message, is_voided, created_at)
     SELECT %(order)s, %(product)s, '{DeliveryKind.CARD_KEY.value}', sold.id, 1, '', '', false, %(now)s FROM sold
+    ORDER BY sold.id
     RETURNING card_key_id
 """  # noqa: S608 (constants and model metadata, no input)
 
@@ -357,28 +358,29 @@ def fulfil_order(*, order_id: int) -> Order:
 
 
 def _after_completion(order: Order, *, email: bool) -> None:
-    """After the delivery commit: hand the buyer's e-mail to its task, tell the other apps.
-    ``order`` is the instance the delivery transaction locked and wrote, so it is current
-    without a re-read.
+    """After the delivery commit: e-mail the buyer, tell the other apps. ``order`` is the
+    instance the delivery transaction locked and wrote, so it is current without a re-read.
 
-    The e-mail is a task of its own: a slow or failing mail server never holds up deliveries,
-    and a failed send is retried with backoff. Should the queue refuse it, it is sent here."""
+    ``email``: the completing write claimed the e-mail. A failed send gives the claim back and
+    hands the e-mail to ``send_delivery_email_task``, which retries with backoff."""
     from orders.signals import order_completed
 
-    from .enqueue import run_task_now_or_enqueue
-
-    if email and not run_task_now_or_enqueue("send_delivery_email_task", order_id=order.pk):
+    if email:
         try:
             send_delivery_email(order=order, claimed=True)
         except Exception:
-            logger.exception("fulfilment.email_failed", extra={"order": order.order_no})
+            logger.warning("fulfilment.email_failed", extra={"order": order.order_no}, exc_info=True)
+            from .enqueue import run_task_now_or_enqueue
+
+            run_task_now_or_enqueue("send_delivery_email_task", order_id=order.pk)
     # The split ran in the delivery transaction (_conclude_locked): receivers need not redo it.
     order_completed.send(sender=Order, order=order, commissions_split=True)
 
 
 def send_delivery_email(*, order: Order, claimed: bool = False) -> bool:
     """E-mail the buyer the order link (signed) and the goods, once. ``claimed``: the caller's
-    committed write already set ``delivery_emailed_at`` for this e-mail (the completing one)."""
+    committed write already set ``delivery_emailed_at`` for this e-mail (the completing one).
+    Anything failing after the claim gives it back, so a retry can claim and send again."""
     if order.contact_kind != "email":
         return False
     if not claimed:
@@ -387,6 +389,15 @@ def send_delivery_email(*, order: Order, claimed: bool = False) -> bool:
         )
     if not claimed:
         return False
+    try:
+        _send_delivery_email(order)
+    except Exception:
+        Order.objects.filter(pk=order.pk).update(delivery_emailed_at=None)
+        raise
+    return True
+
+
+def _send_delivery_email(order: Order) -> None:
     from orders.selectors import deliveries_for_buyer
 
     lines = [
@@ -400,17 +411,12 @@ def send_delivery_email(*, order: Order, claimed: bool = False) -> bool:
     else:
         lines.append(_("卡密等发货内容请点击下方链接查看。"))
     lines += ["", _("查看订单："), order_link(order), "", _("请妥善保管，切勿泄露给他人。")]
-    try:
-        send_mail(
-            subject=_("【Kamen】订单 %(order_no)s 已发货") % {"order_no": order.order_no},
-            message="\n".join(lines),
-            from_email=None,
-            recipient_list=[order.contact],
-        )
-    except Exception:
-        Order.objects.filter(pk=order.pk).update(delivery_emailed_at=None)
-        raise
-    return True
+    send_mail(
+        subject=_("【Kamen】订单 %(order_no)s 已发货") % {"order_no": order.order_no},
+        message="\n".join(lines),
+        from_email=None,
+        recipient_list=[order.contact],
+    )
 
 
 def deliver_manually(*, order: Order, content: str, actor, request=None) -> Order:
