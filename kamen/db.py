@@ -11,6 +11,7 @@ the same SQL text runs unprepared elsewhere.
 import functools
 import hashlib
 import re
+import time
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
@@ -40,15 +41,22 @@ def _translate(sql: str, named: bool) -> tuple[str, tuple[str, ...], str]:
     return text, names, hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
-def _prepared_in_this_session(wrapper) -> set[str]:
-    """The names prepared in the current server session. Kept on Django's connection wrapper
-    (one per thread), and forgotten when it holds a new session (a reconnect)."""
+# A prepared statement keeps its generic plan for the session. One planned while a table was
+# small (a new shop, an empty risk-signal table) can stay a full scan while the table grows;
+# planned again after this long, it sees the table as it is (the lifetime Django gives a
+# connection, CONN_MAX_AGE, is of the same order).
+PLAN_MAX_AGE_SECONDS = 60.0
+
+
+def _prepared_in_this_session(wrapper) -> dict[str, float]:
+    """The names prepared in the current server session, with when. Kept on Django's
+    connection wrapper (one per thread), and forgotten when it holds a new session."""
     wrapper.ensure_connection()
     raw = wrapper.connection
     session = (id(raw), raw.get_backend_pid())
     state = getattr(wrapper, "_kamen_prepared", None)
     if state is None or state[0] != session:
-        state = (session, set())
+        state = (session, {})
         wrapper._kamen_prepared = state
     return state[1]
 
@@ -78,27 +86,31 @@ def execute_prepared(sql: str, params, *, prefix: str = "kamen") -> list[tuple]:
     wrapper = connections[DEFAULT_DB_ALIAS]  # one look-up: each ``connection.x`` is another
     wrapper.close_if_health_check_failed()  # as Django's own cursors do (CONN_HEALTH_CHECKS)
     known = _prepared_in_this_session(wrapper)
+    now = time.monotonic()
     with _cursor(wrapper) as cursor:
         if name not in known:
             try:
                 cursor.execute(prepare, values)
             except DatabaseError as error:
                 # PREPARE is not transactional: it stands even when the EXECUTE after it failed.
-                known.add(name)
+                known[name] = now
                 if isinstance(error.__cause__, errors.DuplicatePreparedStatement) and not wrapper.in_atomic_block:
                     return execute_prepared(sql, params, prefix=prefix)
                 raise
-            known.add(name)
+            known[name] = now
             return cursor.fetchall() if cursor.description is not None else []
+        stale = now - known[name] > PLAN_MAX_AGE_SECONDS
         try:
-            cursor.execute(execute, values)
+            cursor.execute(f"DEALLOCATE {name}; {prepare}" if stale else execute, values)
         except DatabaseError as error:
             if not isinstance(error.__cause__, errors.InvalidSqlStatementName):
                 raise
-            known.discard(name)
+            known.pop(name, None)
             if wrapper.in_atomic_block:
                 raise  # the transaction is aborted; the next call prepares again
             return execute_prepared(sql, params, prefix=prefix)
+        if stale:
+            known[name] = now
         return cursor.fetchall() if cursor.description is not None else []
 
 

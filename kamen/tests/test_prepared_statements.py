@@ -75,3 +75,25 @@ def test_a_prepared_insert_raises_django_errors_and_reads_back_what_the_orm_read
         f.attname: getattr(orm, f.attname) for f in Order._meta.concrete_fields
     }
     assert read.attribution == {"chain": [1, 2], "note": "中文"} and not read._state.adding
+
+
+@pytest.mark.django_db
+def test_a_statement_planned_on_a_small_table_is_planned_again_once_old(monkeypatch):
+    """Its generic plan would otherwise stay whatever suited the table when it was prepared."""
+    import kamen.db as kamen_db
+
+    clock = [1000.0]
+    monkeypatch.setattr(kamen_db.time, "monotonic", lambda: clock[0])
+    assert execute_prepared(SQL, {"a": 1, "b": 1}, prefix="kamen_age") == [(2, 1)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prepare_time FROM pg_prepared_statements WHERE name LIKE 'kamen_age_%%'")
+        (first,) = cursor.fetchone()
+    clock[0] += kamen_db.PLAN_MAX_AGE_SECONDS / 2
+    execute_prepared(SQL, {"a": 1, "b": 1}, prefix="kamen_age")
+    clock[0] += kamen_db.PLAN_MAX_AGE_SECONDS
+    assert execute_prepared(SQL, {"a": 2, "b": 2}, prefix="kamen_age") == [(4, 2)]
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prepare_time FROM pg_prepared_statements WHERE name LIKE 'kamen_age_%%'")
+        (again,) = cursor.fetchone()
+    assert again > first
