@@ -62,12 +62,12 @@ def _prepared_in_this_session(wrapper) -> dict[str, float]:
 
 
 @functools.lru_cache(maxsize=512)
-def _statement(sql: str, named: bool, prefix: str, count: int) -> tuple[tuple[str, ...], str, str, str]:
-    """(parameter names, statement name, its EXECUTE, its PREPARE + EXECUTE) for ``sql``."""
-    text, names, digest = _translate(sql, named)
+def _statement(sql: str, named: bool, prefix: str, count: int) -> tuple[str, str, str]:
+    """(statement name, its EXECUTE, its PREPARE + EXECUTE) for ``sql``."""
+    text, _names, digest = _translate(sql, named)
     name = f"{prefix}_{digest}"
     execute = f"EXECUTE {name} ({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
-    return names, name, execute, f"PREPARE {name} AS {text}; {execute}"
+    return name, execute, f"PREPARE {name} AS {text}; {execute}"
 
 
 def execute_prepared(sql: str, params, *, prefix: str = "kamen") -> list[tuple]:
@@ -82,7 +82,7 @@ def execute_prepared(sql: str, params, *, prefix: str = "kamen") -> list[tuple]:
         values = [params[name] for name in names]
     else:
         values = list(params)
-    _names, name, execute, prepare = _statement(sql, named, prefix, len(values))
+    name, execute, prepare = _statement(sql, named, prefix, len(values))
     wrapper = connections[DEFAULT_DB_ALIAS]  # one look-up: each ``connection.x`` is another
     wrapper.close_if_health_check_failed()  # as Django's own cursors do (CONN_HEALTH_CHECKS)
     known = _prepared_in_this_session(wrapper)

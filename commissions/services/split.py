@@ -423,15 +423,17 @@ def _split_context(order) -> SplitInputs:
 
 
 # --- every input in one statement (PostgreSQL) -----------------------------------------------
-_GRADE_FIELDS = {
-    "id",
-    "name",
-    "wholesale_discount_bp",
-    "commission_level1_bp",
-    "commission_level2_bp",
-    "commission_level3_bp",
-}
-_RULE_FIELDS = {"id", "grade_id", "product_id", "level", "mode", "rate_bp", "fixed_amount"}
+_GRADE_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "wholesale_discount_bp",
+        "commission_level1_bp",
+        "commission_level2_bp",
+        "commission_level3_bp",
+    }
+)
+_RULE_FIELDS = frozenset({"id", "grade_id", "product_id", "level", "mode", "rate_bp", "fixed_amount"})
 
 # Sets come back as one JSON text (parsed with Decimal for numbers: money stays exact). The
 # chain is the whole snapshot chain; the plan cuts it at the depth read here.
@@ -467,12 +469,13 @@ SELECT {policy_columns},
 """
 
 
-def _attnames(model, wanted=None) -> list[str]:
-    return [
+@functools.cache
+def _attnames(model, wanted=None) -> tuple[str, ...]:
+    return tuple(
         field.attname
         for field in model._meta.concrete_fields
         if wanted is None or field.attname in wanted
-    ]
+    )
 
 
 @functools.cache

@@ -13,8 +13,7 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
-def run_task_now_or_enqueue(task_name: str, **kwargs) -> bool:
-    """True when the task ran (in-process) or is queued; False when the broker refused it."""
+def run_task_now_or_enqueue(task_name: str, **kwargs) -> None:
     from orders import tasks
 
     task = getattr(tasks, task_name)
@@ -25,8 +24,6 @@ def run_task_now_or_enqueue(task_name: str, **kwargs) -> bool:
             task.apply_async(kwargs=kwargs, retry=False)
     except Exception:
         logger.exception("orders.enqueue_failed", extra={"task": task_name})
-        return False
-    return True
 
 
 def enqueue_after_commit(task_name: str, **kwargs) -> None:

@@ -298,7 +298,7 @@ def _complete_locked(order: Order) -> bool:
         also_set["last_fulfilment_error"] = ""
     email = order.contact_kind == "email" and order.delivery_emailed_at is None
     if email:
-        # Claimed in the completing write; the e-mail task sends it after the commit, once.
+        # Claimed in the completing write; _after_completion sends it once the commit is done.
         also_set["delivery_emailed_at"] = timezone.now()
     transition_order(
         order=order,
