@@ -15,7 +15,17 @@ import time
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
-__all__ = ["execute_prepared", "insert_instance", "instance_from_row", "select_list"]
+__all__ = [
+    "execute_prepared",
+    "execute_prepared_batch",
+    "insert_instance",
+    "insert_select_sql",
+    "insert_select_values",
+    "insert_statement",
+    "inserted",
+    "instance_from_row",
+    "select_list",
+]
 
 _NAMED = re.compile(r"%\((\w+)\)s")
 
@@ -114,6 +124,66 @@ def execute_prepared(sql: str, params, *, prefix: str = "kamen") -> list[tuple]:
         return cursor.fetchall() if cursor.description is not None else []
 
 
+def execute_prepared_batch(statements) -> list[tuple]:
+    """Run several ``(sql, params, prefix)`` statements as prepared statements in one message to
+    the server (one round trip) and return the rows of the last one.
+
+    Why: under load each round trip costs a context switch on both sides, and the pipeline's
+    writes whose results nobody reads (a counter, an attempt row, a lock) need not wait for
+    each other. They run in order; in PostgreSQL's READ COMMITTED each statement of the
+    message still takes its own snapshot, so a statement after a lock sees what the lock
+    waited for. Outside a transaction the message is one implicit transaction. Statements this
+    session has not prepared (or prepared too long ago) are prepared first, each in a message
+    of its own, so a failure never leaves it unclear which PREPAREs took effect.
+    """
+    from psycopg2 import errors
+
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    wrapper.close_if_health_check_failed()
+    known = _prepared_in_this_session(wrapper)
+    now = time.monotonic()
+    executes: list[str] = []
+    values: list = []
+    with _cursor(wrapper) as cursor:
+        for sql, params, prefix in statements:
+            named = isinstance(params, dict)
+            these = [params[name] for name in _translate(sql, True)[1]] if named else list(params)
+            name, execute, _prepare = _statement(sql, named, prefix, len(these))
+            at = known.get(name)
+            if at is None or now - at > PLAN_MAX_AGE_SECONDS:
+                _prepare_alone(wrapper, cursor, known, name, _translate(sql, named)[0], redo=at is not None, now=now)
+            executes.append(execute)
+            values.extend(these)
+        try:
+            cursor.execute("; ".join(executes), values)
+        except DatabaseError as error:
+            if not isinstance(error.__cause__, errors.InvalidSqlStatementName):
+                raise
+            known.clear()  # the session lost its statements (DISCARD ALL, a pooler's reset)
+            if wrapper.in_atomic_block:
+                raise
+            return execute_prepared_batch(statements)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
+def _prepare_alone(wrapper, cursor, known: dict, name: str, text: str, *, redo: bool, now: float) -> None:
+    from psycopg2 import errors
+
+    try:
+        cursor.execute(f"DEALLOCATE {name}; PREPARE {name} AS {text}" if redo else f"PREPARE {name} AS {text}", [])
+    except DatabaseError as error:
+        if redo and isinstance(error.__cause__, errors.InvalidSqlStatementName) and not wrapper.in_atomic_block:
+            known.clear()  # the session lost its statements: prepare afresh
+            return _prepare_alone(wrapper, cursor, known, name, text, redo=False, now=now)
+        if not isinstance(error.__cause__, errors.DuplicatePreparedStatement):
+            known.pop(name, None)
+            raise
+        known[name] = now  # the same text under the same name (a digest of it): already there
+        if wrapper.in_atomic_block:
+            raise  # the transaction is aborted all the same
+    known[name] = now
+
+
 class _PlainCursor:
     """The driver's cursor behind Django's error translation, without Django's per-call
     wrappers: used when no one logs queries (tests counting them, DEBUG) and no execute
@@ -200,18 +270,60 @@ def _insert_sql(model) -> tuple[str, tuple]:
     return f"INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {pk}", fields  # noqa: S608 (model metadata)
 
 
+@functools.cache
+def insert_select_sql(model) -> tuple[str, tuple]:
+    """``INSERT INTO <table> (<columns>) SELECT CAST(%(<model>_<column>)s AS <type>), …`` and
+    the fields it writes: the start of a statement that inserts ``model``'s row only when the
+    caller's ``FROM … WHERE`` that follows holds. Values from ``insert_select_values``."""
+    fields = tuple(field for field in model._meta.concrete_fields if not field.primary_key)
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    name = model._meta.model_name
+    casts = ", ".join(f"CAST(%({name}_{field.column})s AS {field.db_type(connection)})" for field in fields)
+    return f"INSERT INTO {table} ({columns}) SELECT {casts}", fields  # noqa: S608 (model metadata)
+
+
+def insert_select_values(instance) -> dict:
+    """The parameters of ``insert_select_sql`` for ``instance``, after the ``pre_save`` signal
+    (hand the new key to ``inserted``)."""
+    from django.db.models.signals import pre_save
+
+    model = type(instance)
+    _sql, fields = insert_select_sql(model)
+    pre_save.send(sender=model, instance=instance, raw=False, using=connection.alias, update_fields=None)
+    name = model._meta.model_name
+    return {
+        f"{name}_{field.column}": field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
+    }
+
+
 def insert_instance(instance, *, prefix: str = "insert"):
     """Insert ``instance`` as one prepared statement and set its primary key, with the
     ``pre_save`` / ``post_save`` signals ``save()`` would send (PostgreSQL only)."""
-    from django.db.models.signals import post_save, pre_save
+    sql, values, prefix = insert_statement(instance, prefix=prefix)
+    ((pk,),) = execute_prepared(sql, values, prefix=prefix)
+    return inserted(instance, pk)
+
+
+def insert_statement(instance, *, prefix: str = "insert") -> tuple[str, list, str]:
+    """``instance``'s INSERT (returning its primary key) as ``(sql, values, prefix)`` for
+    ``execute_prepared_batch``, after the ``pre_save`` signal; hand the key to ``inserted``."""
+    from django.db.models.signals import pre_save
 
     model = type(instance)
     sql, fields = _insert_sql(model)
     pre_save.send(sender=model, instance=instance, raw=False, using=connection.alias, update_fields=None)
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    ((pk,),) = execute_prepared(sql, values, prefix=prefix)
+    return sql, [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields], prefix
+
+
+def inserted(instance, pk):
+    """``instance`` saved under ``pk``, with the ``post_save`` signal ``save()`` would send."""
+    from django.db.models.signals import post_save
+
     instance.pk = pk
     instance._state.adding = False
     instance._state.db = connection.alias
-    post_save.send(sender=model, instance=instance, created=True, update_fields=None, raw=False, using=connection.alias)
+    post_save.send(
+        sender=type(instance), instance=instance, created=True, update_fields=None, raw=False, using=connection.alias
+    )
     return instance

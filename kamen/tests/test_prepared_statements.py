@@ -97,3 +97,76 @@ def test_a_statement_planned_on_a_small_table_is_planned_again_once_old(monkeypa
         cursor.execute("SELECT prepare_time FROM pg_prepared_statements WHERE name LIKE 'kamen_age_%%'")
         (again,) = cursor.fetchone()
     assert again > first
+
+
+# --- execute_prepared_batch: several statements, one round trip -------------------------------
+
+
+@pytest.mark.django_db
+def test_a_batch_runs_its_statements_in_order_in_one_round_trip_and_returns_the_last_rows(
+    django_assert_num_queries,
+):
+    from kamen.db import execute_prepared_batch
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE kamen_batch_probe (n int)")
+    statements = [
+        ("INSERT INTO kamen_batch_probe (n) VALUES (%s)", [1], "kamen_test"),
+        ("UPDATE kamen_batch_probe SET n = n + %(step)s", {"step": 10}, "kamen_test"),
+        ("SELECT n FROM kamen_batch_probe ORDER BY n", [], "kamen_test"),
+    ]
+    before = set(_prepared_names())
+    assert execute_prepared_batch(statements) == [(11,)]  # first use: each prepared alone first
+    with django_assert_num_queries(1):
+        assert execute_prepared_batch(statements) == [(11,), (21,)]
+    assert len(set(_prepared_names()) - before) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_statement_of_a_batch_outside_a_transaction_undoes_the_whole_batch():
+    """The message is one implicit transaction: the insert before the failure does not stay."""
+    from kamen.db import execute_prepared_batch
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE kamen_batch_probe (n int)")
+    try:
+        with pytest.raises(Exception, match="division by zero"):
+            execute_prepared_batch(
+                [
+                    ("INSERT INTO kamen_batch_probe (n) VALUES (%s)", [1], "kamen_test"),
+                    ("SELECT 1 / %s::int", [0], "kamen_test"),
+                ]
+            )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM kamen_batch_probe")
+            assert cursor.fetchone() == (0,)
+        # and the statements stay usable
+        assert execute_prepared_batch([("SELECT 1 / %s::int", [1], "kamen_test")]) == [(1,)]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE kamen_batch_probe")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_in_a_session_that_lost_its_statements_prepares_them_again():
+    from kamen.db import execute_prepared_batch
+
+    batch = [("SELECT %s::int", [1], "kamen_test"), ("SELECT %s::int + 1", [1], "kamen_test")]
+    assert execute_prepared_batch(batch) == [(2,)]
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+
+    assert execute_prepared_batch(batch) == [(2,)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_renews_a_plan_older_than_the_limit(monkeypatch):
+    import kamen.db
+
+    batch = [("SELECT %s::int * 2", [1], "kamen_test")]
+    kamen.db.execute_prepared_batch(batch)
+    prepared_at = dict(connection._kamen_prepared[1])
+    monkeypatch.setattr(kamen.db, "PLAN_MAX_AGE_SECONDS", -1.0)
+
+    assert kamen.db.execute_prepared_batch(batch) == [(2,)]
+    assert all(connection._kamen_prepared[1][name] > at for name, at in prepared_at.items())
