@@ -21,6 +21,9 @@ from .stock import InsufficientStock, _delivery_ordering
 
 __all__ = [
     "hold_card_key_reservation",
+    "hold_card_key_reservation_statement",
+    "picked_keys_cte",
+    "reserve_picked_keys_cte",
     "release_card_key_reservation",
     "release_expired_reservations",
     "reserve_card_keys",
@@ -105,6 +108,38 @@ def _reserve_sql(order: str) -> str:
     """  # noqa: S608 (constants and model metadata, no input)
 
 
+def picked_keys_cte(delivery_order: str) -> str:
+    """For a statement that reserves keys for a new reference beside another write (checkout's
+    order insert): the CTE ``picked``, up to ``%(quantity)s`` available, unexpired keys of
+    ``%(product)s`` in the product's delivery order, locked (``SKIP LOCKED``). Parameters:
+    product, now, quantity. PostgreSQL."""
+    order = {
+        DeliveryOrder.FIRST_EXPIRING: "expires_at ASC NULLS LAST, id",
+        DeliveryOrder.RANDOM: "random()",
+    }.get(delivery_order, "id")
+    return f"""picked AS MATERIALIZED (
+            SELECT id FROM catalog_cardkey
+            WHERE product_id >= %(product)s AND product_id <= %(product)s AND status = '{CardKeyStatus.AVAILABLE.value}'
+                AND (expires_at IS NULL OR expires_at > %(now)s)
+            ORDER BY product_id, {order}
+            LIMIT %(quantity)s
+            FOR UPDATE SKIP LOCKED
+        )"""  # noqa: S608 (constants, no input)
+
+
+def reserve_picked_keys_cte(*, only_with: str) -> str:
+    """The CTE ``reserved``: the keys ``picked_keys_cte`` picked, marked reserved for
+    ``%(reference)s`` until ``%(until)s`` when the caller's CTE ``only_with`` has a row (its
+    write happened). Parameters: reference, until, now."""
+    return f"""reserved AS (
+            UPDATE catalog_cardkey AS card_key
+            SET status = '{CardKeyStatus.RESERVED.value}', reserved_for = %(reference)s, reserved_until = %(until)s,
+                reserved_at = %(now)s
+            FROM picked WHERE card_key.id = picked.id AND EXISTS (SELECT 1 FROM {only_with})
+            RETURNING card_key.id
+        )"""  # noqa: S608 (constants, no input)
+
+
 def _reserve_portable(*, product, quantity, reference, until, now) -> list[CardKey]:
     held = CardKey.objects.filter(product=product, status=CardKeyStatus.RESERVED, reserved_for=reference).count()
     missing = quantity - held
@@ -134,14 +169,21 @@ def _release_lapsed(*, product: Product, now: datetime) -> int:
 def hold_card_key_reservation(*, reference: str) -> int:
     """Keep a reservation until it is sold (the order was paid): it no longer lapses by time."""
     if connection.vendor == "postgresql":
-        rows = execute_prepared(
-            f"UPDATE catalog_cardkey SET reserved_until = NULL"  # noqa: S608
-            f" WHERE reserved_for = %s AND status = '{CardKeyStatus.RESERVED.value}' RETURNING id",
-            [reference],
-            prefix="hold_reservation",
-        )
-        return len(rows)
+        sql, params, prefix = hold_card_key_reservation_statement(reference=reference)
+        return len(execute_prepared(sql, params, prefix=prefix))
     return CardKey.objects.filter(status=CardKeyStatus.RESERVED, reserved_for=reference).update(reserved_until=None)
+
+
+def hold_card_key_reservation_statement(*, reference: str) -> tuple[str, list, str]:
+    """``hold_card_key_reservation`` as ``(sql, params, prefix)``, for a caller that sends it
+    with its other writes in one message (``kamen.db.execute_prepared_batch``; PostgreSQL)."""
+    return _HOLD_SQL, [reference], "hold_reservation"
+
+
+_HOLD_SQL = (
+    f"UPDATE catalog_cardkey SET reserved_until = NULL"  # noqa: S608 (constants, no input)
+    f" WHERE reserved_for = %s AND status = '{CardKeyStatus.RESERVED.value}' RETURNING id"
+)
 
 
 def release_card_key_reservation(*, reference: str) -> int:

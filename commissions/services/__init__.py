@@ -19,7 +19,7 @@ from .rules import (
     save_policy,
     save_product_bonus,
 )
-from .split import plan_split, split_commissions
+from .split import plan_split, split_commissions, split_inputs_statement
 from .team_bonus import (
     previous_month,
     run_team_bonuses,

@@ -505,7 +505,28 @@ def _inputs_sql() -> str:
     )
 
 
-def _read_inputs(order, moment) -> SplitInputs:
+def split_inputs_statement(order) -> tuple[str, dict, str]:
+    """The statement that reads every input of ``order``'s split, as ``(sql, params,
+    prefix)``: fulfilment sends it in one message with the order's move and hands the row to
+    ``split_commissions(inputs_row=…)`` (PostgreSQL)."""
+    return (
+        _inputs_sql(),
+        {
+            "order": order.pk,
+            "product": order.product_id,
+            "moment": _moment(order),
+            "chain": beneficiary_chain(order, MAX_LEVELS),
+        },
+        "split_inputs",
+    )
+
+
+def _moment(order):
+    """The time the split's rules and campaigns are read at: the payment's."""
+    return order.paid_at or timezone.now()
+
+
+def _read_inputs(order, row=None) -> SplitInputs:
     """Every input of the split in one prepared statement on PostgreSQL; elsewhere, or before
     the policy and settings rows exist, the ORM's ``_split_context``.
 
@@ -515,17 +536,9 @@ def _read_inputs(order, moment) -> SplitInputs:
         return _split_context(order)
     from distribution.models import Grade
 
-    snapshot_chain = beneficiary_chain(order, MAX_LEVELS)
-    (row,) = execute_prepared(
-        _inputs_sql(),
-        {
-            "order": order.pk,
-            "product": order.product_id,
-            "moment": moment,
-            "chain": snapshot_chain,
-        },
-        prefix="split_inputs",
-    )
+    if row is None:
+        sql, parameters, prefix = split_inputs_statement(order)
+        (row,) = execute_prepared(sql, parameters, prefix=prefix)
     policy_attnames = _attnames(CommissionPolicy)
     count = len(policy_attnames)
     depth, already_split, bonus_bp, multiplier_bp, sets = row[count:]
@@ -615,12 +628,13 @@ def _account_ids(inputs: SplitInputs, beneficiary_ids) -> tuple[int, dict[int, i
     return revenue.pk, {pk: account.pk for pk, account in pending.items()}
 
 
-def split_commissions(*, order, order_is_locked: bool = False) -> list[Commission]:
+def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) -> list[Commission]:
     """Write the order's commission rows and their journal entries, once; return the rows.
 
     ``order_is_locked``: the caller holds the order's row lock in its open transaction and
     ``order`` is that locked instance, with its product loaded (fulfilment's delivery); else
-    the order is locked here.
+    the order is locked here. ``inputs_row``: the row of ``split_inputs_statement``, read by
+    the caller under that lock.
 
     On PostgreSQL, for a chain whose accounts exist, three statements (pinned in
     ``tests/test_queries.py``; two with ``order_is_locked``): the order locked, every input in
@@ -643,8 +657,8 @@ def split_commissions(*, order, order_is_locked: bool = False) -> list[Commissio
                 .select_related("product")
                 .get(pk=order.pk)
             )
-        moment = locked.paid_at or timezone.now()
-        inputs = _read_inputs(locked, moment)
+        moment = _moment(locked)
+        inputs = _read_inputs(locked, inputs_row if order_is_locked else None)
         if inputs.already_split:
             return list(
                 Commission.objects.filter(order=locked).order_by("level", "kind")

@@ -42,7 +42,7 @@ BANDS = [(Decimal("0.00"), Decimal("100.00"), 800), (Decimal("100.00"), None, 12
 def _both_plans(order):
     """(the plan from the one-statement inputs, the plan from the ORM look-ups)."""
     moment = order.paid_at
-    inputs = _read_inputs(order, moment)
+    inputs = _read_inputs(order)
     assert inputs.rules is not None  # the one-statement path ran, not the first-use fallback
     fast = plan_split(
         order,
@@ -125,7 +125,7 @@ def test_the_read_accounts_are_the_ones_the_orm_finds():
     split_commissions(order=make_order(chain[0]))  # the accounts exist from now on
     order = make_order(chain[0])
 
-    inputs = _read_inputs(order, order.paid_at)
+    inputs = _read_inputs(order)
 
     revenue, pending = _accrual_accounts(d.pk for d in chain)
     assert inputs.revenue_account_id == revenue.pk

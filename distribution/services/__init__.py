@@ -6,7 +6,7 @@ cost, sub-store prices, settings), ``referrals`` (links and clicks), ``promotion
 copy, the compliance filter).
 """
 
-from .attribution import attribution_for_referral, count_referral_order
+from .attribution import attribution_for_referral, count_referral_order, count_referral_order_cte
 from .pricing import (
     commission_depth,
     cost_price_for,

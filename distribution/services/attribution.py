@@ -16,7 +16,7 @@ from .pricing import commission_depth
 from .referrals import active_link
 from .tree import normalize_code
 
-__all__ = ["attribution_for_referral", "count_referral_order"]
+__all__ = ["attribution_for_referral", "count_referral_order", "count_referral_order_cte"]
 
 _ATTRIBUTION_SQL = f"""
     WITH RECURSIVE link AS (
@@ -102,6 +102,16 @@ def _snapshot(link_code, sub_store_id, seller, depth, chain, chain_grades) -> di
         "depth": depth,
         "seller": seller,
     }
+
+
+def count_referral_order_cte(*, only_with: str) -> str:
+    """``count_referral_order`` as the CTE ``counted`` of a caller's statement (checkout's order
+    insert): the link ``%(link)s`` counts one more order when the caller's CTE ``only_with``
+    has a row. PostgreSQL."""
+    return f"""counted AS (
+            UPDATE distribution_referrallink SET orders = orders + 1
+            WHERE code = %(link)s AND EXISTS (SELECT 1 FROM {only_with})
+        )"""  # noqa: S608 (constants, no input)
 
 
 def count_referral_order(*, code: str) -> None:

@@ -25,7 +25,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from kamen.db import execute_prepared
+from kamen.db import execute_prepared_batch
 
 from ..models import DistributorDailySales, DistributorTeamTotals
 
@@ -168,8 +168,9 @@ def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amo
     """Add one order's sale (``orders`` 1 or 0, ``amount`` ≥ 0) to ``distributor_id``'s sales on
     local ``day`` and to the team totals of its upline (refunds recount instead). Not
     idempotent: call it exactly once per change, inside the transaction that makes it under
-    the order's row lock (a state transition does). Two statements on PostgreSQL: the tree lock, then the day's row and the
-    upline's totals in one statement, rows locked in primary-key order."""
+    the order's row lock (a state transition does). On PostgreSQL two statements in one
+    message: the tree lock, then the day's row and the upline's totals, rows locked in
+    primary-key order."""
     if orders == 0 and amount == ZERO:
         return
     if orders < 0 or amount < ZERO:
@@ -178,13 +179,17 @@ def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amo
         record_order_sales(distributor_id=distributor_id, day=day)  # SQLite: one writer, recount
         return
     with transaction.atomic(savepoint=False):
-        # A statement of its own: the next one's snapshot then sees any move that held the lock.
-        # Both prepared once per session: they run on every attributed payment.
-        execute_prepared(_TREE_LOCK_SHARED, [], prefix="sales_tree_lock")
-        execute_prepared(
-            _ADD_SALE_SQL,
-            {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount},
-            prefix="add_order_sales",
+        # The lock a statement of its own (the next one's snapshot then sees any move that held
+        # it), both in one message: they run on every attributed payment.
+        execute_prepared_batch(
+            [
+                (_TREE_LOCK_SHARED, [], "sales_tree_lock"),
+                (
+                    _ADD_SALE_SQL,
+                    {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount},
+                    "add_order_sales",
+                ),
+            ]
         )
 
 

@@ -6,6 +6,8 @@ distribution hook) and is snapshotted on the order with the attribution. Card ke
 reserved for the payment window so that a paid order finds its keys waiting.
 """
 
+import contextlib
+import functools
 import hashlib
 import secrets
 from datetime import timedelta
@@ -20,14 +22,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.models import Product, ProductType
-from catalog.services import InsufficientStock, reserve_card_keys
+from catalog.services import InsufficientStock, picked_keys_cte, reserve_card_keys, reserve_picked_keys_cte
 from catalog.validation import (
     MOBILE_RE,
     clean_text,
     validate_buyer_fields,
     validate_recharge_target,
 )
-from kamen.db import insert_instance
+from kamen.db import execute_prepared, insert_instance, insert_select_sql, insert_select_values, inserted
 from orders.models import ContactKind, Order, OrderStatus
 
 from .catalog_bridge import is_reusable_key_product
@@ -154,6 +156,11 @@ def _reserve_stock(order: Order, product: Product, *, until) -> None:
 def _create_order_holding_stock(fields: dict) -> Order:
     """In one transaction: the per-buyer limit, the order under a fresh number, its stock held."""
     product, contact, quantity = fields["product"], fields["contact"], fields["quantity"]
+    if _can_place_in_one_statement(fields):
+        order = _place_in_one_statement(Order(order_no=_new_order_no(), **fields))
+        if order is not None:
+            return order
+        # Too few keys: the full path below frees lapsed reservations first, or says so.
     with transaction.atomic():
         _lock_buyer(product, contact)
         if product.purchase_limit_per_buyer:
@@ -188,6 +195,59 @@ def _create_order_holding_stock(fields: dict) -> Order:
             # queue on it for no longer than that.
             count_referral_order(code=order.attribution["link"])
     return order
+
+
+def _can_place_in_one_statement(fields: dict) -> bool:
+    """The common checkout (PostgreSQL; one card-key product; no purchase limit to serialise;
+    no review case to open with the order) needs no transaction of its own: one statement."""
+    product = fields["product"]
+    return (
+        connection.vendor == "postgresql"
+        and product.product_type == ProductType.CARD_KEY
+        and not product.purchase_limit_per_buyer
+        and fields["attribution"].get("risk") != "review"
+        and not is_reusable_key_product(product)
+    )
+
+
+def _place_in_one_statement(order: Order) -> Order | None:
+    """Pick the keys, insert the order when there are enough, reserve them for it and count
+    the referral link's order: one statement, so one round trip and no BEGIN / COMMIT of its
+    own (all of it or none of it, like a transaction). None when there were too few keys
+    (nothing written)."""
+    parameters = insert_select_values(order)
+    parameters.update(
+        product=order.product_id,
+        quantity=order.quantity,
+        reference=order.order_no,
+        until=order.expires_at,
+        now=timezone.now(),
+        link=order.attribution.get("link") if order.attribution.get("matched") else None,
+    )
+    sql = _one_statement_sql(order.product.delivery_order)
+    # Inside a caller's transaction, a savepoint: a duplicate checkout token must not break it.
+    with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+        ((order_id,),) = execute_prepared(sql, parameters, prefix="place_order")
+    if order_id is None:
+        return None
+    return inserted(order, order_id)
+
+
+@functools.cache
+def _one_statement_sql(delivery_order: str) -> str:
+    from distribution.services import count_referral_order_cte
+
+    insert, _fields = insert_select_sql(Order)
+    return f"""
+        WITH {picked_keys_cte(delivery_order)},
+        placed AS (
+            {insert} FROM (SELECT count(*) AS found FROM picked) AS stock WHERE stock.found >= %(quantity)s
+            RETURNING id
+        ),
+        {reserve_picked_keys_cte(only_with="placed")},
+        {count_referral_order_cte(only_with="placed")}
+        SELECT (SELECT id FROM placed)
+    """  # noqa: S608 (constants and model metadata, no input)
 
 
 def place_order(

@@ -34,7 +34,7 @@ from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 from . import catalog_bridge
 from .enqueue import enqueue_after_commit
 from .redemption import issue_vouchers
-from .state import lock_order, transition_order
+from .state import lock_order, move_locked_order, transition_order
 
 __all__ = [
     "FulfilmentPending",
@@ -300,20 +300,21 @@ def _complete_locked(order: Order) -> bool:
     if email:
         # Claimed in the completing write; _after_completion sends it once the commit is done.
         also_set["delivery_emailed_at"] = timezone.now()
-    transition_order(
-        order=order,
-        to_status=OrderStatus.COMPLETED,
-        cause="delivered",
-        order_is_locked=True,
-        also_set=also_set,
-        via=via,
-    )
+    move = {"order": order, "to_status": OrderStatus.COMPLETED, "cause": "delivered", "also_set": also_set, "via": via}
     if order.distributor_id or (order.attribution or {}).get("distributor_id"):
         # Same transaction as the delivery: goods delivered and commissions owed commit
-        # together, or neither does (the order_completed receiver is only a backstop).
-        from commissions.services import split_commissions
+        # together, or neither does (the order_completed receiver is only a backstop). On
+        # PostgreSQL the split's inputs are read in the same message as the move.
+        from commissions.services import split_commissions, split_inputs_statement
 
-        split_commissions(order=order, order_is_locked=True)
+        inputs_row = None
+        if connection.vendor == "postgresql":
+            (inputs_row,) = move_locked_order(**move, then=[split_inputs_statement(order)])
+        else:
+            transition_order(**move, order_is_locked=True)
+        split_commissions(order=order, order_is_locked=True, inputs_row=inputs_row)
+    else:
+        transition_order(**move, order_is_locked=True)
     transaction.on_commit(lambda: _after_completion(order, email=email))
     return False
 

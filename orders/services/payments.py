@@ -7,6 +7,7 @@ and currency, and marks the order paid only from "pending payment" or "expired".
 enqueued after the commit. A replay of a stored event gets the stored outcome.
 """
 
+import functools
 import hashlib
 import json
 import logging
@@ -20,9 +21,17 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from catalog.services import InsufficientStock, hold_card_key_reservation
+from catalog.services import InsufficientStock, hold_card_key_reservation, hold_card_key_reservation_statement
 from kamen.audit import record_audit
-from kamen.db import execute_prepared, insert_instance, instance_from_row, select_list
+from kamen.db import (
+    execute_prepared,
+    execute_prepared_batch,
+    insert_instance,
+    insert_statement,
+    inserted,
+    instance_from_row,
+    select_list,
+)
 from orders.gateways import (
     GatewayError,
     MalformedNotification,
@@ -46,7 +55,7 @@ from orders.models import (
 )
 
 from .enqueue import enqueue_after_commit
-from .state import lock_order, transition_order
+from .state import lock_order, move_locked_order, transition_order
 
 __all__ = [
     "NotificationResult",
@@ -191,8 +200,7 @@ def _apply_payment(
     on_paid=None,
 ) -> PaymentCallback:
     with transaction.atomic():
-        order = lock_order(order_no=notification.out_trade_no)
-        existing = _stored_callback(gateway_code, notification.event_id)
+        order, existing = _lock_order_and_find_callback(notification.out_trade_no, gateway_code, notification.event_id)
         if existing is not None:
             PaymentCallback.objects.filter(pk=existing.pk).update(times_received=F("times_received") + 1)
             return existing
@@ -229,12 +237,9 @@ def _apply_payment(
                 }
                 logger.warning("payments.double_payment", extra={"order": order.order_no, "gateway": gateway_code})
         else:
-            # The callback row first and the order's move last: the move carries the sale into
-            # the seller's and upline's rollup rows, which every payment of that network
-            # locks; taken last, they are held for little more than the commit.
             fields.update(outcome=CallbackOutcome.PAID)
-            callback = _store_callback(fields)
-            _mark_paid(order, notification, gateway_code, source, actor)
+            callback = PaymentCallback(**fields)
+            _mark_paid(order, notification, gateway_code, source, actor, callback)
             if on_paid is not None:
                 on_paid(order)
             return callback
@@ -254,6 +259,38 @@ def _store_callback(fields: dict) -> PaymentCallback:
     return PaymentCallback.objects.create(**fields)
 
 
+def _lock_order_and_find_callback(
+    order_no: str, gateway_code: str, event_id: str
+) -> tuple[Order | None, PaymentCallback | None]:
+    """The order locked, and the callback already stored under this provider id (a replay).
+
+    The look-up must come after the lock: a copy of this callback that held the lock may have
+    stored it meanwhile. On PostgreSQL the two are one message: the lock, then a statement with
+    a snapshot of its own that reads the (now locked) order and the callback together.
+    """
+    if connection.vendor != "postgresql":
+        return lock_order(order_no=order_no), _stored_callback(gateway_code, event_id)
+    rows = execute_prepared_batch(
+        [
+            ("SELECT 1 FROM orders_order WHERE order_no = %s FOR UPDATE", [order_no], "lock_order_no"),
+            (_order_and_callback_sql(), [gateway_code, event_id[:128], order_no], "order_and_callback"),
+        ]
+    )
+    if not rows:
+        return None, _stored_callback(gateway_code, event_id)
+    start = len(Order._meta.concrete_fields)
+    callback = instance_from_row(PaymentCallback, rows[0], start) if rows[0][start] is not None else None
+    return instance_from_row(Order, rows[0]), callback
+
+
+@functools.cache
+def _order_and_callback_sql() -> str:
+    return (
+        f"SELECT {select_list(Order, 'o')}, {select_list(PaymentCallback, 'c')} FROM orders_order o"  # noqa: S608
+        " LEFT JOIN orders_paymentcallback c ON c.gateway = %s AND c.event_id = %s WHERE o.order_no = %s"
+    )
+
+
 def _stored_callback(gateway_code: str, event_id: str) -> PaymentCallback | None:
     """The callback stored under this provider id, if any (a replay): one prepared look-up."""
     if connection.vendor != "postgresql":
@@ -267,12 +304,18 @@ def _stored_callback(gateway_code: str, event_id: str) -> PaymentCallback | None
     return instance_from_row(PaymentCallback, rows[0]) if rows else None
 
 
-def _mark_paid(order: Order, notification: PaymentNotification, gateway_code: str, source: str, actor) -> None:
+def _mark_paid(
+    order: Order, notification: PaymentNotification, gateway_code: str, source: str, actor, callback: PaymentCallback
+) -> None:
+    """The paid attempt, the reservation held, ``callback`` stored and the order moved to paid.
+
+    On PostgreSQL all four go in one message, the move first: the move's ``post_save`` then
+    carries the sale into the seller's and upline's rollup rows, which every payment of that
+    network locks; taken last, they are held for little more than the commit."""
     from .checkout import _reserve_stock
 
     # Paid after its window (expired, or not yet swept): its reservation may have lapsed.
     is_late = order.status == OrderStatus.EXPIRED or order.expires_at <= timezone.now()
-    _record_successful_attempt(order, gateway_code, notification)
     in_stock = True
     if is_late:
         # Hold stock again (topping up what is still held) if there is any, else refund.
@@ -281,17 +324,26 @@ def _mark_paid(order: Order, notification: PaymentNotification, gateway_code: st
                 _reserve_stock(order, order.product, until=None)
         except InsufficientStock:
             in_stock = False
-    if in_stock:
-        hold_card_key_reservation(reference=order.order_no)
-    # Last: see _apply_payment (the rollup rows it locks are held only until the commit).
-    transition_order(
-        order=order,
-        to_status=OrderStatus.PAID,
-        cause=f"{source}:{gateway_code}",
-        actor=actor,
-        order_is_locked=True,
-        also_set={"paid_amount": notification.amount, "payment_gateway": gateway_code},
-    )
+    move = {
+        "order": order,
+        "to_status": OrderStatus.PAID,
+        "cause": f"{source}:{gateway_code}",
+        "actor": actor,
+        "also_set": {"paid_amount": notification.amount, "payment_gateway": gateway_code},
+    }
+    if connection.vendor == "postgresql":
+        then = [_successful_attempt_statement(order, gateway_code, notification)]
+        if in_stock:
+            then.append(hold_card_key_reservation_statement(reference=order.order_no))
+        then.append(insert_statement(callback, prefix="payment_callback"))
+        ((callback_pk,),) = move_locked_order(**move, then=then)
+        inserted(callback, callback_pk)
+    else:
+        callback.save(force_insert=True)
+        _record_successful_attempt(order, gateway_code, notification)
+        if in_stock:
+            hold_card_key_reservation(reference=order.order_no)
+        transition_order(**move, order_is_locked=True)
     if in_stock:
         enqueue_after_commit("fulfil_order_task", order_id=order.pk)
     else:
@@ -308,24 +360,26 @@ def _record_successful_attempt(order: Order, gateway_code: str, notification: Pa
         "status": PaymentStatus.SUCCEEDED,
         "gateway_trade_no": notification.gateway_trade_no[:64],
     }
-    if connection.vendor == "postgresql":
-        now = timezone.now()
-        execute_prepared(
-            """
-            INSERT INTO orders_paymentattempt
-                (order_id, gateway, out_trade_no, gateway_trade_no, amount, status, created_at, updated_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (gateway, out_trade_no) DO UPDATE SET
-                amount = EXCLUDED.amount, status = EXCLUDED.status,
-                gateway_trade_no = EXCLUDED.gateway_trade_no, updated_at = EXCLUDED.updated_at
-            """,
-            [order.pk, gateway_code, order.order_no, attempt["gateway_trade_no"], Decimal(notification.amount),
-             attempt["status"].value, now, now],
-            prefix="paid_attempt",
-        )  # fmt: skip
-        return
     if not PaymentAttempt.objects.filter(gateway=gateway_code, out_trade_no=order.order_no).update(**attempt):
         PaymentAttempt.objects.create(order=order, gateway=gateway_code, out_trade_no=order.order_no, **attempt)
+
+
+def _successful_attempt_statement(order: Order, gateway_code: str, notification: PaymentNotification) -> tuple:
+    """``_record_successful_attempt`` as one upsert, for ``execute_prepared_batch`` (PostgreSQL)."""
+    now = timezone.now()
+    values = [order.pk, gateway_code, order.order_no, notification.gateway_trade_no[:64], Decimal(notification.amount),
+              PaymentStatus.SUCCEEDED.value, now, now]  # fmt: skip
+    return _PAID_ATTEMPT_SQL, values, "paid_attempt"
+
+
+_PAID_ATTEMPT_SQL = """
+    INSERT INTO orders_paymentattempt
+        (order_id, gateway, out_trade_no, gateway_trade_no, amount, status, created_at, updated_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (gateway, out_trade_no) DO UPDATE SET
+        amount = EXCLUDED.amount, status = EXCLUDED.status,
+        gateway_trade_no = EXCLUDED.gateway_trade_no, updated_at = EXCLUDED.updated_at
+"""
 
 
 def sync_payment_status(*, order: Order) -> PaymentCallback | None:

@@ -221,3 +221,47 @@ def test_an_order_through_a_referral_link_counts_on_the_link_once_and_a_refused_
     assert ReferralLink.objects.get(pk=link.pk).orders == 1
     assert (order.distributor_id, order.attribution["chain"]) == (seller.pk, [parent.pk, grandparent.pk])
     assert order.attribution["link"] == link.code and order.attribution["depth"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_checkout_that_collides_writes_nothing_and_the_retry_counts_once(monkeypatch):
+    """The common checkout is one statement with no transaction around it: the attempt that
+    drew a taken order number must leave no key reserved and the link not counted."""
+    from commissions.tests.factories import make_chain
+    from distribution.models import ReferralLink
+    from distribution.services.referrals import create_referral_link
+    from orders.services import checkout
+
+    product = make_product()
+    add_keys(product, 3)
+    link = create_referral_link(distributor=make_chain(1)[0], channel="wechat")
+    referral = {"code": link.code, "channel": "wechat"}
+    first = buy(product, contact="first@example.com", referral=referral)
+    drawn = iter([first.order_no, "K261124000000123456780"])
+    monkeypatch.setattr(checkout, "_new_order_no", lambda: next(drawn))
+
+    second = buy(product, contact="second@example.com", referral=referral)
+
+    assert second.order_no == "K261124000000123456780"
+    held = CardKey.objects.filter(status=CardKeyStatus.RESERVED)
+    assert sorted(key.reserved_for for key in held) == sorted([first.order_no, second.order_no])
+    assert ReferralLink.objects.get(pk=link.pk).orders == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_checkout_short_of_keys_takes_back_a_lapsed_reservation():
+    """The one-statement checkout finds no available key; the full path then frees the key an
+    unpaid order held past its window and sells it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    product = make_product()
+    add_keys(product, 1)
+    abandoned = buy(product, contact="gone@example.com")
+    CardKey.objects.filter(reserved_for=abandoned.order_no).update(reserved_until=timezone.now() - timedelta(minutes=1))
+
+    order = buy(product, contact="late@example.com")
+
+    key = CardKey.objects.get(product=product)
+    assert (key.status, key.reserved_for) == (CardKeyStatus.RESERVED, order.order_no)
