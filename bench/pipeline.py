@@ -70,22 +70,38 @@ def _referral_link(run_number: int) -> str:
     return create_referral_link(distributor=parent, channel="wechat").code
 
 
+def sandbox_payment(order, app_id: str) -> tuple[bytes, dict]:
+    """The sandbox gateway's signed "paid" notification for ``order``, as the gateway sends it."""
+    from orders.gateways.sandbox import signed_body
+
+    return signed_body(
+        {"app_id": app_id, "event_id": f"E-{order.order_no}", "out_trade_no": order.order_no,
+         "trade_no": f"T-{order.order_no}", "amount": f"{order.total_amount:.2f}", "currency": "CNY",
+         "status": "succeeded", "paid_at": None}
+    )  # fmt: skip
+
+
 def _client(index: int, product_id: int, link_code: str, start, results) -> None:
     """One buyer after another, in this process, on this process's own connection."""
     from django.db import connection
 
     from catalog.models import Product
-    from orders.gateways.sandbox import SandboxGateway, signed_body
+    from orders.gateways.sandbox import SandboxGateway
     from orders.services import fulfil_order, place_order, record_payment_notification
 
     checkout_ms: list[float] = []
     end_to_end_ms: list[float] = []
     error = ""
+    cpu = (0.0, 0.0)
     try:
         product = Product.objects.get(pk=product_id)
         app_id = SandboxGateway().app_id
         referral = {"code": link_code, "channel": "wechat"}
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
         start.wait()
+        started_cpu = (time.process_time(), _backend_cpu_seconds(backend))
         for number in range(ORDERS_PER_CLIENT):
             started = time.perf_counter()
             order = place_order(
@@ -96,19 +112,26 @@ def _client(index: int, product_id: int, link_code: str, start, results) -> None
                 referral=referral,
             )
             checkout_ms.append((time.perf_counter() - started) * 1000)
-            body, headers = signed_body(
-                {"app_id": app_id, "event_id": f"E-{order.order_no}", "out_trade_no": order.order_no,
-                 "trade_no": f"T-{order.order_no}", "amount": f"{order.total_amount:.2f}", "currency": "CNY",
-                 "status": "succeeded", "paid_at": None}
-            )  # fmt: skip
+            body, headers = sandbox_payment(order, app_id)
             record_payment_notification(gateway_code="sandbox", body=body, headers=headers)
             fulfil_order(order_id=order.pk)  # with its after-commit work: the delivery e-mail
             end_to_end_ms.append((time.perf_counter() - started) * 1000)
+        cpu = (time.process_time() - started_cpu[0], _backend_cpu_seconds(backend) - started_cpu[1])
     except Exception as failure:  # reported by the parent
         error = repr(failure)
     finally:
         connection.close()
-    results.put((checkout_ms, end_to_end_ms, error))
+    results.put((checkout_ms, end_to_end_ms, error, cpu))
+
+
+def _backend_cpu_seconds(pid: int) -> float:
+    """CPU time of this client's PostgreSQL backend; 0 when the server is not on this machine."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _one_run(run_number: int) -> tuple[float, list[float], list[float]]:
@@ -147,7 +170,7 @@ def _one_run(run_number: int) -> tuple[float, list[float], list[float]]:
     elapsed = time.perf_counter() - started
     for process in processes:
         process.join()
-    errors = [error for _checkout, _e2e, error in collected if error]
+    errors = [error for _checkout, _e2e, error, _cpu in collected if error]
     assert not errors, errors[:3]
 
     completed = Order.objects.filter(product=product, status=OrderStatus.COMPLETED).count()
@@ -159,10 +182,15 @@ def _one_run(run_number: int) -> tuple[float, list[float], list[float]]:
     split = Commission.objects.filter(order__product=product).values("order_id", "level", "kind")
     assert split.annotate(times=Count("id")).filter(times__gt=1).count() == 0, "a commission written twice"
     assert split.values("order_id").distinct().count() == total, "an order without its commission split"
-    checkout_ms = [value for values, _e2e, _error in collected for value in values]
-    end_to_end_ms = [value for _checkout, values, _error in collected for value in values]
+    checkout_ms = [value for values, _e2e, _error, _cpu in collected for value in values]
+    end_to_end_ms = [value for _checkout, values, _error, _cpu in collected for value in values]
     load = os.getloadavg()
-    print(f"  pipeline run {run_number}: {completed / elapsed:.1f} orders/s (load {load[0]:.2f} / {load[1]:.2f})")
+    clients_cpu = sum(cpu[0] for *_rest, cpu in collected) * 1000 / total
+    backends_cpu = sum(cpu[1] for *_rest, cpu in collected) * 1000 / total
+    print(
+        f"  pipeline run {run_number}: {completed / elapsed:.1f} orders/s (load {load[0]:.2f} / {load[1]:.2f}); "
+        f"CPU per order: clients {clients_cpu:.2f} ms, their PostgreSQL backends {backends_cpu:.2f} ms"
+    )
     return completed / elapsed, checkout_ms, end_to_end_ms
 
 
