@@ -44,12 +44,21 @@ def compile_user_regex(pattern: str, *, label: str) -> re.Pattern:
         ) from None
 
 
+# What an order's ``recharge_target`` column holds.
+RECHARGE_TARGET_MAX_LENGTH = 120
+
+
 def validate_recharge_target(*, product: Product, target) -> str:
     """The cleaned top-up target (phone, QQ, e-mail, game UID ...) or a ValidationError."""
     value = clean_text(target)
     label = product.recharge_target_label or _("充值账号")
     if not value:
         raise ValidationError(_("请填写%(label)s") % {"label": label}, code="required")
+    if len(value) > RECHARGE_TARGET_MAX_LENGTH:
+        raise ValidationError(
+            _("%(label)s过长（最多 %(limit)s 个字符）") % {"label": label, "limit": RECHARGE_TARGET_MAX_LENGTH},
+            code="max_length",
+        )
     rule = product.recharge_target_rule
     if rule == RechargeTargetRule.MOBILE:
         if not MOBILE_RE.fullmatch(value):

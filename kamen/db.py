@@ -68,7 +68,26 @@ def _prepared_in_this_session(wrapper) -> dict[str, float]:
     if state is None or state[0] != session:
         state = (session, {})
         wrapper._kamen_prepared = state
-    return state[1]
+    known = state[1]
+    if getattr(wrapper, "_kamen_prepared_unsure", False) and not wrapper.needs_rollback:
+        # The session lost statements we thought it had: ask it which it has, once, rather
+        # than fail (and, inside a transaction, abort it) once per statement finding out.
+        with wrapper.wrap_database_errors, raw.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements")
+            names = {row[0] for row in cursor.fetchall()}
+        now = time.monotonic()
+        for name in set(known) - names:
+            del known[name]
+        for name in names:
+            known.setdefault(name, now)
+        wrapper._kamen_prepared_unsure = False
+    return known
+
+
+def _forget_prepared(wrapper, known: dict) -> None:
+    """The session answered "no such prepared statement": it may have lost any of them."""
+    known.clear()
+    wrapper._kamen_prepared_unsure = True
 
 
 @functools.lru_cache(maxsize=512)
@@ -80,7 +99,7 @@ def _statement(sql: str, named: bool, prefix: str, count: int) -> tuple[str, str
     return name, execute, f"PREPARE {name} AS {text}; {execute}"
 
 
-def execute_prepared(sql: str, params, *, prefix: str = "kamen") -> list[tuple]:
+def execute_prepared(sql: str, params, *, prefix: str = "kamen", _retry: bool = True) -> list[tuple]:
     """Run ``sql`` (one statement; ``%(name)s`` or ``%s`` placeholders, no literal ``%``) as a
     named prepared statement of this session and return all its rows (none for a statement
     that returns none)."""
@@ -104,8 +123,9 @@ def execute_prepared(sql: str, params, *, prefix: str = "kamen") -> list[tuple]:
             except DatabaseError as error:
                 # PREPARE is not transactional: it stands even when the EXECUTE after it failed.
                 known[name] = now
-                if isinstance(error.__cause__, errors.DuplicatePreparedStatement) and not wrapper.in_atomic_block:
-                    return execute_prepared(sql, params, prefix=prefix)
+                duplicate = isinstance(error.__cause__, errors.DuplicatePreparedStatement)
+                if duplicate and _retry and not wrapper.in_atomic_block:
+                    return execute_prepared(sql, params, prefix=prefix, _retry=False)
                 raise
             known[name] = now
             return cursor.fetchall() if cursor.description is not None else []
@@ -115,16 +135,16 @@ def execute_prepared(sql: str, params, *, prefix: str = "kamen") -> list[tuple]:
         except DatabaseError as error:
             if not isinstance(error.__cause__, errors.InvalidSqlStatementName):
                 raise
-            known.pop(name, None)
-            if wrapper.in_atomic_block:
+            _forget_prepared(wrapper, known)
+            if wrapper.in_atomic_block or not _retry:
                 raise  # the transaction is aborted; the next call prepares again
-            return execute_prepared(sql, params, prefix=prefix)
+            return execute_prepared(sql, params, prefix=prefix, _retry=False)
         if stale:
             known[name] = now
         return cursor.fetchall() if cursor.description is not None else []
 
 
-def execute_prepared_batch(statements) -> list[tuple]:
+def execute_prepared_batch(statements, *, _retry: bool = True) -> list[tuple]:
     """Run several ``(sql, params, prefix)`` statements as prepared statements in one message to
     the server (one round trip) and return the rows of the last one.
 
@@ -138,6 +158,7 @@ def execute_prepared_batch(statements) -> list[tuple]:
     """
     from psycopg2 import errors
 
+    statements = list(statements)
     wrapper = connections[DEFAULT_DB_ALIAS]
     wrapper.close_if_health_check_failed()
     known = _prepared_in_this_session(wrapper)
@@ -159,10 +180,10 @@ def execute_prepared_batch(statements) -> list[tuple]:
         except DatabaseError as error:
             if not isinstance(error.__cause__, errors.InvalidSqlStatementName):
                 raise
-            known.clear()  # the session lost its statements (DISCARD ALL, a pooler's reset)
-            if wrapper.in_atomic_block:
+            _forget_prepared(wrapper, known)  # DISCARD ALL, a pooler's reset
+            if wrapper.in_atomic_block or not _retry:
                 raise
-            return execute_prepared_batch(statements)
+            return execute_prepared_batch(statements, _retry=False)
         return cursor.fetchall() if cursor.description is not None else []
 
 
@@ -172,9 +193,10 @@ def _prepare_alone(wrapper, cursor, known: dict, name: str, text: str, *, redo: 
     try:
         cursor.execute(f"DEALLOCATE {name}; PREPARE {name} AS {text}" if redo else f"PREPARE {name} AS {text}", [])
     except DatabaseError as error:
-        if redo and isinstance(error.__cause__, errors.InvalidSqlStatementName) and not wrapper.in_atomic_block:
-            known.clear()  # the session lost its statements: prepare afresh
-            return _prepare_alone(wrapper, cursor, known, name, text, redo=False, now=now)
+        if redo and isinstance(error.__cause__, errors.InvalidSqlStatementName):
+            _forget_prepared(wrapper, known)
+            if not wrapper.in_atomic_block:
+                return _prepare_alone(wrapper, cursor, known, name, text, redo=False, now=now)
         if not isinstance(error.__cause__, errors.DuplicatePreparedStatement):
             known.pop(name, None)
             raise
@@ -279,8 +301,15 @@ def insert_select_sql(model) -> tuple[str, tuple]:
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     name = model._meta.model_name
-    casts = ", ".join(f"CAST(%({name}_{field.column})s AS {field.db_type(connection)})" for field in fields)
+    # The type without its length or precision: CAST(… AS varchar(120)) would cut a longer value
+    # silently, where the column itself refuses it ("value too long"), as a plain INSERT does.
+    casts = ", ".join(
+        f"CAST(%({name}_{field.column})s AS {_TYPE_MODIFIERS.sub('', field.db_type(connection))})" for field in fields
+    )
     return f"INSERT INTO {table} ({columns}) SELECT {casts}", fields  # noqa: S608 (model metadata)
+
+
+_TYPE_MODIFIERS = re.compile(r"\([^)]*\)")
 
 
 def insert_select_values(instance) -> dict:

@@ -170,3 +170,77 @@ def test_a_batch_renews_a_plan_older_than_the_limit(monkeypatch):
 
     assert kamen.db.execute_prepared_batch(batch) == [(2,)]
     assert all(connection._kamen_prepared[1][name] > at for name, at in prepared_at.items())
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("lost", ["all", "one"])
+def test_after_a_session_lost_statements_each_later_transaction_runs_at_once(lost):
+    """Finding out costs the one transaction that ran into it; the session is then asked which
+    statements it still has, so no later transaction fails for another one (lost, or kept)."""
+    from django.db import DatabaseError, transaction
+
+    from kamen.db import execute_prepared_batch
+
+    first, second = [("SELECT %s::int * 3", [1], "kamen_test")], [("SELECT %s::int * 5", [1], "kamen_test")]
+    execute_prepared_batch(first)
+    execute_prepared_batch(second)
+    with connection.cursor() as cursor:
+        if lost == "all":
+            cursor.execute("DEALLOCATE ALL")
+        else:
+            cursor.execute("SELECT name FROM pg_prepared_statements WHERE statement LIKE '%%* 3%%'")
+            cursor.execute(f"DEALLOCATE {cursor.fetchone()[0]}")
+
+    with pytest.raises(DatabaseError), transaction.atomic():
+        execute_prepared_batch(first)
+    with transaction.atomic():
+        assert execute_prepared_batch(second) == [(5,)]
+    with transaction.atomic():
+        assert execute_prepared_batch(first) == [(3,)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_after_a_lock_in_the_same_message_sees_what_the_lock_waited_for():
+    """The replay check of a payment callback: the lock, then a read in the same message. The
+    read must see the row the lock's holder committed while this message waited."""
+    import threading
+
+    import psycopg2
+
+    from kamen.db import execute_prepared_batch
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE kamen_batch_lock (id int PRIMARY KEY)")
+        cursor.execute("CREATE TABLE kamen_batch_seen (id int)")
+        cursor.execute("INSERT INTO kamen_batch_lock VALUES (1)")
+    settings = connection.settings_dict
+    holder = psycopg2.connect(
+        dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"], port=settings["PORT"],
+        password=settings["PASSWORD"],
+    )  # fmt: skip
+    locked = threading.Event()
+
+    def hold_then_commit():
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM kamen_batch_lock WHERE id = 1 FOR UPDATE")
+            cursor.execute("INSERT INTO kamen_batch_seen VALUES (1)")
+            locked.set()
+            threading.Event().wait(0.5)
+        holder.commit()
+
+    thread = threading.Thread(target=hold_then_commit)
+    thread.start()
+    try:
+        locked.wait(5)
+        rows = execute_prepared_batch(
+            [
+                ("SELECT 1 FROM kamen_batch_lock WHERE id = %s FOR UPDATE", [1], "kamen_test"),
+                ("SELECT count(*) FROM kamen_batch_seen WHERE id = %s", [1], "kamen_test"),
+            ]
+        )
+        assert rows == [(1,)]
+    finally:
+        thread.join()
+        holder.close()
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE kamen_batch_lock, kamen_batch_seen")

@@ -59,6 +59,9 @@ def validate_contact(raw) -> tuple[str, str]:
     value = clean_text(raw)
     if not value:
         raise ValidationError(_("请填写联系方式（邮箱或手机号）"), code="required")
+    limit = Order._meta.get_field("contact").max_length
+    if len(value) > limit:
+        raise ValidationError(_("联系方式过长（最多 %(limit)s 个字符）") % {"limit": limit}, code="max_length")
     if "@" in value:
         try:
             validate_email(value)
@@ -200,12 +203,14 @@ def _create_order_holding_stock(fields: dict) -> Order:
 def _can_place_in_one_statement(fields: dict) -> bool:
     """The common checkout (PostgreSQL; one card-key product; no purchase limit to serialise;
     no review case to open with the order) needs no transaction of its own: one statement."""
+    from riskcontrol.services import REVIEW
+
     product = fields["product"]
     return (
         connection.vendor == "postgresql"
         and product.product_type == ProductType.CARD_KEY
         and not product.purchase_limit_per_buyer
-        and fields["attribution"].get("risk") != "review"
+        and fields["attribution"].get("risk") != REVIEW
         and not is_reusable_key_product(product)
     )
 

@@ -309,9 +309,10 @@ def _mark_paid(
 ) -> None:
     """The paid attempt, the reservation held, ``callback`` stored and the order moved to paid.
 
-    On PostgreSQL all four go in one message, the move first: the move's ``post_save`` then
-    carries the sale into the seller's and upline's rollup rows, which every payment of that
-    network locks; taken last, they are held for little more than the commit."""
+    On PostgreSQL all four go in one message, the callback's insert last (its id is what the
+    message returns). The move's ``post_save`` then carries the sale into the seller's and
+    upline's rollup rows, which every payment of that network locks: taken after the message,
+    they are held for little more than the commit."""
     from .checkout import _reserve_stock
 
     # Paid after its window (expired, or not yet swept): its reservation may have lapsed.

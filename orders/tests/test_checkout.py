@@ -41,7 +41,9 @@ def test_the_same_checkout_token_twice_returns_the_same_order():
 @pytest.mark.parametrize(
     ("contact", "message"),
     [("", "请填写联系方式"), ("not-an-email@", "请输入正确的邮箱地址"), ("12345", "联系方式须为邮箱或 11 位中国大陆手机号"),
-     ("10012345678", "联系方式须为邮箱或 11 位中国大陆手机号")],
+     ("10012345678", "联系方式须为邮箱或 11 位中国大陆手机号"),
+     # a valid address (validate_email allows 320 characters) longer than the order stores
+     ("a" * 64 + "@" + "b" * 60 + ".com", "联系方式过长（最多 120 个字符）")],
 )  # fmt: skip
 @pytest.mark.django_db
 def test_invalid_contacts_are_refused_with_a_clear_message(contact, message):
@@ -265,3 +267,20 @@ def test_a_checkout_short_of_keys_takes_back_a_lapsed_reservation():
 
     key = CardKey.objects.get(product=product)
     assert (key.status, key.reserved_for) == (CardKeyStatus.RESERVED, order.order_no)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_top_up_target_longer_than_the_order_stores_is_refused_not_cut():
+    """An e-mail top-up target the validator accepts but the column cannot hold: refused with
+    a message, never stored cut short (the one-statement checkout must not truncate either)."""
+    from catalog.models import RechargeTargetRule
+
+    product = make_product(recharge_target_rule=RechargeTargetRule.EMAIL)
+    add_keys(product, 1)
+
+    with pytest.raises(ValidationError) as error:
+        buy(product, recharge_target="a" * 64 + "@" + "b" * 60 + ".com")
+
+    assert "过长" in error.value.message_dict["recharge_target"][0]
+    assert not Order.objects.exists()
+    assert not CardKey.objects.filter(status=CardKeyStatus.RESERVED).exists()

@@ -1,0 +1,44 @@
+"""The one-statement checkout's plan on a realistic volume: picking the keys must walk the
+partial index of available keys, in the generic plan a long-lived session ends up with too
+(the lesson of the risk check, ADR 0008)."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from catalog.models import DeliveryOrder
+from catalog.tests.test_claim_plan import TABLE, make_product, stock
+from orders.services import place_order
+
+
+@pytest.fixture
+def realistic_stock(db):
+    for number in range(4):
+        stock(make_product(f"冷门商品{number}"), 5_000)
+    hot = make_product("热门商品")
+    expiring = make_product("限时商品", DeliveryOrder.FIRST_EXPIRING)
+    stock(hot, 28_000, sold=3_000)
+    stock(expiring, 2_000, sold=500)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {TABLE}")
+    return hot, expiring
+
+
+def _generic_plan(product) -> str:
+    product.is_on_shelf = True
+    product.save(update_fields=["is_on_shelf"])
+    with CaptureQueriesContext(connection) as queries:
+        place_order(product=product, quantity=1, contact="plan@example.com", query_password="pass1234")
+    (statement,) = [query["sql"] for query in queries.captured_queries if "place_order_" in query["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("EXPLAIN EXECUTE " + statement.split("EXECUTE ", 1)[1])
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.parametrize(("which", "index"), [(0, "card_key_available_idx"), (1, "card_key_available_exp_idx")])
+def test_checkout_picks_its_keys_through_the_partial_index_even_in_the_generic_plan(realistic_stock, which, index):
+    plan = _generic_plan(realistic_stock[which])
+
+    assert index in plan, plan
+    assert f"Seq Scan on {TABLE}" not in plan, plan
