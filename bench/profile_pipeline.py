@@ -4,7 +4,7 @@ with this process's CPU (``time.process_time``) and its PostgreSQL backend's CPU
 
 Not a benchmark (no figure, no target): the tool to judge a change to the pipeline before
 ``make bench`` does. ``python -m bench.profile_pipeline [orders] [--cprofile] [--statements] [--keep]``:
-``--cprofile`` prints the 40 functions with the most cumulative time; ``--statements`` the
+``--cprofile`` prints the 40 functions with the most cumulative time (with ``--self``, their own time); ``--statements`` the
 statements PostgreSQL spent most time on (needs ``shared_preload_libraries =
 'pg_stat_statements'``; the CPU figures then include its own small cost).
 """
@@ -127,7 +127,7 @@ def _profile(orders: int, *, with_cprofile: bool, with_statements: bool) -> None
     if profiler is not None:
         import pstats
 
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats("tottime" if "--self" in sys.argv else "cumulative").print_stats(40)
 
 
 def _print_statements(orders: int) -> None:

@@ -276,10 +276,11 @@ def instance_from_row(model, row, start: int = 0):
     selected them), converted as the ORM converts them (JSON decoded, and so on)."""
     columns, converters = _row_shape(model)
     values = list(row[start : start + len(columns)])
+    wrapper = connections[DEFAULT_DB_ALIAS]  # not the ``connection`` proxy: a look-up per use
     for index, (column, functions) in enumerate(converters):
         for function in functions:
-            values[index] = function(values[index], column, connection)
-    return model.from_db(connection.alias, None, values)
+            values[index] = function(values[index], column, wrapper)
+    return model.from_db(DEFAULT_DB_ALIAS, None, values)
 
 
 @functools.cache
@@ -319,10 +320,11 @@ def insert_select_values(instance) -> dict:
 
     model = type(instance)
     _sql, fields = insert_select_sql(model)
-    pre_save.send(sender=model, instance=instance, raw=False, using=connection.alias, update_fields=None)
+    pre_save.send(sender=model, instance=instance, raw=False, using=DEFAULT_DB_ALIAS, update_fields=None)
     name = model._meta.model_name
+    wrapper = connections[DEFAULT_DB_ALIAS]
     return {
-        f"{name}_{field.column}": field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
+        f"{name}_{field.column}": field.get_db_prep_save(field.pre_save(instance, True), wrapper) for field in fields
     }
 
 
@@ -341,8 +343,9 @@ def insert_statement(instance, *, prefix: str = "insert") -> tuple[str, list, st
 
     model = type(instance)
     sql, fields = _insert_sql(model)
-    pre_save.send(sender=model, instance=instance, raw=False, using=connection.alias, update_fields=None)
-    return sql, [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields], prefix
+    pre_save.send(sender=model, instance=instance, raw=False, using=DEFAULT_DB_ALIAS, update_fields=None)
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    return sql, [field.get_db_prep_save(field.pre_save(instance, True), wrapper) for field in fields], prefix
 
 
 def inserted(instance, pk):
@@ -351,8 +354,8 @@ def inserted(instance, pk):
 
     instance.pk = pk
     instance._state.adding = False
-    instance._state.db = connection.alias
+    instance._state.db = DEFAULT_DB_ALIAS
     post_save.send(
-        sender=type(instance), instance=instance, created=True, update_fields=None, raw=False, using=connection.alias
+        sender=type(instance), instance=instance, created=True, update_fields=None, raw=False, using=DEFAULT_DB_ALIAS
     )
     return instance

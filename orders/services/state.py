@@ -2,7 +2,7 @@
 
 import functools
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
@@ -166,7 +166,8 @@ def _save_moves_in_one_statement(locked: Order, update_fields: list[str], moves,
     ``save(update_fields=…)`` sends (the sales rollup listens to it)."""
     names = tuple(dict.fromkeys(update_fields))
     sql, fields = _moves_sql(names)
-    values = [field.get_db_prep_save(getattr(locked, field.attname), connection) for field in fields]
+    wrapper = connections[DEFAULT_DB_ALIAS]  # not the ``connection`` proxy: a look-up per field
+    values = [field.get_db_prep_save(getattr(locked, field.attname), wrapper) for field in fields]
     values += [
         locked.pk,
         getattr(actor, "pk", None),
