@@ -157,7 +157,8 @@ def _reserve_stock(order: Order, product: Product, *, until) -> None:
 
 
 def _create_order_holding_stock(fields: dict) -> Order:
-    """In one transaction: the per-buyer limit, the order under a fresh number, its stock held."""
+    """The order under a fresh number with its stock held: one statement in the common case,
+    else one transaction with the per-buyer limit and the full reservation."""
     product, contact, quantity = fields["product"], fields["contact"], fields["quantity"]
     if _can_place_in_one_statement(fields):
         order = _place_in_one_statement(Order(order_no=_new_order_no(), **fields))
