@@ -75,6 +75,7 @@ class Order(models.Model):
     # (status, paid_at, paid_amount, refunded_amount, distributor_id), for other apps'
     # ``post_save`` receivers; None for any other save.
     before_transition = None
+    handled_in_move = frozenset()  # see orders.signals.order_moving
 
     class Meta:
         verbose_name = _("订单")

@@ -179,18 +179,24 @@ def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amo
         record_order_sales(distributor_id=distributor_id, day=day)  # SQLite: one writer, recount
         return
     with transaction.atomic(savepoint=False):
-        # The lock a statement of its own (the next one's snapshot then sees any move that held
-        # it), both in one message: they run on every attributed payment.
         execute_prepared_batch(
-            [
-                (_TREE_LOCK_SHARED, [], "sales_tree_lock"),
-                (
-                    _ADD_SALE_SQL,
-                    {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount},
-                    "add_order_sales",
-                ),
-            ]
+            add_order_sales_statements(distributor_id=distributor_id, day=day, orders=orders, amount=amount)
         )
+
+
+def add_order_sales_statements(*, distributor_id: int, day: datetime.date, orders: int, amount: Decimal) -> list:
+    """``add_order_sales`` on PostgreSQL as statements ``(sql, params, prefix)`` for one message:
+    the tree lock a statement of its own (the next one's snapshot then sees any move that held
+    it), then the day's row and the upline's totals. The order's move sends them in its own
+    message (``orders.signals.order_moving``)."""
+    return [
+        (_TREE_LOCK_SHARED, [], "sales_tree_lock"),
+        (
+            _ADD_SALE_SQL,
+            {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount},
+            "add_order_sales",
+        ),
+    ]
 
 
 _ADD_SALE_SQL = f"""

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from kamen.db import execute_prepared, execute_prepared_batch, instance_from_row, select_list
 from orders.models import Order, OrderStatus, OrderStatusChange
+from orders.signals import order_moving
 
 __all__ = ["ALLOWED_TRANSITIONS", "IllegalTransition", "lock_order", "move_locked_order", "transition_order"]
 
@@ -161,9 +162,9 @@ def _moves_sql(update_fields: tuple[str, ...]) -> tuple[str, tuple]:
 
 
 def _save_moves_in_one_statement(locked: Order, update_fields: list[str], moves, actor, now, then=()) -> list[tuple]:
-    """The order's new values and its status-change rows in one prepared statement (with the
-    caller's ``then`` statements in the same message), then the ``post_save`` that
-    ``save(update_fields=…)`` sends (the sales rollup listens to it)."""
+    """The order's new values and its status-change rows in one prepared statement, with what
+    ``order_moving`` receivers return (the sales rollup) and the caller's ``then`` statements
+    in the same message; then the ``post_save`` that ``save(update_fields=…)`` sends."""
     names = tuple(dict.fromkeys(update_fields))
     sql, fields = _moves_sql(names)
     wrapper = connections[DEFAULT_DB_ALIAS]  # not the ``connection`` proxy: a look-up per field
@@ -176,13 +177,30 @@ def _save_moves_in_one_statement(locked: Order, update_fields: list[str], moves,
         [new for _old, new, _cause in moves],
         [cause[:200] for _old, _new, cause in moves],
     ]
-    if then:
-        rows = execute_prepared_batch([(sql, values, "order_moves"), *then])
+    handled: set[str] = set()
+    along = [
+        statement
+        for _receiver, statements in order_moving.send(
+            sender=Order, instance=locked, before=locked.before_transition, handled=handled
+        )
+        for statement in statements or ()
+    ]
+    if then or along:
+        rows = execute_prepared_batch([(sql, values, "order_moves"), *along, *then])
     else:
         rows = execute_prepared(sql, values, prefix="order_moves")
-    post_save.send(
-        sender=Order, instance=locked, created=False, update_fields=frozenset(names), raw=False, using=connection.alias
-    )
+    locked.handled_in_move = frozenset(handled)
+    try:
+        post_save.send(
+            sender=Order,
+            instance=locked,
+            created=False,
+            update_fields=frozenset(names),
+            raw=False,
+            using=DEFAULT_DB_ALIAS,
+        )
+    finally:
+        locked.handled_in_move = frozenset()
     return rows
 
 
