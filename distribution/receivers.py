@@ -83,35 +83,33 @@ def _order_moving(sender, instance, before, handled, **kwargs):
 
 def _transitioned(order, before: dict) -> None:
     """A state-machine move, made once under the order's row lock: add what it changed to the
-    rollup (no recount of the seller's day on every payment)."""
-    from .services.sales import add_order_sales
+    rollup (no recount of the seller's day on every payment); recount when it is not a plain
+    addition (a refund; a changed seller or payment time, which the state machine does not do)."""
+    from .services.sales import add_order_sales, record_order_sales
 
     if _HANDLED in order.handled_in_move:
         return  # added by the move's own message (_order_moving)
-    was_orders, was_amount = _counts_as(before["status"], before["paid_at"], before["paid_amount"], before["refunded_amount"])
-    now_orders, now_amount = _counts_as(order.status, order.paid_at, order.paid_amount, order.refunded_amount)
+    added = _added_sale(order, before)
+    if added is not None:
+        add_order_sales(
+            distributor_id=order.distributor_id,
+            day=timezone.localdate(order.paid_at),
+            orders=added[0],
+            amount=added[1],
+        )
+        return
     if before["distributor_id"] != order.distributor_id or (before["paid_at"] and before["paid_at"] != order.paid_at):
-        # Not something the state machine does; recount both sides rather than guess.
-        from .services.sales import record_order_sales
-
         for distributor_id, paid_at in ((before["distributor_id"], before["paid_at"]), (order.distributor_id, order.paid_at)):
             if distributor_id is not None and paid_at is not None:
                 record_order_sales(distributor_id=distributor_id, day=timezone.localdate(paid_at))
         return
     if order.distributor_id is None or order.paid_at is None:
         return
+    was_orders, was_amount = _counts_as(before["status"], before["paid_at"], before["paid_amount"], before["refunded_amount"])
+    now_orders, now_amount = _counts_as(order.status, order.paid_at, order.paid_amount, order.refunded_amount)
     if now_orders < was_orders or now_amount < was_amount:
-        # A refund (rare): recount the day; a negative delta would also trip the rows' checks.
-        from .services.sales import record_order_sales
-
+        # A refund (rare): a negative delta would also trip the rows' checks.
         record_order_sales(distributor_id=order.distributor_id, day=timezone.localdate(order.paid_at))
-    elif (now_orders, now_amount) != (was_orders, was_amount):
-        add_order_sales(
-            distributor_id=order.distributor_id,
-            day=timezone.localdate(order.paid_at),
-            orders=now_orders - was_orders,
-            amount=now_amount - was_amount,
-        )
 
 
 def connect() -> None:

@@ -309,7 +309,7 @@ def _complete_locked(order: Order) -> bool:
 
         inputs_row = None
         if connection.vendor == "postgresql":
-            (inputs_row,) = move_locked_order(**move, then=[split_inputs_statement(order)])
+            (inputs_row,) = move_locked_order(**move, result=split_inputs_statement(order))
         else:
             transition_order(**move, order_is_locked=True)
         split_commissions(order=order, order_is_locked=True, inputs_row=inputs_row)

@@ -309,10 +309,10 @@ def _mark_paid(
 ) -> None:
     """The paid attempt, the reservation held, ``callback`` stored and the order moved to paid.
 
-    On PostgreSQL all four go in one message, the callback's insert last (its id is what the
-    message returns). The move's ``post_save`` then carries the sale into the seller's and
-    upline's rollup rows, which every payment of that network locks: taken after the message,
-    they are held for little more than the commit."""
+    On PostgreSQL all four go in one message, followed by the sale's rollup statements
+    (``orders.signals.order_moving``): its rows, which every payment of that network locks,
+    are taken last, so they are held for little more than the commit and never while this
+    transaction waits for another lock. The callback's id is read back at the very end."""
     from .checkout import _reserve_stock
 
     # Paid after its window (expired, or not yet swept): its reservation may have lapsed.
@@ -337,7 +337,9 @@ def _mark_paid(
         if in_stock:
             then.append(hold_card_key_reservation_statement(reference=order.order_no))
         then.append(insert_statement(callback, prefix="payment_callback"))
-        ((callback_pk,),) = move_locked_order(**move, then=then)
+        # The callback's id read back last, after the rollup's rows (locked last).
+        found = (_CALLBACK_ID_SQL, [callback.gateway, callback.event_id], "callback_id")
+        ((callback_pk,),) = move_locked_order(**move, then=then, result=found)
         inserted(callback, callback_pk)
     else:
         callback.save(force_insert=True)
@@ -372,6 +374,8 @@ def _successful_attempt_statement(order: Order, gateway_code: str, notification:
               PaymentStatus.SUCCEEDED.value, now, now]  # fmt: skip
     return _PAID_ATTEMPT_SQL, values, "paid_attempt"
 
+
+_CALLBACK_ID_SQL = "SELECT id FROM orders_paymentcallback WHERE gateway = %s AND event_id = %s"
 
 _PAID_ATTEMPT_SQL = """
     INSERT INTO orders_paymentattempt

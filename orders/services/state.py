@@ -78,19 +78,29 @@ def transition_order(
 
 
 def move_locked_order(
-    *, order: Order, to_status: str, cause: str, actor=None, also_set: dict | None = None, via=None, then=()
+    *,
+    order: Order,
+    to_status: str,
+    cause: str,
+    actor=None,
+    also_set: dict | None = None,
+    via=None,
+    then=(),
+    result=None,
 ) -> list[tuple]:
-    """``transition_order(order_is_locked=True)`` that also sends ``then``, more statements of
-    the caller's transaction as ``(sql, params, prefix)``, in the same message right after the
-    move (PostgreSQL; one round trip instead of several) and returns the rows of the last."""
-    if connection.vendor != "postgresql" and then:
+    """``transition_order(order_is_locked=True)`` that sends more statements of the caller's
+    transaction, as ``(sql, params, prefix)``, in the move's own message (PostgreSQL; one round
+    trip instead of several): ``then`` right after the move, then what ``order_moving``
+    receivers add (the sales rollup, whose rows every order of a network shares: locked last),
+    then ``result``, a statement whose rows are returned."""
+    if connection.vendor != "postgresql" and (then or result):
         raise RuntimeError("statements sent along with a move need PostgreSQL")
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("move_locked_order needs the caller's transaction")
     if to_status not in _KNOWN:
         raise IllegalTransition(order.order_no, order.status, to_status)
     rows: list[tuple] = []
-    _write_transition(order, order, to_status, cause, actor, also_set, via, then=then, rows=rows)
+    _write_transition(order, order, to_status, cause, actor, also_set, via, then=then, rows=rows, last=result)
     return rows
 
 
@@ -105,6 +115,7 @@ def _write_transition(
     *,
     then=(),
     rows: list | None = None,
+    last=None,
 ) -> Order:
     old_status = locked.status
     before = {field: getattr(locked, field) for field in _SALES_FIELDS}
@@ -127,9 +138,9 @@ def _write_transition(
     locked.before_transition = before
     try:
         if connection.vendor == "postgresql":
-            last = _save_moves_in_one_statement(locked, update_fields, moves, actor, now, then)
+            found = _save_moves_in_one_statement(locked, update_fields, moves, actor, now, then, last)
             if rows is not None:
-                rows.extend(last)
+                rows.extend(found)
         else:
             locked.save(update_fields=update_fields)
             OrderStatusChange.objects.bulk_create(
@@ -161,7 +172,9 @@ def _moves_sql(update_fields: tuple[str, ...]) -> tuple[str, tuple]:
     return sql, fields
 
 
-def _save_moves_in_one_statement(locked: Order, update_fields: list[str], moves, actor, now, then=()) -> list[tuple]:
+def _save_moves_in_one_statement(
+    locked: Order, update_fields: list[str], moves, actor, now, then=(), last=None
+) -> list[tuple]:
     """The order's new values and its status-change rows in one prepared statement, with what
     ``order_moving`` receivers return (the sales rollup) and the caller's ``then`` statements
     in the same message; then the ``post_save`` that ``save(update_fields=…)`` sends."""
@@ -178,15 +191,18 @@ def _save_moves_in_one_statement(locked: Order, update_fields: list[str], moves,
         [cause[:200] for _old, _new, cause in moves],
     ]
     handled: set[str] = set()
-    along = [
-        statement
-        for _receiver, statements in order_moving.send(
-            sender=Order, instance=locked, before=locked.before_transition, handled=handled
+    along = []
+    for receiver, statements in order_moving.send(
+        sender=Order, instance=locked, before=locked.before_transition, handled=handled
+    ):
+        if statements is not None and not isinstance(statements, list):
+            raise TypeError(f"{receiver!r} must return a list of (sql, params, prefix) or None")
+        along += statements or ()
+    if then or along or last is not None:
+        # The caller's statements, the receivers' (hot rows: locked last), the result-bearing one.
+        rows = execute_prepared_batch(
+            [(sql, values, "order_moves"), *then, *along, *([last] if last is not None else [])]
         )
-        for statement in statements or ()
-    ]
-    if then or along:
-        rows = execute_prepared_batch([(sql, values, "order_moves"), *along, *then])
     else:
         rows = execute_prepared(sql, values, prefix="order_moves")
     locked.handled_in_move = frozenset(handled)

@@ -97,3 +97,7 @@ def test_queries_per_stage_of_an_attributed_order(django_assert_max_num_queries,
     )
 
     assert Commission.objects.filter(order=order).count() == 3
+    # The sale reached the rollup through the callback's own message, once.
+    from distribution.tests.test_sales_rollup import assert_rollup_matches_orders
+
+    assert_rollup_matches_orders()
