@@ -316,16 +316,10 @@ _TYPE_MODIFIERS = re.compile(r"\([^)]*\)")
 def insert_select_values(instance) -> dict:
     """The parameters of ``insert_select_sql`` for ``instance``, after the ``pre_save`` signal
     (hand the new key to ``inserted``)."""
-    from django.db.models.signals import pre_save
-
-    model = type(instance)
-    _sql, fields = insert_select_sql(model)
-    pre_save.send(sender=model, instance=instance, raw=False, using=DEFAULT_DB_ALIAS, update_fields=None)
-    name = model._meta.model_name
-    wrapper = connections[DEFAULT_DB_ALIAS]
-    return {
-        f"{name}_{field.column}": field.get_db_prep_save(field.pre_save(instance, True), wrapper) for field in fields
-    }
+    _sql, fields = insert_select_sql(type(instance))
+    name = type(instance)._meta.model_name
+    values = _values_to_insert(instance, fields)
+    return {f"{name}_{field.column}": value for field, value in zip(fields, values, strict=True)}
 
 
 def insert_instance(instance, *, prefix: str = "insert"):
@@ -339,13 +333,17 @@ def insert_instance(instance, *, prefix: str = "insert"):
 def insert_statement(instance, *, prefix: str = "insert") -> tuple[str, list, str]:
     """``instance``'s INSERT (returning its primary key) as ``(sql, values, prefix)`` for
     ``execute_prepared_batch``, after the ``pre_save`` signal; hand the key to ``inserted``."""
+    sql, fields = _insert_sql(type(instance))
+    return sql, _values_to_insert(instance, fields), prefix
+
+
+def _values_to_insert(instance, fields) -> list:
+    """``instance``'s values for ``fields`` as ``save()`` writes them, after its ``pre_save``."""
     from django.db.models.signals import pre_save
 
-    model = type(instance)
-    sql, fields = _insert_sql(model)
-    pre_save.send(sender=model, instance=instance, raw=False, using=DEFAULT_DB_ALIAS, update_fields=None)
-    wrapper = connections[DEFAULT_DB_ALIAS]
-    return sql, [field.get_db_prep_save(field.pre_save(instance, True), wrapper) for field in fields], prefix
+    pre_save.send(sender=type(instance), instance=instance, raw=False, using=DEFAULT_DB_ALIAS, update_fields=None)
+    wrapper = connections[DEFAULT_DB_ALIAS]  # not the ``connection`` proxy: a look-up per field
+    return [field.get_db_prep_save(field.pre_save(instance, True), wrapper) for field in fields]
 
 
 def inserted(instance, pk):

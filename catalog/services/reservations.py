@@ -14,15 +14,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
+from catalog.models import CardKey, CardKeyStatus, Product
 from kamen.db import execute_prepared, instance_from_row, select_list
 
-from .stock import InsufficientStock, _delivery_ordering
+from .stock import InsufficientStock, _delivery_ordering, picked_keys_cte
 
 __all__ = [
     "hold_card_key_reservation",
     "hold_card_key_reservation_statement",
-    "picked_keys_cte",
     "reserve_picked_keys_cte",
     "release_card_key_reservation",
     "release_expired_reservations",
@@ -67,12 +66,8 @@ def reserve_card_keys(*, product: Product, quantity: int, reference: str, until:
 def _reserve_in_one_statement(*, product, quantity, reference, until, now) -> list[CardKey]:
     """Count what ``reference`` holds, pick and lock what is missing (``SKIP LOCKED``), mark it
     reserved only if that makes ``quantity``: one round trip, like ``claim_card_keys``."""
-    order = {
-        DeliveryOrder.FIRST_EXPIRING: "expires_at ASC NULLS LAST, id",
-        DeliveryOrder.RANDOM: "random()",
-    }.get(product.delivery_order, "id")
     parameters = {"product": product.pk, "reference": reference, "until": until, "now": now, "quantity": quantity}
-    rows = execute_prepared(_reserve_sql(order), parameters, prefix="reserve_card_keys")
+    rows = execute_prepared(_reserve_sql(product.delivery_order), parameters, prefix="reserve_card_keys")
     held, found = rows[0][0], rows[0][1]
     if held + found < quantity:
         raise InsufficientStock(product, quantity, held + found)  # nothing was reserved
@@ -80,22 +75,16 @@ def _reserve_in_one_statement(*, product, quantity, reference, until, now) -> li
 
 
 @functools.cache
-def _reserve_sql(order: str) -> str:
+def _reserve_sql(delivery_order: str) -> str:
     """The statuses are literals, not parameters: the prepared statement's plans can then use
     the partial indexes on available and reserved keys."""
-    available, reserved = CardKeyStatus.AVAILABLE.value, CardKeyStatus.RESERVED.value
+    reserved = CardKeyStatus.RESERVED.value
+    picked = picked_keys_cte(delivery_order, limit="GREATEST(%(quantity)s - (SELECT held FROM held), 0)")
     return f"""
         WITH held AS (
             SELECT count(*) AS held FROM catalog_cardkey
             WHERE reserved_for = %(reference)s AND status = '{reserved}' AND product_id = %(product)s
-        ), picked AS MATERIALIZED (
-            SELECT id FROM catalog_cardkey
-            WHERE product_id >= %(product)s AND product_id <= %(product)s AND status = '{available}'
-                AND (expires_at IS NULL OR expires_at > %(now)s)
-            ORDER BY product_id, {order}
-            LIMIT GREATEST(%(quantity)s - (SELECT held FROM held), 0)
-            FOR UPDATE SKIP LOCKED
-        ), found AS (
+        ), {picked}, found AS (
             SELECT count(*) AS found FROM picked
         ), reserved AS (
             UPDATE catalog_cardkey AS card_key
@@ -108,27 +97,8 @@ def _reserve_sql(order: str) -> str:
     """  # noqa: S608 (constants and model metadata, no input)
 
 
-def picked_keys_cte(delivery_order: str) -> str:
-    """For a statement that reserves keys for a new reference beside another write (checkout's
-    order insert): the CTE ``picked``, up to ``%(quantity)s`` available, unexpired keys of
-    ``%(product)s`` in the product's delivery order, locked (``SKIP LOCKED``). Parameters:
-    product, now, quantity. PostgreSQL."""
-    order = {
-        DeliveryOrder.FIRST_EXPIRING: "expires_at ASC NULLS LAST, id",
-        DeliveryOrder.RANDOM: "random()",
-    }.get(delivery_order, "id")
-    return f"""picked AS MATERIALIZED (
-            SELECT id FROM catalog_cardkey
-            WHERE product_id >= %(product)s AND product_id <= %(product)s AND status = '{CardKeyStatus.AVAILABLE.value}'
-                AND (expires_at IS NULL OR expires_at > %(now)s)
-            ORDER BY product_id, {order}
-            LIMIT %(quantity)s
-            FOR UPDATE SKIP LOCKED
-        )"""  # noqa: S608 (constants, no input)
-
-
 def reserve_picked_keys_cte(*, only_with: str) -> str:
-    """The CTE ``reserved``: the keys ``picked_keys_cte`` picked, marked reserved for
+    """The CTE ``reserved``: the keys ``picked_keys_cte`` (stock) picked, marked reserved for
     ``%(reference)s`` until ``%(until)s`` when the caller's CTE ``only_with`` has a row (its
     write happened). Parameters: reference, until, now."""
     return f"""reserved AS (

@@ -18,6 +18,7 @@ __all__ = [
     "check_stock_level",
     "check_stock_levels",
     "claim_card_keys",
+    "picked_keys_cte",
     "reveal_card_key_secret",
     "void_card_keys",
 ]
@@ -38,25 +39,39 @@ def _delivery_ordering(product: Product) -> list:
     return ["id"]
 
 
-@functools.lru_cache(maxsize=8)
-def _claim_sql(delivery_order: str) -> str:
-    order = {
+def _key_order(delivery_order: str) -> str:
+    """The SQL ORDER BY of a product's delivery order (``_delivery_ordering`` for the ORM)."""
+    return {
         DeliveryOrder.FIRST_EXPIRING: "expires_at ASC NULLS LAST, id",
         DeliveryOrder.RANDOM: "random()",
     }.get(delivery_order, "id")
-    fields = CardKey._meta.concrete_fields
-    table = connection.ops.quote_name(CardKey._meta.db_table)
-    # The statuses are literals, not parameters: a generic plan of the prepared statement can
-    # then still match the partial index of available keys.
-    return f"""
-        WITH picked AS MATERIALIZED (
-            SELECT id FROM {table}
+
+
+def picked_keys_cte(delivery_order: str, *, limit: str = "%(quantity)s") -> str:
+    """The CTE ``picked`` of the statements that take keys (a claim, a reservation, checkout's
+    order insert): up to ``limit`` available, unexpired keys of ``%(product)s`` in the
+    product's delivery order, locked (``SKIP LOCKED``). Parameters: product, now, and those of
+    ``limit``. PostgreSQL.
+
+    The status is a literal, not a parameter: a generic plan of the prepared statement can then
+    still match the partial index of available keys (see ``claim_card_keys`` on the range)."""
+    return f"""picked AS MATERIALIZED (
+            SELECT id FROM catalog_cardkey
             WHERE product_id >= %(product)s AND product_id <= %(product)s AND status = '{CardKeyStatus.AVAILABLE.value}'
                 AND (expires_at IS NULL OR expires_at > %(now)s)
-            ORDER BY product_id, {order}
-            LIMIT %(quantity)s
+            ORDER BY product_id, {_key_order(delivery_order)}
+            LIMIT {limit}
             FOR UPDATE SKIP LOCKED
-        ), found AS (
+        )"""  # noqa: S608 (constants, no input)
+
+
+@functools.lru_cache(maxsize=8)
+def _claim_sql(delivery_order: str) -> str:
+    order = _key_order(delivery_order)
+    fields = CardKey._meta.concrete_fields
+    table = connection.ops.quote_name(CardKey._meta.db_table)
+    return f"""
+        WITH {picked_keys_cte(delivery_order)}, found AS (
             SELECT count(*) AS found FROM picked
         ), claimed AS (
             UPDATE {table} AS card_key SET status = '{CardKeyStatus.SOLD.value}', sold_at = %(now)s, sold_to = %(reference)s

@@ -6,22 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog.models import DeliveryOrder
-from catalog.tests.test_claim_plan import TABLE, make_product, stock
+from catalog.tests.test_claim_plan import TABLE, realistic_stock  # noqa: F401 (a fixture)
 from orders.services import place_order
-
-
-@pytest.fixture
-def realistic_stock(db):
-    for number in range(4):
-        stock(make_product(f"冷门商品{number}"), 5_000)
-    hot = make_product("热门商品")
-    expiring = make_product("限时商品", DeliveryOrder.FIRST_EXPIRING)
-    stock(hot, 28_000, sold=3_000)
-    stock(expiring, 2_000, sold=500)
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {TABLE}")
-    return hot, expiring
 
 
 def _generic_plan(product) -> str:
@@ -37,7 +23,11 @@ def _generic_plan(product) -> str:
 
 
 @pytest.mark.parametrize(("which", "index"), [(0, "card_key_available_idx"), (1, "card_key_available_exp_idx")])
-def test_checkout_picks_its_keys_through_the_partial_index_even_in_the_generic_plan(realistic_stock, which, index):
+def test_checkout_picks_its_keys_through_the_partial_index_even_in_the_generic_plan(
+    realistic_stock,  # noqa: F811 (the fixture imported above)
+    which,
+    index,
+):
     plan = _generic_plan(realistic_stock[which])
 
     assert index in plan, plan
