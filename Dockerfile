@@ -13,7 +13,7 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 # collectstatic needs settings but no real secrets or services.
-RUN SECRET_KEY=build-only-$(python -c 'print("x"*60)') DATABASE_URL=postgres://build/none REDIS_URL=redis://build:6379/0 \
+RUN SECRET_KEY=build-only-$(python -c 'print("x"*60)') DATABASE_URL=postgres://build/none REDIS_URL=redis://build:6379/0 SITE_URL=https://build.invalid \
     python manage.py collectstatic --noinput -v0
 
 USER kamen

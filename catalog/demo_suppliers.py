@@ -1,10 +1,10 @@
 """Demo suppliers: two sandbox accounts served by the running Kamen itself, two Supplier rows
 pointing at them, and the mobile top-up product sourced through both. Idempotent.
 
-The sandbox URL follows the HOST/PORT that `make run` serves on (SANDBOX_SUPPLIER_URL wins).
+The suppliers store the sandbox as a path on this site, resolved against SITE_URL when called
+(SANDBOX_SUPPLIER_URL, a full URL, wins).
 """
 
-import os
 import secrets
 from decimal import Decimal
 
@@ -15,6 +15,7 @@ from .models import Product, SandboxAccount, SandboxSku, Supplier, SupplierChann
 from .sandbox_services import account_secret, create_sandbox_account
 
 TOP_UP_PRODUCT = "中国移动话费直充 100 元"
+SANDBOX_SUPPLIER_PATH = "/sandbox/supplier/"
 # (supplier name, sandbox app id, balance, latency ms, failure rate, sku, sku price, stock, priority)
 DEMO_SUPPLIERS = [
     ("沙箱货源·快充", "kamen-demo-fast", "5000.00", 150, "0.10", "CMCC-100-FAST", "97.00", None, 1),
@@ -23,12 +24,9 @@ DEMO_SUPPLIERS = [
 
 
 def sandbox_base_url() -> str:
-    if settings.SANDBOX_SUPPLIER_URL:
-        return settings.SANDBOX_SUPPLIER_URL
-    host = os.environ.get("HOST", "127.0.0.1")
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"http://{host}:{os.environ.get('PORT', '8000')}/sandbox/supplier/"
+    """A path on this site, resolved against SITE_URL when called (kamen.site), so the stored
+    address follows the site's public address instead of the host that loaded the demo."""
+    return settings.SANDBOX_SUPPLIER_URL or SANDBOX_SUPPLIER_PATH
 
 
 def load_supplier_demo() -> None:
@@ -51,7 +49,7 @@ def load_supplier_demo() -> None:
                     app_secret=account_secret(account), low_balance_threshold=Decimal("1000.00"),
                 )
             elif supplier.base_url != base_url:
-                # `make run` on another port: follow it, so the demo keeps working.
+                # An address stored by an older demo (one host's): replace it with the path.
                 update_supplier(supplier=supplier, actor=None, base_url=base_url)
             if product is not None and not SupplierChannel.objects.filter(product=product, supplier=supplier).exists():
                 save_supplier_channel(actor=None, product=product, supplier=supplier, supplier_sku=sku, priority=priority, cost=price)

@@ -4,6 +4,8 @@ Views parse, call one service, render. Secrets are shown only to the browser tha
 order (its session) or holds a signed link, never for an order number alone.
 """
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
@@ -18,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from catalog import selectors as catalog_selectors
 from catalog.validation import sanitize_description
+from kamen.site import site_url
 
 from orders.services.redemption import vouchers_for_buyer
 from riskcontrol.guessing import page_denied
@@ -37,7 +40,9 @@ def _grant(request, order_no: str) -> None:
 
 
 def _notify_url(request, gateway_code: str) -> str:
-    return request.build_absolute_uri(reverse("orders:payment-notify", args=[gateway_code]))
+    # The site's public address, not the answering host's: the gateway keeps the URL and calls
+    # it later, when that host may be gone.
+    return site_url(reverse("orders:payment-notify", args=[gateway_code]))
 
 
 def _begin_payment(request, order):
@@ -46,7 +51,7 @@ def _begin_payment(request, order):
         start = services.start_payment(
             order=order,
             notify_url=_notify_url(request, order.payment_gateway or "sandbox"),
-            return_url=request.build_absolute_uri(order_url),
+            return_url=site_url(order_url),
             client_ip=_client_ip(request) or "",
         )
     except (ValidationError, GatewayError, UnknownGateway):
@@ -175,7 +180,9 @@ def sandbox_cashier(request, trade_no: str):
         if action in ("pay", "fail"):
             complete_sandbox_payment(trade_no=trade_no, succeeded=action == "pay")
         if payment.return_url and url_has_allowed_host_and_scheme(
-            payment.return_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+            payment.return_url,
+            allowed_hosts={request.get_host(), urlsplit(settings.SITE_URL).netloc},
+            require_https=request.is_secure(),
         ):
             return redirect(payment.return_url)
         return redirect("orders:sandbox-cashier", trade_no)

@@ -14,7 +14,10 @@ class SupplierAdapter(models.TextChoices):
 class Supplier(models.Model):
     name = models.CharField(_("名称"), max_length=80, unique=True)
     adapter = models.CharField(_("对接类型"), max_length=20, choices=SupplierAdapter.choices, default=SupplierAdapter.SANDBOX)
-    base_url = models.URLField(_("接口地址"), max_length=300)
+    # A full URL, or a path on this site resolved against SITE_URL when called (catalog.services
+    # checks which); a CharField because URLField's validator refuses both a path and in-cluster
+    # host names.
+    base_url = models.CharField(_("接口地址"), max_length=300)
     app_id = models.CharField(_("App ID"), max_length=80)
     # The signing secret, encrypted with the vault keys; never shown or logged.
     app_secret_ciphertext = models.BinaryField(_("密钥密文"), editable=False)

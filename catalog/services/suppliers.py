@@ -111,9 +111,15 @@ def _clean_supplier(values: dict) -> dict:
         )
     base_url = _text(values.get("base_url"), name="base_url", label=_("接口地址"), max_length=300)
     # Deliberately lenient on host names: in-cluster names ("sandbox", "web:8000") have no TLD.
+    # A path on this site ("/sandbox/supplier/") is kept as a path and resolved against SITE_URL
+    # when called, so no stored address points at one host.
     parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(char.isspace() for char in base_url):
-        raise ValidationError({"base_url": [_("接口地址必须是 http:// 或 https:// 开头的网址")]})
+    is_site_path = base_url.startswith("/") and not base_url.startswith("//")
+    is_full_url = parts.scheme in ("http", "https") and bool(parts.hostname)
+    if not (is_site_path or is_full_url) or any(char.isspace() for char in base_url):
+        raise ValidationError(
+            {"base_url": [_("接口地址必须是 http:// 或 https:// 开头的网址，或本站的路径（以 / 开头）")]}
+        )
     app_id = _text(values.get("app_id"), name="app_id", label=_("App ID"), max_length=80)
     if not APP_ID_PATTERN.fullmatch(app_id):
         raise ValidationError({"app_id": [_("App ID 只能包含英文字母、数字和 - _ . : 符号")]})

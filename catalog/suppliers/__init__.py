@@ -23,13 +23,14 @@ def client_for(supplier, *, transport: Transport | None = None) -> SupplierClien
     from django.conf import settings
 
     from kamen import crypto
+    from kamen.site import resolve_on_site
 
     adapter = ADAPTERS.get(supplier.adapter)
     if adapter is None:
         raise UnknownAdapter(f"unknown supplier adapter {supplier.adapter!r} (known: {', '.join(sorted(ADAPTERS))})")
     secret = crypto.decrypt(key_id=supplier.app_secret_key_id, blob=supplier.app_secret_ciphertext, associated_data=b"supplier-secret")
     return adapter(
-        base_url=supplier.base_url,
+        base_url=resolve_on_site(supplier.base_url),
         app_id=supplier.app_id,
         app_secret=secret,
         transport=transport,

@@ -210,3 +210,23 @@ def test_the_sync_action_reports_what_it_found(client, owner_user, monkeypatch):
     assert "余额 321.00" in response.content.decode()
     supplier.refresh_from_db()
     assert supplier.balance == Decimal("321.00")
+
+
+def test_a_supplier_on_this_site_is_stored_as_a_path_and_called_at_site_url(client, owner_user, settings):
+    settings.SITE_URL = "https://shop.example.com"
+    client.force_login(owner_user)
+
+    response = client.post("/admin/catalog/supplier/add/", supplier_form(base_url="/sandbox/supplier/"))
+
+    assert response.status_code == 302
+    supplier = Supplier.objects.get()
+    assert supplier.base_url == "/sandbox/supplier/"
+    assert client_for(supplier).base_url == "https://shop.example.com/sandbox/supplier/"
+
+
+def test_a_protocol_relative_or_bare_address_is_refused(owner_user):
+    for bad in ("//evil.example/x/", "sandbox/supplier/", "/sandbox/ supplier/"):
+        with pytest.raises(ValidationError) as raised:
+            create_supplier(actor=None, name="x", adapter="sandbox", base_url=bad, app_id="a", app_secret=SECRET)
+        assert "base_url" in raised.value.message_dict
+    assert Supplier.objects.count() == 0

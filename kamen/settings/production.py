@@ -1,6 +1,7 @@
 """Production: secure cookies, HSTS, a real secret key, Redis and PostgreSQL required."""
 
 import os
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -11,6 +12,15 @@ if SECRET_KEY.startswith("kamen-embedded") or len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("Set SECRET_KEY to a random string of at least 50 characters.")
 if not DATABASE_URL or not REDIS_URL:
     raise ImproperlyConfigured("Production needs DATABASE_URL (PostgreSQL) and REDIS_URL.")
+# Links in e-mails, posters and stored addresses are built from SITE_URL; a default would be
+# one host's own address, so production refuses to guess.
+_site_url = os.environ.get("SITE_URL", "").strip()
+_site_parts = urlsplit(_site_url)
+if _site_parts.scheme not in ("http", "https") or not _site_parts.hostname:
+    raise ImproperlyConfigured(
+        "Set SITE_URL to the site's public address, the same on every host "
+        "(e.g. https://shop.example.com): it is missing or not an http(s) URL."
+    )
 
 DEBUG = False
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
@@ -23,8 +33,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+STORAGES = STORAGES | {  # noqa: F405 - default and private as base chose them (local or S3)
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 

@@ -26,6 +26,7 @@ def test_production_settings_pass_the_deploy_checks():
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres",
         REDIS_URL="redis://127.0.0.1:6379/0",
         ALLOWED_HOSTS="shop.example.com",
+        SITE_URL="https://shop.example.com",
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -42,3 +43,20 @@ def test_production_refuses_the_embedded_secret_key():
 
     assert result.returncode != 0
     assert "Set SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_to_start_without_site_url():
+    base = dict(
+        DJANGO_SETTINGS_MODULE="kamen.settings.production",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        ALLOWED_HOSTS="shop.example.com",
+    )
+
+    missing = run_manage("check", **base, SITE_URL="")
+    not_a_url = run_manage("check", **base, SITE_URL="shop.example.com")
+
+    for result in (missing, not_a_url):
+        assert result.returncode != 0
+        assert "Set SITE_URL" in result.stderr

@@ -1,6 +1,7 @@
 """The buyer's pages: checkout form, order page access, the notify endpoint, escaping."""
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
@@ -8,7 +9,7 @@ from django.urls import reverse
 
 from catalog.models import ProductCustomField, ProductType
 from orders.gateways import base as gateway_base
-from orders.models import Order, OrderStatus, PaymentCallback
+from orders.models import Order, OrderStatus, PaymentCallback, SandboxPayment
 from orders.services import fulfil_order, order_access_token
 
 from .factories import add_keys, buy, make_product, pay
@@ -28,7 +29,7 @@ def _client_transport(client):
     """Deliver the sandbox's HTTP notifications to the test client instead of the network."""
 
     def transport(method, url, headers, body):
-        path = url.split("testserver", 1)[1]
+        path = urlsplit(url).path  # the notify URL is on SITE_URL, whichever host took the order
         extra = {f"HTTP_{key.upper().replace('-', '_')}": value for key, value in headers.items() if key.lower() != "content-type"}
         response = client.post(path, data=body, content_type="application/json", **extra)
         return gateway_base.HttpResponse(response.status_code, {}, response.content)
@@ -222,3 +223,21 @@ def test_the_embedded_housekeeping_expires_unpaid_orders():
     run_housekeeping()
 
     assert Order.objects.get(pk=order.pk).status == OrderStatus.EXPIRED
+
+
+@pytest.mark.django_db
+def test_the_addresses_given_to_the_gateway_are_the_sites_not_the_answering_hosts(client, settings):
+    # given a site behind a proxy, and a checkout that reached one host by its own name
+    settings.SITE_URL = "https://shop.example.com"
+    product = make_product()
+    add_keys(product, 1)
+
+    response = client.post(
+        reverse("orders:checkout", args=[product.pk]), _form(product, client), HTTP_HOST="localhost"
+    )
+
+    # then the gateway keeps URLs on the site's public address, which outlive that host
+    assert response.status_code == 302
+    payment = SandboxPayment.objects.get()
+    assert payment.notify_url == "https://shop.example.com/pay/notify/sandbox/"
+    assert payment.return_url.startswith("https://shop.example.com/orders/")
