@@ -13,13 +13,14 @@ from django.contrib.auth import login
 from django.contrib.auth.views import LoginView, LogoutView
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from catalog import selectors as catalog_selectors
+from kamen.site import site_url
 
 from . import selectors, services
 from .models import (
@@ -245,6 +246,16 @@ def _link_url(request, link: ReferralLink, product=None) -> str:
     )
 
 
+def _public_link_url(link: ReferralLink, product=None) -> str:
+    """The link as the site's public address (SITE_URL) spells it, whichever host drew the
+    poster, so a cached poster carries the same QR code on every host."""
+    if product is not None:
+        path = reverse("distribution:referral-product", args=[link.code, product.pk])
+    else:
+        path = reverse("distribution:referral", args=[link.code])
+    return site_url(path)
+
+
 @distributor_required
 @require_http_methods(["GET", "POST"])
 def links(request, viewer):
@@ -310,11 +321,11 @@ def poster_image(request, viewer, product_pk):
     )
     link = _poster_link(viewer)
     try:
-        path = promotion.poster_for(
+        poster = promotion.poster_for(
             distributor=viewer,
             product=product,
             price=price,
-            link_url=_link_url(request, link, product),
+            link_url=_public_link_url(link, product),
         )
     except promotion.FontNotFound as error:
         return render(
@@ -323,7 +334,8 @@ def poster_image(request, viewer, product_pk):
             {"viewer": viewer, "problem": str(error)},
             status=503,
         )
-    response = FileResponse(path.open("rb"), content_type="image/png")
+    response = HttpResponse(poster.png, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=300"
     if request.GET.get("download"):
         response["Content-Disposition"] = (
             f'attachment; filename="poster-{product.pk}.png"'

@@ -1,30 +1,44 @@
 """Promotion material: posters (PNG with the product and the distributor's QR code), copy
 templates with the link filled in, and the compliance filter (合规话术库) on custom copy.
 
-Posters are cached as files under MEDIA_ROOT keyed by what is drawn on them (product and its
-``updated_at``, price, link, image), so a product edit produces a new poster on the next request
-and an unchanged one is served from disk. Drawing happens outside any transaction.
+Posters are deterministic and cached in the shared "private" storage (every host sees it; only
+the portal's own view hands a poster out). The cache key is a hash of everything that decides the
+bytes: the product and its ``updated_at``, price, link, distributor, the product image's stored
+name (a new upload gets a new name), the font file's content, Pillow's and FreeType's versions
+and the layout version. The same inputs give the same PNG on every host (no timestamps or other
+metadata in the file), so whichever host draws it first, all hosts serve the same bytes. A poster
+drawn without the product image because it could not be read is served but never cached under
+the real poster's key. Drawing happens outside any transaction.
 """
 
 import functools
 import hashlib
 import io
+import logging
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import PIL
 import qrcode
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.db import transaction
 from django.utils.translation import gettext as _
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, features
 
 from ..models import BannedWord, Channel, CopyTemplate, CustomCopy, Distributor
 
+logger = logging.getLogger(__name__)
+
 POSTER_SIZE = (750, 1200)
+# Bump when the drawing below changes, so cached posters are drawn again.
+POSTER_LAYOUT_VERSION = "2"
 CJK_FONT_CANDIDATES = [
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
@@ -111,7 +125,17 @@ def _wrap(
     return lines
 
 
+class ProductImageUnreadable(Exception):
+    """The product has an image, but its file could not be read (missing, truncated)."""
+
+
+def _first_image_name(product) -> str:
+    return product.images.order_by("sort_order", "id").values_list("image", flat=True).first() or ""
+
+
 def _product_image(product) -> Image.Image | None:
+    """The product's first image, None if it has none; ProductImageUnreadable if it has one that
+    cannot be opened (so the caller never mistakes a broken file for "no image")."""
     image_row = product.images.order_by("sort_order", "id").first()
     if image_row is None or not image_row.image:
         return None
@@ -120,21 +144,21 @@ def _product_image(product) -> Image.Image | None:
             picture = Image.open(handle)
             picture.load()
         return picture.convert("RGB")
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError) as error:
+        raise ProductImageUnreadable(image_row.image.name) from error
 
 
-def poster_key(
-    *, product, price: Decimal, link_url: str, distributor: Distributor
-) -> str:
-    image_row = (
-        product.images.order_by("sort_order", "id")
-        .values_list("image", flat=True)
-        .first()
-        or ""
-    )
+@functools.lru_cache(maxsize=8)
+def _file_digest(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def poster_key(*, product, price: Decimal, link_url: str, distributor: Distributor) -> str:
+    """A hash of every input that decides the poster's bytes."""
     raw = "|".join(
         [
+            POSTER_LAYOUT_VERSION,
             str(product.pk),
             product.updated_at.isoformat(),
             product.name,
@@ -142,51 +166,42 @@ def poster_key(
             link_url,
             str(distributor.pk),
             str(distributor.user),
-            image_row,
+            _first_image_name(product),
+            _file_digest(find_cjk_font()),
+            PIL.__version__,
+            features.version("freetype2") or "",
         ]
     )
-    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-def render_poster_png(
-    *, product, price: Decimal, link_url: str, recommender: str
-) -> bytes:
-    """Draw the poster: product image, name, price, the QR code of the link, who recommends."""
+def _draw_placeholder(draw: ImageDraw.ImageDraw, product, width: int) -> None:
+    draw.rectangle((0, 0, width, 640), fill="#f4f1ea")
+    draw.text((width // 2, 320), product.name[:1], font=_font(220), fill="#c8102e", anchor="mm")
+
+
+def render_poster_png(*, product, price: Decimal, link_url: str, recommender: str, picture=None) -> bytes:
+    """Draw the poster: product image (``picture``, or a placeholder), name, price, the QR code of
+    the link, who recommends. The PNG carries pixels only (no time, no text chunks), encoded with
+    fixed settings, so the same inputs give the same bytes."""
     width, height = POSTER_SIZE
     canvas = Image.new("RGB", POSTER_SIZE, "white")
     draw = ImageDraw.Draw(canvas)
-    picture = _product_image(product)
     if picture is not None:
         picture.thumbnail((width, 640))
-        canvas.paste(
-            picture, ((width - picture.width) // 2, (640 - picture.height) // 2)
-        )
+        canvas.paste(picture, ((width - picture.width) // 2, (640 - picture.height) // 2))
     else:
-        draw.rectangle((0, 0, width, 640), fill="#f4f1ea")
-        initial = _font(220)
-        draw.text(
-            (width // 2, 320),
-            product.name[:1],
-            font=initial,
-            fill="#c8102e",
-            anchor="mm",
-        )
+        _draw_placeholder(draw, product, width)
     name_font, price_font, small = _font(40), _font(64), _font(26)
     y = 670
     for line in _wrap(draw, product.name, name_font, width - 60, 2):
         draw.text((30, y), line, font=name_font, fill="#222222")
         y += 54
     draw.text((30, y + 10), f"¥{price:.2f}", font=price_font, fill="#c8102e")
-    qr = qrcode.QRCode(
-        error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=2
-    )
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=2)
     qr.add_data(link_url)
     qr.make(fit=True)
-    qr_image = (
-        qr.make_image(fill_color="black", back_color="white")
-        .convert("RGB")
-        .resize((260, 260))
-    )
+    qr_image = qr.make_image(fill_color="black", back_color="white").convert("RGB").resize((260, 260))
     canvas.paste(qr_image, (width - 290, height - 300))
     draw.text((30, height - 220), _("长按识别二维码购买"), font=small, fill="#555555")
     draw.text(
@@ -196,36 +211,60 @@ def render_poster_png(
         fill="#555555",
     )
     buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
+    canvas.save(buffer, format="PNG", optimize=False, compress_level=6)
     return buffer.getvalue()
 
 
-def poster_for(
-    *, distributor: Distributor, product, price: Decimal, link_url: str
-) -> Path:
-    """The poster file for this distributor and product, drawn once per distinct content; an
-    older poster of the same pair (the product changed) is removed."""
-    key = poster_key(
-        product=product, price=price, link_url=link_url, distributor=distributor
-    )
-    folder = Path(settings.MEDIA_ROOT) / "posters" / str(distributor.pk)
-    path = folder / f"{product.pk}-{key}.png"
-    if path.is_file():
-        return path
+@dataclass(frozen=True)
+class Poster:
+    png: bytes
+    name: str  # its name in the private storage; "" when it was not cached
+
+
+def poster_storage():
+    return storages["private"]
+
+
+def poster_for(*, distributor: Distributor, product, price: Decimal, link_url: str) -> Poster:
+    """The poster for this distributor and product, drawn once per distinct content into the
+    shared private storage; an older poster of the same pair (the product changed) is removed."""
+    storage = poster_storage()
+    key = poster_key(product=product, price=price, link_url=link_url, distributor=distributor)
+    folder = f"posters/{distributor.pk}"
+    name = f"{folder}/{product.pk}-{key}.png"
+    try:
+        with storage.open(name, "rb") as cached:
+            return Poster(png=cached.read(), name=name)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        # Some backends (S3) say "missing" with another OSError; draw it again either way.
+        logger.info("distribution.poster_cache_miss", extra={"poster": name})
+    recommender = str(distributor.user)
+    try:
+        picture = _product_image(product)
+    except ProductImageUnreadable as error:
+        # Served so the distributor is not left without a poster, but not cached: the next
+        # request (on any host) tries the real image again.
+        logger.warning("distribution.poster_image_unreadable", extra={"product_id": product.pk, "image": str(error)})
+        data = render_poster_png(product=product, price=price, link_url=link_url, recommender=recommender)
+        return Poster(png=data, name="")
     data = render_poster_png(
-        product=product,
-        price=price,
-        link_url=link_url,
-        recommender=str(distributor.user),
+        product=product, price=price, link_url=link_url, recommender=recommender, picture=picture
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-    for stale in folder.glob(f"{product.pk}-*.png"):
-        if stale != path:
-            stale.unlink(missing_ok=True)
-    return path
+    # Identical bytes whoever writes them, so a concurrent writer on another host is harmless.
+    saved = storage.save(name, ContentFile(data))
+    if saved != name:  # a backend that refuses to overwrite kept the other writer's copy
+        storage.delete(saved)
+    try:
+        _directories, files = storage.listdir(folder)
+    except (FileNotFoundError, OSError):
+        files = []
+    prefix = f"{product.pk}-"
+    for stale in files:
+        if stale.startswith(prefix) and f"{folder}/{stale}" != name:
+            storage.delete(f"{folder}/{stale}")
+    return Poster(png=data, name=name)
 
 
 # --- copy and compliance ---------------------------------------------------------------------

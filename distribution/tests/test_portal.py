@@ -272,15 +272,26 @@ def test_the_poster_is_a_png_for_the_distributor(
     agent_client, network, settings, tmp_path
 ):
     settings.MEDIA_ROOT = tmp_path
+    settings.STORAGES = settings.STORAGES | {
+        "private": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path / "p"}}
+    }
+    settings.SITE_URL = "https://shop.example.com"
     product = ProductFactory(name="网易云音乐黑胶VIP")
 
     response = agent_client.get(
         reverse("distribution:agent-poster-image", args=[product.pk])
     )
+    again = agent_client.get(
+        reverse("distribution:agent-poster-image", args=[product.pk]),
+        HTTP_HOST="localhost",
+    )
 
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
-    assert b"".join(response.streaming_content).startswith(b"\x89PNG")
+    assert response.content.startswith(b"\x89PNG")
+    assert "private" in response["Cache-Control"]
+    # Asked through another host, the same poster: its QR code carries SITE_URL, not the host.
+    assert again.content == response.content
 
 
 def test_custom_copy_with_banned_words_shows_them_and_is_not_published(

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from PIL import Image
 
 from distribution.models import BannedWord, CustomCopy
@@ -18,7 +19,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def media(tmp_path, settings):
-    settings.MEDIA_ROOT = tmp_path
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = settings.STORAGES | {
+        "private": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "private", "base_url": None, "allow_overwrite": True},
+        }
+    }
     return tmp_path
 
 
@@ -59,6 +66,7 @@ def test_a_poster_is_a_png_of_the_expected_size_with_chinese_drawn():
 def test_posters_are_cached_and_redrawn_when_the_product_changes(media):
     distributor = DistributorFactory()
     product = ProductFactory(name="爱奇艺黄金会员")
+    storage = promotion.poster_storage()
 
     first = promotion.poster_for(
         distributor=distributor,
@@ -73,6 +81,7 @@ def test_posters_are_cached_and_redrawn_when_the_product_changes(media):
         link_url="http://t/r/A/",
     )
     assert again == first
+    assert storage.exists(first.name)
 
     product.name = "爱奇艺黄金会员年卡"
     product.save()
@@ -83,9 +92,89 @@ def test_posters_are_cached_and_redrawn_when_the_product_changes(media):
         link_url="http://t/r/A/",
     )
 
-    assert changed != first
-    assert not first.exists()
-    assert changed.exists()
+    assert changed.png != first.png
+    assert not storage.exists(first.name)
+    assert storage.exists(changed.name)
+
+
+def test_posters_live_in_the_private_storage_not_under_media(media):
+    distributor = DistributorFactory()
+    product = ProductFactory(name="优酷会员")
+
+    poster = promotion.poster_for(
+        distributor=distributor, product=product, price=Decimal("15.00"), link_url="http://t/r/A/"
+    )
+
+    assert (media / "private" / poster.name).read_bytes() == poster.png
+    assert not (media / "media").exists() or not any((media / "media").rglob("*.png"))
+
+
+def test_the_same_inputs_draw_the_same_bytes(media):
+    distributor = DistributorFactory()
+    product = ProductFactory(name="哔哩哔哩大会员")
+    _with_image(product, color=(10, 120, 200))
+    arguments = dict(product=product, price=Decimal("25.00"), link_url="http://t/r/A/", recommender="小王")
+    picture = promotion._product_image(product)
+
+    first = promotion.render_poster_png(**arguments, picture=picture.copy())
+    second = promotion.render_poster_png(**arguments, picture=picture.copy())
+
+    assert first == second
+    chunks = _png_chunk_types(first)
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND"
+    assert not {b"tIME", b"tEXt", b"iTXt", b"zTXt", b"eXIf"} & set(chunks)
+
+
+def test_a_new_product_image_draws_a_new_poster(media):
+    distributor = DistributorFactory()
+    product = ProductFactory(name="芒果TV会员")
+    _with_image(product, color=(200, 0, 0))
+    arguments = dict(distributor=distributor, product=product, price=Decimal("9.90"), link_url="http://t/r/A/")
+    red = promotion.poster_for(**arguments)
+    product.images.all().delete()
+
+    _with_image(product, color=(0, 200, 0))
+    green = promotion.poster_for(**arguments)
+
+    assert green.name != red.name and green.png != red.png
+
+
+def test_an_unreadable_product_image_is_never_cached_as_the_poster(media):
+    distributor = DistributorFactory()
+    product = ProductFactory(name="QQ音乐绿钻")
+    image = _with_image(product, color=(0, 0, 200))
+    arguments = dict(distributor=distributor, product=product, price=Decimal("12.00"), link_url="http://t/r/A/")
+    stored = image.image.storage.open(image.image.name).read()
+    image.image.storage.delete(image.image.name)
+
+    placeholder = promotion.poster_for(**arguments)
+
+    assert placeholder.name == ""
+    assert not promotion.poster_storage().exists(f"posters/{distributor.pk}")
+    # The file comes back (the other host finished writing it): the real poster is drawn.
+    image.image.storage.save(image.image.name, ContentFile(stored))
+    real = promotion.poster_for(**arguments)
+    assert real.name and real.png != placeholder.png
+
+
+def _with_image(product, *, color):
+    from catalog.models import ProductImage
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), color).save(buffer, "PNG")
+    row = ProductImage(product=product, width=320, height=240)
+    row.image.save(f"product-{product.pk}.png", ContentFile(buffer.getvalue()), save=False)
+    row.save()
+    return row
+
+
+def _png_chunk_types(data: bytes) -> list[bytes]:
+    position, types = 8, []
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        types.append(data[position + 4 : position + 8])
+        position += 12 + length
+    return types
 
 
 def test_copy_with_banned_claims_is_refused_and_names_every_word():

@@ -183,8 +183,53 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 WHITENOISE_USE_FINDERS = True
+# Files every host sees (uploads, thumbnails, posters) go through the storage API: "default"
+# holds what the shop shows (product images), "private" what only Kamen's own views hand out
+# after a permission check (posters), never under MEDIA_URL. Local directories in the embedded
+# default; with KAMEN_S3_BUCKET set, one S3-compatible bucket (MinIO, SeaweedFS, OSS, COS, S3)
+# that every host shares, under the prefixes "media/" and "private/".
+PRIVATE_ROOT = Path(os.environ.get("KAMEN_PRIVATE_ROOT", VAR_DIR / "private"))
+KAMEN_S3_BUCKET = os.environ.get("KAMEN_S3_BUCKET", "")
+if KAMEN_S3_BUCKET:
+    _s3_options = {
+        "bucket_name": KAMEN_S3_BUCKET,
+        "endpoint_url": os.environ.get("KAMEN_S3_ENDPOINT_URL") or None,
+        "access_key": os.environ.get("KAMEN_S3_ACCESS_KEY_ID") or None,
+        "secret_key": os.environ.get("KAMEN_S3_SECRET_ACCESS_KEY") or None,
+        "region_name": os.environ.get("KAMEN_S3_REGION") or None,
+        # MinIO and SeaweedFS want bucket names in the path, not in the host name.
+        "addressing_style": os.environ.get("KAMEN_S3_ADDRESSING_STYLE", "path"),
+        "signature_version": "s3v4",
+        "default_acl": None,
+        "querystring_expire": int(os.environ.get("KAMEN_S3_URL_EXPIRE_SECONDS", "3600")),
+    }
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": _s3_options
+        | {
+            "location": "media",
+            "file_overwrite": False,
+            # A public host (CDN, or the proxy's route to the bucket) serves media/ unsigned;
+            # without one every image URL is signed and expires.
+            "custom_domain": os.environ.get("KAMEN_S3_CUSTOM_DOMAIN") or None,
+            "url_protocol": os.environ.get("KAMEN_S3_URL_PROTOCOL", "https:"),
+            "querystring_auth": env_bool("KAMEN_S3_QUERYSTRING_AUTH", True),
+        },
+    }
+    _private_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": _s3_options
+        | {"location": "private", "file_overwrite": True, "querystring_auth": True, "custom_domain": None},
+    }
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    _private_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": PRIVATE_ROOT, "base_url": None, "allow_overwrite": True},
+    }
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
+    "private": _private_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

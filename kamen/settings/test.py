@@ -18,8 +18,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = False
 CACHES["default"]["KEY_PREFIX"] = "kamen-test-" + os.environ.get("TEST_DATABASE_NAME", "default")
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+# default and private as base chose them: local directories, or the bucket of KAMEN_S3_BUCKET
+# (the two-host test runs its hosts on one).
+STORAGES = STORAGES | {  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # Many tests log in and check out from 127.0.0.1 in one run: the shared counters would lock
