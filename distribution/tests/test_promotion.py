@@ -110,7 +110,6 @@ def test_posters_live_in_the_private_storage_not_under_media(media):
 
 
 def test_the_same_inputs_draw_the_same_bytes(media):
-    distributor = DistributorFactory()
     product = ProductFactory(name="哔哩哔哩大会员")
     _with_image(product, color=(10, 120, 200))
     arguments = dict(product=product, price=Decimal("25.00"), link_url="http://t/r/A/", recommender="小王")
