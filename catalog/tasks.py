@@ -2,8 +2,11 @@
 
 from celery import shared_task
 
+from kamen.periodic import exclusive_periodic_job
+
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
+@exclusive_periodic_job
 def check_stock_levels_task():
     from .services import check_stock_levels
 
@@ -11,6 +14,7 @@ def check_stock_levels_task():
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
+@exclusive_periodic_job
 def sync_supplier_prices_task():
     """Prices, stock and balances of every active supplier; products whose cost reached the price go off the shelf."""
     from .services import sync_all_suppliers

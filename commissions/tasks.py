@@ -2,10 +2,13 @@
 
 from celery import shared_task
 
+from kamen.periodic import exclusive_periodic_job
+
 
 @shared_task(
     acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
 )
+@exclusive_periodic_job
 def settle_commissions_task(cycle: str) -> int | None:
     """Beat runs one entry per cycle; only the merchant's chosen cycle settles."""
     from .services import get_policy, run_settlement
@@ -47,6 +50,7 @@ def reverse_commissions_task(order_id: int) -> int:
 
 
 @shared_task(acks_late=True)
+@exclusive_periodic_job
 def redrive_approved_withdrawals_task(older_than_minutes: int = 10) -> int:
     """Approved withdrawals whose payout task was lost (worker died before it ran) are sent
     again; ``pay_withdrawal`` claims each under its row lock, so a payout is never sent twice."""
@@ -70,6 +74,7 @@ def redrive_approved_withdrawals_task(older_than_minutes: int = 10) -> int:
 @shared_task(
     acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
 )
+@exclusive_periodic_job
 def team_bonus_task(month: str | None = None) -> int:
     """Beat runs it on the 1st for the month just ended (``month`` "YYYY-MM" to re-run one);
     paying is idempotent, so a retry or a second run pays nothing more."""

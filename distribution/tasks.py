@@ -2,10 +2,13 @@
 
 from celery import shared_task
 
+from kamen.periodic import exclusive_periodic_job
+
 
 @shared_task(
     acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
 )
+@exclusive_periodic_job
 def run_clean_out_task():
     from .services.lifecycle import run_clean_out
 
@@ -15,6 +18,7 @@ def run_clean_out_task():
 @shared_task(
     acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
 )
+@exclusive_periodic_job
 def compute_segment_tags_task():
     from .services.lifecycle import compute_segment_tags
 
@@ -24,6 +28,7 @@ def compute_segment_tags_task():
 @shared_task(
     acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
 )
+@exclusive_periodic_job
 def run_promotions_task():
     from .services.lifecycle import run_promotions
 

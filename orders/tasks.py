@@ -7,6 +7,8 @@ from decimal import Decimal
 from celery import shared_task
 from django.conf import settings
 
+from kamen.periodic import exclusive_periodic_job
+
 logger = logging.getLogger(__name__)
 
 RETRY = {"acks_late": True, "max_retries": 5, "retry_backoff": True, "retry_backoff_max": 300}
@@ -78,6 +80,7 @@ def deliver_sandbox_notification_task(self, notification_id: int):
 
 
 @shared_task(acks_late=True)
+@exclusive_periodic_job
 def expire_unpaid_orders_task():
     from orders.services import expire_unpaid_orders
 
@@ -85,6 +88,7 @@ def expire_unpaid_orders_task():
 
 
 @shared_task(acks_late=True)
+@exclusive_periodic_job
 def sweep_stalled_orders_task():
     from orders.services import sweep_stalled_orders
 
@@ -92,6 +96,7 @@ def sweep_stalled_orders_task():
 
 
 @shared_task(acks_late=True)
+@exclusive_periodic_job
 def query_pending_payments_task():
     from orders.services import query_pending_payments
 

@@ -397,3 +397,16 @@ CELERY_BEAT_SCHEDULE |= {
         "schedule": crontab(hour=4, minute=0, day_of_month=1),
     },
 }
+
+# --- One scheduler across hosts (docs/adr, issue 25) --------------------------------------------
+# `celery -A kamen beat` may run on every host: celery-redbeat keeps the schedule and each job's
+# last run in Redis, and only the beat holding the Redis lock sends anything. The holder renews
+# the lock on every tick (at most KAMEN_BEAT_MAX_INTERVAL_SECONDS apart); if its host dies, the
+# lock expires after KAMEN_BEAT_LOCK_SECONDS and a waiting beat takes over, reading the last runs
+# from Redis, so no period is sent twice. The jobs themselves never overlap (kamen.periodic).
+if REDIS_URL:
+    CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+    CELERY_REDBEAT_REDIS_URL = REDIS_URL
+    CELERY_REDBEAT_KEY_PREFIX = os.environ.get("KAMEN_BEAT_KEY_PREFIX", "kamen:beat")
+    CELERY_REDBEAT_LOCK_TIMEOUT = int(os.environ.get("KAMEN_BEAT_LOCK_SECONDS", "20"))
+    CELERY_BEAT_MAX_LOOP_INTERVAL = int(os.environ.get("KAMEN_BEAT_MAX_INTERVAL_SECONDS", "5"))
