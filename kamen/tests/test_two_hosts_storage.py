@@ -129,3 +129,32 @@ def test_a_poster_is_byte_identical_from_both_hosts(tmp_path, object_store):
     assert len(cached) == 1
     assert [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix="private/posters/")["Contents"]] == cached
     assert files_under(home_a / "private") == [] and files_under(home_b / "private") == []
+
+
+def test_the_bucket_is_created_once_and_a_second_run_changes_nothing(tmp_path, object_store):
+    endpoint, s3 = object_store
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("KAMEN_S3_")} | {
+        "DJANGO_SETTINGS_MODULE": "kamen.settings.test",
+        "KAMEN_VAR_DIR": str(tmp_path),
+        "KAMEN_S3_BUCKET": "kamen-new",
+        "KAMEN_S3_ENDPOINT_URL": endpoint,
+        "KAMEN_S3_ACCESS_KEY_ID": "test",
+        "KAMEN_S3_SECRET_ACCESS_KEY": "test",
+        "KAMEN_S3_REGION": "us-east-1",
+    }
+
+    def create():
+        return subprocess.run(
+            [sys.executable, "manage.py", "create_storage_bucket", "--wait", "5"],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    first, second = create(), create()
+
+    assert first.returncode == 0 and "created" in first.stdout, first.stderr
+    assert second.returncode == 0 and "exists" in second.stdout, second.stderr
+    assert "kamen-new" in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
