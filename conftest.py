@@ -91,3 +91,11 @@ def logged_in_page(page, live_server, staff_user):
     page.click("input[type=submit]")
     page.wait_for_url(f"{live_server.url}/admin/")
     return page
+
+
+@pytest.fixture(autouse=True)
+def site_url_is_the_live_server(request, settings):
+    """In a test with a live server, that server is the site: links built from SITE_URL (the
+    gateway's return URL, posters, e-mails) must lead back to it."""
+    if "live_server" in request.fixturenames:
+        settings.SITE_URL = request.getfixturevalue("live_server").url
