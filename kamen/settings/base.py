@@ -4,10 +4,12 @@ Embedded default (no DATABASE_URL, no REDIS_URL): a SQLite file under ``var/`` a
 work run in-process right after commit. Real mode: PostgreSQL and Redis (Celery + RQ).
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -339,6 +341,18 @@ KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME = int(os.environ.get("KAMEN_LOGIN_MAX_FAIL
 KAMEN_LOGIN_MAX_FAILURES_PER_IP = int(os.environ.get("KAMEN_LOGIN_MAX_FAILURES_PER_IP", "20"))
 KAMEN_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("KAMEN_LOGIN_LOCKOUT_SECONDS", str(15 * 60)))
 KAMEN_STAFF_2FA_REQUIRED = env_bool("KAMEN_STAFF_2FA_REQUIRED", False)
+# Payment notifications whose signature fails, per source address and minute; past it, 429
+# (genuine, correctly signed ones are never limited).
+KAMEN_UNVERIFIED_CALLBACKS_PER_MINUTE = int(os.environ.get("KAMEN_UNVERIFIED_CALLBACKS_PER_MINUTE", "30"))
+# Reverse proxies whose X-Forwarded-For / X-Real-IP is believed (kamen.client_ip): addresses or
+# CIDR ranges, comma-separated. Empty: nothing is trusted and the connecting address is the
+# buyer's. Checked here so a typo stops the start instead of trusting nobody.
+KAMEN_TRUSTED_PROXIES = env_list("KAMEN_TRUSTED_PROXIES")
+for _proxy in KAMEN_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"KAMEN_TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR range") from None
 KAMEN_REAL_NAME_PROVIDER = os.environ.get("KAMEN_REAL_NAME_PROVIDER", "riskcontrol.kyc.SandboxRealNameProvider")
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
