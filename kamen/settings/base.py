@@ -334,7 +334,12 @@ MIDDLEWARE += [
     "kamen.security.LoginThrottleMiddleware",
     "kamen.security.TwoFactorMiddleware",
     "riskcontrol.fingerprint.DeviceMiddleware",
+    # Innermost, so a view's lost database connection is answered (503) before the others see it.
+    "kamen.resilience.DatabaseUnavailableMiddleware",
 ]
+# A request whose database connection broke (a PostgreSQL restart) gets a 503 page asking the
+# browser to retry after this many seconds (kamen.resilience).
+KAMEN_DATABASE_RETRY_AFTER_SECONDS = int(os.environ.get("KAMEN_DATABASE_RETRY_AFTER_SECONDS", "5"))
 # Whole request bodies above this are refused with 413 (card-key imports are up to 20 MiB).
 KAMEN_MAX_REQUEST_BYTES = int(os.environ.get("KAMEN_MAX_REQUEST_BYTES", str(CARD_KEY_IMPORT_MAX_BYTES + 5 * 1024 * 1024)))
 KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME = int(os.environ.get("KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME", "5"))
