@@ -146,6 +146,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "kamen"),
+            # An unreachable Redis must cost a request a moment, not the OS's connect timeout:
+            # the callers fall back (kamen.security.counters) when the cache fails.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         }
     }
 else:
@@ -337,6 +340,10 @@ MIDDLEWARE += [
     # Innermost, so a view's lost database connection is answered (503) before the others see it.
     "kamen.resilience.DatabaseUnavailableMiddleware",
 ]
+# Enqueueing on the request path (fulfilment after a callback, the sandbox's notifications,
+# e-mails) must fail fast while Redis is down: the paid order is in the database and the recovery
+# loop re-drives it. Without a bound, kombu retries the connection for ~6 s inside the request.
+CELERY_BROKER_TRANSPORT_OPTIONS |= {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 # A request whose database connection broke (a PostgreSQL restart) gets a 503 page asking the
 # browser to retry after this many seconds (kamen.resilience).
 KAMEN_DATABASE_RETRY_AFTER_SECONDS = int(os.environ.get("KAMEN_DATABASE_RETRY_AFTER_SECONDS", "5"))
