@@ -33,7 +33,7 @@ def on_order_completed(sender, order, commissions_split=False, **kwargs):
             "commissions.split_failed",
             extra={"order": getattr(order, "order_no", None)},
         )
-        transaction.on_commit(lambda: split_commissions_task.delay(order.pk))
+        transaction.on_commit(lambda: split_commissions_task.delay(order.pk), robust=True)
 
 
 def on_order_refunded(sender, order, amount=None, refund=None, **kwargs):
@@ -47,7 +47,7 @@ def on_order_refunded(sender, order, amount=None, refund=None, **kwargs):
             "commissions.reversal_failed",
             extra={"order": getattr(order, "order_no", None)},
         )
-        transaction.on_commit(lambda: reverse_commissions_task.delay(order.pk))
+        transaction.on_commit(lambda: reverse_commissions_task.delay(order.pk), robust=True)
 
 
 def connect() -> bool:

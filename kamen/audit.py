@@ -4,6 +4,7 @@ from typing import Any
 
 from django.db import models
 
+from .client_ip import client_ip
 from .models import AuditLogEntry
 
 # Field names whose values must never reach the audit log, whatever the model.
@@ -40,12 +41,6 @@ def diff_fields(*, before: dict[str, Any], after: dict[str, Any]) -> dict[str, l
 
 def snapshot(instance: models.Model, fields: list[str]) -> dict[str, Any]:
     return {name: getattr(instance, name) for name in fields}
-
-
-def client_ip(request) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def record_audit(

@@ -37,6 +37,9 @@ def enqueue_bulk_job(func: Callable, *args, **kwargs) -> None:
             return
         import django_rq
 
-        django_rq.get_queue("default").enqueue(func, *args, **kwargs)
+        try:
+            django_rq.get_queue("default").enqueue(func, *args, **kwargs)
+        except Exception:  # Redis down: the job's row stays pending; the page must not fail
+            logger.exception("bulk_job.enqueue_failed", extra={"job": getattr(func, "__name__", "?")})
 
     transaction.on_commit(enqueue)

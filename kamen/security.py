@@ -2,12 +2,15 @@
 rate limits, and the staff two-factor gate.
 
 Counters live in the cache (Redis in real mode), keyed per IP and per username, so every web
-process shares them.
+process shares them. When the cache cannot be reached they fall back to counters in this
+process (``counters``): each web process then limits on its own, looser by the number of
+processes but never "allow everything", and no request fails because Redis blinked.
 """
 
 import hashlib
 import logging
 import re
+import threading
 import time
 
 from django.conf import settings
@@ -17,6 +20,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+
+from .client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -95,21 +100,142 @@ class RequestSizeLimitMiddleware:
 
 # --- counters ----------------------------------------------------------------------------------
 def _client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR") or "unknown"
+    return client_ip(request) or "unknown"
 
 
 def _hash(value: str) -> str:
     return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:24]
 
 
+class LocalCounters:
+    """Expiring counters in this process's memory: the stand-in while the shared cache is down.
+    Bounded (the oldest keys go first), so a flood of addresses cannot grow it without end."""
+
+    def __init__(self, max_keys: int = 50_000):
+        self.max_keys = max_keys
+        self._values: dict[str, tuple[float, object]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str, now: float):
+        found = self._values.get(key)
+        if found is None or found[0] <= now:
+            self._values.pop(key, None)
+            return None
+        return found[1]
+
+    def _store(self, key: str, value, window: float, now: float) -> None:
+        if len(self._values) >= self.max_keys and key not in self._values:
+            for stale in [name for name, (until, _value) in self._values.items() if until <= now]:
+                del self._values[stale]
+            while len(self._values) >= self.max_keys:
+                del self._values[next(iter(self._values))]
+        self._values[key] = (now + window, value)
+
+    def bump(self, key: str, window: float) -> int:
+        now = time.monotonic()
+        with self._lock:
+            count = int(self._live(key, now) or 0) + 1
+            until = self._values[key][0] if count > 1 else now + window
+            self._store(key, count, until - now, now)
+            return count
+
+    def get(self, key: str):
+        with self._lock:
+            return self._live(key, time.monotonic())
+
+    def set(self, key: str, value, window: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._store(key, value, window, now)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._values.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+class ResilientCounters:
+    """The shared cache when it answers, this process's ``LocalCounters`` when it does not.
+
+    After a failure the cache is left alone for ``retry_seconds`` (every request would
+    otherwise wait for a refused connection, or a timeout), then tried again."""
+
+    def __init__(self, retry_seconds: float = 2.0):
+        self.local = LocalCounters()
+        self.retry_seconds = retry_seconds
+        self._cache_down_until = 0.0
+
+    @property
+    def is_cache_down(self) -> bool:
+        return time.monotonic() < self._cache_down_until
+
+    def _shared(self, operation, *args):
+        """(True, result) from the cache, or (False, None) when it is down (logged once per
+        retry period)."""
+        if self.is_cache_down:
+            return False, None
+        try:
+            return True, operation(*args)
+        except Exception as error:  # noqa: BLE001 — any cache failure means "use the local ones"
+            self._cache_down_until = time.monotonic() + self.retry_seconds
+            logger.warning("security.counters_cache_unavailable", extra={"error": error.__class__.__name__})
+            return False, None
+
+    def bump(self, key: str, window: int) -> int:
+        """Count one more in this fixed window; returns the count so far."""
+
+        def shared_bump():
+            if cache.add(key, 1, timeout=window):
+                return 1
+            try:
+                return cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.add(key, 1, timeout=window)
+                return 1
+
+        ok, count = self._shared(shared_bump)
+        return count if ok else self.local.bump(key, window)
+
+    def get(self, key: str):
+        ok, value = self._shared(cache.get, key)
+        return value if ok else self.local.get(key)
+
+    def get_many(self, keys: list[str]) -> dict:
+        ok, values = self._shared(cache.get_many, keys)
+        if ok:
+            return values
+        return {key: value for key in keys if (value := self.local.get(key)) is not None}
+
+    def set(self, key: str, value, window: int) -> None:
+        ok, _result = self._shared(cache.set, key, value, window)
+        if not ok:
+            self.local.set(key, value, window)
+
+    def delete(self, key: str) -> None:
+        self.local.delete(key)
+        self._shared(cache.delete, key)
+
+    def reset(self) -> None:
+        """Forget the local counters and any remembered outage (tests; a new process)."""
+        self.local.clear()
+        self._cache_down_until = 0.0
+
+
+counters = ResilientCounters()
+
+
 def _bump(key: str, window: int) -> int:
-    if cache.add(key, 1, timeout=window):
-        return 1
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=window)
-        return 1
+    return counters.bump(key, window)
+
+
+def is_over_limit(*, rule: str, subject: str, limit: int, window: int) -> bool:
+    """Count one request of ``subject`` under ``rule`` in the current fixed window; True once
+    there are more than ``limit``. Never raises: a cache outage counts in this process."""
+    bucket = int(time.time() // window)
+    return _bump(f"rate:{rule}:{subject}:{bucket}", window) > limit
 
 
 # --- login brute force ---------------------------------------------------------------------------
@@ -131,7 +257,7 @@ def _failure_keys(request, username: str) -> list[tuple[str, int]]:
 
 def is_login_locked(request, username: str) -> bool:
     return any(
-        (cache.get(key) or 0) >= limit
+        (counters.get(key) or 0) >= limit
         for key, limit in _failure_keys(request, username)
     )
 
@@ -147,7 +273,7 @@ def record_login_failure(request, username: str) -> None:
 
 def clear_login_failures(request, username: str) -> None:
     if username:
-        cache.delete(f"login-fail:user:{_hash(username)}")
+        counters.delete(f"login-fail:user:{_hash(username)}")
 
 
 def locked_response(request) -> HttpResponse:
@@ -198,14 +324,15 @@ DEFAULT_RATE_LIMITS = [
     # (name, path regex, methods, requests, seconds) per client IP.
     ("checkout", r"^/buy/\d+/$", ("POST",), 20, 60),
     ("lookup", r"^/orders/[^/]+/(status\.json)?$|^/lookup/", ("GET", "POST"), 120, 60),
-    ("callback", r"^/pay/notify/", ("POST",), 300, 60),
     ("login", r"^/(admin|agent)/login/$", ("POST",), 30, 60),
 ]
 
 
 class RateLimitMiddleware:
     """Fixed-window request limits per client IP for the public endpoints that attackers
-    hammer: checkout, order look-up and card-key pages, payment callbacks, log-in."""
+    hammer: checkout, order look-up and card-key pages, log-in. Payment callbacks are not
+    limited here: a genuine one is known only by its signature, so the callback service limits
+    the unverified ones per source (``orders.services.payments``)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -215,9 +342,9 @@ class RateLimitMiddleware:
             settings, "KAMEN_RATE_LIMITS", DEFAULT_RATE_LIMITS
         ):
             if request.method in methods and re.search(pattern, request.path):
-                bucket = int(time.time() // window)
-                count = _bump(f"rate:{name}:{_client_ip(request)}:{bucket}", window)
-                if count > limit:
+                if is_over_limit(
+                    rule=name, subject=_client_ip(request), limit=limit, window=window
+                ):
                     logger.warning(
                         "security.rate_limited",
                         extra={"rule": name, "ip": _client_ip(request)},

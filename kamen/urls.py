@@ -5,6 +5,8 @@ from django.urls import include, path
 
 from . import views
 
+handler500 = "kamen.resilience.server_error"
+
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -406,7 +406,7 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
 class PaymentCallbackAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Every notification as received — forged and rejected ones too, for review."""
 
-    list_display = ["received_at", "gateway", "source", "event_id", "out_trade_no", "amount", "is_verified", "outcome", "times_received"]
+    list_display = ["received_at", "gateway", "source", "source_ip", "event_id", "out_trade_no", "amount", "is_verified", "outcome", "times_received"]
     list_filter = ["outcome", "gateway", "source", "is_verified", "received_at"]
     search_fields = ["=out_trade_no", "=event_id"]
     date_hierarchy = "received_at"

@@ -261,6 +261,8 @@ class PaymentCallback(models.Model):
     raw_body = models.TextField(_("原始内容"), blank=True)
     headers = models.JSONField(_("请求头"), default=dict, blank=True)
     payload = models.JSONField(_("解析内容"), default=dict, blank=True)
+    # Who sent it (kamen.client_ip): a forged notification's source, for staff and the risk rules.
+    source_ip = models.GenericIPAddressField(_("来源 IP"), null=True, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from catalog import selectors as catalog_selectors
 from catalog.validation import sanitize_description
 from kamen.site import site_url
+from kamen.client_ip import client_ip
 
 from orders.services.redemption import vouchers_for_buyer
 from riskcontrol.guessing import page_denied
@@ -28,10 +29,6 @@ from . import selectors, services
 from .gateways import GatewayError, UnknownGateway
 from .middleware import referral_from_request
 from .models import OrderStatus, SandboxPayment, SandboxPaymentStatus
-
-
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _grant(request, order_no: str) -> None:
@@ -52,7 +49,7 @@ def _begin_payment(request, order):
             order=order,
             notify_url=_notify_url(request, order.payment_gateway or "sandbox"),
             return_url=site_url(order_url),
-            client_ip=_client_ip(request) or "",
+            client_ip=client_ip(request) or "",
         )
     except (ValidationError, GatewayError, UnknownGateway):
         return redirect(order_url)
@@ -86,7 +83,7 @@ def checkout(request, pk: int):
             recharge_target=request.POST.get("recharge_target", ""),
             checkout_token=request.POST.get("checkout_token", "")[:64] or None,
             referral=referral_from_request(request),
-            buyer_ip=_client_ip(request),
+            buyer_ip=client_ip(request),
             gateway=settings.ORDER_DEFAULT_GATEWAY,
             buyer_user=request.user,
         )
@@ -161,9 +158,15 @@ def order_sync(request, order_no: str):
 def payment_notify(request, gateway: str):
     headers = {key.lower(): value for key, value in request.headers.items()}
     try:
-        result = services.record_payment_notification(gateway_code=gateway, body=request.body, headers=headers)
+        result = services.record_payment_notification(
+            gateway_code=gateway, body=request.body, headers=headers, source_ip=client_ip(request)
+        )
     except UnknownGateway:
         raise Http404 from None
+    except services.NotificationThrottled as throttled:
+        response = HttpResponse("too many unverified notifications", status=429, content_type="text/plain")
+        response["Retry-After"] = str(throttled.retry_after)
+        return response
     return HttpResponse(result.answer.body, status=result.answer.status, content_type=result.answer.content_type)
 
 

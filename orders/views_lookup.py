@@ -12,6 +12,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from kamen.client_ip import client_ip
 from orders.models import Order, Voucher
 from orders.services.access import grant_order_access, has_order_access, signed_order_token
 from orders.services.lookup import LookupFailed, LookupLocked, LookupUnavailable, lookup_orders, mask_contact
@@ -19,10 +20,6 @@ from orders.services.redemption import current_dynamic_code, voucher_qr_png, vou
 from riskcontrol.guessing import check_lookup_allowed, lookup_failed, page_denied
 
 RESULT_SESSION_KEY = "orders.lookup_result"
-
-
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _order_page_url(order: Order) -> str:
@@ -52,7 +49,7 @@ def order_lookup(request):
             order_no=identifier if mode == "order_no" else "",
             contact=identifier if mode == "contact" else "",
             password=request.POST.get("password", ""),
-            ip=_client_ip(request),
+            ip=client_ip(request),
         )
     except ValidationError as error:
         context["errors"] = error.message_dict

@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from kamen.client_ip import client_ip
 from orders.services.redemption import VoucherRefused, redeem_voucher
 
 STORE_SESSION_KEY = "orders.redeem_store"
@@ -37,7 +38,7 @@ def redeem(request):
             dynamic_code=values["dynamic_code"],
             actor=request.user,
             store_label=values["store_label"],
-            ip=request.META.get("REMOTE_ADDR") or None,
+            ip=client_ip(request),
             request=request,
         )
     except ValidationError as error:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from django.core import signing
 
+from kamen.client_ip import client_ip
+
 COOKIE_NAME = "kdid"
 COOKIE_SALT = "riskcontrol.device"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 365 * 2
@@ -54,7 +56,7 @@ def device_from_request(request) -> Device:
             request.META.get("HTTP_USER_AGENT", ""),
             request.META.get("HTTP_ACCEPT_LANGUAGE", ""),
         ),
-        ip=request.META.get("REMOTE_ADDR") or None,
+        ip=client_ip(request),
     )
 
 

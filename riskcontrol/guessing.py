@@ -18,13 +18,14 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from kamen.security import counters
 
 from .models import Action, BlacklistKind, RiskEvent, RiskSignal, RuleCode, SignalKind
 from .rules import Rule, active_rules
@@ -103,7 +104,7 @@ def guessing_refusal(*, request=None, ip: str | None = None, device_id: str = ""
     if not subjects:
         return None
     try:
-        blocked = cache.get_many([_block_key(on, value) for on, value in subjects])
+        blocked = counters.get_many([_block_key(on, value) for on, value in subjects])
     except Exception:  # noqa: BLE001 — the cache down must not take the look-up down
         logger.exception("riskcontrol.guess_block_unreadable")
         blocked = {}
@@ -210,9 +211,7 @@ def _fire(*, rule, kind, signal, matched_on, value, count, targets, reason, now)
     outcome = ""
     if rule.action == Action.BLOCK:
         try:
-            cache.set(
-                _block_key(matched_on, value), time.time() + window_seconds, timeout=window_seconds
-            )
+            counters.set(_block_key(matched_on, value), time.time() + window_seconds, window_seconds)
             outcome = _("已限制该%(label)s访问 %(minutes)s 分钟") % {
                 "label": label,
                 "minutes": window_seconds // 60,

@@ -22,6 +22,8 @@ class SignalKind(models.TextChoices):
     # Guessing: a failed buyer look-up, an order / card-key page asked for without access.
     LOOKUP_FAILED = "lookup_failed", _("查单失败")
     PAGE_DENIED = "page_denied", _("无权访问订单页")
+    # A payment notification whose signature did not verify (forged or tampered), by source.
+    CALLBACK_FORGED = "callback_forged", _("伪造的支付回调")
 
 
 class Action(models.TextChoices):

@@ -975,6 +975,16 @@ def record_distributor_signal(
     )
 
 
+def record_forged_callback(*, ip: str | None, gateway_code: str, reason: str) -> RiskSignal:
+    """A payment notification whose signature did not verify, by the address that sent it: a
+    probe of the callback endpoint, which staff see with the other signals of that address."""
+    return RiskSignal.objects.create(
+        kind=SignalKind.CALLBACK_FORGED,
+        ip=ip or None,
+        explanation=f"{gateway_code[:20]}: {reason}"[:200],
+    )
+
+
 def record_payout_account(*, distributor, account: str) -> None:
     """The commissions app calls this when a payout account is added, so linked-account and
     self-referral rules see it (as a blind index only)."""
@@ -997,6 +1007,7 @@ __all__ = [
     "assess_checkout_in_full",
     "freeze_distributor_commissions",
     "record_distributor_signal",
+    "record_forged_callback",
     "record_payout_account",
 ]
 

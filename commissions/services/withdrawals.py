@@ -365,7 +365,8 @@ def approve_withdrawal(*, withdrawal: Withdrawal, actor, request=None) -> Withdr
         )
         from ..tasks import pay_withdrawal_task
 
-        transaction.on_commit(lambda: pay_withdrawal_task.delay(locked.pk))
+        # robust: with the broker down the approval still stands (redrive_approved_withdrawals pays it)
+        transaction.on_commit(lambda: pay_withdrawal_task.delay(locked.pk), robust=True)
     return locked
 
 

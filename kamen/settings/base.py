@@ -4,10 +4,12 @@ Embedded default (no DATABASE_URL, no REDIS_URL): a SQLite file under ``var/`` a
 work run in-process right after commit. Real mode: PostgreSQL and Redis (Celery + RQ).
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -144,6 +146,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "kamen"),
+            # An unreachable Redis must cost a request a moment, not the OS's connect timeout:
+            # the callers fall back (kamen.security.counters) when the cache fails.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         }
     }
 else:
@@ -377,13 +382,34 @@ MIDDLEWARE += [
     "kamen.security.LoginThrottleMiddleware",
     "kamen.security.TwoFactorMiddleware",
     "riskcontrol.fingerprint.DeviceMiddleware",
+    # Innermost, so a view's lost database connection is answered (503) before the others see it.
+    "kamen.resilience.DatabaseUnavailableMiddleware",
 ]
+# Enqueueing on the request path (fulfilment after a callback, the sandbox's notifications,
+# e-mails) must fail fast while Redis is down: the paid order is in the database and the recovery
+# loop re-drives it. Without a bound, kombu retries the connection for ~6 s inside the request.
+CELERY_BROKER_TRANSPORT_OPTIONS |= {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# A request whose database connection broke (a PostgreSQL restart) gets a 503 page asking the
+# browser to retry after this many seconds (kamen.resilience).
+KAMEN_DATABASE_RETRY_AFTER_SECONDS = int(os.environ.get("KAMEN_DATABASE_RETRY_AFTER_SECONDS", "5"))
 # Whole request bodies above this are refused with 413 (card-key imports are up to 20 MiB).
 KAMEN_MAX_REQUEST_BYTES = int(os.environ.get("KAMEN_MAX_REQUEST_BYTES", str(CARD_KEY_IMPORT_MAX_BYTES + 5 * 1024 * 1024)))
 KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME = int(os.environ.get("KAMEN_LOGIN_MAX_FAILURES_PER_USERNAME", "5"))
 KAMEN_LOGIN_MAX_FAILURES_PER_IP = int(os.environ.get("KAMEN_LOGIN_MAX_FAILURES_PER_IP", "20"))
 KAMEN_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("KAMEN_LOGIN_LOCKOUT_SECONDS", str(15 * 60)))
 KAMEN_STAFF_2FA_REQUIRED = env_bool("KAMEN_STAFF_2FA_REQUIRED", False)
+# Payment notifications whose signature fails, per source address and minute; past it, 429
+# (genuine, correctly signed ones are never limited).
+KAMEN_UNVERIFIED_CALLBACKS_PER_MINUTE = int(os.environ.get("KAMEN_UNVERIFIED_CALLBACKS_PER_MINUTE", "30"))
+# Reverse proxies whose X-Forwarded-For / X-Real-IP is believed (kamen.client_ip): addresses or
+# CIDR ranges, comma-separated. Empty: nothing is trusted and the connecting address is the
+# buyer's. Checked here so a typo stops the start instead of trusting nobody.
+KAMEN_TRUSTED_PROXIES = env_list("KAMEN_TRUSTED_PROXIES")
+for _proxy in KAMEN_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"KAMEN_TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR range") from None
 KAMEN_REAL_NAME_PROVIDER = os.environ.get("KAMEN_REAL_NAME_PROVIDER", "riskcontrol.kyc.SandboxRealNameProvider")
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)

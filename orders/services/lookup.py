@@ -1,7 +1,8 @@
 """Buyer order look-up (自助查单): order number or contact, plus the order's query password.
 
-Guessing is what this must stop. Failed attempts are counted in the cache (Redis in real mode)
-per order number / contact and per client IP; reaching the limit locks that key out for
+Guessing is what this must stop. Failed attempts are counted in the cache (Redis in real mode;
+this process's own counters while Redis is down, ``kamen.security.counters``) per order number
+/ contact and per client IP; reaching the limit locks that key out for
 ORDER_LOOKUP_LOCKOUT_MINUTES, and a correct password during the lock-out is refused too, so a
 lock-out cannot be probed. A wrong password and an unknown order number get the same error and
 take the same time (a dummy hash is checked when there is no order), so neither reveals whether
@@ -17,10 +18,10 @@ import time
 from functools import lru_cache
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from kamen.security import counters
 from orders.models import Order
 
 from .query_password import check_query_password, hash_query_password
@@ -111,7 +112,7 @@ def _check_not_locked(scopes) -> None:
     now = time.time()
     locked_until = 0.0
     for scope, _limit in scopes:
-        until = cache.get(f"{_CACHE_PREFIX}:lock:{scope}")
+        until = counters.get(f"{_CACHE_PREFIX}:lock:{scope}")
         if until and float(until) > now:
             locked_until = max(locked_until, float(until))
     if locked_until:
@@ -123,15 +124,10 @@ def _record_failure(scopes) -> None:
     window = _lockout_seconds()
     for scope, limit in scopes:
         counter = f"{_CACHE_PREFIX}:fail:{scope}"
-        cache.add(counter, 0, timeout=window)
-        try:
-            failures = cache.incr(counter)
-        except ValueError:  # expired between add and incr
-            cache.add(counter, 1, timeout=window)
-            failures = 1
+        failures = counters.bump(counter, window)
         if failures >= limit:
-            cache.set(f"{_CACHE_PREFIX}:lock:{scope}", time.time() + window, timeout=window)
-            cache.delete(counter)
+            counters.set(f"{_CACHE_PREFIX}:lock:{scope}", time.time() + window, window)
+            counters.delete(counter)
 
 
 def lookup_orders(*, password: str, order_no: str = "", contact: str = "", ip: str | None = None) -> list[Order]:
@@ -179,7 +175,7 @@ def lookup_orders(*, password: str, order_no: str = "", contact: str = "", ip: s
         if not matches:
             _record_failure(scopes)
         else:
-            cache.delete(f"{_CACHE_PREFIX}:fail:{scopes[0][0]}")
+            counters.delete(f"{_CACHE_PREFIX}:fail:{scopes[0][0]}")
     except Exception:
         logger.exception("orders.lookup_counters_unavailable")
         raise LookupUnavailable() from None

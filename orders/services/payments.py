@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -32,6 +33,7 @@ from kamen.db import (
     instance_from_row,
     select_list,
 )
+from kamen.security import is_over_limit
 from orders.gateways import (
     GatewayError,
     MalformedNotification,
@@ -53,12 +55,14 @@ from orders.models import (
     PaymentCallback,
     PaymentStatus,
 )
+from riskcontrol.services import record_forged_callback
 
 from .enqueue import enqueue_after_commit
 from .state import lock_order, move_locked_order, transition_order
 
 __all__ = [
     "NotificationResult",
+    "NotificationThrottled",
     "WalletPaymentUnavailable",
     "confirm_payment_manually",
     "pay_with_wallet",
@@ -71,6 +75,14 @@ logger = logging.getLogger(__name__)
 CURRENCY = "CNY"
 MAX_RAW_BODY = 20_000
 _PAYABLE = (OrderStatus.PENDING_PAYMENT, OrderStatus.EXPIRED)
+
+
+class NotificationThrottled(Exception):
+    """Too many notifications that failed verification from one source: answer 429."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(retry_after)
 
 
 @dataclass(frozen=True)
@@ -124,11 +136,17 @@ def _safe_headers(headers: Mapping[str, str]) -> dict:
     return {key: str(value)[:500] for key, value in headers.items() if key.lower() not in {"cookie", "authorization"}}
 
 
-def record_payment_notification(*, gateway_code: str, body: bytes, headers: Mapping[str, str]) -> NotificationResult:
+def record_payment_notification(
+    *, gateway_code: str, body: bytes, headers: Mapping[str, str], source_ip: str | None = None
+) -> NotificationResult:
     """A gateway's async notification: verify, store, apply. Returns what to answer the gateway.
 
-    A forged or unreadable one is stored (keyed by a hash of its body) and rejected; it changes
-    nothing else.
+    The signature is checked first, and only a notification that fails it is limited: a genuine
+    one is never refused, whatever address it comes from (gateways notify from a handful of
+    addresses, and behind a proxy every address may look alike). A forged or unreadable one is
+    counted per ``source_ip`` — past KAMEN_UNVERIFIED_CALLBACKS_PER_MINUTE it raises
+    NotificationThrottled without writing anything — else stored (keyed by a hash of its body),
+    recorded as a risk signal of its source, and rejected; it changes nothing else.
     """
     gateway = get_gateway(gateway_code)
     headers = {key.lower(): value for key, value in headers.items()}
@@ -136,12 +154,22 @@ def record_payment_notification(*, gateway_code: str, body: bytes, headers: Mapp
         notification = gateway.parse_notification(body=body, headers=headers)
     except (SignatureInvalid, MalformedNotification) as error:
         reason = _("签名无效") if isinstance(error, SignatureInvalid) else _("通知格式错误")
+        if is_over_limit(
+            rule="callback-unverified",
+            subject=source_ip or "unknown",
+            limit=settings.KAMEN_UNVERIFIED_CALLBACKS_PER_MINUTE,
+            window=60,
+        ):
+            logger.warning("payments.notification_throttled", extra={"gateway": gateway_code, "ip": source_ip})
+            raise NotificationThrottled(retry_after=60) from None
+        record_forged_callback(ip=source_ip, gateway_code=gateway_code, reason=reason)
         callback = _store_rejected(
             gateway_code=gateway_code,
             event_id="unverified-" + hashlib.sha256(body).hexdigest()[:40],
             reason=reason,
             body=body,
             headers=headers,
+            source_ip=source_ip,
         )
         logger.warning(
             "payments.notification_rejected", extra={"gateway": gateway_code, "reason": error.__class__.__name__}
@@ -154,11 +182,14 @@ def record_payment_notification(*, gateway_code: str, body: bytes, headers: Mapp
         source=CallbackSource.NOTIFY,
         raw_body=_text(body),
         headers=_safe_headers(headers),
+        source_ip=source_ip,
     )
     return NotificationResult(callback, gateway.answer_notification(accepted=callback.is_accepted))
 
 
-def _store_rejected(*, gateway_code: str, event_id: str, reason: str, body: bytes, headers: Mapping) -> PaymentCallback:
+def _store_rejected(
+    *, gateway_code: str, event_id: str, reason: str, body: bytes, headers: Mapping, source_ip: str | None = None
+) -> PaymentCallback:
     try:
         with transaction.atomic():
             return PaymentCallback.objects.create(
@@ -168,6 +199,7 @@ def _store_rejected(*, gateway_code: str, event_id: str, reason: str, body: byte
                 rejection_reason=reason,
                 raw_body=_text(body),
                 headers=_safe_headers(headers),
+                source_ip=source_ip,
             )
     except IntegrityError:
         PaymentCallback.objects.filter(gateway=gateway_code, event_id=event_id).update(
@@ -198,6 +230,7 @@ def _apply_payment(
     headers: dict | None = None,
     actor=None,
     on_paid=None,
+    source_ip: str | None = None,
 ) -> PaymentCallback:
     with transaction.atomic():
         order, existing = _lock_order_and_find_callback(notification.out_trade_no, gateway_code, notification.event_id)
@@ -217,6 +250,7 @@ def _apply_payment(
             "headers": headers or {},
             "payload": json.loads(json.dumps(dict(notification.raw), default=str)),
             "actor": actor if getattr(actor, "is_authenticated", False) else None,
+            "source_ip": source_ip,
         }
         reason = _rejection(order, notification, expected_app_id)
         if reason:

@@ -5,6 +5,7 @@ from django.core.cache import cache
 from django.test import override_settings
 from django.urls import reverse
 
+from kamen.security import counters
 from orders.models import OrderStatus
 from orders.services.access import SESSION_KEY, order_from_signed_token
 from orders.services.lookup import LookupFailed, LookupLocked, lookup_orders, mask_contact
@@ -19,8 +20,10 @@ GENERIC_ERROR = "订单号/联系方式或查询密码不正确"
 @pytest.fixture(autouse=True)
 def clean_counters():
     cache.clear()
+    counters.reset()
     yield
     cache.clear()
+    counters.reset()
 
 
 def post_lookup(client, identifier, password, mode="order_no", ip="203.0.113.7"):
@@ -227,15 +230,32 @@ def test_a_signed_link_for_another_order_opens_nothing(client):
     assert client.get(url, {"t": signed_order_token(order)}).status_code == 200
 
 
-def test_when_the_counters_are_down_the_lookup_refuses_rather_than_allow_guessing(client, monkeypatch):
-    order = make_order(password="open-sesame")
-
+def _break_the_cache(monkeypatch):
     def broken(*args, **kwargs):
         raise ConnectionError("redis down")
 
-    monkeypatch.setattr(cache, "get", broken)
+    for name in ("get", "get_many", "set", "add", "incr", "delete"):
+        monkeypatch.setattr(cache, name, broken)
+
+
+def test_when_the_cache_is_down_the_right_password_still_opens_the_order(client, monkeypatch):
+    order = make_order(password="open-sesame")
+    _break_the_cache(monkeypatch)
+
     response = post_lookup(client, order.order_no, "open-sesame")
 
-    assert response.status_code == 400
-    assert "查单服务暂时不可用" in response.content.decode()
+    assert response.status_code == 302
+    assert order.order_no in client.session[SESSION_KEY]
+
+
+@override_settings(ORDER_LOOKUP_MAX_ATTEMPTS=3)
+def test_when_the_cache_is_down_guessing_is_still_locked_out(client, monkeypatch):
+    order = make_order(password="open-sesame")
+    _break_the_cache(monkeypatch)
+
+    statuses = [post_lookup(client, order.order_no, f"guess-{n}").status_code for n in range(3)]
+    after = post_lookup(client, order.order_no, "open-sesame")
+
+    assert statuses == [400, 400, 400]
+    assert after.status_code == 429
     assert SESSION_KEY not in client.session
