@@ -130,6 +130,10 @@ def run_settlement(
     """Settle every pending commission whose hold has passed (risk-held distributors wait).
     Once per cycle and period: a repeated run returns the first run unchanged.
 
+    A run that finds nothing due is not recorded (its row is removed before the commit):
+    the run returned is unsaved, ``pk`` None and ``commission_count`` 0, so callers can say
+    "nothing due" and a second click never leaves an empty run in the list.
+
     Set-based: the due commissions are moved to available a chunk per statement (on
     PostgreSQL under a transaction-level advisory lock, so an overlapping run of another cycle
     waits and then finds them settled), then each distributor gets one journal transaction
@@ -160,6 +164,9 @@ def run_settlement(
             if last is None:
                 break
             after = last
+        if not count:
+            run.delete()  # nothing was due: no run (the instance keeps its values, pk None)
+            return run
         _post_settlement(run, key, {pk: total for pk, total in owed.items() if total})
         run.commission_count = count
         run.total_amount = sum(owed.values(), ZERO)
