@@ -31,6 +31,13 @@ def _client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _checkout_owner(request) -> str:
+    """Who may get an order back for its checkout token: this browser, named by its CSRF
+    secret (every checkout post carries it, and it exists before the session does, so a
+    first double submit still finds its order), else its session."""
+    return request.META.get("CSRF_COOKIE") or request.session.session_key or ""
+
+
 def _grant(request, order_no: str) -> None:
     placed = [number for number in request.session.get(selectors.SESSION_KEY, []) if number != order_no]
     request.session[selectors.SESSION_KEY] = (placed + [order_no])[-50:]
@@ -80,6 +87,7 @@ def checkout(request, pk: int):
             buyer_fields=fields,
             recharge_target=request.POST.get("recharge_target", ""),
             checkout_token=request.POST.get("checkout_token", "")[:64] or None,
+            checkout_owner=_checkout_owner(request),
             referral=referral_from_request(request),
             buyer_ip=_client_ip(request),
             gateway=settings.ORDER_DEFAULT_GATEWAY,

@@ -222,3 +222,33 @@ def test_the_embedded_housekeeping_expires_unpaid_orders():
     run_housekeeping()
 
     assert Order.objects.get(pk=order.pk).status == OrderStatus.EXPIRED
+
+
+@pytest.mark.django_db
+def test_a_checkout_token_gives_its_order_back_only_to_the_browser_that_placed_it(client):
+    # given a buyer who placed (and was delivered) an order with the form's token
+    product = make_product()
+    add_keys(product, 3, prefix="SECRET")
+    form = _form(product, client)
+    client.post(reverse("orders:checkout", args=[product.pk]), form)
+    theirs = Order.objects.get()
+    pay(theirs)
+    fulfil_order(order_id=theirs.pk)
+
+    # when the buyer submits the same form again, they get the same order (a double submit)
+    again = client.post(reverse("orders:checkout", args=[product.pk]), form)
+    assert again.url.endswith(f"/orders/{theirs.order_no}/") and Order.objects.count() == 1
+
+    # and when a second browser posts the same token, it gets an order of its own, never theirs
+    other = Client()
+    _form(product, other)  # the second browser opened the shop too
+    response = other.post(
+        reverse("orders:checkout", args=[product.pk]), dict(form, contact="other@example.com")
+    )
+    assert Order.objects.count() == 2
+    mine = Order.objects.exclude(pk=theirs.pk).get()
+    assert mine.contact == "other@example.com" and mine.status == OrderStatus.PENDING_PAYMENT
+    assert theirs.order_no not in response.get("Location", "")
+    page = other.get(reverse("orders:order-detail", args=[theirs.order_no]))
+    assert page.status_code == 404 and "SECRET-" not in page.content.decode()
+    assert other.get(reverse("orders:order-status", args=[theirs.order_no])).status_code == 404
