@@ -55,6 +55,7 @@ from orders.models import (
 )
 
 from .enqueue import enqueue_after_commit
+from .staff_actions import CONFIRM_PAYMENT, require_staff_action
 from .state import lock_order, move_locked_order, transition_order
 
 __all__ = [
@@ -413,12 +414,14 @@ def sync_payment_status(*, order: Order) -> PaymentCallback | None:
 
 def confirm_payment_manually(*, order: Order, actor, reason: str, request=None) -> PaymentCallback:
     """Staff 补单: the buyer paid but no callback came. Reason required, audited, and the same
-    path as a callback: confirming an order that is already paid changes nothing."""
+    path as a callback. An order that is already paid (or refunded) is refused with a message
+    and nothing changes: a 补单 that did nothing is never reported as done."""
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": [_("请填写补单原因")]})
     if actor is None or not actor.has_perm("orders.confirm_payment_manually"):
         raise PermissionDenied("confirming a payment by hand needs orders.confirm_payment_manually")
+    require_staff_action(order=Order.objects.get(pk=order.pk), action=CONFIRM_PAYMENT)
     notification = PaymentNotification(
         gateway="manual",
         event_id=f"manual-{order.order_no}",
@@ -439,6 +442,12 @@ def confirm_payment_manually(*, order: Order, actor, reason: str, request=None) 
             source=CallbackSource.MANUAL,
             actor=actor,
         )
+        if callback.outcome != CallbackOutcome.PAID:
+            # Paid meanwhile by a callback (or refused): undo the record, say why.
+            raise ValidationError(
+                _("补单未生效：%(reason)s")
+                % {"reason": callback.rejection_reason or callback.get_outcome_display()}
+            )
         record_audit(
             actor=actor,
             action="orders.payment_confirmed_manually",

@@ -84,12 +84,13 @@ def test_staff_confirm_a_payment_by_hand_with_a_reason_audited_once(owner_user):
     with pytest.raises(ValidationError):
         confirm_payment_manually(order=order, actor=owner_user, reason=" ")
     first = confirm_payment_manually(order=order, actor=owner_user, reason="买家提供了支付截图")
-    second = confirm_payment_manually(order=order, actor=owner_user, reason="再点一次")
+    with pytest.raises(ValidationError, match="已收到付款，无需人工补单"):  # a second click: said, not redone
+        confirm_payment_manually(order=order, actor=owner_user, reason="再点一次")
 
-    assert first.outcome == CallbackOutcome.PAID and second.pk == first.pk
+    assert first.outcome == CallbackOutcome.PAID
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID and order.payment_gateway == "manual"
-    assert AuditLogEntry.objects.filter(action="orders.payment_confirmed_manually").count() == 2
+    assert AuditLogEntry.objects.filter(action="orders.payment_confirmed_manually").count() == 1
 
 
 @pytest.mark.django_db
