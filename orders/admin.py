@@ -313,6 +313,10 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
         extra_context = (extra_context or {}) | {
             f"can_{action}": permitted[action] and action in applicable for action in permitted
         }
+        if order is not None:
+            from .selectors import unexpected_payments
+
+            extra_context["unexpected_payments"] = list(unexpected_payments(order=order))
         return super().change_view(request, object_id, form_url, extra_context)
 
     # --- the three console forms ----------------------------------------------------------
@@ -438,12 +442,40 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
             self._redrive(request, order)
 
 
+class NeedsRefundFilter(admin.SimpleListFilter):
+    """Unexpected payments (money taken twice) that finance has to give back."""
+
+    title = _("意外付款")
+    parameter_name = "needs_refund"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("意外付款（需人工退款）"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            from .selectors import unexpected_payments
+
+            return queryset.filter(pk__in=unexpected_payments().values("pk"))
+        return queryset
+
+
 @admin.register(PaymentCallback)
 class PaymentCallbackAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Every notification as received — forged and rejected ones too, for review."""
 
-    list_display = ["received_at", "gateway", "source", "event_id", "out_trade_no", "amount", "is_verified", "outcome", "times_received"]
-    list_filter = ["outcome", "gateway", "source", "is_verified", "received_at"]
+    list_display = [
+        "received_at",
+        "gateway",
+        "source",
+        "event_id",
+        "out_trade_no",
+        "amount",
+        "is_verified",
+        "outcome",
+        "rejection_reason",
+        "times_received",
+    ]
+    list_filter = [NeedsRefundFilter, "outcome", "gateway", "source", "is_verified", "received_at"]
     search_fields = ["=out_trade_no", "=event_id"]
     date_hierarchy = "received_at"
     list_select_related = ["order"]

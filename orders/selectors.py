@@ -6,10 +6,11 @@ from django.db.models import Prefetch
 from django.utils.translation import gettext
 
 from kamen import crypto
-from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
+from orders.models import CallbackOutcome, DeliveryKind, Order, OrderDelivery, OrderStatus, PaymentCallback
 
 __all__ = [
     "buyer_fields_for_display",
+    "unexpected_payments",
     "deliveries_for_buyer",
     "order_for_buyer",
     "order_from_access_token",
@@ -118,3 +119,10 @@ def buyer_fields_for_display(*, order: Order) -> list[tuple[str, str]]:
     (the field's key when it was removed since)."""
     labels = dict(order.product.custom_fields.values_list("name", "label"))
     return [(labels.get(name, name), value) for name, value in order.buyer_fields.items() if value]
+
+
+def unexpected_payments(*, order: Order | None = None):
+    """Payments taken for an order that was already paid (another gateway, or another trade
+    after a refund): recorded as duplicates with the reason, money finance has to give back."""
+    found = PaymentCallback.objects.filter(outcome=CallbackOutcome.DUPLICATE).exclude(rejection_reason="")
+    return found.filter(order=order) if order is not None else found

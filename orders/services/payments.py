@@ -230,12 +230,12 @@ def _apply_payment(
                 ).update(status=notification.outcome.value)
         elif order.status not in _PAYABLE or order.paid_at is not None:
             fields.update(outcome=CallbackOutcome.DUPLICATE)
-            if order.payment_gateway and order.payment_gateway != gateway_code:
-                # Money taken twice through two gateways: answer success (it is recorded) and
-                # leave a note for staff to refund this second payment.
-                fields["rejection_reason"] = _("订单已通过 %(gateway)s 支付，此笔为重复支付，请人工退款") % {
-                    "gateway": order.payment_gateway
-                }
+            reason = _unexpected_payment_reason(order, gateway_code, notification)
+            if reason:
+                # Money taken a second time (another gateway, or another trade at this one, e.g.
+                # after a refund): answer success (it is recorded) and leave the reason, which
+                # the console shows finance with the refund to make.
+                fields["rejection_reason"] = reason[:300]
                 logger.warning("payments.double_payment", extra={"order": order.order_no, "gateway": gateway_code})
         else:
             fields.update(outcome=CallbackOutcome.PAID)
@@ -252,6 +252,30 @@ def _apply_payment(
             except IntegrityError:
                 return PaymentCallback.objects.get(gateway=gateway_code, event_id=notification.event_id)
         return _store_callback(fields)
+
+
+def _unexpected_payment_reason(order: Order, gateway_code: str, notification: PaymentNotification) -> str:
+    """Why a successful payment for an order that was already paid is money to give back ("" for
+    the same payment reported again): it came through another gateway, or through the same one
+    under another trade number than the payment the order was marked paid with."""
+    if order.payment_gateway and order.payment_gateway != gateway_code:
+        return _("订单已通过 %(gateway)s 支付，此笔为重复支付，请人工退款") % {"gateway": order.payment_gateway}
+    trade_no = notification.gateway_trade_no[:64]
+    if not trade_no:
+        return ""
+    paid_with = (
+        PaymentAttempt.objects.filter(
+            gateway=gateway_code, out_trade_no=order.order_no, status=PaymentStatus.SUCCEEDED
+        )
+        .values_list("gateway_trade_no", flat=True)
+        .first()
+    )
+    if not paid_with or paid_with == trade_no:
+        return ""
+    return _(
+        "意外付款：订单已于交易 %(paid)s 支付（当前状态：%(status)s），又收到另一笔付款（交易号 %(trade)s，"
+        "¥%(amount)s），请人工退款"
+    ) % {"paid": paid_with, "status": order.get_status_display(), "trade": trade_no, "amount": notification.amount}
 
 
 def _store_callback(fields: dict) -> PaymentCallback:
