@@ -468,9 +468,13 @@ class WithdrawalAdmin(ReadOnlyAdmin):
     def approve(self, request, queryset):
         done = 0
         for withdrawal in queryset.filter(status=WithdrawalStatus.REQUESTED):
-            services.approve_withdrawal(
-                withdrawal=withdrawal, actor=request.user, request=request
-            )
+            try:
+                services.approve_withdrawal(
+                    withdrawal=withdrawal, actor=request.user, request=request
+                )
+            except ValidationError as error:  # e.g. four eyes: the reviewer's own withdrawal
+                messages.error(request, f"{withdrawal.payout_no}: {' '.join(error.messages)}")
+                continue
             done += 1
         messages.success(request, gettext("已通过 %(count)s 笔提现") % {"count": done})
 
@@ -534,9 +538,12 @@ class WalletHoldAdmin(ReadOnlyAdmin):
     @admin.action(description=_("解除冻结"), permissions=["freeze"])
     def release(self, request, queryset):
         for hold in queryset.filter(is_active=True).select_related("distributor"):
-            services.release_commissions(
-                distributor=hold.distributor, actor=request.user, request=request
-            )
+            try:
+                services.release_commissions(
+                    distributor=hold.distributor, actor=request.user, request=request
+                )
+            except ValidationError as error:  # four eyes: the reviewer's own hold
+                messages.error(request, f"{hold.distributor}: {' '.join(error.messages)}")
 
     def has_freeze_permission(self, request):
         return request.user.has_perm("commissions.freeze_commissions")

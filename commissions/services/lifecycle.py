@@ -26,6 +26,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from distribution.services.four_eyes import require_not_own_distributor
 from kamen.audit import record_audit
 from kamen.money import ZERO, to_fen
 
@@ -274,9 +275,15 @@ def _post_settlement(run, key: str, owed: dict[int, Decimal]) -> None:
 
 
 # --- risk holds -------------------------------------------------------------------------------
+def _require_not_own_hold(distributor, actor) -> None:
+    """Four eyes: nobody freezes or releases their own commissions."""
+    require_not_own_distributor(actor=actor, distributor=distributor, what=_("冻结或解冻佣金"))
+
+
 def freeze_commissions(*, distributor, reason: str, actor, request=None) -> WalletHold:
     """Move the distributor's pending and available into frozen until released; settlement
     and withdrawals wait while the hold is active. A second freeze returns the active hold."""
+    _require_not_own_hold(distributor, actor)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError(_("请填写冻结原因"))
@@ -335,6 +342,7 @@ def freeze_commissions(*, distributor, reason: str, actor, request=None) -> Wall
 
 def release_commissions(*, distributor, actor, request=None) -> WalletHold | None:
     """Return what the active hold froze to pending and available."""
+    _require_not_own_hold(distributor, actor)
     with transaction.atomic():
         hold = (
             WalletHold.objects.select_for_update()

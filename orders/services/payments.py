@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.services import InsufficientStock, hold_card_key_reservation, hold_card_key_reservation_statement
+from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
 from kamen.db import (
     execute_prepared,
@@ -445,6 +446,7 @@ def confirm_payment_manually(*, order: Order, actor, reason: str, request=None) 
         raise ValidationError({"reason": [_("请填写补单原因")]})
     if actor is None or not actor.has_perm("orders.confirm_payment_manually"):
         raise PermissionDenied("confirming a payment by hand needs orders.confirm_payment_manually")
+    require_not_own_order(actor=actor, order=order, what=_("这笔人工补单"))
     require_staff_action(order=Order.objects.get(pk=order.pk), action=CONFIRM_PAYMENT)
     notification = PaymentNotification(
         gateway="manual",
