@@ -303,7 +303,8 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """Each action is offered only with its permission and only when it applies to the
         order's state (the same table its service enforces)."""
-        order = Order.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        is_number = str(object_id).isascii() and str(object_id).isdigit()  # "²".isdigit() too
+        order = Order.objects.filter(pk=object_id).first() if is_number else None
         applicable = staff_actions_for(order=order) if order is not None else frozenset()
         permitted = {
             "confirm_payment": self.has_confirm_payment_manually_permission(request),

@@ -134,3 +134,12 @@ def test_an_order_held_for_risk_review_is_not_offered_a_redrive(client, owner_us
     assert 'id="order-redrive"' not in page
     assert response.status_code == 400 and "正在风控审核" in response.content.decode()
     assert enqueued == []
+
+
+@pytest.mark.parametrize("object_id", ["²", "١", "abc"])
+def test_an_order_page_with_an_id_that_is_not_a_number_is_not_a_server_error(client, owner_user, object_id):
+    client.force_login(owner_user)
+
+    response = client.get(f"/admin/orders/order/{object_id}/change/")
+
+    assert response.status_code in (302, 404)
