@@ -3,6 +3,7 @@ preview), settlement runs, withdrawal review, read-only ledger views, CSV export
 summed from the ledger. Every write goes through ``commissions.services``."""
 
 import csv
+import secrets
 from decimal import Decimal
 
 from django import forms
@@ -11,7 +12,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -405,23 +405,37 @@ class SettlementRunAdmin(ReadOnlyAdmin):
         ] + super().get_urls()
 
     def run_view(self, request):
-        if request.method != "POST" or not request.user.has_perm(
-            "commissions.add_settlementrun"
-        ):
+        """立即结算: GET shows what is due and asks to confirm; the POST carries that page's
+        one-time token, so a double submit finds the first run, and a run with nothing due is
+        not recorded ("nothing due")."""
+        if not request.user.has_perm("commissions.add_settlementrun"):
             raise PermissionDenied
+        changelist = reverse("admin:commissions_settlementrun_changelist")
+        if request.method != "POST":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": gettext("确认立即结算"),
+                "due": selectors.settlement_due(),
+                "token": secrets.token_urlsafe(16),
+                "opts": self.model._meta,
+                "changelist_url": changelist,
+            }
+            return TemplateResponse(request, "admin/commissions/settlementrun/confirm_run.html", context)
+        token = request.POST.get("token", "").strip()[:24]
+        if not token:
+            messages.error(request, gettext("请从确认页面提交结算"))
+            return HttpResponseRedirect(reverse("admin:commissions_settlementrun_run"))
         policy = services.get_policy()
-        run = services.run_settlement(
-            cycle=policy.settlement_cycle,
-            key=f"manual:{request.POST.get('token', '')[:24] or timezone.now().isoformat()}",
-        )
-        messages.success(
-            request,
-            gettext("结算完成：%(count)s 笔，¥%(total)s")
-            % {"count": run.commission_count, "total": run.total_amount},
-        )
-        return HttpResponseRedirect(
-            reverse("admin:commissions_settlementrun_changelist")
-        )
+        run = services.run_settlement(cycle=policy.settlement_cycle, key=f"manual:{token}")
+        if run.pk is None:
+            messages.info(request, gettext("没有到期可结算的佣金，未生成结算批次"))
+        else:
+            messages.success(
+                request,
+                gettext("结算完成：%(count)s 笔，¥%(total)s")
+                % {"count": run.commission_count, "total": run.total_amount},
+            )
+        return HttpResponseRedirect(changelist)
 
 
 class WithdrawalActionForm(admin.helpers.ActionForm):
@@ -454,9 +468,13 @@ class WithdrawalAdmin(ReadOnlyAdmin):
     def approve(self, request, queryset):
         done = 0
         for withdrawal in queryset.filter(status=WithdrawalStatus.REQUESTED):
-            services.approve_withdrawal(
-                withdrawal=withdrawal, actor=request.user, request=request
-            )
+            try:
+                services.approve_withdrawal(
+                    withdrawal=withdrawal, actor=request.user, request=request
+                )
+            except ValidationError as error:  # e.g. four eyes: the reviewer's own withdrawal
+                messages.error(request, f"{withdrawal.payout_no}: {' '.join(error.messages)}")
+                continue
             done += 1
         messages.success(request, gettext("已通过 %(count)s 笔提现") % {"count": done})
 
@@ -520,9 +538,12 @@ class WalletHoldAdmin(ReadOnlyAdmin):
     @admin.action(description=_("解除冻结"), permissions=["freeze"])
     def release(self, request, queryset):
         for hold in queryset.filter(is_active=True).select_related("distributor"):
-            services.release_commissions(
-                distributor=hold.distributor, actor=request.user, request=request
-            )
+            try:
+                services.release_commissions(
+                    distributor=hold.distributor, actor=request.user, request=request
+                )
+            except ValidationError as error:  # four eyes: the reviewer's own hold
+                messages.error(request, f"{hold.distributor}: {' '.join(error.messages)}")
 
     def has_freeze_permission(self, request):
         return request.user.has_perm("commissions.freeze_commissions")

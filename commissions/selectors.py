@@ -4,8 +4,9 @@
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
+from django.db.models import Case, Count, DecimalField, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from kamen.money import ZERO
 
@@ -14,11 +15,13 @@ from .models import (
     Account,
     AccountKind,
     Commission,
+    CommissionStatus,
     EntrySide,
     JournalEntry,
     JournalTransaction,
     PayoutAccount,
     TransactionKind,
+    WalletHold,
     Withdrawal,
     WithdrawalStatus,
 )
@@ -256,3 +259,14 @@ def preview_split(*, distributor, product, amount: Decimal, quantity: int = 1) -
         "merchant_keeps": base - total,
         "cap_reason": cap_reason,
     }
+
+
+def settlement_due(*, now=None) -> dict:
+    """What a settlement run now would move (the run's own filter: pending, hold passed, not
+    frozen): shown on the 立即结算 confirmation page."""
+    held = WalletHold.objects.filter(is_active=True).values("distributor_id")
+    return (
+        Commission.objects.filter(status=CommissionStatus.PENDING, available_at__lte=now or timezone.now())
+        .exclude(beneficiary_id__in=held)
+        .aggregate(count=Count("id"), total=_sum(F("amount") - F("reversed_amount")))
+    )

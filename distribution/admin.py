@@ -498,7 +498,7 @@ class GradeAdmin(admin.ModelAdmin):
 class DistributionSettingsForm(forms.ModelForm):
     class Meta:
         model = DistributionSettings
-        fields = ["commission_depth", "inactivity_days"]
+        fields = ["commission_depth", "inactivity_days", "staff_may_join"]
 
     def clean_commission_depth(self):
         depth = self.cleaned_data["commission_depth"]
@@ -519,7 +519,8 @@ class DistributionSettingsAdmin(admin.ModelAdmin):
             request=request,
         )
         DistributionSettings.objects.filter(pk=1).update(
-            inactivity_days=form.cleaned_data["inactivity_days"]
+            inactivity_days=form.cleaned_data["inactivity_days"],
+            staff_may_join=form.cleaned_data["staff_may_join"],
         )
 
     def has_add_permission(self, request):

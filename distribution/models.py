@@ -398,6 +398,13 @@ class DistributionSettings(models.Model):
     )
     inactivity_days = models.PositiveIntegerField(_("无销售清退天数"), default=90)
     inactivity_grace_days = models.PositiveIntegerField(_("预警后宽限天数"), default=7)
+    # Off by default: a staff account that joins the network could review its own money.
+    # When on, the four-eyes rule (kamen.four_eyes) still keeps them from doing so.
+    staff_may_join = models.BooleanField(
+        _("允许员工账号加入分销网络"),
+        default=False,
+        help_text=_("开启后员工也可通过邀请链接加入，但永远不能审核与自己有关的提现、佣金、风控和订单"),
+    )
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
     class Meta:

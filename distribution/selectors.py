@@ -70,6 +70,23 @@ def distributor_for_user(user) -> Distributor | None:
     return Distributor.objects.select_related("grade", "user").filter(user=user).first()
 
 
+def users_with_a_stake_in_order(*, distributor_id: int | None, attribution: dict | None) -> set[int]:
+    """The user ids of everyone an order's money concerns: the seller, the upline its
+    commissions go to (the snapshot's chain) and a distributor who bought it themselves. The
+    four-eyes rule keeps them from deciding anything about it."""
+    attribution = attribution or {}
+    ids = {distributor_id, attribution.get("buyer_distributor_id"), *(attribution.get("chain") or [])}
+    return user_ids_of_distributors(pk for pk in ids if isinstance(pk, int))
+
+
+def user_ids_of_distributors(ids) -> set[int]:
+    """The accounts behind distributor ids (no query for none)."""
+    ids = set(ids)
+    if not ids:
+        return set()
+    return set(Distributor.objects.filter(pk__in=ids).values_list("user_id", flat=True))
+
+
 # The upline walks the parent column (the source of truth) by primary key: one recursive
 # query touching one row per level (~0.3 ms for 48 levels on the 100k bench tree). The
 # nested-set form (lft < x < rght) has to scan every earlier node of the tree, ~45 ms there.

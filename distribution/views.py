@@ -426,10 +426,14 @@ def join(request, code):
             return render(request, "distribution/status.html", {"viewer": distributor})
         except ValidationError as error:
             errors = _errors(error)
+    # A staff account is told at once that it cannot join (the service refuses the post too).
+    may_join = not request.user.is_authenticated or services.tree.staff_may_join(request.user)
+    if not may_join and not errors:
+        errors = [services.tree.staff_join_refusal()]
     return render(
         request,
         "distribution/join.html",
-        {"code": code, "inviter": inviter, "errors": errors, "form": request.POST},
+        {"code": code, "inviter": inviter, "errors": errors, "form": request.POST, "may_join": may_join},
     )
 
 

@@ -13,8 +13,8 @@ import logging
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Q
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -22,12 +22,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from kamen.audit import record_audit
-
 from .models import (
     Order,
     OrderDelivery,
-    OrderStatus,
     OrderStatusChange,
     PaymentAttempt,
     PaymentCallback,
@@ -38,7 +35,6 @@ from .models import (
 from .services.lookup import mask_contact, normalise_contact
 
 logger = logging.getLogger(__name__)
-REDRIVABLE = (OrderStatus.PAID, OrderStatus.FULFILLING, OrderStatus.BACKORDERED, OrderStatus.FAILED)
 
 
 # --- the pipeline's services, imported when used (they live on the pipeline's modules) ------
@@ -62,10 +58,27 @@ def refund_order(**kwargs):
     return _call(service, **kwargs)
 
 
-def redrive_fulfilment(*, order: Order) -> None:
-    from orders.services.enqueue import run_task_now_or_enqueue
+def redrive_fulfilment(**kwargs):
+    from orders.services.staff_actions import redrive_fulfilment as service
 
-    run_task_now_or_enqueue("fulfil_order_task", order_id=order.pk)
+    return _call(service, **kwargs)
+
+
+def staff_actions_for(*, order: Order) -> frozenset[str]:
+    from orders.services.staff_actions import staff_actions_for as selector
+
+    return selector(order=order)
+
+
+def action_refusal(*, order: Order, action: str) -> str:
+    """The message refusing ``action`` on ``order`` in its state, "" when it applies."""
+    from orders.services.staff_actions import require_staff_action
+
+    try:
+        require_staff_action(order=order, action=action)
+    except ValidationError as error:
+        return " ".join(error.messages)
+    return ""
 
 
 # --- read-only building blocks ----------------------------------------------------------------
@@ -287,11 +300,23 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
         ] + super().get_urls()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = (extra_context or {}) | {
-            "can_confirm_payment": self.has_confirm_payment_manually_permission(request),
-            "can_refund": self.has_refund_order_permission(request),
-            "can_redrive": self.has_redrive_fulfilment_permission(request),
+        """Each action is offered only with its permission and only when it applies to the
+        order's state (the same table its service enforces)."""
+        is_number = str(object_id).isascii() and str(object_id).isdigit()  # "²".isdigit() too
+        order = Order.objects.filter(pk=object_id).first() if is_number else None
+        applicable = staff_actions_for(order=order) if order is not None else frozenset()
+        permitted = {
+            "confirm_payment": self.has_confirm_payment_manually_permission(request),
+            "refund": self.has_refund_order_permission(request),
+            "redrive": self.has_redrive_fulfilment_permission(request),
         }
+        extra_context = (extra_context or {}) | {
+            f"can_{action}": permitted[action] and action in applicable for action in permitted
+        }
+        if order is not None:
+            from .selectors import unexpected_payments
+
+            extra_context["unexpected_payments"] = list(unexpected_payments(order=order))
         return super().change_view(request, object_id, form_url, extra_context)
 
     # --- the three console forms ----------------------------------------------------------
@@ -301,12 +326,13 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
             raise PermissionDenied
         return get_object_or_404(Order.objects.select_related("product"), pk=object_id)
 
-    def _render_action(self, request, order, *, title, form, intro, status=200):
+    def _render_action(self, request, order, *, title, form, intro, status=200, refusal=""):
         context = self.admin_site.each_context(request) | {
             "title": title,
             "order": order,
             "form": form,
             "intro": intro,
+            "refusal": refusal,
             "opts": self.model._meta,
             "change_url": reverse("admin:orders_order_change", args=[order.pk]),
         }
@@ -336,6 +362,9 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
         order = self._order_for(request, object_id, self.has_confirm_payment_manually_permission)
         form = ConfirmPaymentForm(_posted(request))
         intro = gettext("买家已付款但没有收到支付回调时使用。补单与支付回调走同一流程，已支付的订单不会重复发货。")
+        refusal = action_refusal(order=order, action="confirm_payment")
+        if refusal:
+            return self._refuse(request, order, title=gettext("人工补单"), intro=intro, refusal=refusal)
         if request.method == "POST" and form.is_valid():
             if self._run(
                 request,
@@ -354,6 +383,9 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
         order = self._order_for(request, object_id, self.has_refund_order_permission)
         form = RefundForm(_posted(request), order=order)
         intro = gettext("可退金额 ¥%(refundable)s。退款通过原支付渠道原路退回。") % {"refundable": form.refundable}
+        refusal = action_refusal(order=order, action="refund")
+        if refusal:
+            return self._refuse(request, order, title=gettext("退款"), intro=intro, refusal=refusal)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             if self._run(
@@ -378,21 +410,29 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
         order = self._order_for(request, object_id, self.has_redrive_fulfilment_permission)
         form = RedriveForm(_posted(request))
         intro = gettext("重新执行发货任务：已发出的部分不会重复发货。")
+        refusal = action_refusal(order=order, action="redrive")
+        if refusal:
+            return self._refuse(request, order, title=gettext("重新发货"), intro=intro, refusal=refusal)
         if request.method == "POST" and form.is_valid():
-            self._redrive(request, order)
-            return self._back(order)
-        return self._render_action(request, order, title=gettext("重新发货"), form=form, intro=intro)
+            redrive = lambda: redrive_fulfilment(order=order, actor=request.user, request=request)  # noqa: E731
+            if self._run(request, form, order, redrive):
+                messages.success(request, gettext("已重新发起发货：%(order_no)s") % {"order_no": order.order_no})
+                return self._back(order)
+        status = 400 if request.method == "POST" else 200
+        return self._render_action(request, order, title=gettext("重新发货"), form=form, intro=intro, status=status)
+
+    def _refuse(self, request, order, *, title, intro, refusal):
+        """An action that cannot apply to the order's state: the page says why and offers no
+        form; a POST is answered 400 and changes nothing."""
+        status = 400 if request.method == "POST" else 200
+        return self._render_action(request, order, title=title, form=None, intro=intro, status=status, refusal=refusal)
 
     def _redrive(self, request, order: Order) -> bool:
-        if order.status not in REDRIVABLE:
-            messages.warning(
-                request,
-                gettext("订单 %(order_no)s 当前状态为“%(status)s”，无需重新发货")
-                % {"order_no": order.order_no, "status": order.get_status_display()},
-            )
+        try:
+            redrive_fulfilment(order=order, actor=request.user, request=request)
+        except ValidationError as error:
+            messages.warning(request, " ".join(error.messages))
             return False
-        record_audit(actor=request.user, action="orders.fulfilment_redriven", target=order, request=request)
-        redrive_fulfilment(order=order)
         messages.success(request, gettext("已重新发起发货：%(order_no)s") % {"order_no": order.order_no})
         return True
 
@@ -402,12 +442,41 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
             self._redrive(request, order)
 
 
+class NeedsRefundFilter(admin.SimpleListFilter):
+    """Unexpected payments (money taken twice) that finance has to give back."""
+
+    title = _("意外付款")
+    parameter_name = "needs_refund"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("意外付款（需人工退款）"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            from .selectors import unexpected_payments
+
+            return queryset.filter(pk__in=unexpected_payments().values("pk"))
+        return queryset
+
+
 @admin.register(PaymentCallback)
 class PaymentCallbackAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Every notification as received — forged and rejected ones too, for review."""
 
-    list_display = ["received_at", "gateway", "source", "source_ip", "event_id", "out_trade_no", "amount", "is_verified", "outcome", "times_received"]
-    list_filter = ["outcome", "gateway", "source", "is_verified", "received_at"]
+    list_display = [
+        "received_at",
+        "gateway",
+        "source",
+        "source_ip",
+        "event_id",
+        "out_trade_no",
+        "amount",
+        "is_verified",
+        "outcome",
+        "rejection_reason",
+        "times_received",
+    ]
+    list_filter = [NeedsRefundFilter, "outcome", "gateway", "source", "is_verified", "received_at"]
     search_fields = ["=out_trade_no", "=event_id"]
     date_hierarchy = "received_at"
     list_select_related = ["order"]

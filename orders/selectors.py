@@ -3,12 +3,14 @@
 from django.conf import settings
 from django.core import signing
 from django.db.models import Prefetch
+from django.utils.translation import gettext
 
 from kamen import crypto
-from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
+from orders.models import CallbackOutcome, DeliveryKind, Order, OrderDelivery, OrderStatus, PaymentCallback
 
 __all__ = [
     "buyer_fields_for_display",
+    "unexpected_payments",
     "deliveries_for_buyer",
     "order_for_buyer",
     "order_from_access_token",
@@ -77,8 +79,21 @@ def deliveries_for_buyer(*, order: Order) -> list[dict]:
     return items
 
 
+def is_waiting_for_review(*, order: Order) -> bool:
+    """Paid, and held by risk control until staff decide (no query for an ordinary order)."""
+    if order.paid_at is None or order.status not in (OrderStatus.PAID, OrderStatus.FULFILLING):
+        return False
+    from riskcontrol.selectors import is_fulfilment_held
+
+    return is_fulfilment_held(order=order)
+
+
 def order_status_summary(*, order: Order) -> dict:
-    """The small JSON the order page polls until the goods are there."""
+    """The small JSON the order page polls until the goods are there. A paid order held for
+    risk review says so, with the merchant's estimate of how long a review takes, instead of
+    promising a delivery that waits for a person."""
+    under_review = is_waiting_for_review(order=order)
+    estimate = settings.RISK_REVIEW_ESTIMATE_MINUTES if under_review else None
     return {
         "order_no": order.order_no,
         "status": order.status,
@@ -86,7 +101,17 @@ def order_status_summary(*, order: Order) -> dict:
         "is_final": order.status in FINAL_STATUSES,
         "is_paid": order.paid_at is not None,
         "delivered": order.deliveries.filter(is_voided=False).count(),
+        "is_under_review": under_review,
+        "review_estimate_minutes": estimate,
+        "message": review_message(estimate) if under_review else "",
     }
+
+
+def review_message(minutes: int) -> str:
+    text = gettext(
+        "支付成功，订单正在进行安全审核，通常约 %(minutes)s 分钟内完成，审核通过后自动发货，页面会自动刷新。"
+    )
+    return text % {"minutes": minutes}
 
 
 def buyer_fields_for_display(*, order: Order) -> list[tuple[str, str]]:
@@ -94,3 +119,10 @@ def buyer_fields_for_display(*, order: Order) -> list[tuple[str, str]]:
     (the field's key when it was removed since)."""
     labels = dict(order.product.custom_fields.values_list("name", "label"))
     return [(labels.get(name, name), value) for name, value in order.buyer_fields.items() if value]
+
+
+def unexpected_payments(*, order: Order | None = None):
+    """Payments taken for an order that was already paid (another gateway, or another trade
+    after a refund): recorded as duplicates with the reason, money finance has to give back."""
+    found = PaymentCallback.objects.filter(outcome=CallbackOutcome.DUPLICATE).exclude(rejection_reason="")
+    return found.filter(order=order) if order is not None else found

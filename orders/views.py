@@ -20,15 +20,22 @@ from django.views.decorators.http import require_GET, require_POST
 
 from catalog import selectors as catalog_selectors
 from catalog.validation import sanitize_description
-from kamen.site import site_url
 from kamen.client_ip import client_ip
-
+from kamen.site import site_url
 from orders.services.redemption import vouchers_for_buyer
 from riskcontrol.guessing import page_denied
+
 from . import selectors, services
 from .gateways import GatewayError, UnknownGateway
 from .middleware import referral_from_request
 from .models import OrderStatus, SandboxPayment, SandboxPaymentStatus
+
+
+def _checkout_owner(request) -> str:
+    """Who may get an order back for its checkout token: this browser, named by its CSRF
+    secret (every checkout post carries it, and it exists before the session does, so a
+    first double submit still finds its order), else its session."""
+    return request.META.get("CSRF_COOKIE") or request.session.session_key or ""
 
 
 def _grant(request, order_no: str) -> None:
@@ -82,6 +89,7 @@ def checkout(request, pk: int):
             buyer_fields=fields,
             recharge_target=request.POST.get("recharge_target", ""),
             checkout_token=request.POST.get("checkout_token", "")[:64] or None,
+            checkout_owner=_checkout_owner(request),
             referral=referral_from_request(request),
             buyer_ip=client_ip(request),
             gateway=settings.ORDER_DEFAULT_GATEWAY,

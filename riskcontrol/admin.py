@@ -399,7 +399,11 @@ class BlacklistEntryAdmin(admin.ModelAdmin):
     def remove_entries(self, request, queryset):
         count = 0
         for entry in queryset:
-            remove_from_blacklist(entry=entry, actor=request.user, request=request)
+            try:
+                remove_from_blacklist(entry=entry, actor=request.user, request=request)
+            except ValidationError as error:  # four eyes: an entry about the reviewer
+                messages.error(request, f"{entry}: {' '.join(error.messages)}")
+                continue
             count += 1
         messages.success(request, gettext("已移出 %(count)s 条") % {"count": count})
 

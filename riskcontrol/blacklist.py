@@ -18,8 +18,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
+from distribution.selectors import user_ids_of_distributors
 from kamen import crypto
 from kamen.audit import record_audit
+from kamen.four_eyes import require_another_person
 
 from .models import BlacklistEntry, BlacklistKind
 
@@ -129,6 +131,10 @@ def add_to_blacklist(
 
 
 def remove_from_blacklist(*, entry: BlacklistEntry, actor, request=None) -> None:
+    """Lift an entry. Four eyes: nobody lifts one about their own distributor account."""
+    if entry.kind == BlacklistKind.DISTRIBUTOR and entry.value_index.isdigit():
+        own = user_ids_of_distributors([int(entry.value_index)])
+        require_another_person(actor=actor, subject_user_ids=own, what=_("解除黑名单"))
     with transaction.atomic():
         record_audit(
             actor=actor,

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
 
 from .models import ReviewCase, ReviewStatus, RiskEvent
@@ -45,6 +46,7 @@ def open_review_case(*, order) -> ReviewCase:
 def _decide(
     *, order, status: str, actor, reason: str, request=None
 ) -> tuple[ReviewCase, bool]:
+    require_not_own_order(actor=actor, order=order, what=_("风控审核"))
     reason = (reason or "").strip()
     if status == ReviewStatus.REJECTED and not reason:
         raise ValidationError({"reason": [_("拒绝时请填写原因")]})

@@ -26,6 +26,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from distribution.services.four_eyes import require_not_own_distributor
 from kamen.audit import record_audit
 from kamen.money import ZERO, to_fen
 
@@ -130,6 +131,10 @@ def run_settlement(
     """Settle every pending commission whose hold has passed (risk-held distributors wait).
     Once per cycle and period: a repeated run returns the first run unchanged.
 
+    A run that finds nothing due is not recorded (its row is removed before the commit):
+    the run returned is unsaved, ``pk`` None and ``commission_count`` 0, so callers can say
+    "nothing due" and a second click never leaves an empty run in the list.
+
     Set-based: the due commissions are moved to available a chunk per statement (on
     PostgreSQL under a transaction-level advisory lock, so an overlapping run of another cycle
     waits and then finds them settled), then each distributor gets one journal transaction
@@ -160,6 +165,9 @@ def run_settlement(
             if last is None:
                 break
             after = last
+        if not count:
+            run.delete()  # nothing was due: no run (the instance keeps its values, pk None)
+            return run
         _post_settlement(run, key, {pk: total for pk, total in owed.items() if total})
         run.commission_count = count
         run.total_amount = sum(owed.values(), ZERO)
@@ -267,9 +275,15 @@ def _post_settlement(run, key: str, owed: dict[int, Decimal]) -> None:
 
 
 # --- risk holds -------------------------------------------------------------------------------
+def _require_not_own_hold(distributor, actor) -> None:
+    """Four eyes: nobody freezes or releases their own commissions."""
+    require_not_own_distributor(actor=actor, distributor=distributor, what=_("冻结或解冻佣金"))
+
+
 def freeze_commissions(*, distributor, reason: str, actor, request=None) -> WalletHold:
     """Move the distributor's pending and available into frozen until released; settlement
     and withdrawals wait while the hold is active. A second freeze returns the active hold."""
+    _require_not_own_hold(distributor, actor)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError(_("请填写冻结原因"))
@@ -328,6 +342,7 @@ def freeze_commissions(*, distributor, reason: str, actor, request=None) -> Wall
 
 def release_commissions(*, distributor, actor, request=None) -> WalletHold | None:
     """Return what the active hold froze to pending and available."""
+    _require_not_own_hold(distributor, actor)
     with transaction.atomic():
         hold = (
             WalletHold.objects.select_for_update()

@@ -23,6 +23,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from distribution.services.four_eyes import require_not_own_distributor
 from kamen import crypto
 from kamen.audit import record_audit
 from kamen.money import ZERO, InvalidAmount, parse_amount, round_half_up, to_fen
@@ -342,8 +343,15 @@ def _require_reviewer(actor) -> None:
         raise PermissionDenied(_("没有审核提现的权限"))
 
 
+def _require_not_own(withdrawal: Withdrawal, actor) -> None:
+    """Four eyes: nobody approves or rejects their own withdrawal (a staff member who is also a
+    distributor included)."""
+    require_not_own_distributor(actor=actor, distributor=withdrawal.distributor, what=_("这笔提现"))
+
+
 def approve_withdrawal(*, withdrawal: Withdrawal, actor, request=None) -> Withdrawal:
     _require_reviewer(actor)
+    _require_not_own(withdrawal, actor)
     with transaction.atomic():
         locked = Withdrawal.objects.select_for_update().get(pk=withdrawal.pk)
         if locked.status != WithdrawalStatus.REQUESTED:
@@ -374,6 +382,7 @@ def reject_withdrawal(
     *, withdrawal: Withdrawal, actor, reason: str, request=None
 ) -> Withdrawal:
     _require_reviewer(actor)
+    _require_not_own(withdrawal, actor)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError(_("请填写驳回原因"))

@@ -1,9 +1,11 @@
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
 from django.db.models import Sum
 from django.urls import reverse
+from django.utils import timezone
 
 from commissions import selectors
 from commissions.models import (
@@ -196,6 +198,7 @@ def test_ledger_views_are_read_only(finance_client):
 def test_a_manual_settlement_run_from_the_console(finance_client):
     seller, *_rest = make_chain(1)
     split_commissions(order=make_order(seller))
+    Commission.objects.update(available_at=timezone.now() - timedelta(minutes=1))
 
     response = finance_client.post(
         reverse("admin:commissions_settlementrun_run"), {"token": "x1"}
@@ -203,3 +206,51 @@ def test_a_manual_settlement_run_from_the_console(finance_client):
 
     assert response.status_code == 302
     assert SettlementRun.objects.get().key == "manual:x1"
+
+
+# --- 立即结算: a confirmation, one run per click, never an empty run ---------------------------
+
+
+def _commissions_due_now():
+    seller, _parent = make_chain(2, rates=(1000, 500, 0))
+    split_commissions(order=make_order(seller, product_type="card_key"))
+    Commission.objects.update(available_at=timezone.now() - timedelta(minutes=1))
+
+
+def test_settle_now_asks_for_confirmation_and_shows_what_is_due(finance_client):
+    _commissions_due_now()
+
+    listing = finance_client.get(reverse("admin:commissions_settlementrun_changelist")).content.decode()
+    page = finance_client.get(reverse("admin:commissions_settlementrun_run"))
+
+    assert 'method="post"' not in listing.split('id="settle-now"', 1)[1].split("</li>", 1)[0]
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "确认立即结算" in body and 'name="token"' in body
+    assert not SettlementRun.objects.exists()
+
+
+def test_settle_now_twice_with_the_same_form_creates_one_run(finance_client):
+    _commissions_due_now()
+    page = finance_client.get(reverse("admin:commissions_settlementrun_run")).content.decode()
+    token = page.split('name="token" value="', 1)[1].split('"', 1)[0]
+
+    first = finance_client.post(reverse("admin:commissions_settlementrun_run"), {"token": token}, follow=True)
+    second = finance_client.post(reverse("admin:commissions_settlementrun_run"), {"token": token}, follow=True)
+
+    assert SettlementRun.objects.count() == 1
+    assert SettlementRun.objects.get().commission_count == 2
+    assert "结算完成：2 笔" in first.content.decode()
+    assert "结算完成：2 笔" in second.content.decode()
+
+
+def test_settle_now_with_nothing_due_creates_no_run_and_says_so(finance_client):
+    _commissions_due_now()
+    finance_client.post(reverse("admin:commissions_settlementrun_run"), {"token": "first"})
+
+    again = finance_client.post(reverse("admin:commissions_settlementrun_run"), {"token": "second"}, follow=True)
+    empty = run_settlement(cycle="daily", now=LATER)
+
+    assert SettlementRun.objects.count() == 1
+    assert "没有到期可结算的佣金" in again.content.decode()
+    assert empty.pk is None and empty.commission_count == 0

@@ -6,10 +6,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from commissions import tasks
-from commissions.models import SettlementRun, Withdrawal, WithdrawalStatus
-from commissions.services import add_payout_account, get_policy, request_withdrawal
+from commissions.models import Commission, SettlementRun, Withdrawal, WithdrawalStatus
+from commissions.services import add_payout_account, get_policy, request_withdrawal, split_commissions
 
-from .factories import make_chain
+from .factories import make_chain, make_order
 from .test_withdrawals import _fund
 
 
@@ -30,13 +30,22 @@ def test_only_the_merchants_cycle_settles_and_running_it_twice_settles_once():
     policy = get_policy()
     policy.settlement_cycle = "weekly"
     policy.save()
+    seller, *_rest = make_chain(1)
+    split_commissions(order=make_order(seller))
+    Commission.objects.update(available_at=timezone.now() - timedelta(minutes=1))
 
     assert tasks.settle_commissions_task("daily") is None
     first = tasks.settle_commissions_task("weekly")
     second = tasks.settle_commissions_task("weekly")
 
-    assert first == second
+    assert first is not None and first == second
     assert SettlementRun.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_scheduled_settlement_with_nothing_due_records_no_run():
+    assert tasks.settle_commissions_task(get_policy().settlement_cycle) is None
+    assert not SettlementRun.objects.exists()
 
 
 @pytest.mark.django_db

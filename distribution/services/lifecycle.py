@@ -253,8 +253,10 @@ def decide_appeal(
     """The merchant decides: accepting unfreezes the distributor (through the status service,
     audited); either way the distributor gets a notice. Deciding twice changes nothing."""
     from ..models import Appeal, AppealStatus
+    from .four_eyes import require_not_own_distributor
     from .tree import change_distributor_status
 
+    require_not_own_distributor(actor=actor, distributor=appeal.distributor, what=_("审核申诉"))
     with transaction.atomic():
         locked = Appeal.objects.select_for_update().get(pk=appeal.pk)
         if locked.status != AppealStatus.PENDING:

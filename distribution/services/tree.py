@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from kamen.audit import record_audit
+from kamen.four_eyes import require_another_person
 
 from ..models import (
     DepositStatus,
@@ -32,6 +33,8 @@ from ..models import (
     Invitation,
 )
 from ..selectors import upline_ids
+from .four_eyes import require_not_own_distributor
+from .pricing import get_settings
 from .sales import move_team_totals
 
 TREE_LOCK_SQL = (
@@ -162,6 +165,7 @@ def join_network(*, user, code, region: str = "") -> Distributor:
     requirement, makes the newcomer active at once; otherwise they wait for staff approval.
     Bad codes, self-invitation and a second join are refused and change nothing.
     """
+    _require_may_join(user)
     code = normalize_code(code)
     lock_tree()
     inviter, invitation = _resolve_invitation(code)
@@ -288,6 +292,23 @@ def register_and_join(
         return join_network(user=candidate, code=code, region=region)
 
 
+def staff_may_join(user) -> bool:
+    """Whether ``user`` may become a distributor: anyone but staff, unless the merchant's
+    setting lets staff join (the four-eyes rule then still guards their own money)."""
+    if not (getattr(user, "is_staff", False) or getattr(user, "is_superuser", False)):
+        return True
+    return get_settings().staff_may_join
+
+
+def staff_join_refusal() -> str:
+    return _("员工账号不能加入分销网络（可审核资金的账号不能同时从中获利）；请退出后台账号，用个人账号加入")
+
+
+def _require_may_join(user) -> None:
+    if not staff_may_join(user):
+        raise ValidationError({"code": [staff_join_refusal()]})
+
+
 def _require_perm(actor, perm: str) -> None:
     if (
         actor is None
@@ -303,6 +324,8 @@ def create_root_distributor(
 ) -> Distributor:
     """Staff put a distributor at the top of a new tree (a 总代 signed by the merchant)."""
     _require_perm(actor, "distribution.add_distributor")
+    _require_may_join(user)
+    require_another_person(actor=actor, subject_user_ids=[user.pk], what=_("添加分销商"))
     lock_tree()
     if Distributor.objects.filter(user=user).exists():
         raise ValidationError({"user": [_("该用户已经是分销商")]})
@@ -348,6 +371,7 @@ def approve_distributor(
     """Staff admit an applicant. A grade with a deposit needs the deposit confirmed as received
     (it is held, refundable); one with a first-order amount needs that order confirmed."""
     _require_perm(actor, "distribution.approve_distributor")
+    require_not_own_distributor(actor=actor, distributor=distributor, what=_("审核分销商申请"))
     locked = (
         Distributor.objects.select_for_update(of=("self",))
         .select_related("grade")
@@ -391,6 +415,7 @@ def reject_distributor(
     *, distributor: Distributor, actor, reason: str, request=None
 ) -> Distributor:
     _require_perm(actor, "distribution.approve_distributor")
+    require_not_own_distributor(actor=actor, distributor=distributor, what=_("审核分销商申请"))
     reason = str(reason or "").strip()
     if not reason:
         raise ValidationError({"reason": [_("请填写拒绝原因")]})
@@ -434,6 +459,8 @@ def move_subtree(
     if actor is not None and getattr(actor, "pk", None) == distributor.user_id:
         raise PermissionDenied(_("分销商不能修改自己的上级，请联系商户"))
     _require_perm(actor, "distribution.move_distributor")
+    if new_parent is not None:  # a team moved under oneself would pay oneself
+        require_not_own_distributor(actor=actor, distributor=new_parent, what=_("移动到您名下"))
     reason = str(reason or "").strip()
     if not reason:
         raise ValidationError({"reason": [_("请填写移动原因")]})
@@ -497,6 +524,7 @@ def change_distributor_status(
     to the cleared member's parent, so nobody below is left hanging under someone who is gone;
     orders already placed keep their snapshotted upline."""
     _require_perm(actor, "distribution.freeze_distributor")
+    require_not_own_distributor(actor=actor, distributor=distributor, what=_("更改分销商状态"))
     reason = str(reason or "").strip()
     if not reason:
         raise ValidationError({"reason": [_("请填写原因")]})

@@ -307,6 +307,8 @@ REFERRAL_COOKIE_DAYS = int(os.environ.get("REFERRAL_COOKIE_DAYS", "30"))
 ORDER_LINK_MAX_AGE_DAYS = int(os.environ.get("ORDER_LINK_MAX_AGE_DAYS", "30"))
 # A paid or fulfilling order with no progress for this long is re-driven by the sweeper.
 ORDER_STALL_MINUTES = int(os.environ.get("ORDER_STALL_MINUTES", "5"))
+# What a buyer whose paid order waits in risk review is told it usually takes (minutes).
+RISK_REVIEW_ESTIMATE_MINUTES = int(os.environ.get("RISK_REVIEW_ESTIMATE_MINUTES", "30"))
 ORDER_FULFILMENT_MAX_ATTEMPTS = int(os.environ.get("ORDER_FULFILMENT_MAX_ATTEMPTS", "5"))
 # After the last attempt: "retry" (the sweeper tries again later), "staff" (wait in the failed
 # queue for a person) or "refund" (refund automatically).

@@ -5,4 +5,5 @@ from .expiry import *  # noqa: F401,F403
 from .fulfilment import *  # noqa: F401,F403
 from .payments import *  # noqa: F401,F403
 from .refunds import *  # noqa: F401,F403
+from .staff_actions import *  # noqa: F401,F403
 from .state import *  # noqa: F401,F403

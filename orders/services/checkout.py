@@ -6,6 +6,7 @@ distribution hook) and is snapshotted on the order with the attribution. Card ke
 reserved for the payment window so that a paid order finds its keys waiting.
 """
 
+import base64
 import contextlib
 import functools
 import hashlib
@@ -46,6 +47,17 @@ _LIMIT_EXCLUDED = (OrderStatus.EXPIRED, OrderStatus.REFUNDED)
 def new_checkout_token() -> str:
     """The one-time token a checkout form carries: a double submit returns the same order."""
     return secrets.token_urlsafe(24)
+
+
+def _bound_checkout_token(token: str | None, owner: str) -> str | None:
+    """The token as stored on the order: bound to the browser that posted it (``owner``), so
+    the same token from another browser is another key and never finds this order. Bound by
+    hashing into the token's own column, so a repeat is still one indexed look-up and the
+    checkout statement is unchanged. Without an owner (a service caller) the token as given."""
+    if not token or not owner:
+        return token or None
+    digest = hashlib.blake2b(token.encode(), key=owner.encode()[:64], digest_size=24).digest()
+    return base64.urlsafe_b64encode(digest).decode()
 
 
 def _new_order_no() -> str:
@@ -265,6 +277,7 @@ def place_order(
     buyer_fields: dict | None = None,
     recharge_target="",
     checkout_token: str | None = None,
+    checkout_owner: str = "",
     referral: dict | None = None,
     buyer_ip: str | None = None,
     gateway: str = "sandbox",
@@ -277,8 +290,10 @@ def place_order(
     commission split can apply the merchant's self-purchase rule.
 
     Bad input raises ValidationError with one message per field and changes nothing. The same
-    ``checkout_token`` twice returns the first order.
+    ``checkout_token`` twice returns the first order — only to the same ``checkout_owner`` (the
+    view passes the browser's identity): from another browser the token places a new order.
     """
+    checkout_token = _bound_checkout_token(checkout_token, checkout_owner)
     if checkout_token:
         existing = Order.objects.filter(checkout_token=checkout_token).first()
         if existing is not None:

@@ -26,6 +26,7 @@ from catalog.models import BundleItem, Product, ProductType
 from catalog.models.products import RedemptionMode
 from catalog.services import InsufficientStock, claim_card_keys, sell_reserved_card_keys
 from catalog.services.reservations import sell_reservation_sql
+from distribution.services.four_eyes import require_not_own_order
 from kamen import crypto
 from kamen.audit import record_audit
 from kamen.db import execute_prepared
@@ -423,6 +424,7 @@ def _send_delivery_email(order: Order) -> None:
 def deliver_manually(*, order: Order, content: str, actor, request=None) -> Order:
     """Staff deliver a manual product (or the manual part of a bundle): the content is stored
     encrypted, shown to the buyer, and the order completes once every part is delivered."""
+    require_not_own_order(actor=actor, order=order, what=_("人工发货"))
     content = (content or "").strip()
     if not content:
         raise ValidationError({"content": [_("请填写发货内容")]})

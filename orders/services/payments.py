@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.services import InsufficientStock, hold_card_key_reservation, hold_card_key_reservation_statement
+from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
 from kamen.db import (
     execute_prepared,
@@ -58,6 +59,7 @@ from orders.models import (
 from riskcontrol.services import record_forged_callback
 
 from .enqueue import enqueue_after_commit
+from .staff_actions import CONFIRM_PAYMENT, require_staff_action
 from .state import lock_order, move_locked_order, transition_order
 
 __all__ = [
@@ -263,12 +265,12 @@ def _apply_payment(
                 ).update(status=notification.outcome.value)
         elif order.status not in _PAYABLE or order.paid_at is not None:
             fields.update(outcome=CallbackOutcome.DUPLICATE)
-            if order.payment_gateway and order.payment_gateway != gateway_code:
-                # Money taken twice through two gateways: answer success (it is recorded) and
-                # leave a note for staff to refund this second payment.
-                fields["rejection_reason"] = _("订单已通过 %(gateway)s 支付，此笔为重复支付，请人工退款") % {
-                    "gateway": order.payment_gateway
-                }
+            reason = _unexpected_payment_reason(order, gateway_code, notification)
+            if reason:
+                # Money taken a second time (another gateway, or another trade at this one, e.g.
+                # after a refund): answer success (it is recorded) and leave the reason, which
+                # the console shows finance with the refund to make.
+                fields["rejection_reason"] = reason[:300]
                 logger.warning("payments.double_payment", extra={"order": order.order_no, "gateway": gateway_code})
         else:
             fields.update(outcome=CallbackOutcome.PAID)
@@ -285,6 +287,30 @@ def _apply_payment(
             except IntegrityError:
                 return PaymentCallback.objects.get(gateway=gateway_code, event_id=notification.event_id)
         return _store_callback(fields)
+
+
+def _unexpected_payment_reason(order: Order, gateway_code: str, notification: PaymentNotification) -> str:
+    """Why a successful payment for an order that was already paid is money to give back ("" for
+    the same payment reported again): it came through another gateway, or through the same one
+    under another trade number than the payment the order was marked paid with."""
+    if order.payment_gateway and order.payment_gateway != gateway_code:
+        return _("订单已通过 %(gateway)s 支付，此笔为重复支付，请人工退款") % {"gateway": order.payment_gateway}
+    trade_no = notification.gateway_trade_no[:64]
+    if not trade_no:
+        return ""
+    paid_with = (
+        PaymentAttempt.objects.filter(
+            gateway=gateway_code, out_trade_no=order.order_no, status=PaymentStatus.SUCCEEDED
+        )
+        .values_list("gateway_trade_no", flat=True)
+        .first()
+    )
+    if not paid_with or paid_with == trade_no:
+        return ""
+    return _(
+        "意外付款：订单已于交易 %(paid)s 支付（当前状态：%(status)s），又收到另一笔付款（交易号 %(trade)s，"
+        "¥%(amount)s），请人工退款"
+    ) % {"paid": paid_with, "status": order.get_status_display(), "trade": trade_no, "amount": notification.amount}
 
 
 def _store_callback(fields: dict) -> PaymentCallback:
@@ -447,12 +473,15 @@ def sync_payment_status(*, order: Order) -> PaymentCallback | None:
 
 def confirm_payment_manually(*, order: Order, actor, reason: str, request=None) -> PaymentCallback:
     """Staff 补单: the buyer paid but no callback came. Reason required, audited, and the same
-    path as a callback: confirming an order that is already paid changes nothing."""
+    path as a callback. An order that is already paid (or refunded) is refused with a message
+    and nothing changes: a 补单 that did nothing is never reported as done."""
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": [_("请填写补单原因")]})
     if actor is None or not actor.has_perm("orders.confirm_payment_manually"):
         raise PermissionDenied("confirming a payment by hand needs orders.confirm_payment_manually")
+    require_not_own_order(actor=actor, order=order, what=_("这笔人工补单"))
+    require_staff_action(order=Order.objects.get(pk=order.pk), action=CONFIRM_PAYMENT)
     notification = PaymentNotification(
         gateway="manual",
         event_id=f"manual-{order.order_no}",
@@ -473,6 +502,12 @@ def confirm_payment_manually(*, order: Order, actor, reason: str, request=None) 
             source=CallbackSource.MANUAL,
             actor=actor,
         )
+        if callback.outcome != CallbackOutcome.PAID:
+            # Paid meanwhile by a callback (or refused): undo the record, say why.
+            raise ValidationError(
+                _("补单未生效：%(reason)s")
+                % {"reason": callback.rejection_reason or callback.get_outcome_display()}
+            )
         record_audit(
             actor=actor,
             action="orders.payment_confirmed_manually",

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from catalog.models import CardKey, CardKeyStatus
 from catalog.services import release_card_key_reservation
+from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
 from orders.gateways import GatewayError, get_gateway
 from orders.models import (
@@ -75,6 +76,7 @@ def refund_order(
     order, ever). Keys still reserved for the order go back on sale; ``restock`` additionally
     returns keys that were sold to the order but never delivered.
     """
+    require_not_own_order(actor=actor, order=order, what=_("这笔退款"))
     amount = _amount(amount)
     reason = (reason or "").strip()
     if not reason:

@@ -84,12 +84,13 @@ def test_staff_confirm_a_payment_by_hand_with_a_reason_audited_once(owner_user):
     with pytest.raises(ValidationError):
         confirm_payment_manually(order=order, actor=owner_user, reason=" ")
     first = confirm_payment_manually(order=order, actor=owner_user, reason="买家提供了支付截图")
-    second = confirm_payment_manually(order=order, actor=owner_user, reason="再点一次")
+    with pytest.raises(ValidationError, match="已收到付款，无需人工补单"):  # a second click: said, not redone
+        confirm_payment_manually(order=order, actor=owner_user, reason="再点一次")
 
-    assert first.outcome == CallbackOutcome.PAID and second.pk == first.pk
+    assert first.outcome == CallbackOutcome.PAID
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID and order.payment_gateway == "manual"
-    assert AuditLogEntry.objects.filter(action="orders.payment_confirmed_manually").count() == 2
+    assert AuditLogEntry.objects.filter(action="orders.payment_confirmed_manually").count() == 1
 
 
 @pytest.mark.django_db
@@ -182,3 +183,33 @@ def test_a_payment_through_a_second_gateway_is_recorded_for_staff_to_refund(owne
 
     assert second.callback.outcome == CallbackOutcome.DUPLICATE and second.accepted
     assert "重复支付" in second.callback.rejection_reason
+
+
+@pytest.mark.django_db
+def test_a_second_payment_after_a_refund_is_recorded_as_unexpected_for_finance_to_refund(client, owner_user):
+    # given an order paid through the sandbox, delivered, then refunded in full
+    from orders.services import fulfil_order, refund_order
+
+    order = _order()
+    pay(order)
+    fulfil_order(order_id=order.pk)
+    refund_order(order=Order.objects.get(pk=order.pk), amount=order.total_amount, reason="买家申请", actor=owner_user)
+
+    # when the same gateway reports a second, different payment (new trade number, new event)
+    second = pay(order, event_id="EVT-second", trade_no="SBX-SECOND-TRADE")
+    replay = pay(order, event_id="EVT-second", trade_no="SBX-SECOND-TRADE")
+    same_payment_again = pay(order, event_id="EVT-query-of-the-first")
+
+    # then it is accepted (the money is recorded) with the reason, and finance sees it
+    callback = second.callback
+    assert second.accepted and callback.outcome == CallbackOutcome.DUPLICATE
+    assert "意外付款" in callback.rejection_reason and "SBX-SECOND-TRADE" in callback.rejection_reason
+    assert "请人工退款" in callback.rejection_reason
+    assert replay.callback.pk == callback.pk
+    assert same_payment_again.callback.rejection_reason == ""  # the first payment again: a plain duplicate
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.REFUNDED
+    client.force_login(owner_user)
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert 'id="unexpected-payments"' in page and "SBX-SECOND-TRADE" in page and "请人工退款" in page
+    listing = client.get("/admin/orders/paymentcallback/?needs_refund=yes").content.decode()
+    assert "EVT-second" in listing and "EVT-query-of-the-first" not in listing

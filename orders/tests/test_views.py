@@ -11,6 +11,7 @@ from catalog.models import ProductCustomField, ProductType
 from orders.gateways import base as gateway_base
 from orders.models import Order, OrderStatus, PaymentCallback, SandboxPayment
 from orders.services import fulfil_order, order_access_token
+from riskcontrol.review import open_review_case
 
 from .factories import add_keys, buy, make_product, pay
 
@@ -241,3 +242,71 @@ def test_the_addresses_given_to_the_gateway_are_the_sites_not_the_answering_host
     payment = SandboxPayment.objects.get()
     assert payment.notify_url == "https://shop.example.com/pay/notify/sandbox/"
     assert payment.return_url.startswith("https://shop.example.com/orders/")
+
+
+@pytest.mark.django_db
+def test_a_checkout_token_gives_its_order_back_only_to_the_browser_that_placed_it(client):
+    # given a buyer who placed (and was delivered) an order with the form's token
+    product = make_product()
+    add_keys(product, 3, prefix="SECRET")
+    form = _form(product, client)
+    client.post(reverse("orders:checkout", args=[product.pk]), form)
+    theirs = Order.objects.get()
+    pay(theirs)
+    fulfil_order(order_id=theirs.pk)
+
+    # when the buyer submits the same form again, they get the same order (a double submit)
+    again = client.post(reverse("orders:checkout", args=[product.pk]), form)
+    assert again.url.endswith(f"/orders/{theirs.order_no}/") and Order.objects.count() == 1
+
+    # and when a second browser posts the same token, it gets an order of its own, never theirs
+    other = Client()
+    _form(product, other)  # the second browser opened the shop too
+    response = other.post(
+        reverse("orders:checkout", args=[product.pk]), dict(form, contact="other@example.com")
+    )
+    assert Order.objects.count() == 2
+    mine = Order.objects.exclude(pk=theirs.pk).get()
+    assert mine.contact == "other@example.com" and mine.status == OrderStatus.PENDING_PAYMENT
+    assert theirs.order_no not in response.get("Location", "")
+    page = other.get(reverse("orders:order-detail", args=[theirs.order_no]))
+    assert page.status_code == 404 and "SECRET-" not in page.content.decode()
+    assert other.get(reverse("orders:order-status", args=[theirs.order_no])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_paid_order_held_for_risk_review_tells_the_buyer_it_is_being_reviewed_and_for_how_long(client, settings):
+    # given a paid order that checkout sent to risk review (the merchant expects 45 minutes)
+    settings.RISK_REVIEW_ESTIMATE_MINUTES = 45
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    Order.objects.filter(pk=order.pk).update(attribution={"risk": "review"})
+    order.refresh_from_db()
+    open_review_case(order=order)
+    pay(order)
+    fulfil_order(order_id=order.pk)  # held: nothing is sent
+    url = reverse("orders:order-detail", args=[order.order_no])
+
+    page = client.get(url + "?t=" + order_access_token(order)).content.decode()
+    status = client.get(reverse("orders:order-status", args=[order.order_no])).json()
+
+    # then the page and its status say so, with the estimate, instead of "delivering"
+    assert "正在进行安全审核" in page and "45 分钟" in page
+    assert "正在为您发货" not in page
+    assert status["is_under_review"] is True and status["review_estimate_minutes"] == 45
+    assert "正在进行安全审核" in status["message"]
+
+
+@pytest.mark.django_db
+def test_an_ordinary_paid_order_is_not_said_to_be_under_review(client):
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    pay(order)  # paid, not fulfilled yet
+
+    status = client.get(
+        reverse("orders:order-status", args=[order.order_no]) + "?t=" + order_access_token(order)
+    ).json()
+
+    assert status["is_under_review"] is False and status["review_estimate_minutes"] is None
