@@ -245,7 +245,7 @@ def preview_split(*, distributor, product, amount: Decimal, quantity: int = 1) -
         distributor_id=distributor.pk,
         attribution={
             "distributor_id": distributor.pk,
-            "chain": upline_ids(distributor, depth=_commission_depth()),
+            "chain": upline_ids(distributor, depth=_commission_depth() - 1),
         },
         paid_at=timezone.now(),
     )

@@ -29,11 +29,11 @@ _ATTRIBUTION_SQL = f"""
     ), upline(id, parent_id, grade_id, steps) AS (
         SELECT d.id, d.parent_id, d.grade_id, 1
         FROM link JOIN distribution_distributor d ON d.id = link.parent_id
-        WHERE link.depth >= 1
+        WHERE link.depth >= 2
         UNION ALL
         SELECT d.id, d.parent_id, d.grade_id, upline.steps + 1
         FROM upline JOIN distribution_distributor d ON d.id = upline.parent_id
-        WHERE upline.steps < (SELECT depth FROM link)
+        WHERE upline.steps < (SELECT depth FROM link) - 1
     )
     SELECT link.code, link.sub_store_id, link.distributor_id, link.grade_id, link.has_store, link.depth,
            ARRAY(SELECT id FROM upline ORDER BY steps), ARRAY(SELECT grade_id FROM upline ORDER BY steps)
@@ -48,8 +48,10 @@ def attribution_for_referral(*, code: str) -> dict | None:
     "sub_store": id or None}`` (the channel comes from the referral cookie, not from here),
     plus ``grade``, ``chain_grades`` and ``depth`` for the commission split, and ``seller``:
     the distributor, for pricing (not part of the snapshot; loaded with its grade and
-    sub-store only when it has a sub-store, whose prices need them). The chain is cut at the
-    merchant's commission depth (1–3, never more). An inactive distributor or link attributes
+    sub-store only when it has a sub-store, whose prices need them). The chain holds exactly
+    the ancestors the commission depth (1–3, never more) can pay: the seller is level 1, so
+    depth ``d`` snapshots at most ``d − 1`` ancestors (the split and the risk rules read the
+    same people; none of them sees a fourth). An inactive distributor or link attributes
     nothing. Counting the order on the link is ``count_referral_order``, in the order's own
     transaction.
     """
@@ -79,7 +81,7 @@ def _attribution_portable(code: str) -> dict | None:
     if link is None:
         return None
     depth = commission_depth()
-    upline = ancestors(link.distributor, depth=depth)
+    upline = ancestors(link.distributor, depth=depth - 1)
     return _snapshot(
         link.code,
         link.sub_store_id,
