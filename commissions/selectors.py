@@ -126,19 +126,25 @@ def payout_accounts(distributor):
 
 
 def monthly_tax_statements(distributor) -> list[dict]:
-    """Per month: income withdrawn (labour remuneration), tax withheld, fees, net paid."""
+    """Per month: income withdrawn (labour remuneration, paid or still payable), tax withheld
+    (net of adjustments), of which adjustments (the tax recomputed when a withdrawal was
+    rejected or its payout failed; negative when returned), fees, net paid."""
     from django.db.models.functions import TruncMonth
     from django.utils import timezone
 
+    counted = ~Q(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
     rows = (
         Withdrawal.objects.filter(distributor=distributor)
-        .exclude(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
         .annotate(
             month=TruncMonth("created_at", tzinfo=timezone.get_current_timezone())
         )
         .values("month")
         .annotate(
-            income=Sum("amount"), tax=Sum("tax"), fee=Sum("fee"), net=Sum("net_amount")
+            income=Sum("amount", filter=counted, default=ZERO),
+            tax=Sum("tax", filter=counted, default=ZERO),
+            tax_adjustment=Sum("tax_adjustment", default=ZERO),
+            fee=Sum("fee", filter=counted, default=ZERO),
+            net=Sum("net_amount", filter=counted, default=ZERO),
         )
         .order_by("-month")
     )
@@ -148,11 +154,13 @@ def monthly_tax_statements(distributor) -> list[dict]:
             if hasattr(row["month"], "date")
             else row["month"],
             "income": row["income"],
-            "tax": row["tax"],
+            "tax": row["tax"] + row["tax_adjustment"],
+            "tax_adjustment": row["tax_adjustment"],
             "fee": row["fee"],
             "net": row["net"],
         }
         for row in rows
+        if row["income"] or row["tax_adjustment"]
     ]
 
 
