@@ -14,6 +14,7 @@ from distribution.models import (
     GradeProductPrice,
     GradeVolumeTier,
     ReferralLink,
+    SubStore,
     SubStorePrice,
 )
 
@@ -277,3 +278,22 @@ def test_the_snapshot_holds_exactly_the_people_the_depth_can_pay(
     assert found["chain"] == above[: depth - 1]
     assert found["chain_grades"] == [grade.pk] * len(found["chain"])
     assert 1 + len(found["chain"]) == min(depth, seller_level)
+
+
+@pytest.mark.parametrize("path", ["statement", "portable"])
+@pytest.mark.parametrize("is_open", [True, False])
+def test_every_link_of_a_store_owner_attributes_to_the_open_store(agent, store, path, is_open):
+    """ADR 0010: the store link and an ordinary link snapshot the same sub-store (the one the
+    order is a sale of) while it is open, and none when it is closed."""
+    from distribution.services.attribution import _attribution_portable
+
+    SubStore.objects.filter(pk=store.pk).update(is_open=is_open)
+    links = [
+        ReferralLink.objects.get(sub_store=store),
+        services.create_referral_link(distributor=agent, channel="douyin"),
+    ]
+    look_up = services.attribution_for_referral if path == "statement" else None
+
+    found = [look_up(code=link.code) if look_up else _attribution_portable(link.code) for link in links]
+
+    assert [row["sub_store"] for row in found] == [store.pk if is_open else None] * 2
