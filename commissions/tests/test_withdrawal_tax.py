@@ -194,3 +194,51 @@ def test_the_months_tax_is_the_rule_applied_to_its_payable_income_at_every_step(
                     pay_withdrawal(withdrawal_id=withdrawal.pk, adapter=adapter)
             _assert_the_books_hold(agent, tax_before)
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rejections_failures_and_requests_at_the_same_moment_keep_the_months_tax_right():
+    """Real threads on PostgreSQL: two rejections, a failed payout and two new requests of one
+    distributor at once. Each locks the distributor's available account before reading the
+    month, so none computes the tax on a month another is changing, and none deadlocks."""
+    import threading
+
+    from django.db import connection
+
+    agent, account = _funded_agent()
+    reviewer = _finance_user()
+    pending = [
+        request_withdrawal(distributor=agent, payout_account=account, amount=amount, token=f"p{index}")
+        for index, amount in enumerate(["3000.00", "1000.00", "9000.00"])
+    ]
+    approve_withdrawal(withdrawal=pending[2], actor=reviewer)
+    barrier = threading.Barrier(5)
+    errors = []
+
+    def run(action):
+        try:
+            barrier.wait()
+            action()
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    actions = [
+        lambda: reject_withdrawal(withdrawal=pending[0], actor=reviewer, reason="驳回"),
+        lambda: reject_withdrawal(withdrawal=pending[1], actor=reviewer, reason="驳回"),
+        lambda: pay_withdrawal(withdrawal_id=pending[2].pk, adapter=_Fails()),
+        lambda: request_withdrawal(distributor=agent, payout_account=account, amount="2000.00", token="n1"),
+        lambda: request_withdrawal(distributor=agent, payout_account=account, amount="500.00", token="n2"),
+    ]
+    threads = [threading.Thread(target=run, args=(action,)) for action in actions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert _month(agent) == (Decimal("2500.00"), labour_remuneration_tax(Decimal("2500.00")))
+    assert merchant_account(AccountKind.TAX_WITHHELD).balance == labour_remuneration_tax(Decimal("2500.00"))
+    report = selectors.ledger_differences()
+    assert report["accounts"] == [] and report["transactions"] == []
