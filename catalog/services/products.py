@@ -537,12 +537,7 @@ def update_category(*, category: Category, actor, request=None, **changes) -> Ca
         locked = Category.objects.get(pk=locked.pk)
     for name, value in cleaned.items():
         setattr(locked, name, value)
-    if any(cleaned[name] != before[name] for name in PRICE_FIELDS):
-        # other apps' rules read the prices (the commission guard's caps on the margin)
-        with setting_change(setting=_("商品“%(name)s”的价格") % {"name": locked.name}):
-            locked.save()
-    else:
-        locked.save()
+    locked.save()
     diff = diff_fields(before=before, after=cleaned)
     if diff:
         record_audit(
