@@ -1,5 +1,5 @@
 """A distributor's price is their price, whichever of their links the buyer followed (ADR
-0010): with an open sub-store, an order through their ordinary referral link is a sale of that
+0012): with an open sub-store, an order through their ordinary referral link is a sale of that
 store, like one through the store's own link — same price, same 差价, same commissions."""
 
 from decimal import Decimal

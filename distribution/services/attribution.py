@@ -50,7 +50,7 @@ def attribution_for_referral(*, code: str) -> dict | None:
     "sub_store": id or None}`` (the channel comes from the referral cookie, not from here),
     where ``sub_store`` is the distributor's open sub-store whichever of their links the code
     is: a distributor's price is their price, so every order they bring while their store is
-    open is a sale of that store, at its prices, paying them its 差价 (docs/adr/0010); with no
+    open is a sale of that store, at its prices, paying them its 差价 (docs/adr/0012); with no
     open store it is None and the order sells at retail, commission only. Also
     ``grade``, ``chain_grades`` and ``depth`` for the commission split, and ``seller``:
     the distributor, for pricing (not part of the snapshot; loaded with its grade and

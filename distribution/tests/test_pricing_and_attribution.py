@@ -283,7 +283,7 @@ def test_the_snapshot_holds_exactly_the_people_the_depth_can_pay(
 @pytest.mark.parametrize("path", ["statement", "portable"])
 @pytest.mark.parametrize("is_open", [True, False])
 def test_every_link_of_a_store_owner_attributes_to_the_open_store(agent, store, path, is_open):
-    """ADR 0010: the store link and an ordinary link snapshot the same sub-store (the one the
+    """ADR 0012: the store link and an ordinary link snapshot the same sub-store (the one the
     order is a sale of) while it is open, and none when it is closed."""
     from distribution.services.attribution import _attribution_portable
 
