@@ -242,3 +242,28 @@ def test_rejections_failures_and_requests_at_the_same_moment_keep_the_months_tax
     assert merchant_account(AccountKind.TAX_WITHHELD).balance == labour_remuneration_tax(Decimal("2500.00"))
     report = selectors.ledger_differences()
     assert report["accounts"] == [] and report["transactions"] == []
+
+
+@pytest.mark.django_db
+def test_a_rejection_in_the_next_month_recomputes_the_month_the_withdrawal_belongs_to():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    agent, account = _funded_agent()
+    first = request_withdrawal(distributor=agent, payout_account=account, amount="3000.00", token="a")
+    second = request_withdrawal(distributor=agent, payout_account=account, amount="1000.00", token="b")
+    last_month = timezone.localtime().replace(day=1) - timedelta(days=3)
+    Withdrawal.objects.filter(pk__in=[first.pk, second.pk]).update(created_at=last_month)
+    this_month = request_withdrawal(distributor=agent, payout_account=account, amount="1000.00", token="c")
+    assert this_month.tax == Decimal("40.00")  # a new month starts from nothing
+
+    rejected = reject_withdrawal(withdrawal=first, actor=_finance_user(), reason="驳回")
+
+    assert rejected.tax_adjustment == Decimal("-160.00")
+    statements = selectors.monthly_tax_statements(agent)
+    assert [(row["income"], row["tax"], row["tax_adjustment"]) for row in statements] == [
+        (Decimal("1000.00"), Decimal("40.00"), ZERO),
+        (Decimal("1000.00"), Decimal("40.00"), Decimal("-160.00")),
+    ]
+    assert merchant_account(AccountKind.TAX_WITHHELD).balance == Decimal("80.00")
