@@ -13,6 +13,7 @@ debits equal its credits, keyed by ``reference``):
 | risk hold / release | pending, available ↔ frozen | | ``freeze:<hold>`` / ``release:<hold>`` |
 | withdrawal requested | available | payouts in transit (net), tax withheld, merchant revenue (fee) | ``withdrawal:<id>`` |
 | rejected / payout failed | the reverse of the request | | ``withdrawal-return:<id>`` |
+| month's tax recomputed | tax withheld (or available) | available (or tax withheld) | ``tax-adjustment:<id>`` |
 | payout succeeded | payouts in transit | payouts paid | ``payout:<id>`` |
 | wallet payment | available | merchant revenue | ``wallet:<reference>`` |
 

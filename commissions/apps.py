@@ -8,9 +8,11 @@ class CommissionsConfig(AppConfig):
 
     def ready(self):
         from kamen.encrypted_fields import register_encrypted_field
+        from kamen.setting_checks import register_setting_check
 
         from . import receivers
         from .models import PayoutAccount
+        from .services.rules import setting_change_clashes
 
         register_encrypted_field(
             PayoutAccount,
@@ -20,3 +22,5 @@ class CommissionsConfig(AppConfig):
         )
 
         receivers.connect()
+        # grades, products and sub-store settings are checked against the rule guard
+        register_setting_check(setting_change_clashes)

@@ -102,6 +102,7 @@ class TransactionKind(models.TextChoices):
     WITHDRAWAL_RETURN = "withdrawal_return", _("提现退回")
     PAYOUT = "payout", _("提现打款")
     WALLET_PAYMENT = "wallet_payment", _("余额支付")
+    TAX_ADJUSTMENT = "tax_adjustment", _("个税调整")
 
 
 class JournalTransaction(models.Model):
@@ -841,6 +842,10 @@ class Withdrawal(models.Model):
     amount = models.DecimalField(_("提现金额"), **MONEY)
     fee = models.DecimalField(_("手续费"), **MONEY, default=Decimal("0.00"))
     tax = models.DecimalField(_("代扣个税"), **MONEY, default=Decimal("0.00"))
+    # When this withdrawal is rejected or its payout fails, the month's tax is recomputed on
+    # what is left: the difference, negative when returned to the distributor (ledger
+    # ``tax-adjustment:<id>``).
+    tax_adjustment = models.DecimalField(_("个税调整"), **MONEY, default=Decimal("0.00"))
     net_amount = models.DecimalField(_("实际到账"), **MONEY)
     status = models.CharField(
         _("状态"),

@@ -34,7 +34,9 @@ def _sum(expression, **filters):
 
 
 def ledger_differences() -> dict:
-    """Accounts whose cache differs from their entries; transactions that do not balance."""
+    """Accounts whose cache differs from their entries; transactions that do not balance or
+    have fewer than two entries (PostgreSQL refuses both at commit since migration 0007; this
+    finds any stored before, or written where the triggers do not run)."""
     accounts = Account.objects.annotate(
         entries_total=Coalesce(
             Sum(
@@ -63,12 +65,13 @@ def ledger_differences() -> dict:
         JournalTransaction.objects.annotate(
             debits=_sum("entries__amount", filter=Q(entries__side=EntrySide.DEBIT)),
             credits=_sum("entries__amount", filter=Q(entries__side=EntrySide.CREDIT)),
+            entry_count=Count("entries"),
         )
-        .exclude(debits=F("credits"))
+        .filter(~Q(debits=F("credits")) | Q(entry_count__lt=2))
         .order_by("pk")
     )
     bad_journals = [
-        {"id": j.pk, "reference": j.reference, "debits": j.debits, "credits": j.credits}
+        {"id": j.pk, "reference": j.reference, "debits": j.debits, "credits": j.credits, "entries": j.entry_count}
         for j in journals
     ]
     return {
@@ -126,19 +129,25 @@ def payout_accounts(distributor):
 
 
 def monthly_tax_statements(distributor) -> list[dict]:
-    """Per month: income withdrawn (labour remuneration), tax withheld, fees, net paid."""
+    """Per month: income withdrawn (labour remuneration, paid or still payable), tax withheld
+    (net of adjustments), of which adjustments (the tax recomputed when a withdrawal was
+    rejected or its payout failed; negative when returned), fees, net paid."""
     from django.db.models.functions import TruncMonth
     from django.utils import timezone
 
+    counted = ~Q(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
     rows = (
         Withdrawal.objects.filter(distributor=distributor)
-        .exclude(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
         .annotate(
             month=TruncMonth("created_at", tzinfo=timezone.get_current_timezone())
         )
         .values("month")
         .annotate(
-            income=Sum("amount"), tax=Sum("tax"), fee=Sum("fee"), net=Sum("net_amount")
+            income=Sum("amount", filter=counted, default=ZERO),
+            tax=Sum("tax", filter=counted, default=ZERO),
+            tax_adjustment=Sum("tax_adjustment", default=ZERO),
+            fee=Sum("fee", filter=counted, default=ZERO),
+            net=Sum("net_amount", filter=counted, default=ZERO),
         )
         .order_by("-month")
     )
@@ -148,11 +157,13 @@ def monthly_tax_statements(distributor) -> list[dict]:
             if hasattr(row["month"], "date")
             else row["month"],
             "income": row["income"],
-            "tax": row["tax"],
+            "tax": row["tax"] + row["tax_adjustment"],
+            "tax_adjustment": row["tax_adjustment"],
             "fee": row["fee"],
             "net": row["net"],
         }
         for row in rows
+        if row["income"] or row["tax_adjustment"]
     ]
 
 
@@ -245,7 +256,7 @@ def preview_split(*, distributor, product, amount: Decimal, quantity: int = 1) -
         distributor_id=distributor.pk,
         attribution={
             "distributor_id": distributor.pk,
-            "chain": upline_ids(distributor, depth=_commission_depth()),
+            "chain": upline_ids(distributor, depth=_commission_depth() - 1),
         },
         paid_at=timezone.now(),
     )

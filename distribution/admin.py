@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy as _
 
 from kamen.audit import diff_fields, record_audit, snapshot
 from kamen.money import format_cny
+from kamen.setting_checks import SettingChangeAdminMixin
 
 from . import services
 from .models import (
@@ -427,7 +428,11 @@ class GradeVolumeTierInline(admin.TabularInline):
 
 
 @admin.register(Grade)
-class GradeAdmin(admin.ModelAdmin):
+class GradeAdmin(SettingChangeAdminMixin, admin.ModelAdmin):
+    """Grades, their prices and volume tiers (the inlines) and whether they may open a
+    sub-store: the commission guard reads all of them, so a save that would let the rules
+    breach a cap is refused with the rule and the setting that clash."""
+
     list_display = [
         "name",
         "rank",
@@ -493,6 +498,11 @@ class GradeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return obj is None or not obj.distributors.exists()
+
+    def guard_setting(self, request, object_id) -> str:
+        grade = Grade.objects.filter(pk=object_id).first() if object_id else None
+        name = grade.name if grade is not None else request.POST.get("name", "")
+        return gettext("等级“%(name)s”的设置") % {"name": name}
 
 
 class DistributionSettingsForm(forms.ModelForm):

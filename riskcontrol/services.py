@@ -481,9 +481,10 @@ def _take_from_day_total(*, distributor_id: int, day, amount: Decimal) -> None:
     )
 
 
-def distributor_chain_ids(distributor_id: int, *, depth: int = 3) -> list[int]:
+def distributor_chain_ids(distributor_id: int, *, depth: int = 2) -> list[int]:
     """The distributor and up to ``depth`` ancestors, nearest first (one query up the parent
-    column: the nested-set form scanned a whole tree, ~30 ms on 100k distributors)."""
+    column: the nested-set form scanned a whole tree, ~30 ms on 100k distributors). By default
+    the people an order can pay and an attribution snapshot holds: the seller and two above."""
     from distribution.selectors import upline_ids
 
     return [distributor_id, *upline_ids(distributor_id, depth=depth)]

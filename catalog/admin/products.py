@@ -23,6 +23,7 @@ from catalog.models import (
     ProductType,
 )
 from kamen.money import format_cny
+from kamen.setting_checks import SettingChangeAdminMixin
 
 
 def _add_service_errors(form: forms.BaseForm, error: ValidationError) -> None:
@@ -160,7 +161,7 @@ class StockCountFilter(admin.SimpleListFilter):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(SettingChangeAdminMixin, admin.ModelAdmin):
     form = ProductAdminForm
     list_display = [
         "name",

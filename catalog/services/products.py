@@ -27,6 +27,7 @@ from catalog.models import (
 from catalog.models.products import RedemptionMode
 from catalog.validation import compile_user_regex, sanitize_description
 from kamen.audit import diff_fields, record_audit
+from kamen.setting_checks import setting_change
 
 __all__ = [
     "PRICE_FIELDS",
@@ -332,7 +333,8 @@ def create_product(*, actor, request=None, **fields) -> Product:
     if cleaned["is_on_shelf"] and cleaned["product_type"] == ProductType.BUNDLE:
         raise ValidationError({"is_on_shelf": [_("套餐要先添加套餐内容才能上架")]})
     product = Product(**cleaned)
-    product.save()
+    with setting_change(setting=_("新商品“%(name)s”的价格") % {"name": product.name}):
+        product.save()
     record_audit(
         actor=actor,
         action="catalog.product.create",
@@ -365,7 +367,12 @@ def update_product(*, product: Product, actor, request=None, **changes) -> Produ
         cleaned["off_shelf_reason"] = ""
     for name, value in cleaned.items():
         setattr(locked, name, value)
-    locked.save()
+    if any(cleaned[name] != before[name] for name in PRICE_FIELDS):
+        # other apps' rules read the prices (the commission guard's caps on the margin)
+        with setting_change(setting=_("商品“%(name)s”的价格") % {"name": locked.name}):
+            locked.save()
+    else:
+        locked.save()
     _audit_product_changes(
         actor=actor,
         product=locked,

@@ -1,13 +1,17 @@
 """Commission rules, the merchant's policy and the compliance guard.
 
 The guard (``rule_set_problems``) looks at the whole rule set as it would be after a change and
-refuses it, with the reason, when it pays for recruiting, reaches past level 3, uses a rate
-outside 0–100 %, or could breach the merchant's caps: the worst case (highest rate at each level
+refuses it, with the reason (naming the rules and the settings that clash), when it pays for
+recruiting, reaches past level 3, uses a rate outside 0–100 %, or could breach the merchant's
+caps: the worst case (highest rate at each level
 across grades, plus the product bonus, times the largest campaign multiplier) is compared with
 the total share per order and with the maximum share of the margin. Fixed amounts are compared
 through the product's retail price, so a fixed-amount rule must name its product. At run time
 ``split_commissions`` caps the payout anyway (sub-store price differences are only known then)
-and records a ``CapEvent``.
+and records a ``CapEvent``. The settings the guard reads belong to lower apps (grades and their
+prices in ``distribution``, product prices in ``catalog``): their changes run the guard too,
+through ``kamen.setting_checks`` (``setting_change_clashes``), so the rule set cannot be left
+failing by a change made elsewhere.
 """
 
 from dataclasses import dataclass
@@ -86,6 +90,22 @@ def _rate_bp_for(rule: CommissionRule, product) -> Decimal:
 class WorstCase:
     product: object
     share_bp: Decimal
+    sources: tuple[str, ...] = ()  # the rules and settings that make up the worst case
+
+
+@dataclass(frozen=True)
+class Clash:
+    """One way the rule set could breach a merchant's cap: ``key`` says where (which cap, which
+    product, which price), ``excess`` by how much, ``message`` names the rules and settings that
+    meet there. A setting change is refused when it adds a clash or makes one larger."""
+
+    key: tuple
+    excess: Decimal
+    message: str
+
+
+def _percent(rate_bp) -> str:
+    return f"{Decimal(rate_bp) / 100:.2f}%"
 
 
 def worst_cases(policy: CommissionPolicy) -> list[WorstCase]:
@@ -122,6 +142,7 @@ def worst_cases(policy: CommissionPolicy) -> list[WorstCase]:
             or [Decimal(BASIS_POINTS)]
         )
         total = Decimal(0)
+        sources = []
         for level in range(1, MAX_LEVELS + 1):
             candidates = []
             grade_ids = [g.pk for g in grades] or [None]
@@ -130,21 +151,39 @@ def worst_cases(policy: CommissionPolicy) -> list[WorstCase]:
                     rules, grade_id=grade_id, product_id=product_id, level=level
                 )
                 if rule is not None:
-                    candidates.append(_rate_bp_for(rule, product))
+                    candidates.append(
+                        (_rate_bp_for(rule, product), _("规则“%(rule)s”") % {"rule": rule.describe()})
+                    )
                 else:
                     grade = next((g for g in grades if g.pk == grade_id), None)
+                    rate = getattr(grade, f"commission_level{level}_bp", 0) if grade else 0
                     candidates.append(
-                        Decimal(
-                            getattr(grade, f"commission_level{level}_bp", 0)
-                            if grade
-                            else 0
+                        (
+                            Decimal(rate),
+                            _("等级“%(grade)s”第 %(level)s 级佣金 %(rate)s")
+                            % {"grade": grade, "level": level, "rate": _percent(rate)},
                         )
                     )
             if level == 1:
-                candidates.extend(Decimal(rate) for rate in tier_rates)
-            total += max(candidates or [Decimal(0)])
+                candidates.extend(
+                    (Decimal(rate), _("阶梯佣金 %(rate)s") % {"rate": _percent(rate)}) for rate in tier_rates
+                )
+            rate, source = max(candidates or [(Decimal(0), "")], key=lambda candidate: candidate[0])
+            total += rate
+            if rate > 0:
+                sources.append(source)
+        if multiplier != BASIS_POINTS:
+            campaign = max(
+                (c for c in campaigns if c.product_id in (None, product_id)), key=lambda c: c.multiplier_bp
+            )
+            sources.append(
+                _("活动“%(name)s” × %(times)s")
+                % {"name": campaign.name, "times": f"{Decimal(campaign.multiplier_bp) / BASIS_POINTS:g}"}
+            )
+        if bonuses.get(product_id):
+            sources.append(_("商品额外奖励 %(rate)s") % {"rate": _percent(bonuses[product_id])})
         total = total * multiplier / BASIS_POINTS + Decimal(bonuses.get(product_id, 0))
-        result.append(WorstCase(product, total))
+        result.append(WorstCase(product, total, tuple(sources)))
     return result
 
 
@@ -167,39 +206,55 @@ def resolve_rule(rules, *, grade_id, product_id, level) -> CommissionRule | None
 
 
 def rule_set_problems(policy: CommissionPolicy | None = None) -> list[str]:
-    """Why the current rule set (as in the database now) is not allowed; empty if it is."""
-    policy = policy or get_policy()
+    """Why the current rule set (as in the database now) is not allowed; empty if it is. Each
+    reason names the rules and the settings (grades, products, the merchant's caps) that clash."""
     problems = []
     for rule in CommissionRule.objects.filter(is_active=True):
         problems.extend(_row_problems(rule))
+    return problems + [clash.message for clash in rule_set_clashes(policy)]
+
+
+def rule_set_clashes(policy: CommissionPolicy | None = None) -> list[Clash]:
+    """Where the rule set, with today's grades, products and sub-store settings, could pay more
+    than the merchant's caps allow (the guard's findings, one per cap, product and price)."""
+    policy = policy or get_policy()
+    clashes = []
     grades = _grades()
     cases = worst_cases(policy)
     for case in cases:
         name = str(case.product) if case.product is not None else _("全部商品")
         if case.share_bp > policy.max_order_share_bp:
-            problems.append(
-                _(
-                    "%(scope)s：最高可能支付实付金额的 %(worst)s%%，超过单笔订单上限 %(cap)s%%"
+            message = _(
+                "%(scope)s：最高可能支付实付金额的 %(worst)s%%，超过单笔订单上限 %(cap)s%%"
+            ) % {
+                "scope": name,
+                "worst": f"{case.share_bp / 100:.2f}",
+                "cap": f"{Decimal(policy.max_order_share_bp) / 100:.2f}",
+            }
+            cap = _("单笔订单上限 %(cap)s") % {"cap": _percent(policy.max_order_share_bp)}
+            clashes.append(
+                Clash(
+                    ("order_share", getattr(case.product, "pk", None)),
+                    case.share_bp - policy.max_order_share_bp,
+                    message + _explain(case.sources, [cap]),
                 )
-                % {
-                    "scope": name,
-                    "worst": f"{case.share_bp / 100:.2f}",
-                    "cap": f"{Decimal(policy.max_order_share_bp) / 100:.2f}",
-                }
             )
-    general = next(case.share_bp for case in cases if case.product is None)
-    specific = {
-        case.product.pk: case.share_bp for case in cases if case.product is not None
-    }
+    general = next(case for case in cases if case.product is None)
+    specific = {case.product.pk: case for case in cases if case.product is not None}
     from catalog.models import Product
 
     sub_store_costs = _SubStoreCosts(grades)
     for product in Product.objects.filter(retail_price__gt=0):
-        share = specific.get(product.pk, general)
-        problem = _margin_problem(product, share, policy, sub_store_costs)
-        if problem:
-            problems.append(problem)
-    return problems
+        clashes.extend(_margin_clashes(product, specific.get(product.pk, general), policy, sub_store_costs))
+    return clashes
+
+
+def _explain(rules, settings) -> str:
+    """（规则：…；设置：…） — who meets at a clash."""
+    return _("（规则：%(rules)s；设置：%(settings)s）") % {
+        "rules": "、".join(rules) or _("无"),
+        "settings": "、".join(settings),
+    }
 
 
 class _SubStoreCosts:
@@ -224,9 +279,10 @@ class _SubStoreCosts:
             key = (grade_id, product_id)
             self.tiers[key] = min(self.tiers.get(key, BASIS_POINTS), rate_bp)
 
-    def lowest(self, product) -> Decimal | None:
+    def lowest(self, product) -> tuple[Decimal, object] | None:
         """The lowest unit cost any sub-store owner could have for ``product`` (grade price
-        or discount, then the best volume tier), or None when no grade may open a sub-store."""
+        or discount, then the best volume tier) and the grade that has it, or None when no
+        grade may open a sub-store."""
         if not self.owners:
             return None
         costs = []
@@ -242,24 +298,46 @@ class _SubStoreCosts:
                 self.tiers.get((grade.pk, None), BASIS_POINTS),
             )
             costs.append(
-                max(unit * tier / BASIS_POINTS, Decimal(product.cost_price or 0))
+                (max(unit * tier / BASIS_POINTS, Decimal(product.cost_price or 0)), grade)
             )
-        return min(costs)
+        return min(costs, key=lambda cost: cost[0])
 
 
-def _margin_problem(
-    product, share_bp: Decimal, policy: CommissionPolicy, sub_store_costs
-) -> str:
+def _margin_clashes(product, case: WorstCase, policy: CommissionPolicy, sub_store_costs) -> list[Clash]:
     """Could one order of ``product`` pay more than the merchant's share of its margin,
     counting the sub-store price difference? Checked at the retail price and, when sub-stores
     exist, at the highest sub-store price against the lowest distributor cost."""
     cost = Decimal(product.cost_price or 0)
-    prices = [(Decimal(product.retail_price), Decimal(0))]
+    share_bp = case.share_bp
+    prices = [
+        (
+            "retail",
+            Decimal(product.retail_price),
+            Decimal(0),
+            [
+                _("“%(product)s”零售价 ¥%(price)s、成本价 ¥%(cost)s")
+                % {"product": product, "price": product.retail_price, "cost": cost}
+            ],
+        )
+    ]
     lowest = sub_store_costs.lowest(product)
     if lowest is not None:
+        lowest_cost, grade = lowest
         ceiling = Decimal(product.max_resale_price or product.retail_price)
-        prices.append((ceiling, max(ceiling - lowest, Decimal(0))))
-    for price, difference in prices:
+        prices.append(
+            (
+                "sub_store",
+                ceiling,
+                max(ceiling - lowest_cost, Decimal(0)),
+                [
+                    _("等级“%(grade)s”可开分站，拿货价 ¥%(cost)s") % {"grade": grade, "cost": f"{lowest_cost:.2f}"},
+                    _("“%(product)s”最高售价 ¥%(price)s、成本价 ¥%(cost)s")
+                    % {"product": product, "price": f"{ceiling:.2f}", "cost": cost},
+                ],
+            )
+        )
+    clashes = []
+    for price_kind, price, difference, settings in prices:
         base = (
             price
             if policy.base == CommissionBase.PAID
@@ -270,7 +348,7 @@ def _margin_problem(
             max(price - cost, Decimal(0)) * policy.max_margin_share_bp / BASIS_POINTS
         )
         if worst > allowed:
-            return _(
+            message = _(
                 "%(scope)s：售价 ¥%(price)s 时佣金加分站差价最高 ¥%(worst)s，超过毛利分配上限 ¥%(cap)s"
             ) % {
                 "scope": str(product),
@@ -278,7 +356,18 @@ def _margin_problem(
                 "worst": f"{worst:.2f}",
                 "cap": f"{allowed:.2f}",
             }
-    return ""
+            settings = [*settings, _("毛利分配上限 %(cap)s") % {"cap": _percent(policy.max_margin_share_bp)}]
+            clashes.append(
+                Clash(("margin", product.pk, price_kind), worst - allowed, message + _explain(case.sources, settings))
+            )
+    return clashes
+
+
+def setting_change_clashes() -> dict[tuple, tuple[Decimal, str]]:
+    """The guard's findings for ``kamen.setting_checks``: a change to a grade, a product or a
+    sub-store setting is refused when it adds a clash or makes one larger (so a change that
+    has nothing to do with a clash that already exists still saves)."""
+    return {clash.key: (clash.excess, clash.message) for clash in rule_set_clashes()}
 
 
 def _save_checked(instance, *, actor, action: str, request=None):

@@ -112,8 +112,10 @@ def _commission_depth() -> int:
 
 def _sub_store_difference(order, distributors) -> tuple[Decimal, Decimal]:
     """(price difference 差价, the seller's unit cost) of a sub-store sale: what the buyer paid
-    over the seller's cost. The cost is the one checkout snapshotted (``seller_unit_cost``);
-    orders from before that snapshot existed use today's."""
+    over the seller's cost. A sale of the store is any order whose snapshot names it: checkout
+    names the seller's open store whichever of their links the buyer followed (ADR 0012). The
+    cost is the one checkout snapshotted (``seller_unit_cost``); orders from before that
+    snapshot existed use today's."""
     snapshot = order.attribution or {}
     if not snapshot.get("sub_store") or not order.distributor_id:
         return ZERO, ZERO

@@ -7,19 +7,26 @@ withheld and the merchant's fee), so a rejection or a failed payout returns exac
 The payout itself runs outside any transaction: claim (approved → paying), commit, call the
 adapter, then record the outcome in a new transaction.
 
-Tax (劳务报酬, withheld per month on the month's total withdrawals): income ≤ 4,000 →
-(income − 800) × 20 %; above → income × 80 % × bracket (20 % up to 20,000; 30 % − 2,000 up to
-50,000; 40 % − 7,000 above). Each withdrawal withholds the month's tax so far less what the
-month's earlier withdrawals already withheld.
+Tax (劳务报酬, withheld per month on the month's total withdrawals; ``labour_remuneration_tax``
+has the rule). The month's tax always equals the rule applied to the month's paid or still
+payable income (its withdrawals that were neither rejected nor failed): each withdrawal
+withholds the month's tax so far less what the month already withheld, and when a withdrawal
+is rejected or its payout fails the month is recomputed on what is left and the difference
+posted (``tax-adjustment:<id>``, recorded as ``Withdrawal.tax_adjustment`` and shown on the
+tax statement). The rule is not linear (800 deducted up to 4,000, 20 % above), so the
+difference is usually returned but can be withheld: 3,000 and 1,000 requested, the 3,000
+rejected (160 returned), 9,000 requested (1,560), then the 1,000 rejected — the 9,000 alone
+owes 1,440, 40 more than the 1,400 still withheld for the month.
 """
 
 import re
 import secrets
+from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -58,6 +65,13 @@ class InsufficientBalance(ValidationError):
 
 # --- tax --------------------------------------------------------------------------------------
 def labour_remuneration_tax(income) -> Decimal:
+    """The tax withheld on a month's labour remuneration ``income`` (预扣预缴, 预扣率表二).
+
+    Income up to 800 owes nothing; up to 4,000 the taxable income is income − 800, taxed at
+    20 %. Above 4,000 the taxable income is income × 80 %, and the bracket is chosen on that
+    taxable income, not on the income: 20 % up to 20,000, 30 % less 2,000 up to 50,000, 40 %
+    less 7,000 above. Rounded half-up to the fen.
+    """
     income = Decimal(income)
     if income <= 800:
         return ZERO
@@ -82,14 +96,61 @@ def _counted(distributor_id):
     )
 
 
-def tax_due(*, distributor_id: int, amount: Decimal, now=None) -> Decimal:
-    month = (
-        _counted(distributor_id)
-        .filter(created_at__gte=_month_start(now or timezone.now()))
-        .aggregate(income=Sum("amount"), tax=Sum("tax"))
+def _next_month_start(start):
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def month_income_and_tax(*, distributor_id: int, moment) -> tuple[Decimal, Decimal]:
+    """(paid or payable income, tax withheld net of adjustments) of the month of ``moment``."""
+    start = _month_start(moment)
+    counted = ~Q(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
+    month = Withdrawal.objects.filter(
+        distributor_id=distributor_id,
+        created_at__gte=start,
+        created_at__lt=_next_month_start(start),
+    ).aggregate(
+        income=Sum("amount", filter=counted, default=ZERO),
+        tax=Sum("tax", filter=counted, default=ZERO),
+        adjustments=Sum("tax_adjustment", default=ZERO),
     )
-    income = (month["income"] or ZERO) + amount
-    return max(labour_remuneration_tax(income) - (month["tax"] or ZERO), ZERO)
+    return month["income"], month["tax"] + month["adjustments"]
+
+
+def tax_due(*, distributor_id: int, amount: Decimal, now=None) -> Decimal:
+    income, withheld = month_income_and_tax(
+        distributor_id=distributor_id, moment=now or timezone.now()
+    )
+    return max(labour_remuneration_tax(income + amount) - withheld, ZERO)
+
+
+def _recompute_month_tax(withdrawal: Withdrawal, available, *, actor=None) -> Decimal:
+    """After ``withdrawal`` stopped counting (rejected, payout failed): post the difference
+    between the rule on the month's remaining income and what the month withheld, and record
+    it on the withdrawal. The caller holds the lock on the distributor's available account,
+    so no other request or rejection of theirs computes the month at the same time."""
+    income, withheld = month_income_and_tax(
+        distributor_id=withdrawal.distributor_id, moment=withdrawal.created_at
+    )
+    difference = labour_remuneration_tax(income) - withheld
+    if difference == 0:
+        return difference
+    tax_account = merchant_account(AccountKind.TAX_WITHHELD)
+    if difference < 0:
+        lines = [debit(tax_account, -difference), credit(available, -difference)]
+        memo = _("本月个税重算，退还 ¥%(amount)s（%(no)s）")
+    else:
+        lines = [debit(available, difference), credit(tax_account, difference)]
+        memo = _("本月个税重算，补扣 ¥%(amount)s（%(no)s）")
+    post_journal_transaction(
+        kind=TransactionKind.TAX_ADJUSTMENT,
+        reference=f"tax-adjustment:{withdrawal.pk}",
+        lines=lines,
+        memo=memo % {"amount": abs(difference), "no": withdrawal.payout_no},
+        actor=actor,
+    )
+    withdrawal.tax_adjustment = difference
+    withdrawal.save(update_fields=["tax_adjustment"])
+    return difference
 
 
 def withdrawal_fee(amount: Decimal, policy) -> Decimal:
@@ -390,6 +451,9 @@ def reject_withdrawal(
         locked = Withdrawal.objects.select_for_update().get(pk=withdrawal.pk)
         if locked.status == WithdrawalStatus.REJECTED:
             return locked
+        available = lock_account(
+            distributor_account(locked.distributor_id, AccountKind.DISTRIBUTOR_AVAILABLE)
+        )
         locked.reject_reason = reason[:200]
         locked.reviewed_by = actor
         locked.reviewed_at = timezone.now()
@@ -403,6 +467,7 @@ def reject_withdrawal(
         _return_funds(
             locked, cause=_("提现驳回：%(reason)s") % {"reason": reason}, actor=actor
         )
+        _recompute_month_tax(locked, available, actor=actor)
         record_audit(
             actor=actor,
             action="commissions.withdrawal_rejected",
@@ -440,6 +505,12 @@ def pay_withdrawal(*, withdrawal_id: int, adapter=None) -> Withdrawal:
         locked = Withdrawal.objects.select_for_update().get(pk=withdrawal_id)
         if locked.status != WithdrawalStatus.PAYING:
             return locked
+        if result is None:
+            available = lock_account(
+                distributor_account(
+                    locked.distributor_id, AccountKind.DISTRIBUTOR_AVAILABLE
+                )
+            )
         locked.finished_at = timezone.now()
         if result is not None:
             locked.gateway_payout_no = result.provider_payout_no[:64]
@@ -474,6 +545,7 @@ def pay_withdrawal(*, withdrawal_id: int, adapter=None) -> Withdrawal:
             _return_funds(
                 locked, cause=_("打款失败，资金退回：%(reason)s") % {"reason": failure}
             )
+            _recompute_month_tax(locked, available)
     return locked
 
 

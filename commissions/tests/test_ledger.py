@@ -157,3 +157,37 @@ def test_reconcile_ledger_passes_on_consistent_books_and_reports_a_drifted_cache
     with pytest.raises(CommandError, match="1 account"):
         call_command("reconcile_ledger")
     assert "cached 8.00 but entries sum to 7.00" in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("entries", [0, 1])
+def test_the_database_refuses_to_commit_a_transaction_with_fewer_than_two_entries(entries):
+    """A journal transaction with no entries (or one) is refused at commit like an unbalanced
+    one, whatever wrote it."""
+    revenue, _paid = _accounts()
+
+    with pytest.raises(DatabaseError, match="entries"), transaction.atomic():
+        journal = JournalTransaction.objects.create(kind=TransactionKind.PAYOUT, reference=f"short-{entries}")
+        for _index in range(entries):
+            JournalEntry.objects.create(transaction=journal, account=revenue, side="debit", amount=Decimal("1.00"))
+
+    assert not JournalTransaction.objects.filter(reference__startswith="short").exists()
+
+
+@pytest.mark.django_db
+def test_reconcile_ledger_reports_a_transaction_without_entries(capsys):
+    """Written in a transaction that is never committed, so the commit-time check never runs:
+    what reconcile would find if one had been stored before the check existed."""
+    revenue, paid = _accounts()
+    post_journal_transaction(
+        kind=TransactionKind.PAYOUT,
+        reference="t-5",
+        lines=[debit(revenue, Decimal("7.00")), credit(paid, Decimal("7.00"))],
+    )
+    with transaction.atomic():
+        empty = JournalTransaction.objects.create(kind=TransactionKind.PAYOUT, reference="empty")
+        with pytest.raises(CommandError, match="1 transaction"):
+            call_command("reconcile_ledger")
+        transaction.set_rollback(True)  # else the test's teardown runs the commit-time check
+
+    assert f"transaction {empty.pk} (empty): debits 0.00 credits 0.00 (0 entries)" in capsys.readouterr().out

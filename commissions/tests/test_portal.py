@@ -117,6 +117,29 @@ def test_tax_statements_page_lists_the_months(agent_client):
     assert "¥440.00" in body
 
 
+def test_the_tax_statement_shows_the_tax_returned_after_a_rejection(agent_client):
+    from django.contrib.auth.models import Group
+
+    from commissions.services import reject_withdrawal, request_withdrawal
+
+    from .factories import UserFactory
+
+    client, seller, _parent = agent_client
+    seller.grade.withdrawal_daily_max_amount = Decimal("10000.00")
+    seller.grade.save()
+    _fund(seller, "4000.00")
+    account = add_payout_account(distributor=seller, method="alipay", holder_name="张三", account="13800138000")
+    first = request_withdrawal(distributor=seller, payout_account=account, amount="3000.00", token="a")
+    request_withdrawal(distributor=seller, payout_account=account, amount="1000.00", token="b")
+    reviewer = UserFactory(is_staff=True)
+    reviewer.groups.add(Group.objects.get(name="finance"))
+    reject_withdrawal(withdrawal=first, actor=reviewer, reason="驳回")
+
+    body = client.get(reverse("commissions:tax-statements")).content.decode()
+
+    assert "<td>¥1000.00</td><td>¥40.00</td><td>¥-160.00</td>" in body
+
+
 @pytest.mark.django_db
 def test_someone_who_is_not_a_distributor_is_refused(client, django_user_model):
     client.force_login(

@@ -20,8 +20,10 @@ __all__ = ["attribution_for_referral", "count_referral_order", "count_referral_o
 
 _ATTRIBUTION_SQL = f"""
     WITH RECURSIVE link AS (
-        SELECT l.code, l.sub_store_id, d.id AS distributor_id, d.grade_id, d.parent_id,
+        SELECT l.code, d.id AS distributor_id, d.grade_id, d.parent_id,
                EXISTS (SELECT 1 FROM distribution_substore s WHERE s.distributor_id = d.id) AS has_store,
+               (SELECT s.id FROM distribution_substore s WHERE s.distributor_id = d.id AND s.is_open)
+                   AS open_store_id,
                (SELECT least(greatest(commission_depth, 1), {MAX_COMMISSION_DEPTH})
                 FROM distribution_distributionsettings WHERE id = 1) AS depth
         FROM distribution_referrallink l JOIN distribution_distributor d ON d.id = l.distributor_id
@@ -29,13 +31,13 @@ _ATTRIBUTION_SQL = f"""
     ), upline(id, parent_id, grade_id, steps) AS (
         SELECT d.id, d.parent_id, d.grade_id, 1
         FROM link JOIN distribution_distributor d ON d.id = link.parent_id
-        WHERE link.depth >= 1
+        WHERE link.depth >= 2
         UNION ALL
         SELECT d.id, d.parent_id, d.grade_id, upline.steps + 1
         FROM upline JOIN distribution_distributor d ON d.id = upline.parent_id
-        WHERE upline.steps < (SELECT depth FROM link)
+        WHERE upline.steps < (SELECT depth FROM link) - 1
     )
-    SELECT link.code, link.sub_store_id, link.distributor_id, link.grade_id, link.has_store, link.depth,
+    SELECT link.code, link.open_store_id, link.distributor_id, link.grade_id, link.has_store, link.depth,
            ARRAY(SELECT id FROM upline ORDER BY steps), ARRAY(SELECT grade_id FROM upline ORDER BY steps)
     FROM link
 """  # noqa: S608 (constants and model metadata, no input)
@@ -46,10 +48,16 @@ def attribution_for_referral(*, code: str) -> dict | None:
 
     Returns ``{"distributor_id", "chain": [ancestor ids, nearest first], "link": code,
     "sub_store": id or None}`` (the channel comes from the referral cookie, not from here),
-    plus ``grade``, ``chain_grades`` and ``depth`` for the commission split, and ``seller``:
+    where ``sub_store`` is the distributor's open sub-store whichever of their links the code
+    is: a distributor's price is their price, so every order they bring while their store is
+    open is a sale of that store, at its prices, paying them its 差价 (docs/adr/0012); with no
+    open store it is None and the order sells at retail, commission only. Also
+    ``grade``, ``chain_grades`` and ``depth`` for the commission split, and ``seller``:
     the distributor, for pricing (not part of the snapshot; loaded with its grade and
-    sub-store only when it has a sub-store, whose prices need them). The chain is cut at the
-    merchant's commission depth (1–3, never more). An inactive distributor or link attributes
+    sub-store only when it has a sub-store, whose prices need them). The chain holds exactly
+    the ancestors the commission depth (1–3, never more) can pay: the seller is level 1, so
+    depth ``d`` snapshots at most ``d − 1`` ancestors (the split and the risk rules read the
+    same people; none of them sees a fourth). An inactive distributor or link attributes
     nothing. Counting the order on the link is ``count_referral_order``, in the order's own
     transaction.
     """
@@ -79,10 +87,11 @@ def _attribution_portable(code: str) -> dict | None:
     if link is None:
         return None
     depth = commission_depth()
-    upline = ancestors(link.distributor, depth=depth)
+    upline = ancestors(link.distributor, depth=depth - 1)
+    store = getattr(link.distributor, "sub_store", None)
     return _snapshot(
         link.code,
-        link.sub_store_id,
+        store.pk if store is not None and store.is_open else None,
         link.distributor,
         depth,
         [row.pk for row in upline],

@@ -6,7 +6,8 @@ for the quantity (a product-specific tier before an all-products one) multiplies
 Rounded half-up to the fen (a price a person sees), never below the merchant's own cost price.
 
 A sub-store price lies between that cost (for one unit) and the product's maximum resale price
-(its retail price when none is set). Their profit is the difference (差价).
+(its retail price when none is set). Their profit is the difference (差价). While the store is
+open it is their price on every one of their links, not only the store's own (ADR 0012).
 """
 
 from decimal import ROUND_HALF_UP, Decimal

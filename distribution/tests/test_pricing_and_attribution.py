@@ -14,6 +14,7 @@ from distribution.models import (
     GradeProductPrice,
     GradeVolumeTier,
     ReferralLink,
+    SubStore,
     SubStorePrice,
 )
 
@@ -191,15 +192,15 @@ def test_attribution_snapshots_the_upline_nearest_first_cut_at_the_depth(owner_u
 
     assert found == {
         "distributor_id": seller.pk,
-        "chain": [nodes[4].pk, nodes[3].pk, nodes[2].pk],
+        "chain": [nodes[4].pk, nodes[3].pk],
         "link": link.code,
         "sub_store": None,
         "grade": seller.grade_id,
-        "chain_grades": [grade.pk] * 3,
+        "chain_grades": [grade.pk] * 2,
         "depth": 3,
         "seller": seller,
     }
-    services.set_commission_depth(depth=1, actor=owner_user)
+    services.set_commission_depth(depth=2, actor=owner_user)
     assert services.attribution_for_referral(code=link.code)["chain"] == [nodes[4].pk]
     link.refresh_from_db()
     assert link.orders == 0  # looking up counts nothing: the order's transaction does
@@ -246,3 +247,53 @@ def test_a_sub_store_gets_its_own_share_link(agent, store):
     link = ReferralLink.objects.get(sub_store=store)
 
     assert services.attribution_for_referral(code=link.code)["sub_store"] == store.pk
+
+
+@pytest.mark.parametrize("path", ["statement", "portable"])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("seller_level", [1, 2, 3, 4, 6])
+def test_the_snapshot_holds_exactly_the_people_the_depth_can_pay(
+    owner_user, path, depth, seller_level
+):
+    """Level 1 is the seller, so depth d snapshots the seller and at most d − 1 ancestors,
+    nearest first, whatever the tree's depth: the split, the risk rules and the cockpit all
+    read the same (at most 3) people."""
+    from distribution.services.attribution import _attribution_portable
+
+    grade = GradeFactory()
+    nodes = [DistributorFactory(grade=grade)]
+    for _ in range(seller_level - 1):
+        nodes.append(DistributorFactory(grade=grade, parent=Distributor.objects.get(pk=nodes[-1].pk)))
+    seller = Distributor.objects.get(pk=nodes[-1].pk)
+    link = services.create_referral_link(distributor=seller, channel="wechat")
+    services.set_commission_depth(depth=depth, actor=owner_user)
+
+    if path == "statement":
+        found = services.attribution_for_referral(code=link.code)
+    else:
+        found = _attribution_portable(link.code)
+
+    above = [node.pk for node in reversed(nodes[:-1])]
+    assert found["distributor_id"] == seller.pk
+    assert found["chain"] == above[: depth - 1]
+    assert found["chain_grades"] == [grade.pk] * len(found["chain"])
+    assert 1 + len(found["chain"]) == min(depth, seller_level)
+
+
+@pytest.mark.parametrize("path", ["statement", "portable"])
+@pytest.mark.parametrize("is_open", [True, False])
+def test_every_link_of_a_store_owner_attributes_to_the_open_store(agent, store, path, is_open):
+    """ADR 0012: the store link and an ordinary link snapshot the same sub-store (the one the
+    order is a sale of) while it is open, and none when it is closed."""
+    from distribution.services.attribution import _attribution_portable
+
+    SubStore.objects.filter(pk=store.pk).update(is_open=is_open)
+    links = [
+        ReferralLink.objects.get(sub_store=store),
+        services.create_referral_link(distributor=agent, channel="douyin"),
+    ]
+    look_up = services.attribution_for_referral if path == "statement" else None
+
+    found = [look_up(code=link.code) if look_up else _attribution_portable(link.code) for link in links]
+
+    assert [row["sub_store"] for row in found] == [store.pk if is_open else None] * 2

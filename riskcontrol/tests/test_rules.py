@@ -205,6 +205,22 @@ def test_self_referral_reaches_the_upline_by_contact(product):
     assert "其上级" in result.hits[0].explanation
 
 
+@pytest.mark.parametrize(("distance", "is_seen"), [(0, True), (1, True), (2, True), (3, False), (4, False)])
+def test_self_referral_without_a_snapshot_sees_the_seller_and_two_above_no_more(product, distance, is_seen):
+    """The people an order can pay: the seller (level 1) and at most two ancestors. The
+    fourth person up is not the seller's upline for any rule."""
+    nodes = [DistributorFactory()]
+    for _ in range(4):
+        nodes.append(DistributorFactory(parent=nodes[-1]))
+    seller = nodes[-1]
+    watched = nodes[-1 - distance]
+    record_distributor_signal(kind=SignalKind.SIGNUP, distributor_id=watched.pk, contacts=("13800000001",))
+
+    result = checkout(product, distributor_id=seller.pk, contact="13800000001")
+
+    assert (result.verdict == REVIEW) is is_seen
+
+
 def test_another_distributors_signals_are_not_self_referral(product):
     stranger = DistributorFactory()
     distributor = DistributorFactory()

@@ -1,5 +1,5 @@
 """Prove the books: every cached balance equals the sum of its entries and every journal
-transaction balances. Prints each difference; exits non-zero when there is one."""
+transaction balances, with at least two entries. Prints each difference; exits non-zero when there is one."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -18,7 +18,8 @@ class Command(BaseCommand):
             )
         for journal in report["transactions"]:
             self.stdout.write(
-                f"transaction {journal['id']} ({journal['reference']}): debits {journal['debits']} credits {journal['credits']}"
+                f"transaction {journal['id']} ({journal['reference']}): "
+                f"debits {journal['debits']} credits {journal['credits']} ({journal['entries']} entries)"
             )
         if report["accounts"] or report["transactions"]:
             raise CommandError(
