@@ -13,3 +13,37 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kamen.settings.base")
 app = Celery("kamen")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# --- Worker health (kamen.worker_health, ADR 0010) --------------------------------------------
+from celery.signals import celeryd_init, worker_ready, worker_shutdown  # noqa: E402
+
+from kamen import worker_health  # noqa: E402
+
+
+@app.task(name=worker_health.HEARTBEAT_TASK, ignore_result=True, acks_late=False, time_limit=30)
+def heartbeat(*, hostname: str, sent_at: float) -> None:
+    worker_health.record_heartbeat(hostname=hostname, sent_at=sent_at)
+
+
+@celeryd_init.connect
+def _fulfilment_visibility(sender=None, conf=None, options=None, **kwargs):
+    """A worker consuming ``fulfilment`` keeps its unacknowledged messages under keys of its
+    own with a short visibility timeout, so a killed worker's fulfilment messages come back in
+    about three minutes; the other workers (``io``: slow network calls) keep the long default and
+    never restore them early. The Redis transport reads both from the consumer's options."""
+    queues = (options or {}).get("queues") or []
+    if isinstance(queues, str):
+        queues = queues.split(",")
+    if "fulfilment" not in {queue.strip() for queue in queues}:
+        return
+    from django.conf import settings
+
+    conf.broker_transport_options = {
+        **(conf.broker_transport_options or {}),
+        **settings.CELERY_FULFILMENT_TRANSPORT_OPTIONS,
+    }
+
+
+worker_ready.connect(worker_health.on_worker_ready)
+worker_shutdown.connect(worker_health.on_worker_shutdown)
