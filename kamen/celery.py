@@ -16,14 +16,16 @@ app.autodiscover_tasks()
 
 
 # --- Worker health (kamen.worker_health, ADR 0010) --------------------------------------------
+# kamen.worker_health is imported when used: ``python -m kamen.worker_health check`` must not
+# find it imported already by this package's __init__.
 from celery.signals import celeryd_init, worker_ready, worker_shutdown  # noqa: E402
 
-from kamen import worker_health  # noqa: E402
 
-
-@app.task(name=worker_health.HEARTBEAT_TASK, ignore_result=True, acks_late=False, time_limit=30)
+@app.task(name="kamen.worker_health.heartbeat", ignore_result=True, acks_late=False, time_limit=30)
 def heartbeat(*, hostname: str, sent_at: float) -> None:
-    worker_health.record_heartbeat(hostname=hostname, sent_at=sent_at)
+    from kamen.worker_health import record_heartbeat
+
+    record_heartbeat(hostname=hostname, sent_at=sent_at)
 
 
 @celeryd_init.connect
@@ -45,5 +47,15 @@ def _fulfilment_visibility(sender=None, conf=None, options=None, **kwargs):
     }
 
 
-worker_ready.connect(worker_health.on_worker_ready)
-worker_shutdown.connect(worker_health.on_worker_shutdown)
+@worker_ready.connect
+def _start_watchdog(sender=None, **kwargs):
+    from kamen.worker_health import on_worker_ready
+
+    on_worker_ready(sender=sender)
+
+
+@worker_shutdown.connect
+def _stop_watchdog(sender=None, **kwargs):
+    from kamen.worker_health import on_worker_shutdown
+
+    on_worker_shutdown()
