@@ -21,7 +21,7 @@ app.autodiscover_tasks()
 from celery.signals import celeryd_init, worker_ready, worker_shutdown  # noqa: E402
 
 
-@app.task(name="kamen.worker_health.heartbeat", ignore_result=True, acks_late=False, time_limit=30)
+@app.task(name="kamen.worker_health.heartbeat", ignore_result=True, acks_late=False, soft_time_limit=20, time_limit=30)
 def heartbeat(*, hostname: str, sent_at: float) -> None:
     from kamen.worker_health import record_heartbeat
 
