@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from celery import Celery
 from django.db import connection
 from django.db.models import Max
@@ -206,10 +207,14 @@ def _wait_for(predicate, timeout: float, message: str):
 def test_redis_restarted_while_the_worker_holds_messages_every_paid_order_is_completed(
     private_redis, supervised_worker, paid_orders
 ):
-    # given a consuming worker holding every paid order's message unacknowledged
+    # given a consuming worker holding every paid order's message unacknowledged, under the
+    # fulfilment workers' own keys (their short visibility timeout; io's is left alone)
     supervised_worker.wait_until_consuming()
     _hold_messages(private_redis.url, paid_orders)
-    time.sleep(1)
+    client = redis.Redis.from_url(private_redis.url)
+    _wait_for(lambda: client.hlen("unacked:fulfilment") == ORDERS, 15, "the worker did not reserve the messages")
+    assert not client.exists("unacked")
+    client.close()
 
     # when Redis stops (losing every message) and comes back 5 s later
     private_redis.stop()
