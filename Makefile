@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test bench lint format messages venv venv-dev clean
+.PHONY: run test bench soak lint format messages venv venv-dev clean
 
 $(VENV)/.runtime: requirements.txt
 	@scripts/check-python.sh "$(PYTHON)"
@@ -33,6 +33,10 @@ test: $(VENV)/.dev
 ## bench: benchmarks on PostgreSQL; prints a table, writes bench-results.json
 bench: $(VENV)/.dev
 	@VENV=$(VENV) scripts/bench.sh
+
+## soak: the real-mode stack for SOAK_MINUTES (20) of buyers with a fault every 150 s (issue 26)
+soak: $(VENV)/.dev
+	@VENV=$(VENV) DJANGO_SETTINGS_MODULE=kamen.settings.base $(VENV)/bin/python -m bench.soak --minutes $(or $(SOAK_MINUTES),20) $(SOAK_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

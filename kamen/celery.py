@@ -13,3 +13,49 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kamen.settings.base")
 app = Celery("kamen")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# --- Worker health (kamen.worker_health, ADR 0013) --------------------------------------------
+# kamen.worker_health is imported when used: ``python -m kamen.worker_health check`` must not
+# find it imported already by this package's __init__.
+from celery.signals import celeryd_init, worker_ready, worker_shutdown  # noqa: E402
+
+
+@app.task(name="kamen.worker_health.heartbeat", ignore_result=True, acks_late=False, soft_time_limit=20, time_limit=30)
+def heartbeat(*, hostname: str, sent_at: float) -> None:
+    from kamen.worker_health import record_heartbeat
+
+    record_heartbeat(hostname=hostname, sent_at=sent_at)
+
+
+@celeryd_init.connect
+def _fulfilment_visibility(sender=None, conf=None, options=None, **kwargs):
+    """A worker consuming ``fulfilment`` keeps its unacknowledged messages under keys of its
+    own with a short visibility timeout, so a killed worker's fulfilment messages come back in
+    about three minutes; the other workers (``io``: slow network calls) keep the long default and
+    never restore them early. The Redis transport reads both from the consumer's options."""
+    queues = (options or {}).get("queues") or []
+    if isinstance(queues, str):
+        queues = queues.split(",")
+    if "fulfilment" not in {queue.strip() for queue in queues}:
+        return
+    from django.conf import settings
+
+    conf.broker_transport_options = {
+        **(conf.broker_transport_options or {}),
+        **settings.CELERY_FULFILMENT_TRANSPORT_OPTIONS,
+    }
+
+
+@worker_ready.connect
+def _start_watchdog(sender=None, **kwargs):
+    from kamen.worker_health import on_worker_ready
+
+    on_worker_ready(sender=sender)
+
+
+@worker_shutdown.connect
+def _stop_watchdog(sender=None, **kwargs):
+    from kamen.worker_health import on_worker_shutdown
+
+    on_worker_shutdown()

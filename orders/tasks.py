@@ -8,13 +8,19 @@ from celery import shared_task
 from django.conf import settings
 
 from kamen.periodic import exclusive_periodic_job
+from kamen.worker_health import register_worker_loop
 
 logger = logging.getLogger(__name__)
 
 RETRY = {"acks_late": True, "max_retries": 5, "retry_backoff": True, "retry_backoff_max": 300}
+# On the fulfilment queue a message may be held at most its countdown plus its time limit:
+# less than that queue's visibility timeout (CELERY_FULFILMENT_TRANSPORT_OPTIONS, 180 s), or
+# Redis would hand it to a second worker while the first still holds it (ADR 0013).
+FULFIL_LIMITS = {"soft_time_limit": 50, "time_limit": 60}
+FULFIL_MAX_COUNTDOWN = 60
 
 
-@shared_task(bind=True, **RETRY)
+@shared_task(bind=True, **RETRY, **FULFIL_LIMITS)
 def fulfil_order_task(self, order_id: int):
     from orders.services import FulfilmentPending, fulfil_order
 
@@ -23,7 +29,23 @@ def fulfil_order_task(self, order_id: int):
     except FulfilmentPending as pending:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             return  # in-process: the sweeper (or the next page load) re-drives it
-        raise self.retry(exc=pending, countdown=min(2**self.request.retries * 5, 300)) from None
+        countdown = min(2**self.request.retries * 5, FULFIL_MAX_COUNTDOWN)
+        raise self.retry(exc=pending, countdown=countdown) from None
+
+
+def _recover_paid_orders() -> None:
+    from orders.services import recover_paid_orders
+
+    recover_paid_orders()
+
+
+# Every Celery worker drives paid orders whose message went missing, from the database, without
+# the broker or beat (ADR 0013).
+register_worker_loop(
+    name="orders.recover_paid",
+    interval_seconds=settings.ORDER_RECOVERY_INTERVAL_SECONDS,
+    func=_recover_paid_orders,
+)
 
 
 @shared_task(bind=True, **RETRY)

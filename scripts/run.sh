@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make run: migrate, load the demo data, print the logins, serve. With DATABASE_URL and
-# REDIS_URL set, the Celery worker and beat and the RQ worker start beside the web server.
+# REDIS_URL set, Celery workers (fulfilment,default and io), beat and the RQ worker start beside
+# the web server, all supervised by scripts/supervise.py (restarted when they exit or stop
+# consuming).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -17,8 +19,40 @@ elif [[ -z "${DATABASE_URL:-}" && -n "${REDIS_URL:-}" ]]; then
     echo "Note: REDIS_URL is set without DATABASE_URL: the SQLite file is used, and Celery and RQ workers start." >&2
 fi
 
+if [[ -n "${DATABASE_URL:-}" && ( -z "${KAMEN_ENCRYPTION_KEYS:-}" || -z "${KAMEN_BLIND_INDEX_KEY:-}" ) ]]; then
+    # A local real-mode run: keys for this machine, kept in var/ (0600, never committed).
+    eval "$("$PY" scripts/local_keys.py "${KAMEN_VAR_DIR:-var}/keys.json")"
+fi
+
 "$PY" manage.py migrate --noinput
 "$PY" manage.py load_demo_data
+
+if [[ -n "${REDIS_URL:-}" ]]; then
+    # Real mode: every process under scripts/supervise.py, which restarts one that exits (with
+    # backoff, logging why) or whose worker stops consuming (its heartbeat file goes stale).
+    VAR="${KAMEN_VAR_DIR:-var}"
+    RUN_DIR="$VAR/run"
+    mkdir -p "$RUN_DIR"
+    cores="$(nproc 2>/dev/null || echo 2)"
+    web_workers="${WEB_WORKERS:-$(( cores < 1 ? 1 : (cores > 8 ? 8 : cores) ))}"
+    # Pool processes are replaced after this many tasks or above this resident size (KiB):
+    # the main process is bounded by its watchdog (KAMEN_WORKER_MAX_MAIN_RSS_MB).
+    worker_bounds=(--max-tasks-per-child="${CELERY_MAX_TASKS_PER_CHILD:-2000}"
+                   --max-memory-per-child="${CELERY_MAX_MEMORY_PER_CHILD_KB:-307200}"
+                   --without-gossip --without-mingle --without-heartbeat)
+    celery_worker="$VENV/bin/celery -A kamen worker --loglevel=INFO ${worker_bounds[*]}"
+    echo "Background: supervised Celery workers (fulfilment,default ×${CELERY_FULFILMENT_CONCURRENCY:-2}; io ×${CELERY_IO_CONCURRENCY:-4}), beat and RQ worker; web ×${web_workers}."
+    echo
+    echo "Kamen is starting on http://${HOST}:${PORT}/  (Ctrl-C to stop)"
+    exec "$PY" scripts/supervise.py \
+        --program "worker-fulfilment=env KAMEN_WORKER_ALIVE_FILE=$RUN_DIR/worker-fulfilment.alive KAMEN_WORKER_STALE_SECONDS=${KAMEN_WORKER_STALE_SECONDS:-30} $celery_worker -Q fulfilment,default -n fulfilment@%h --concurrency=${CELERY_FULFILMENT_CONCURRENCY:-2}" \
+        --alive "worker-fulfilment=$RUN_DIR/worker-fulfilment.alive:20" \
+        --program "worker-io=env KAMEN_WORKER_ALIVE_FILE=$RUN_DIR/worker-io.alive KAMEN_WORKER_STALE_SECONDS=${KAMEN_WORKER_IO_STALE_SECONDS:-90} $celery_worker -Q io -n io@%h --concurrency=${CELERY_IO_CONCURRENCY:-4}" \
+        --alive "worker-io=$RUN_DIR/worker-io.alive:20" \
+        --program "beat=$VENV/bin/celery -A kamen beat --loglevel=INFO --schedule=$VAR/celerybeat-schedule" \
+        --program "rq=$PY manage.py rqworker default" \
+        --program "web=$VENV/bin/gunicorn kamen.wsgi:application --bind ${HOST}:${PORT} --worker-class gthread --workers ${web_workers} --threads 8 --access-logfile - --graceful-timeout 5"
+fi
 
 pids=()
 cleanup() {
@@ -27,20 +61,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-if [[ -n "${REDIS_URL:-}" ]]; then
-    "$VENV/bin/celery" -A kamen worker --loglevel=INFO --concurrency="${CELERY_CONCURRENCY:-2}" &
-    pids+=($!)
-    "$VENV/bin/celery" -A kamen beat --loglevel=INFO --schedule="${KAMEN_VAR_DIR:-var}/celerybeat-schedule" &
-    pids+=($!)
-    "$PY" manage.py rqworker default &
-    pids+=($!)
-    echo "Background: Celery worker + beat and RQ worker started (REDIS_URL is set)."
-else
-    "$PY" manage.py run_embedded_scheduler &
-    pids+=($!)
-    echo "Background: in-process (embedded mode; set DATABASE_URL and REDIS_URL for workers)."
-    echo "Scheduled jobs (expiry, sweeper, alerts) run in the embedded scheduler."
-fi
+"$PY" manage.py run_embedded_scheduler &
+pids+=($!)
+echo "Background: in-process (embedded mode; set DATABASE_URL and REDIS_URL for workers)."
+echo "Scheduled jobs (expiry, sweeper, alerts) run in the embedded scheduler."
 
 echo
 echo "Kamen is starting on http://${HOST}:${PORT}/  (Ctrl-C to stop)"

@@ -43,6 +43,7 @@ __all__ = [
     "fulfil_backorders",
     "fulfil_order",
     "order_access_token",
+    "recover_paid_orders",
     "send_delivery_email",
     "sweep_stalled_orders",
 ]
@@ -479,6 +480,42 @@ def _poll_backorders() -> int:
         .distinct()
     )
     return sum(fulfil_backorders(product=product) for product in Product.objects.filter(pk__in=list(in_stock)))
+
+
+def recover_paid_orders(*, now=None, limit: int = 200) -> int:
+    """Fulfil paid orders whose fulfilment never started, ORDER_RECOVERY_GRACE_SECONDS after
+    payment: their Celery message was lost with Redis, is held by a dead or stuck worker, or
+    was never sent (broker down at commit). Returns how many were driven.
+
+    Run every few seconds in every Celery worker process (``orders.tasks``), not through the
+    broker, so fulfilment does not depend on the broker being right (ADR 0013). Cheap when
+    there is nothing to do: one range scan of ``order_status_age_idx``. Safe beside the task:
+    a PAID order is only ever written under its row lock, in the one transaction that moves it
+    on, so rows a worker is fulfilling now are skipped (``SKIP LOCKED``) and one it finished
+    is no longer PAID when ``fulfil_order`` locks it. Orders held for risk review stay PAID
+    on purpose and are left to the review (and the stall sweeper).
+    """
+    now = now or timezone.now()
+    paid_before = now - timedelta(seconds=settings.ORDER_RECOVERY_GRACE_SECONDS)
+    with transaction.atomic():
+        due = list(
+            Order.objects.select_for_update(skip_locked=True)
+            .filter(
+                ~Q(attribution__contains={"risk": "review"}), status=OrderStatus.PAID, status_changed_at__lt=paid_before
+            )
+            .order_by("status_changed_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+    for order_id in due:
+        try:
+            fulfil_order(order_id=order_id)
+        except FulfilmentPending:
+            pass  # its retry is the task's or the stall sweeper's business now
+        except Exception:
+            logger.exception("recovery.fulfil_failed", extra={"order_id": order_id})
+    if due:
+        logger.info("recovery.paid_orders_driven", extra={"count": len(due)})
+    return len(due)
 
 
 def sweep_stalled_orders(*, now=None) -> dict[str, int]:

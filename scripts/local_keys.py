@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Vault keys for a local real-mode ``make run`` without KAMEN_ENCRYPTION_KEYS /
+KAMEN_BLIND_INDEX_KEY: generated once into the given file (0600, under var/, never committed)
+in the format the embedded default uses, and printed as shell ``export`` lines for run.sh.
+
+Production sets both variables in its environment (.env.example); losing this file makes the
+secrets stored with it unreadable, so it is reused on every run and never overwritten.
+"""
+
+import base64
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+
+def load_or_create(path: Path) -> tuple[dict, bool]:
+    if path.exists():
+        return json.loads(path.read_text()), False
+    keys = {
+        "encryption_keys": "e1:" + base64.b64encode(os.urandom(32)).decode(),
+        "blind_index_key": base64.b64encode(os.urandom(32)).decode(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(keys, handle)
+    return keys, True
+
+
+def main() -> int:
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "var/keys.json")
+    keys, created = load_or_create(path)
+    verb = "Generated" if created else "Using"
+    print(
+        f"Note: KAMEN_ENCRYPTION_KEYS / KAMEN_BLIND_INDEX_KEY are not set. {verb} this machine's keys in "
+        f"{path} (mode 0600, not committed; keep it with the database, or the stored card keys become "
+        "unreadable). Production sets both in its environment (see .env.example).",
+        file=sys.stderr,
+    )
+    print(f"export KAMEN_ENCRYPTION_KEYS={shlex.quote(keys['encryption_keys'])}")
+    print(f"export KAMEN_BLIND_INDEX_KEY={shlex.quote(keys['blind_index_key'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
