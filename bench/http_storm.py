@@ -31,6 +31,7 @@ Alone: ``python -m bench pgbench http_storm --orders 200`` (``--buyers``, ``--le
 
 import asyncio
 import contextlib
+import html
 import json
 import os
 import random
@@ -47,6 +48,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BUYERS = int(os.environ.get("BENCH_HTTP_BUYERS", "100"))
 ORDERS = int(os.environ.get("BENCH_HTTP_ORDERS", "1000"))
@@ -60,6 +62,8 @@ ORDER_TIMEOUT_SECONDS = 120
 # FIRST_POLL_SECONDS, then every POLL_SECONDS: the client waits the same way.
 FIRST_POLL_SECONDS = 0.5
 POLL_SECONDS = 1.0
+# Below gunicorn's keep-alive (2 s): the client closes an idle connection before the server does.
+KEEPALIVE_SECONDS = 1.5
 GATEWAY_ADDRESSES = [f"127.9.0.{number}" for number in range(1, 9)]
 PRICE = Decimal("10.00")
 
@@ -74,6 +78,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 CHECKOUT_TOKEN_RE = re.compile(r'name="checkout_token" value="([^"]+)"')
 ORDER_NO_RE = re.compile(r"\bK\d{21}\b")
+STATUS_URL_RE = re.compile(r'data-status-url="([^"]+)"')
 USER_AGENT = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Mobile Safari/537.36 storm/{number}"
@@ -351,6 +356,59 @@ class CpuMeter:
         return used
 
 
+class Profiler:
+    """``BENCH_HTTP_PROFILE=DIR``: py-spy samples the web workers and the Celery pool during the
+    measured flow; one collapsed-stack file per process in DIR (read them with
+    ``python -m bench.profile_stacks DIR``)."""
+
+    def __init__(self, *, root_pid: int, directory: str, label: str):
+        self.root_pid, self.directory, self.label = root_pid, Path(directory), label
+        self.recorders: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        import shutil
+
+        py_spy = shutil.which("py-spy") or str(Path(sys.prefix) / "bin" / "py-spy")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        children = _children_of()
+        pending, targets = [self.root_pid], []
+        while pending:
+            pid = pending.pop()
+            kids = children.get(pid, [])
+            pending.extend(kids)
+            role = _role(pid)
+            if role in ("web", "celery") and not kids:  # the workers that serve, not their masters
+                targets.append((role, pid))
+        for role, pid in targets:
+            output = self.directory / f"{self.label}-{role}-{pid}.txt"
+            self.recorders.append(
+                subprocess.Popen(  # noqa: S603 (a tool of the venv)
+                    [
+                        py_spy,
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "--gil",
+                        "--output",
+                        str(output),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+    def stop(self) -> None:
+        for recorder in self.recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in self.recorders:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                recorder.wait(timeout=30)
+
+
 # --- the buyers --------------------------------------------------------------------------------
 @dataclass
 class Tally:
@@ -361,6 +419,7 @@ class Tally:
     requests: int = 0
     wrong_amount_refused: int = 0
     wrong_amount_accepted: int = 0
+    retried: int = 0
 
     def count(self, status: int) -> None:
         self.requests += 1
@@ -381,12 +440,24 @@ def buyer_address(run: int, number: int) -> str:
 
 
 async def _call(session, tally: Tally, method: str, url: str, *, expect: tuple[int, ...], **kwargs):
-    async with session.request(method, url, allow_redirects=False, **kwargs) as response:
-        body = await response.text()
-        tally.count(response.status)
-        if response.status not in expect:
-            raise UnexpectedAnswer(f"{method} {url.split('?')[0]}: {response.status} {body[:120]!r}")
-        return response, body
+    """One request; a kept-alive connection the server closed just then is retried once, as a
+    browser does (every step of the flow is safe to repeat: the checkout carries its one-time
+    token, the cashier and the notifications change nothing the second time)."""
+    import aiohttp
+
+    for attempt in (1, 2):
+        try:
+            async with session.request(method, url, allow_redirects=False, **kwargs) as response:
+                body = await response.text()
+                break
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            if attempt == 2:
+                raise
+            tally.retried += 1
+    tally.count(response.status)
+    if response.status not in expect:
+        raise UnexpectedAnswer(f"{method} {url.split('?')[0]}: {response.status} {body[:120]!r}")
+    return response, body
 
 
 def _found(pattern: re.Pattern, text: str, what: str) -> str:
@@ -429,15 +500,16 @@ class Storm:
         }
         body, headers = self.sign(payload)
         session = self.rng.choice(self.gateway_sessions)
-        async with session.post(f"{self.base_url}/pay/notify/sandbox/", data=body, headers=headers) as response:
-            answer = await response.text()
-            self.tally.count(response.status)
-            return response.status, answer
+        url = f"{self.base_url}/pay/notify/sandbox/"
+        response, answer = await _call(session, self.tally, "POST", url, data=body, headers=headers, expect=(200, 400))
+        return response.status, answer
 
     async def order(self, number: int) -> None:
         import aiohttp
 
-        connector = aiohttp.TCPConnector(local_addr=(buyer_address(self.run, number), 0), limit=0)
+        connector = aiohttp.TCPConnector(
+            local_addr=(buyer_address(self.run, number), 0), limit=0, keepalive_timeout=KEEPALIVE_SECONDS
+        )
         jar = aiohttp.CookieJar(unsafe=True)  # cookies for an IP address host
         timeout = aiohttp.ClientTimeout(total=60)
         async with aiohttp.ClientSession(
@@ -490,7 +562,9 @@ class Storm:
         """As the order page's script: status.json until the status or the deliveries change,
         then the page again; done when the keys are on it."""
         deadline = time.monotonic() + ORDER_TIMEOUT_SECONDS
-        status_url = order_url.split("?")[0] + "status.json"
+        found = STATUS_URL_RE.search(page)
+        path = html.unescape(found.group(1)) if found else urlsplit(order_url).path + "status.json"
+        status_url = self.base_url + path
         await asyncio.sleep(FIRST_POLL_SECONDS)
         while time.monotonic() < deadline:
             _response, body = await _call(session, self.tally, "GET", status_url, expect=(200,))
@@ -527,7 +601,9 @@ async def _with_gateway_sessions(work):
     import aiohttp
 
     sessions = [
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0), limit=0))
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(local_addr=(address, 0), limit=0, keepalive_timeout=KEEPALIVE_SECONDS)
+        )
         for address in GATEWAY_ADDRESSES
     ]
     try:
@@ -644,6 +720,11 @@ def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, w
     tally.waits.clear()
     tally.completed, tally.statuses, tally.requests = 0, {}, 0
     meter = CpuMeter(root_pid=stack.process.pid, database=connection.settings_dict["NAME"])
+    profiler = None
+    if os.environ.get("BENCH_HTTP_PROFILE"):
+        label = f"{'lean' if lean else 'storm'}{run}"
+        profiler = Profiler(root_pid=stack.process.pid, directory=os.environ["BENCH_HTTP_PROFILE"], label=label)
+        profiler.start()
     meter.start()
     try:
         client_start = resource.getrusage(resource.RUSAGE_SELF)
@@ -652,6 +733,8 @@ def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, w
         _queues_drained(redis_url, timeout=20)
     finally:
         used = meter.stop()
+        if profiler is not None:
+            profiler.stop()
     client_seconds = (client_end.ru_utime + client_end.ru_stime) - (client_start.ru_utime + client_start.ru_stime)
     checked = _check_invariants(product, tally)
     completed = tally.completed
