@@ -28,6 +28,7 @@ LAYERS = [
     ("logging", r"logging/"),
     ("Kamen code", r"(kamen|catalog|orders|riskcontrol|distribution|commissions)/"),
 ]
+LINE = re.compile(r":\d+\)$")
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*):\d+\)$")
 
 
@@ -66,7 +67,7 @@ def report(directory: Path, prefix: str = "") -> None:
         layers: collections.Counter = collections.Counter()
         paths: collections.Counter = collections.Counter()
         for frames, count in stacks:
-            for frame in set(frames):
+            for frame in {LINE.sub(")", frame) for frame in frames}:  # a function, whatever its line
                 inclusive[frame] += count
             own[frames[-1]] += count
             paths[_path_of(frames)] += count

@@ -109,3 +109,23 @@ def test_the_status_url_still_answers_the_session_that_placed_the_order(client):
 
     assert refused == 404
     assert allowed.status_code == 200 and allowed.json()["status"] == "pending_payment"
+
+
+@pytest.mark.django_db
+def test_a_poll_from_the_browser_that_placed_the_order_does_not_read_its_session(client):
+    # given a browser with a session (it opened the order's page through its link)
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    page = client.get(reverse("orders:order-detail", args=[order.order_no]) + "?t=" + order_access_token(order))
+    url = re.search(r'data-status-url="([^"]+)"', page.content.decode()).group(1)
+    assert client.cookies.get("sessionid")
+
+    # when its page polls
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+
+    # then only the status is read: no session, no user
+    assert response.status_code == 200
+    assert [query["sql"] for query in queries if "django_session" in query["sql"]] == []
+    assert len(queries) == 1
