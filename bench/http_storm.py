@@ -60,8 +60,8 @@ STARTUP_SECONDS = 180
 ORDER_TIMEOUT_SECONDS = 120
 # The order page's script (static/kamen/js/order-page.js) polls status.json first after
 # FIRST_POLL_SECONDS, then every POLL_SECONDS: the client waits the same way.
-FIRST_POLL_SECONDS = 0.5
-POLL_SECONDS = 1.0
+# BENCH_HTTP_POLL="1.5,2" replays an older page's schedule.
+FIRST_POLL_SECONDS, POLL_SECONDS = (float(value) for value in os.environ.get("BENCH_HTTP_POLL", "0.5,1").split(","))
 # Below gunicorn's keep-alive (2 s): the client closes an idle connection before the server does.
 KEEPALIVE_SECONDS = 1.5
 GATEWAY_ADDRESSES = [f"127.9.0.{number}" for number in range(1, 9)]
@@ -260,7 +260,7 @@ def _role(pid: int) -> str:
     if "celery" in text and " beat" in text:
         return "beat"
     if "celery" in text:
-        return "celery"
+        return "celery io" if "-Q io" in text else "celery"
     if "rqworker" in text:
         return "rq"
     return "other"
@@ -377,7 +377,7 @@ class Profiler:
             kids = children.get(pid, [])
             pending.extend(kids)
             role = _role(pid)
-            if role in ("web", "celery") and not kids:  # the workers that serve, not their masters
+            if role in ("web", "celery", "celery io") and not kids:  # the workers that serve, not their masters
                 targets.append((role, pid))
         for role, pid in targets:
             output = self.directory / f"{self.label}-{role}-{pid}.txt"
