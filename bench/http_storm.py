@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -649,10 +650,12 @@ def _queues_drained(redis_url: str, timeout: float) -> None:
 
 
 def _check_invariants(product, tally: Tally) -> dict:
+    """The invariants, and how many of the sandbox's notifications reached Kamen more than 5 s
+    after they were queued (a backlog, or answers other than ``success``: retried with backoff)."""
     from django.db.models import Count, F
 
     from catalog.models import CardKey, CardKeyStatus
-    from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus, OrderStatusChange
+    from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus, OrderStatusChange, SandboxNotification
 
     orders = Order.objects.filter(product=product)
     by_status = dict(orders.order_by().values_list("status").annotate(total=Count("id")))
@@ -668,6 +671,9 @@ def _check_invariants(product, tally: Tally) -> dict:
         .filter(times__gt=1)
         .count()
     )
+    notifications = SandboxNotification.objects.filter(payment__out_trade_no__in=orders.values("order_no"))
+    late = notifications.filter(delivered_at__gt=F("created_at") + timedelta(seconds=5)).count()
+    undelivered = notifications.filter(delivered_at__isnull=True).count()
     problems = []
     if paid_not_completed:
         problems.append(f"{paid_not_completed} paid orders not completed")
@@ -681,7 +687,7 @@ def _check_invariants(product, tally: Tally) -> dict:
         problems.append(f"{paid_twice} orders marked paid twice")
     if by_status.get(OrderStatus.COMPLETED, 0) < tally.completed:
         problems.append(f"{tally.completed} buyers saw keys, {by_status.get(OrderStatus.COMPLETED, 0)} completed")
-    return {"by_status": by_status, "problems": problems}
+    return {"by_status": by_status, "problems": problems, "late": late, "undelivered": undelivered}
 
 
 def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, warm_up: int) -> dict:
@@ -752,7 +758,10 @@ def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, w
     )
     if not lean:
         refused = tally.wrong_amount_refused
-        print(f"    wrong-amount notifications refused: {refused}; orders by status {checked['by_status']}")
+        print(
+            f"    wrong-amount notifications refused: {refused}; orders by status {checked['by_status']}; "
+            f"sandbox notifications delivered > 5 s late: {checked['late']}, undelivered: {checked['undelivered']}"
+        )
     if tally.failures:
         print(f"    {len(tally.failures)} buyers failed, e.g. {tally.failures[:3]}")
     assert not checked["problems"], checked["problems"]
