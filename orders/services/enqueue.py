@@ -28,7 +28,8 @@ def run_task_now_or_enqueue(task_name: str, *, queue: str | None = None, **kwarg
 
 
 def enqueue_after_commit(task_name: str, *, queue: str | None = None, **kwargs) -> None:
-    transaction.on_commit(lambda: run_task_now_or_enqueue(task_name, queue=queue, **kwargs))
+    options = {"queue": queue} if queue else {}
+    transaction.on_commit(lambda: run_task_now_or_enqueue(task_name, **options, **kwargs))
 
 
 def fulfilment_queue(order) -> str | None:
