@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [[ -n "${REDIS_URL:-}" ]]; then
-    # Queues by kind (docs/adr/0010): card-key fulfilment never waits behind a network call.
+    # Queues by kind (docs/adr/0014): card-key fulfilment never waits behind a network call.
     "$VENV/bin/celery" -A kamen worker -Q fulfilment,default -n fulfilment@%h --loglevel=INFO --concurrency="${CELERY_CONCURRENCY:-2}" &
     pids+=($!)
     "$VENV/bin/celery" -A kamen worker -Q io -n io@%h --loglevel=INFO --concurrency="${CELERY_IO_CONCURRENCY:-4}" &

@@ -130,7 +130,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Queues by kind (docs/adr/0010-request-path-cost.md): a paid order's fulfilment never waits
+# Queues by kind (docs/adr/0014-request-path-cost.md): a paid order's fulfilment never waits
 # behind a network call. "fulfilment": card-key delivery and its re-drive (database work only,
 # fast); "io": everything that waits on another host (gateway notifications, the sandbox
 # gateway's included, refunds, payment queries, supplier calls and top-ups, e-mails, payouts),
