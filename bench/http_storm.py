@@ -115,7 +115,12 @@ def _stack_redis_url() -> str:
     return os.environ.get("BENCH_HTTP_REDIS_URL") or settings.REDIS_URL
 
 
-CELERY_QUEUE_KEYS = ["celery", "fulfilment", "io", "default", "unacked", "unacked_index", "unacked_mutex"]
+# The fulfilment worker may keep its messages in keys of its own (":fulfilment", ADR 0013).
+UNACKED_KEYS = ["unacked", "unacked:fulfilment"]
+CELERY_QUEUE_KEYS = [
+    "celery", "fulfilment", "io", "default", *UNACKED_KEYS,
+    "unacked_index", "unacked_mutex", "unacked_index:fulfilment", "unacked_mutex:fulfilment",
+]  # fmt: skip
 
 
 def _empty_celery_queues(redis_url: str) -> None:
@@ -642,7 +647,7 @@ def _queues_drained(redis_url: str, timeout: float) -> None:
     try:
         while time.monotonic() < deadline:
             waiting = sum(client.llen(name) for name in ("celery", "fulfilment", "io", "default"))
-            if waiting == 0 and client.hlen("unacked") == 0:
+            if waiting == 0 and not any(client.hlen(name) for name in UNACKED_KEYS):
                 return
             time.sleep(0.2)
     finally:
