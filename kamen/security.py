@@ -377,12 +377,13 @@ class TwoFactorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        user = getattr(request, "user", None)
+        # The path first: asking for the user loads the session, which a shop page (or the
+        # order page's polling) would otherwise never read.
+        user = getattr(request, "user", None) if request.path.startswith(GATED_PREFIXES) else None
         if (
             user is not None
             and user.is_authenticated
             and user.is_staff
-            and request.path.startswith(GATED_PREFIXES)
             and request.path not in ("/admin/login/", "/admin/logout/")
             and not is_two_factor_verified(request)
         ):

@@ -2,10 +2,14 @@
 
 from django.conf import settings
 from django.core import signing
+from django.db import connection
 from django.db.models import Prefetch
+from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
 
 from kamen import crypto
+from kamen.db import execute_prepared
 from orders.models import CallbackOutcome, DeliveryKind, Order, OrderDelivery, OrderStatus, PaymentCallback
 
 __all__ = [
@@ -14,10 +18,14 @@ __all__ = [
     "deliveries_for_buyer",
     "order_for_buyer",
     "order_from_access_token",
+    "order_status_by_number",
     "order_status_summary",
+    "order_status_url",
+    "status_token_is_valid",
 ]
 
 ACCESS_SALT = "orders.access"
+STATUS_SALT = "orders.status"
 SESSION_KEY = "orders.placed"
 FINAL_STATUSES = {
     OrderStatus.COMPLETED,
@@ -89,22 +97,23 @@ def is_waiting_for_review(*, order: Order) -> bool:
 
 
 def order_status_summary(*, order: Order) -> dict:
-    """The small JSON the order page polls until the goods are there. A paid order held for
-    risk review says so, with the merchant's estimate of how long a review takes, instead of
+    """The small JSON the order page polls until the goods are there (the deliveries prefetched
+    by ``order_for_buyer`` are counted without another query). A paid order held for risk
+    review says so, with the merchant's estimate of how long a review takes, instead of
     promising a delivery that waits for a person."""
-    under_review = is_waiting_for_review(order=order)
+    delivered = sum(1 for delivery in order.deliveries.all() if not delivery.is_voided)
+    summary = _summary(order.order_no, order.status, order.paid_at is not None, delivered)
+    return _with_review(summary, under_review=is_waiting_for_review(order=order))
+
+
+def _with_review(summary: dict, *, under_review: bool) -> dict:
     estimate = settings.RISK_REVIEW_ESTIMATE_MINUTES if under_review else None
-    return {
-        "order_no": order.order_no,
-        "status": order.status,
-        "status_label": order.get_status_display(),
-        "is_final": order.status in FINAL_STATUSES,
-        "is_paid": order.paid_at is not None,
-        "delivered": order.deliveries.filter(is_voided=False).count(),
-        "is_under_review": under_review,
-        "review_estimate_minutes": estimate,
-        "message": review_message(estimate) if under_review else "",
-    }
+    summary.update(
+        is_under_review=under_review,
+        review_estimate_minutes=estimate,
+        message=review_message(estimate) if under_review else "",
+    )
+    return summary
 
 
 def review_message(minutes: int) -> str:
@@ -114,9 +123,64 @@ def review_message(minutes: int) -> str:
     return text % {"minutes": minutes}
 
 
+def _summary(order_no: str, status: str, is_paid: bool, delivered: int) -> dict:
+    return {
+        "order_no": order_no,
+        "status": status,
+        "status_label": str(OrderStatus(status).label),
+        "is_final": status in FINAL_STATUSES,
+        "is_paid": is_paid,
+        "delivered": delivered,
+    }
+
+
+def _status_signer() -> signing.Signer:
+    return signing.Signer(salt=STATUS_SALT)
+
+
+def order_status_url(*, order_no: str) -> str:
+    """The URL the order page polls: it carries a signature that opens this order's status and
+    nothing else, so each poll needs neither the session nor more than one query. It says
+    only what the page already showed (status, paid, how many deliveries), never the goods."""
+    signature = _status_signer().signature(order_no)
+    return f"{reverse('orders:order-status', args=[order_no])}?s={signature}"
+
+
+def status_token_is_valid(*, order_no: str, token: str) -> bool:
+    return bool(token) and constant_time_compare(_status_signer().signature(order_no), token)
+
+
+_STATUS_SQL = (
+    "SELECT o.status, o.paid_at IS NOT NULL, (SELECT count(*) FROM orders_orderdelivery d"
+    " WHERE d.order_id = o.id AND NOT d.is_voided), coalesce(o.attribution->>'risk' = 'review', false)"
+    " FROM orders_order o WHERE o.order_no = %s"
+)
+
+
+def order_status_by_number(*, order_no: str) -> dict | None:
+    """``order_status_summary`` of the order with this number, in one prepared statement (one
+    more look-up only for a paid order that checkout sent to risk review)."""
+    if connection.vendor == "postgresql":
+        rows = execute_prepared(_STATUS_SQL, [order_no[:32]], prefix="order_status")
+        if not rows:
+            return None
+        status, is_paid, delivered, sent_to_review = rows[0]
+        summary = _summary(order_no, status, is_paid, delivered)
+        if not sent_to_review:
+            return _with_review(summary, under_review=False)
+    order = Order.objects.filter(order_no=order_no).only("order_no", "status", "paid_at", "attribution").first()
+    if order is None:
+        return None
+    delivered = order.deliveries.filter(is_voided=False).count()
+    summary = _summary(order.order_no, order.status, order.paid_at is not None, delivered)
+    return _with_review(summary, under_review=is_waiting_for_review(order=order))
+
+
 def buyer_fields_for_display(*, order: Order) -> list[tuple[str, str]]:
     """(label, value) of what the buyer filled in, labelled as the product names them today
     (the field's key when it was removed since)."""
+    if not order.buyer_fields:
+        return []  # most orders: no question asked, so no labels to read
     labels = dict(order.product.custom_fields.values_list("name", "label"))
     return [(labels.get(name, name), value) for name, value in order.buyer_fields.items() if value]
 

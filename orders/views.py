@@ -62,7 +62,12 @@ def _begin_payment(request, order):
         return redirect(order_url)
     if start.qr_text and not start.redirect_url:
         # WeChat Pay Native and the like: show the code to scan; the page follows the order.
-        return render(request, "orders/pay_qr.html", {"order": order, "qr_svg": _qr_svg(start.qr_text)})
+        context = {
+            "order": order,
+            "qr_svg": _qr_svg(start.qr_text),
+            "status_url": selectors.order_status_url(order_no=order.order_no),
+        }
+        return render(request, "orders/pay_qr.html", context)
     return redirect(start.redirect_url or order_url)
 
 
@@ -76,7 +81,7 @@ def _qr_svg(text: str) -> str:
 
 @require_POST
 def checkout(request, pk: int):
-    product = catalog_selectors.product_on_shelf(pk=pk)
+    product = catalog_selectors.product_to_buy(pk=pk)
     if product is None:
         raise Http404
     fields = {name[len("field_") :]: value for name, value in request.POST.items() if name.startswith("field_")}
@@ -97,6 +102,7 @@ def checkout(request, pk: int):
         )
     except ValidationError as error:
         errors = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
+        product = catalog_selectors.product_on_shelf(pk=pk) or product  # the page again: images, stock
         context = {
             "product": product,
             "description": mark_safe(sanitize_description(product.description)),
@@ -131,9 +137,11 @@ def order_detail(request, order_no: str):
     context = {
         "order": order,
         "deliveries": selectors.deliveries_for_buyer(order=order),
-        "vouchers": vouchers_for_buyer(order=order),
+        # Vouchers are issued with the delivery that completes an order: none before that.
+        "vouchers": vouchers_for_buyer(order=order) if order.completed_at else [],
         "buyer_fields": selectors.buyer_fields_for_display(order=order),
         "summary": selectors.order_status_summary(order=order),
+        "status_url": selectors.order_status_url(order_no=order.order_no),
         "is_payable": order.status == OrderStatus.PENDING_PAYMENT and order.expires_at > timezone.now(),
     }
     return render(request, "orders/order_detail.html", context)
@@ -142,8 +150,19 @@ def order_detail(request, order_no: str):
 @never_cache
 @require_GET
 def order_status(request, order_no: str):
-    order = _order_or_404(request, order_no)
-    return JsonResponse(selectors.order_status_summary(order=order))
+    """The order page's polling. With the signed ``s`` the page put in its URL: one query, no
+    session; without it, the session or signed link as for the page itself."""
+    token = request.GET.get("s", "")
+    if not token:
+        order = _order_or_404(request, order_no)
+        return JsonResponse(selectors.order_status_summary(order=order))
+    summary = None
+    if selectors.status_token_is_valid(order_no=order_no, token=token):
+        summary = selectors.order_status_by_number(order_no=order_no)
+    if summary is None:
+        page_denied(request=request, order_no=order_no[:32])  # guessing: counted, maybe refused
+        raise Http404
+    return JsonResponse(summary)
 
 
 @require_POST

@@ -3,6 +3,7 @@ must show on the next page load."""
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import (
     Count,
     DecimalField,
@@ -27,15 +28,19 @@ from catalog.models import (
     ProductImage,
     ProductType,
 )
+from kamen.db import execute_prepared
 
 __all__ = [
     "StockState",
+    "available_key_count",
     "categories_with_products_on_shelf",
     "console_dashboard",
     "product_on_shelf",
     "product_stock_state",
+    "product_to_buy",
     "products_for_console",
     "products_on_shelf",
+    "with_available_count",
     "with_stock_counts",
 ]
 
@@ -61,6 +66,12 @@ def with_stock_counts(queryset: QuerySet[Product]) -> QuerySet[Product]:
         reserved_count=_card_key_count(CardKeyStatus.RESERVED),
         sold_count=_card_key_count(CardKeyStatus.SOLD),
     )
+
+
+def with_available_count(queryset: QuerySet[Product]) -> QuerySet[Product]:
+    """The shop's count: what the buyer sees is the available keys only (reserved and sold are
+    the console's, and each is another count over the product's keys on every page view)."""
+    return queryset.annotate(available_count=_card_key_count(CardKeyStatus.AVAILABLE))
 
 
 def products_for_console() -> QuerySet[Product]:
@@ -150,7 +161,7 @@ def product_stock_state(product: Product) -> StockState:
 def categories_with_products_on_shelf() -> list[tuple[Category, list[Product]]]:
     """Active categories (tree order) with their on-shelf products, each with a stock state."""
     products = list(
-        with_stock_counts(products_on_shelf()).order_by("category__tree_id", "category__lft", "sort_order", "id")
+        with_available_count(products_on_shelf()).order_by("category__tree_id", "category__lft", "sort_order", "id")
     )
     grouped: dict[int, tuple[Category, list[Product]]] = {}
     for product in products:
@@ -160,10 +171,33 @@ def categories_with_products_on_shelf() -> list[tuple[Category, list[Product]]]:
 
 
 def product_on_shelf(*, pk: int) -> Product | None:
-    product = with_stock_counts(products_on_shelf()).filter(pk=pk).prefetch_related("custom_fields").first()
+    """The product page's product: its row, images and custom fields, and the available keys
+    counted by one prepared statement (the page is the shop's busiest; an annotated subquery
+    cost more to compile than to run)."""
+    product = products_on_shelf().filter(pk=pk).prefetch_related("custom_fields").first()
     if product is not None:
+        if product.product_type == ProductType.CARD_KEY:
+            product.available_count = available_key_count(product_id=product.pk)
         product.stock_state = product_stock_state(product)
     return product
+
+
+def available_key_count(*, product_id: int) -> int:
+    if connection.vendor != "postgresql":
+        return CardKey.objects.filter(product_id=product_id, status=CardKeyStatus.AVAILABLE).count()
+    ((count,),) = execute_prepared(
+        "SELECT count(*) FROM catalog_cardkey WHERE product_id = %s AND status = %s",
+        [product_id, CardKeyStatus.AVAILABLE.value],
+        prefix="available_keys",
+    )
+    return count
+
+
+def product_to_buy(*, pk: int) -> Product | None:
+    """The product a checkout posts to, if it is on the shelf: what ``place_order`` reads (its
+    own fields, the reusable key) and nothing a page shows (images, stock counts)."""
+    on_shelf = Product.objects.filter(pk=pk, is_on_shelf=True, category__is_active=True)
+    return on_shelf.select_related("reusable_key").first()
 
 
 def console_dashboard() -> dict[str, int]:

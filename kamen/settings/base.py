@@ -148,6 +148,36 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Queues by kind (docs/adr/0014-request-path-cost.md): a paid order's fulfilment never waits
+# behind a network call. "fulfilment": card-key delivery and its re-drive (database work only,
+# fast); "io": everything that waits on another host (gateway notifications, the sandbox
+# gateway's included, refunds, payment queries, supplier calls and top-ups, e-mails, payouts),
+# each with a time limit; "default": periodic jobs and the rest. scripts/run.sh and
+# docker-compose start a worker per kind; a worker started without -Q consumes all three.
+from kombu import Queue  # noqa: E402
+
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = [Queue("fulfilment"), Queue("io"), Queue("default")]
+FULFILMENT_TASKS = [
+    "orders.tasks.fulfil_order_task",
+    "orders.tasks.fulfil_backorders_task",
+    "orders.tasks.sweep_stalled_orders_task",
+]
+IO_TASKS = [
+    "orders.tasks.deliver_sandbox_notification_task",
+    "orders.tasks.send_delivery_email_task",
+    "orders.tasks.refund_order_task",
+    "orders.tasks.query_pending_payments_task",
+    "catalog.tasks.sync_supplier_prices_task",
+    "commissions.tasks.pay_withdrawal_task",
+]
+CELERY_TASK_ROUTES = {name: {"queue": "fulfilment"} for name in FULFILMENT_TASKS} | {
+    name: {"queue": "io"} for name in IO_TASKS
+}
+# A network task gives up (and retries later) long before the default 300 s: one slow host
+# must not hold an io worker for minutes. The HTTP calls themselves time out after 10 s.
+CELERY_TASK_ANNOTATIONS = {name: {"soft_time_limit": 45, "time_limit": 60} for name in IO_TASKS}
+
 RQ_QUEUES = {
     "default": {
         "URL": REDIS_URL or "redis://127.0.0.1:6379/0",

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -227,15 +228,16 @@ def deliver_sandbox_notification(*, notification_id: int, transport=None) -> boo
     body = notification.body.encode()
     headers = {SIGNATURE_HEADER: sign(body), "Content-Type": "application/json"}
     gateway = SandboxGateway(transport=transport)
-    SandboxNotification.objects.filter(pk=notification_id).update(attempts=notification.attempts + 1)
+    attempted = {"attempts": F("attempts") + 1}  # counted with the outcome: one write per attempt
     try:
         response = gateway.transport("POST", notification.payment.notify_url, headers, body)
     except GatewayError as error:
-        SandboxNotification.objects.filter(pk=notification_id).update(last_answer=str(error)[:200])
+        SandboxNotification.objects.filter(pk=notification_id).update(**attempted, last_answer=str(error)[:200])
         return False
     answer = response.body.decode("utf-8", "replace").strip()
     delivered = response.status == 200 and answer == "success"
     SandboxNotification.objects.filter(pk=notification_id).update(
+        **attempted,
         last_answer=f"{response.status} {answer}"[:200],
         **({"delivered_at": timezone.now()} if delivered else {}),
     )

@@ -58,7 +58,7 @@ from orders.models import (
 )
 from riskcontrol.services import record_forged_callback
 
-from .enqueue import enqueue_after_commit
+from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
 from .state import lock_order, move_locked_order, transition_order
 
@@ -408,7 +408,7 @@ def _mark_paid(
             hold_card_key_reservation(reference=order.order_no)
         transition_order(**move, order_is_locked=True)
     if in_stock:
-        enqueue_after_commit("fulfil_order_task", order_id=order.pk)
+        enqueue_after_commit("fulfil_order_task", order_id=order.pk, queue=fulfilment_queue(order))
     else:
         enqueue_after_commit(
             "refund_order_task", order_id=order.pk, reason="late payment, out of stock", amount=str(order.paid_amount)

@@ -22,9 +22,11 @@
       .then(function (data) {
         if (data === null) { return; }
         if (data.status !== status || String(data.delivered) !== delivered) { window.location.reload(); return; }
-        if (!data.is_final && tries < 600) { setTimeout(poll, tries < 30 ? 2000 : 5000); }
+        if (!data.is_final && tries < 600) { setTimeout(poll, tries < 30 ? 1000 : 5000); }
       })
       .catch(function () { setTimeout(poll, 5000); });
   }
-  setTimeout(poll, 1500);
+  // Goods usually arrive within a second of paying; each poll is one small query
+  // (bench/http_storm.py waits the same way).
+  setTimeout(poll, 500);
 })();
