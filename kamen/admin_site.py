@@ -1,6 +1,23 @@
 from django.contrib import admin
+from django.contrib.admin import options
+from django.db import models
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
+
+from kamen import parsing
+
+# Every number field of every admin form, inlines included, reads ASCII digits only
+# (kamen/parsing.py): Django's own fields take 1e1, ١٠ and １０. The admin copies these
+# defaults into each ModelAdmin and inline and looks them up along the model field's MRO,
+# so the subclasses it lists itself (BigIntegerField) get the form class too; widgets stay.
+for _model_field, _form_field in (
+    (models.IntegerField, parsing.IntegerField),
+    (models.DecimalField, parsing.DecimalField),
+):
+    options.FORMFIELD_FOR_DBFIELD_DEFAULTS.setdefault(_model_field, {})
+    for _listed, _defaults in options.FORMFIELD_FOR_DBFIELD_DEFAULTS.items():
+        if issubclass(_listed, _model_field):
+            _defaults["form_class"] = _form_field
 
 
 def _console_url(name: str, fallback: str) -> str:

@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from kamen import parsing
 from kamen.audit import record_audit
 
 from .models import (
@@ -185,7 +186,7 @@ class ConfirmPaymentForm(forms.Form):
 
 
 class RefundForm(forms.Form):
-    amount = forms.DecimalField(label=_("退款金额"), max_digits=14, decimal_places=2, min_value=0.01)
+    amount = parsing.DecimalField(label=_("退款金额"), max_digits=14, decimal_places=2, min_value=0.01)
     reason = forms.CharField(label=_("退款原因"), max_length=200)
     restock = forms.BooleanField(label=_("卡密退回库存（否则作废）"), required=False)
 

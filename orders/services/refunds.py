@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from catalog.models import CardKey, CardKeyStatus
 from catalog.services import release_card_key_reservation
 from kamen.audit import record_audit
+from kamen.parsing import parse_decimal
 from orders.gateways import GatewayError, get_gateway
 from orders.models import (
     DeliveryKind,
@@ -46,7 +47,7 @@ class RefundFailed(Exception):
 
 def _amount(raw) -> Decimal:
     try:
-        value = Decimal(str(raw))
+        value = parse_decimal(raw)
     except (InvalidOperation, ValueError):
         raise ValidationError({"amount": [_("退款金额格式不正确")]}) from None
     if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")):
