@@ -15,6 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -300,6 +301,8 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def _order_for(self, request, object_id, permission_check) -> Order:
         if not permission_check(request):
             raise PermissionDenied
+        if not parsing.is_ascii_digits(object_id):  # the route takes any text: no such order
+            raise Http404
         return get_object_or_404(Order.objects.select_related("product"), pk=object_id)
 
     def _render_action(self, request, order, *, title, form, intro, status=200):
