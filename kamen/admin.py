@@ -109,6 +109,7 @@ def _describe(value) -> str:
 import django_rq.admin  # noqa: E402  (registers django-rq's own admin first, replaced below)
 from django.core.exceptions import PermissionDenied  # noqa: E402
 from django_rq.models import Dashboard  # noqa: E402
+from rq.exceptions import InvalidJobOperation  # noqa: E402
 
 
 def _require_known_rq_objects(kwargs) -> None:
@@ -153,7 +154,16 @@ def _rq_guard(view):
             if not user.has_perm("django_rq.admin"):
                 raise PermissionDenied
             _require_known_rq_objects(kwargs)
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except InvalidJobOperation as refused:  # e.g. requeue a job that has not failed: a 500 in django-rq
+            from django.contrib import messages
+            from django.shortcuts import redirect
+
+            messages.error(request, _("这个任务现在不能这样操作：%(reason)s") % {"reason": refused})
+            if "job_id" in kwargs:
+                return redirect("admin:django_rq_job_detail", kwargs["queue_index"], kwargs["job_id"])
+            return redirect("admin:django_rq_home")
 
     return guarded
 
