@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 from catalog.importing import ImportFileError, decode_import_file
 from catalog.models import Product, ProductType, Supplier
+from kamen import parsing
 
 
 class CardKeyImportForm(forms.Form):
@@ -29,7 +30,7 @@ class CardKeyImportForm(forms.Form):
         choices=[("", _("自动")), (",", ","), (";", ";"), ("tab", _("Tab")), ("|", "|"), ("----", "----")],
     )
     supplier = forms.ModelChoiceField(label=_("货源"), queryset=Supplier.objects.all(), required=False)
-    unit_cost = forms.DecimalField(label=_("单张成本"), required=False, min_value=0, max_digits=14, decimal_places=2)
+    unit_cost = parsing.DecimalField(label=_("单张成本"), required=False, min_value=0, max_digits=14, decimal_places=2)
     default_expires_at = forms.DateTimeField(label=_("默认到期时间"), required=False)
 
     def clean(self):

@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from kamen.crypto import DecryptionError
+from kamen.parsing import parse_integer
 
 from .models import SandboxAccount, SandboxOrder, SandboxSku
 from .sandbox_services import (
@@ -43,7 +44,7 @@ def _authenticate(request) -> SandboxAccount:
     if len(nonce) > 64:
         raise SandboxError("bad_nonce", "the nonce is at most 64 characters", 401)
     try:
-        sent_at = int(timestamp)
+        sent_at = parse_integer(timestamp)
     except ValueError:
         raise SandboxError("bad_timestamp", "the timestamp is whole seconds since the epoch", 401) from None
     if abs(time.time() - sent_at) > signing.MAX_CLOCK_SKEW_SECONDS:

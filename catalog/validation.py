@@ -16,10 +16,10 @@ from kamen.db import execute_prepared, instance_from_row, select_list
 
 from .models import CustomFieldType, Product, ProductCustomField, RechargeTargetRule
 
-MOBILE_RE = re.compile(r"1[3-9]\d{9}")
-QQ_RE = re.compile(r"[1-9]\d{4,10}")
-GAME_UID_RE = re.compile(r"\d{1,32}")
-NUMBER_RE = re.compile(r"-?\d+(\.\d+)?")
+MOBILE_RE = re.compile(r"1[3-9]\d{9}", re.ASCII)
+QQ_RE = re.compile(r"[1-9]\d{4,10}", re.ASCII)
+GAME_UID_RE = re.compile(r"\d{1,32}", re.ASCII)
+NUMBER_RE = re.compile(r"-?\d+(\.\d+)?", re.ASCII)
 MAX_REGEX_LENGTH = 200
 DEFAULT_FIELD_MAX_LENGTH = 200
 

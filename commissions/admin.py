@@ -15,6 +15,8 @@ from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from kamen import parsing
+
 from . import selectors, services
 from .models import (
     Account,
@@ -85,9 +87,9 @@ class CommissionRuleForm(GuardedForm):
 
 
 class PreviewForm(forms.Form):
-    distributor = forms.IntegerField(label=_("分销商 ID"))
-    product = forms.IntegerField(label=_("商品 ID"))
-    amount = forms.DecimalField(
+    distributor = parsing.IntegerField(label=_("分销商 ID"))
+    product = parsing.IntegerField(label=_("商品 ID"))
+    amount = parsing.DecimalField(
         label=_("订单金额"),
         max_digits=14,
         decimal_places=2,

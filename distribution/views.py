@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from catalog import selectors as catalog_selectors
+from kamen.parsing import is_ascii_digits
 from kamen.site import site_url
 
 from . import selectors, services
@@ -170,7 +171,7 @@ def store(request, viewer):
                 product_pk = request.POST.get("product", "")
                 product = (
                     catalog_selectors.product_on_shelf(pk=int(product_pk))
-                    if product_pk.isdigit()
+                    if is_ascii_digits(product_pk)
                     else None
                 )
                 if product is None:

@@ -109,18 +109,61 @@ def _describe(value) -> str:
 import django_rq.admin  # noqa: E402  (registers django-rq's own admin first, replaced below)
 from django.core.exceptions import PermissionDenied  # noqa: E402
 from django_rq.models import Dashboard  # noqa: E402
+from rq.exceptions import InvalidJobOperation  # noqa: E402
+
+
+def _require_known_rq_objects(kwargs) -> None:
+    """404 for a queue, connection, job or worker that does not exist: django-rq indexes its
+    lists and fetches jobs and workers unchecked, so an unknown id was a 500."""
+    from django.http import Http404
+    from django_rq.connection_utils import get_unique_connection_configs
+    from django_rq.queues import get_queue_by_index, get_queues_list
+    from rq.job import Job
+    from rq.worker import Worker
+
+    sizes = {
+        "queue_index": len(get_queues_list()),
+        "scheduler_index": len(get_queues_list()),
+        "connection_index": len(get_unique_connection_configs()),
+    }
+    for name, size in sizes.items():
+        if name in kwargs and not 0 <= int(kwargs[name]) < size:
+            raise Http404
+    if "queue_index" not in kwargs or not ({"job_id", "key"} & set(kwargs)):
+        return
+    connection = get_queue_by_index(kwargs["queue_index"]).connection
+    if "job_id" in kwargs and not Job.exists(kwargs["job_id"], connection=connection):
+        raise Http404
+    if "key" in kwargs:
+        try:
+            worker = Worker.find_by_key(kwargs["key"], connection=connection)
+        except ValueError:  # not a worker key at all
+            worker = None
+        if worker is None:
+            raise Http404
 
 
 def _rq_guard(view):
     """Staff without the rq permission are refused; others keep django-rq's own answer (log-in
-    page, or the API token of the stats endpoints)."""
+    page, or the API token of the stats endpoints), and unknown ids are 404s."""
 
     @wraps(view)
     def guarded(request, *args, **kwargs):
         user = request.user
-        if user.is_authenticated and user.is_staff and not user.has_perm("django_rq.admin"):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
+        if user.is_authenticated and user.is_staff:
+            if not user.has_perm("django_rq.admin"):
+                raise PermissionDenied
+            _require_known_rq_objects(kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except InvalidJobOperation as refused:  # e.g. requeue a job that has not failed: a 500 in django-rq
+            from django.contrib import messages
+            from django.shortcuts import redirect
+
+            messages.error(request, _("这个任务现在不能这样操作：%(reason)s") % {"reason": refused})
+            if "job_id" in kwargs:
+                return redirect("admin:django_rq_job_detail", kwargs["queue_index"], kwargs["job_id"])
+            return redirect("admin:django_rq_home")
 
     return guarded
 

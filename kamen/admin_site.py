@@ -1,6 +1,26 @@
 from django.contrib import admin
+from django.contrib.admin import options
+from django.contrib.contenttypes import views as contenttype_views
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.http import Http404
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
+
+from kamen import parsing
+
+# Every number field of every admin form, inlines included, reads ASCII digits only
+# (kamen/parsing.py): Django's own fields take 1e1, ١٠ and １０. The admin copies these
+# defaults into each ModelAdmin and inline and looks them up along the model field's MRO,
+# so the subclasses it lists itself (BigIntegerField) get the form class too; widgets stay.
+for _model_field, _form_field in (
+    (models.IntegerField, parsing.IntegerField),
+    (models.DecimalField, parsing.DecimalField),
+):
+    options.FORMFIELD_FOR_DBFIELD_DEFAULTS.setdefault(_model_field, {})
+    for _listed, _defaults in options.FORMFIELD_FOR_DBFIELD_DEFAULTS.items():
+        if issubclass(_listed, _model_field):
+            _defaults["form_class"] = _form_field
 
 
 def _console_url(name: str, fallback: str) -> str:
@@ -9,6 +29,20 @@ def _console_url(name: str, fallback: str) -> str:
         return reverse(name)
     except NoReverseMatch:
         return fallback
+
+
+def view_on_site(request, content_type_id, object_id):
+    """The admin's "view on site" jump, for models that have a page: a model without a table
+    (django-rq's dashboard) or without ``get_absolute_url`` is a 404, not a database error."""
+    if not parsing.is_ascii_digits(content_type_id):  # the admin's route takes any path here
+        raise Http404
+    try:
+        model = ContentType.objects.get_for_id(int(content_type_id)).model_class()
+    except ContentType.DoesNotExist:
+        raise Http404 from None
+    if model is None or not model._meta.managed or not hasattr(model, "get_absolute_url"):
+        raise Http404
+    return contenttype_views.shortcut(request, content_type_id, object_id)
 
 
 class KamenAdminSite(admin.AdminSite):
@@ -38,6 +72,13 @@ class KamenAdminSite(admin.AdminSite):
             order = {name: position for position, name in enumerate(self.model_order.get(app["app_label"], []))}
             app["models"].sort(key=lambda model: (order.get(model["object_name"], len(order)), str(model["name"])))
         return sorted(apps, key=lambda app: rank.get(app["app_label"], len(rank)))
+
+    def get_urls(self):
+        urls = super().get_urls()
+        for pattern in urls:
+            if getattr(pattern, "name", None) == "view_on_site":
+                pattern.callback = self.admin_view(view_on_site)
+        return urls
 
     def index(self, request, extra_context=None):
         from catalog.selectors.products import console_dashboard

@@ -7,6 +7,8 @@ be whole fen and are rejected otherwise, never rounded silently.
 
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 
+from kamen.parsing import parse_decimal
+
 FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
 MAX_DIGITS = 14
@@ -30,9 +32,10 @@ def round_half_up(value) -> Decimal:
 
 
 def parse_amount(raw, *, allow_zero: bool = False, allow_negative: bool = False) -> Decimal:
-    """Parse a user-entered amount; raise InvalidAmount with a clear message."""
+    """Parse a user-entered amount; raise InvalidAmount with a clear message. ASCII digits and
+    one point only (kamen.parsing): no exponent, no other script's digits, no commas."""
     try:
-        value = Decimal(str(raw).strip().replace(",", ""))
+        value = parse_decimal(raw)
     except (InvalidOperation, ValueError):
         raise InvalidAmount(f"“{raw}” is not an amount") from None
     if not value.is_finite():

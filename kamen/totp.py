@@ -12,6 +12,8 @@ import struct
 import time
 from urllib.parse import quote, urlencode
 
+from kamen.parsing import is_ascii_digits
+
 STEP_SECONDS = 30
 DIGITS = 6
 DRIFT_STEPS = 1
@@ -50,7 +52,7 @@ def verify(
 ) -> int | None:
     """The step ``code`` is valid for (newer than ``after_step``), or None."""
     code = "".join(str(code or "").split())
-    if len(code) != DIGITS or not code.isdigit():
+    if len(code) != DIGITS or not is_ascii_digits(code):
         return None
     step = current_step(now)
     for candidate in range(step - DRIFT_STEPS, step + DRIFT_STEPS + 1):

@@ -1,9 +1,8 @@
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import media, views
 
 handler500 = "kamen.resilience.server_error"
 
@@ -18,8 +17,8 @@ urlpatterns = [
     path("", include("orders.urls_postsale")),
 ]
 
-if settings.DEBUG or settings.IS_EMBEDDED_DATABASE:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+if media.serves_media():  # the embedded default has no web server in front (kamen/media.py)
+    urlpatterns += [path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", media.media, name="media")]
 
 urlpatterns += [path("", include("distribution.urls"))]
 urlpatterns += [path("", include("commissions.urls"))]

@@ -15,12 +15,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+from kamen import parsing
 
 from .models import (
     Order,
@@ -198,7 +201,7 @@ class ConfirmPaymentForm(forms.Form):
 
 
 class RefundForm(forms.Form):
-    amount = forms.DecimalField(label=_("退款金额"), max_digits=14, decimal_places=2, min_value=0.01)
+    amount = parsing.DecimalField(label=_("退款金额"), max_digits=14, decimal_places=2, min_value=0.01)
     reason = forms.CharField(label=_("退款原因"), max_length=200)
     restock = forms.BooleanField(label=_("卡密退回库存（否则作废）"), required=False)
 
@@ -324,6 +327,8 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def _order_for(self, request, object_id, permission_check) -> Order:
         if not permission_check(request):
             raise PermissionDenied
+        if not parsing.is_ascii_digits(object_id):  # the route takes any text: no such order
+            raise Http404
         return get_object_or_404(Order.objects.select_related("product"), pk=object_id)
 
     def _render_action(self, request, order, *, title, form, intro, status=200, refusal=""):

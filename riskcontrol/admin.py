@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from kamen import parsing
 from kamen.audit import diff_fields, record_audit, snapshot
 
 from .blacklist import (
@@ -289,7 +290,7 @@ class BlacklistAddForm(forms.ModelForm):
             "IP 或网段（如 10.0.0.0/8）、设备标识、联系方式、支付账户、身份证号或分销商编号"
         ),
     )
-    valid_days = forms.IntegerField(
+    valid_days = parsing.IntegerField(
         label=_("有效天数"),
         min_value=1,
         max_value=3650,

@@ -22,6 +22,7 @@ from distribution.selectors import user_ids_of_distributors
 from kamen import crypto
 from kamen.audit import record_audit
 from kamen.four_eyes import require_another_person
+from kamen.parsing import is_ascii_digits
 
 from .models import BlacklistEntry, BlacklistKind
 
@@ -67,7 +68,7 @@ def _normalize(kind: str, value: str) -> tuple[dict, str]:
         number = validate_id_number(raw, check_age=False)
         return {"value_index": id_number_index(number)}, mask_id_number(number)
     if kind == BlacklistKind.DISTRIBUTOR:
-        if not raw.isdigit():
+        if not is_ascii_digits(raw):
             raise ValidationError(_("分销商请填写其编号（数字）"))
         return {"value_index": str(int(raw))}, f"#{int(raw)}"
     raise ValidationError(_("不支持的黑名单类型：%(kind)s") % {"kind": kind[:30]})

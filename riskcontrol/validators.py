@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK_CHARS = "10X98765432"
-MOBILE_RE = re.compile(r"1[3-9]\d{9}")
+MOBILE_RE = re.compile(r"1[3-9]\d{9}", re.ASCII)
 NAME_RE = re.compile(r"[\u4e00-\u9fff·•]{2,20}|[A-Za-z][A-Za-z .'-]{1,59}")
 MINIMUM_AGE = 18
 
@@ -41,7 +41,7 @@ def validate_id_number(
     number = re.sub(r"\s+", "", str(raw or "")).upper()
     if not number:
         raise ValidationError(_("请填写身份证号"), code="required")
-    if not re.fullmatch(r"\d{17}[\dX]", number):
+    if not re.fullmatch(r"\d{17}[\dX]", number, re.ASCII):
         raise ValidationError(
             _("身份证号应为 18 位，前 17 位为数字，最后一位为数字或 X"), code="format"
         )
@@ -74,7 +74,7 @@ def validate_bank_card(raw: str) -> str:
     number = re.sub(r"[\s-]+", "", str(raw or ""))
     if not number:
         raise ValidationError(_("请填写银行卡号"), code="required")
-    if not re.fullmatch(r"\d{12,19}", number):
+    if not re.fullmatch(r"\d{12,19}", number, re.ASCII):
         raise ValidationError(_("银行卡号应为 12–19 位数字"), code="format")
     if not luhn_is_valid(number):
         raise ValidationError(_("银行卡号校验失败，请核对卡号"), code="check_digit")

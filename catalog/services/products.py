@@ -27,6 +27,7 @@ from catalog.models import (
 from catalog.models.products import RedemptionMode
 from catalog.validation import compile_user_regex, sanitize_description
 from kamen.audit import diff_fields, record_audit
+from kamen.parsing import is_ascii_integer, parse_decimal, parse_integer
 from kamen.setting_checks import setting_change
 
 __all__ = [
@@ -91,7 +92,7 @@ def _amount(raw, *, label: str, allow_zero: bool = False, optional: bool = False
     if isinstance(raw, float):
         raise ValidationError(_("%(label)s必须是精确金额（不能用浮点数）") % {"label": label})
     try:
-        value = Decimal(str(raw).strip())
+        value = parse_decimal(raw)
     except (InvalidOperation, ValueError):
         raise ValidationError(_("%(label)s“%(value)s”不是有效金额") % {"label": label, "value": raw}) from None
     if not value.is_finite():
@@ -115,7 +116,7 @@ def _whole_number(raw, *, label: str, minimum: int, optional: bool = False) -> i
     if isinstance(raw, bool):
         raise ValidationError(_("%(label)s必须是整数") % {"label": label})
     try:
-        value = int(str(raw).strip())
+        value = parse_integer(raw)
     except ValueError:
         raise ValidationError(_("%(label)s必须是整数") % {"label": label}) from None
     if value < minimum:
@@ -149,7 +150,7 @@ def _category(raw) -> Category:
         return raw
     if raw in (None, ""):
         raise ValidationError(_("请选择分类"))
-    category = Category.objects.filter(pk=raw).first() if str(raw).isdigit() else None
+    category = Category.objects.filter(pk=raw).first() if is_ascii_integer(str(raw)) else None
     if category is None:
         raise ValidationError(_("分类“%(value)s”不存在") % {"value": raw})
     return category
@@ -656,7 +657,7 @@ def add_bundle_item(*, bundle: Product, component, quantity: int = 1, actor, req
     _require_permission(actor, "catalog.change_product")
     bundle = Product.objects.select_for_update().get(pk=bundle.pk)
     component_pk = component.pk if isinstance(component, Product) else component
-    component = Product.objects.filter(pk=component_pk).first() if str(component_pk).isdigit() else None
+    component = Product.objects.filter(pk=component_pk).first() if is_ascii_integer(str(component_pk)) else None
     errors = {}
     try:
         quantity = _whole_number(quantity, label=_("数量"), minimum=1)

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from catalog.models import Product, ProductType, ReusableCardKey
 from kamen import crypto
 from kamen.audit import record_audit
+from kamen.parsing import parse_integer
 
 from .stock import InsufficientStock
 
@@ -58,7 +59,7 @@ def validate_reusable_key_cap(raw: int | str | None, *, sold_count: int = 0) -> 
     if isinstance(raw, (bool, float)):
         raise ValidationError({"sales_cap": [_("销售上限必须是整数")]})
     try:
-        cap = int(str(raw).strip())
+        cap = parse_integer(raw)
     except ValueError:
         raise ValidationError({"sales_cap": [_("销售上限必须是整数")]}) from None
     if cap < 1:

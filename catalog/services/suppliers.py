@@ -46,6 +46,7 @@ from catalog.suppliers import (
 from kamen import crypto
 from kamen.audit import diff_fields, record_audit
 from kamen.money import FEN, InvalidAmount, parse_amount
+from kamen.parsing import parse_integer
 
 __all__ = [
     "CHANNEL_FIELDS",
@@ -212,7 +213,7 @@ def _clean_channel(values: dict) -> dict:
     if not isinstance(supplier, Supplier):
         raise ValidationError({"supplier": [_("请选择货源")]})
     try:
-        priority = int(values.get("priority", 10))
+        priority = parse_integer(values.get("priority", 10))
     except (TypeError, ValueError):
         priority = -1
     if priority < 0:

@@ -191,7 +191,7 @@ def add_payout_account(
     if not holder_name:
         raise ValidationError(_("请填写户名（需与实名一致）"))
     if method == PayoutMethod.BANK_CARD:
-        if not re.fullmatch(r"\d{12,19}", account):
+        if not re.fullmatch(r"\d{12,19}", account, re.ASCII):
             raise ValidationError(_("银行卡号应为 12–19 位数字"))
         if not luhn_ok(account):
             raise ValidationError(_("银行卡号校验失败，请核对卡号"))
@@ -199,7 +199,7 @@ def add_payout_account(
             raise ValidationError(_("请填写开户行"))
     elif method == PayoutMethod.ALIPAY:
         if not (
-            re.fullmatch(r"1\d{10}", account)
+            re.fullmatch(r"1\d{10}", account, re.ASCII)
             or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", account)
         ):
             raise ValidationError(_("支付宝账号应为手机号或邮箱"))

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from kamen.audit import record_audit
 from kamen.money import FEN, InvalidAmount, parse_amount
+from kamen.parsing import parse_integer
 
 from ..models import (
     BASIS_POINTS,
@@ -107,7 +108,7 @@ def set_commission_depth(*, depth, actor, request=None) -> DistributionSettings:
     if actor is None or not actor.has_perm("distribution.change_distributionsettings"):
         raise PermissionDenied(_("您没有执行此操作的权限"))
     try:
-        depth = int(str(depth).strip())
+        depth = parse_integer(depth)
     except (TypeError, ValueError):
         raise ValidationError({"commission_depth": [_("佣金层级必须是整数")]}) from None
     if not 1 <= depth <= MAX_COMMISSION_DEPTH:

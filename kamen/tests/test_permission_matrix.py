@@ -13,6 +13,7 @@ Outcomes: "ok" (200), "login" (redirect to the admin or agent log-in page), "red
 (any other redirect, the page's normal answer), or a status code (403, 404, 405).
 """
 
+import contextlib
 import logging
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ import pytest
 from django.contrib import admin
 from django.core.cache import cache
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 from rq import Worker
 
 from .permission_world import ROLES, client_for
@@ -651,3 +652,76 @@ def test_real_name_and_payout_data_show_masked_only(world):
     assert ID_NUMBER not in agent.get(f"/agent/team/{world.agent_child.pk}/").content.decode()
     # The masks are there for those allowed: the pages do show the records.
     assert world.real_name.id_number_mask in client_for("risk", world, Client).get(pages[0]).content.decode()
+
+
+# --- unknown ids: every URL with parameters, every role, never a 5xx -------------------------------
+UNKNOWN = {"int": "987654321", "str": "no-such-id", "slug": "no-such-slug", "path": "no/such/id"}
+
+
+def unknown_kwargs(pattern) -> list[dict]:
+    """Parameter values that name nothing: by converter for routes, a word and a number for
+    regular expressions (django_rq, the admin's catch-all); and the same with every index
+    (django_rq's queue, connection) at 0, the one that exists, so the ids after it are tried."""
+    converters = getattr(pattern.pattern, "converters", None)
+    if converters is not None:
+        names = list(converters)
+        variants = [
+            {
+                name: UNKNOWN.get(type(converter).__name__.removesuffix("Converter").lower(), "no-such-id")
+                for name, converter in converters.items()
+            }
+        ]
+    else:
+        names = list(pattern.pattern.regex.groupindex)
+        variants = [dict.fromkeys(names, value) for value in ("no-such-id", "987654321")]
+    if any(name.endswith("_index") for name in names):
+        variants += [variant | {name: 0 for name in names if name.endswith("_index")} for variant in variants]
+    return variants
+
+
+def unknown_paths(world) -> list[str]:
+    from django.contrib.contenttypes.models import ContentType
+
+    paths = []
+    for key, route, name in url_keys():
+        if key.startswith("/") or not name:
+            continue  # unnamed or shared routes: their fixed paths are in the table walk
+        pattern = next(pattern for r, _n, pattern in walk() if r == route)
+        for kwargs in unknown_kwargs(pattern):
+            with contextlib.suppress(NoReverseMatch):  # a pattern that takes only one of the two
+                paths.append(reverse(name, kwargs=kwargs))
+    # The admin's "view on site" for every model, the RQ dashboard's table-less one among them.
+    for content_type in ContentType.objects.all():
+        for object_id in ("1", "987654321", "no-such-id"):
+            paths.append(reverse("admin:view_on_site", args=[content_type.pk, object_id]))
+    return sorted(set(paths) - {reverse("admin:logout")})
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_unknown_ids_are_never_a_server_error(role, world, caplog):
+    """Every URL with parameters, filled with ids that name nothing, as every role, GET and
+    POST: a 404 (or the role's refusal), never a 500."""
+    caplog.set_level(logging.CRITICAL, logger="django.request")
+    client = client_for(role, world, lambda: Client(raise_request_exception=False))
+    errors = []
+    for path in unknown_paths(world):
+        for method in (client.get, client.post):
+            status = method(path).status_code
+            if status >= 500:
+                errors.append(f"{method.__name__.upper()} {path}: {status}")
+    assert errors == [], f"as {role}:\n" + "\n".join(errors)
+
+
+def test_the_unknown_id_walk_reaches_the_pages_that_failed():
+    """The walk covers what issue 14 found: django-rq's job, queue and worker pages with
+    unknown ids (and, in unknown_paths, "view on site" for the table-less dashboard)."""
+    paths = set()
+    for _key, route, name in url_keys():
+        if name in ("admin:django_rq_delete_job", "admin:django_rq_worker_details", "admin:django_rq_jobs"):
+            pattern = next(pattern for r, _n, pattern in walk() if r == route)
+            paths |= {reverse(name, kwargs=kwargs) for kwargs in unknown_kwargs(pattern)}
+    assert {
+        "/admin/django_rq/dashboard/queues/0/no-such-id/delete/",
+        "/admin/django_rq/dashboard/workers/0/no-such-id/",
+        "/admin/django_rq/dashboard/queues/987654321/",
+    } <= paths

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from kamen.parsing import is_ascii_digits
 from orders.gateways.alipay import load_private_key, load_public_key
 from orders.gateways.base import (
     GatewayError,
@@ -153,7 +154,7 @@ class WechatPayGateway(PaymentGateway):
         public_key = self.platform_keys.get(serial)
         if public_key is None:
             raise SignatureInvalid("signed with an unknown platform certificate serial")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
+        if not is_ascii_digits(timestamp) or abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
             raise SignatureInvalid("the signature timestamp is stale or in the future (replay?)")
         try:
             raw_signature = base64.b64decode(signature, validate=True)

@@ -31,6 +31,7 @@ from catalog.validation import (
     validate_recharge_target,
 )
 from kamen.db import execute_prepared, insert_instance, insert_select_sql, insert_select_values, inserted
+from kamen.parsing import parse_integer
 from orders.models import ContactKind, Order, OrderStatus
 
 from .catalog_bridge import is_reusable_key_product
@@ -96,7 +97,7 @@ def unit_price_for(*, product: Product, distributor_id: int | None, quantity: in
 
 def _parse_quantity(raw, product: Product) -> int:
     try:
-        quantity = int(str(raw).strip())
+        quantity = parse_integer(raw)
     except (TypeError, ValueError):
         raise ValidationError(_("购买数量必须是整数"), code="invalid") from None
     low, high = product.min_quantity_per_order, product.max_quantity_per_order

@@ -129,7 +129,7 @@ def current_dynamic_code(*, voucher: Voucher, now: datetime | None = None) -> tu
 
 def _dynamic_code_matches(voucher: Voucher, submitted: str, now: datetime) -> bool:
     submitted = re.sub(r"\s", "", submitted or "")
-    if not re.fullmatch(rf"\d{{{DYNAMIC_CODE_DIGITS}}}", submitted):
+    if not re.fullmatch(rf"\d{{{DYNAMIC_CODE_DIGITS}}}", submitted, re.ASCII):
         return False
     secret, step = _secret(voucher), _step(now)
     # Compare every candidate, constant-time, so the timing does not say which step matched.

@@ -21,6 +21,7 @@ from catalog.models import CardKey, CardKeyStatus
 from catalog.services import release_card_key_reservation
 from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
+from kamen.parsing import parse_decimal
 from orders.gateways import GatewayError, get_gateway
 from orders.models import (
     DeliveryKind,
@@ -47,7 +48,7 @@ class RefundFailed(Exception):
 
 def _amount(raw) -> Decimal:
     try:
-        value = Decimal(str(raw))
+        value = parse_decimal(raw)
     except (InvalidOperation, ValueError):
         raise ValidationError({"amount": [_("退款金额格式不正确")]}) from None
     if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")):
