@@ -9,10 +9,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from orders.models import OrderDelivery
+from orders.models import Order, OrderDelivery
 from orders.selectors import order_status_url
 from orders.services import fulfil_order, order_access_token
 from riskcontrol.models import RiskSignal
+from riskcontrol.review import open_review_case
 
 from .factories import add_keys, buy, make_product, pay
 
@@ -45,6 +46,9 @@ def test_the_status_url_on_the_order_page_answers_a_browser_without_session_in_o
         "is_final": True,
         "is_paid": True,
         "delivered": 1,
+        "is_under_review": False,
+        "review_estimate_minutes": None,
+        "message": "",
     }
     assert len(queries) == 1
     assert "sessionid" not in response.cookies
@@ -129,3 +133,23 @@ def test_a_poll_from_the_browser_that_placed_the_order_does_not_read_its_session
     assert response.status_code == 200
     assert [query["sql"] for query in queries if "django_session" in query["sql"]] == []
     assert len(queries) == 1
+
+
+@pytest.mark.django_db
+def test_the_signed_poll_of_an_order_held_for_risk_review_says_it_is_being_reviewed(settings):
+    # given a paid order that checkout sent to risk review, polled by its signed status URL
+    settings.RISK_REVIEW_ESTIMATE_MINUTES = 20
+    product = make_product()
+    add_keys(product, 1)
+    order = buy(product)
+    Order.objects.filter(pk=order.pk).update(attribution={"risk": "review"})
+    order.refresh_from_db()
+    open_review_case(order=order)
+    pay(order)
+    fulfil_order(order_id=order.pk)  # held: nothing is sent
+
+    status = Client().get(_status_url_on_the_page(order)).json()
+
+    # then the poll tells the buyer it is under review, as the page does, not "delivering"
+    assert status["is_under_review"] is True and status["review_estimate_minutes"] == 20
+    assert "正在进行安全审核" in status["message"] and status["delivered"] == 0
