@@ -730,9 +730,7 @@ def _check_invariants(product, tally: Tally) -> dict:
     }
 
 
-def _one_flow(
-    stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, warm_up: int, proxy=None
-) -> dict:
+def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, warm_up: int, proxy=None) -> dict:
     """One measured flow; through ``proxy`` (a bench.reverse_proxy.ReverseProxy) if given."""
     from django.conf import settings
     from django.db import connection
@@ -777,7 +775,9 @@ def _one_flow(
     meter.start()
     try:
         client_start = resource.getrusage(resource.RUSAGE_SELF)
+        proxy_start = proxy.cpu_seconds() if proxy is not None else 0.0
         elapsed = drive(orders, buyers)
+        proxy_seconds = proxy.cpu_seconds() - proxy_start if proxy is not None else 0.0
         client_end = resource.getrusage(resource.RUSAGE_SELF)
         _queues_drained(redis_url, timeout=20)
     finally:
@@ -792,6 +792,8 @@ def _one_flow(
     load = os.getloadavg()
     name = ("lean" if lean else "storm") + (" via nginx" if proxy is not None else "")
     parts = ", ".join(f"{role} {seconds * 1000 / max(completed, 1):.1f}" for role, seconds in sorted(used.items()))
+    if proxy is not None:
+        parts += f"; nginx {proxy_seconds * 1000 / max(completed, 1):.1f} besides"
     print(
         f"  http {name} run {run}: {completed}/{orders} orders in {elapsed:.1f} s = {completed / elapsed:.1f}/s "
         f"({buyers} buyers, {tally.requests / max(completed, 1):.1f} requests per order); server CPU "
@@ -816,6 +818,7 @@ def _one_flow(
         "waits": list(tally.waits),
         "server_errors": tally.server_errors,
         "too_many": tally.statuses.get(429, 0),
+        "proxy_cpu": proxy_seconds * 1000 / max(completed, 1),
         "held_for_review": checked["held_for_review"],
         "failures": len(tally.failures),
         "by_role": {role: seconds * 1000 / max(completed, 1) for role, seconds in used.items()},
@@ -914,7 +917,8 @@ def run(repeats: int) -> dict[str, float]:
         print(
             f"http storm runs through nginx ({BUYERS} buyers, {ORDERS} orders): "
             f"orders/s {[round(r['rate'], 1) for r in proxied]} against {[round(r['rate'], 1) for r in storms]} "
-            f"direct; server CPU ms/order {[round(r['cpu'], 1) for r in proxied]}; "
+            f"direct; server CPU ms/order {[round(r['cpu'], 1) for r in proxied]}, "
+            f"nginx's {[round(r['proxy_cpu'], 1) for r in proxied]}; "
             f"429 answers {[r['too_many'] for r in proxied]}; held for review "
             f"{[r['held_for_review'] for r in proxied]} against {[r['held_for_review'] for r in storms]} direct"
         )
@@ -926,5 +930,6 @@ def run(repeats: int) -> dict[str, float]:
             "http_proxy_5xx": float(sum(r["server_errors"] for r in proxied)),
             "http_proxy_failed_orders": float(sum(r["failures"] for r in proxied)),
             "http_proxy_server_cpu_ms_per_order": round(statistics.median(r["cpu"] for r in proxied), 1),
+            "http_proxy_nginx_cpu_ms_per_order": round(statistics.median(r["proxy_cpu"] for r in proxied), 2),
         }
     return figures

@@ -97,6 +97,21 @@ class ReverseProxy:
             return ""
         return "\n".join(text[-lines:])
 
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the master and its workers (they live as long as the proxy)."""
+        ticks = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(entry) == self.process.pid or int(fields[1]) == self.process.pid:
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """The master and its workers (their own process group)."""
         with contextlib.suppress(ProcessLookupError):
