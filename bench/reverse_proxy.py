@@ -55,7 +55,7 @@ worker_processes {workers};
 {user}
 pid {directory / "nginx.pid"};
 error_log {directory / "error.log"} warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 1024; }}  # within the usual open-file limit (1024)
 http {{
     access_log off;
     client_body_temp_path {paths["client_body"]};
