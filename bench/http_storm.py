@@ -860,14 +860,23 @@ def run(repeats: int) -> dict[str, float]:
         if proxy_repeats:
             proxy = start_nginx(upstream=stack.base_url)
         for number in range(repeats):
-            if ORDERS:
-                storms.append(_one_flow(stack, run=number, lean=False, orders=ORDERS, buyers=BUYERS, warm_up=16))
-            if number < proxy_repeats:
-                # Right after the direct run it is compared with: the same stack, the same load.
-                run = PROXY_RUN_OFFSET + number
-                proxied.append(
-                    _one_flow(stack, run=run, lean=False, orders=ORDERS, buyers=BUYERS, warm_up=16, proxy=proxy)
-                )
+
+            def direct(number=number) -> None:
+                if ORDERS:
+                    storms.append(_one_flow(stack, run=number, lean=False, orders=ORDERS, buyers=BUYERS, warm_up=16))
+
+            def through_proxy(number=number) -> None:
+                if number < proxy_repeats:
+                    run = PROXY_RUN_OFFSET + number
+                    proxied.append(
+                        _one_flow(stack, run=run, lean=False, orders=ORDERS, buyers=BUYERS, warm_up=16, proxy=proxy)
+                    )
+
+            # Next to the direct run it is compared with, on the same stack under the same load;
+            # which goes first alternates, so a load rising or falling during the bench favours
+            # neither.
+            for flow in (direct, through_proxy) if number % 2 == 0 else (through_proxy, direct):
+                flow()
             if LEAN_ORDERS:
                 leans.append(_one_flow(stack, run=number, lean=True, orders=LEAN_ORDERS, buyers=LEAN_BUYERS, warm_up=8))
     except BaseException:
