@@ -92,6 +92,7 @@ TARGETS = {
     "http_proxy_429": ("<=", 0),
     "http_proxy_5xx": ("<=", 0),
     "http_proxy_orders_ratio": (">=", 0.9),
+    "http_proxy_held_over_direct": ("<=", 0),
 }
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -936,6 +937,11 @@ def run(repeats: int) -> dict[str, float]:
             "http_proxy_orders_ratio": round(through / direct, 3) if direct else 0.0,
             "http_proxy_429": float(sum(r["too_many"] for r in proxied)),
             "http_proxy_held_for_review": float(statistics.median(r["held_for_review"] for r in proxied)),
+            # Issue 25 §4: no more orders held for review through the proxy than without it.
+            "http_proxy_held_over_direct": float(
+                statistics.median(r["held_for_review"] for r in proxied)
+                - statistics.median(r["held_for_review"] for r in storms)
+            ),
             "http_proxy_5xx": float(sum(r["server_errors"] for r in proxied)),
             "http_proxy_failed_orders": float(sum(r["failures"] for r in proxied)),
             "http_proxy_server_cpu_ms_per_order": round(statistics.median(r["cpu"] for r in proxied), 1),
