@@ -7,7 +7,8 @@ that cannot run here (a missing tool) prints why and returns no figure.
 
 ``python -m bench card_key_claims pgbench`` runs only those (``make bench`` runs all). The HTTP
 storm takes its sizes as flags too: ``python -m bench pgbench http_storm --orders 200``
-(``--buyers``, ``--lean-orders``, ``--lean-buyers``; see bench/http_storm.py).
+(``--buyers``, ``--lean-orders``, ``--lean-buyers``, ``--proxy-repeats``, ``--no-proxy``; see
+bench/http_storm.py).
 """
 
 import importlib
@@ -34,7 +35,10 @@ FLAGS = {
     "--lean-orders": "BENCH_HTTP_LEAN_ORDERS",
     "--lean-buyers": "BENCH_HTTP_LEAN_BUYERS",
     "--http-repeats": "BENCH_HTTP_REPEATS",
+    "--proxy-repeats": "BENCH_HTTP_PROXY_REPEATS",
 }
+# Flags without a value: the HTTP storm's run through nginx (on by default).
+SWITCHES = {"--proxy": ("BENCH_HTTP_PROXY", "1"), "--no-proxy": ("BENCH_HTTP_PROXY", "0")}
 
 
 def _take_flags(arguments: list[str]) -> list[str]:
@@ -45,6 +49,10 @@ def _take_flags(arguments: list[str]) -> list[str]:
         if pending is not None:
             os.environ[FLAGS[pending]] = argument
             pending = None
+            continue
+        if argument in SWITCHES:
+            variable, value = SWITCHES[argument]
+            os.environ[variable] = value
             continue
         flag, equals, value = argument.partition("=")
         if flag not in FLAGS:

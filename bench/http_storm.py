@@ -25,8 +25,20 @@ own CPU is reported apart (it shares the machine, so the rate depends on it; the
 does not). At the end the invariants are checked: every paid order completed, no card key on
 two orders, no wrong amount accepted, every order paid once.
 
+**Through a reverse proxy** (issue 25 §4): the storm flow also runs through nginx
+(bench/reverse_proxy.py: Debian's package, started by the bench on a loopback port, nothing of
+the system's), the stack trusting it (``KAMEN_TRUSTED_PROXIES=127.0.0.1``): each buyer still
+connects from its own 127.x.y.z, which nginx appends to ``X-Forwarded-For``. The proxy runs
+alternate with the direct ones on the same stack (the direct buyers are never 127.0.0.1, so
+the setting changes nothing for them), so ``http_proxy_orders_ratio`` compares like with like
+on a shared machine. Kamen must still see every buyer apart: ``http_proxy_429`` (answers 429
+to buyers or notifications) stays 0 and ``http_proxy_held_for_review`` (orders checkout sent to
+risk review, per run) no higher than ``http_held_for_review``. ``--proxy-repeats N`` (default
+1, as ``make bench`` runs it), ``--no-proxy`` to leave it out; without nginx the bench says how
+to install it and reports no proxy figures.
+
 Alone: ``python -m bench pgbench http_storm --orders 200`` (``--buyers``, ``--lean-orders``,
-``--lean-buyers``, or BENCH_HTTP_* in the environment).
+``--lean-buyers``, ``--proxy-repeats``, ``--no-proxy``, or BENCH_HTTP_* in the environment).
 """
 
 import asyncio
@@ -56,6 +68,10 @@ ORDERS = int(os.environ.get("BENCH_HTTP_ORDERS", "1000"))
 LEAN_BUYERS = int(os.environ.get("BENCH_HTTP_LEAN_BUYERS", "50"))
 LEAN_ORDERS = int(os.environ.get("BENCH_HTTP_LEAN_ORDERS", str(ORDERS)))
 REPEATS = os.environ.get("BENCH_HTTP_REPEATS", "")  # default: the bench's repeats
+PROXY = os.environ.get("BENCH_HTTP_PROXY", "1") not in ("", "0", "no", "false")
+PROXY_REPEATS = int(os.environ.get("BENCH_HTTP_PROXY_REPEATS", "1"))
+# The proxied runs' buyers: addresses (and products) apart from the direct runs' ones.
+PROXY_RUN_OFFSET = 50
 WRONG_AMOUNT_SHARE = float(os.environ.get("BENCH_HTTP_WRONG_AMOUNT_SHARE", "0.05"))
 STARTUP_SECONDS = 180
 ORDER_TIMEOUT_SECONDS = 120
@@ -73,6 +89,10 @@ TARGETS = {
     "http_lean_cpu_ms_per_order": ("<=", 25),
     "buyer_wait_p95_s": ("<=", 3),
     "http_5xx": ("<=", 0),
+    "http_proxy_429": ("<=", 0),
+    "http_proxy_5xx": ("<=", 0),
+    "http_proxy_orders_ratio": (">=", 0.9),
+    "http_proxy_held_over_direct": ("<=", 0),
 }
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,7 +186,7 @@ def _group_alive(group: int) -> bool:
     return True
 
 
-def start_stack(*, database_settings: dict, redis_url: str, sandbox_secret: str) -> Stack:
+def start_stack(*, database_settings: dict, redis_url: str, sandbox_secret: str, trusted_proxies: str = "") -> Stack:
     port = _free_port()
     var_dir = tempfile.TemporaryDirectory(prefix="kamen-storm-")
     log_path = Path(var_dir.name) / "stack.log"
@@ -184,6 +204,7 @@ def start_stack(*, database_settings: dict, redis_url: str, sandbox_secret: str)
         "CACHE_KEY_PREFIX": f"kamen-storm-{os.getpid()}-{int(time.time())}",
         "SANDBOX_GATEWAY_SECRET": sandbox_secret,
         "LOG_LEVEL": os.environ.get("BENCH_HTTP_LOG_LEVEL", "WARNING"),
+        "KAMEN_TRUSTED_PROXIES": trusted_proxies,
     }
     environment.pop("TEST_DATABASE_NAME", None)
     log = open(log_path, "wb")  # noqa: SIM115 (closed with the process)
@@ -556,8 +577,10 @@ class Storm:
             response, _body = await _call(
                 session, tally, "POST", cashier_url, data={"csrfmiddlewaretoken": token, "action": "pay"}, expect=(302,)
             )
-            order_url = response.headers["Location"]
-            order_url = order_url if order_url.startswith("http") else base + order_url
+            # The return address is built from SITE_URL (the stack's own port): the buyer
+            # follows its path on the address they came through (the proxy, or the stack).
+            location = urlsplit(response.headers["Location"])
+            order_url = base + location.path + (f"?{location.query}" if location.query else "")
         _response, page = await _call(session, tally, "GET", order_url, expect=(200,))
         if 'data-testid="secret"' not in page:
             await self._poll(session, order_url, page)
@@ -575,6 +598,8 @@ class Storm:
         while time.monotonic() < deadline:
             _response, body = await _call(session, self.tally, "GET", status_url, expect=(200,))
             summary = json.loads(body)
+            if summary.get("is_under_review"):
+                raise UnexpectedAnswer("held for risk review")
             if summary["delivered"]:
                 _response, page = await _call(session, self.tally, "GET", order_url, expect=(200,))
                 if 'data-testid="secret"' in page:
@@ -664,7 +689,12 @@ def _check_invariants(product, tally: Tally) -> dict:
 
     orders = Order.objects.filter(product=product)
     by_status = dict(orders.order_by().values_list("status").annotate(total=Count("id")))
-    paid_not_completed = orders.filter(paid_at__isnull=False).exclude(status=OrderStatus.COMPLETED).count()
+    # Checkout sent these to risk review: paid, and held until staff decide (not a failure of
+    # the pipeline, but a buyer who waits; the figure says how many).
+    held = orders.filter(attribution__risk="review")
+    paid_not_completed = (
+        orders.filter(paid_at__isnull=False).exclude(status=OrderStatus.COMPLETED).exclude(pk__in=held).count()
+    )
     deliveries = OrderDelivery.objects.filter(product=product, kind=DeliveryKind.CARD_KEY, is_voided=False)
     twice = deliveries.values("card_key_id").annotate(times=Count("id")).filter(times__gt=1).count()
     sold = CardKey.objects.filter(product=product, status=CardKeyStatus.SOLD).count()
@@ -692,10 +722,17 @@ def _check_invariants(product, tally: Tally) -> dict:
         problems.append(f"{paid_twice} orders marked paid twice")
     if by_status.get(OrderStatus.COMPLETED, 0) < tally.completed:
         problems.append(f"{tally.completed} buyers saw keys, {by_status.get(OrderStatus.COMPLETED, 0)} completed")
-    return {"by_status": by_status, "problems": problems, "late": late, "undelivered": undelivered}
+    return {
+        "by_status": by_status,
+        "problems": problems,
+        "late": late,
+        "undelivered": undelivered,
+        "held_for_review": held.count(),
+    }
 
 
-def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, warm_up: int) -> dict:
+def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, warm_up: int, proxy=None) -> dict:
+    """One measured flow; through ``proxy`` (a bench.reverse_proxy.ReverseProxy) if given."""
     from django.conf import settings
     from django.db import connection
 
@@ -704,7 +741,7 @@ def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, w
     product = _product(run, orders + warm_up, lean=lean)
     tally = Tally()
     storm = Storm(
-        base_url=stack.base_url,
+        base_url=proxy.base_url if proxy is not None else stack.base_url,
         product_id=product.pk,
         run=run * 2 + lean,
         lean=lean,
@@ -739,7 +776,9 @@ def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, w
     meter.start()
     try:
         client_start = resource.getrusage(resource.RUSAGE_SELF)
+        proxy_start = proxy.cpu_seconds() if proxy is not None else 0.0
         elapsed = drive(orders, buyers)
+        proxy_seconds = proxy.cpu_seconds() - proxy_start if proxy is not None else 0.0
         client_end = resource.getrusage(resource.RUSAGE_SELF)
         _queues_drained(redis_url, timeout=20)
     finally:
@@ -752,8 +791,10 @@ def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, w
     server = sum(used.values())
     per_order = server * 1000 / max(completed, 1)
     load = os.getloadavg()
-    name = "lean" if lean else "storm"
+    name = ("lean" if lean else "storm") + (" via nginx" if proxy is not None else "")
     parts = ", ".join(f"{role} {seconds * 1000 / max(completed, 1):.1f}" for role, seconds in sorted(used.items()))
+    if proxy is not None:
+        parts += f"; nginx {proxy_seconds * 1000 / max(completed, 1):.1f} besides"
     print(
         f"  http {name} run {run}: {completed}/{orders} orders in {elapsed:.1f} s = {completed / elapsed:.1f}/s "
         f"({buyers} buyers, {tally.requests / max(completed, 1):.1f} requests per order); server CPU "
@@ -765,7 +806,8 @@ def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, w
         refused = tally.wrong_amount_refused
         print(
             f"    wrong-amount notifications refused: {refused}; orders by status {checked['by_status']}; "
-            f"sandbox notifications delivered > 5 s late: {checked['late']}, undelivered: {checked['undelivered']}"
+            f"sandbox notifications delivered > 5 s late: {checked['late']}, undelivered: {checked['undelivered']}; "
+            f"held for risk review: {checked['held_for_review']}"
         )
     if tally.failures:
         print(f"    {len(tally.failures)} buyers failed, e.g. {tally.failures[:3]}")
@@ -776,6 +818,9 @@ def _one_flow(stack: Stack, *, run: int, lean: bool, orders: int, buyers: int, w
         "client_cpu": client_seconds * 1000 / max(completed, 1),
         "waits": list(tally.waits),
         "server_errors": tally.server_errors,
+        "too_many": tally.statuses.get(429, 0),
+        "proxy_cpu": proxy_seconds * 1000 / max(completed, 1),
+        "held_for_review": checked["held_for_review"],
         "failures": len(tally.failures),
         "by_role": {role: seconds * 1000 / max(completed, 1) for role, seconds in used.items()},
     }
@@ -793,7 +838,13 @@ def run(repeats: int) -> dict[str, float]:
     except ImportError:
         print("http storm omitted: aiohttp is not installed (pip install -r requirements-dev.txt)")
         return {}
+    from bench.reverse_proxy import INSTALL_HINT, nginx_binary, start_nginx
+
     repeats = int(REPEATS or repeats)
+    proxy_repeats = min(PROXY_REPEATS, repeats) if PROXY and ORDERS else 0
+    if proxy_repeats and nginx_binary() is None:
+        print(f"http storm through a proxy omitted: {INSTALL_HINT}")
+        proxy_repeats = 0
     redis_url = _stack_redis_url()
     _empty_celery_queues(redis_url)
     connection.close()  # the stack migrates the database: no open transaction of ours in its way
@@ -801,18 +852,42 @@ def run(repeats: int) -> dict[str, float]:
         database_settings=connection.settings_dict,
         redis_url=redis_url,
         sandbox_secret=settings.SANDBOX_GATEWAY_SECRET,
+        # nginx connects from 127.0.0.1; no direct buyer or gateway address is that one.
+        trusted_proxies="127.0.0.1" if proxy_repeats else "",
     )
-    storms, leans = [], []
+    storms, leans, proxied = [], [], []
+    proxy = None
     try:
+        if proxy_repeats:
+            proxy = start_nginx(upstream=stack.base_url)
         for number in range(repeats):
-            if ORDERS:
-                storms.append(_one_flow(stack, run=number, lean=False, orders=ORDERS, buyers=BUYERS, warm_up=16))
+
+            def direct(number=number) -> None:
+                if ORDERS:
+                    storms.append(_one_flow(stack, run=number, lean=False, orders=ORDERS, buyers=BUYERS, warm_up=16))
+
+            def through_proxy(number=number) -> None:
+                if number < proxy_repeats:
+                    run = PROXY_RUN_OFFSET + number
+                    proxied.append(
+                        _one_flow(stack, run=run, lean=False, orders=ORDERS, buyers=BUYERS, warm_up=16, proxy=proxy)
+                    )
+
+            # Next to the direct run it is compared with, on the same stack under the same load;
+            # which goes first alternates, so a load rising or falling during the bench favours
+            # neither.
+            for flow in (direct, through_proxy) if number % 2 == 0 else (through_proxy, direct):
+                flow()
             if LEAN_ORDERS:
                 leans.append(_one_flow(stack, run=number, lean=True, orders=LEAN_ORDERS, buyers=LEAN_BUYERS, warm_up=8))
     except BaseException:
         print(_log_tail(stack))
+        if proxy is not None:
+            print("--- nginx's error log, last lines ---\n" + proxy.error_log())
         raise
     finally:
+        if proxy is not None:
+            proxy.stop()
         stack.stop()
         _empty_celery_queues(redis_url)
     figures: dict[str, float] = {}
@@ -830,6 +905,8 @@ def run(repeats: int) -> dict[str, float]:
             "buyer_wait_p95_s": round(_percentile(waits, 0.95), 2),
             "http_5xx": float(sum(r["server_errors"] for r in storms)),
             "http_failed_orders": float(sum(r["failures"] for r in storms)),
+            "http_429": float(sum(r["too_many"] for r in storms)),
+            "http_held_for_review": float(statistics.median(r["held_for_review"] for r in storms)),
         }
     if leans:
         waits = [wait for result in leans for wait in result["waits"]]
@@ -844,4 +921,30 @@ def run(repeats: int) -> dict[str, float]:
             "http_lean_wait_p95_s": round(_percentile(waits, 0.95), 2),
         }
         figures["http_5xx"] = figures.get("http_5xx", 0.0) + sum(r["server_errors"] for r in leans)
+    if proxied:
+        direct = statistics.median(r["rate"] for r in storms)
+        through = statistics.median(r["rate"] for r in proxied)
+        print(
+            f"http storm runs through nginx ({BUYERS} buyers, {ORDERS} orders): "
+            f"orders/s {[round(r['rate'], 1) for r in proxied]} against {[round(r['rate'], 1) for r in storms]} "
+            f"direct; server CPU ms/order {[round(r['cpu'], 1) for r in proxied]}, "
+            f"nginx's {[round(r['proxy_cpu'], 1) for r in proxied]}; "
+            f"429 answers {[r['too_many'] for r in proxied]}; held for review "
+            f"{[r['held_for_review'] for r in proxied]} against {[r['held_for_review'] for r in storms]} direct"
+        )
+        figures |= {
+            "http_proxy_orders_per_s": round(through, 1),
+            "http_proxy_orders_ratio": round(through / direct, 3) if direct else 0.0,
+            "http_proxy_429": float(sum(r["too_many"] for r in proxied)),
+            "http_proxy_held_for_review": float(statistics.median(r["held_for_review"] for r in proxied)),
+            # Issue 25 §4: no more orders held for review through the proxy than without it.
+            "http_proxy_held_over_direct": float(
+                statistics.median(r["held_for_review"] for r in proxied)
+                - statistics.median(r["held_for_review"] for r in storms)
+            ),
+            "http_proxy_5xx": float(sum(r["server_errors"] for r in proxied)),
+            "http_proxy_failed_orders": float(sum(r["failures"] for r in proxied)),
+            "http_proxy_server_cpu_ms_per_order": round(statistics.median(r["cpu"] for r in proxied), 1),
+            "http_proxy_nginx_cpu_ms_per_order": round(statistics.median(r["proxy_cpu"] for r in proxied), 2),
+        }
     return figures
