@@ -7,6 +7,7 @@ an ``OrderStatusChange`` row (old, new, cause, actor).
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
@@ -389,12 +390,22 @@ class SandboxNotification(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_answer = models.CharField(max_length=200, blank=True)
+    # When the next attempt is due: the retry schedule lives in the sandbox's own table, as a
+    # real gateway's does, not only in Kamen's broker (which may lose it).
+    next_attempt_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name = _("沙箱通知")
         verbose_name_plural = _("沙箱通知")
         ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(delivered_at__isnull=True),
+                name="sandbox_notification_due_idx",
+            )
+        ]
 
 
 class Voucher(models.Model):

@@ -48,6 +48,21 @@ register_worker_loop(
 )
 
 
+def _redeliver_sandbox_notifications() -> None:
+    from orders.gateways.sandbox import redeliver_due_sandbox_notifications
+
+    redeliver_due_sandbox_notifications()
+
+
+# The sandbox gateway's retries, kept in its own table: a lost message must not leave a paid
+# sandbox payment unnotified until the 3-minute payment query.
+register_worker_loop(
+    name="orders.sandbox_redeliver",
+    interval_seconds=settings.ORDER_RECOVERY_INTERVAL_SECONDS,
+    func=_redeliver_sandbox_notifications,
+)
+
+
 @shared_task(bind=True, **RETRY)
 def send_delivery_email_task(self, order_id: int):
     """A delivery e-mail whose first send (right after the delivery commit) failed: claim it
@@ -98,7 +113,9 @@ def deliver_sandbox_notification_task(self, notification_id: int):
         return
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return  # in-process: the order page's payment query covers a lost notification
-    raise self.retry(countdown=min(2**self.request.retries * 2, 600))
+    from orders.gateways.sandbox import sandbox_retry_delay
+
+    raise self.retry(countdown=sandbox_retry_delay(self.request.retries + 1))
 
 
 @shared_task(acks_late=True)

@@ -381,6 +381,9 @@ SANDBOX_GATEWAY_SECRET = os.environ.get("SANDBOX_GATEWAY_SECRET", "") or f"sandb
 SANDBOX_NOTIFY_DUPLICATE_PROBABILITY = float(os.environ.get("SANDBOX_NOTIFY_DUPLICATE_PROBABILITY", "0.2"))
 SANDBOX_NOTIFY_OUT_OF_ORDER_PROBABILITY = float(os.environ.get("SANDBOX_NOTIFY_OUT_OF_ORDER_PROBABILITY", "0.2"))
 SANDBOX_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("SANDBOX_NOTIFY_MAX_ATTEMPTS", "8"))
+# A sandbox notification whose next attempt is this overdue lost its Celery message: every
+# worker's loop attempts it from the table (orders.gateways.sandbox).
+SANDBOX_NOTIFY_RECOVERY_GRACE_SECONDS = int(os.environ.get("SANDBOX_NOTIFY_RECOVERY_GRACE_SECONDS", "5"))
 CELERY_BEAT_SCHEDULE |= {
     "orders-expire-unpaid": {"task": "orders.tasks.expire_unpaid_orders_task", "schedule": 60.0},
     "orders-sweep-stalled": {"task": "orders.tasks.sweep_stalled_orders_task", "schedule": 120.0},

@@ -18,6 +18,7 @@ import logging
 import random
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -220,6 +221,11 @@ def complete_sandbox_payment(*, trade_no: str, succeeded: bool, rng: random.Rand
     return deliveries
 
 
+def sandbox_retry_delay(attempts: int) -> int:
+    """Seconds between the sandbox's attempts after ``attempts`` of them: 2, 4, 8, … 600."""
+    return min(2 ** max(attempts - 1, 0) * 2, 600)
+
+
 def deliver_sandbox_notification(*, notification_id: int, transport=None) -> bool:
     """POST one notification to the merchant's notify URL; True once answered ``success``."""
     from orders.models import SandboxNotification
@@ -228,7 +234,9 @@ def deliver_sandbox_notification(*, notification_id: int, transport=None) -> boo
     body = notification.body.encode()
     headers = {SIGNATURE_HEADER: sign(body), "Content-Type": "application/json"}
     gateway = SandboxGateway(transport=transport)
-    attempted = {"attempts": F("attempts") + 1}  # counted with the outcome: one write per attempt
+    # counted with the outcome, and the next attempt scheduled: one write per attempt
+    next_attempt_at = timezone.now() + timedelta(seconds=sandbox_retry_delay(notification.attempts + 1))
+    attempted = {"attempts": F("attempts") + 1, "next_attempt_at": next_attempt_at}
     try:
         response = gateway.transport("POST", notification.payment.notify_url, headers, body)
     except GatewayError as error:
@@ -242,3 +250,36 @@ def deliver_sandbox_notification(*, notification_id: int, transport=None) -> boo
         **({"delivered_at": timezone.now()} if delivered else {}),
     )
     return delivered
+
+
+def redeliver_due_sandbox_notifications(*, now=None, limit: int = 20) -> int:
+    """Attempt the sandbox's notifications whose next attempt is overdue: their Celery message
+    was lost (Redis restarted empty, a worker died, the broker was down when they were queued).
+    A real gateway keeps its retry schedule whatever happens to the merchant's broker; so does
+    the sandbox, from its own table. A notification sent twice is harmless (the callback is
+    idempotent, and the sandbox repeats some on purpose). Returns how many were attempted."""
+    from orders.models import SandboxNotification
+
+    if not settings.SANDBOX_GATEWAY_ENABLED:
+        return 0
+    now = now or timezone.now()
+    overdue = now - timedelta(seconds=settings.SANDBOX_NOTIFY_RECOVERY_GRACE_SECONDS)
+    with transaction.atomic():
+        due = list(
+            SandboxNotification.objects.select_for_update(skip_locked=True)
+            .filter(
+                delivered_at__isnull=True,
+                next_attempt_at__lt=overdue,
+                attempts__lt=settings.SANDBOX_NOTIFY_MAX_ATTEMPTS,
+                created_at__gte=now - timedelta(days=1),
+            )
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        # claimed: another worker's loop skips them while this one attempts them
+        SandboxNotification.objects.filter(pk__in=due).update(next_attempt_at=now + timedelta(seconds=60))
+    for notification_id in due:
+        deliver_sandbox_notification(notification_id=notification_id)
+    if due:
+        logger.info("sandbox.notifications_redelivered count=%s", len(due))
+    return len(due)
