@@ -16,7 +16,8 @@ or wedged worker. Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops every pr
 Our own ~150 lines rather than supervisord, circus or honcho: honcho stops everything when one
 process exits, supervisord and circus need their own configuration files and a daemon, and
 none of them can judge liveness by a heartbeat file without a plug-in; this needs only the
-standard library and is tested with the rest (kamen/tests/test_self_healing.py).
+standard library and is tested with the rest (kamen/tests/test_supervise.py,
+orders/tests/test_self_healing.py).
 """
 
 import argparse
