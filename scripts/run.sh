@@ -9,8 +9,10 @@ VENV="${VENV:-.venv}"
 PY="$VENV/bin/python"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
-# Links in e-mails point at the address this run serves on, unless SITE_URL says otherwise.
-export SITE_URL="${SITE_URL:-http://${HOST}:${PORT}}"
+# Links in e-mails (and the printed logins) point at the address this run serves on, unless
+# SITE_URL says otherwise; listening on every interface, this machine's own address.
+case "$HOST" in 0.0.0.0 | "::" | "[::]") site_host=127.0.0.1 ;; *) site_host="$HOST" ;; esac
+export SITE_URL="${SITE_URL:-http://${site_host}:${PORT}}"
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-kamen.settings.base}"
 
 if [[ -n "${DATABASE_URL:-}" && -z "${REDIS_URL:-}" ]]; then
