@@ -13,6 +13,8 @@ PORT="${PORT:-8000}"
 # SITE_URL says otherwise; listening on every interface, this machine's own address.
 case "$HOST" in 0.0.0.0 | "::" | "[::]") site_host=127.0.0.1 ;; *) site_host="$HOST" ;; esac
 export SITE_URL="${SITE_URL:-http://${site_host}:${PORT}}"
+open_at=""
+[[ "$SITE_URL" == "http://${HOST}:${PORT}" ]] || open_at="open $SITE_URL/; "
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-kamen.settings.base}"
 
 if [[ -n "${DATABASE_URL:-}" && -z "${REDIS_URL:-}" ]]; then
@@ -45,7 +47,7 @@ if [[ -n "${REDIS_URL:-}" ]]; then
     celery_worker="$VENV/bin/celery -A kamen worker --loglevel=INFO ${worker_bounds[*]}"
     echo "Background: supervised Celery workers (fulfilment,default ×${CELERY_FULFILMENT_CONCURRENCY:-2}; io ×${CELERY_IO_CONCURRENCY:-4}), beat and RQ worker; web ×${web_workers}."
     echo
-    echo "Kamen is starting on http://${HOST}:${PORT}/  (Ctrl-C to stop)"
+    echo "Kamen is starting on http://${HOST}:${PORT}/  (${open_at}Ctrl-C to stop)"
     exec "$PY" scripts/supervise.py \
         --program "worker-fulfilment=env KAMEN_WORKER_ALIVE_FILE=$RUN_DIR/worker-fulfilment.alive KAMEN_WORKER_STALE_SECONDS=${KAMEN_WORKER_STALE_SECONDS:-30} $celery_worker -Q fulfilment,default -n fulfilment@%h --concurrency=${CELERY_FULFILMENT_CONCURRENCY:-2}" \
         --alive "worker-fulfilment=$RUN_DIR/worker-fulfilment.alive:20" \
@@ -69,7 +71,7 @@ echo "Background: in-process (embedded mode; set DATABASE_URL and REDIS_URL for 
 echo "Scheduled jobs (expiry, sweeper, alerts) run in the embedded scheduler."
 
 echo
-echo "Kamen is starting on http://${HOST}:${PORT}/  (Ctrl-C to stop)"
+echo "Kamen is starting on http://${HOST}:${PORT}/  (${open_at}Ctrl-C to stop)"
 "$VENV/bin/gunicorn" kamen.wsgi:application \
     --bind "${HOST}:${PORT}" --worker-class gthread --workers "${WEB_WORKERS:-1}" --threads 8 \
     --access-logfile - --graceful-timeout 5 &
