@@ -29,6 +29,9 @@ if [[ -n "${DATABASE_URL:-}" && ( -z "${KAMEN_ENCRYPTION_KEYS:-}" || -z "${KAMEN
 fi
 
 "$PY" manage.py migrate --noinput
+# Keys that cannot open the secrets already stored (keys.json made anew beside an older
+# database) would sell card keys nobody can read: stop here with what to do instead.
+"$PY" manage.py check_vault_keys
 "$PY" manage.py load_demo_data
 
 if [[ -n "${REDIS_URL:-}" ]]; then
