@@ -28,6 +28,9 @@ if [[ -n "${DATABASE_URL:-}" && ( -z "${KAMEN_ENCRYPTION_KEYS:-}" || -z "${KAMEN
     eval "$("$PY" scripts/local_keys.py "${KAMEN_VAR_DIR:-var}/keys.json")"
 fi
 
+if [[ -n "${DATABASE_URL:-}" ]]; then
+    "$PY" scripts/services.py create-database  # a first run needs no createdb
+fi
 "$PY" manage.py migrate --noinput
 # Keys that cannot open the secrets already stored (keys.json made anew beside an older
 # database) would sell card keys nobody can read: stop here with what to do instead.
