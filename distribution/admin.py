@@ -500,8 +500,8 @@ class GradeAdmin(SettingChangeAdminMixin, admin.ModelAdmin):
         return obj is None or not obj.distributors.exists()
 
     def guard_setting(self, request, object_id) -> str:
-        known = object_id and str(object_id).isascii() and str(object_id).isdigit()
-        grade = Grade.objects.filter(pk=object_id).first() if known else None  # else Django's 404
+        # get_object: an id that is not a number names no grade (a 500 before, issue 14 item 7).
+        grade = self.get_object(request, object_id) if object_id else None
         name = grade.name if grade is not None else request.POST.get("name", "")
         return gettext("等级“%(name)s”的设置") % {"name": name}
 

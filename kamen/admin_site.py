@@ -83,13 +83,20 @@ class KamenAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None):
         from catalog.selectors.products import console_dashboard
 
+        # Each shortcut with the permission its page checks: a role is offered only what it
+        # may open (finance and risk staff were offered 导入卡密 and 新增商品, each a 403).
+        shortcuts = [
+            (_("控制台首页"), _console_url("console:home", "/console/"), None),
+            (_("导入卡密"), _console_url("console:card-key-import", "/console/"), "catalog.import_cardkeys"),
+            (_("库存总览"), _console_url("console:stock", "/console/stock/"), "catalog.view_cardkey"),
+            (_("新增商品"), reverse("admin:catalog_product_add"), "catalog.add_product"),
+            (_("审计日志"), reverse("admin:kamen_auditlogentry_changelist"), "kamen.view_auditlogentry"),
+        ]
         context = {
             "shortcuts": [
-                (_("控制台首页"), _console_url("console:home", "/console/")),
-                (_("导入卡密"), _console_url("console:card-key-import", "/console/")),
-                (_("库存总览"), _console_url("console:stock", "/console/stock/")),
-                (_("新增商品"), reverse("admin:catalog_product_add")),
-                (_("审计日志"), reverse("admin:kamen_auditlogentry_changelist")),
+                (label, url)
+                for label, url, permission in shortcuts
+                if permission is None or request.user.has_perm(permission)
             ],
             "dashboard": console_dashboard(),
         } | (extra_context or {})

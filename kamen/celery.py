@@ -15,6 +15,16 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+@app.on_after_configure.connect
+def _redbeat_settings_by_their_own_names(sender, source, **kwargs):
+    """celery-redbeat asks whether its settings exist by their bare names (``redbeat_redis_url``)
+    and the CELERY_ namespace hides them: it then warned at every beat start that it "falls
+    back" to the broker's URL and options, which reads as a misconfiguration (and 2.5 stops
+    falling back). Each CELERY_REDBEAT_* setting is also given its bare name."""
+    for key in [key for key in source.keys() if key.startswith("CELERY_REDBEAT_")]:
+        source[key.removeprefix("CELERY_").lower()] = source[key]
+
+
 # --- Worker health (kamen.worker_health, ADR 0013) --------------------------------------------
 # kamen.worker_health is imported when used: ``python -m kamen.worker_health check`` must not
 # find it imported already by this package's __init__.

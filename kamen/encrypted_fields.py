@@ -36,3 +36,30 @@ def register_encrypted_field(model, blob_field: str, key_field: str, associated_
 
 def encrypted_fields() -> list[EncryptedField]:
     return list(_REGISTRY)
+
+
+def unreadable_secret() -> str:
+    """'' when this process's vault keys open the newest stored secret of every registered
+    column, else which one they cannot open and why. ``make run`` checks this before serving:
+    keys that do not belong to the database (``var/keys.json`` lost or made anew beside an
+    older PostgreSQL database) would sell card keys nobody can read and fail every order page
+    that shows one. One row per column: a quick look, not an audit."""
+    from kamen import crypto
+
+    for field in _REGISTRY:
+        row = (
+            field.model.objects.exclude(**{field.key_field: ""})
+            .filter(**{f"{field.blob_field}__isnull": False})
+            .order_by("-pk")
+            .first()
+        )
+        blob = bytes(getattr(row, field.blob_field) or b"") if row is not None else b""
+        if not blob:
+            continue
+        try:
+            crypto.decrypt(
+                key_id=getattr(row, field.key_field), blob=blob, associated_data=field.associated_data_for(row)
+            )
+        except crypto.DecryptionError as error:
+            return f"{field.model._meta.label}.{field.blob_field} (id {row.pk}): {error}"
+    return ""

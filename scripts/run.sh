@@ -9,8 +9,12 @@ VENV="${VENV:-.venv}"
 PY="$VENV/bin/python"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
-# Links in e-mails point at the address this run serves on, unless SITE_URL says otherwise.
-export SITE_URL="${SITE_URL:-http://${HOST}:${PORT}}"
+# Links in e-mails (and the printed logins) point at the address this run serves on, unless
+# SITE_URL says otherwise; listening on every interface, this machine's own address.
+case "$HOST" in 0.0.0.0 | "::" | "[::]") site_host=127.0.0.1 ;; *) site_host="$HOST" ;; esac
+export SITE_URL="${SITE_URL:-http://${site_host}:${PORT}}"
+open_at=""
+[[ "$SITE_URL" == "http://${HOST}:${PORT}" ]] || open_at="open $SITE_URL/; "
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-kamen.settings.base}"
 
 if [[ -n "${DATABASE_URL:-}" && -z "${REDIS_URL:-}" ]]; then
@@ -24,7 +28,13 @@ if [[ -n "${DATABASE_URL:-}" && ( -z "${KAMEN_ENCRYPTION_KEYS:-}" || -z "${KAMEN
     eval "$("$PY" scripts/local_keys.py "${KAMEN_VAR_DIR:-var}/keys.json")"
 fi
 
+if [[ -n "${DATABASE_URL:-}" ]]; then
+    "$PY" scripts/services.py create-database  # a first run needs no createdb
+fi
 "$PY" manage.py migrate --noinput
+# Keys that cannot open the secrets already stored (keys.json made anew beside an older
+# database) would sell card keys nobody can read: stop here with what to do instead.
+"$PY" manage.py check_vault_keys
 "$PY" manage.py load_demo_data
 
 if [[ -n "${REDIS_URL:-}" ]]; then
@@ -43,7 +53,7 @@ if [[ -n "${REDIS_URL:-}" ]]; then
     celery_worker="$VENV/bin/celery -A kamen worker --loglevel=INFO ${worker_bounds[*]}"
     echo "Background: supervised Celery workers (fulfilment,default ×${CELERY_FULFILMENT_CONCURRENCY:-2}; io ×${CELERY_IO_CONCURRENCY:-4}), beat and RQ worker; web ×${web_workers}."
     echo
-    echo "Kamen is starting on http://${HOST}:${PORT}/  (Ctrl-C to stop)"
+    echo "Kamen is starting on http://${HOST}:${PORT}/  (${open_at}Ctrl-C to stop)"
     exec "$PY" scripts/supervise.py \
         --program "worker-fulfilment=env KAMEN_WORKER_ALIVE_FILE=$RUN_DIR/worker-fulfilment.alive KAMEN_WORKER_STALE_SECONDS=${KAMEN_WORKER_STALE_SECONDS:-30} $celery_worker -Q fulfilment,default -n fulfilment@%h --concurrency=${CELERY_FULFILMENT_CONCURRENCY:-2}" \
         --alive "worker-fulfilment=$RUN_DIR/worker-fulfilment.alive:20" \
@@ -67,7 +77,7 @@ echo "Background: in-process (embedded mode; set DATABASE_URL and REDIS_URL for 
 echo "Scheduled jobs (expiry, sweeper, alerts) run in the embedded scheduler."
 
 echo
-echo "Kamen is starting on http://${HOST}:${PORT}/  (Ctrl-C to stop)"
+echo "Kamen is starting on http://${HOST}:${PORT}/  (${open_at}Ctrl-C to stop)"
 "$VENV/bin/gunicorn" kamen.wsgi:application \
     --bind "${HOST}:${PORT}" --worker-class gthread --workers "${WEB_WORKERS:-1}" --threads 8 \
     --access-logfile - --graceful-timeout 5 &

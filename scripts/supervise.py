@@ -10,13 +10,14 @@ together). A program that exits is restarted after a backoff (1 s, doubling to 3
 1 s once it ran a minute), and the exit is logged with its reason (exit code or signal). A
 program with ``--alive FILE:SECONDS`` is also killed and restarted when FILE (written by
 ``kamen.worker_health``'s watchdog while the worker consumes) is older than SECONDS: a paused
-or wedged worker. Ctrl-C or SIGTERM stops every program (SIGTERM, then SIGKILL after 10 s) and
-then the supervisor.
+or wedged worker. Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops every program
+(SIGTERM, then SIGKILL after 10 s) and then the supervisor.
 
 Our own ~150 lines rather than supervisord, circus or honcho: honcho stops everything when one
 process exits, supervisord and circus need their own configuration files and a daemon, and
 none of them can judge liveness by a heartbeat file without a plug-in; this needs only the
-standard library and is tested with the rest (kamen/tests/test_self_healing.py).
+standard library and is tested with the rest (kamen/tests/test_supervise.py,
+orders/tests/test_self_healing.py).
 """
 
 import argparse
@@ -118,6 +119,9 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
+        # A closed terminal or a dropped ssh session: the programs, each in a session of its
+        # own, never see that SIGHUP, so the supervisor must not die of it and leave them behind.
+        signal.signal(signal.SIGHUP, self.request_stop)
         for program in self.programs:
             program.start()
         while not self.stopping:

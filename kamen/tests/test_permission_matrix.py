@@ -89,7 +89,7 @@ ALL_STAFF = "OW OP FI RI"
 EXPECTED = {
     # Public: shop, checkout, look-up, referral and sub-store pages, health, language.
     "healthz": everyone(),
-    "media": everyone(404),  # product images from this host's storage; no such image here
+    "media": everyone(404),  # uploaded images, to anyone; this one does not exist (kamen/media.py)
     "set_language": everyone("redirect"),
     "catalog:shop-home": everyone(),
     "catalog:product-detail": everyone(),
@@ -365,7 +365,7 @@ def arguments(world) -> dict[str, dict]:
     job = queue | {"job_id": w.rq_job.id}
     return {
         "catalog:product-detail": {"pk": w.product.pk},
-        "media": {"path": "products/none.png"},
+        "media": {"path": "products/no-such-image.png"},
         "orders:checkout": {"pk": w.product.pk},
         "orders:order-detail": buyer_order,
         "orders:order-status": buyer_order,

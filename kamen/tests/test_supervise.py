@@ -66,3 +66,23 @@ def test_ctrl_c_stops_every_program(tmp_path):
 
     assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
     assert "all stopped" in log.read_text()
+
+
+def test_closing_the_terminal_stops_every_program_too(tmp_path):
+    # Closing the terminal (or an ssh session dropping) sends SIGHUP to the foreground group,
+    # i.e. make and the supervisor only: the programs run in sessions of their own. A
+    # supervisor that died of it would leave gunicorn on the port and the workers consuming.
+    pid_file = tmp_path / "child.pid"
+    code = f'import os, time; open("{pid_file}", "w").write(str(os.getpid())); time.sleep(60)'
+    process, log = _supervise(tmp_path, "--program", f"sleeper={sys.executable} -c '{code}'")
+    assert _wait_for(pid_file.exists, 10) and _wait_for(lambda: pid_file.read_text(), 5)
+    child = int(pid_file.read_text())
+
+    process.send_signal(signal.SIGHUP)
+    process.wait(20)
+
+    alive = Path(f"/proc/{child}").exists() and "zombie" not in Path(f"/proc/{child}/status").read_text().lower()
+    if alive:
+        subprocess.run(["kill", "-9", str(child)], check=False)
+    assert not alive, "a program outlived its supervisor"
+    assert "SIGHUP: stopping every program" in log.read_text()

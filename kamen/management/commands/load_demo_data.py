@@ -57,9 +57,9 @@ class Command(BaseCommand):
         return users
 
     def _print_logins(self):
-        host = settings.ALLOWED_HOSTS and __import__("os").environ.get("HOST", "127.0.0.1")
-        port = __import__("os").environ.get("PORT", "8000")
-        base = f"http://{host}:{port}"
+        # Where the site is reached (run.sh sets SITE_URL from HOST and PORT unless given), not
+        # the address gunicorn binds: http://0.0.0.0:8000/ is a 400 (ALLOWED_HOSTS).
+        base = settings.SITE_URL
         lines = [
             "",
             "Kamen demo is ready.",
