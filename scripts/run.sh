@@ -61,7 +61,7 @@ if [[ -n "${REDIS_URL:-}" ]]; then
         --alive "worker-io=$RUN_DIR/worker-io.alive:20" \
         --program "beat=$VENV/bin/celery -A kamen beat --loglevel=INFO --schedule=$VAR/celerybeat-schedule" \
         --program "rq=$PY manage.py rqworker default" \
-        --program "web=$VENV/bin/gunicorn kamen.wsgi:application --bind ${HOST}:${PORT} --worker-class gthread --workers ${web_workers} --threads 8 --access-logfile - --graceful-timeout 5"
+        --program "web=$VENV/bin/gunicorn kamen.wsgi:application --bind ${HOST}:${PORT} --worker-class gthread --workers ${web_workers} --threads 8 --access-logfile - --graceful-timeout 5 --no-control-socket"
 fi
 
 pids=()
@@ -80,6 +80,6 @@ echo
 echo "Kamen is starting on http://${HOST}:${PORT}/  (${open_at}Ctrl-C to stop)"
 "$VENV/bin/gunicorn" kamen.wsgi:application \
     --bind "${HOST}:${PORT}" --worker-class gthread --workers "${WEB_WORKERS:-1}" --threads 8 \
-    --access-logfile - --graceful-timeout 5 &
+    --access-logfile - --graceful-timeout 5 --no-control-socket &
 pids+=($!)
 wait "${pids[-1]}"

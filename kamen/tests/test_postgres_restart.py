@@ -127,7 +127,7 @@ def shop_on_a_throwaway_cluster(throwaway_directory):
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
         port = _free_port()
         server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("gunicorn")), "kamen.wsgi", "-b", f"127.0.0.1:{port}"]
+            [str(Path(sys.executable).with_name("gunicorn")), "kamen.wsgi", "-b", f"127.0.0.1:{port}", "--no-control-socket"]
             + ["-w", "1", "--threads", "2", "--timeout", "60", "--log-level", "warning"],
             cwd=ROOT,
             env=env,

@@ -123,7 +123,7 @@ def shop(tmp_path):
         "DATABASE_CONN_MAX_AGE": "60",
     }
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "kamen.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"]
+        [str(Path(sys.executable).with_name("gunicorn")), "kamen.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1", "--no-control-socket"]
         + ["--threads", "4", "--timeout", "60", "--log-level", "warning"],
         cwd=ROOT,
         env=env,
