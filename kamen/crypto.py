@@ -40,11 +40,15 @@ def _decode_key(kid: str, encoded: str) -> bytes:
     return raw
 
 
-def _embedded_keys() -> tuple[str, str]:
-    path = settings.KAMEN_KEYS_FILE
+def load_or_create_keys_file(path) -> tuple[dict, bool]:
+    """This machine's vault keys from ``path``, made once (0600, never overwritten: losing the
+    file makes what was stored with it unreadable). Used by the embedded default and by a local
+    real-mode run (scripts/local_keys.py); production sets the keys in its environment."""
+    from pathlib import Path
+
+    path = Path(path)
     if path.exists():
-        stored = json.loads(path.read_text())
-        return stored["encryption_keys"], stored["blind_index_key"]
+        return json.loads(path.read_text()), False
     stored = {
         "encryption_keys": "e1:" + base64.b64encode(os.urandom(32)).decode(),
         "blind_index_key": base64.b64encode(os.urandom(32)).decode(),
@@ -53,6 +57,11 @@ def _embedded_keys() -> tuple[str, str]:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump(stored, handle)
+    return stored, True
+
+
+def _embedded_keys() -> tuple[str, str]:
+    stored, _created = load_or_create_keys_file(settings.KAMEN_KEYS_FILE)
     return stored["encryption_keys"], stored["blind_index_key"]
 
 

@@ -7,26 +7,16 @@ Production sets both variables in its environment (.env.example); losing this fi
 secrets stored with it unreadable, so it is reused on every run and never overwritten.
 """
 
-import base64
-import json
-import os
 import shlex
 import sys
 from pathlib import Path
 
 
 def load_or_create(path: Path) -> tuple[dict, bool]:
-    if path.exists():
-        return json.loads(path.read_text()), False
-    keys = {
-        "encryption_keys": "e1:" + base64.b64encode(os.urandom(32)).decode(),
-        "blind_index_key": base64.b64encode(os.urandom(32)).decode(),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(keys, handle)
-    return keys, True
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from kamen.crypto import load_or_create_keys_file
+
+    return load_or_create_keys_file(path)
 
 
 def main() -> int:
