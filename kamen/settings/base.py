@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "mptt",
     "django_rq",
+    "ninja",  # the open API (docs/adr/0019): its Swagger UI files, served locally
     "kamen.apps.KamenConfig",
     "catalog.apps.CatalogConfig",
     "distribution.apps.DistributionConfig",
