@@ -41,8 +41,8 @@ class ProductPage(Schema):
 
 
 class OrderIn(Schema):
-    product_id: int
-    quantity: int = Field(ge=1, le=10_000)
+    product_id: int = Field(strict=True)
+    quantity: int = Field(ge=1, le=10_000, strict=True)
     client_order_no: str = Field(
         min_length=1, max_length=64, description="your order number: the same one twice is one order"
     )
@@ -61,7 +61,7 @@ class OrderOut(Schema):
     order_no: str
     client_order_no: str
     status: str
-    product_id: int
+    product_id: int = Field(strict=True)
     quantity: int
     unit_price: Decimal
     total_amount: Decimal

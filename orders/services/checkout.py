@@ -343,7 +343,9 @@ def place_order(
     if wholesale_unit_price is not None:
         unit_price = Decimal(wholesale_unit_price)
     else:
-        unit_price = unit_price_for(product=product, distributor_id=distributor_id, quantity=quantity, distributor=seller)
+        unit_price = unit_price_for(
+            product=product, distributor_id=distributor_id, quantity=quantity, distributor=seller
+        )
     if attribution.get("sub_store") and seller is not None:
         # The seller's cost now: their price difference (差价) is paid from it at delivery.
         from distribution.services import cost_price_for
