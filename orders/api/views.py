@@ -236,3 +236,14 @@ def _schema_with_webhooks(*args, **kwargs):
 
 
 api.get_openapi_schema = _schema_with_webhooks
+
+
+def schema_text() -> str:
+    """The OpenAPI document as committed in docs/api/openapi.json (``manage.py
+    write_openapi_schema`` writes it; a test fails while the two differ)."""
+    import json
+
+    from ninja.responses import NinjaJSONEncoder
+
+    schema = api.get_openapi_schema(path_prefix="/api/")
+    return json.dumps(schema, cls=NinjaJSONEncoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
