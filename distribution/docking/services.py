@@ -376,6 +376,18 @@ def add_webhook_event(*, site_id: int, kind: str, payload: dict) -> WebhookEvent
     if not DockingSite.objects.filter(pk=site_id).exclude(webhook_url="").exists():
         return None
     event_id = "evt_" + uuid.uuid4().hex
-    return WebhookEvent.objects.create(
+    event = WebhookEvent.objects.create(
         event_id=event_id, site_id=site_id, kind=kind, payload={"id": event_id, "type": kind, "data": payload}
     )
+    transaction.on_commit(lambda: _send_soon(event.pk))
+    return event
+
+
+def _send_soon(event_pk: int) -> None:
+    """Deliver right after the commit; if the broker is down the periodic sweep does it."""
+    from .tasks import deliver_webhook_event_task
+
+    try:
+        deliver_webhook_event_task.apply_async(kwargs={"event_pk": event_pk}, retry=False)
+    except Exception:  # noqa: BLE001 — the outbox row is committed: the sweep delivers it
+        logger.warning("docking.webhook_enqueue_failed", extra={"event": event_pk})

@@ -494,3 +494,15 @@ if REDIS_URL:
     CELERY_REDBEAT_KEY_PREFIX = os.environ.get("KAMEN_BEAT_KEY_PREFIX", "kamen:beat")
     CELERY_REDBEAT_LOCK_TIMEOUT = int(os.environ.get("KAMEN_BEAT_LOCK_SECONDS", "20"))
     CELERY_BEAT_MAX_LOOP_INTERVAL = int(os.environ.get("KAMEN_BEAT_MAX_INTERVAL_SECONDS", "5"))
+
+# --- Docking (对接) and the open API (docs/adr/0019) -------------------------------------------
+DOCKING_WEBHOOK_TASKS = [
+    "distribution.docking.tasks.deliver_webhook_event_task",
+    "distribution.docking.tasks.deliver_due_webhooks_task",
+]
+CELERY_TASK_ROUTES |= {name: {"queue": "io"} for name in DOCKING_WEBHOOK_TASKS}
+CELERY_TASK_ANNOTATIONS |= {name: {"soft_time_limit": 240, "time_limit": 300} for name in DOCKING_WEBHOOK_TASKS}
+CELERY_BEAT_SCHEDULE |= {
+    "docking-deliver-due-webhooks": {"task": "distribution.docking.tasks.deliver_due_webhooks_task", "schedule": 15.0},
+    "docking-purge-api-nonces": {"task": "distribution.docking.tasks.purge_api_nonces_task", "schedule": 600.0},
+}

@@ -17,6 +17,8 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from catalog.models import Product
 from catalog.selectors import product_stock_state, products_on_shelf, with_available_count
@@ -330,3 +332,86 @@ __all__ = [
     "request_refund",
     "statement_view",
 ]
+
+
+# --- staff review of refund requests -----------------------------------------------------------
+def approve_refund_request(*, refund_request: ApiRefundRequest, actor, request=None) -> ApiRefundRequest:
+    """Staff approve: the order refunded in full through the shop's refund service (keys voided,
+    commissions reversed) and the money credited back to the prepaid balance, with the
+    ``order.refunded`` webhook event, all in one transaction."""
+    from commissions.services.prepaid import refund_to_prepaid
+    from distribution.docking.services import add_webhook_event
+    from orders.services.refunds import refund_order
+
+    if actor is None or not actor.has_perm("orders.refund_order"):
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied("approving a refund needs orders.refund_order")
+    with transaction.atomic():
+        locked = (
+            ApiRefundRequest.objects.select_for_update()
+            .select_related("docking_order__order")
+            .get(pk=refund_request.pk)
+        )
+        if locked.status != ApiRefundStatus.PENDING:
+            raise ValidationError(_("该申请已处理"))
+        order = locked.docking_order.order
+        amount = order.paid_amount - order.refunded_amount
+        refund = refund_order(
+            order=order,
+            amount=amount,
+            reason=locked.reason,
+            actor=actor,
+            out_refund_no=f"API-{locked.pk}",
+            request=request,
+        )
+        site = locked.docking_order.site
+        refund_to_prepaid(
+            distributor_id=site.distributor_id, amount=amount, reference=refund.out_refund_no, order_id=order.pk
+        )
+        locked.status = ApiRefundStatus.APPROVED
+        locked.decided_by = actor
+        locked.decided_at = timezone.now()
+        locked.save(update_fields=["status", "decided_by", "decided_at"])
+        add_webhook_event(
+            site_id=site.pk,
+            kind="order.refunded",
+            payload={
+                "order_no": order.order_no,
+                "client_order_no": locked.docking_order.client_order_no,
+                "amount": str(amount),
+            },
+        )
+    return locked
+
+
+def reject_refund_request(*, refund_request: ApiRefundRequest, actor, request=None) -> ApiRefundRequest:
+    from kamen.audit import record_audit
+
+    if actor is None or not actor.has_perm("orders.refund_order"):
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied("deciding a refund request needs orders.refund_order")
+    with transaction.atomic():
+        locked = ApiRefundRequest.objects.select_for_update().get(pk=refund_request.pk)
+        if locked.status != ApiRefundStatus.PENDING:
+            raise ValidationError(_("该申请已处理"))
+        locked.status = ApiRefundStatus.REJECTED
+        locked.decided_by = actor
+        locked.decided_at = timezone.now()
+        locked.save(update_fields=["status", "decided_by", "decided_at"])
+        record_audit(actor=actor, action="docking.refund_rejected", target=locked, request=request)
+    return locked
+
+
+def record_delivered_event(*, order: Order, site_id: int) -> None:
+    """``order.delivered`` into the outbox, inside the delivery transaction (fulfilment's
+    ``_complete_locked``). The goods are not in the event: the site reads them over the API."""
+    from distribution.docking.services import add_webhook_event
+
+    client_order_no = DockingOrder.objects.filter(order_id=order.pk).values_list("client_order_no", flat=True).first()
+    add_webhook_event(
+        site_id=site_id,
+        kind="order.delivered",
+        payload={"order_no": order.order_no, "client_order_no": client_order_no, "status": OrderStatus.COMPLETED.value},
+    )
