@@ -94,3 +94,35 @@ def test_prices_and_balance_are_read_at_our_grade(upstream):
     assert quotes[str(product.pk)].price == Decimal("80.00") and quotes[str(product.pk)].is_in_stock
     assert "999999" not in quotes
     assert balance == Decimal("520.00")  # prepaid 500 + credit 20
+
+
+def test_the_upstreams_price_is_synced_and_a_rise_above_our_price_pauses_the_product(upstream, django_user_model):
+    from catalog.models import Product, ProductType, SupplierChannel
+    from catalog.services.suppliers import create_supplier, sync_supplier
+
+    client, product, _docked = upstream
+    staff = django_user_model.objects.get(username="dock-owner")
+    supplier = create_supplier(
+        actor=staff,
+        app_secret=client._app_secret,
+        name="上游 Kamen",
+        adapter="kamen_api",
+        base_url=client.base_url,
+        app_id=client.app_id,
+    )
+    docked_here = make_product(product_type=ProductType.DIRECT_RECHARGE, price="90.00")
+    channel = SupplierChannel.objects.create(
+        product=docked_here, supplier=supplier, supplier_sku=str(product.pk), cost=Decimal("1.00")
+    )
+
+    sync_supplier(supplier=supplier)
+    channel.refresh_from_db()
+    on_shelf_before = Product.objects.get(pk=docked_here.pk).is_on_shelf
+    Product.objects.filter(pk=product.pk).update(retail_price=Decimal("120.00"))  # our price upstream: 96.00
+    sync_supplier(supplier=supplier)
+    supplier.refresh_from_db()
+
+    assert channel.cost == Decimal("80.00") and on_shelf_before
+    assert SupplierChannel.objects.get(pk=channel.pk).cost == Decimal("96.00")
+    assert not Product.objects.get(pk=docked_here.pk).is_on_shelf  # never sell at a loss
+    assert supplier.balance == Decimal("520.00")
