@@ -822,6 +822,7 @@ from .docking.models import (  # noqa: E402,F401
     ApiKey,
     ApiNonce,
     ApiScope,
+    DockingProductSnapshot,
     DockingSite,
     DockingSiteStatus,
     WebhookAttempt,

@@ -39,5 +39,6 @@ def run_promotions_task():
 from .docking.tasks import (  # noqa: E402,F401
     deliver_due_webhooks_task,
     deliver_webhook_event_task,
+    emit_product_events_task,
     purge_api_nonces_task,
 )

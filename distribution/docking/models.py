@@ -219,3 +219,25 @@ class WebhookAttempt(models.Model):
 
     def __str__(self):
         return f"{self.event_id}: {self.status_code or self.error}"
+
+
+class DockingProductSnapshot(models.Model):
+    """What a site was last told about a product (its price, stock, listed or not): the
+    product-event job compares the catalog with it and writes an event for each difference,
+    in the same transaction as the new snapshot, so every change is reported once."""
+
+    site = models.ForeignKey(DockingSite, on_delete=models.CASCADE, related_name="product_snapshots")
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+    price = models.DecimalField(**MONEY)
+    stock = models.IntegerField(null=True, blank=True)
+    in_stock = models.BooleanField(default=True)
+    is_listed = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("对接商品快照")
+        verbose_name_plural = _("对接商品快照")
+        constraints = [models.UniqueConstraint(fields=["site", "product"], name="docking_snapshot_unique")]
+
+    def __str__(self):
+        return f"{self.site_id}:{self.product_id}"

@@ -26,3 +26,11 @@ def purge_api_nonces_task():
     from .services import purge_spent_nonces
 
     purge_spent_nonces()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+@exclusive_periodic_job
+def emit_product_events_task():
+    from .product_events import emit_product_events
+
+    emit_product_events()

@@ -504,5 +504,6 @@ CELERY_TASK_ROUTES |= {name: {"queue": "io"} for name in DOCKING_WEBHOOK_TASKS}
 CELERY_TASK_ANNOTATIONS |= {name: {"soft_time_limit": 240, "time_limit": 300} for name in DOCKING_WEBHOOK_TASKS}
 CELERY_BEAT_SCHEDULE |= {
     "docking-deliver-due-webhooks": {"task": "distribution.docking.tasks.deliver_due_webhooks_task", "schedule": 15.0},
+    "docking-product-events": {"task": "distribution.docking.tasks.emit_product_events_task", "schedule": 15.0},
     "docking-purge-api-nonces": {"task": "distribution.docking.tasks.purge_api_nonces_task", "schedule": 600.0},
 }

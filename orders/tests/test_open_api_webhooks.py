@@ -169,3 +169,27 @@ def test_an_approved_refund_returns_the_money_to_the_prepaid_balance_and_tells_t
     assert prepaid_balance(hooked.site.distributor_id) == Decimal("1000.00")
     assert signed_call(client, hooked, "GET", "/api/v1/orders/W-1").json()["status"] == "refunded"
     assert WebhookEvent.objects.filter(kind="order.refunded").count() == 1
+
+
+def test_price_stock_and_delisting_reach_the_site_once_each(hooked):
+    from catalog.models import Product
+    from distribution.docking.product_events import emit_product_events
+
+    product = make_product(price="100.00")
+    add_keys(product, 2)
+    silent_first = emit_product_events()
+    Product.objects.filter(pk=product.pk).update(retail_price=Decimal("110.00"))
+    price_run = emit_product_events()
+    add_keys(product, 1)
+    stock_run = emit_product_events()
+    quiet_run = emit_product_events()
+    Product.objects.filter(pk=product.pk).update(is_on_shelf=False)
+    delisted_run = emit_product_events()
+
+    events = [(e.kind, e.payload["data"]) for e in WebhookEvent.objects.order_by("id")]
+    assert (silent_first, price_run, stock_run, quiet_run, delisted_run) == (0, 1, 1, 0, 1)
+    assert events == [
+        ("product.price_changed", {"product_id": product.pk, "old_price": "80.00", "price": "88.00"}),
+        ("product.stock_changed", {"product_id": product.pk, "stock": 3, "in_stock": True}),
+        ("product.delisted", {"product_id": product.pk}),
+    ]
