@@ -26,6 +26,7 @@ from distribution.docking.services import (
     suspend_docking_site,
 )
 from distribution.docking.webhooks import resend_webhook_event
+from kamen import parsing
 
 from .models import ApiRefundRequest, DockingOrder
 from .services import approve_refund_request, reject_refund_request
@@ -51,7 +52,7 @@ class ApiKeyInline(admin.TabularInline):
 
 
 class TopUpForm(forms.Form):
-    amount = forms.DecimalField(label=_("充值金额"), max_digits=14, decimal_places=2, min_value=0.01)
+    amount = parsing.DecimalField(label=_("充值金额"), max_digits=14, decimal_places=2, min_value=0.01)
     reference = forms.CharField(label=_("收款单号"), max_length=60, help_text=_("同一单号只入账一次"))
 
 
