@@ -134,9 +134,8 @@ def _place(base_url: str, key_id: str, secret: str, product_id: int, numbers: li
         body = json.dumps({"product_id": product_id, "quantity": 1, "client_order_no": number}).encode()
         url = base_url + "/api/v1/orders"
         headers = api_signing.signed_headers(key_id=key_id, secret=secret, method="POST", url=url, body=body)
-        request = urllib.request.Request(
-            url, data=body, headers=headers | {"Content-Type": "application/json"}, method="POST"
-        )  # noqa: S310
+        headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
                 if response.status not in (200, 201):
