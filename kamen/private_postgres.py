@@ -332,30 +332,34 @@ def stop(var: Path | None = None) -> bool:
 
 def run(command: list[str], var: Path | None = None) -> int:
     """Start the cluster, run ``command`` to its end, then stop the cluster. SIGINT, SIGTERM and
-    SIGHUP are passed on to the command; the cluster stops once the command has exited."""
-    try:
-        start(var)
-    except ClusterError as error:
-        print(f"Database: {error}", file=sys.stderr)
-        return 1
-    env = dict(os.environ, KAMEN_PRIVATE_POSTGRES="running")
-    child = subprocess.Popen(command, env=env)  # noqa: S603 (scripts/run.sh)
+    SIGHUP are passed on to the command; the cluster stops once the command has exited (or at
+    once, when the signal comes before the command has started)."""
     received: list[int] = []
+    child: subprocess.Popen | None = None
 
     def pass_on(signum, _frame):
         received.append(signum)
-        try:
-            child.send_signal(signum)
-        except OSError:
-            pass
+        if child is not None:
+            try:
+                child.send_signal(signum)
+            except OSError:
+                pass
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, pass_on)
     try:
+        try:
+            start(var)
+        except ClusterError as error:
+            print(f"Database: {error}", file=sys.stderr)
+            return 1
+        if received:
+            return 128 + received[0]
+        env = dict(os.environ, KAMEN_PRIVATE_POSTGRES="running")
+        child = subprocess.Popen(command, env=env)  # noqa: S603 (scripts/run.sh)
         returncode = child.wait()
     finally:
-        stopped = stop(var)
-        if stopped:
+        if stop(var):
             print("Database: private PostgreSQL stopped.", file=sys.stderr, flush=True)
     if received and returncode < 0:
         return 128 + received[0]
