@@ -1,0 +1,91 @@
+"""The embedded default's private PostgreSQL (kamen/private_postgres.py) where a user would
+notice: a run after a crash whose old server pid now belongs to another process, a checkout
+the unprivileged server user cannot reach (as root), a var/ path too long for a socket.
+test_embedded_mode.py drives the whole `make run`."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from kamen import private_postgres
+
+
+@pytest.fixture
+def open_dir():
+    """A directory the server's user (nobody, as root) may enter; pytest's tmp_path is closed."""
+    directory = Path(tempfile.mkdtemp(prefix="kamen-pg-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _query(var: Path, sql: str):
+    settings = private_postgres.database_settings(var)
+    connection = psycopg2.connect(
+        host=settings["HOST"], port=settings["PORT"], dbname=settings["NAME"], user=settings["USER"]
+    )
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else None
+    finally:
+        connection.close()
+
+
+def test_a_running_server_is_reused_and_a_stale_pid_naming_a_stranger_does_not_stop_a_start(open_dir):
+    var = open_dir / "var"
+    server = private_postgres.start(var, quiet=True)
+    try:
+        assert private_postgres.start(var, quiet=True) == server  # left by a killed run: reused
+        _query(var, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
+        os.kill(server, 9)
+        stranger = subprocess.Popen(["sleep", "60"])  # the old pid, reused by an unrelated process
+        try:
+            pid_file = var / "postgres" / "data" / "postmaster.pid"
+            lines = pid_file.read_text().split("\n")
+            pid_file.write_text("\n".join([str(stranger.pid), *lines[1:]]))
+            assert private_postgres.running_pid(var) is None  # not taken for our server
+
+            private_postgres.start(var, quiet=True)
+
+            assert _query(var, "SELECT n FROM kept") == [(42,)]
+            assert stranger.poll() is None  # left alone
+        finally:
+            stranger.kill()
+            stranger.wait()
+    finally:
+        private_postgres.stop(var)
+    assert private_postgres.running_pid(var) is None
+
+
+def test_a_var_path_too_long_for_a_socket_puts_the_socket_in_tmp(open_dir):
+    var = open_dir / ("v" * 90) / "var"
+    var.parent.mkdir()
+    var.parent.chmod(0o755)
+    private_postgres.start(var, quiet=True)
+    try:
+        sockets = private_postgres.socket_dir(var)
+        assert str(sockets).startswith("/tmp/kamen-postgres-")
+        assert oct(sockets.stat().st_mode & 0o777) == "0o700"
+        assert _query(var, "SELECT 1") == [(1,)]
+    finally:
+        private_postgres.stop(var)
+        shutil.rmtree(private_postgres.socket_dir(var), ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
+def test_as_root_a_closed_parent_directory_is_named_and_left_as_it_is(open_dir):
+    closed = open_dir / "home"
+    (closed / "kamen").mkdir(parents=True)
+    closed.chmod(0o700)
+
+    with pytest.raises(private_postgres.ClusterError, match=f"{closed} is closed to other users.*chmod o\\+x {closed}"):
+        private_postgres.start(closed / "kamen" / "var", quiet=True)
+
+    assert closed.stat().st_mode & 0o777 == 0o700
+    assert not (closed / "kamen" / "var" / "postgres" / "data").exists()
