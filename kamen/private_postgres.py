@@ -195,6 +195,20 @@ def running_pid(var: Path | None = None) -> int | None:
     return pid if pid is not None and _is_our_server(pid, data) else None
 
 
+def _live_parent(pid: int) -> int | None:
+    """The ``make run`` (``private_postgres run``) that started server ``pid``, if it still
+    runs; None when this process started it or the run that did was killed (Linux; elsewhere
+    always None)."""
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        command = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return None
+    if parent == os.getpid() or b"kamen.private_postgres" not in command or b"run" not in command:
+        return None
+    return parent
+
+
 def _orphans(data: Path) -> list[int]:
     """Server processes of this data directory whose postmaster was killed (Linux)."""
     found = []
@@ -242,7 +256,11 @@ def start(var: Path | None = None, *, quiet: bool = False) -> int:
 
     pid = running_pid(var)
     if pid is not None:
-        say(f"Database: the private PostgreSQL under {home} is already running (pid {pid}); using it.")
+        owner = _live_parent(pid)
+        if owner is None:
+            say(f"Database: the private PostgreSQL under {home} is already running (pid {pid}); using it.")
+        else:
+            say(f"Database: the private PostgreSQL under {home} belongs to another run (pid {owner}); using it.")
     else:
         began = time.monotonic()
         if not (data / "PG_VERSION").exists():
@@ -336,6 +354,7 @@ def run(command: list[str], var: Path | None = None) -> int:
     once, when the signal comes before the command has started)."""
     received: list[int] = []
     child: subprocess.Popen | None = None
+    owner: int | None = None
 
     def pass_on(signum, _frame):
         received.append(signum)
@@ -353,13 +372,17 @@ def run(command: list[str], var: Path | None = None) -> int:
         except ClusterError as error:
             print(f"Database: {error}", file=sys.stderr)
             return 1
+        pid = running_pid(var)
+        # A server another run started stays up for it; one we started or one left by a killed
+        # run stops with us.
+        owner = _live_parent(pid) if pid is not None else None
         if received:
             return 128 + received[0]
         env = dict(os.environ, KAMEN_PRIVATE_POSTGRES="running")
         child = subprocess.Popen(command, env=env)  # noqa: S603 (scripts/run.sh)
         returncode = child.wait()
     finally:
-        if stop(var):
+        if owner is None and stop(var):
             print("Database: private PostgreSQL stopped.", file=sys.stderr, flush=True)
     if received and returncode < 0:
         return 128 + received[0]
