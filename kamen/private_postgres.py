@@ -364,8 +364,7 @@ def run(command: list[str], var: Path | None = None) -> int:
             except OSError:
                 pass
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, pass_on)
+    previous = {signum: signal.signal(signum, pass_on) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         try:
             start(var)
@@ -384,6 +383,8 @@ def run(command: list[str], var: Path | None = None) -> int:
     finally:
         if owner is None and stop(var):
             print("Database: private PostgreSQL stopped.", file=sys.stderr, flush=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if received and returncode < 0:
         return 128 + received[0]
     return returncode if returncode >= 0 else 128 - returncode

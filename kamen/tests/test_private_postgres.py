@@ -5,14 +5,19 @@ test_embedded_mode.py drives the whole `make run`."""
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg2
 import pytest
 
 from kamen import private_postgres
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -89,3 +94,27 @@ def test_as_root_a_closed_parent_directory_is_named_and_left_as_it_is(open_dir):
 
     assert closed.stat().st_mode & 0o777 == 0o700
     assert not (closed / "kamen" / "var" / "postgres" / "data").exists()
+
+
+def test_a_second_make_run_leaves_the_first_runs_server_up_and_the_first_stops_it(open_dir):
+    var = open_dir / "var"
+    env = dict(os.environ, KAMEN_VAR_DIR=str(var))
+    first = subprocess.Popen(
+        [sys.executable, "-m", "kamen.private_postgres", "run", "--", "sleep", "120"], env=env, cwd=ROOT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while private_postgres.running_pid(var) is None:
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        server = private_postgres.running_pid(var)
+
+        assert private_postgres.run(["true"], var) == 0  # e.g. a second make run whose port was taken
+
+        assert private_postgres.running_pid(var) == server
+        first.send_signal(signal.SIGTERM)
+        first.wait(30)
+        assert private_postgres.running_pid(var) is None
+    finally:
+        first.kill()
+        private_postgres.stop(var)
