@@ -21,7 +21,7 @@ if [[ -z "${DATABASE_URL:-}" && -z "${KAMEN_PRIVATE_POSTGRES:-}" ]]; then
     # The embedded default's database: a private PostgreSQL under var/postgres, made on the first
     # run, started before migrate and stopped after everything below has stopped (Ctrl-C,
     # SIGTERM, SIGHUP): this script runs again as its child (kamen/private_postgres.py).
-    exec "$PY" -m kamen.private_postgres run -- "$0" "$@"
+    exec "$PY" -m kamen.private_postgres run -- "$PWD/scripts/run.sh" "$@"
 fi
 
 if [[ -n "${DATABASE_URL:-}" && -z "${REDIS_URL:-}" ]]; then
