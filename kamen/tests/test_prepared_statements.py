@@ -244,3 +244,18 @@ def test_a_statement_after_a_lock_in_the_same_message_sees_what_the_lock_waited_
         holder.close()
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE kamen_batch_lock, kamen_batch_seen")
+
+
+@pytest.mark.django_db
+def test_with_prepares_off_the_same_statements_run_unprepared(settings):
+    """KAMEN_DB_PREPARE=0 (the default behind a transaction pooler): same answers, nothing
+    left prepared in a server session another client may get next."""
+    from kamen.db import execute_prepared_batch
+
+    settings.KAMEN_DB_PREPARE = False
+
+    assert execute_prepared(SQL, {"a": 2, "b": 3}, prefix="kamen_test") == [(5, 2)]
+    assert execute_prepared("SELECT %s::int * 2", [21], prefix="kamen_test") == [(42,)]
+    batch = [(SQL, {"a": 1, "b": 1}, "kamen_test"), ("SELECT %s::int - %s::int", [9, 2], "kamen_test")]
+    assert execute_prepared_batch(batch) == [(7,)]
+    assert _prepared_names() == []
