@@ -254,8 +254,10 @@ def test_with_prepares_off_the_same_statements_run_unprepared(settings):
 
     settings.KAMEN_DB_PREPARE = False
 
-    assert execute_prepared(SQL, {"a": 2, "b": 3}, prefix="kamen_test") == [(5, 2)]
-    assert execute_prepared("SELECT %s::int * 2", [21], prefix="kamen_test") == [(42,)]
-    batch = [(SQL, {"a": 1, "b": 1}, "kamen_test"), ("SELECT %s::int - %s::int", [9, 2], "kamen_test")]
+    assert execute_prepared(SQL, {"a": 2, "b": 3}, prefix="kamen_unprepared") == [(5, 2)]
+    assert execute_prepared("SELECT %s::int * 2", [21], prefix="kamen_unprepared") == [(42,)]
+    batch = [(SQL, {"a": 1, "b": 1}, "kamen_unprepared"), ("SELECT %s::int - %s::int", [9, 2], "kamen_unprepared")]
     assert execute_prepared_batch(batch) == [(7,)]
-    assert _prepared_names() == []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'kamen_unprepared_%%'")
+        assert cursor.fetchone() == (0,)
