@@ -38,8 +38,16 @@ def pgbouncer_version(binary: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def pgbouncer_config(*, directory: Path, port: int, server_host: str, server_port: int, user: str,
-                     pool_size: int, version: tuple[int, int]) -> str:  # fmt: skip
+def pgbouncer_config(
+    *,
+    directory: Path,
+    port: int,
+    server_host: str,
+    server_port: int,
+    user: str,
+    pool_size: int,
+    version: tuple[int, int],
+) -> str:
     lines = [
         "[databases]",
         f"* = host={server_host} port={server_port}",
@@ -117,8 +125,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_pgbouncer(*, server_host: str, server_port: int, user: str, pool_size: int = 2,
-                    timeout: float = 10) -> Pooler:  # fmt: skip
+def start_pgbouncer(
+    *, server_host: str, server_port: int, user: str, pool_size: int = 2, timeout: float = 10
+) -> Pooler:
     """PgBouncer (transaction mode) in front of ``server_host:server_port``, answering when this
     returns. Clients connect as ``user`` without a password (the server must trust it).
     Raises FileNotFoundError if pgbouncer is not installed, RuntimeError if it does not start."""
@@ -135,8 +144,15 @@ def start_pgbouncer(*, server_host: str, server_port: int, user: str, pool_size:
     port = _free_port()
     (directory / "users.txt").write_text(f'"{user}" ""\n')
     (directory / "pgbouncer.ini").write_text(
-        pgbouncer_config(directory=directory, port=port, server_host=server_host, server_port=server_port,
-                         user=user, pool_size=pool_size, version=version)  # fmt: skip
+        pgbouncer_config(
+            directory=directory,
+            port=port,
+            server_host=server_host,
+            server_port=server_port,
+            user=user,
+            pool_size=pool_size,
+            version=version,
+        )
     )
     for path in directory.iterdir():
         path.chmod(0o644)

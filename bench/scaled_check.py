@@ -75,7 +75,9 @@ class Buyer:
 
     def buy(self, product_id: int, link_code: str, number: int) -> None:
         response, _ = self.request("GET", f"/r/{link_code}/p/{product_id}/", expect=(302,))
-        _, page = self.request("GET", urllib.parse.urlsplit(response.headers["Location"])._replace(scheme="", netloc="").geturl())
+        _, page = self.request(
+            "GET", urllib.parse.urlsplit(response.headers["Location"])._replace(scheme="", netloc="").geturl()
+        )
         form = {
             "csrfmiddlewaretoken": CSRF_RE.search(page).group(1),
             "checkout_token": CHECKOUT_TOKEN_RE.search(page).group(1),
@@ -86,7 +88,9 @@ class Buyer:
         response, _ = self.request("POST", f"/buy/{product_id}/", form, expect=(302,))
         cashier = urllib.parse.urlsplit(response.headers["Location"]).path
         _, page = self.request("GET", cashier)
-        response, _ = self.request("POST", cashier, {"csrfmiddlewaretoken": CSRF_RE.search(page).group(1), "action": "pay"}, expect=(302,))
+        response, _ = self.request(
+            "POST", cashier, {"csrfmiddlewaretoken": CSRF_RE.search(page).group(1), "action": "pay"}, expect=(302,)
+        )
         location = urllib.parse.urlsplit(response.headers["Location"])
         _, page = self.request("GET", location.path + (f"?{location.query}" if location.query else ""))
         found = STATUS_URL_RE.search(page)
@@ -156,13 +160,16 @@ def main() -> int:
     if any(status >= 500 for status in tally["statuses"]):
         problems.append(f"server errors: {tally['statuses']}")
     if {row["rows"] for row in per_order} - {3} or len(per_order) != tally["completed"]:
-        problems.append(f"commissions per order: {sorted({row['rows'] for row in per_order})} on {len(per_order)} orders")
+        problems.append(
+            f"commissions per order: {sorted({row['rows'] for row in per_order})} on {len(per_order)} orders"
+        )
     if books["accounts"] or books["transactions"]:
         problems.append(f"ledger out of balance: {books['accounts'][:3]} {books['transactions'][:3]}")
     print(
         f"{tally['completed']}/{options.orders} orders in {elapsed:.1f} s ({tally['completed'] / elapsed:.1f}/s, "
-        f"{options.buyers} buyers); answers {dict(sorted(tally['statuses'].items()))}; by status {checked['by_status']}; "
-        f"held for review {checked['held_for_review']}; ledger {books['transaction_count']} transactions"
+        f"{options.buyers} buyers); answers {dict(sorted(tally['statuses'].items()))}; "
+        f"by status {checked['by_status']}; held for review {checked['held_for_review']}; "
+        f"ledger {books['transaction_count']} transactions"
     )
     for problem in problems:
         print("PROBLEM:", problem)

@@ -51,7 +51,9 @@ def _probe(environment: dict) -> dict:
 
 def _direct_url() -> str:
     database = connection.settings_dict
-    return f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
+    return (
+        f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
+    )
 
 
 def test_a_periodic_job_never_overlaps_itself_behind_the_pooler(pooler):

@@ -73,7 +73,8 @@ class Host:
                              f"--schedule={self.directory / 'celerybeat-schedule'}"])  # fmt: skip
 
     def wait_until_answering(self) -> None:
-        _wait_for(lambda: urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2).close(), 90)
+        url = f"{self.base_url}/healthz"
+        _wait_for(lambda: urllib.request.urlopen(url, timeout=2).close(), 90)  # noqa: S310 — http://127.0.0.1 only
 
     def stop(self) -> None:
         for process in self.processes:
@@ -88,7 +89,9 @@ class Host:
     def errors(self) -> list[str]:
         found = []
         for log in self.directory.glob("*.log"):
-            found += [line for line in log.read_text(errors="replace").splitlines() if "Traceback" in line or "ERROR" in line]
+            found += [
+                line for line in log.read_text(errors="replace").splitlines() if "Traceback" in line or "ERROR" in line
+            ]
         return found
 
 
