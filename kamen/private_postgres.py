@@ -50,7 +50,35 @@ def var_dir() -> Path:
 
 
 def cluster_dir(var: Path | None = None) -> Path:
-    return Path(var or var_dir()).resolve() / "postgres"
+    """var/postgres; as root, when the server's user cannot pass through to var/ (a checkout
+    under /root, mode 0700), a directory of its own under ``KAMEN_ROOT_POSTGRES_DIR``
+    (/var/lib/kamen) named after var/ — the same for every run of that checkout."""
+    var = Path(var or var_dir()).resolve()
+    user = _server_user()
+    if user is not None and not _walkable(var.parent, user):
+        digest = hashlib.sha256(str(var).encode()).hexdigest()[:16]
+        return _root_home() / f"postgres-{digest}"
+    return var / "postgres"
+
+
+def _root_home() -> Path:
+    return Path(os.environ.get("KAMEN_ROOT_POSTGRES_DIR", "/var/lib/kamen"))
+
+
+def _walkable(path: Path, user: str) -> bool:
+    """Every directory from / to ``path`` lets ``user`` pass (x for others, or theirs). Mode bits
+    only: nothing is run and nothing changed."""
+    import stat
+
+    uid = _ids(user)[0]
+    for directory in [*reversed(path.parents), path]:
+        try:
+            info = directory.stat()
+        except FileNotFoundError:
+            return True  # created below by us, with a mode others may pass
+        if not (info.st_mode & stat.S_IXOTH or (info.st_uid == uid and info.st_mode & stat.S_IXUSR)):
+            return False
+    return True
 
 
 def data_dir(var: Path | None = None) -> Path:
@@ -95,9 +123,35 @@ def bin_dir() -> Path:
                 "(or set KAMEN_POSTGRES_BIN to a directory with PostgreSQL's server programs, or DATABASE_URL)."
             )
         found = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+        user = _server_user()
+        if user is not None and (found / "postgres").exists() and not _walkable(found, user):
+            found = _programs_copy(found.parent) / "bin"
     if not (found / "postgres").exists() or not (found / "initdb").exists():
         raise ClusterError(f"No PostgreSQL server programs (postgres, initdb) in {found}.")
     return found
+
+
+def _programs_copy(install: Path) -> Path:
+    """As root with the virtualenv closed to the server's user: a copy of the wheel's programs
+    it may run, made once per wheel under /var/lib/kamen (root's, readable by all)."""
+    import shutil
+
+    stamp = f"{install}:{(install / 'bin' / 'postgres').stat().st_mtime_ns}"
+    target = _root_home() / f"pginstall-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
+    if not (target / "bin" / "postgres").exists():
+        _root_home().mkdir(mode=0o755, parents=True, exist_ok=True)
+        partial = target.with_name(target.name + f".partial-{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(install, partial, symlinks=True)
+        for folder, directories, files in os.walk(partial):
+            for name in directories:
+                os.chmod(os.path.join(folder, name), 0o755)
+        os.chmod(partial, 0o755)
+        try:
+            partial.rename(target)
+        except OSError:  # another run made it first
+            shutil.rmtree(partial, ignore_errors=True)
+    return target
 
 
 def _server_user() -> str | None:

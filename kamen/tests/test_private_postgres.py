@@ -84,16 +84,44 @@ def test_a_var_path_too_long_for_a_socket_puts_the_socket_in_tmp(open_dir):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
-def test_as_root_a_closed_parent_directory_is_named_and_left_as_it_is(open_dir):
+def test_as_root_a_checkout_closed_to_others_runs_its_cluster_beside_it_and_is_left_as_it_is(open_dir, monkeypatch):
+    """make run from a clone under /root (mode 0700): the server's user cannot pass, so the
+    cluster lives under KAMEN_ROOT_POSTGRES_DIR instead; the checkout's modes are not touched."""
     closed = open_dir / "home"
     (closed / "kamen").mkdir(parents=True)
     closed.chmod(0o700)
+    monkeypatch.setenv("KAMEN_ROOT_POSTGRES_DIR", str(open_dir / "lib"))
+    var = closed / "kamen" / "var"
+
+    try:
+        private_postgres.start(var, quiet=True)
+        _query(var, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)")
+        private_postgres.stop(var)
+        private_postgres.start(var, quiet=True)  # the next run finds the same cluster
+        assert _query(var, "SELECT n FROM kept") == [(7,)]
+    finally:
+        private_postgres.stop(var)
+        shutil.rmtree(private_postgres.socket_dir(var), ignore_errors=True)
+
+    assert private_postgres.cluster_dir(var).parent == open_dir / "lib"
+    assert closed.stat().st_mode & 0o777 == 0o700
+    assert not (var / "postgres").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
+def test_as_root_programs_closed_to_the_server_user_are_named(open_dir, monkeypatch):
+    closed = open_dir / "bin-home"
+    programs = closed / "bin"
+    programs.mkdir(parents=True)
+    for name in ("postgres", "initdb"):
+        (programs / name).write_text("#!/bin/sh\n")
+        (programs / name).chmod(0o755)
+    closed.chmod(0o700)
+    monkeypatch.setenv("KAMEN_POSTGRES_BIN", str(programs))
 
     with pytest.raises(private_postgres.ClusterError, match=f"{closed} is closed to other users.*chmod o\\+x {closed}"):
-        private_postgres.start(closed / "kamen" / "var", quiet=True)
-
-    assert closed.stat().st_mode & 0o777 == 0o700
-    assert not (closed / "kamen" / "var" / "postgres" / "data").exists()
+        private_postgres.start(open_dir / "var", quiet=True)
+    assert not (open_dir / "var" / "postgres" / "data").exists()
 
 
 def test_a_second_make_run_leaves_the_first_runs_server_up_and_the_first_stops_it(open_dir):
@@ -118,3 +146,24 @@ def test_a_second_make_run_leaves_the_first_runs_server_up_and_the_first_stops_i
     finally:
         first.kill()
         private_postgres.stop(var)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
+def test_as_root_the_wheels_programs_in_a_closed_virtualenv_are_copied_where_the_server_user_may_run_them(
+    open_dir, monkeypatch
+):
+    monkeypatch.setenv("KAMEN_ROOT_POSTGRES_DIR", str(open_dir / "lib"))
+    closed = open_dir / "root-home"
+    install = closed / "pginstall"
+    shutil.copytree(private_postgres.bin_dir().parent / "bin", install / "bin", symlinks=True)
+    closed.chmod(0o700)
+
+    copy = private_postgres._programs_copy(install)
+
+    assert copy.parent == open_dir / "lib"
+    version = subprocess.run(
+        ["runuser", "-u", "nobody", "--", str(copy / "bin" / "postgres"), "--version"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert version.returncode == 0 and "PostgreSQL" in version.stdout, version.stderr
+    assert private_postgres._programs_copy(install) == copy  # made once
