@@ -35,3 +35,11 @@ def verified_real_name(*, distributor) -> RealNameVerification | None:
     return RealNameVerification.objects.filter(
         distributor=distributor, status=RealNameStatus.VERIFIED
     ).first()
+
+
+def has_open_risk_case(*, distributor_id: int) -> bool:
+    """A risk review still pending on an order attributed to the distributor (the automatic
+    withdrawal approval leaves such a distributor's withdrawals to staff)."""
+    return ReviewCase.objects.filter(
+        status=ReviewStatus.PENDING, order__distributor_id=distributor_id
+    ).exists()
