@@ -880,6 +880,7 @@ class Withdrawal(models.Model):
         permissions = [
             ("review_withdrawal", _("可以审核提现")),
             ("freeze_commissions", _("可以冻结佣金")),
+            ("export_withholding", _("可以导出个税扣缴明细（含证件号）")),
         ]
         constraints = [
             models.CheckConstraint(

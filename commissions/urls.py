@@ -18,4 +18,9 @@ urlpatterns = [
         name="payout-account-create",
     ),
     path("agent/wallet/tax/", views.tax_statements, name="tax-statements"),
+    path(
+        "agent/wallet/tax/<int:year>/<int:month>/",
+        views.tax_certificate,
+        name="tax-certificate",
+    ),
 ]

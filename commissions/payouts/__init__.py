@@ -71,7 +71,9 @@ class SandboxPayoutAdapter(PayoutAdapter):
         if outcome == "pending":
             return PayoutResult(provider_payout_no=f"SBX{payout_no}", outcome=PayoutOutcome.PENDING)
         if outcome != "success":
-            return PayoutResult(outcome=PayoutOutcome.FAILED, failure_reason="sandbox: payout refused (configured to fail)")
+            return PayoutResult(
+                outcome=PayoutOutcome.FAILED, failure_reason="sandbox: payout refused (configured to fail)"
+            )
         return PayoutResult(provider_payout_no=f"SBX{payout_no}")
 
     def pay(self, *, payout_no, method, account, holder_name, amount):

@@ -90,7 +90,8 @@ class WechatPayoutAdapter(PayoutAdapter):
             headers["Content-Type"] = "application/json"
             headers["Wechatpay-Serial"] = next(iter(self.platform_keys))
         try:
-            response = self.transport(method, self.api_base + path, headers, body.encode() if payload is not None else None)
+            data = body.encode() if payload is not None else None
+            response = self.transport(method, self.api_base + path, headers, data)
         except OSError as error:
             raise PayoutUnknown(f"WeChat Pay unreachable: {error}") from None
         if response.status >= 500 or response.status == 429:

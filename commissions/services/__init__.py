@@ -3,6 +3,7 @@
 
 from .auto_approval import (
     auto_review_withdrawal,
+    clean_auto_approval_policy,
     get_auto_approval_policy,
     save_auto_approval_policy,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "approve_withdrawal",
     "auto_review_withdrawal",
     "check_payout",
+    "clean_auto_approval_policy",
     "get_auto_approval_policy",
     "check_without_saving",
     "freeze_commissions",

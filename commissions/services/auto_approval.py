@@ -68,6 +68,36 @@ def _money(raw, label) -> Decimal:
     return value
 
 
+def clean_auto_approval_policy(
+    *, is_enabled, max_amount, min_verified_days, daily_total_max, **flags
+) -> dict:
+    """The policy's values, checked: amounts not negative, days a whole number in range, the
+    daily total not below the single-withdrawal limit. ValidationError names each bad field."""
+    errors, values = {}, {"is_enabled": bool(is_enabled), **{k: bool(v) for k, v in flags.items()}}
+    raw = {"max_amount": max_amount, "daily_total_max": daily_total_max}
+    for name, label in (
+        ("max_amount", _("单笔金额上限")),
+        ("daily_total_max", _("每日自动通过总额上限")),
+    ):
+        try:
+            values[name] = _money(raw[name], label)
+        except ValidationError as error:
+            errors[name] = error.messages
+    try:
+        values["min_verified_days"] = int(str(min_verified_days).strip())
+        if not 0 <= values["min_verified_days"] <= MAX_VERIFIED_DAYS:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["min_verified_days"] = [
+            _("实名认证天数应为 0–%(max)s 的整数") % {"max": MAX_VERIFIED_DAYS}
+        ]
+    if not errors and values["daily_total_max"] < values["max_amount"]:
+        errors["daily_total_max"] = [_("每日总额上限不能低于单笔金额上限")]
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
 def save_auto_approval_policy(
     *,
     actor,
@@ -82,37 +112,20 @@ def save_auto_approval_policy(
     """Validate and save finance's rules; a bad value changes nothing. Audited."""
     if actor is None or not actor.has_perm("commissions.change_autoapprovalpolicy"):
         raise PermissionDenied(_("没有修改自动审核规则的权限"))
-    errors = {}
-    try:
-        max_amount = _money(max_amount, _("单笔金额上限"))
-    except ValidationError as error:
-        errors["max_amount"] = error.messages
-    try:
-        daily_total_max = _money(daily_total_max, _("每日自动通过总额上限"))
-    except ValidationError as error:
-        errors["daily_total_max"] = error.messages
-    try:
-        min_verified_days = int(str(min_verified_days).strip())
-        if not 0 <= min_verified_days <= MAX_VERIFIED_DAYS:
-            raise ValueError
-    except (TypeError, ValueError):
-        errors["min_verified_days"] = [
-            _("实名认证天数应为 0–%(max)s 的整数") % {"max": MAX_VERIFIED_DAYS}
-        ]
-    if not errors and is_enabled and daily_total_max < max_amount:
-        errors["daily_total_max"] = [_("每日总额上限不能低于单笔金额上限")]
-    if errors:
-        raise ValidationError(errors)
+    values = clean_auto_approval_policy(
+        is_enabled=is_enabled,
+        max_amount=max_amount,
+        min_verified_days=min_verified_days,
+        daily_total_max=daily_total_max,
+        require_no_open_risk_case=require_no_open_risk_case,
+        require_no_negative_balance=require_no_negative_balance,
+    )
     with transaction.atomic():
         get_auto_approval_policy()
         policy = AutoApprovalPolicy.objects.select_for_update().get(pk=1)
         before = snapshot(policy, POLICY_FIELDS)
-        policy.is_enabled = bool(is_enabled)
-        policy.max_amount = max_amount
-        policy.min_verified_days = min_verified_days
-        policy.require_no_open_risk_case = bool(require_no_open_risk_case)
-        policy.require_no_negative_balance = bool(require_no_negative_balance)
-        policy.daily_total_max = daily_total_max
+        for name, value in values.items():
+            setattr(policy, name, value)
         policy.save()
         record_audit(
             actor=actor,

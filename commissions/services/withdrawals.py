@@ -65,7 +65,6 @@ from .ledger import (
 from .lifecycle import has_active_hold
 from .rules import get_policy
 
-
 logger = logging.getLogger(__name__)
 
 
@@ -210,9 +209,10 @@ def add_payout_account(
     elif method == PayoutMethod.ALIPAY:
         if not (
             re.fullmatch(r"1\d{10}", account, re.ASCII)
+            or re.fullmatch(r"2088\d{12}", account, re.ASCII)
             or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", account)
         ):
-            raise ValidationError(_("支付宝账号应为手机号或邮箱"))
+            raise ValidationError(_("支付宝账号应为手机号、邮箱或 2088 开头的支付宝用户号"))
     elif not re.fullmatch(r"[A-Za-z0-9_-]{6,40}", account):
         raise ValidationError(_("微信号应为 6–40 位字母、数字、下划线或减号"))
     key_id, blob = crypto.encrypt(
