@@ -4,6 +4,7 @@ from . import views
 
 app_name = "commissions"
 urlpatterns = [
+    path("payouts/notify/<str:method>/", views.payout_notify, name="payout-notify"),
     path("agent/wallet/", views.wallet, name="wallet"),
     path("agent/wallet/statements/", views.statements, name="statements"),
     path("agent/wallet/withdrawals/", views.withdrawals, name="withdrawals"),

@@ -11,11 +11,12 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
 
 from distribution.selectors import distributor_for_user
 
@@ -197,3 +198,17 @@ def tax_certificate(request, viewer, year: int, month: int):
     if certificate is None:
         raise Http404
     return render(request, "commissions/tax_certificate.html", {"certificate": certificate})
+
+
+@csrf_exempt
+@require_POST
+def payout_notify(request, method: str):
+    """Alipay's / WeChat Pay's payout result notification (signed by the provider)."""
+    from .models import PayoutMethod
+
+    if method not in PayoutMethod.values:
+        raise Http404
+    answer = services.record_payout_notification(
+        method=method, body=request.body, headers={key.lower(): value for key, value in request.headers.items()}
+    )
+    return HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)

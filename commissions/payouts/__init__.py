@@ -48,6 +48,26 @@ class PayoutResult:
     failure_reason: str = ""
 
 
+class NotificationRefused(Exception):
+    """A result notification that is not signed by the provider, or not one we understand."""
+
+
+@dataclass(frozen=True)
+class PayoutNotification:
+    """A verified result notification: which payout, what happened, for how much."""
+
+    payout_no: str
+    result: PayoutResult
+    amount: Decimal | None
+
+
+@dataclass(frozen=True)
+class NotificationAnswer:
+    status: int
+    body: str
+    content_type: str = "text/plain; charset=utf-8"
+
+
 class PayoutAdapter:
     def pay(
         self,
@@ -63,6 +83,13 @@ class PayoutAdapter:
     def query(self, *, payout_no: str, amount: Decimal) -> PayoutResult | None:
         """The provider's word on ``payout_no``; None when the provider has never seen it."""
         raise PayoutUnknown("this adapter cannot query payouts")
+
+    def parse_notification(self, *, body: bytes, headers) -> PayoutNotification:
+        """Verify and read a result notification the provider posted (NotificationRefused)."""
+        raise NotificationRefused("this adapter receives no notifications")
+
+    def answer_notification(self, *, accepted: bool) -> NotificationAnswer:
+        return NotificationAnswer(status=200 if accepted else 400, body="success" if accepted else "fail")
 
 
 class SandboxPayoutAdapter(PayoutAdapter):

@@ -28,10 +28,20 @@ from django.conf import settings
 
 from kamen import rsa_signing
 
-from . import PayoutAdapter, PayoutError, PayoutOutcome, PayoutResult, PayoutUnknown
+from . import (
+    NotificationAnswer,
+    NotificationRefused,
+    PayoutAdapter,
+    PayoutError,
+    PayoutNotification,
+    PayoutOutcome,
+    PayoutResult,
+    PayoutUnknown,
+)
 
 TRANSFER_METHOD = "alipay.fund.trans.uni.transfer"
 QUERY_METHOD = "alipay.fund.trans.common.query"
+CHANGED_MESSAGE = "alipay.fund.trans.order.changed"
 PRODUCT_CODE = "TRANS_ACCOUNT_NO_PWD"
 BIZ_SCENE = "DIRECT_TRANSFER"
 SUCCESS_CODE = "10000"
@@ -173,6 +183,35 @@ class AlipayPayoutAdapter(PayoutAdapter):
         if code != SUCCESS_CODE:
             raise PayoutUnknown(f"Alipay transfer query failed: {describe(node)}")
         return self._result(node, payout_no=payout_no, amount=amount)
+
+    def parse_notification(self, *, body: bytes, headers) -> PayoutNotification:
+        """``alipay.fund.trans.order.changed``: form parameters signed (RSA2) over the sorted
+        parameters except ``sign`` and ``sign_type``; the transfer in ``biz_content``."""
+        try:
+            params = dict(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+        except (UnicodeDecodeError, ValueError):
+            raise NotificationRefused("not a form in UTF-8") from None
+        if params.get("sign_type", "RSA2") != "RSA2" or not params.get("sign"):
+            raise NotificationRefused("not RSA2 signed")
+        content = rsa_signing.sign_content(params, exclude=("sign", "sign_type"), skip_empty=False)
+        try:
+            rsa_signing.rsa2_verify(self.alipay_public_key, content.encode("utf-8"), params["sign"])
+        except rsa_signing.SignatureMismatch as error:
+            raise NotificationRefused(str(error)) from None
+        if params.get("msg_method") != CHANGED_MESSAGE or params.get("app_id") not in (None, self.app_id):
+            raise NotificationRefused(f"not a transfer change of this app: {params.get('msg_method')!r}")
+        try:
+            node = json.loads(params.get("biz_content", ""))
+            payout_no = str(node["out_biz_no"])
+            amount = Decimal(str(node["trans_amount"])) if node.get("trans_amount") is not None else None
+            result = self._result(node, payout_no=payout_no, amount=None)
+        except (ValueError, KeyError, TypeError, InvalidOperation, PayoutUnknown) as error:
+            raise NotificationRefused(f"unreadable transfer: {error}") from None
+        return PayoutNotification(payout_no=payout_no, result=result, amount=amount)
+
+    def answer_notification(self, *, accepted: bool) -> NotificationAnswer:
+        """Alipay stops retrying only on the exact body ``success``."""
+        return NotificationAnswer(status=200, body="success" if accepted else "fail")
 
     def _result(self, node: Mapping, *, payout_no: str, amount: Decimal | None) -> PayoutResult:
         if node.get("out_biz_no") not in (None, payout_no):

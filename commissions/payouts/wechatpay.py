@@ -16,16 +16,30 @@ unsigned or unverifiable answer, no answer → unknown, queried later.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import urllib.parse
 from collections.abc import Mapping
+from decimal import Decimal
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
 from kamen import rsa_signing
 
-from . import PayoutAdapter, PayoutError, PayoutOutcome, PayoutResult, PayoutUnknown
+from . import (
+    NotificationAnswer,
+    NotificationRefused,
+    PayoutAdapter,
+    PayoutError,
+    PayoutNotification,
+    PayoutOutcome,
+    PayoutResult,
+    PayoutUnknown,
+)
 
 TRANSFER_PATH = "/v3/fund-app/mch-transfer/transfer-bills"
 OPENID = re.compile(r"[A-Za-z0-9_-]{20,64}", re.ASCII)
@@ -52,6 +66,7 @@ class WechatPayoutAdapter(PayoutAdapter):
         transfer_scene_id: str = "1005",
         scene_report_infos: tuple[tuple[str, str], ...] = (("岗位类型", "分销推广员"), ("报酬说明", "佣金提现")),
         notify_url: str = "",
+        api_v3_key: str = "",
         transport: rsa_signing.Transport | None = None,
     ):
         if not app_id or not mch_id or not merchant_serial_no:
@@ -67,6 +82,7 @@ class WechatPayoutAdapter(PayoutAdapter):
         self.transfer_scene_id = transfer_scene_id
         self.scene_report_infos = scene_report_infos
         self.notify_url = notify_url
+        self.aead = AESGCM(api_v3_key.encode()) if len(api_v3_key.encode()) == 32 else None
         self.transport = transport or rsa_signing.urllib_transport
 
     def __repr__(self) -> str:  # never show keys
@@ -144,6 +160,46 @@ class WechatPayoutAdapter(PayoutAdapter):
             raise PayoutUnknown(f"WeChat Pay transfer query failed: {describe(data)}")
         return self._result(data, payout_no=payout_no, fen=int(amount * 100))
 
+    def parse_notification(self, *, body: bytes, headers) -> PayoutNotification:
+        """``MCHTRANSFER.BILL.FINISHED``: signed like every answer, the bill encrypted with the
+        API v3 key (AEAD_AES_256_GCM)."""
+        try:
+            rsa_signing.wechatpay_verify(self.platform_keys, headers, body)
+        except rsa_signing.SignatureMismatch as error:
+            raise NotificationRefused(str(error)) from None
+        if self.aead is None:
+            raise NotificationRefused("no API v3 key configured to read notifications")
+        try:
+            envelope = json.loads(body)
+            if not str(envelope.get("event_type", "")).startswith("MCHTRANSFER."):
+                raise ValueError(f"not a transfer event: {envelope.get('event_type')!r}")
+            resource = envelope["resource"]
+            if resource.get("algorithm") != "AEAD_AES_256_GCM":
+                raise ValueError("unsupported algorithm")
+            plain = self.aead.decrypt(
+                resource["nonce"].encode(),
+                base64.b64decode(resource["ciphertext"], validate=True),
+                (resource.get("associated_data") or "").encode() or None,
+            )
+            bill = json.loads(plain)
+            if bill.get("mch_id") not in (None, self.mch_id):
+                raise ValueError("a bill of another merchant")
+            payout_no = str(bill["out_bill_no"])
+            fen = bill.get("transfer_amount")
+            result = self._result(bill, payout_no=payout_no, fen=None)
+        except (ValueError, KeyError, TypeError, AttributeError, InvalidTag, binascii.Error, PayoutUnknown) as error:
+            raise NotificationRefused(f"unreadable notification: {error}") from None
+        amount = (Decimal(fen) / 100).quantize(Decimal("0.01")) if type(fen) is int else None
+        return PayoutNotification(payout_no=payout_no, result=result, amount=amount)
+
+    def answer_notification(self, *, accepted: bool) -> NotificationAnswer:
+        """2xx stops WeChat's retries; anything else is retried."""
+        if accepted:
+            return NotificationAnswer(status=204, body="", content_type="application/json")
+        return NotificationAnswer(
+            status=500, body=json.dumps({"code": "FAIL", "message": "rejected"}), content_type="application/json"
+        )
+
     def _result(self, data: Mapping, *, payout_no: str, fen: int | None) -> PayoutResult:
         if data.get("out_bill_no") != payout_no:
             raise PayoutUnknown("WeChat Pay answered about another transfer")
@@ -182,5 +238,14 @@ def from_settings() -> WechatPayoutAdapter:
         merchant_serial_no=settings.WECHATPAY_SERIAL_NO,
         platform_keys=keys,
         transfer_scene_id=getattr(settings, "WECHATPAY_TRANSFER_SCENE_ID", "") or "1005",
+        api_v3_key=settings.WECHATPAY_API_V3_KEY,
+        notify_url=_notify_url("wechat"),
         **options,
     )
+
+
+def _notify_url(method: str) -> str:
+    from django.urls import reverse
+
+    site = (getattr(settings, "SITE_URL", "") or "").rstrip("/")
+    return f"{site}{reverse('commissions:payout-notify', args=[method])}" if site.startswith("https://") else ""

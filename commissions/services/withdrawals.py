@@ -48,6 +48,8 @@ from ..models import (
     WithdrawalStatusChange,
 )
 from ..payouts import (
+    NotificationAnswer,
+    NotificationRefused,
     PayoutError,
     PayoutOutcome,
     PayoutResult,
@@ -212,7 +214,7 @@ def add_payout_account(
             or re.fullmatch(r"2088\d{12}", account, re.ASCII)
             or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", account)
         ):
-            raise ValidationError(_("支付宝账号应为手机号、邮箱或 2088 开头的支付宝用户号"))
+            raise ValidationError(_("支付宝账号应为手机号或邮箱（或 2088 开头的支付宝用户号）"))
     elif not re.fullmatch(r"[A-Za-z0-9_-]{6,40}", account):
         raise ValidationError(_("微信号应为 6–40 位字母、数字、下划线或减号"))
     key_id, blob = crypto.encrypt(
@@ -579,6 +581,31 @@ def record_payout_result(*, withdrawal_id: int, result: PayoutResult) -> Withdra
         _return_funds(locked, cause=_("打款失败，资金退回：%(reason)s") % {"reason": failure})
         _recompute_month_tax(locked, available)
     return locked
+
+
+def record_payout_notification(*, method: str, body: bytes, headers) -> NotificationAnswer:
+    """A provider's result notification: verified by the method's adapter, matched to its
+    withdrawal by number and amount, recorded once (``record_payout_result``). Anything we
+    cannot trust is refused and the provider retries; the 5-minute query covers the rest."""
+    adapter = get_payout_adapter(method)
+    try:
+        notification = adapter.parse_notification(body=body, headers=headers)
+    except NotificationRefused as error:
+        logger.warning("payout_notification_refused", extra={"method": method, "error": str(error)[:200]})
+        return adapter.answer_notification(accepted=False)
+    withdrawal = (
+        Withdrawal.objects.filter(payout_no=notification.payout_no, payout_account__method=method)
+        .only("pk", "net_amount")
+        .first()
+    )
+    if withdrawal is None or notification.amount not in (None, withdrawal.net_amount):
+        logger.warning(
+            "payout_notification_unmatched",
+            extra={"method": method, "payout_no": notification.payout_no[:40], "amount": str(notification.amount)},
+        )
+        return adapter.answer_notification(accepted=False)
+    record_payout_result(withdrawal_id=withdrawal.pk, result=notification.result)
+    return adapter.answer_notification(accepted=True)
 
 
 def check_payout(*, withdrawal_id: int, adapter=None, resend_after=timedelta(minutes=10)) -> Withdrawal:

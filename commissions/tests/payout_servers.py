@@ -182,9 +182,7 @@ class FakeAlipay:
             problems.append(f"method={method!r}")
         if problems:
             ledger.format_errors.extend(problems)
-            return self.answer(
-                method, {"code": "40004", "msg": "Business Failed", "sub_code": "INVALID_PARAMETER"}
-            )
+            return self.answer(method, {"code": "40004", "msg": "Business Failed", "sub_code": "INVALID_PARAMETER"})
         if method == "alipay.fund.trans.common.query":
             return self.query(biz["out_biz_no"])
         return self.transfer(biz)
@@ -214,7 +212,9 @@ class FakeAlipay:
         if identity == "13911111111":
             return self.answer(method, {"code": "40004", "msg": "Business Failed", "sub_code": "SYSTEM_ERROR"})
         if identity == "13922222222":
-            return self.answer(method, {"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error"})
+            return self.answer(
+                method, {"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error"}
+            )
         node = {
             "code": "10000",
             "msg": "Success",
@@ -231,7 +231,8 @@ class FakeAlipay:
         transfer = self.ledger.transfers.get(out_biz_no)
         if transfer is None:
             return self.answer(
-                method, {"code": "40004", "msg": "Business Failed", "sub_code": "ORDER_NOT_EXIST", "sub_msg": "转账订单不存在"}
+                method,
+                {"code": "40004", "msg": "Business Failed", "sub_code": "ORDER_NOT_EXIST", "sub_msg": "转账订单不存在"},
             )
         return self.answer(
             method,

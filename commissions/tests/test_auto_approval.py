@@ -72,9 +72,7 @@ def _verified(agent, *, days_ago=60):
         data_key_id="test",
         provider="sandbox",
     )
-    RealNameVerification.objects.filter(pk=verification.pk).update(
-        created_at=timezone.now() - timedelta(days=days_ago)
-    )
+    RealNameVerification.objects.filter(pk=verification.pk).update(created_at=timezone.now() - timedelta(days=days_ago))
 
 
 def _agent(*, days_verified=60, user=None):
@@ -280,7 +278,11 @@ def test_finance_edits_the_rules_in_the_console_and_a_negative_amount_is_refused
     assert refused.status_code == 200 and "不小于 0" in refused.content.decode()
     assert saved.status_code == 302
     policy = get_auto_approval_policy()
-    assert (policy.is_enabled, policy.max_amount, policy.daily_total_max) == (True, Decimal("200.00"), Decimal("800.00"))
+    assert (policy.is_enabled, policy.max_amount, policy.daily_total_max) == (
+        True,
+        Decimal("200.00"),
+        Decimal("800.00"),
+    )
     assert policy.require_no_negative_balance is False
     entries = AuditLogEntry.objects.filter(action="commissions.auto_approval_policy_changed")
     assert entries.count() == 1 and entries.get().actor == finance

@@ -393,3 +393,211 @@ def test_twenty_concurrent_resends_after_a_lost_request_move_the_money_once(wech
     assert errors == []
     assert fake.ledger.money_moves == 1 and list(fake.ledger.transfers) == [withdrawal.payout_no]
     assert settled.status == WithdrawalStatus.PAID and _payouts_booked(withdrawal) == 1
+
+
+# --- result notifications: verified, matched, recorded once ----------------------------------------
+API_V3_KEY = "0123456789abcdef0123456789abcdef"
+_ADAPTERS = {}
+
+
+def current_alipay_adapter():
+    return _ADAPTERS["alipay"]
+
+
+def current_wechat_adapter():
+    return _ADAPTERS["wechat"]
+
+
+@pytest.fixture
+def notified(settings, alipay, wechat, merchant_key):
+    """The notify URL's adapters are the test's, talking to the fake providers."""
+    _fake, alipay_adapter = alipay
+    wechat_fake, _adapter = wechat
+    _ADAPTERS["alipay"] = alipay_adapter
+    _ADAPTERS["wechat"] = WechatPayoutAdapter(
+        app_id=WX_APP_ID,
+        mch_id=MCH_ID,
+        merchant_private_key_pem=private_pem(merchant_key),
+        merchant_serial_no=MERCHANT_SERIAL,
+        platform_keys={wechat_fake.serial: wechat_fake.platform_public_pem()},
+        api_base=wechat_fake.url,
+        api_v3_key=API_V3_KEY,
+    )
+    settings.COMMISSIONS_PAYOUT_ADAPTERS = {
+        "alipay": f"{__name__}.current_alipay_adapter",
+        "wechat": f"{__name__}.current_wechat_adapter",
+    }
+    yield
+    _ADAPTERS.clear()
+
+
+def _wechat_notification(fake, bill: dict, *, key=None) -> tuple[bytes, dict]:
+    import base64
+    import json
+    import secrets
+    import time
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from kamen import rsa_signing
+
+    nonce = secrets.token_hex(6)
+    ciphertext = AESGCM(API_V3_KEY.encode()).encrypt(nonce.encode(), json.dumps(bill).encode(), b"mch_payment")
+    body = json.dumps(
+        {
+            "id": "EV-" + secrets.token_hex(6),
+            "create_time": "2026-12-07T10:00:06+08:00",
+            "resource_type": "encrypt-resource",
+            "event_type": "MCHTRANSFER.BILL.FINISHED",
+            "summary": "商家转账单据终态通知",
+            "resource": {
+                "original_type": "mch_payment",
+                "algorithm": "AEAD_AES_256_GCM",
+                "ciphertext": base64.b64encode(ciphertext).decode(),
+                "associated_data": "mch_payment",
+                "nonce": nonce,
+            },
+        }
+    ).encode()
+    timestamp, sign_nonce = str(int(time.time())), secrets.token_hex(8)
+    signature = rsa_signing.rsa2_sign(
+        key or fake.key, timestamp.encode() + b"\n" + sign_nonce.encode() + b"\n" + body + b"\n"
+    )
+    headers = {
+        "HTTP_WECHATPAY_TIMESTAMP": timestamp,
+        "HTTP_WECHATPAY_NONCE": sign_nonce,
+        "HTTP_WECHATPAY_SIGNATURE": signature,
+        "HTTP_WECHATPAY_SERIAL": fake.serial,
+    }
+    return body, headers
+
+
+def _alipay_notification(fake, transfer: dict, *, key=None) -> str:
+    import json
+    import urllib.parse
+
+    from kamen import rsa_signing
+
+    params = {
+        "app_id": APP_ID,
+        "msg_method": "alipay.fund.trans.order.changed",
+        "notify_id": "2026120700222" + transfer["out_biz_no"][-6:],
+        "utc_timestamp": "1765072800000",
+        "version": "1.1",
+        "charset": "utf-8",
+        "sign_type": "RSA2",
+        "biz_content": json.dumps(transfer, ensure_ascii=False, separators=(",", ":")),
+    }
+    content = rsa_signing.sign_content(params, exclude=("sign", "sign_type"), skip_empty=False)
+    params["sign"] = rsa_signing.rsa2_sign(key or fake.key, content)
+    return urllib.parse.urlencode(params)
+
+
+def _post_together(count, post):
+    from django.test import Client
+
+    answers = []
+
+    def action():
+        answers.append(post(Client()))
+
+    return _run_together(count, action), answers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_copies_of_a_wechat_result_notification_pay_once(notified, wechat):
+    fake, adapter = wechat
+    agent, withdrawal = _approved(method="wechat", account=OPENID)
+    pay_withdrawal(withdrawal_id=withdrawal.pk, adapter=adapter)  # accepted: paying
+    transfer = fake.ledger.transfers[withdrawal.payout_no]
+    body, headers = _wechat_notification(
+        fake,
+        fake.bill(transfer) | {"state": "SUCCESS", "transfer_amount": int(withdrawal.net_amount * 100)},
+    )
+    paid_before = merchant_account(AccountKind.PAYOUTS_PAID).balance
+
+    errors, answers = _post_together(
+        20, lambda client: client.post("/payouts/notify/wechat/", body, content_type="application/json", **headers)
+    )
+
+    assert errors == [] and sorted(answer.status_code for answer in answers) == [204] * 20
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == WithdrawalStatus.PAID
+    assert _payouts_booked(withdrawal) == 1
+    assert merchant_account(AccountKind.PAYOUTS_PAID).balance == paid_before + withdrawal.net_amount
+
+
+@pytest.mark.django_db
+def test_a_forged_or_mismatched_wechat_notification_is_refused_and_changes_nothing(notified, wechat, client):
+    fake, adapter = wechat
+    agent, withdrawal = _approved(method="wechat", account=OPENID)
+    pay_withdrawal(withdrawal_id=withdrawal.pk, adapter=adapter)
+    bill = fake.bill(fake.ledger.transfers[withdrawal.payout_no]) | {"state": "FAIL", "fail_reason": "ACCOUNT_FROZEN"}
+    forged_body, forged_headers = _wechat_notification(fake, bill, key=fake.forger)
+    wrong_body, wrong_headers = _wechat_notification(fake, bill | {"transfer_amount": 1})
+
+    forged = client.post("/payouts/notify/wechat/", forged_body, content_type="application/json", **forged_headers)
+    wrong = client.post("/payouts/notify/wechat/", wrong_body, content_type="application/json", **wrong_headers)
+
+    assert (forged.status_code, wrong.status_code) == (500, 500)
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == WithdrawalStatus.PAYING
+    assert _available(agent) == FUNDS - Decimal("100.00")
+
+
+@pytest.mark.django_db
+def test_a_wechat_failure_notification_returns_the_funds(notified, wechat, client):
+    fake, adapter = wechat
+    agent, withdrawal = _approved(method="wechat", account=OPENID)
+    pay_withdrawal(withdrawal_id=withdrawal.pk, adapter=adapter)
+    bill = fake.bill(fake.ledger.transfers[withdrawal.payout_no]) | {"state": "FAIL", "fail_reason": "ACCOUNT_FROZEN"}
+    body, headers = _wechat_notification(fake, bill)
+
+    answer = client.post("/payouts/notify/wechat/", body, content_type="application/json", **headers)
+
+    failed = Withdrawal.objects.get(pk=withdrawal.pk)
+    assert answer.status_code == 204
+    assert failed.status == WithdrawalStatus.FAILED and "ACCOUNT_FROZEN" in failed.failure_reason
+    assert _available(agent) == FUNDS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_copies_of_an_alipay_result_notification_pay_once(notified, alipay):
+    fake, adapter = alipay
+    agent, withdrawal = _approved(account="13922222222")  # transferred, answer lost: paying
+    pay_withdrawal(withdrawal_id=withdrawal.pk, adapter=adapter)
+    transfer = fake.ledger.transfers[withdrawal.payout_no]
+    body = _alipay_notification(
+        fake,
+        {
+            "out_biz_no": withdrawal.payout_no,
+            "order_id": transfer.provider_no,
+            "status": "SUCCESS",
+            "trans_amount": f"{withdrawal.net_amount:.2f}",
+            "biz_scene": "DIRECT_TRANSFER",
+            "product_code": "TRANS_ACCOUNT_NO_PWD",
+        },
+    )
+    post = lambda client: client.post(  # noqa: E731
+        "/payouts/notify/alipay/", body, content_type="application/x-www-form-urlencoded"
+    )
+
+    errors, answers = _post_together(20, post)
+
+    assert errors == [] and {answer.content.decode() for answer in answers} == {"success"}
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == WithdrawalStatus.PAID
+    assert _payouts_booked(withdrawal) == 1 and fake.ledger.money_moves == 1
+
+
+@pytest.mark.django_db
+def test_an_alipay_notification_not_signed_by_alipay_is_refused(notified, alipay, client):
+    fake, adapter = alipay
+    agent, withdrawal = _approved(account="13922222222")
+    pay_withdrawal(withdrawal_id=withdrawal.pk, adapter=adapter)
+    body = _alipay_notification(
+        fake, {"out_biz_no": withdrawal.payout_no, "status": "FAIL", "order_id": "x"}, key=fake.forger
+    )
+
+    answer = client.post("/payouts/notify/alipay/", body, content_type="application/x-www-form-urlencoded")
+
+    assert answer.content.decode() == "fail"
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == WithdrawalStatus.PAYING
+    assert client.post("/payouts/notify/paypal/", body, content_type="text/plain").status_code == 404

@@ -111,7 +111,15 @@ def test_the_withholding_csv_lists_each_distributor_with_name_id_number_income_a
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0][:5] == ["月份", "分销商ID", "姓名", "证件类型", "证件号码"]
     by_distributor = {row[1]: row for row in rows[1:]}
-    assert by_distributor[str(first.pk)][2:9] == ["张三", "居民身份证", ID_NUMBER, "劳务报酬所得", "5000.00", "800.00", "2"]
+    assert by_distributor[str(first.pk)][2:9] == [
+        "张三",
+        "居民身份证",
+        ID_NUMBER,
+        "劳务报酬所得",
+        "5000.00",
+        "800.00",
+        "2",
+    ]
     assert by_distributor[str(second.pk)][6:8] == ["700.00", "0.00"]
     entry = AuditLogEntry.objects.get(action="commissions.withholding_exported")
     assert entry.actor == user and entry.changes["month"] == [None, month]

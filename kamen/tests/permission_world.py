@@ -31,8 +31,8 @@ from commissions.models import (
     WalletHold,
     Withdrawal,
 )
-from commissions.services.split import split_commissions
 from commissions.services.auto_approval import get_auto_approval_policy
+from commissions.services.split import split_commissions
 from commissions.services.withdrawals import add_payout_account
 from commissions.tests.factories import make_chain, make_order
 from distribution.models import Appeal, CopyTemplate, Distributor, PromotionRule

@@ -96,6 +96,7 @@ EXPECTED = {
     "catalog:product-detail": everyone(),
     "orders:checkout": everyone(405),  # POST only
     "orders:payment-notify": everyone(405),  # POST only, signed by the gateway
+    "commissions:payout-notify": everyone(405),  # POST only, signed by the payout provider
     "orders:sandbox-cashier": everyone(),
     "postsale:order-lookup": everyone(),
     "postsale:order-lookup-results": everyone("redirect"),  # back to the form without a look-up
@@ -379,6 +380,7 @@ def arguments(world) -> dict[str, dict]:
         "orders:order-pay": buyer_order,
         "orders:order-sync": buyer_order,
         "orders:payment-notify": {"gateway": "sandbox"},
+        "commissions:payout-notify": {"method": "alipay"},
         "orders:sandbox-cashier": {"trade_no": w.sandbox_payment.trade_no},
         "postsale:order-open": buyer_order,
         "postsale:order-vouchers": buyer_order,
