@@ -150,18 +150,38 @@ class LocalCounters:
             self._values.clear()
 
 
+# Count one more and make sure the counter expires with its window, atomically: an INCR alone
+# after the key lapsed would make a counter that never expires (a permanent lock-out).
+_BUMP_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or redis.call('TTL', KEYS[1]) < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+_bump_scripts: dict[int, tuple[object, object]] = {}
+
+
+def _bump_script(backend: RedisCache):
+    """The script bound to one client per connection pool: Django's RedisCache builds a new
+    redis-py client for every call, and building one (its table of response callbacks) costs
+    more CPU than the round trip."""
+    pool = backend._cache._get_connection_pool(True)
+    found = _bump_scripts.get(id(pool))
+    if found is None or found[0] is not pool:
+        client = backend._cache._client(connection_pool=pool)
+        found = _bump_scripts[id(pool)] = (pool, client.register_script(_BUMP_SCRIPT))
+    return found[1]
+
+
 def _shared_bump(key: str, window: int) -> int:
     """One more in the shared cache's counter ``key``, which lives ``window`` seconds from its
-    first count. On Redis one round trip: ``SET key 0 EX window NX`` and ``INCR key`` in one
-    MULTI, so the counter never exists without its expiry (an INCR alone after the key lapsed
-    would make one that never expires: a permanent lock-out). Other caches: add, then incr."""
+    first count. On Redis one round trip, a Lua script (EVALSHA) on a client kept for its
+    connection pool: a MULTI pipeline, or a new client per call, costs as much CPU to build in
+    redis-py as the rest of a status poll. Other caches: add, then incr."""
     backend = cache._connections[cache._alias] if isinstance(cache, ConnectionProxy) else cache
     if isinstance(backend, RedisCache):
-        redis_key = backend.make_and_validate_key(key)
-        pipeline = backend._cache.get_client(redis_key, write=True).pipeline(transaction=True)
-        pipeline.set(redis_key, 0, ex=window, nx=True)
-        pipeline.incr(redis_key)
-        return int(pipeline.execute()[1])
+        return int(_bump_script(backend)(keys=[backend.make_and_validate_key(key)], args=[window]))
     if cache.add(key, 1, timeout=window):
         return 1
     try:

@@ -106,7 +106,7 @@ def test_a_shared_counter_counts_in_one_round_trip_and_always_expires_with_its_w
     again = counters.bump(key, 60)
 
     assert counts == [1, 2, 3]
-    assert len(sent) == 3  # one round trip per request counted
+    assert len(sent) == 3  # one round trip per request counted (EVALSHA)
     assert 0 < ttl_while_counting <= 60
     assert again == 1
     assert 0 < client.ttl(redis_key) <= 60
