@@ -333,7 +333,11 @@ class LoginThrottleMiddleware:
 DEFAULT_RATE_LIMITS = [
     # (name, path regex, methods, requests, seconds) per client IP.
     ("checkout", r"^/buy/\d+/$", ("POST",), 20, 60),
-    ("lookup", r"^/orders/[^/]+/(status\.json)?$|^/lookup/", ("GET", "POST"), 120, 60),
+    # The order page and the look-up form. Not the page's status polls: a signed one opens one
+    # order's status and nothing else, an unsigned one needs the session that placed the order,
+    # and either refused is counted as page guessing (riskcontrol.guessing) — so a poll costs
+    # no Redis round trip, and buyers behind one address cannot poll each other into a 429.
+    ("lookup", r"^/orders/[^/]+/$|^/lookup/", ("GET", "POST"), 120, 60),
     ("login", r"^/(admin|agent)/login/$", ("POST",), 30, 60),
 ]
 
