@@ -12,7 +12,7 @@ from django.core.validators import validate_email
 from django.db import connection
 from django.utils.translation import gettext as _
 
-from kamen.db import execute_prepared, instance_from_row, select_list
+from kamen.db import fetch_rows, instance_from_row, select_list
 
 from .models import CustomFieldType, Product, ProductCustomField, RechargeTargetRule
 
@@ -127,11 +127,10 @@ def custom_fields_of(product: Product) -> list[ProductCustomField]:
         return list(prefetched)
     if connection.vendor != "postgresql":
         return list(product.custom_fields.all())
-    rows = execute_prepared(
+    rows = fetch_rows(
         f"SELECT {select_list(ProductCustomField, 'f')} FROM catalog_productcustomfield f"  # noqa: S608
         " WHERE f.product_id = %s ORDER BY f.sort_order, f.id",
         [product.pk],
-        prefix="custom_fields",
     )
     return [instance_from_row(ProductCustomField, row) for row in rows]
 

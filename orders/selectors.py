@@ -9,7 +9,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
 
 from kamen import crypto
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 from orders.models import CallbackOutcome, DeliveryKind, Order, OrderDelivery, OrderStatus, PaymentCallback
 
 __all__ = [
@@ -161,7 +161,7 @@ def order_status_by_number(*, order_no: str) -> dict | None:
     """``order_status_summary`` of the order with this number, in one prepared statement (one
     more look-up only for a paid order that checkout sent to risk review)."""
     if connection.vendor == "postgresql":
-        rows = execute_prepared(_STATUS_SQL, [order_no[:32]], prefix="order_status")
+        rows = fetch_rows(_STATUS_SQL, [order_no[:32]])
         if not rows:
             return None
         status, is_paid, delivered, sent_to_review = rows[0]

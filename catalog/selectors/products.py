@@ -28,7 +28,7 @@ from catalog.models import (
     ProductImage,
     ProductType,
 )
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 
 __all__ = [
     "StockState",
@@ -185,10 +185,9 @@ def product_on_shelf(*, pk: int) -> Product | None:
 def available_key_count(*, product_id: int) -> int:
     if connection.vendor != "postgresql":
         return CardKey.objects.filter(product_id=product_id, status=CardKeyStatus.AVAILABLE).count()
-    ((count,),) = execute_prepared(
+    ((count,),) = fetch_rows(
         "SELECT count(*) FROM catalog_cardkey WHERE product_id = %s AND status = %s",
         [product_id, CardKeyStatus.AVAILABLE.value],
-        prefix="available_keys",
     )
     return count
 

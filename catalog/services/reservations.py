@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import CardKey, CardKeyStatus, Product
-from kamen.db import execute_prepared, instance_from_row, select_list
+from kamen.db import fetch_rows, instance_from_row, select_list
 
 from .stock import InsufficientStock, _delivery_ordering, picked_keys_cte
 
@@ -67,7 +67,7 @@ def _reserve_in_one_statement(*, product, quantity, reference, until, now) -> li
     """Count what ``reference`` holds, pick and lock what is missing (``SKIP LOCKED``), mark it
     reserved only if that makes ``quantity``: one round trip, like ``claim_card_keys``."""
     parameters = {"product": product.pk, "reference": reference, "until": until, "now": now, "quantity": quantity}
-    rows = execute_prepared(_reserve_sql(product.delivery_order), parameters, prefix="reserve_card_keys")
+    rows = fetch_rows(_reserve_sql(product.delivery_order), parameters)
     held, found = rows[0][0], rows[0][1]
     if held + found < quantity:
         raise InsufficientStock(product, quantity, held + found)  # nothing was reserved
@@ -139,15 +139,14 @@ def _release_lapsed(*, product: Product, now: datetime) -> int:
 def hold_card_key_reservation(*, reference: str) -> int:
     """Keep a reservation until it is sold (the order was paid): it no longer lapses by time."""
     if connection.vendor == "postgresql":
-        sql, params, prefix = hold_card_key_reservation_statement(reference=reference)
-        return len(execute_prepared(sql, params, prefix=prefix))
+        return len(fetch_rows(*hold_card_key_reservation_statement(reference=reference)))
     return CardKey.objects.filter(status=CardKeyStatus.RESERVED, reserved_for=reference).update(reserved_until=None)
 
 
-def hold_card_key_reservation_statement(*, reference: str) -> tuple[str, list, str]:
-    """``hold_card_key_reservation`` as ``(sql, params, prefix)``, for a caller that sends it
-    with its other writes in one message (``kamen.db.execute_prepared_batch``; PostgreSQL)."""
-    return _HOLD_SQL, [reference], "hold_reservation"
+def hold_card_key_reservation_statement(*, reference: str) -> tuple[str, list]:
+    """``hold_card_key_reservation`` as ``(sql, params)``, for a caller that sends it with its
+    other writes in one round trip (``kamen.db.fetch_rows_in_one_round_trip``; PostgreSQL)."""
+    return _HOLD_SQL, [reference]
 
 
 _HOLD_SQL = (
@@ -174,10 +173,9 @@ def sell_reserved_card_keys(*, reference: str, product: Product | None = None, a
     now = timezone.now()
     if connection.vendor == "postgresql":
         # One UPDATE … RETURNING: it locks the rows it changes, so no SELECT … FOR UPDATE first.
-        rows = execute_prepared(
+        rows = fetch_rows(
             _sell_sql(product is not None, bool(at_least)),
             {"now": now, "reference": reference, "product": getattr(product, "pk", None), "at_least": at_least},
-            prefix="sell_reserved",
         )
         return sorted((instance_from_row(CardKey, row) for row in rows), key=lambda key: key.pk)
     with transaction.atomic():

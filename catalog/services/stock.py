@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 
 __all__ = [
     "InsufficientStock",
@@ -98,7 +98,7 @@ def claim_card_keys(*, product: Product, quantity: int, reference: str = "") -> 
     partial index of the product's available keys instead (0.05 ms).
 
     On PostgreSQL this is the hot path of fulfilment, so it is one prepared statement
-    (``kamen.db.execute_prepared``: planned once per session) with no ORM query building: it picks and locks the keys, marks them sold only if there are enough, and returns
+    (``kamen.db.fetch_rows``: planned once per session) with no ORM query building: it picks and locks the keys, marks them sold only if there are enough, and returns
     them with how many it found. Outside a transaction that statement is its own transaction (no
     BEGIN/COMMIT round trips); inside one, a savepoint still releases the locks of a claim that
     found too few keys.
@@ -116,7 +116,7 @@ def claim_card_keys(*, product: Product, quantity: int, reference: str = "") -> 
         }
         in_transaction = connection.in_atomic_block or not connection.get_autocommit()
         with transaction.atomic() if in_transaction else contextlib.nullcontext():
-            rows = execute_prepared(sql, parameters, prefix="claim_card_keys")
+            rows = fetch_rows(sql, parameters)
             if rows[0][0] < quantity:
                 raise InsufficientStock(product, quantity, rows[0][0])  # nothing was marked sold
         attribute_names = [field.attname for field in CardKey._meta.concrete_fields]

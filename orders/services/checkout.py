@@ -30,7 +30,7 @@ from catalog.validation import (
     validate_buyer_fields,
     validate_recharge_target,
 )
-from kamen.db import execute_prepared, insert_instance, insert_select_sql, insert_select_values, inserted
+from kamen.db import fetch_rows, insert_instance, insert_select_sql, insert_select_values, inserted
 from kamen.parsing import parse_integer
 from orders.models import ContactKind, Order, OrderStatus
 
@@ -198,7 +198,7 @@ def _create_order_holding_stock(fields: dict) -> Order:
                 )
         order = Order(order_no=_new_order_no(), **fields)
         if connection.vendor == "postgresql":
-            insert_instance(order, prefix="insert_order")  # the ORM's insert, without building it
+            insert_instance(order)  # the ORM's insert, without building it
         else:
             order.save(force_insert=True)
         try:
@@ -246,7 +246,7 @@ def _place_in_one_statement(order: Order) -> Order | None:
     sql = _one_statement_sql(order.product.delivery_order)
     # Inside a caller's transaction, a savepoint: a duplicate checkout token must not break it.
     with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-        ((order_id,),) = execute_prepared(sql, parameters, prefix="place_order")
+        ((order_id,),) = fetch_rows(sql, parameters)
     if order_id is None:
         return None
     return inserted(order, order_id)

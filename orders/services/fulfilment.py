@@ -29,7 +29,7 @@ from catalog.services.reservations import sell_reservation_sql
 from distribution.services.four_eyes import require_not_own_order
 from kamen import crypto
 from kamen.audit import record_audit
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 
 from . import catalog_bridge
@@ -96,9 +96,8 @@ def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
     the reservation is not whole (lapsed, or a reusable-key product that reserves nothing)."""
     if connection.vendor == "postgresql":
         # The sale and its deliveries in one statement (catalog's sale, wrapped).
-        delivered = execute_prepared(_DELIVER_RESERVATION_SQL, {"now": timezone.now(), "reference": order.order_no,
-                                     "product": product.pk, "at_least": quantity, "order": order.pk},
-                                     prefix="deliver_reservation")  # fmt: skip
+        delivered = fetch_rows(_DELIVER_RESERVATION_SQL, {"now": timezone.now(), "reference": order.order_no,
+                                     "product": product.pk, "at_least": quantity, "order": order.pk})  # fmt: skip
         return bool(delivered)
     keys = sell_reserved_card_keys(reference=order.order_no, product=product, at_least=quantity)
     if not keys:

@@ -26,8 +26,8 @@ from catalog.services import InsufficientStock, hold_card_key_reservation, hold_
 from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
 from kamen.db import (
-    execute_prepared,
-    execute_prepared_batch,
+    fetch_rows,
+    fetch_rows_in_one_round_trip,
     insert_instance,
     insert_statement,
     inserted,
@@ -315,7 +315,7 @@ def _unexpected_payment_reason(order: Order, gateway_code: str, notification: Pa
 
 def _store_callback(fields: dict) -> PaymentCallback:
     if connection.vendor == "postgresql":
-        return insert_instance(PaymentCallback(**fields), prefix="payment_callback")
+        return insert_instance(PaymentCallback(**fields))
     return PaymentCallback.objects.create(**fields)
 
 
@@ -330,10 +330,10 @@ def _lock_order_and_find_callback(
     """
     if connection.vendor != "postgresql":
         return lock_order(order_no=order_no), _stored_callback(gateway_code, event_id)
-    rows = execute_prepared_batch(
+    rows = fetch_rows_in_one_round_trip(
         [
-            ("SELECT 1 FROM orders_order WHERE order_no = %s FOR UPDATE", [order_no], "lock_order_no"),
-            (_order_and_callback_sql(), [gateway_code, event_id[:128], order_no], "order_and_callback"),
+            ("SELECT 1 FROM orders_order WHERE order_no = %s FOR UPDATE", [order_no]),
+            (_order_and_callback_sql(), [gateway_code, event_id[:128], order_no]),
         ]
     )
     if not rows:
@@ -355,11 +355,10 @@ def _stored_callback(gateway_code: str, event_id: str) -> PaymentCallback | None
     """The callback stored under this provider id, if any (a replay): one prepared look-up."""
     if connection.vendor != "postgresql":
         return PaymentCallback.objects.filter(gateway=gateway_code, event_id=event_id[:128]).first()
-    rows = execute_prepared(
+    rows = fetch_rows(
         f"SELECT {select_list(PaymentCallback, 'c')} FROM orders_paymentcallback c"  # noqa: S608
         " WHERE c.gateway = %s AND c.event_id = %s",
         [gateway_code, event_id[:128]],
-        prefix="stored_callback",
     )
     return instance_from_row(PaymentCallback, rows[0]) if rows else None
 
@@ -396,9 +395,9 @@ def _mark_paid(
         then = [_successful_attempt_statement(order, gateway_code, notification)]
         if in_stock:
             then.append(hold_card_key_reservation_statement(reference=order.order_no))
-        then.append(insert_statement(callback, prefix="payment_callback"))
+        then.append(insert_statement(callback))
         # The callback's id read back last, after the rollup's rows (locked last).
-        found = (_CALLBACK_ID_SQL, [callback.gateway, callback.event_id], "callback_id")
+        found = (_CALLBACK_ID_SQL, [callback.gateway, callback.event_id])
         ((callback_pk,),) = move_locked_order(**move, then=then, result=found)
         inserted(callback, callback_pk)
     else:
@@ -428,11 +427,11 @@ def _record_successful_attempt(order: Order, gateway_code: str, notification: Pa
 
 
 def _successful_attempt_statement(order: Order, gateway_code: str, notification: PaymentNotification) -> tuple:
-    """``_record_successful_attempt`` as one upsert, for ``execute_prepared_batch`` (PostgreSQL)."""
+    """``_record_successful_attempt`` as one upsert, for ``fetch_rows_in_one_round_trip`` (PostgreSQL)."""
     now = timezone.now()
     values = [order.pk, gateway_code, order.order_no, notification.gateway_trade_no[:64], Decimal(notification.amount),
               PaymentStatus.SUCCEEDED.value, now, now]  # fmt: skip
-    return _PAID_ATTEMPT_SQL, values, "paid_attempt"
+    return _PAID_ATTEMPT_SQL, values
 
 
 _CALLBACK_ID_SQL = "SELECT id FROM orders_paymentcallback WHERE gateway = %s AND event_id = %s"

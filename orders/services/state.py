@@ -6,7 +6,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from kamen.db import execute_prepared, execute_prepared_batch, instance_from_row, select_list
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip, instance_from_row, select_list
 from orders.models import Order, OrderStatus, OrderStatusChange
 from orders.signals import order_moving
 
@@ -89,7 +89,7 @@ def move_locked_order(
     result=None,
 ) -> list[tuple]:
     """``transition_order(order_is_locked=True)`` that sends more statements of the caller's
-    transaction, as ``(sql, params, prefix)``, in the move's own message (PostgreSQL; one round
+    transaction, as ``(sql, params)``, in the move's own round trip (PostgreSQL; one round
     trip instead of several): ``then`` right after the move, then what ``order_moving``
     receivers add (the sales rollup, whose rows every order of a network shares: locked last),
     then ``result``, a statement whose rows are returned."""
@@ -196,15 +196,15 @@ def _save_moves_in_one_statement(
         sender=Order, instance=locked, before=locked.before_transition, handled=handled
     ):
         if statements is not None and not isinstance(statements, list):
-            raise TypeError(f"{receiver!r} must return a list of (sql, params, prefix) or None")
+            raise TypeError(f"{receiver!r} must return a list of (sql, params) or None")
         along += statements or ()
     if then or along or last is not None:
         # The caller's statements, the receivers' (hot rows: locked last), the result-bearing one.
-        rows = execute_prepared_batch(
-            [(sql, values, "order_moves"), *then, *along, *([last] if last is not None else [])]
+        rows = fetch_rows_in_one_round_trip(
+            [(sql, values), *then, *along, *([last] if last is not None else [])]
         )
     else:
-        rows = execute_prepared(sql, values, prefix="order_moves")
+        rows = fetch_rows(sql, values)
     locked.handled_in_move = frozenset(handled)
     try:
         post_save.send(
@@ -242,7 +242,7 @@ def lock_order(*, pk: int | None = None, order_no: str | None = None, with_produ
         if with_product:
             queryset = queryset.select_related("product")
         return queryset.filter(**{by: value}).first()
-    rows = execute_prepared(_lock_sql(by, with_product), [value], prefix="lock_order")
+    rows = fetch_rows(_lock_sql(by, with_product), [value])
     if not rows:
         return None
     order = instance_from_row(Order, rows[0])
