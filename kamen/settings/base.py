@@ -101,20 +101,21 @@ if IS_EMBEDDED_DATABASE:
     # SQLite: wait for the writer instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-else:
-    # psycopg 3 sends parameters apart from the statement (server-side binding) and prepares a
-    # statement once it ran ``prepare_threshold`` times on a connection: the order pipeline's
-    # few hot statements are then planned once per connection, not on every call (docs/adr/0017).
-    # Behind PgBouncer in transaction mode older than 1.21 (no max_prepared_statements), set
-    # KAMEN_DB_PREPARE=0: statements still bind server-side, unnamed, and nothing is prepared.
-    _prepare = os.environ.get("KAMEN_DB_PREPARE", "2")
-    DATABASES["default"]["OPTIONS"] = {
-        "server_side_binding": True,
-        "prepare_threshold": int(_prepare) if _prepare != "0" else None,
-    }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if os.environ.get("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
+# psycopg 3 sends parameters apart from the statement text (server-side binding) and prepares a
+# statement once it ran ``prepare_threshold`` times on a connection: the order pipeline's hot
+# statements are planned once per connection, not on every call (docs/adr/0017). Prepared
+# statements live on one server connection: behind PgBouncer in transaction mode they need
+# PgBouncer >= 1.21 with max_prepared_statements, else KAMEN_DB_PREPARE=0 (statements still
+# bind server-side, unnamed, and nothing is prepared).
+KAMEN_DB_PREPARE = env_bool("KAMEN_DB_PREPARE", True)
+if not IS_EMBEDDED_DATABASE:
+    DATABASES["default"]["OPTIONS"] = {
+        "server_side_binding": True,
+        "prepare_threshold": 2 if KAMEN_DB_PREPARE else None,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background work ------------------------------------------------------------------------
