@@ -24,12 +24,15 @@ from django.utils.translation import gettext as _
 
 from catalog.models import BundleItem, Product, ProductType
 from catalog.models.products import RedemptionMode
-from catalog.services import InsufficientStock, claim_card_keys, sell_reserved_card_keys
-from catalog.services.reservations import sell_reservation_sql
+from catalog.services import (
+    InsufficientStock,
+    claim_card_keys,
+    sell_reserved_card_keys,
+    sell_reserved_card_keys_along_with,
+)
 from distribution.services.four_eyes import require_not_own_order
 from kamen import crypto
 from kamen.audit import record_audit
-from kamen.db import fetch_rows
 from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 
 from . import catalog_bridge
@@ -95,9 +98,11 @@ def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
     reservation holds every key. Sold all at once or not at all, so no savepoint; False when
     the reservation is not whole (lapsed, or a reusable-key product that reserves nothing)."""
     if connection.vendor == "postgresql":
-        # The sale and its deliveries in one statement (catalog's sale, wrapped).
-        delivered = fetch_rows(_DELIVER_RESERVATION_SQL, {"now": timezone.now(), "reference": order.order_no,
-                                     "product": product.pk, "at_least": quantity, "order": order.pk})  # fmt: skip
+        # The sale and its deliveries in one statement (catalog's sale around the inserts).
+        delivered = sell_reserved_card_keys_along_with(
+            reference=order.order_no, product=product, at_least=quantity, write=_DELIVERIES_OF_SOLD_KEYS,
+            params={"order": order.pk},
+        )  # fmt: skip
         return bool(delivered)
     keys = sell_reserved_card_keys(reference=order.order_no, product=product, at_least=quantity)
     if not keys:
@@ -108,8 +113,7 @@ def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
     return True
 
 
-_DELIVER_RESERVATION_SQL = f"""
-    WITH sold AS ({sell_reservation_sql(by_product=True, all_or_nothing=True, returning="id")})
+_DELIVERIES_OF_SOLD_KEYS = f"""
     INSERT INTO orders_orderdelivery
         (order_id, product_id, kind, card_key_id, quantity, content_key_id, message, is_voided, created_at)
     SELECT %(order)s, %(product)s, '{DeliveryKind.CARD_KEY.value}', sold.id, 1, '', '', false, %(now)s FROM sold

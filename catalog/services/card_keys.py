@@ -1,34 +1,99 @@
-"""Card-key reservations: stock held for an unpaid order during its payment window.
+"""Card keys of an order: reserve them for the payment window, sell the reservation on
+delivery, or claim keys outright; and put a reservation back on sale.
 
-A reservation is a card key in status ``reserved`` with ``reserved_for`` = the order number
-(``reference``). Reserving uses ``FOR UPDATE SKIP LOCKED`` like claiming, so concurrent
-checkouts take different keys instead of queueing on the same ones. Selling a reservation is
-the fulfilment step; releasing it puts the keys back on sale.
+Reserving and claiming use ``FOR UPDATE SKIP LOCKED``: concurrent checkouts and deliveries
+take different keys instead of queueing on the same ones, and never the same key. A
+reservation is a card key in status ``reserved`` with ``reserved_for`` = the order number
+(``reference``). The statements are in ``catalog.sql``.
 """
 
 import contextlib
-import functools
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from catalog.models import CardKey, CardKeyStatus, Product
-from kamen.db import fetch_rows, instance_from_row, select_list
-
-from .stock import InsufficientStock, _delivery_ordering, picked_keys_cte
+from catalog import sql as catalog_sql
+from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
+from kamen.db import fetch_rows, instance_from_row
 
 __all__ = [
+    "InsufficientStock",
+    "claim_card_keys",
     "hold_card_key_reservation",
     "hold_card_key_reservation_statement",
-    "reserve_picked_keys_cte",
     "release_card_key_reservation",
     "release_expired_reservations",
     "reserve_card_keys",
-    "sell_reservation_sql",
+    "reserve_card_keys_along_with",
     "sell_reserved_card_keys",
+    "sell_reserved_card_keys_along_with",
 ]
+
+
+class InsufficientStock(Exception):
+    def __init__(self, product: Product, wanted: int, available: int):
+        super().__init__(f"{product}: {wanted} card keys wanted, {available} available")
+        self.wanted = wanted
+        self.available = available
+
+
+def _delivery_ordering(product: Product) -> list:
+    if product.delivery_order == DeliveryOrder.FIRST_EXPIRING:
+        return [F("expires_at").asc(nulls_last=True), "id"]
+    if product.delivery_order == DeliveryOrder.RANDOM:
+        return ["?"]
+    return ["id"]
+
+
+def claim_card_keys(*, product: Product, quantity: int, reference: str = "") -> list[CardKey]:
+    """Mark ``quantity`` available, unexpired keys of ``product`` sold and return them.
+
+    ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take different rows instead of queueing
+    on the same ones; all or nothing: too few keys raises InsufficientStock and claims none.
+    Keys come back in the product's delivery order.
+
+    On PostgreSQL this is the hot path of fulfilment, so it is one statement (``catalog.sql.claim``,
+    prepared by the driver) with no ORM query building: it picks and locks the keys, marks them
+    sold only if there are enough, and returns them with how many it found. Outside a
+    transaction that statement is its own transaction (no BEGIN/COMMIT round trips); inside one,
+    a savepoint still releases the locks of a claim that found too few keys.
+    """
+    if quantity < 1:
+        raise ValueError("quantity must be at least 1")
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        sql = catalog_sql.claim(product.delivery_order)
+        parameters = {
+            "product": product.pk,
+            "now": now,
+            "quantity": quantity,
+            "reference": reference,
+        }
+        in_transaction = connection.in_atomic_block or not connection.get_autocommit()
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
+            rows = fetch_rows(sql, parameters)
+            if rows[0][0] < quantity:
+                raise InsufficientStock(product, quantity, rows[0][0])  # nothing was marked sold
+        attribute_names = [field.attname for field in CardKey._meta.concrete_fields]
+        return [CardKey.from_db(connection.alias, attribute_names, row[1:]) for row in rows]
+    with transaction.atomic():
+        candidates = (
+            CardKey.objects.filter(product__gte=product.pk, product__lte=product.pk, status=CardKeyStatus.AVAILABLE)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+            .order_by("product_id", *_delivery_ordering(product))
+            .select_for_update(skip_locked=True, of=("self",))
+        )
+        keys = list(candidates[:quantity])
+        if len(keys) < quantity:
+            raise InsufficientStock(product, quantity, len(keys))
+        CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(
+            status=CardKeyStatus.SOLD, sold_at=now, sold_to=reference
+        )
+    for key in keys:
+        key.status, key.sold_at, key.sold_to = CardKeyStatus.SOLD, now, reference
+    return keys
 
 
 def reserve_card_keys(*, product: Product, quantity: int, reference: str, until: datetime | None) -> list[CardKey]:
@@ -67,47 +132,11 @@ def _reserve_in_one_statement(*, product, quantity, reference, until, now) -> li
     """Count what ``reference`` holds, pick and lock what is missing (``SKIP LOCKED``), mark it
     reserved only if that makes ``quantity``: one round trip, like ``claim_card_keys``."""
     parameters = {"product": product.pk, "reference": reference, "until": until, "now": now, "quantity": quantity}
-    rows = fetch_rows(_reserve_sql(product.delivery_order), parameters)
+    rows = fetch_rows(catalog_sql.reserve(product.delivery_order), parameters)
     held, found = rows[0][0], rows[0][1]
     if held + found < quantity:
         raise InsufficientStock(product, quantity, held + found)  # nothing was reserved
     return [CardKey(pk=row[2]) for row in rows if row[2] is not None]
-
-
-@functools.cache
-def _reserve_sql(delivery_order: str) -> str:
-    """The statuses are literals, not parameters: the prepared statement's plans can then use
-    the partial indexes on available and reserved keys."""
-    reserved = CardKeyStatus.RESERVED.value
-    picked = picked_keys_cte(delivery_order, limit="GREATEST(%(quantity)s - (SELECT held FROM held), 0)")
-    return f"""
-        WITH held AS (
-            SELECT count(*) AS held FROM catalog_cardkey
-            WHERE reserved_for = %(reference)s AND status = '{reserved}' AND product_id = %(product)s
-        ), {picked}, found AS (
-            SELECT count(*) AS found FROM picked
-        ), reserved AS (
-            UPDATE catalog_cardkey AS card_key
-            SET status = '{reserved}', reserved_for = %(reference)s, reserved_until = %(until)s, reserved_at = %(now)s
-            FROM picked, found, held
-            WHERE card_key.id = picked.id AND found.found + held.held >= %(quantity)s
-            RETURNING card_key.id
-        )
-        SELECT held.held, found.found, reserved.id FROM held, found LEFT JOIN reserved ON true
-    """  # noqa: S608 (constants and model metadata, no input)
-
-
-def reserve_picked_keys_cte(*, only_with: str) -> str:
-    """The CTE ``reserved``: the keys ``picked_keys_cte`` (stock) picked, marked reserved for
-    ``%(reference)s`` until ``%(until)s`` when the caller's CTE ``only_with`` has a row (its
-    write happened). Parameters: reference, until, now."""
-    return f"""reserved AS (
-            UPDATE catalog_cardkey AS card_key
-            SET status = '{CardKeyStatus.RESERVED.value}', reserved_for = %(reference)s, reserved_until = %(until)s,
-                reserved_at = %(now)s
-            FROM picked WHERE card_key.id = picked.id AND EXISTS (SELECT 1 FROM {only_with})
-            RETURNING card_key.id
-        )"""  # noqa: S608 (constants, no input)
 
 
 def _reserve_portable(*, product, quantity, reference, until, now) -> list[CardKey]:
@@ -146,13 +175,7 @@ def hold_card_key_reservation(*, reference: str) -> int:
 def hold_card_key_reservation_statement(*, reference: str) -> tuple[str, list]:
     """``hold_card_key_reservation`` as ``(sql, params)``, for a caller that sends it with its
     other writes in one round trip (``kamen.db.fetch_rows_in_one_round_trip``; PostgreSQL)."""
-    return _HOLD_SQL, [reference]
-
-
-_HOLD_SQL = (
-    f"UPDATE catalog_cardkey SET reserved_until = NULL"  # noqa: S608 (constants, no input)
-    f" WHERE reserved_for = %s AND status = '{CardKeyStatus.RESERVED.value}' RETURNING id"
-)
+    return catalog_sql.HOLD, [reference]
 
 
 def release_card_key_reservation(*, reference: str) -> int:
@@ -174,7 +197,7 @@ def sell_reserved_card_keys(*, reference: str, product: Product | None = None, a
     if connection.vendor == "postgresql":
         # One UPDATE … RETURNING: it locks the rows it changes, so no SELECT … FOR UPDATE first.
         rows = fetch_rows(
-            _sell_sql(product is not None, bool(at_least)),
+            catalog_sql.sell(by_product=product is not None, all_or_nothing=bool(at_least)),
             {"now": now, "reference": reference, "product": getattr(product, "pk", None), "at_least": at_least},
         )
         return sorted((instance_from_row(CardKey, row) for row in rows), key=lambda key: key.pk)
@@ -203,25 +226,29 @@ def release_expired_reservations(*, now: datetime | None = None) -> int:
     ).update(status=CardKeyStatus.AVAILABLE, reserved_for="", reserved_until=None, reserved_at=None)
 
 
-def sell_reservation_sql(*, by_product: bool, all_or_nothing: bool, returning: str) -> str:
-    """The statement ``sell_reserved_card_keys`` runs (PostgreSQL), ``RETURNING returning``,
-    for a caller that records its deliveries in the same statement (a CTE around it). Named
-    parameters: ``now``, ``reference``, and ``product`` / ``at_least`` when asked for."""
-    return _sell_sql(by_product, all_or_nothing, returning)
+def reserve_card_keys_along_with(
+    *, product: Product, quantity: int, reference: str, until: datetime | None, write: str, also=(), params: dict
+) -> int | None:
+    """Reserve like ``reserve_card_keys`` and write the caller's row in the same statement (one
+    round trip, all or nothing, no transaction of its own): ``write`` is an
+    ``INSERT … SELECT … FROM {stock} WHERE stock.found >= %(quantity)s`` that runs only when
+    there are enough keys; ``also``, more CTEs the caller's statement needs (they may read
+    ``written``, the new row's id). Returns the new row's id, or None when there were too few
+    keys (nothing written or reserved; lapsed reservations are not released here)."""
+    parameters = {**params, "product": product.pk, "quantity": quantity, "reference": reference, "until": until,
+                  "now": timezone.now()}  # fmt: skip
+    statement = catalog_sql.reserve_along_with(product.delivery_order, write, tuple(also))
+    # Inside a caller's transaction, a savepoint: a failed write (a duplicate) must not break it.
+    with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+        ((written,),) = fetch_rows(statement, parameters)
+    return written
 
 
-@functools.cache
-def _sell_sql(by_product: bool, all_or_nothing: bool, returning: str | None = None) -> str:
-    reserved, sold = CardKeyStatus.RESERVED.value, CardKeyStatus.SOLD.value
-    product_filter = "AND product_id = %(product)s" if by_product else ""
-    enough = (
-        f"AND (SELECT count(*) FROM catalog_cardkey WHERE reserved_for = %(reference)s AND status = '{reserved}'"  # noqa: S608
-        f" {product_filter}) >= %(at_least)s"
-        if all_or_nothing
-        else ""
-    )
-    return f"""
-        UPDATE catalog_cardkey SET status = '{sold}', sold_at = %(now)s, sold_to = %(reference)s, reserved_until = NULL
-        WHERE reserved_for = %(reference)s AND status = '{reserved}' {product_filter} {enough}
-        RETURNING {returning or select_list(CardKey, "catalog_cardkey")}
-    """  # noqa: S608 (constants and model metadata, no input)
+def sell_reserved_card_keys_along_with(
+    *, reference: str, product: Product, at_least: int, write: str, params: dict
+) -> list:
+    """``sell_reserved_card_keys`` (all or nothing) with the caller's rows for the sold keys
+    written in the same statement: ``write`` reads the CTE ``sold`` (column ``id``). Returns
+    what ``write`` returns (none when the reservation was not whole: nothing sold)."""
+    parameters = {**params, "now": timezone.now(), "reference": reference, "product": product.pk, "at_least": at_least}
+    return fetch_rows(catalog_sql.sell_along_with(write), parameters)
