@@ -12,6 +12,7 @@ import functools
 import re
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from psycopg import sql
 
 __all__ = [
     "fetch_rows",
@@ -61,9 +62,9 @@ def fetch_rows_in_one_round_trip(statements) -> list[tuple]:
 
 @functools.cache
 def _row_shape(model) -> tuple[tuple[str, ...], tuple]:
-    """(quoted column names, per-field converter lists) of ``model``'s concrete fields."""
+    """(column names, per-field converter lists) of ``model``'s concrete fields."""
     fields = model._meta.concrete_fields
-    columns = tuple(connection.ops.quote_name(field.column) for field in fields)
+    columns = tuple(field.column for field in fields)
     converters = []
     for field in fields:
         column = field.get_col(model._meta.db_table)
@@ -72,10 +73,11 @@ def _row_shape(model) -> tuple[tuple[str, ...], tuple]:
     return columns, tuple(converters)
 
 
+@functools.cache
 def select_list(model, alias: str) -> str:
-    """``alias."col", …`` for every concrete field of ``model``, in field order."""
+    """``"alias"."col", …`` for every concrete field of ``model``, in field order."""
     columns, _converters = _row_shape(model)
-    return ", ".join(f"{alias}.{column}" for column in columns)
+    return sql.SQL(", ").join(sql.Identifier(alias, column) for column in columns).as_string()
 
 
 def instance_from_row(model, row, start: int = 0):
@@ -90,14 +92,20 @@ def instance_from_row(model, row, start: int = 0):
     return model.from_db(DEFAULT_DB_ALIAS, None, values)
 
 
+def _writable(model) -> tuple:
+    return tuple(field for field in model._meta.concrete_fields if not field.primary_key)
+
+
 @functools.cache
 def _insert_sql(model) -> tuple[str, tuple]:
-    fields = tuple(field for field in model._meta.concrete_fields if not field.primary_key)
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    values = ", ".join(["%s"] * len(fields))
-    pk = connection.ops.quote_name(model._meta.pk.column)
-    return f"INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {pk}", fields  # noqa: S608 (model metadata)
+    fields = _writable(model)
+    statement = sql.SQL("INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {pk}").format(
+        table=sql.Identifier(model._meta.db_table),
+        columns=sql.SQL(", ").join(sql.Identifier(field.column) for field in fields),
+        values=sql.SQL(", ").join(sql.Placeholder() for _field in fields),
+        pk=sql.Identifier(model._meta.pk.column),
+    )
+    return statement.as_string(), fields
 
 
 @functools.cache
@@ -105,16 +113,23 @@ def insert_select_sql(model) -> tuple[str, tuple]:
     """``INSERT INTO <table> (<columns>) SELECT CAST(%(<model>_<column>)s AS <type>), …`` and
     the fields it writes: the start of a statement that inserts ``model``'s row only when the
     caller's ``FROM … WHERE`` that follows holds. Values from ``insert_select_values``."""
-    fields = tuple(field for field in model._meta.concrete_fields if not field.primary_key)
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    fields = _writable(model)
     name = model._meta.model_name
     # The type without its length or precision: CAST(… AS varchar(120)) would cut a longer value
     # silently, where the column itself refuses it ("value too long"), as a plain INSERT does.
-    casts = ", ".join(
-        f"CAST(%({name}_{field.column})s AS {_TYPE_MODIFIERS.sub('', field.db_type(connection))})" for field in fields
+    casts = sql.SQL(", ").join(
+        sql.SQL("CAST({value} AS {type})").format(
+            value=sql.Placeholder(f"{name}_{field.column}"),
+            type=sql.SQL(_TYPE_MODIFIERS.sub("", field.db_type(connection))),
+        )
+        for field in fields
     )
-    return f"INSERT INTO {table} ({columns}) SELECT {casts}", fields  # noqa: S608 (model metadata)
+    statement = sql.SQL("INSERT INTO {table} ({columns}) SELECT {casts}").format(
+        table=sql.Identifier(model._meta.db_table),
+        columns=sql.SQL(", ").join(sql.Identifier(field.column) for field in fields),
+        casts=casts,
+    )
+    return statement.as_string(), fields
 
 
 _TYPE_MODIFIERS = re.compile(r"\([^)]*\)")

@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 
 from kamen import crypto
 from kamen.db import fetch_rows
+from orders import sql as orders_sql
 from orders.models import CallbackOutcome, DeliveryKind, Order, OrderDelivery, OrderStatus, PaymentCallback
 
 __all__ = [
@@ -150,18 +151,11 @@ def status_token_is_valid(*, order_no: str, token: str) -> bool:
     return bool(token) and constant_time_compare(_status_signer().signature(order_no), token)
 
 
-_STATUS_SQL = (
-    "SELECT o.status, o.paid_at IS NOT NULL, (SELECT count(*) FROM orders_orderdelivery d"
-    " WHERE d.order_id = o.id AND NOT d.is_voided), coalesce(o.attribution->>'risk' = 'review', false)"
-    " FROM orders_order o WHERE o.order_no = %s"
-)
-
-
 def order_status_by_number(*, order_no: str) -> dict | None:
     """``order_status_summary`` of the order with this number, in one prepared statement (one
     more look-up only for a paid order that checkout sent to risk review)."""
     if connection.vendor == "postgresql":
-        rows = fetch_rows(_STATUS_SQL, [order_no[:32]])
+        rows = fetch_rows(orders_sql.STATUS, [order_no[:32]])
         if not rows:
             return None
         status, is_paid, delivered, sent_to_review = rows[0]

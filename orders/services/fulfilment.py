@@ -33,6 +33,7 @@ from catalog.services import (
 from distribution.services.four_eyes import require_not_own_order
 from kamen import crypto
 from kamen.audit import record_audit
+from orders import sql as orders_sql
 from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 
 from . import catalog_bridge
@@ -100,7 +101,7 @@ def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
     if connection.vendor == "postgresql":
         # The sale and its deliveries in one statement (catalog's sale around the inserts).
         delivered = sell_reserved_card_keys_along_with(
-            reference=order.order_no, product=product, at_least=quantity, write=_DELIVERIES_OF_SOLD_KEYS,
+            reference=order.order_no, product=product, at_least=quantity, write=orders_sql.DELIVERIES_OF_SOLD_KEYS,
             params={"order": order.pk},
         )  # fmt: skip
         return bool(delivered)
@@ -111,15 +112,6 @@ def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
         [OrderDelivery(order=order, product=product, kind=DeliveryKind.CARD_KEY, card_key=key) for key in keys]
     )
     return True
-
-
-_DELIVERIES_OF_SOLD_KEYS = f"""
-    INSERT INTO orders_orderdelivery
-        (order_id, product_id, kind, card_key_id, quantity, content_key_id, message, is_voided, created_at)
-    SELECT %(order)s, %(product)s, '{DeliveryKind.CARD_KEY.value}', sold.id, 1, '', '', false, %(now)s FROM sold
-    ORDER BY sold.id
-    RETURNING card_key_id
-"""  # noqa: S608 (constants and model metadata, no input)
 
 
 def _fulfil_card_keys(order: Order, product: Product, quantity: int, order_is_locked: bool = False) -> Part:

@@ -7,7 +7,6 @@ and currency, and marks the order paid only from "pending payment" or "expired".
 enqueued after the commit. A replay of a stored event gets the stored outcome.
 """
 
-import functools
 import hashlib
 import json
 import logging
@@ -32,9 +31,9 @@ from kamen.db import (
     insert_statement,
     inserted,
     instance_from_row,
-    select_list,
 )
 from kamen.security import is_over_limit
+from orders import sql as orders_sql
 from orders.gateways import (
     GatewayError,
     MalformedNotification,
@@ -332,8 +331,8 @@ def _lock_order_and_find_callback(
         return lock_order(order_no=order_no), _stored_callback(gateway_code, event_id)
     rows = fetch_rows_in_one_round_trip(
         [
-            ("SELECT 1 FROM orders_order WHERE order_no = %s FOR UPDATE", [order_no]),
-            (_order_and_callback_sql(), [gateway_code, event_id[:128], order_no]),
+            (orders_sql.LOCK_ORDER_NO, [order_no]),
+            (orders_sql.ORDER_AND_CALLBACK, [gateway_code, event_id[:128], order_no]),
         ]
     )
     if not rows:
@@ -343,23 +342,11 @@ def _lock_order_and_find_callback(
     return instance_from_row(Order, rows[0]), callback
 
 
-@functools.cache
-def _order_and_callback_sql() -> str:
-    return (
-        f"SELECT {select_list(Order, 'o')}, {select_list(PaymentCallback, 'c')} FROM orders_order o"  # noqa: S608
-        " LEFT JOIN orders_paymentcallback c ON c.gateway = %s AND c.event_id = %s WHERE o.order_no = %s"
-    )
-
-
 def _stored_callback(gateway_code: str, event_id: str) -> PaymentCallback | None:
     """The callback stored under this provider id, if any (a replay): one prepared look-up."""
     if connection.vendor != "postgresql":
         return PaymentCallback.objects.filter(gateway=gateway_code, event_id=event_id[:128]).first()
-    rows = fetch_rows(
-        f"SELECT {select_list(PaymentCallback, 'c')} FROM orders_paymentcallback c"  # noqa: S608
-        " WHERE c.gateway = %s AND c.event_id = %s",
-        [gateway_code, event_id[:128]],
-    )
+    rows = fetch_rows(orders_sql.STORED_CALLBACK, [gateway_code, event_id[:128]])
     return instance_from_row(PaymentCallback, rows[0]) if rows else None
 
 
@@ -397,7 +384,7 @@ def _mark_paid(
             then.append(hold_card_key_reservation_statement(reference=order.order_no))
         then.append(insert_statement(callback))
         # The callback's id read back last, after the rollup's rows (locked last).
-        found = (_CALLBACK_ID_SQL, [callback.gateway, callback.event_id])
+        found = (orders_sql.CALLBACK_ID, [callback.gateway, callback.event_id])
         ((callback_pk,),) = move_locked_order(**move, then=then, result=found)
         inserted(callback, callback_pk)
     else:
@@ -431,19 +418,7 @@ def _successful_attempt_statement(order: Order, gateway_code: str, notification:
     now = timezone.now()
     values = [order.pk, gateway_code, order.order_no, notification.gateway_trade_no[:64], Decimal(notification.amount),
               PaymentStatus.SUCCEEDED.value, now, now]  # fmt: skip
-    return _PAID_ATTEMPT_SQL, values
-
-
-_CALLBACK_ID_SQL = "SELECT id FROM orders_paymentcallback WHERE gateway = %s AND event_id = %s"
-
-_PAID_ATTEMPT_SQL = """
-    INSERT INTO orders_paymentattempt
-        (order_id, gateway, out_trade_no, gateway_trade_no, amount, status, created_at, updated_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (gateway, out_trade_no) DO UPDATE SET
-        amount = EXCLUDED.amount, status = EXCLUDED.status,
-        gateway_trade_no = EXCLUDED.gateway_trade_no, updated_at = EXCLUDED.updated_at
-"""
+    return orders_sql.PAID_ATTEMPT, values
 
 
 def sync_payment_status(*, order: Order) -> PaymentCallback | None:
