@@ -104,13 +104,26 @@ if IS_EMBEDDED_DATABASE:
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if os.environ.get("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
+# Behind PgBouncer in transaction mode (docker compose; docs/adr/0015-beyond-one-machine.md):
+# DATABASE_URL is the pooler, and each transaction may run on another server connection. So no
+# server-side cursors (QuerySet.iterator()), no SQL-level PREPARE (kamen.db), and what must keep
+# one session throughout (the periodic jobs' advisory locks, kamen.periodic) goes to
+# DATABASE_DIRECT_URL, PostgreSQL itself.
+DATABASE_POOLED = env_bool("DATABASE_POOLED")
+KAMEN_DB_PREPARE = env_bool("KAMEN_DB_PREPARE", not DATABASE_POOLED)
+if DATABASE_POOLED:
+    if not os.environ.get("DATABASE_DIRECT_URL"):
+        raise ImproperlyConfigured("DATABASE_POOLED=1 needs DATABASE_DIRECT_URL: PostgreSQL itself, not the pooler.")
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+if os.environ.get("DATABASE_DIRECT_URL"):
+    DATABASES["direct"] = dj_database_url.parse(os.environ["DATABASE_DIRECT_URL"], conn_max_age=0)
+    DATABASES["direct"]["TEST"] = {"MIRROR": "default"}
 # psycopg 3 sends parameters apart from the statement text (server-side binding) and prepares a
 # statement once it ran ``prepare_threshold`` times on a connection: the order pipeline's hot
-# statements are planned once per connection, not on every call (docs/adr/0017). Prepared
-# statements live on one server connection: behind PgBouncer in transaction mode they need
-# PgBouncer >= 1.21 with max_prepared_statements, else KAMEN_DB_PREPARE=0 (statements still
-# bind server-side, unnamed, and nothing is prepared).
-KAMEN_DB_PREPARE = env_bool("KAMEN_DB_PREPARE", True)
+# statements are planned once per connection, not on every call (docs/adr/0017). Behind
+# PgBouncer in transaction mode a prepared statement stays on one server connection: off by
+# default when pooled (PgBouncer >= 1.21 with max_prepared_statements carries psycopg's
+# protocol-level statements, so KAMEN_DB_PREPARE=1 may then stay on).
 if not IS_EMBEDDED_DATABASE:
     DATABASES["default"]["OPTIONS"] = {
         "server_side_binding": True,

@@ -176,3 +176,32 @@ def test_a_statement_after_a_lock_in_the_same_message_sees_what_the_lock_waited_
         holder.close()
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE kamen_batch_lock, kamen_batch_seen")
+
+
+POOLED = {"DATABASE_POOLED": "1", "DATABASE_DIRECT_URL": "postgres://postgres@127.0.0.1/direct"}
+
+
+@pytest.mark.parametrize(
+    ("environment", "threshold"),
+    [
+        ({}, 2),
+        ({"KAMEN_DB_PREPARE": "0"}, None),
+        (POOLED, None),
+        (POOLED | {"KAMEN_DB_PREPARE": "1"}, 2),
+    ],
+)
+def test_preparing_is_off_behind_a_transaction_pooler_unless_asked_for(environment, threshold):
+    """KAMEN_DB_PREPARE=0, or DATABASE_POOLED without it: nothing is left prepared in a server
+    session that another client may get next."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key not in {"KAMEN_DB_PREPARE", "DATABASE_POOLED"}}
+    env |= {"DATABASE_URL": "postgres://postgres@127.0.0.1/kamen", **environment}
+    code = "from kamen.settings import base; print(base.DATABASES['default']['OPTIONS'])"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert f"'prepare_threshold': {threshold}" in result.stdout
+    assert "'server_side_binding': True" in result.stdout
