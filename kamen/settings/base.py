@@ -125,11 +125,9 @@ if os.environ.get("DATABASE_DIRECT_URL"):
 # PgBouncer in transaction mode a prepared statement stays on one server connection: off by
 # default when pooled (PgBouncer >= 1.21 with max_prepared_statements carries psycopg's
 # protocol-level statements, so KAMEN_DB_PREPARE=1 may then stay on).
-if not IS_EMBEDDED_DATABASE:
-    DATABASES["default"]["OPTIONS"] = {
-        "server_side_binding": True,
-        "prepare_threshold": 2 if KAMEN_DB_PREPARE else None,
-    }
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    server_side_binding=True, prepare_threshold=2 if KAMEN_DB_PREPARE else None
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background work ------------------------------------------------------------------------
