@@ -13,7 +13,8 @@ import functools
 
 from psycopg import sql
 
-from catalog.models import CardKey, CardKeyStatus, DeliveryOrder
+from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, ProductCustomField
+from kamen.db import select_list
 
 TABLE_NAME = CardKey._meta.db_table
 TABLE = sql.Identifier(TABLE_NAME)
@@ -21,7 +22,7 @@ AVAILABLE = sql.Literal(CardKeyStatus.AVAILABLE.value)
 RESERVED = sql.Literal(CardKeyStatus.RESERVED.value)
 SOLD = sql.Literal(CardKeyStatus.SOLD.value)
 
-# A product's delivery order as an ORDER BY (``stock._delivery_ordering`` for the ORM).
+# A product's delivery order as an ORDER BY.
 KEY_ORDER = {
     DeliveryOrder.FIRST_EXPIRING: sql.SQL("expires_at ASC NULLS LAST, id"),
     DeliveryOrder.RANDOM: sql.SQL("random()"),
@@ -198,5 +199,24 @@ def sell_along_with(write: str) -> str:
     return text(
         sql.SQL("WITH sold AS ({sell}) {write}").format(
             sell=sql.SQL(sell(by_product=True, all_or_nothing=True, returning="id")), write=sql.SQL(write)
+        )
+    )
+
+
+# How many keys of a product (``%s``) are on sale.
+AVAILABLE_COUNT = text(
+    sql.SQL("SELECT count(*) FROM {table} WHERE product_id = %s AND status = {available}").format(
+        table=TABLE, available=AVAILABLE
+    )
+)
+
+
+@functools.cache
+def custom_fields() -> str:
+    """A product's (``%s``) custom fields, whole rows, in display order."""
+    return text(
+        sql.SQL("SELECT {columns} FROM {table} f WHERE f.product_id = %s ORDER BY f.sort_order, f.id").format(
+            columns=sql.SQL(select_list(ProductCustomField, "f")),
+            table=sql.Identifier(ProductCustomField._meta.db_table),
         )
     )

@@ -2,7 +2,6 @@
 
 from django.conf import settings
 from django.core import signing
-from django.db import connection
 from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
@@ -154,14 +153,12 @@ def status_token_is_valid(*, order_no: str, token: str) -> bool:
 def order_status_by_number(*, order_no: str) -> dict | None:
     """``order_status_summary`` of the order with this number, in one prepared statement (one
     more look-up only for a paid order that checkout sent to risk review)."""
-    if connection.vendor == "postgresql":
-        rows = fetch_rows(orders_sql.STATUS, [order_no[:32]])
-        if not rows:
-            return None
-        status, is_paid, delivered, sent_to_review = rows[0]
-        summary = _summary(order_no, status, is_paid, delivered)
-        if not sent_to_review:
-            return _with_review(summary, under_review=False)
+    rows = fetch_rows(orders_sql.STATUS, [order_no[:32]])
+    if not rows:
+        return None
+    status, is_paid, delivered, sent_to_review = rows[0]
+    if not sent_to_review:
+        return _with_review(_summary(order_no, status, is_paid, delivered), under_review=False)
     order = Order.objects.filter(order_no=order_no).only("order_no", "status", "paid_at", "attribution").first()
     if order is None:
         return None

@@ -11,11 +11,10 @@ import contextlib
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from catalog import sql as catalog_sql
-from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
+from catalog.models import CardKey, CardKeyStatus, Product
 from kamen.db import fetch_rows, instance_from_row
 
 __all__ = [
@@ -39,14 +38,6 @@ class InsufficientStock(Exception):
         self.available = available
 
 
-def _delivery_ordering(product: Product) -> list:
-    if product.delivery_order == DeliveryOrder.FIRST_EXPIRING:
-        return [F("expires_at").asc(nulls_last=True), "id"]
-    if product.delivery_order == DeliveryOrder.RANDOM:
-        return ["?"]
-    return ["id"]
-
-
 def claim_card_keys(*, product: Product, quantity: int, reference: str = "") -> list[CardKey]:
     """Mark ``quantity`` available, unexpired keys of ``product`` sold and return them.
 
@@ -54,46 +45,22 @@ def claim_card_keys(*, product: Product, quantity: int, reference: str = "") -> 
     on the same ones; all or nothing: too few keys raises InsufficientStock and claims none.
     Keys come back in the product's delivery order.
 
-    On PostgreSQL this is the hot path of fulfilment, so it is one statement (``catalog.sql.claim``,
-    prepared by the driver) with no ORM query building: it picks and locks the keys, marks them
-    sold only if there are enough, and returns them with how many it found. Outside a
-    transaction that statement is its own transaction (no BEGIN/COMMIT round trips); inside one,
-    a savepoint still releases the locks of a claim that found too few keys.
+    The hot path of fulfilment, so one statement (``catalog.sql.claim``, prepared by the
+    driver) with no ORM query building: it picks and locks the keys, marks them sold only if
+    there are enough, and returns them with how many it found. Outside a transaction that
+    statement is its own transaction (no BEGIN/COMMIT round trips); inside one, a savepoint
+    still releases the locks of a claim that found too few keys.
     """
     if quantity < 1:
         raise ValueError("quantity must be at least 1")
-    now = timezone.now()
-    if connection.vendor == "postgresql":
-        sql = catalog_sql.claim(product.delivery_order)
-        parameters = {
-            "product": product.pk,
-            "now": now,
-            "quantity": quantity,
-            "reference": reference,
-        }
-        in_transaction = connection.in_atomic_block or not connection.get_autocommit()
-        with transaction.atomic() if in_transaction else contextlib.nullcontext():
-            rows = fetch_rows(sql, parameters)
-            if rows[0][0] < quantity:
-                raise InsufficientStock(product, quantity, rows[0][0])  # nothing was marked sold
-        attribute_names = [field.attname for field in CardKey._meta.concrete_fields]
-        return [CardKey.from_db(connection.alias, attribute_names, row[1:]) for row in rows]
-    with transaction.atomic():
-        candidates = (
-            CardKey.objects.filter(product__gte=product.pk, product__lte=product.pk, status=CardKeyStatus.AVAILABLE)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-            .order_by("product_id", *_delivery_ordering(product))
-            .select_for_update(skip_locked=True, of=("self",))
-        )
-        keys = list(candidates[:quantity])
-        if len(keys) < quantity:
-            raise InsufficientStock(product, quantity, len(keys))
-        CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(
-            status=CardKeyStatus.SOLD, sold_at=now, sold_to=reference
-        )
-    for key in keys:
-        key.status, key.sold_at, key.sold_to = CardKeyStatus.SOLD, now, reference
-    return keys
+    parameters = {"product": product.pk, "now": timezone.now(), "quantity": quantity, "reference": reference}
+    in_transaction = connection.in_atomic_block or not connection.get_autocommit()
+    with transaction.atomic() if in_transaction else contextlib.nullcontext():
+        rows = fetch_rows(catalog_sql.claim(product.delivery_order), parameters)
+        if rows[0][0] < quantity:
+            raise InsufficientStock(product, quantity, rows[0][0])  # nothing was marked sold
+    attribute_names = [field.attname for field in CardKey._meta.concrete_fields]
+    return [CardKey.from_db(connection.alias, attribute_names, row[1:]) for row in rows]
 
 
 def reserve_card_keys(*, product: Product, quantity: int, reference: str, until: datetime | None) -> list[CardKey]:
@@ -112,20 +79,15 @@ def reserve_card_keys(*, product: Product, quantity: int, reference: str, until:
     if not reference:
         raise ValueError("a reservation needs a reference")
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        # One statement writes all or nothing, so no savepoint round trips. A shortage leaves the
-        # few keys it looked at locked until the caller's transaction ends (a checkout ends at once).
-        reserve, scope = _reserve_in_one_statement, contextlib.nullcontext()
-    else:
-        reserve, scope = _reserve_portable, transaction.atomic()
+    # One statement writes all or nothing, so no savepoint round trips. A shortage leaves the
+    # few keys it looked at locked until the caller's transaction ends (a checkout ends at once).
     arguments = {"product": product, "quantity": quantity, "reference": reference, "until": until, "now": now}
-    with scope:
-        try:
-            return reserve(**arguments)
-        except InsufficientStock:
-            if not _release_lapsed(product=product, now=now):
-                raise
-        return reserve(**arguments)
+    try:
+        return _reserve_in_one_statement(**arguments)
+    except InsufficientStock:
+        if not _release_lapsed(product=product, now=now):
+            raise
+    return _reserve_in_one_statement(**arguments)
 
 
 def _reserve_in_one_statement(*, product, quantity, reference, until, now) -> list[CardKey]:
@@ -139,26 +101,6 @@ def _reserve_in_one_statement(*, product, quantity, reference, until, now) -> li
     return [CardKey(pk=row[2]) for row in rows if row[2] is not None]
 
 
-def _reserve_portable(*, product, quantity, reference, until, now) -> list[CardKey]:
-    held = CardKey.objects.filter(product=product, status=CardKeyStatus.RESERVED, reserved_for=reference).count()
-    missing = quantity - held
-    if missing <= 0:
-        return []
-    candidates = (
-        CardKey.objects.filter(product=product, status=CardKeyStatus.AVAILABLE)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .order_by(*_delivery_ordering(product))
-        .select_for_update(skip_locked=True, of=("self",))
-    )
-    keys = list(candidates.only("id")[:missing])
-    if len(keys) < missing:
-        raise InsufficientStock(product, quantity, held + len(keys))
-    CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(
-        status=CardKeyStatus.RESERVED, reserved_for=reference, reserved_until=until, reserved_at=now
-    )
-    return keys
-
-
 def _release_lapsed(*, product: Product, now: datetime) -> int:
     return CardKey.objects.filter(
         product=product, status=CardKeyStatus.RESERVED, reserved_until__isnull=False, reserved_until__lt=now
@@ -167,14 +109,12 @@ def _release_lapsed(*, product: Product, now: datetime) -> int:
 
 def hold_card_key_reservation(*, reference: str) -> int:
     """Keep a reservation until it is sold (the order was paid): it no longer lapses by time."""
-    if connection.vendor == "postgresql":
-        return len(fetch_rows(*hold_card_key_reservation_statement(reference=reference)))
-    return CardKey.objects.filter(status=CardKeyStatus.RESERVED, reserved_for=reference).update(reserved_until=None)
+    return len(fetch_rows(*hold_card_key_reservation_statement(reference=reference)))
 
 
 def hold_card_key_reservation_statement(*, reference: str) -> tuple[str, list]:
     """``hold_card_key_reservation`` as ``(sql, params)``, for a caller that sends it with its
-    other writes in one round trip (``kamen.db.fetch_rows_in_one_round_trip``; PostgreSQL)."""
+    other writes in one round trip (``kamen.db.fetch_rows_in_one_round_trip``)."""
     return catalog_sql.HOLD, [reference]
 
 
@@ -193,28 +133,12 @@ def sell_reserved_card_keys(*, reference: str, product: Product | None = None, a
     leaves the keys reserved, not sold and lost. Keys already sold to ``reference`` are not
     returned again.
     """
-    now = timezone.now()
-    if connection.vendor == "postgresql":
-        # One UPDATE … RETURNING: it locks the rows it changes, so no SELECT … FOR UPDATE first.
-        rows = fetch_rows(
-            catalog_sql.sell(by_product=product is not None, all_or_nothing=bool(at_least)),
-            {"now": now, "reference": reference, "product": getattr(product, "pk", None), "at_least": at_least},
-        )
-        return sorted((instance_from_row(CardKey, row) for row in rows), key=lambda key: key.pk)
-    with transaction.atomic():
-        queryset = CardKey.objects.filter(status=CardKeyStatus.RESERVED, reserved_for=reference)
-        if product is not None:
-            queryset = queryset.filter(product=product)
-        keys = list(queryset.order_by("id").select_for_update(of=("self",)))
-        if len(keys) < at_least:
-            return []
-        if keys:
-            CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(
-                status=CardKeyStatus.SOLD, sold_at=now, sold_to=reference, reserved_until=None
-            )
-    for key in keys:
-        key.status, key.sold_at, key.sold_to = CardKeyStatus.SOLD, now, reference
-    return keys
+    # One UPDATE … RETURNING: it locks the rows it changes, so no SELECT … FOR UPDATE first.
+    rows = fetch_rows(
+        catalog_sql.sell(by_product=product is not None, all_or_nothing=bool(at_least)),
+        {"now": timezone.now(), "reference": reference, "product": getattr(product, "pk", None), "at_least": at_least},
+    )
+    return sorted((instance_from_row(CardKey, row) for row in rows), key=lambda key: key.pk)
 
 
 def release_expired_reservations(*, now: datetime | None = None) -> int:

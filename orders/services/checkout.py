@@ -145,7 +145,7 @@ def _buyer_distributor_id(user) -> int | None:
 
 def _lock_buyer(product: Product, contact: str) -> None:
     """Serialise checkouts of one buyer for one product so a purchase limit cannot be raced."""
-    if connection.vendor != "postgresql" or not product.purchase_limit_per_buyer:
+    if not product.purchase_limit_per_buyer:
         return
     digest = hashlib.blake2b(f"{product.pk}:{contact}".encode(), digest_size=8).digest()
     with connection.cursor() as cursor:
@@ -196,10 +196,7 @@ def _create_order_holding_stock(fields: dict) -> Order:
                     }
                 )
         order = Order(order_no=_new_order_no(), **fields)
-        if connection.vendor == "postgresql":
-            insert_instance(order)  # the ORM's insert, without building it
-        else:
-            order.save(force_insert=True)
+        insert_instance(order)  # the ORM's insert, without building it
         try:
             _reserve_stock(order, product, until=order.expires_at)
         except InsufficientStock:
@@ -214,14 +211,13 @@ def _create_order_holding_stock(fields: dict) -> Order:
 
 
 def _can_place_in_one_statement(fields: dict) -> bool:
-    """The common checkout (PostgreSQL; one card-key product; no purchase limit to serialise;
+    """The common checkout (one card-key product; no purchase limit to serialise;
     no review case to open with the order) needs no transaction of its own: one statement."""
     from riskcontrol.services import REVIEW
 
     product = fields["product"]
     return (
-        connection.vendor == "postgresql"
-        and product.product_type == ProductType.CARD_KEY
+        product.product_type == ProductType.CARD_KEY
         and not product.purchase_limit_per_buyer
         and fields["attribution"].get("risk") != REVIEW
         and not is_reusable_key_product(product)

@@ -16,12 +16,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from catalog.services import InsufficientStock, hold_card_key_reservation, hold_card_key_reservation_statement
+from catalog.services import InsufficientStock, hold_card_key_reservation_statement
 from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
 from kamen.db import (
@@ -59,7 +59,7 @@ from riskcontrol.services import record_forged_callback
 
 from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
-from .state import lock_order, move_locked_order, transition_order
+from .state import move_locked_order
 
 __all__ = [
     "NotificationResult",
@@ -313,9 +313,7 @@ def _unexpected_payment_reason(order: Order, gateway_code: str, notification: Pa
 
 
 def _store_callback(fields: dict) -> PaymentCallback:
-    if connection.vendor == "postgresql":
-        return insert_instance(PaymentCallback(**fields))
-    return PaymentCallback.objects.create(**fields)
+    return insert_instance(PaymentCallback(**fields))
 
 
 def _lock_order_and_find_callback(
@@ -324,11 +322,9 @@ def _lock_order_and_find_callback(
     """The order locked, and the callback already stored under this provider id (a replay).
 
     The look-up must come after the lock: a copy of this callback that held the lock may have
-    stored it meanwhile. On PostgreSQL the two are one message: the lock, then a statement with
-    a snapshot of its own that reads the (now locked) order and the callback together.
+    stored it meanwhile. The two are one round trip: the lock, then a statement with a snapshot
+    of its own that reads the (now locked) order and the callback together.
     """
-    if connection.vendor != "postgresql":
-        return lock_order(order_no=order_no), _stored_callback(gateway_code, event_id)
     rows = fetch_rows_in_one_round_trip(
         [
             (orders_sql.LOCK_ORDER_NO, [order_no]),
@@ -344,8 +340,6 @@ def _lock_order_and_find_callback(
 
 def _stored_callback(gateway_code: str, event_id: str) -> PaymentCallback | None:
     """The callback stored under this provider id, if any (a replay): one prepared look-up."""
-    if connection.vendor != "postgresql":
-        return PaymentCallback.objects.filter(gateway=gateway_code, event_id=event_id[:128]).first()
     rows = fetch_rows(orders_sql.STORED_CALLBACK, [gateway_code, event_id[:128]])
     return instance_from_row(PaymentCallback, rows[0]) if rows else None
 
@@ -355,7 +349,7 @@ def _mark_paid(
 ) -> None:
     """The paid attempt, the reservation held, ``callback`` stored and the order moved to paid.
 
-    On PostgreSQL all four go in one message, followed by the sale's rollup statements
+    All four go in one round trip, followed by the sale's rollup statements
     (``orders.signals.order_moving``): its rows, which every payment of that network locks,
     are taken last, so they are held for little more than the commit and never while this
     transaction waits for another lock. The callback's id is read back at the very end."""
@@ -378,21 +372,14 @@ def _mark_paid(
         "actor": actor,
         "also_set": {"paid_amount": notification.amount, "payment_gateway": gateway_code},
     }
-    if connection.vendor == "postgresql":
-        then = [_successful_attempt_statement(order, gateway_code, notification)]
-        if in_stock:
-            then.append(hold_card_key_reservation_statement(reference=order.order_no))
-        then.append(insert_statement(callback))
-        # The callback's id read back last, after the rollup's rows (locked last).
-        found = (orders_sql.CALLBACK_ID, [callback.gateway, callback.event_id])
-        ((callback_pk,),) = move_locked_order(**move, then=then, result=found)
-        inserted(callback, callback_pk)
-    else:
-        callback.save(force_insert=True)
-        _record_successful_attempt(order, gateway_code, notification)
-        if in_stock:
-            hold_card_key_reservation(reference=order.order_no)
-        transition_order(**move, order_is_locked=True)
+    then = [_successful_attempt_statement(order, gateway_code, notification)]
+    if in_stock:
+        then.append(hold_card_key_reservation_statement(reference=order.order_no))
+    then.append(insert_statement(callback))
+    # The callback's id read back last, after the rollup's rows (locked last).
+    found = (orders_sql.CALLBACK_ID, [callback.gateway, callback.event_id])
+    ((callback_pk,),) = move_locked_order(**move, then=then, result=found)
+    inserted(callback, callback_pk)
     if in_stock:
         enqueue_after_commit("fulfil_order_task", order_id=order.pk, queue=fulfilment_queue(order))
     else:
@@ -401,20 +388,9 @@ def _mark_paid(
         )
 
 
-def _record_successful_attempt(order: Order, gateway_code: str, notification: PaymentNotification) -> None:
-    """The attempt at this gateway is paid: the one ``start_payment`` recorded, or a new one
-    (a payment made without it, e.g. a query answer or 补单)."""
-    attempt = {
-        "amount": notification.amount,
-        "status": PaymentStatus.SUCCEEDED,
-        "gateway_trade_no": notification.gateway_trade_no[:64],
-    }
-    if not PaymentAttempt.objects.filter(gateway=gateway_code, out_trade_no=order.order_no).update(**attempt):
-        PaymentAttempt.objects.create(order=order, gateway=gateway_code, out_trade_no=order.order_no, **attempt)
-
-
 def _successful_attempt_statement(order: Order, gateway_code: str, notification: PaymentNotification) -> tuple:
-    """``_record_successful_attempt`` as one upsert, for ``fetch_rows_in_one_round_trip`` (PostgreSQL)."""
+    """The attempt at this gateway is paid (the one ``start_payment`` recorded, or a new one for
+    a payment made without it, e.g. a query answer or 补单): one upsert, sent with the move."""
     now = timezone.now()
     values = [order.pk, gateway_code, order.order_no, notification.gateway_trade_no[:64], Decimal(notification.amount),
               PaymentStatus.SUCCEEDED.value, now, now]  # fmt: skip
