@@ -320,14 +320,18 @@ def _write_keys(import_job: CardKeyImport, batch: CardKeyBatch, rows: list[str],
     """Encrypt and write keys. PostgreSQL: one streamed COPY (bytea as hex); elsewhere the ORM."""
     if connection.vendor == "postgresql":
         from psycopg import sql
+        from psycopg.copy import QueuedLibpqWriter
 
         statement = sql.SQL("COPY {table} ({columns}) FROM STDIN").format(
             table=sql.Identifier(CardKey._meta.db_table), columns=sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
         )
         source = _CopySource(import_job, batch, rows, now)
-        with connection.cursor() as cursor, connection.wrap_database_errors, cursor.copy(statement) as copy:
-            while chunk := source.read():
-                copy.write(chunk)
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            # The queued writer sends from a thread of its own: the next chunk is encrypted here
+            # while PostgreSQL is still writing the last one.
+            with cursor.copy(statement, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
+                while chunk := source.read():
+                    copy.write(chunk)
         return
     for start in range(0, len(rows), CHUNK):
         chunk = [_row_fields(row) for row in rows[start : start + CHUNK]]
