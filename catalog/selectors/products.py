@@ -1,10 +1,8 @@
 """Catalog reads for the shop and the console. Nothing here is cached: a price or shelf change
 must show on the next page load."""
 
-import functools
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import (
     Count,
     DecimalField,
@@ -21,6 +19,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
+from catalog import sql as catalog_sql
 from catalog.models import (
     CardKey,
     CardKeyStatus,
@@ -31,7 +30,7 @@ from catalog.models import (
     ProductType,
     ReusableCardKey,
 )
-from kamen.db import execute_prepared, instance_from_row, select_list
+from kamen.db import fetch_rows, instance_from_row
 
 __all__ = [
     "StockState",
@@ -175,49 +174,21 @@ def categories_with_products_on_shelf() -> list[tuple[Category, list[Product]]]:
 
 def product_on_shelf(*, pk: int) -> Product | None:
     """The product page's product: its row with its category and reusable key, its images and
-    custom fields (prefetched, in their order), and the available keys counted, as
-    ``products_on_shelf()`` with the counts would give them: in one prepared statement on
-    PostgreSQL (the page is the shop's busiest; building three ORM queries cost more CPU than
-    running them, ADR 0014)."""
-    if connection.vendor != "postgresql":
-        product = products_on_shelf().filter(pk=pk).prefetch_related("custom_fields").first()
-        if product is not None and product.product_type == ProductType.CARD_KEY:
-            product.available_count = available_key_count(product_id=pk)
-    else:
-        rows = execute_prepared(_product_page_sql(), [CardKeyStatus.AVAILABLE.value, pk], prefix="product_page")
-        product = _product_from_page_row(rows[0]) if rows else None
-    if product is not None:
-        product.stock_state = product_stock_state(product)
+    custom fields (prefetched, in their order), and for a card-key product the available keys
+    counted, as ``products_on_shelf()`` would give them, in one prepared statement (the page is
+    the shop's busiest; building its three ORM queries cost more CPU than running them,
+    ADR 0014)."""
+    rows = fetch_rows(catalog_sql.product_page(), {"product": pk})
+    if not rows:
+        return None
+    product = _product_from_page_row(rows[0])
+    product.stock_state = product_stock_state(product)
     return product
 
 
-def _arrays_of(model, alias: str, order: str) -> str:
-    """One ``array_agg`` per concrete column of ``model``, each in ``order``."""
-    return ", ".join(f"array_agg({column} ORDER BY {order})" for column in select_list(model, alias).split(", "))
-
-
-@functools.cache
-def _product_page_sql() -> str:
-    """The product with its category and reusable key (the reverse one-to-one: NULLs when it has
-    none), the available keys counted for a card-key product, and its images and custom fields
-    as one array per column, in their models' ordering. Model metadata only: no input."""
-    return (
-        f"SELECT {select_list(Product, 'p')}, {select_list(Category, 'c')}, {select_list(ReusableCardKey, 'r')}, "
-        "(SELECT count(*) FROM catalog_cardkey k WHERE k.product_id = p.id AND k.status = %s), "
-        "images.*, fields.* "
-        "FROM catalog_product p "
-        "JOIN catalog_category c ON c.id = p.category_id "
-        "LEFT JOIN catalog_reusablecardkey r ON r.product_id = p.id "
-        f"CROSS JOIN LATERAL (SELECT {_arrays_of(ProductImage, 'i', 'i.sort_order, i.id')} "
-        "FROM catalog_productimage i WHERE i.product_id = p.id) images "
-        f"CROSS JOIN LATERAL (SELECT {_arrays_of(ProductCustomField, 'f', 'f.sort_order, f.id')} "
-        "FROM catalog_productcustomfield f WHERE f.product_id = p.id) fields "
-        "WHERE p.id = %s AND p.is_on_shelf AND c.is_active"
-    )  # noqa: S608 (model metadata, no input)
-
-
 def _product_from_page_row(row) -> Product:
-    """The instances the ORM would build from ``_product_page_sql``'s row, related caches set."""
+    """The instances the ORM would build from ``catalog_sql.product_page``'s row, with the
+    related caches ``select_related`` and ``prefetch_related`` would set."""
     product = instance_from_row(Product, row)
     start = len(Product._meta.concrete_fields)
     category = instance_from_row(Category, row, start)
@@ -233,7 +204,7 @@ def _product_from_page_row(row) -> Product:
     start += 1
     for name, model in (("images", ProductImage), ("custom_fields", ProductCustomField)):
         width = len(model._meta.concrete_fields)
-        columns = [value or [] for value in row[start : start + width]]
+        columns = [value or [] for value in row[start : start + width]]  # no rows: NULL arrays
         start += width
         related = [instance_from_row(model, values) for values in zip(*columns, strict=True)]
         for instance in related:
@@ -249,14 +220,10 @@ def _prefetched(instance, name: str, related: list) -> None:
     queryset._result_cache = related
     queryset._prefetch_done = True
     instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
+
+
 def available_key_count(*, product_id: int) -> int:
-    if connection.vendor != "postgresql":
-        return CardKey.objects.filter(product_id=product_id, status=CardKeyStatus.AVAILABLE).count()
-    ((count,),) = execute_prepared(
-        "SELECT count(*) FROM catalog_cardkey WHERE product_id = %s AND status = %s",
-        [product_id, CardKeyStatus.AVAILABLE.value],
-        prefix="available_keys",
-    )
+    ((count,),) = fetch_rows(catalog_sql.AVAILABLE_COUNT, [product_id])
     return count
 
 
