@@ -23,7 +23,7 @@ from catalog.models import (
     ProductImage,
     ReusableCardKey,
 )
-from kamen.db import select_list
+from kamen.db import select_arrays, select_list
 
 TABLE_NAME = CardKey._meta.db_table
 TABLE = sql.Identifier(TABLE_NAME)
@@ -231,17 +231,8 @@ def custom_fields() -> str:
     )
 
 
-def _arrays(model, alias: str) -> sql.Composed:
-    """One ``array_agg`` per concrete column of ``model`` (in field order), each in the model's
-    ``Meta.ordering`` (by id after it)."""
-    order = sql.SQL(", ").join(
-        [sql.Identifier(alias, model._meta.get_field(name).column) for name in model._meta.ordering]
-        + [sql.Identifier(alias, "id")]
-    )
-    return sql.SQL(", ").join(
-        sql.SQL("array_agg({column} ORDER BY {order})").format(column=sql.Identifier(alias, field.column), order=order)
-        for field in model._meta.concrete_fields
-    )
+# The models' Meta.ordering, as columns.
+IMAGE_ORDER = FIELD_ORDER = ("sort_order", "id")
 
 
 @functools.cache
@@ -272,9 +263,9 @@ def product_page() -> str:
             products=sql.Identifier(Product._meta.db_table),
             categories=sql.Identifier(Category._meta.db_table),
             reusables=sql.Identifier(ReusableCardKey._meta.db_table),
-            image_columns=_arrays(ProductImage, "i"),
+            image_columns=sql.SQL(select_arrays(ProductImage, "i", IMAGE_ORDER)),
             images=sql.Identifier(ProductImage._meta.db_table),
-            field_columns=_arrays(ProductCustomField, "f"),
+            field_columns=sql.SQL(select_arrays(ProductCustomField, "f", FIELD_ORDER)),
             fields=sql.Identifier(ProductCustomField._meta.db_table),
         )
     )

@@ -30,7 +30,7 @@ from catalog.models import (
     ProductType,
     ReusableCardKey,
 )
-from kamen.db import fetch_rows, instance_from_row
+from kamen.db import fetch_rows, instance_from_row, instances_from_arrays, prefetched
 
 __all__ = [
     "StockState",
@@ -203,23 +203,12 @@ def _product_from_page_row(row) -> Product:
         product.available_count = row[start]
     start += 1
     for name, model in (("images", ProductImage), ("custom_fields", ProductCustomField)):
-        width = len(model._meta.concrete_fields)
-        columns = [value or [] for value in row[start : start + width]]  # no rows: NULL arrays
-        start += width
-        related = [instance_from_row(model, values) for values in zip(*columns, strict=True)]
+        related = instances_from_arrays(model, row, start)
+        start += len(model._meta.concrete_fields)
         for instance in related:
             model.product.field.set_cached_value(instance, product)
-        _prefetched(product, name, related)
+        prefetched(product, name, related)
     return product
-
-
-def _prefetched(instance, name: str, related: list) -> None:
-    """``instance.<name>.all()`` answers ``related`` without a query, as ``prefetch_related``
-    leaves it."""
-    queryset = getattr(instance, name).all()
-    queryset._result_cache = related
-    queryset._prefetch_done = True
-    instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
 
 
 def available_key_count(*, product_id: int) -> int:

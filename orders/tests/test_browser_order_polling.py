@@ -36,7 +36,9 @@ def test_the_order_page_polls_each_second_for_10_s_then_backs_off_and_asks_at_on
     polls = []
     page.on("request", lambda request: polls.append(request.url) if "status.json" in request.url else None)
     page.clock.install()
-    page.goto(live_server.url + reverse("orders:order-detail", args=[order.order_no]) + "?t=" + order_access_token(order))
+    page.goto(
+        live_server.url + reverse("orders:order-detail", args=[order.order_no]) + "?t=" + order_access_token(order)
+    )
 
     # when the buyer waits 10 s, then a minute more
     _run(page, polls, seconds=10)
