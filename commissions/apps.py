@@ -10,7 +10,6 @@ class CommissionsConfig(AppConfig):
         from kamen.encrypted_fields import register_encrypted_field
         from kamen.setting_checks import register_setting_check
 
-        from . import receivers
         from .models import PayoutAccount
         from .services.rules import setting_change_clashes
 
@@ -21,6 +20,5 @@ class CommissionsConfig(AppConfig):
             lambda account: f"payout-account:{account.distributor_id}".encode(),
         )
 
-        receivers.connect()
         # grades, products and sub-store settings are checked against the rule guard
         register_setting_check(setting_change_clashes)

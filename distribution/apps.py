@@ -5,8 +5,3 @@ from django.utils.translation import gettext_lazy as _
 class DistributionConfig(AppConfig):
     name = "distribution"
     verbose_name = _("分销网络")
-
-    def ready(self):
-        from . import receivers
-
-        receivers.connect()

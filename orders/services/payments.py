@@ -370,7 +370,7 @@ def _mark_paid(
     """The paid attempt, the reservation held, ``callback`` stored and the order moved to paid.
 
     On PostgreSQL all four go in one message, followed by the sale's rollup statements
-    (``orders.signals.order_moving``): its rows, which every payment of that network locks,
+    (``distribution.services.sales.order_sale_statements``): its rows, which every payment of that network locks,
     are taken last, so they are held for little more than the commit and never while this
     transaction waits for another lock. The callback's id is read back at the very end."""
     from .checkout import _reserve_stock

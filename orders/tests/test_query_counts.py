@@ -18,7 +18,7 @@ repeated fulfilment 3.
 An order through a referral link: checkout 6 (+ the link, its distributor, the depth and the
 upline in one statement; the link's order counter joins the order's statement), callback 4
 (the sales rollup's tree lock and upsert join the move's message, through
-``orders.signals.order_moving``), fulfilment 6 (+ the commission split: its inputs read in the
+``distribution.services.sales.order_sale_statements``), fulfilment 6 (+ the commission split: its inputs read in the
 move's message, its rows and ledger posting in one statement).
 
 History: 13/9/17 and 18/21/52 (attributed) before the rollup and the split were cut; then

@@ -19,7 +19,7 @@ from django.utils import timezone
 from kamen.models import AuditLogEntry
 from orders.models import Order, OrderStatus
 from riskcontrol.models import ReviewCase, ReviewStatus, RiskEvent
-from riskcontrol.review import reject_held_order, release_held_order
+from riskcontrol.review import open_review_case, reject_held_order, release_held_order
 from riskcontrol.selectors import is_fulfilment_held
 from riskcontrol.services import REVIEW, assess_checkout_in_full
 
@@ -39,7 +39,7 @@ def held_order(product, *, status=OrderStatus.PAID, token="tok-1"):
     )
     assert result.verdict in ("block", REVIEW)
     paid = Decimal("100.00") if status != OrderStatus.PENDING_PAYMENT else Decimal(0)
-    return Order.objects.create(
+    order = Order.objects.create(
         order_no="K" + token,
         product=product,
         product_name=product.name,
@@ -57,6 +57,8 @@ def held_order(product, *, status=OrderStatus.PAID, token="tok-1"):
         checkout_token=token,
         expires_at=timezone.now() + timedelta(minutes=15),
     )
+    open_review_case(order=order)
+    return order
 
 
 @pytest.fixture
