@@ -8,10 +8,12 @@ class CommissionsConfig(AppConfig):
 
     def ready(self):
         from kamen.encrypted_fields import register_encrypted_field
+        from distribution.views import add_dashboard_panel
         from kamen.setting_checks import register_setting_check
 
         from .models import PayoutAccount
         from .services.rules import setting_change_clashes
+        from .views import wallet_panel
 
         register_encrypted_field(
             PayoutAccount,
@@ -22,3 +24,4 @@ class CommissionsConfig(AppConfig):
 
         # grades, products and sub-store settings are checked against the rule guard
         register_setting_check(setting_change_clashes)
+        add_dashboard_panel(wallet_panel)

@@ -180,3 +180,9 @@ def tax_statements(request, viewer):
         "commissions/tax_statements.html",
         {"viewer": viewer, "months": selectors.monthly_tax_statements(viewer)},
     )
+
+
+def wallet_panel(viewer) -> dict:
+    """The agent portal dashboard's wallet: pending / available / frozen from the cached
+    balances, one query (``distribution.views.add_dashboard_panel``)."""
+    return {"wallet": selectors.wallet(viewer)}

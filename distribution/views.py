@@ -106,22 +106,23 @@ def _chart(figures) -> dict:
     }
 
 
+# What apps above distribution add to the portal's dashboard: ``provider(viewer) -> dict``,
+# registered in their AppConfig.ready() (commissions: the wallet).
+_DASHBOARD_PANELS: list = []
+
+
+def add_dashboard_panel(provider) -> None:
+    if provider not in _DASHBOARD_PANELS:
+        _DASHBOARD_PANELS.append(provider)
+
+
 @distributor_required
 def dashboard(request, viewer):
-    from commissions import selectors as commission_selectors  # its public read face
-
     figures = selectors.dashboard(viewer)
-    return render(
-        request,
-        "distribution/dashboard.html",
-        {
-            "viewer": viewer,
-            "figures": figures,
-            "chart": _chart(figures["chart"]),
-            # pending / available / frozen from the cached balances: one query
-            "wallet": commission_selectors.wallet(viewer),
-        },
-    )
+    context = {"viewer": viewer, "figures": figures, "chart": _chart(figures["chart"])}
+    for provider in _DASHBOARD_PANELS:
+        context |= provider(viewer)
+    return render(request, "distribution/dashboard.html", context)
 
 
 @distributor_required
