@@ -10,8 +10,10 @@ class CommissionsConfig(AppConfig):
         from kamen.encrypted_fields import register_encrypted_field
         from distribution.views import add_dashboard_panel
         from kamen.setting_checks import register_setting_check
+        from riskcontrol.services import register_commission_freezer
 
         from .models import PayoutAccount
+        from .services.lifecycle import freeze_commissions
         from .services.rules import setting_change_clashes
         from .views import wallet_panel
 
@@ -25,3 +27,5 @@ class CommissionsConfig(AppConfig):
         # grades, products and sub-store settings are checked against the rule guard
         register_setting_check(setting_change_clashes)
         add_dashboard_panel(wallet_panel)
+        # a risk rule's "freeze the commissions" action
+        register_commission_freezer(freeze_commissions)

@@ -279,9 +279,12 @@ def lookup_failed(*, request, order_no: str = "", contact: str = "") -> None:
         raise GuessingRefused(decision.message)
 
 
-def page_denied(*, request, order_no: str = "") -> None:
+def page_denied(*, request, order_no: str = "", linked_order_no: str | None = None) -> None:
     """An order, voucher or card-key page refused to this browser (the caller answers 404
-    next). Raises GuessingRefused when the IP or device is blocked, or is blocked now."""
+    next). Raises GuessingRefused when the IP or device is blocked, or is blocked now.
+
+    ``linked_order_no``: the order number the request's signed link (``?t=``) names, None when
+    it names none or is invalid or expired (the orders app reads its own tokens)."""
     message = guessing_refusal(request=request)
     if message:
         raise GuessingRefused(message)
@@ -289,19 +292,16 @@ def page_denied(*, request, order_no: str = "") -> None:
         kind=SignalKind.PAGE_DENIED,
         request=request,
         order_no=order_no,
-        reason=_denial_reason(request, order_no),
+        reason=_denial_reason(request, order_no, linked_order_no),
     )
     if decision is not None and decision.refused:
         raise GuessingRefused(decision.message)
 
 
-def _denial_reason(request, order_no: str) -> str:
-    from orders.services.access import order_from_signed_token
-
+def _denial_reason(request, order_no: str, named: str | None) -> str:
     token = request.GET.get("t", "")
     if not token:
         return _("无链接且会话无授权")
-    named = order_from_signed_token(token)
     if named is None:
         return _("链接签名无效或已过期")
     if named != order_no:

@@ -1,10 +1,9 @@
 """The review queue: orders the checkout placed but may not fulfil until risk staff decide.
 
-Approve: the case is closed and fulfilment resumes (a paid order is sent to the pipeline's
-fulfilment task after commit). Reject: the case is closed with the reason, then the paid amount
-is refunded through ``orders.services.refund_order`` — outside the transaction, since it calls
-the gateway — and the refund's ``order_refunded`` signal reverses the commissions.
-Both are logged with ``record_audit``; deciding twice returns the first decision.
+Checkout opens the case (``open_review_case``) in the order's transaction; staff decide it
+(``decide_review_case``, logged with ``record_audit``; deciding twice returns the first
+decision). What the decision does to the order — fulfilment resumes, or the payment is
+refunded — is the orders app's (``orders.services.review``), which calls this one first.
 """
 
 import logging
@@ -43,9 +42,12 @@ def open_review_case(*, order) -> ReviewCase:
     return case
 
 
-def _decide(
+def decide_review_case(
     *, order, status: str, actor, reason: str, request=None
 ) -> tuple[ReviewCase, bool]:
+    """Close the order's case as ``status`` with ``reason`` (required to reject), audited;
+    True when this call decided it, False when it was already so. What follows for the
+    order (fulfilment resumes, the payment is refunded) is ``orders.services.review``'s."""
     require_not_own_order(actor=actor, order=order, what=_("风控审核"))
     reason = (reason or "").strip()
     if status == ReviewStatus.REJECTED and not reason:
@@ -81,75 +83,3 @@ def _decide(
             request=request,
         )
     return case, True
-
-
-def release_held_order(*, order, actor, reason: str = "", request=None) -> ReviewCase:
-    """Approve a held order: its fulfilment resumes now if it is paid, or as soon as it is."""
-    case, changed = _decide(
-        order=order,
-        status=ReviewStatus.APPROVED,
-        actor=actor,
-        reason=reason,
-        request=request,
-    )
-    if changed:
-        resume_fulfilment(order=order)
-    return case
-
-
-def resume_fulfilment(*, order) -> bool:
-    """Send a paid order to the pipeline's fulfilment task. True when it was sent."""
-    from orders.models import Order, OrderStatus
-
-    current = Order.objects.only("status").get(pk=order.pk)
-    if current.status not in (
-        OrderStatus.PAID,
-        OrderStatus.BACKORDERED,
-        OrderStatus.FAILED,
-    ):
-        return False
-    try:
-        from orders.services.enqueue import run_task_now_or_enqueue
-    except ImportError:  # the pipeline is not on this branch yet
-        logger.warning(
-            "riskcontrol.resume_unavailable", extra={"order": order.order_no}
-        )
-        return False
-    run_task_now_or_enqueue("fulfil_order_task", order_id=order.pk)
-    return True
-
-
-def reject_held_order(*, order, actor, reason: str, request=None) -> ReviewCase:
-    """Reject a held order: refund what was paid (commissions are reversed by the refund)."""
-    case, _changed = _decide(
-        order=order,
-        status=ReviewStatus.REJECTED,
-        actor=actor,
-        reason=reason,
-        request=request,
-    )
-    refund_rejected_order(
-        order=order, actor=actor, reason=case.decision_reason, request=request
-    )
-    return case
-
-
-def refund_rejected_order(*, order, actor, reason: str, request=None):
-    """Refund the rest of a rejected order's payment under a fixed refund number, so running
-    it twice (a retry, a late payment) refunds once. None when nothing is left to refund."""
-    from orders.models import Order
-
-    current = Order.objects.get(pk=order.pk)
-    left = current.paid_amount - current.refunded_amount
-    if left <= 0:
-        return None
-    from orders.services import refund_order
-
-    return refund_order(
-        order=current,
-        amount=left,
-        reason=(_("风控审核拒绝：%(reason)s") % {"reason": reason})[:200],
-        actor=actor,
-        out_refund_no=f"R{current.order_no}-risk",
-        request=request,
-    )

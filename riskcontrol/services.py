@@ -910,14 +910,24 @@ def _act_on_hits(
     )
 
 
+# The commissions app (above riskcontrol) registers its ``freeze_commissions(*, distributor,
+# reason, actor)`` here in its AppConfig.ready(): a rule whose action is "freeze the
+# commissions" calls it by that name.
+_commission_freezer = None
+
+
+def register_commission_freezer(freeze) -> None:
+    global _commission_freezer
+    _commission_freezer = freeze
+
+
 def freeze_distributor_commissions(
     *, distributor_id: int, reason: str, actor=None
 ) -> str:
-    """Freeze through the commissions app when it offers ``freeze_commissions``; otherwise the
+    """Freeze through the commissions app's registered ``freeze_commissions``; without one the
     intent is recorded on the event for staff to carry out. Returns what happened."""
-    try:
-        from commissions.services import freeze_commissions
-    except ImportError:
+    freeze_commissions = _commission_freezer
+    if freeze_commissions is None:
         return _("已记录冻结佣金意图（佣金模块未提供冻结服务）")
     from distribution.models import Distributor
 
