@@ -358,9 +358,10 @@ def _record_order_sales_portable(*, distributor_id: int, day: datetime.date) -> 
     time, so no advisory or row locks are needed there)."""
     from django.db.models import Count, F, Sum
 
-    from orders.models import Order
-
     from ..models import Distributor, DistributorDailySales, DistributorTeamTotals
+    from ..selectors import _order_model
+
+    Order = _order_model()
 
     with transaction.atomic():
         distributor = Distributor.objects.filter(pk=distributor_id).first()
