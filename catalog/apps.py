@@ -11,7 +11,6 @@ class CatalogConfig(AppConfig):
         from kamen.encrypted_fields import register_encrypted_field
 
         from .console.index_panel import console_index_panel
-
         from .models import CardKey, CardKeyImport, ReusableCardKey, SandboxAccount, Supplier
         from .sandbox_services import SECRET_ASSOCIATED_DATA as SANDBOX_SECRET_CONTEXT
         from .services.suppliers import SECRET_ASSOCIATED_DATA as SUPPLIER_SECRET_CONTEXT

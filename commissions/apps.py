@@ -7,10 +7,10 @@ class CommissionsConfig(AppConfig):
     verbose_name = _("佣金")
 
     def ready(self):
-        from kamen.encrypted_fields import register_encrypted_field
         from distribution.views import add_dashboard_panel
+        from kamen.encrypted_fields import register_encrypted_field
         from kamen.setting_checks import register_setting_check
-        from riskcontrol.services import register_commission_freezer
+        from riskcontrol.services.assessment import register_commission_freezer
 
         from .models import PayoutAccount
         from .services.lifecycle import freeze_commissions

@@ -26,13 +26,9 @@ from distribution.selectors import sold_statuses
 from orders.models import Order
 from riskcontrol.models import Action, BlacklistKind, RiskEvent, RiskSignal, RuleCode, SignalKind
 from riskcontrol.rules import active_rules
-from riskcontrol.services import (
-    add_to_blacklist,
-    freeze_distributor_commissions,
-    mask_contact,
-    payment_account_index,
-    record_distributor_signal,
-)
+from riskcontrol.services.assessment import freeze_distributor_commissions
+from riskcontrol.services.blacklist import add_to_blacklist
+from riskcontrol.services.signals import mask_contact, payment_account_index, record_distributor_signal
 
 logger = logging.getLogger(__name__)
 # Below this much commission in the window a ratio says nothing (one refunded order of a new

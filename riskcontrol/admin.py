@@ -17,18 +17,18 @@ from django.utils.translation import gettext_lazy as _
 from kamen import parsing
 from kamen.audit import diff_fields, record_audit, snapshot
 
-from .blacklist import (
-    _csv_safe,
-    add_to_blacklist,
-    export_blacklist_csv,
-    import_blacklist_csv,
-    remove_from_blacklist,
-)
 from .models import (
     BlacklistEntry,
     RealNameVerification,
     RiskEvent,
     RiskRule,
+)
+from .services.blacklist import (
+    _csv_safe,
+    add_to_blacklist,
+    export_blacklist_csv,
+    import_blacklist_csv,
+    remove_from_blacklist,
 )
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -176,7 +176,7 @@ class BlacklistAddForm(forms.ModelForm):
         fields = ["kind", "reason"]
 
     def clean(self):
-        from .blacklist import _normalize
+        from .services.blacklist import _normalize
 
         cleaned = super().clean()
         if cleaned.get("kind") and cleaned.get("value"):

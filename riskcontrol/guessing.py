@@ -97,7 +97,7 @@ def _subjects(ip, device_id) -> list[tuple[str, str]]:
 def guessing_refusal(*, request=None, ip: str | None = None, device_id: str = "") -> str | None:
     """The message refusing this IP or device — blocked by a guessing rule (until its window
     passes) or on the blacklist — or None. One cache round trip and one indexed query."""
-    from .services import first_blacklist_match
+    from .services.blacklist import first_blacklist_match
 
     ip, device_id, _hash = _who(request, ip, device_id)
     subjects = _subjects(ip, device_id)
@@ -132,7 +132,7 @@ def record_guess(
 ) -> GuessDecision | None:
     """Record one failed look-up or refused page and apply its rule: the decision of the first
     IP or device over the threshold (each one over it gets the action), else None."""
-    from .services import contact_index, mask_contact
+    from .services.signals import contact_index, mask_contact
 
     rule = active_rules()[RULE_FOR_KIND[kind]]
     ip, device_id, device_hash = _who(request, ip, device_id, device_hash)
@@ -184,7 +184,7 @@ def record_guess(
 
 
 def _fire(*, rule, kind, signal, matched_on, value, count, targets, reason, now) -> GuessDecision:
-    from .blacklist import add_to_blacklist
+    from .services.blacklist import add_to_blacklist
 
     shown = value if matched_on == "ip" else value[:8] + "…"
     label = "IP" if matched_on == "ip" else _("设备")

@@ -16,7 +16,7 @@ def record_distributor_login(sender, request, user, **kwargs):
 
     from .fingerprint import device_from_request
     from .models import SignalKind
-    from .services import record_distributor_signal
+    from .services.signals import record_distributor_signal
 
     distributor = (
         Distributor.objects.filter(user_id=user.pk).values("pk", "joined_at").first()

@@ -218,7 +218,7 @@ def add_payout_account(
         account_mask=mask_account(method, account),
     )
     # Risk control links distributors who share a payout account (as a blind index only).
-    from riskcontrol.services import record_payout_account
+    from riskcontrol.services.signals import record_payout_account
 
     record_payout_account(distributor=distributor, account=account)
     return payout_account

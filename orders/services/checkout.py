@@ -33,8 +33,8 @@ from catalog.validation import (
 from kamen.db import execute_prepared, insert_instance, insert_select_sql, insert_select_values, inserted
 from kamen.parsing import parse_integer
 from orders.models import ContactKind, Order, OrderStatus
-from riskcontrol.review import open_review_case
-from riskcontrol.services import REVIEW
+from riskcontrol.services.assessment import REVIEW
+from riskcontrol.services.cases import open_review_case
 
 from .catalog_bridge import is_reusable_key_product
 from .query_password import hash_query_password
@@ -343,7 +343,7 @@ def place_order(
         attribution["seller_unit_cost"] = str(cost_price_for(distributor=seller, product=product, quantity=quantity))
     total = (unit_price * quantity).quantize(Decimal("0.01"))
 
-    from riskcontrol.services import BLOCK, assess_checkout_in_full
+    from riskcontrol.services.assessment import BLOCK, assess_checkout_in_full
 
     assessment = assess_checkout_in_full(
         product=product,

@@ -56,7 +56,7 @@ from orders.models import (
     PaymentCallback,
     PaymentStatus,
 )
-from riskcontrol.services import record_forged_callback
+from riskcontrol.services.signals import record_forged_callback
 
 from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action

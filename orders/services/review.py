@@ -2,14 +2,14 @@
 fulfilment resumes (a paid order goes to the fulfilment task); rejected, the rest of its
 payment is refunded — outside the decision's transaction, since it calls the gateway — and
 the refund reverses the commissions. The case itself is riskcontrol's
-(``riskcontrol.review.decide_review_case``), decided first.
+(``riskcontrol.services.cases.decide_review_case``), decided first.
 """
 
 from django.utils.translation import gettext as _
 
 from orders.models import Order, OrderStatus
 from riskcontrol.models import ReviewCase, ReviewStatus
-from riskcontrol.review import decide_review_case
+from riskcontrol.services.cases import decide_review_case
 
 from .enqueue import run_task_now_or_enqueue
 from .refunds import refund_order

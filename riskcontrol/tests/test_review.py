@@ -17,9 +17,9 @@ from kamen.models import AuditLogEntry
 from orders.models import Order, OrderStatus
 from riskcontrol.models import ReviewCase, ReviewStatus, RiskEvent
 from orders.services.review import reject_held_order, release_held_order
-from riskcontrol.review import open_review_case
+from riskcontrol.services.cases import open_review_case
 from riskcontrol.selectors import is_fulfilment_held
-from riskcontrol.services import REVIEW, assess_checkout_in_full
+from riskcontrol.services.assessment import REVIEW, assess_checkout_in_full
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from orders.risk_scans import (
     scan_fake_recruiting,
     scan_linked_accounts,
 )
-from riskcontrol.services import record_distributor_signal
+from riskcontrol.services.signals import record_distributor_signal
 from orders.tasks import run_risk_scans_task
 
 pytestmark = pytest.mark.django_db

@@ -7,6 +7,7 @@ refunded — is the orders app's (``orders.services.review``), which calls this 
 """
 
 import logging
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,14 +17,13 @@ from django.utils.translation import gettext as _
 from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
 
-from .models import ReviewCase, ReviewStatus, RiskEvent
+from ..models import ReviewCase, ReviewStatus, RiskEvent, RiskSignal, SignalKind
+from .signals import contact_index
 
 logger = logging.getLogger(__name__)
 
 
 def open_review_case(*, order) -> ReviewCase:
-    from .services import link_signal_to_order
-
     signal = link_signal_to_order(order=order)
     reasons = ""
     if signal is not None:
@@ -83,3 +83,36 @@ def decide_review_case(
             request=request,
         )
     return case, True
+
+
+def link_signal_to_order(*, order) -> RiskSignal | None:
+    """Tie the checkout's signal to the order it became (by checkout token, else the latest
+    matching signal of the last minutes)."""
+    with transaction.atomic():
+        signal = None
+        if order.checkout_token:
+            signal = (
+                RiskSignal.objects.filter(
+                    checkout_token=order.checkout_token, order_no=""
+                )
+                .order_by("-id")
+                .first()
+            )
+        if signal is None:
+            signal = (
+                RiskSignal.objects.filter(
+                    kind=SignalKind.CHECKOUT,
+                    order_no="",
+                    contact_index=contact_index(order.contact),
+                    product_id=order.product_id,
+                    amount=order.total_amount,
+                    created_at__gte=timezone.now() - timedelta(minutes=10),
+                )
+                .order_by("-id")
+                .first()
+            )
+        if signal is not None:
+            RiskSignal.objects.filter(pk=signal.pk).update(order_no=order.order_no)
+            RiskEvent.objects.filter(signal=signal).update(order_no=order.order_no)
+            signal.order_no = order.order_no
+    return signal
