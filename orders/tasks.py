@@ -91,7 +91,7 @@ def fulfil_backorders_task(product_id: int):
 @exclusive_periodic_job
 def run_risk_scans_task():
     """The network's risk scans (findings are once per day, so safe to run twice)."""
-    from .risk_scans import run_scans
+    from .services.risk_scans import run_scans
 
     return run_scans()
 

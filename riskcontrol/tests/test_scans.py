@@ -16,7 +16,7 @@ from riskcontrol.models import (
     RuleCode,
     SignalKind,
 )
-from orders.risk_scans import (
+from orders.services.risk_scans import (
     scan_commission_concentration,
     scan_commission_out_of_line,
     scan_fake_recruiting,
