@@ -148,7 +148,7 @@ def _write_transition(
             for old, new, move_cause in moves
         )
     if not sale:
-        record_order_move(before=before, after=after)  # a refund recounts; no sale changes nothing
+        record_order_move(before=before, after=after)  # not a plain sale: a refund recounts
     for field in update_fields:
         setattr(order, field, getattr(locked, field))
     return order
