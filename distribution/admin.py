@@ -280,7 +280,7 @@ class DistributorAdmin(admin.ModelAdmin):
             reason = request.POST.get("reason", "")
             try:
                 if action == "move":
-                    code = services.tree.normalize_code(
+                    code = services.codes.normalize_code(
                         request.POST.get("new_parent_code", "")
                     )
                     new_parent = None

@@ -392,7 +392,7 @@ def copy(request, viewer):
 @require_http_methods(["GET", "POST"])
 def join(request, code):
     """Join through an invite link: a visitor signs up, a logged-in user just confirms."""
-    code = services.tree.normalize_code(code)
+    code = services.codes.normalize_code(code)
     invitation = (
         Invitation.objects.select_related("inviter__user").filter(code=code).first()
     )

@@ -331,7 +331,7 @@ REBUILD_TOTALS_SQL = """
 def rebuild_sales_rollup() -> dict:
     """Recompute the daily rollup and the team totals from the orders (the repair). Takes the
     tree lock, so payments and moves wait until it commits."""
-    from .tree import lock_tree
+    from .tree_lock import lock_tree
 
     with transaction.atomic(), connection.cursor() as cursor:
         lock_tree()  # exclusive: waits for every payment holding it in shared mode
