@@ -64,7 +64,7 @@ def _normalize(kind: str, value: str) -> tuple[dict, str]:
             f"{compact[:3]}****{compact[-4:]}" if len(compact) >= 8 else "****"
         )
     if kind == BlacklistKind.ID_NUMBER:
-        from .validators import mask_id_number, validate_id_number
+        from ..validators import mask_id_number, validate_id_number
 
         number = validate_id_number(raw, check_age=False)
         return {"value_index": id_number_index(number)}, mask_id_number(number)
