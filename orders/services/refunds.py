@@ -40,7 +40,7 @@ from .state import ALLOWED_TRANSITIONS, transition_order
 __all__ = ["RefundFailed", "refund_order", "reverse_order_commissions"]
 
 logger = logging.getLogger(__name__)
-_OFFLINE_GATEWAYS = {"manual", "wallet", ""}
+_OFFLINE_GATEWAYS = {"manual", "wallet", "prepaid", ""}  # prepaid: the open API (orders.api)
 
 
 class RefundFailed(Exception):
