@@ -34,7 +34,7 @@ from django.db.models import Exists, F, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 from kamen.money import ZERO, to_fen
 
 from ..models import (
@@ -512,9 +512,9 @@ def _inputs_sql() -> str:
     )
 
 
-def split_inputs_statement(order) -> tuple[str, dict, str]:
-    """The statement that reads every input of ``order``'s split, as ``(sql, params,
-    prefix)``: fulfilment sends it in one message with the order's move and hands the row to
+def split_inputs_statement(order) -> tuple[str, dict]:
+    """The statement that reads every input of ``order``'s split, as ``(sql, params)``:
+    fulfilment sends it in one message with the order's move and hands the row to
     ``split_commissions(inputs_row=…)`` (PostgreSQL)."""
     return (
         _inputs_sql(),
@@ -524,7 +524,6 @@ def split_inputs_statement(order) -> tuple[str, dict, str]:
             "moment": _moment(order),
             "chain": beneficiary_chain(order, MAX_LEVELS),
         },
-        "split_inputs",
     )
 
 
@@ -544,8 +543,7 @@ def _read_inputs(order, row=None) -> SplitInputs:
     from distribution.models import Grade
 
     if row is None:
-        sql, parameters, prefix = split_inputs_statement(order)
-        (row,) = execute_prepared(sql, parameters, prefix=prefix)
+        (row,) = fetch_rows(*split_inputs_statement(order))
     policy_attnames = _attnames(CommissionPolicy)
     count = len(policy_attnames)
     depth, already_split, bonus_bp, multiplier_bp, sets = row[count:]

@@ -28,7 +28,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from kamen.db import execute_prepared_batch
+from kamen.db import fetch_rows_in_one_round_trip
 
 from ..models import DistributorDailySales, DistributorTeamTotals
 
@@ -185,23 +185,19 @@ def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amo
         record_order_sales(distributor_id=distributor_id, day=day)  # SQLite: one writer, recount
         return
     with transaction.atomic(savepoint=False):
-        execute_prepared_batch(
+        fetch_rows_in_one_round_trip(
             add_order_sales_statements(distributor_id=distributor_id, day=day, orders=orders, amount=amount)
         )
 
 
 def add_order_sales_statements(*, distributor_id: int, day: datetime.date, orders: int, amount: Decimal) -> list:
-    """``add_order_sales`` on PostgreSQL as statements ``(sql, params, prefix)`` for one message:
+    """``add_order_sales`` on PostgreSQL as statements ``(sql, params)`` for one message:
     the tree lock a statement of its own (the next one's snapshot then sees any move that held
     it), then the day's row and the upline's totals. The order's move sends them in its own
     message (``order_sale_statements``)."""
     return [
-        (_TREE_LOCK_SHARED, [], "sales_tree_lock"),
-        (
-            _ADD_SALE_SQL,
-            {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount},
-            "add_order_sales",
-        ),
+        (_TREE_LOCK_SHARED, []),
+        (_ADD_SALE_SQL, {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount}),
     ]
 
 

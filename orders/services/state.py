@@ -1,12 +1,11 @@
 """The order state machine: one table of allowed moves, one function that makes them."""
 
-import functools
-
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from distribution.services.sales import OrderSale, order_sale_statements, record_order_move
-from kamen.db import execute_prepared, execute_prepared_batch, instance_from_row, select_list
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip, instance_from_row
+from orders import sql as orders_sql
 from orders.models import Order, OrderStatus, OrderStatusChange
 
 __all__ = ["ALLOWED_TRANSITIONS", "IllegalTransition", "lock_order", "move_locked_order", "transition_order"]
@@ -85,7 +84,7 @@ def move_locked_order(
     result=None,
 ) -> list[tuple]:
     """``transition_order(order_is_locked=True)`` that sends more statements of the caller's
-    transaction, as ``(sql, params, prefix)``, in the move's own message (PostgreSQL; one round
+    transaction, as ``(sql, params)``, in the move's own round trip (PostgreSQL; one round
     trip instead of several): ``then`` right after the move, then the payment's sale for the
     distributors' sales rollup (whose rows every order of a network shares: locked last), then
     ``result``, a statement whose rows are returned."""
@@ -133,7 +132,7 @@ def _write_transition(
         update_fields.append(field)
     after = _sale_of(locked)
     if connection.vendor == "postgresql":
-        # A payment's sale goes into the distributors' rollup in the move's own message.
+        # A payment's sale goes into the distributors' rollup in the move's own round trip.
         sale = order_sale_statements(before=before, after=after)
         found = _save_moves_in_one_statement(locked, update_fields, moves, actor, now, then, sale, last)
         if rows is not None:
@@ -154,22 +153,6 @@ def _write_transition(
     return order
 
 
-@functools.lru_cache(maxsize=64)
-def _moves_sql(update_fields: tuple[str, ...]) -> tuple[str, tuple]:
-    fields = tuple(Order._meta.get_field(name) for name in update_fields)
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = f"""
-        WITH moved AS (UPDATE orders_order SET {assignments} WHERE id = %s RETURNING id)
-        INSERT INTO orders_orderstatuschange (order_id, old_status, new_status, cause, actor_id, created_at)
-        SELECT moved.id, move.old_status, move.new_status, move.cause, %s, %s
-        FROM moved, unnest(%s::varchar[], %s::varchar[], %s::varchar[])
-            WITH ORDINALITY AS move(old_status, new_status, cause, n)
-        ORDER BY move.n
-    """  # noqa: S608 (constants and model metadata, no input)
-    return sql, fields
-
-
 def _sale_of(order: Order) -> OrderSale:
     """What ``order`` counts for in the distributors' sales rollup."""
     return OrderSale(
@@ -184,10 +167,10 @@ def _sale_of(order: Order) -> OrderSale:
 def _save_moves_in_one_statement(
     locked: Order, update_fields: list[str], moves, actor, now, then=(), along=(), last=None
 ) -> list[tuple]:
-    """The order's new values and its status-change rows in one prepared statement, with the
-    caller's ``then`` statements and ``along`` (the payment's sale) in the same message."""
+    """The order's new values and its status-change rows in one statement, with the caller's
+    ``then`` statements and ``along`` (the payment's sale) in the same round trip."""
     names = tuple(dict.fromkeys(update_fields))
-    sql, fields = _moves_sql(names)
+    sql, fields = orders_sql.moves(names)
     wrapper = connections[DEFAULT_DB_ALIAS]  # not the ``connection`` proxy: a look-up per field
     values = [field.get_db_prep_save(getattr(locked, field.attname), wrapper) for field in fields]
     values += [
@@ -200,24 +183,12 @@ def _save_moves_in_one_statement(
     ]
     if then or along or last is not None:
         # The caller's statements, the sale (hot rows: locked last), the result-bearing one.
-        rows = execute_prepared_batch(
-            [(sql, values, "order_moves"), *then, *along, *([last] if last is not None else [])]
+        rows = fetch_rows_in_one_round_trip(
+            [(sql, values), *then, *along, *([last] if last is not None else [])]
         )
     else:
-        rows = execute_prepared(sql, values, prefix="order_moves")
+        rows = fetch_rows(sql, values)
     return rows
-
-
-@functools.lru_cache(maxsize=4)
-def _lock_sql(by: str, with_product: bool) -> str:
-    from catalog.models import Product
-
-    if with_product:
-        return (
-            f"SELECT {select_list(Order, 'o')}, {select_list(Product, 'p')} FROM orders_order o"  # noqa: S608
-            f" JOIN catalog_product p ON p.id = o.product_id WHERE o.{by} = %s FOR UPDATE OF o"
-        )
-    return f"SELECT {select_list(Order, 'o')} FROM orders_order o WHERE o.{by} = %s FOR UPDATE OF o"  # noqa: S608 (constants and model metadata, no input)
 
 
 def lock_order(*, pk: int | None = None, order_no: str | None = None, with_product: bool = False) -> Order | None:
@@ -230,7 +201,7 @@ def lock_order(*, pk: int | None = None, order_no: str | None = None, with_produ
         if with_product:
             queryset = queryset.select_related("product")
         return queryset.filter(**{by: value}).first()
-    rows = execute_prepared(_lock_sql(by, with_product), [value], prefix="lock_order")
+    rows = fetch_rows(orders_sql.lock_order(by, with_product), [value])
     if not rows:
         return None
     order = instance_from_row(Order, rows[0])

@@ -16,7 +16,7 @@ from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 
 from ..fingerprint import current_device
 from ..models import (
@@ -390,7 +390,7 @@ def _recent_figures_sql(
             ctes.append("no_flush AS (SELECT set_config('synchronous_commit', 'off', true))")
             sources.append("no_flush")
         sql = f"WITH {', '.join(ctes)} SELECT {', '.join(outer)} FROM {', '.join(sources)}"
-    row = _execute_prepared(sql, params)
+    row = _fetch_row(sql, params)
     figures = dict(zip(names, row, strict=True))
     if signal is not None:
         signal.pk = figures.pop("signal_id")
@@ -398,10 +398,10 @@ def _recent_figures_sql(
     return figures
 
 
-def _execute_prepared(sql: str, params: list):
+def _fetch_row(sql: str, params: list):
     """The check's statement has a handful of shapes (which of IP, device, contact, chain are
-    present); each is prepared once per session (``kamen.db``) and returns one row."""
-    return execute_prepared(sql, params, prefix="risk_check")[0]
+    present); the driver prepares each once per connection (``kamen.db``); it returns one row."""
+    return fetch_rows(sql, params)[0]
 
 
 def _add_to_day_total(*, distributor_id: int, day, amount: Decimal) -> Decimal:

@@ -361,28 +361,18 @@ def test_the_check_survives_a_session_that_lost_its_prepared_statements(product)
 
 
 def test_the_check_reads_the_buyers_own_signals_not_every_checkout_of_the_day(product, monkeypatch):
-    """Its statement is prepared once per session and keeps a generic plan. Planned on a small
+    """Its statement is prepared once per connection and settles on a generic plan. Planned on a small
     table that plan once chose the (kind, created_at) index, and every checkout then read all
     of the day's checkouts: it grew slower through the day. No index on kind may serve it."""
-    from django.db import connection
-
     import riskcontrol.services.assessment as services
-    from kamen.db import _translate
+    from kamen.tests.plans import explain
 
     captured = []
-    original = services._execute_prepared
-    monkeypatch.setattr(
-        services, "_execute_prepared", lambda sql, params: captured.append((sql, params)) or original(sql, params)
-    )
+    original = services._fetch_row
+    monkeypatch.setattr(services, "_fetch_row", lambda sql, params: captured.append((sql, params)) or original(sql, params))
     for number in range(3):
         checkout(product, contact=f"buyer{number}@example.com", buyer_ip=None, device_id="")
     sql, params = captured[-1]
-    text = _translate(sql, False)[0]
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute(f"PREPARE risk_plan_probe AS {text}")  # noqa: S608
-        cursor.execute(f"EXPLAIN EXECUTE risk_plan_probe ({', '.join(['%s'] * len(params))})", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute("DEALLOCATE risk_plan_probe")
+    plan = "\n".join(row[0] for row in explain(sql, params, generic=True))
     assert "risk_signal_kind_idx" not in plan
     assert "risk_signal_contact_idx" in plan
