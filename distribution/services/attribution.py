@@ -12,9 +12,9 @@ from django.db.models import F
 from kamen.db import fetch_rows
 
 from ..models import MAX_COMMISSION_DEPTH, Distributor, DistributorStatus, ReferralLink
+from .codes import normalize_code
 from .pricing import commission_depth
 from .referrals import active_link
-from .tree import normalize_code
 
 __all__ = ["attribution_for_referral", "count_referral_order", "count_referral_order_cte"]
 

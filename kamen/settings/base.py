@@ -506,7 +506,7 @@ KAMEN_REAL_NAME_PROVIDER = os.environ.get("KAMEN_REAL_NAME_PROVIDER", "riskcontr
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
 CSRF_COOKIE_HTTPONLY = True
-CELERY_BEAT_SCHEDULE["risk-scans"] = {"task": "riskcontrol.tasks.run_risk_scans_task", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["risk-scans"] = {"task": "orders.tasks.run_risk_scans_task", "schedule": 3600.0}
 
 # Team performance bonus (团队业绩奖励): on the 1st, for the month just ended; pays once.
 CELERY_BEAT_SCHEDULE |= {

@@ -32,6 +32,8 @@ from catalog.validation import (
 from kamen.db import insert_instance, insert_select_sql, insert_select_values, inserted
 from kamen.parsing import parse_integer
 from orders.models import ContactKind, Order, OrderStatus
+from riskcontrol.services.assessment import REVIEW
+from riskcontrol.services.cases import open_review_case
 
 from .catalog_bridge import is_reusable_key_product
 from .query_password import hash_query_password
@@ -201,6 +203,9 @@ def _create_order_holding_stock(fields: dict) -> Order:
             _reserve_stock(order, product, until=order.expires_at)
         except InsufficientStock:
             raise ValidationError({"quantity": [_("库存不足，请减少购买数量或稍后再试")]}) from None
+        if order.attribution.get("risk") == REVIEW:
+            # Held for risk staff: the case opens with the order, in its transaction.
+            open_review_case(order=order)
         if order.attribution.get("matched"):
             from distribution.services import count_referral_order
 
@@ -213,8 +218,6 @@ def _create_order_holding_stock(fields: dict) -> Order:
 def _can_place_in_one_statement(fields: dict) -> bool:
     """The common checkout (one card-key product; no purchase limit to serialise;
     no review case to open with the order) needs no transaction of its own: one statement."""
-    from riskcontrol.services import REVIEW
-
     product = fields["product"]
     return (
         product.product_type == ProductType.CARD_KEY
@@ -337,7 +340,7 @@ def place_order(
         attribution["seller_unit_cost"] = str(cost_price_for(distributor=seller, product=product, quantity=quantity))
     total = (unit_price * quantity).quantize(Decimal("0.01"))
 
-    from riskcontrol.services import BLOCK, REVIEW, assess_checkout_in_full
+    from riskcontrol.services.assessment import BLOCK, assess_checkout_in_full
 
     assessment = assess_checkout_in_full(
         product=product,

@@ -298,8 +298,7 @@ def _complete_locked(order: Order) -> bool:
     move = {"order": order, "to_status": OrderStatus.COMPLETED, "cause": "delivered", "also_set": also_set, "via": via}
     if order.distributor_id or (order.attribution or {}).get("distributor_id"):
         # Same transaction as the delivery: goods delivered and commissions owed commit
-        # together, or neither does (the order_completed receiver is only a backstop). The
-        # split's inputs are read in the move's round trip.
+        # together, or neither does. The split's inputs are read in the move's round trip.
         from commissions.services import split_commissions, split_inputs_statement
 
         (inputs_row,) = move_locked_order(**move, result=split_inputs_statement(order))
@@ -365,8 +364,8 @@ def _after_completion(order: Order, *, email: bool) -> None:
             from .enqueue import run_task_now_or_enqueue
 
             run_task_now_or_enqueue("send_delivery_email_task", order_id=order.pk)
-    # The split ran in the delivery transaction (_conclude_locked): receivers need not redo it.
-    order_completed.send(sender=Order, order=order, commissions_split=True)
+    # Announced to whoever listens; the split already ran in the delivery transaction.
+    order_completed.send(sender=Order, order=order)
 
 
 def send_delivery_email(*, order: Order, claimed: bool = False) -> bool:

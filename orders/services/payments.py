@@ -56,7 +56,7 @@ from orders.models import (
     PaymentCallback,
     PaymentStatus,
 )
-from riskcontrol.services import record_forged_callback
+from riskcontrol.services.signals import record_forged_callback
 
 from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
@@ -355,7 +355,7 @@ def _mark_paid(
     """The paid attempt, the reservation held, ``callback`` stored and the order moved to paid.
 
     All four go in one round trip, followed by the sale's rollup statements
-    (``orders.signals.order_moving``): its rows, which every payment of that network locks,
+    (``distribution.services.sales.order_sale_statements``): its rows, which every payment of that network locks,
     are taken last, so they are held for little more than the commit and never while this
     transaction waits for another lock. The callback's id is read back at the very end."""
     from .checkout import _reserve_stock

@@ -1,13 +1,12 @@
 """The order state machine: one table of allowed moves, one function that makes them."""
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models.signals import post_save
 from django.utils import timezone
 
+from distribution.services.sales import OrderSale, order_sale_statements, record_order_move
 from kamen.db import fetch_rows, fetch_rows_in_one_round_trip, instance_from_row
 from orders import sql as orders_sql
 from orders.models import Order, OrderStatus, OrderStatusChange
-from orders.signals import order_moving
 
 __all__ = ["ALLOWED_TRANSITIONS", "IllegalTransition", "lock_order", "move_locked_order", "transition_order"]
 
@@ -27,9 +26,6 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 _KNOWN = frozenset(S.values)  # (``S.values`` builds a new list on every access)
-
-# What an order counted for before a transition, handed to post_save receivers (the sales rollup).
-_SALES_FIELDS = ("status", "paid_at", "paid_amount", "refunded_amount", "distributor_id")
 
 # Time stamps a status sets the first time it is reached.
 _STAMPS = {S.PAID: "paid_at", S.COMPLETED: "completed_at"}
@@ -89,9 +85,9 @@ def move_locked_order(
 ) -> list[tuple]:
     """``transition_order(order_is_locked=True)`` that sends more statements of the caller's
     transaction, as ``(sql, params)``, in the move's own round trip (PostgreSQL; one round
-    trip instead of several): ``then`` right after the move, then what ``order_moving``
-    receivers add (the sales rollup, whose rows every order of a network shares: locked last),
-    then ``result``, a statement whose rows are returned."""
+    trip instead of several): ``then`` right after the move, then the payment's sale for the
+    distributors' sales rollup (whose rows every order of a network shares: locked last), then
+    ``result``, a statement whose rows are returned."""
     if connection.vendor != "postgresql" and (then or result):
         raise RuntimeError("statements sent along with a move need PostgreSQL")
     if not transaction.get_connection().in_atomic_block:
@@ -117,7 +113,7 @@ def _write_transition(
     last=None,
 ) -> Order:
     old_status = locked.status
-    before = {field: getattr(locked, field) for field in _SALES_FIELDS}
+    before = _sale_of(locked)
     moves = [(old_status, via[0], via[1]), (via[0], to_status, cause)] if via else [(old_status, to_status, cause)]
     for old, new, _cause in moves:
         if new not in _KNOWN or new not in ALLOWED_TRANSITIONS[old]:
@@ -134,33 +130,45 @@ def _write_transition(
     for field, value in (also_set or {}).items():
         setattr(locked, field, value)
         update_fields.append(field)
-    locked.before_transition = before
-    try:
-        if connection.vendor == "postgresql":
-            found = _save_moves_in_one_statement(locked, update_fields, moves, actor, now, then, last)
-            if rows is not None:
-                rows.extend(found)
-        else:
-            locked.save(update_fields=update_fields)
-            OrderStatusChange.objects.bulk_create(
-                OrderStatusChange(
-                    order=locked, old_status=old, new_status=new, cause=move_cause[:200], actor=actor, created_at=now
-                )
-                for old, new, move_cause in moves
+    after = _sale_of(locked)
+    if connection.vendor == "postgresql":
+        # A payment's sale goes into the distributors' rollup in the move's own round trip.
+        sale = order_sale_statements(before=before, after=after)
+        found = _save_moves_in_one_statement(locked, update_fields, moves, actor, now, then, sale, last)
+        if rows is not None:
+            rows.extend(found)
+    else:
+        sale = []
+        locked.save(update_fields=update_fields)
+        OrderStatusChange.objects.bulk_create(
+            OrderStatusChange(
+                order=locked, old_status=old, new_status=new, cause=move_cause[:200], actor=actor, created_at=now
             )
-    finally:
-        locked.before_transition = None
+            for old, new, move_cause in moves
+        )
+    if not sale:
+        record_order_move(before=before, after=after)  # not a plain sale: a refund recounts
     for field in update_fields:
         setattr(order, field, getattr(locked, field))
     return order
 
 
+def _sale_of(order: Order) -> OrderSale:
+    """What ``order`` counts for in the distributors' sales rollup."""
+    return OrderSale(
+        distributor_id=order.distributor_id,
+        status=order.status,
+        paid_at=order.paid_at,
+        paid_amount=order.paid_amount,
+        refunded_amount=order.refunded_amount,
+    )
+
+
 def _save_moves_in_one_statement(
-    locked: Order, update_fields: list[str], moves, actor, now, then=(), last=None
+    locked: Order, update_fields: list[str], moves, actor, now, then=(), along=(), last=None
 ) -> list[tuple]:
-    """The order's new values and its status-change rows in one prepared statement, with what
-    ``order_moving`` receivers return (the sales rollup) and the caller's ``then`` statements
-    in the same message; then the ``post_save`` that ``save(update_fields=…)`` sends."""
+    """The order's new values and its status-change rows in one statement, with the caller's
+    ``then`` statements and ``along`` (the payment's sale) in the same round trip."""
     names = tuple(dict.fromkeys(update_fields))
     sql, fields = orders_sql.moves(names)
     wrapper = connections[DEFAULT_DB_ALIAS]  # not the ``connection`` proxy: a look-up per field
@@ -173,33 +181,13 @@ def _save_moves_in_one_statement(
         [new for _old, new, _cause in moves],
         [cause[:200] for _old, _new, cause in moves],
     ]
-    handled: set[str] = set()
-    along = []
-    for receiver, statements in order_moving.send(
-        sender=Order, instance=locked, before=locked.before_transition, handled=handled
-    ):
-        if statements is not None and not isinstance(statements, list):
-            raise TypeError(f"{receiver!r} must return a list of (sql, params) or None")
-        along += statements or ()
     if then or along or last is not None:
-        # The caller's statements, the receivers' (hot rows: locked last), the result-bearing one.
+        # The caller's statements, the sale (hot rows: locked last), the result-bearing one.
         rows = fetch_rows_in_one_round_trip(
             [(sql, values), *then, *along, *([last] if last is not None else [])]
         )
     else:
         rows = fetch_rows(sql, values)
-    locked.handled_in_move = frozenset(handled)
-    try:
-        post_save.send(
-            sender=Order,
-            instance=locked,
-            created=False,
-            update_fields=frozenset(names),
-            raw=False,
-            using=DEFAULT_DB_ALIAS,
-        )
-    finally:
-        locked.handled_in_move = frozenset()
     return rows
 
 

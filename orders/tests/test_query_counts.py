@@ -18,7 +18,7 @@ replayed callback 5, a repeated fulfilment 3.
 An order through a referral link: checkout 6 (+ the link, its distributor, the depth and the
 upline in one statement; the link's order counter joins the order's statement), callback 11,
 still 4 round trips (the sales rollup's tree lock and upsert join the move's round trip,
-through ``orders.signals.order_moving``), fulfilment 7, 6 round trips (+ the commission split:
+through ``distribution.services.sales.order_sale_statements``), fulfilment 7, 6 round trips (+ the commission split:
 its inputs read in the move's round trip, its rows and ledger posting in one statement).
 """
 
