@@ -26,6 +26,7 @@ from .team_bonus import (
     save_team_bonus_rule,
     team_bonus_rule_problems,
 )
+from .wallets import active_distributor_of, debit_wallet_for_order
 from .withdrawals import (
     InsufficientBalance,
     add_payout_account,
@@ -42,7 +43,9 @@ from .withdrawals import (
 __all__ = [
     "InsufficientBalance",
     "UnbalancedTransaction",
+    "active_distributor_of",
     "add_payout_account",
+    "debit_wallet_for_order",
     "approve_withdrawal",
     "check_without_saving",
     "freeze_commissions",

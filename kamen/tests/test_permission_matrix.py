@@ -114,6 +114,7 @@ EXPECTED = {
     "orders:order-status": buyer_only(),
     "orders:order-pay": everyone(405),  # POST only (see the POST walk)
     "orders:order-sync": everyone(405),
+    "orders:order-pay-wallet": everyone(405),  # POST only (see the POST walk)
     "postsale:order-open": buyer_only("redirect"),
     "postsale:order-vouchers": buyer_only(),
     "postsale:voucher-qr": buyer_only(),
@@ -137,6 +138,8 @@ EXPECTED = {
     "commissions:payout-account-create": agent(),
     "commissions:tax-statements": agent(),
     "riskcontrol:real-name": agent(),
+    "orders:agent-wallet-pay": agent(),  # lists the viewer's own unpaid orders only
+    "orders:agent-wallet-pay-order": everyone(405),  # POST only (see the POST walk)
     # Staff two-factor: any logged-in user; distributors are sent away from enrolment.
     "two-factor-setup": logged_in() | {"agent": "redirect", "other_agent": "redirect"},
     "two-factor-verify": logged_in(),
@@ -371,6 +374,8 @@ def arguments(world) -> dict[str, dict]:
         "orders:order-status": buyer_order,
         "orders:order-pay": buyer_order,
         "orders:order-sync": buyer_order,
+        "orders:order-pay-wallet": buyer_order,
+        "orders:agent-wallet-pay-order": {"order_no": w.agent_order.order_no},
         "orders:payment-notify": {"gateway": "sandbox"},
         "orders:sandbox-cashier": {"trade_no": w.sandbox_payment.trade_no},
         "postsale:order-open": buyer_order,
@@ -538,6 +543,8 @@ def posts(world) -> dict[str, tuple[str, dict]]:
         "distribution:agent-appeal": ("A X", {"reason": "申诉"}),
         "orders:order-pay": ("B", {}),
         "orders:order-sync": ("B", {}),
+        # Only an order the distributor placed for themselves; agent_order is not one.
+        "orders:agent-wallet-pay-order": ("", {}),
     }
 
 
@@ -545,6 +552,7 @@ def posts(world) -> dict[str, tuple[str, dict]]:
 POST_REFUSAL = {
     "orders:order-pay": everyone(404),  # not your order: as if it did not exist
     "orders:order-sync": everyone(404),
+    "orders:agent-wallet-pay-order": agent(other=404, ok=404),
     "admin:distribution_distributor_manage": everyone("ok", B="login", A="login", X="login"),  # shows the refusal
     "distribution:agent-appeal": everyone(404, B="login"),  # not a distributor
 }

@@ -56,6 +56,7 @@ from orders.models import (
     PaymentCallback,
     PaymentStatus,
 )
+from commissions.services import debit_wallet_for_order
 from riskcontrol.services import record_forged_callback
 
 from .enqueue import enqueue_after_commit, fulfilment_queue
@@ -523,17 +524,13 @@ class WalletPaymentUnavailable(Exception):
 
 
 def pay_with_wallet(*, order: Order, payer) -> PaymentCallback:
-    """Pay ``order`` from ``payer``'s wallet balance (distributors).
+    """Pay ``order`` from ``payer``'s (a distributor's user) available wallet balance.
 
-    The seam the commissions issue fills: it provides
-    ``commissions.services.debit_wallet_for_order(*, payer, order, amount) -> str`` (a journal
-    reference; raises on insufficient balance), called here in the same transaction that marks
-    the order paid, so the debit and the payment stand or fall together.
+    ``commissions.services.debit_wallet_for_order`` runs in the same transaction that marks the
+    order paid, under the order's row lock, so the debit and the payment stand or fall together;
+    a short balance raises ``ValidationError`` and leaves the order unpaid. Twice for one order:
+    the second finds the first (the event id and the journal reference are the order number).
     """
-    try:
-        from commissions.services import debit_wallet_for_order
-    except ImportError:
-        raise WalletPaymentUnavailable(_("钱包支付暂未开通")) from None
     notification = PaymentNotification(
         gateway="wallet",
         event_id=f"wallet-{order.order_no}",
