@@ -498,3 +498,51 @@ class VoucherRedemption(models.Model):
 
     def __str__(self):
         return f"{self.voucher_id} {self.outcome} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class StockPurchase(models.Model):
+    """A distributor's stock purchase (进货): card keys bought at their grade price, paid from
+    their wallet, revealed in their portal to resell off-platform. ``request_token`` makes a
+    double submit find the first purchase."""
+
+    purchase_no = models.CharField(_("进货单号"), max_length=32, unique=True)
+    distributor = models.ForeignKey(
+        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="+"
+    )
+    product = models.ForeignKey("catalog.Product", verbose_name=_("商品"), on_delete=models.PROTECT, related_name="+")
+    product_name = models.CharField(_("商品名称"), max_length=120)
+    quantity = models.PositiveIntegerField(_("数量"))
+    unit_price = models.DecimalField(_("进货单价"), **MONEY)
+    total_amount = models.DecimalField(_("进货金额"), **MONEY)
+    request_token = models.CharField(_("请求令牌"), max_length=64, unique=True)
+    journal_reference = models.CharField(_("记账凭证"), max_length=64)
+    created_at = models.DateTimeField(_("进货时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("进货单")
+        verbose_name_plural = _("进货单")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="stock_purchase_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gt=0), name="stock_purchase_price_positive"),
+            models.CheckConstraint(condition=Q(total_amount__gt=0), name="stock_purchase_total_positive"),
+        ]
+        indexes = [models.Index(fields=["distributor", "product", "created_at"], name="stock_purchase_volume_idx")]
+
+    def __str__(self):
+        return self.purchase_no
+
+
+class StockPurchaseKey(models.Model):
+    """One card key of a stock purchase: a key belongs to at most one purchase (and, being
+    claimed sold, to no order)."""
+
+    purchase = models.ForeignKey(StockPurchase, verbose_name=_("进货单"), on_delete=models.PROTECT, related_name="keys")
+    card_key = models.OneToOneField(
+        "catalog.CardKey", verbose_name=_("卡密"), on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("进货卡密")
+        verbose_name_plural = _("进货卡密")
+        ordering = ["id"]

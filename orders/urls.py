@@ -15,6 +15,8 @@ urlpatterns = [
         views_wallet.agent_wallet_pay_order,
         name="agent-wallet-pay-order",
     ),
+    path("agent/stock/", views_wallet.agent_stock, name="agent-stock"),
+    path("agent/stock/<str:purchase_no>/", views_wallet.agent_stock_detail, name="agent-stock-detail"),
     path("orders/<str:order_no>/sync/", views.order_sync, name="order-sync"),
     path("pay/notify/<str:gateway>/", views.payment_notify, name="payment-notify"),
     path("pay/sandbox/<str:trade_no>/", views.sandbox_cashier, name="sandbox-cashier"),

@@ -10,12 +10,18 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from catalog import selectors as catalog_selectors
+from catalog.models import ProductType
 
 from commissions import selectors as commission_selectors
 from commissions.services import active_distributor_of
 
+from kamen.parsing import is_ascii_digits
+
 from . import selectors, services
+from .models import StockPurchase
 from .views import _order_or_404
 
 
@@ -78,3 +84,64 @@ def agent_wallet_pay_order(request, viewer, order_no: str):
         raise Http404
     _pay(request, order)
     return redirect("orders:agent-wallet-pay")
+
+
+@require_http_methods(["GET", "POST"])
+@_agent_required
+def agent_stock(request, viewer):
+    """进货: the card-key products at the viewer's price, a purchase form, their purchases."""
+    errors: list[str] = []
+    if request.method == "POST":
+        raw_product = request.POST.get("product", "")
+        product = (
+            catalog_selectors.product_on_shelf(pk=int(raw_product)) if is_ascii_digits(raw_product) else None
+        )
+        try:
+            purchase = services.purchase_stock(
+                distributor_id=viewer.pk,
+                product=product,
+                quantity=request.POST.get("quantity", ""),
+                token=request.POST.get("token", ""),
+            )
+        except ValidationError as error:
+            errors = [message for messages_ in error.message_dict.values() for message in messages_] if hasattr(
+                error, "error_dict"
+            ) else list(error.messages)
+        else:
+            messages.success(request, _("进货成功：%(count)s 张卡密") % {"count": purchase.quantity})
+            return redirect("orders:agent-stock-detail", purchase.purchase_no)
+    products = []
+    if viewer.grade.may_buy_stock:
+        for product in catalog_selectors.products_on_shelf():
+            if product.product_type == ProductType.CARD_KEY:
+                quote = services.quote_stock_purchase(distributor=viewer, product=product, quantity=1)
+                products.append({"product": product, "unit_price": quote.unit_price})
+    return render(
+        request,
+        "orders/agent_stock.html",
+        {
+            "viewer": viewer,
+            "may_buy_stock": viewer.grade.may_buy_stock,
+            "wallet": commission_selectors.wallet(viewer),
+            "products": products,
+            "purchases": StockPurchase.objects.filter(distributor=viewer)[:50],
+            "token": services.new_stock_purchase_token(),
+            "errors": errors,
+            "max_quantity": services.STOCK_PURCHASE_MAX_QUANTITY,
+        },
+        status=400 if errors else 200,
+    )
+
+
+@require_GET
+@_agent_required
+def agent_stock_detail(request, viewer, purchase_no: str):
+    purchase = StockPurchase.objects.filter(distributor=viewer, purchase_no=purchase_no[:32]).first()
+    if purchase is None:
+        raise Http404
+    keys = services.revealed_stock_keys(distributor_id=viewer.pk, purchase=purchase)
+    response = render(
+        request, "orders/agent_stock_detail.html", {"viewer": viewer, "purchase": purchase, "keys": keys}
+    )
+    response["Cache-Control"] = "no-store"
+    return response
