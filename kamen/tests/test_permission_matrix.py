@@ -140,6 +140,8 @@ EXPECTED = {
     "riskcontrol:real-name": agent(),
     "orders:agent-wallet-pay": agent(),  # lists the viewer's own unpaid orders only
     "orders:agent-wallet-pay-order": everyone(405),  # POST only (see the POST walk)
+    "orders:agent-stock": agent(),  # the viewer's own purchases only
+    "orders:agent-stock-detail": agent(other=404, ok=404),  # keys: the buyer only; none in the world
     # Staff two-factor: any logged-in user; distributors are sent away from enrolment.
     "two-factor-setup": logged_in() | {"agent": "redirect", "other_agent": "redirect"},
     "two-factor-verify": logged_in(),
@@ -376,6 +378,7 @@ def arguments(world) -> dict[str, dict]:
         "orders:order-sync": buyer_order,
         "orders:order-pay-wallet": buyer_order,
         "orders:agent-wallet-pay-order": {"order_no": w.agent_order.order_no},
+        "orders:agent-stock-detail": {"purchase_no": "S-none"},
         "orders:payment-notify": {"gateway": "sandbox"},
         "orders:sandbox-cashier": {"trade_no": w.sandbox_payment.trade_no},
         "postsale:order-open": buyer_order,
@@ -545,6 +548,7 @@ def posts(world) -> dict[str, tuple[str, dict]]:
         "orders:order-sync": ("B", {}),
         # Only an order the distributor placed for themselves; agent_order is not one.
         "orders:agent-wallet-pay-order": ("", {}),
+        "orders:agent-stock": ("A X", {"product": str(world.product.pk), "quantity": "1", "token": "pm"}),
     }
 
 
@@ -553,6 +557,7 @@ POST_REFUSAL = {
     "orders:order-pay": everyone(404),  # not your order: as if it did not exist
     "orders:order-sync": everyone(404),
     "orders:agent-wallet-pay-order": agent(other=404, ok=404),
+    "orders:agent-stock": agent(),
     "admin:distribution_distributor_manage": everyone("ok", B="login", A="login", X="login"),  # shows the refusal
     "distribution:agent-appeal": everyone(404, B="login"),  # not a distributor
 }
