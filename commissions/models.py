@@ -103,6 +103,7 @@ class TransactionKind(models.TextChoices):
     PAYOUT = "payout", _("提现打款")
     WALLET_PAYMENT = "wallet_payment", _("余额支付")
     TAX_ADJUSTMENT = "tax_adjustment", _("个税调整")
+    TOP_UP = "top_up", _("预存款充值")
 
 
 class JournalTransaction(models.Model):

@@ -546,3 +546,35 @@ class StockPurchaseKey(models.Model):
         verbose_name = _("进货卡密")
         verbose_name_plural = _("进货卡密")
         ordering = ["id"]
+
+
+class TopUpStatus(models.TextChoices):
+    PENDING = "pending", _("待支付")
+    CREDITED = "credited", _("已到账")
+
+
+class TopUp(models.Model):
+    """A distributor's prepaid top-up (预存款) through the payment gateway: credited to their
+    available balance, through the ledger, once, on the gateway's signed notification."""
+
+    top_up_no = models.CharField(_("充值单号"), max_length=32, unique=True)
+    distributor = models.ForeignKey(
+        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="+"
+    )
+    amount = models.DecimalField(_("充值金额"), **MONEY)
+    gateway = models.CharField(_("支付方式"), max_length=16)
+    status = models.CharField(_("状态"), max_length=12, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    credited_at = models.DateTimeField(_("到账时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("预存款充值")
+        verbose_name_plural = _("预存款充值")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="top_up_amount_positive"),
+            models.CheckConstraint(condition=Q(status__in=TopUpStatus.values), name="top_up_status_known"),
+        ]
+
+    def __str__(self):
+        return self.top_up_no

@@ -15,6 +15,7 @@ urlpatterns = [
         views_wallet.agent_wallet_pay_order,
         name="agent-wallet-pay-order",
     ),
+    path("agent/wallet/top-up/", views_wallet.agent_top_up, name="agent-top-up"),
     path("agent/stock/", views_wallet.agent_stock, name="agent-stock"),
     path("agent/stock/<str:purchase_no>/", views_wallet.agent_stock_detail, name="agent-stock-detail"),
     path("orders/<str:order_no>/sync/", views.order_sync, name="order-sync"),

@@ -4,6 +4,7 @@ in the agent portal (/agent/wallet/pay/). Views parse, call ``pay_with_wallet``,
 from functools import wraps
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -19,9 +20,11 @@ from commissions import selectors as commission_selectors
 from commissions.services import active_distributor_of
 
 from kamen.parsing import is_ascii_digits
+from kamen.site import site_url
 
 from . import selectors, services
-from .models import StockPurchase
+from .gateways import GatewayError
+from .models import StockPurchase, TopUp
 from .views import _order_or_404
 
 
@@ -145,3 +148,41 @@ def agent_stock_detail(request, viewer, purchase_no: str):
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+@require_http_methods(["GET", "POST"])
+@_agent_required
+def agent_top_up(request, viewer):
+    """预存款充值: the amount, then the payment gateway's cashier; credited on its notification."""
+    errors: list[str] = []
+    if request.method == "POST":
+        try:
+            _top_up, start = services.start_top_up(
+                distributor_id=viewer.pk,
+                amount=request.POST.get("amount", ""),
+                notify_url=site_url(reverse("orders:payment-notify", args=[settings.ORDER_DEFAULT_GATEWAY])),
+                return_url=site_url(reverse("orders:agent-top-up")),
+                gateway_code=settings.ORDER_DEFAULT_GATEWAY,
+            )
+        except ValidationError as error:
+            errors = (
+                [message for field in error.message_dict.values() for message in field]
+                if hasattr(error, "error_dict")
+                else list(error.messages)
+            )
+        except GatewayError:
+            errors = [_("支付通道暂时不可用，请稍后再试")]
+        else:
+            return redirect(start.redirect_url or reverse("orders:agent-top-up"))
+    return render(
+        request,
+        "orders/agent_top_up.html",
+        {
+            "viewer": viewer,
+            "wallet": commission_selectors.wallet(viewer),
+            "top_ups": TopUp.objects.filter(distributor=viewer)[:20],
+            "errors": errors,
+            "form": request.POST if errors else None,
+        },
+        status=400 if errors else 200,
+    )

@@ -26,7 +26,7 @@ from .team_bonus import (
     save_team_bonus_rule,
     team_bonus_rule_problems,
 )
-from .wallets import active_distributor_of, debit_wallet_for_order
+from .wallets import active_distributor_of, credit_wallet_top_up, debit_wallet_for_order
 from .withdrawals import (
     InsufficientBalance,
     add_payout_account,
@@ -45,6 +45,7 @@ __all__ = [
     "UnbalancedTransaction",
     "active_distributor_of",
     "add_payout_account",
+    "credit_wallet_top_up",
     "debit_wallet_for_order",
     "approve_withdrawal",
     "check_without_saving",

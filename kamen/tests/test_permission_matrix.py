@@ -141,6 +141,7 @@ EXPECTED = {
     "orders:agent-wallet-pay": agent(),  # lists the viewer's own unpaid orders only
     "orders:agent-wallet-pay-order": everyone(405),  # POST only (see the POST walk)
     "orders:agent-stock": agent(),  # the viewer's own purchases only
+    "orders:agent-top-up": agent(),  # the viewer's own top-ups only
     "orders:agent-stock-detail": agent(other=404, ok=404),  # keys: the buyer only; none in the world
     # Staff two-factor: any logged-in user; distributors are sent away from enrolment.
     "two-factor-setup": logged_in() | {"agent": "redirect", "other_agent": "redirect"},
@@ -549,6 +550,7 @@ def posts(world) -> dict[str, tuple[str, dict]]:
         # Only an order the distributor placed for themselves; agent_order is not one.
         "orders:agent-wallet-pay-order": ("", {}),
         "orders:agent-stock": ("A X", {"product": str(world.product.pk), "quantity": "1", "token": "pm"}),
+        "orders:agent-top-up": ("A X", {"amount": "1.00"}),
     }
 
 
@@ -558,6 +560,7 @@ POST_REFUSAL = {
     "orders:order-sync": everyone(404),
     "orders:agent-wallet-pay-order": agent(other=404, ok=404),
     "orders:agent-stock": agent(),
+    "orders:agent-top-up": agent(),
     "admin:distribution_distributor_manage": everyone("ok", B="login", A="login", X="login"),  # shows the refusal
     "distribution:agent-appeal": everyone(404, B="login"),  # not a distributor
 }

@@ -61,6 +61,7 @@ from riskcontrol.services import record_forged_callback
 
 from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
+from .top_ups import apply_top_up_notification, is_top_up_number
 from .state import lock_order, move_locked_order, transition_order
 
 __all__ = [
@@ -178,6 +179,17 @@ def record_payment_notification(
             "payments.notification_rejected", extra={"gateway": gateway_code, "reason": error.__class__.__name__}
         )
         return NotificationResult(callback, gateway.answer_notification(accepted=False))
+    if is_top_up_number(notification.out_trade_no):
+        callback = apply_top_up_notification(
+            notification=notification,
+            gateway_code=gateway_code,
+            expected_app_id=getattr(gateway, "app_id", ""),
+            source=CallbackSource.NOTIFY,
+            raw_body=_text(body),
+            headers=_safe_headers(headers),
+            source_ip=source_ip,
+        )
+        return NotificationResult(callback, gateway.answer_notification(accepted=callback.is_accepted))
     callback = _apply_payment(
         notification=notification,
         gateway_code=gateway_code,
