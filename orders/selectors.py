@@ -204,7 +204,4 @@ def payable_orders_of_distributor(*, distributor_id: int):
 
 
 def payable_order_of_distributor(*, distributor_id: int, order_no: str) -> Order | None:
-    return (
-        Order.objects.filter(attribution__buyer_distributor_id=distributor_id, order_no=order_no)
-        .first()
-    )
+    return Order.objects.filter(attribution__buyer_distributor_id=distributor_id, order_no=order_no).first()

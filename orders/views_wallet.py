@@ -15,10 +15,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from catalog import selectors as catalog_selectors
 from catalog.models import ProductType
-
 from commissions import selectors as commission_selectors
 from commissions.services import active_distributor_of
-
 from kamen.parsing import is_ascii_digits
 from kamen.site import site_url
 
@@ -96,9 +94,7 @@ def agent_stock(request, viewer):
     errors: list[str] = []
     if request.method == "POST":
         raw_product = request.POST.get("product", "")
-        product = (
-            catalog_selectors.product_on_shelf(pk=int(raw_product)) if is_ascii_digits(raw_product) else None
-        )
+        product = catalog_selectors.product_on_shelf(pk=int(raw_product)) if is_ascii_digits(raw_product) else None
         try:
             purchase = services.purchase_stock(
                 distributor_id=viewer.pk,
@@ -107,9 +103,11 @@ def agent_stock(request, viewer):
                 token=request.POST.get("token", ""),
             )
         except ValidationError as error:
-            errors = [message for messages_ in error.message_dict.values() for message in messages_] if hasattr(
-                error, "error_dict"
-            ) else list(error.messages)
+            errors = (
+                [message for messages_ in error.message_dict.values() for message in messages_]
+                if hasattr(error, "error_dict")
+                else list(error.messages)
+            )
         else:
             messages.success(request, _("进货成功：%(count)s 张卡密") % {"count": purchase.quantity})
             return redirect("orders:agent-stock-detail", purchase.purchase_no)
@@ -143,9 +141,7 @@ def agent_stock_detail(request, viewer, purchase_no: str):
     if purchase is None:
         raise Http404
     keys = services.revealed_stock_keys(distributor_id=viewer.pk, purchase=purchase)
-    response = render(
-        request, "orders/agent_stock_detail.html", {"viewer": viewer, "purchase": purchase, "keys": keys}
-    )
+    response = render(request, "orders/agent_stock_detail.html", {"viewer": viewer, "purchase": purchase, "keys": keys})
     response["Cache-Control"] = "no-store"
     return response
 

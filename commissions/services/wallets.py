@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from distribution.selectors import distributor_for_user
 from distribution.models import DistributorStatus
+from distribution.selectors import distributor_for_user
 
 from ..models import AccountKind, JournalTransaction, TransactionKind
 from .ledger import (
@@ -43,9 +43,7 @@ def debit_wallet_for_order(*, payer, order, amount: Decimal) -> str:
     distributor = active_distributor_of(payer)
     if distributor is None:
         raise ValidationError(_("只有正常状态的分销商可以使用余额支付"))
-    journal = pay_from_wallet(
-        distributor=distributor, amount=amount, reference=order.order_no
-    )
+    journal = pay_from_wallet(distributor=distributor, amount=amount, reference=order.order_no)
     return journal.reference
 
 
@@ -60,9 +58,7 @@ def credit_wallet_top_up(*, distributor_id: int, amount: Decimal, reference: str
         raise ValidationError(_("充值金额必须大于 0"))
     full_reference = f"topup:{reference}"
     with transaction.atomic():
-        available = lock_account(
-            distributor_account(distributor_id, AccountKind.DISTRIBUTOR_AVAILABLE)
-        )
+        available = lock_account(distributor_account(distributor_id, AccountKind.DISTRIBUTOR_AVAILABLE))
         existing = JournalTransaction.objects.filter(reference=full_reference).first()
         if existing is not None:
             return existing

@@ -59,9 +59,7 @@ def _quantity(raw) -> int:
     except (InvalidNumber, TypeError, ValueError):
         raise ValidationError({"quantity": [_("进货数量必须是整数")]}) from None
     if not 1 <= quantity <= STOCK_PURCHASE_MAX_QUANTITY:
-        raise ValidationError(
-            {"quantity": [_("进货数量须在 1–%(max)s 之间") % {"max": STOCK_PURCHASE_MAX_QUANTITY}]}
-        )
+        raise ValidationError({"quantity": [_("进货数量须在 1–%(max)s 之间") % {"max": STOCK_PURCHASE_MAX_QUANTITY}]})
     return quantity
 
 
@@ -76,9 +74,9 @@ def _buyer(distributor_id: int) -> Distributor:
 
 def _month_quantity(distributor: Distributor, product) -> int:
     start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    total = StockPurchase.objects.filter(
-        distributor=distributor, product=product, created_at__gte=start
-    ).aggregate(total=Sum("quantity"))["total"]
+    total = StockPurchase.objects.filter(distributor=distributor, product=product, created_at__gte=start).aggregate(
+        total=Sum("quantity")
+    )["total"]
     return int(total or 0)
 
 

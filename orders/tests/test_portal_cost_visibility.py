@@ -35,8 +35,7 @@ def _agent_routes():
     return [
         (name, route)
         for name, route in walk(get_resolver().url_patterns, "", None)
-        if route.startswith("agent/")
-        and not route.startswith(("agent/login", "agent/logout", "agent/join"))
+        if route.startswith("agent/") and not route.startswith(("agent/login", "agent/logout", "agent/join"))
     ]
 
 
@@ -91,11 +90,7 @@ def _url(name, route, world):
         "code": world["me"].invite_code,
         "slug": "my-store",
     }
-    kwargs = {
-        key: value
-        for key, value in values.items()
-        if f":{key}>" in route or f"<{key}>" in route
-    }
+    kwargs = {key: value for key, value in values.items() if f":{key}>" in route or f"<{key}>" in route}
     return reverse(name, kwargs=kwargs)
 
 
@@ -103,9 +98,7 @@ def _pages(client, world):
     pages = {}
     for name, route in _agent_routes():
         response = client.get(_url(name, route, world))
-        if response.status_code == 200 and response.get("Content-Type", "").startswith(
-            "text/html"
-        ):
+        if response.status_code == 200 and response.get("Content-Type", "").startswith("text/html"):
             pages[name] = response.content.decode()
     return pages
 
@@ -124,9 +117,7 @@ def test_every_portal_page_hides_cost_figures_from_a_grade_without_floor_price(c
         "commissions:statements",
         "commissions:withdrawal-create",
     } <= set(pages)
-    assert {name: PLANTED in html for name, html in pages.items()} == {
-        name: False for name in pages
-    }
+    assert {name: PLANTED in html for name, html in pages.items()} == {name: False for name in pages}
 
 
 def test_the_same_walk_shows_the_cost_to_a_grade_that_may_see_it(client, world):

@@ -64,9 +64,9 @@ def test_a_purchase_pays_the_grade_price_of_its_volume_tier_and_delivers_the_key
     assert (large.unit_price, large.total_amount) == (Decimal("72.00"), Decimal("720.00"))
     assert _available(agent) == Decimal("120.00")
     assert large.keys.count() == 10
-    assert set(
-        CardKey.objects.filter(pk__in=large.keys.values("card_key_id")).values_list("status", "sold_to")
-    ) == {(CardKeyStatus.SOLD, large.purchase_no)}
+    assert set(CardKey.objects.filter(pk__in=large.keys.values("card_key_id")).values_list("status", "sold_to")) == {
+        (CardKeyStatus.SOLD, large.purchase_no)
+    }
 
 
 @pytest.mark.django_db
@@ -167,9 +167,7 @@ def test_the_portal_buys_and_reveals_the_keys_to_the_buyer_only(client):
     client.force_login(agent.user)
 
     page = client.get(reverse("orders:agent-stock")).content.decode()
-    bought = client.post(
-        reverse("orders:agent-stock"), {"product": product.pk, "quantity": "2", "token": "portal-1"}
-    )
+    bought = client.post(reverse("orders:agent-stock"), {"product": product.pk, "quantity": "2", "token": "portal-1"})
     purchase = StockPurchase.objects.get()
     mine = client.get(reverse("orders:agent-stock-detail", args=[purchase.purchase_no])).content.decode()
     client.force_login(other.user)
@@ -187,9 +185,7 @@ def test_the_portal_says_why_a_purchase_failed(client):
     product = _product()
     client.force_login(agent.user)
 
-    response = client.post(
-        reverse("orders:agent-stock"), {"product": product.pk, "quantity": "1", "token": "portal-2"}
-    )
+    response = client.post(reverse("orders:agent-stock"), {"product": product.pk, "quantity": "1", "token": "portal-2"})
 
     assert response.status_code == 400
     assert "可用余额不足（当前 ¥10.00）" in response.content.decode()
