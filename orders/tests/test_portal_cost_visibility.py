@@ -89,6 +89,7 @@ def _url(name, route, world):
         "product_pk": world["product"].pk,
         "code": world["me"].invite_code,
         "slug": "my-store",
+        "purchase_no": "S-none",
     }
     kwargs = {key: value for key, value in values.items() if f":{key}>" in route or f"<{key}>" in route}
     return reverse(name, kwargs=kwargs)
