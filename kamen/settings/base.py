@@ -1,7 +1,8 @@
 """Base settings, read from the environment (12-factor).
 
-Embedded default (no DATABASE_URL, no REDIS_URL): a SQLite file under ``var/`` and background
-work run in-process right after commit. Real mode: PostgreSQL and Redis (Celery + RQ).
+Embedded default (no DATABASE_URL, no REDIS_URL): a private PostgreSQL cluster under
+``var/postgres`` (kamen.private_postgres, started by ``make run``) and background work run
+in-process right after commit. Real mode: PostgreSQL and Redis (Celery + RQ).
 """
 
 import ipaddress
@@ -90,17 +91,17 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 IS_EMBEDDED_DATABASE = not DATABASE_URL
-DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL or f"sqlite:///{VAR_DIR / 'kamen.sqlite3'}",
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
-    )
-}
 if IS_EMBEDDED_DATABASE:
-    # SQLite: wait for the writer instead of failing with "database is locked".
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # The private cluster under var/postgres: a Unix socket, no TCP port (docs/adr/0016).
+    from kamen.private_postgres import database_settings  # noqa: E402
+
+    DATABASES = {"default": database_settings(VAR_DIR)}
+else:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+DATABASES["default"] |= {
+    "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+    "CONN_HEALTH_CHECKS": True,
+}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if os.environ.get("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
@@ -436,13 +437,22 @@ CELERY_BEAT_SCHEDULE |= {
         "task": "commissions.tasks.redrive_approved_withdrawals_task",
         "schedule": 600.0,
     },
+    "check-paying-withdrawals": {
+        "task": "commissions.tasks.check_paying_withdrawals_task",
+        "schedule": 300.0,
+    },
 }
 COMMISSIONS_PAYOUT_ADAPTER = os.environ.get("COMMISSIONS_PAYOUT_ADAPTER", "commissions.payouts.SandboxPayoutAdapter")
 COMMISSIONS_SANDBOX_PAYOUT_OUTCOME = os.environ.get("COMMISSIONS_SANDBOX_PAYOUT_OUTCOME", "success")
-
-if IS_EMBEDDED_DATABASE:
-    # SQLite cannot enforce NULLS NOT DISTINCT; PostgreSQL (real mode, tests) does.
-    SILENCED_SYSTEM_CHECKS = ["models.W047"]
+# Real payouts per method (ADR 0021): e.g. COMMISSIONS_PAYOUT_ADAPTER_ALIPAY=commissions.payouts.alipay.from_settings
+# and COMMISSIONS_PAYOUT_ADAPTER_WECHAT=commissions.payouts.wechatpay.from_settings (they use the
+# ALIPAY_* / WECHATPAY_* credentials of the payment gateways); unset methods use the adapter above.
+COMMISSIONS_PAYOUT_ADAPTERS = {
+    method: os.environ[f"COMMISSIONS_PAYOUT_ADAPTER_{method.upper()}"]
+    for method in ("alipay", "wechat", "bank_card")
+    if os.environ.get(f"COMMISSIONS_PAYOUT_ADAPTER_{method.upper()}")
+}
+WECHATPAY_TRANSFER_SCENE_ID = os.environ.get("WECHATPAY_TRANSFER_SCENE_ID", "1005")
 
 # --- Risk control and security (riskcontrol, kamen.security) ---------------------------------
 MIDDLEWARE += [
