@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('commissions', '0008_withdrawal_tax_adjustment'),
+        ('commissions', '0009_auto_approval_and_payout_queries'),
     ]
 
     operations = [
