@@ -2,6 +2,7 @@
 or anyone's 拿货价, a product's cost, a batch cost, a supplier price, a commission base
 computed from a margin. Every portal page is walked (every ``agent/`` URL of every app)."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -83,6 +84,8 @@ def world():
 
 
 def _url(name, route, world):
+    """The page's URL with the world's objects; a new parameter name fails here, loudly."""
+    today = timezone.localdate()
     values = {
         "pk": world["child"].pk,
         "order_no": world["order"].order_no,
@@ -90,9 +93,12 @@ def _url(name, route, world):
         "code": world["me"].invite_code,
         "slug": "my-store",
         "purchase_no": "S-none",
+        "year": today.year,
+        "month": today.month,
     }
-    kwargs = {key: value for key, value in values.items() if f":{key}>" in route or f"<{key}>" in route}
-    return reverse(name, kwargs=kwargs)
+    names = re.findall(r"<(?:\w+:)?(\w+)>", route)
+    assert set(names) <= set(values), f"{name}: give the walk a value for {set(names) - set(values)}"
+    return reverse(name, kwargs={key: values[key] for key in names})
 
 
 def _pages(client, world):
