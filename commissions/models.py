@@ -33,6 +33,10 @@ class AccountKind(models.TextChoices):
     TAX_WITHHELD = "tax_withheld", _("代扣个税")
     PAYOUTS_IN_TRANSIT = "payouts_in_transit", _("提现在途")
     PAYOUTS_PAID = "payouts_paid", _("已打款")
+    # Docking (对接, docs/adr/0019): a site's prepaid balance (预存款, owed to the site) and
+    # the money the merchant received for it.
+    DOCKING_PREPAID = "docking_prepaid", _("对接预存款")
+    PREPAID_RECEIPTS = "prepaid_receipts", _("预存款收款")
 
 
 DISTRIBUTOR_KINDS = (
@@ -40,6 +44,8 @@ DISTRIBUTOR_KINDS = (
     AccountKind.DISTRIBUTOR_AVAILABLE,
     AccountKind.DISTRIBUTOR_FROZEN,
 )
+# Kinds a distributor owns: the three wallets, and a docking site's prepaid balance.
+DISTRIBUTOR_OWNED_KINDS = (*DISTRIBUTOR_KINDS, AccountKind.DOCKING_PREPAID)
 
 
 class Account(models.Model):
@@ -75,11 +81,11 @@ class Account(models.Model):
             ),
             models.CheckConstraint(
                 condition=(
-                    Q(kind__in=[k.value for k in DISTRIBUTOR_KINDS])
+                    Q(kind__in=[k.value for k in DISTRIBUTOR_OWNED_KINDS])
                     & Q(distributor__isnull=False)
                 )
                 | (
-                    ~Q(kind__in=[k.value for k in DISTRIBUTOR_KINDS])
+                    ~Q(kind__in=[k.value for k in DISTRIBUTOR_OWNED_KINDS])
                     & Q(distributor__isnull=True)
                 ),
                 name="account_owner_matches_kind",
@@ -103,7 +109,10 @@ class TransactionKind(models.TextChoices):
     PAYOUT = "payout", _("提现打款")
     WALLET_PAYMENT = "wallet_payment", _("余额支付")
     TAX_ADJUSTMENT = "tax_adjustment", _("个税调整")
-    TOP_UP = "top_up", _("预存款充值")
+    TOP_UP = "top_up", _("余额充值")
+    PREPAID_TOP_UP = "prepaid_top_up", _("预存款充值")
+    PREPAID_PAYMENT = "prepaid_payment", _("预存款支付")
+    PREPAID_REFUND = "prepaid_refund", _("预存款退回")
 
 
 class JournalTransaction(models.Model):

@@ -540,3 +540,7 @@ class VoucherRedemptionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ["=voucher__order__order_no", "actor_name", "store_label"]
     list_select_related = ["voucher__order"]
     date_hierarchy = "created_at"
+
+
+# The docking console (对接管理, docs/adr/0019): sites, keys, webhooks, API orders, refund requests.
+from .api import admin as docking_admin  # noqa: E402,F401

@@ -233,6 +233,7 @@ class CallbackSource(models.TextChoices):
     QUERY = "query", _("主动查询")
     MANUAL = "manual", _("人工补单")
     WALLET = "wallet", _("钱包支付")
+    PREPAID = "prepaid", _("预存款支付")
 
 
 class CallbackOutcome(models.TextChoices):
@@ -578,3 +579,7 @@ class TopUp(models.Model):
 
     def __str__(self):
         return self.top_up_no
+
+
+# The open API's own tables (docking orders, refund requests) live beside its views.
+from .api.models import ApiRefundRequest, DockingOrder  # noqa: E402,F401

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "mptt",
     "django_rq",
+    "ninja",  # the open API (docs/adr/0019): its Swagger UI files, served locally
     "kamen.apps.KamenConfig",
     "catalog.apps.CatalogConfig",
     "distribution.apps.DistributionConfig",
@@ -223,6 +224,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Django's database sessions, written in one statement (kamen/sessions.py, docs/adr/0014).
+SESSION_ENGINE = "kamen.sessions"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(60 * 60 * 8)))
 SESSION_COOKIE_HTTPONLY = True
 # Buyer order look-up (自助查单): failed attempts per order number / contact, and per IP (many
@@ -517,3 +520,16 @@ if REDIS_URL:
     CELERY_REDBEAT_KEY_PREFIX = os.environ.get("KAMEN_BEAT_KEY_PREFIX", "kamen:beat")
     CELERY_REDBEAT_LOCK_TIMEOUT = int(os.environ.get("KAMEN_BEAT_LOCK_SECONDS", "20"))
     CELERY_BEAT_MAX_LOOP_INTERVAL = int(os.environ.get("KAMEN_BEAT_MAX_INTERVAL_SECONDS", "5"))
+
+# --- Docking (对接) and the open API (docs/adr/0019) -------------------------------------------
+DOCKING_WEBHOOK_TASKS = [
+    "distribution.docking.tasks.deliver_webhook_event_task",
+    "distribution.docking.tasks.deliver_due_webhooks_task",
+]
+CELERY_TASK_ROUTES |= {name: {"queue": "io"} for name in DOCKING_WEBHOOK_TASKS}
+CELERY_TASK_ANNOTATIONS |= {name: {"soft_time_limit": 240, "time_limit": 300} for name in DOCKING_WEBHOOK_TASKS}
+CELERY_BEAT_SCHEDULE |= {
+    "docking-deliver-due-webhooks": {"task": "distribution.docking.tasks.deliver_due_webhooks_task", "schedule": 15.0},
+    "docking-product-events": {"task": "distribution.docking.tasks.emit_product_events_task", "schedule": 15.0},
+    "docking-purge-api-nonces": {"task": "distribution.docking.tasks.purge_api_nonces_task", "schedule": 600.0},
+}

@@ -7,6 +7,7 @@ and currency, and marks the order paid only from "pending payment" or "expired".
 enqueued after the commit. A replay of a stored event gets the stored outcome.
 """
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -69,6 +70,7 @@ __all__ = [
     "NotificationThrottled",
     "WalletPaymentUnavailable",
     "confirm_payment_manually",
+    "pay_with_prepaid_balance",
     "pay_with_wallet",
     "record_payment_notification",
     "start_payment",
@@ -108,9 +110,12 @@ def start_payment(
         raise ValidationError(_("订单已不可支付（已支付或已过期）"))
     code = gateway_code or order.payment_gateway or "sandbox"
     gateway = get_gateway(code)
-    PaymentAttempt.objects.get_or_create(
-        gateway=code, out_trade_no=order.order_no, defaults={"order": order, "amount": order.total_amount}
-    )
+    # One INSERT (get_or_create took four round trips): the attempt's unique gateway and
+    # out_trade_no refuse a second one, and a second start for the same order keeps the first.
+    with contextlib.suppress(IntegrityError):
+        attempt = PaymentAttempt(gateway=code, out_trade_no=order.order_no, order=order, amount=order.total_amount)
+        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+            attempt.save(force_insert=True)
     start = gateway.start_payment(
         PaymentRequest(
             out_trade_no=order.order_no,
@@ -564,4 +569,30 @@ def pay_with_wallet(*, order: Order, payer) -> PaymentCallback:
         on_paid=lambda paid_order: debit_wallet_for_order(
             payer=payer, order=paid_order, amount=paid_order.total_amount
         ),
+    )
+
+
+def pay_with_prepaid_balance(*, order: Order, debit) -> PaymentCallback:
+    """Pay ``order`` from a docking site's prepaid balance (the open API, docs/adr/0019):
+    ``debit(order)`` posts the journal transaction (raising when the balance and credit limit
+    do not cover it) under the order lock, in the transaction that marks the order paid, so
+    the debit and the payment stand or fall together. Fulfilment follows as for any paid
+    order, after the commit."""
+    notification = PaymentNotification(
+        gateway="prepaid",
+        event_id=f"prepaid-{order.order_no}",
+        out_trade_no=order.order_no,
+        gateway_trade_no="",
+        app_id="",
+        amount=order.total_amount,
+        currency=CURRENCY,
+        outcome=PaymentOutcome.SUCCEEDED,
+        raw={"docking_site_id": order.attribution.get("docking_site_id")},
+    )
+    return _apply_payment(
+        notification=notification,
+        gateway_code="prepaid",
+        expected_app_id="",
+        source=CallbackSource.PREPAID,
+        on_paid=debit,
     )

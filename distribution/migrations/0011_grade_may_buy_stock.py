@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('distribution', '0008_staff_may_join'),
+        ('distribution', '0010_docking_product_snapshot'),
     ]
 
     operations = [

@@ -8,8 +8,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0009_supplier_base_url_site_path'),
-        ('distribution', '0009_grade_may_buy_stock'),
-        ('orders', '0006_sandbox_notification_schedule'),
+        ('distribution', '0011_grade_may_buy_stock'),
+        ('orders', '0007_docking_api'),
     ]
 
     operations = [

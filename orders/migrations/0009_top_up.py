@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('distribution', '0009_grade_may_buy_stock'),
-        ('orders', '0007_stock_purchase'),
+        ('distribution', '0011_grade_may_buy_stock'),
+        ('orders', '0008_stock_purchase'),
     ]
 
     operations = [
