@@ -14,7 +14,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors as catalog_selectors
-from catalog.models import ProductType
 from commissions import selectors as commission_selectors
 from commissions.services import active_distributor_of
 from kamen.parsing import is_ascii_digits
@@ -111,12 +110,7 @@ def agent_stock(request, viewer):
         else:
             messages.success(request, _("进货成功：%(count)s 张卡密") % {"count": purchase.quantity})
             return redirect("orders:agent-stock-detail", purchase.purchase_no)
-    products = []
-    if viewer.grade.may_buy_stock:
-        for product in catalog_selectors.products_on_shelf():
-            if product.product_type == ProductType.CARD_KEY:
-                quote = services.quote_stock_purchase(distributor=viewer, product=product, quantity=1)
-                products.append({"product": product, "unit_price": quote.unit_price})
+    products = services.stock_offers(distributor=viewer) if viewer.grade.may_buy_stock else []
     return render(
         request,
         "orders/agent_stock.html",

@@ -21,6 +21,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from catalog import selectors as catalog_selectors
 from catalog.models import CardKey, ProductType
 from catalog.services import InsufficientStock, claim_card_keys
 from commissions.services import pay_from_wallet
@@ -36,6 +37,7 @@ __all__ = [
     "purchase_stock",
     "quote_stock_purchase",
     "revealed_stock_keys",
+    "stock_offers",
 ]
 
 STOCK_PURCHASE_MAX_QUANTITY = 1000
@@ -86,6 +88,18 @@ def quote_stock_purchase(*, distributor: Distributor, product, quantity: int) ->
         counted += _month_quantity(distributor, product)
     unit = cost_price_for(distributor=distributor, product=product, quantity=counted)
     return StockQuote(unit, (unit * quantity).quantize(FEN), counted)
+
+
+def stock_offers(*, distributor: Distributor) -> list[dict]:
+    """The card-key products on the shelf with the distributor's unit price for one key."""
+    return [
+        {
+            "product": product,
+            "unit_price": quote_stock_purchase(distributor=distributor, product=product, quantity=1).unit_price,
+        }
+        for product in catalog_selectors.products_on_shelf()
+        if product.product_type == ProductType.CARD_KEY
+    ]
 
 
 def _purchase_no() -> str:
