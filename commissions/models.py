@@ -33,6 +33,11 @@ class AccountKind(models.TextChoices):
     TAX_WITHHELD = "tax_withheld", _("代扣个税")
     PAYOUTS_IN_TRANSIT = "payouts_in_transit", _("提现在途")
     PAYOUTS_PAID = "payouts_paid", _("已打款")
+    # An order's books (docs/adr/0020): the gateway's clearing is debited with the payment;
+    # revenue is a transit account that every event closes; the merchant's profit is what is
+    # left of the payment after fee, cost of goods, commissions and price differences.
+    GATEWAY_CLEARING = "gateway_clearing", _("支付渠道待结算")
+    MERCHANT_PROFIT = "merchant_profit", _("商户利润")
 
 
 DISTRIBUTOR_KINDS = (
@@ -103,6 +108,9 @@ class TransactionKind(models.TextChoices):
     PAYOUT = "payout", _("提现打款")
     WALLET_PAYMENT = "wallet_payment", _("余额支付")
     TAX_ADJUSTMENT = "tax_adjustment", _("个税调整")
+    ORDER_PAYMENT = "order_payment", _("订单收款")
+    ORDER_DELIVERY = "order_delivery", _("订单成本与利润")
+    ORDER_REFUND = "order_refund", _("订单退款")
 
 
 class JournalTransaction(models.Model):
