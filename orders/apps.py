@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.utils.translation import gettext_lazy as _
 
 
@@ -18,6 +19,20 @@ class OrdersConfig(AppConfig):
         register_encrypted_field(Voucher, "secret_ciphertext", "secret_key_id", SECRET_CONTEXT)
 
         card_keys_imported.connect(_fulfil_backorders_on_import, dispatch_uid="orders.backorders_on_import")
+        checks.register(_gateway_fee_settings)
+
+
+def _gateway_fee_settings(app_configs=None, **kwargs):
+    """A fee setting that cannot be read stops the start (manage.py check, every command)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .gateways.configured import check_fee_settings
+
+    try:
+        check_fee_settings()
+    except ImproperlyConfigured as error:
+        return [checks.Error(str(error), id="orders.E020")]
+    return []
 
 
 def _fulfil_backorders_on_import(sender, product, count=0, **kwargs):

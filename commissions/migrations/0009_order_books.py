@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('commissions', '0008_withdrawal_tax_adjustment'),
         ('distribution', '0008_staff_may_join'),
-        ('orders', '0007_order_books'),
+        ('orders', '0006_sandbox_notification_schedule'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

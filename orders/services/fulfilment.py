@@ -33,6 +33,7 @@ from kamen.db import execute_prepared
 from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 
 from . import catalog_bridge
+from .books import book_delivered_order
 from .enqueue import enqueue_after_commit
 from .redemption import issue_vouchers
 from .state import lock_order, move_locked_order, transition_order
@@ -317,6 +318,8 @@ def _complete_locked(order: Order) -> bool:
         split_commissions(order=order, order_is_locked=True, inputs_row=inputs_row)
     else:
         transition_order(**move, order_is_locked=True)
+    # The books (docs/adr/0020): cost of goods and profit, after the split, in this transaction.
+    book_delivered_order(order)
     transaction.on_commit(lambda: _after_completion(order, email=email))
     return False
 

@@ -58,6 +58,7 @@ from orders.models import (
 )
 from riskcontrol.services import record_forged_callback
 
+from .books import book_paid_order
 from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
 from .state import lock_order, move_locked_order, transition_order
@@ -407,6 +408,8 @@ def _mark_paid(
         if in_stock:
             hold_card_key_reservation(reference=order.order_no)
         transition_order(**move, order_is_locked=True)
+    # The books (docs/adr/0020): payment and gateway fee, in this transaction.
+    book_paid_order(order)
     if in_stock:
         enqueue_after_commit("fulfil_order_task", order_id=order.pk, queue=fulfilment_queue(order))
     else:
