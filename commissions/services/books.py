@@ -67,36 +67,57 @@ def refund_reference(order_id: int, refunded: Decimal) -> str:
     return f"books:refund:{order_id}:{Decimal(refunded):.2f}"
 
 
-# --- posting: merchant accounts named by kind, found in the statement itself ------------------
+# --- posting: merchant accounts named by kind, found (or made) in the statement itself --------
+# ``{lines}`` is a CTE body giving (kind, side, amount, n): the lines by account kind. Accounts
+# missing on first use are created by the statement with their first balance; two first uses
+# at the same moment cannot both create one, and the one whose lines went missing is refused at
+# commit by the journal's own triggers (balanced, at least two entries: migrations 0002/0007),
+# so an order's books are all there or its event did not happen (and is retried).
 _BOOKS_SQL = """
-WITH acc AS (
-    SELECT a.id, a.kind FROM {account} a
-     WHERE a.distributor_id IS NULL AND a.kind = ANY (%(kinds)s::varchar[])
-), line AS (
-    SELECT acc.id AS account_id, l.side, l.amount, l.n
-      FROM unnest(%(line_kinds)s::varchar[], %(sides)s::varchar[], %(amounts)s::numeric[])
-           WITH ORDINALITY AS l(kind, side, amount, n)
-      JOIN acc ON acc.kind = l.kind
+WITH line AS ({lines}
+), wanted AS (
+    SELECT l.kind, SUM(CASE WHEN l.side = 'credit' THEN l.amount ELSE -l.amount END) AS delta
+      FROM line l GROUP BY l.kind
 ), tx AS (
     INSERT INTO {journal} (kind, reference, memo, order_id, actor_id, created_at)
     SELECT %(kind)s::varchar, %(reference)s::varchar, %(memo)s::varchar, %(order)s::bigint, NULL,
            %(now)s::timestamptz
-     WHERE (SELECT count(*) FROM line) = %(count)s::integer
+     WHERE EXISTS (SELECT 1 FROM line)
     ON CONFLICT (reference) DO NOTHING
     RETURNING id
-), posted AS (
+), made AS (
+    INSERT INTO {account} (kind, distributor_id, balance, created_at)
+    SELECT w.kind, NULL, w.delta, %(now)s::timestamptz FROM wanted w
+     WHERE EXISTS (SELECT 1 FROM tx)
+       AND NOT EXISTS (SELECT 1 FROM {account} a WHERE a.kind = w.kind AND a.distributor_id IS NULL)
+    ON CONFLICT DO NOTHING
+    RETURNING id, kind
+), acc AS (
+    SELECT a.id, a.kind, false AS is_new FROM {account} a
+     WHERE a.distributor_id IS NULL AND a.kind IN (SELECT kind FROM wanted)
+    UNION ALL
+    SELECT id, kind, true FROM made
+), entries AS (
     INSERT INTO {entry} (transaction_id, account_id, side, amount, commission_id, created_at)
-    SELECT tx.id, line.account_id, line.side, line.amount, NULL, %(now)s::timestamptz
-      FROM tx, line ORDER BY line.n
+    SELECT tx.id, acc.id, line.side, line.amount, NULL, %(now)s::timestamptz
+      FROM tx, line JOIN acc ON acc.kind = line.kind ORDER BY line.n
     RETURNING account_id, side, amount
+), posted AS (
+    SELECT e.* FROM entries e WHERE e.account_id NOT IN (SELECT id FROM made)
 ){balances}
-SELECT (SELECT count(*) FROM line) = %(count)s::integer, (SELECT count(*) FROM tx)
+SELECT (SELECT count(*) FROM tx)
 """
+
+_GIVEN_LINES = """
+    SELECT l.kind, l.side, l.amount, l.n
+      FROM unnest(%(line_kinds)s::varchar[], %(sides)s::varchar[], %(amounts)s::numeric[])
+           WITH ORDINALITY AS l(kind, side, amount, n)"""
 
 
 @functools.cache
-def _books_sql() -> str:
+def _books_sql(lines: str = _GIVEN_LINES) -> str:
     return _BOOKS_SQL.format(
+        lines=lines,
         account=Account._meta.db_table,
         journal=JournalTransaction._meta.db_table,
         entry=JournalEntry._meta.db_table,
@@ -104,42 +125,48 @@ def _books_sql() -> str:
     )
 
 
-def _post(*, kind: str, reference: str, memo: str, order_id: int, signed: dict[str, Decimal]) -> bool:
-    """Post one transaction on merchant accounts from signed amounts by account kind (credit
-    positive); nothing when every amount is zero. True when posted now (False: the reference
-    was posted before). On PostgreSQL one prepared statement once the accounts exist."""
+def _lines(signed: dict[str, Decimal], reference: str) -> list[tuple[str, str, Decimal]]:
     lines = [
         (kind_, EntrySide.CREDIT if amount > 0 else EntrySide.DEBIT, abs(amount))
         for kind_, amount in sorted(signed.items(), key=lambda item: LINE_ORDER[item[0]])
         if amount
     ]
-    if not lines:
-        return False
     debits = sum((amount for _k, side, amount in lines if side == EntrySide.DEBIT), ZERO)
     credits = sum((amount for _k, side, amount in lines if side == EntrySide.CREDIT), ZERO)
-    if debits != credits or len(lines) < 2:
+    if lines and (debits != credits or len(lines) < 2):
         raise ValueError(f"order books {reference}: debits {debits} differ from credits {credits}")
-    now = timezone.now()
-    with transaction.atomic(savepoint=False):
-        if connection.vendor != "postgresql":
-            return _post_with_the_orm(kind, reference, memo, order_id, lines)
-        parameters = {
-            "kinds": sorted({kind_ for kind_, _side, _amount in lines}),
+    return lines
+
+
+def _statement(*, kind: str, reference: str, memo: str, order_id: int, lines) -> tuple[str, dict, str]:
+    return (
+        _books_sql(),
+        {
             "line_kinds": [kind_ for kind_, _side, _amount in lines],
             "sides": [str(side) for _kind, side, _amount in lines],
             "amounts": [amount for _kind, _side, amount in lines],
-            "count": len(lines),
             "kind": str(kind),
             "reference": reference,
             "memo": memo[:200],
             "order": order_id,
-            "now": now,
-        }
-        ((found, posted),) = execute_prepared(_books_sql(), parameters, prefix="order_books")
-        if not found:  # first use: the merchant's accounts are created, then posted
-            for kind_ in parameters["kinds"]:
-                merchant_account(kind_)
-            ((found, posted),) = execute_prepared(_books_sql(), parameters, prefix="order_books")
+            "now": timezone.now(),
+        },
+        "order_books",
+    )
+
+
+def _post(*, kind: str, reference: str, memo: str, order_id: int, signed: dict[str, Decimal]) -> bool:
+    """Post one transaction on merchant accounts from signed amounts by account kind (credit
+    positive); nothing when every amount is zero. True when posted now (False: the reference
+    was posted before). On PostgreSQL one prepared statement."""
+    lines = _lines(signed, reference)
+    if not lines:
+        return False
+    with transaction.atomic(savepoint=False):
+        if connection.vendor != "postgresql":
+            return _post_with_the_orm(kind, reference, memo, order_id, lines)
+        sql, parameters, prefix = _statement(kind=kind, reference=reference, memo=memo, order_id=order_id, lines=lines)
+        ((posted,),) = execute_prepared(sql, parameters, prefix=prefix)
         return bool(posted)
 
 
@@ -302,6 +329,21 @@ def payment_lines(*, amount: Decimal, fee: Decimal, through_gateway: bool = True
     return signed
 
 
+def payment_statement(
+    *, order_id: int, order_no: str, amount: Decimal, fee: Decimal, through_gateway: bool = True
+) -> tuple[str, dict, str]:
+    """``book_payment`` as a statement ``(sql, params, prefix)`` for the caller to send with its
+    own (PostgreSQL): the payment's books travel in the message that marks the order paid."""
+    reference = payment_reference(order_id)
+    return _statement(
+        kind=TransactionKind.ORDER_PAYMENT,
+        reference=reference,
+        memo=_("订单 %(order)s 收款") % {"order": order_no},
+        order_id=order_id,
+        lines=_lines(payment_lines(amount=amount, fee=fee, through_gateway=through_gateway), reference),
+    )
+
+
 def book_payment(
     *, order_id: int, order_no: str, amount: Decimal, fee: Decimal, through_gateway: bool = True
 ) -> bool:
@@ -375,10 +417,75 @@ def _true_up(*, kind, reference, memo, order_id, booked: BookedLines, target: di
     return _post(kind=kind, reference=reference, memo=memo, order_id=order_id, signed=delta)
 
 
+# The delivery of an order with nothing refunded, in one statement: the cost of its goods and
+# what its revenue holds (the payment less the fee, the commissions and the price differences
+# the split just posted), passed on: revenue → cost, revenue → profit.
+_DELIVERY_LINES = """
+    WITH c AS (SELECT ({cost})::numeric AS amount
+    ), r AS (
+        SELECT COALESCE(SUM(CASE WHEN e.side = 'credit' THEN e.amount ELSE -e.amount END), 0) AS amount
+          FROM {journal} t JOIN {entry} e ON e.transaction_id = t.id JOIN {account} a ON a.id = e.account_id
+         WHERE t.order_id = %(order)s::bigint AND a.kind = 'merchant_revenue' AND a.distributor_id IS NULL
+    ), p AS (SELECT r.amount - c.amount AS amount FROM r, c)
+    SELECT l.kind::varchar AS kind, l.side::varchar AS side, l.amount, l.n FROM (
+        SELECT 'supplier_cost' AS kind, 'credit' AS side, c.amount, 1 AS n FROM c
+        UNION ALL SELECT 'merchant_revenue', 'debit', c.amount, 2 FROM c
+        UNION ALL SELECT 'merchant_profit', CASE WHEN p.amount >= 0 THEN 'credit' ELSE 'debit' END, abs(p.amount), 3 FROM p
+        UNION ALL SELECT 'merchant_revenue', CASE WHEN p.amount >= 0 THEN 'debit' ELSE 'credit' END, abs(p.amount), 4 FROM p
+    ) AS l WHERE l.amount > 0"""
+
+
+@functools.cache
+def _delivery_sql() -> str:
+    from catalog.models import CardKey, CardKeyBatch, Product, ReusableCardKey, SupplierRechargeAttempt
+
+    cost = _COST_SQL.format(
+        reusable=ReusableCardKey._meta.db_table,
+        card_key=CardKey._meta.db_table,
+        batch=CardKeyBatch._meta.db_table,
+        attempt=SupplierRechargeAttempt._meta.db_table,
+        product=Product._meta.db_table,
+    )
+    return _books_sql(
+        _DELIVERY_LINES.format(
+            cost=cost,
+            journal=JournalTransaction._meta.db_table,
+            entry=JournalEntry._meta.db_table,
+            account=Account._meta.db_table,
+        )
+    )
+
+
+def delivery_statement(*, order_id: int, order_no: str, parts) -> tuple[str, dict, str]:
+    """``book_delivery`` of an order with nothing refunded, as a statement ``(sql, params,
+    prefix)`` the caller may send with its own (PostgreSQL; after the split's, if any)."""
+    parts = list(parts)
+    return (
+        _delivery_sql(),
+        {
+            "order": order_id,
+            "order_no": order_no,
+            "products": [product_id for product_id, _quantity in parts],
+            "quantities": [quantity for _product_id, quantity in parts],
+            "kind": TransactionKind.ORDER_DELIVERY.value,
+            "reference": delivery_reference(order_id),
+            "memo": (_("订单 %(order)s 成本与利润") % {"order": order_no})[:200],
+            "now": timezone.now(),
+        },
+        "order_books_delivery",
+    )
+
+
 def book_delivery(*, order_id: int, order_no: str, money: OrderMoney, parts) -> bool:
     """The cost of the goods delivered and the merchant's profit, once per order, in the
     delivery's transaction, after the commission split (whose lines it leaves alone):
-    revenue → cost, revenue → profit, closing the order's revenue."""
+    revenue → cost, revenue → profit, closing the order's revenue. On PostgreSQL, for an order
+    with nothing refunded yet (every order the pipeline completes), one prepared statement."""
+    parts = list(parts)
+    if connection.vendor == "postgresql" and not money.refunded:
+        sql, parameters, prefix = delivery_statement(order_id=order_id, order_no=order_no, parts=parts)
+        ((posted,),) = execute_prepared(sql, parameters, prefix=prefix)
+        return bool(posted)
     booked = booked_lines(order_id=order_id, order_no=order_no, parts=parts)
     target = target_lines(
         OrderMoney(
@@ -432,7 +539,9 @@ __all__ = [
     "book_refund",
     "booked_lines",
     "delivery_reference",
+    "delivery_statement",
     "payment_lines",
+    "payment_statement",
     "payment_reference",
     "refund_reference",
     "target_lines",

@@ -14,7 +14,7 @@ from commissions.services import books, reverse_commissions
 from orders.gateways.configured import fee_schedule
 from orders.models import Order
 
-__all__ = ["book_delivered_order", "book_paid_order", "book_refunded_order", "order_money", "order_parts"]
+__all__ = ["book_delivered_order", "book_paid_order", "paid_order_statement", "delivered_order_statement", "book_refunded_order", "order_money", "order_parts"]
 
 # Ways in whose payment is not held by a gateway: the wallet's own posting is the payment line.
 _NOT_THROUGH_A_GATEWAY = frozenset({"wallet"})
@@ -51,6 +51,19 @@ def book_paid_order(order: Order) -> None:
     )
 
 
+def paid_order_statement(order: Order, *, amount: Decimal, gateway_code: str) -> tuple[str, dict, str]:
+    """``book_paid_order`` as a statement for the message that marks the order paid."""
+    through_gateway = gateway_code not in _NOT_THROUGH_A_GATEWAY
+    amount = Decimal(amount)
+    return books.payment_statement(
+        order_id=order.pk,
+        order_no=order.order_no,
+        amount=amount,
+        fee=fee_schedule(gateway_code).fee(amount) if through_gateway else Decimal("0.00"),
+        through_gateway=through_gateway,
+    )
+
+
 def book_delivered_order(order: Order) -> None:
     """Cost of goods and profit, in the delivery's transaction, after the commission split."""
     books.book_delivery(
@@ -59,6 +72,12 @@ def book_delivered_order(order: Order) -> None:
         money=order_money(order, is_delivered=True),
         parts=order_parts(order),
     )
+
+
+def delivered_order_statement(order: Order) -> tuple[str, dict, str]:
+    """``book_delivered_order`` of an order with nothing refunded, as a statement for the
+    message that moves it to completed (PostgreSQL)."""
+    return books.delivery_statement(order_id=order.pk, order_no=order.order_no, parts=order_parts(order))
 
 
 def book_refunded_order(order: Order) -> None:
