@@ -402,6 +402,17 @@ CELERY_BEAT_SCHEDULE |= {
     "orders-query-pending-payments": {"task": "orders.tasks.query_pending_payments_task", "schedule": 180.0},
 }
 
+# Reconciliation against the gateways (docs/adr/0020): yesterday's statements, each morning
+# (the gateways publish them from about 9:00).
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE |= {
+    "orders-reconcile-statements": {
+        "task": "orders.tasks.reconcile_statements_task",
+        "schedule": crontab(hour=9, minute=30),
+    },
+}
+
 # --- Distribution network (distribution issue): daily housekeeping -----------------------------
 CELERY_BEAT_SCHEDULE |= {
     "distribution-clean-out": {"task": "distribution.tasks.run_clean_out_task", "schedule": 86400.0},
