@@ -21,6 +21,12 @@ class OrdersConfig(AppConfig):
         card_keys_imported.connect(_fulfil_backorders_on_import, dispatch_uid="orders.backorders_on_import")
         checks.register(_gateway_fee_settings)
 
+        from commissions.ledger_checks import register_ledger_check
+
+        from .services.books import order_books_problems
+
+        register_ledger_check(order_books_problems)
+
 
 def _gateway_fee_settings(app_configs=None, **kwargs):
     """A fee setting that cannot be read stops the start (manage.py check, every command)."""

@@ -122,3 +122,31 @@ def _balances_of(order) -> dict[str, Decimal]:
     for entry in JournalEntry.objects.filter(transaction__order_id=order.pk).select_related("account"):
         sums[entry.account.kind] = sums.get(entry.account.kind, D("0.00")) + entry.signed_amount
     return sums
+
+
+def test_reconcile_ledger_checks_every_paid_order_and_every_delivered_keys_cost(seed_example):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from commissions.models import JournalTransaction
+    from orders.models import Order
+
+    order, _chain = seed_example
+    out = StringIO()
+    call_command("reconcile_ledger", stdout=out)
+    assert "ledger reconciled" in out.getvalue()
+
+    # an order paid without its books (as before issue 18), and a key whose batch cost changed
+    product = make_product(price="10.00")
+    (key,) = add_keys(product, 1)
+    unbooked = buy(product)
+    Order.objects.filter(pk=unbooked.pk).update(paid_at=order.paid_at, paid_amount=D("10.00"), payment_gateway="sandbox")
+    CardKeyBatch.objects.filter(pk=order.deliveries.get().card_key.batch_id).update(unit_cost=D("61.00"))
+    assert JournalTransaction.objects.filter(order_id=unbooked.pk).count() == 0
+
+    out = StringIO()
+    with pytest.raises(CommandError, match="2 order book problem"):
+        call_command("reconcile_ledger", stdout=out)
+    assert f"order {unbooked.order_no}: paid ¥10.00 but no payment lines" in out.getvalue()
+    assert f"order {order.order_no}: its keys' batch cost is ¥61.00 but ¥60.00 is booked" in out.getvalue()

@@ -86,3 +86,67 @@ def book_refunded_order(order: Order) -> None:
     to do), then the order's own lines brought in line."""
     reverse_commissions(order=order)
     books.book_refund(order_id=order.pk, order_no=order.order_no, money=order_money(order))
+
+
+# --- what reconcile_ledger checks (registered in orders.apps) -----------------------------------
+def order_books_problems(*, limit: int = 200) -> list[str]:
+    """Paid orders without their payment lines; orders with delivered card keys without their
+    cost and profit lines, or whose booked cost is not the keys' batch cost (card-key orders)."""
+    from django.db.models import Count, DecimalField, Q, Sum
+    from django.db.models.functions import Coalesce
+
+    from commissions.models import AccountKind, JournalEntry, JournalTransaction, TransactionKind
+    from orders.models import DeliveryKind, OrderDelivery
+
+    problems = []
+    paid_books = JournalTransaction.objects.filter(kind=TransactionKind.ORDER_PAYMENT).values("order_id")
+    for order_no, paid in (
+        Order.objects.filter(paid_at__isnull=False)
+        .exclude(payment_gateway__in=_NOT_THROUGH_A_GATEWAY)
+        .exclude(pk__in=paid_books)
+        .values_list("order_no", "paid_amount")[:limit]
+    ):
+        problems.append(f"order {order_no}: paid ¥{paid} but no payment lines in the books")
+    delivered_books = JournalTransaction.objects.filter(kind=TransactionKind.ORDER_DELIVERY).values("order_id")
+    key_orders = OrderDelivery.objects.filter(kind=DeliveryKind.CARD_KEY).values("order_id")
+    for order_no, keys in (
+        Order.objects.filter(pk__in=key_orders, completed_at__isnull=False)
+        .exclude(pk__in=delivered_books)
+        .annotate(keys=Count("deliveries", filter=Q(deliveries__kind=DeliveryKind.CARD_KEY)))
+        .values_list("order_no", "keys")[:limit]
+    ):
+        problems.append(f"order {order_no}: {keys} card key(s) delivered but no cost line in the books")
+    money = DecimalField(max_digits=14, decimal_places=2)
+    expected = dict(
+        OrderDelivery.objects.filter(
+            kind=DeliveryKind.CARD_KEY, order__product_type=ProductType.CARD_KEY, order__completed_at__isnull=False
+        )
+        .values_list("order_id")
+        .annotate(
+            cost=Sum(Coalesce("card_key__batch__unit_cost", "card_key__product__cost_price", output_field=money))
+        )
+        .values_list("order_id", "cost")
+    )
+    booked = dict(
+        JournalEntry.objects.filter(
+            transaction__kind=TransactionKind.ORDER_DELIVERY,
+            transaction__order_id__in=list(expected),
+            account__kind=AccountKind.SUPPLIER_COST,
+            account__distributor__isnull=True,
+        )
+        .values_list("transaction__order_id")
+        .annotate(cost=Sum("amount"))
+        .values_list("transaction__order_id", "cost")
+    )
+    numbers = dict(Order.objects.filter(pk__in=list(expected)).values_list("pk", "order_no"))
+    posted = set(
+        JournalTransaction.objects.filter(kind=TransactionKind.ORDER_DELIVERY, order_id__in=list(expected)).values_list(
+            "order_id", flat=True
+        )
+    )
+    for order_id, cost in expected.items():
+        if order_id in posted and booked.get(order_id, Decimal("0.00")) != (cost or Decimal("0.00")):
+            problems.append(
+                f"order {numbers[order_id]}: its keys' batch cost is ¥{cost} but ¥{booked.get(order_id, 0)} is booked"
+            )
+    return problems[:limit]
