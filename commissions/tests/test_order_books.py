@@ -150,3 +150,28 @@ def test_reconcile_ledger_checks_every_paid_order_and_every_delivered_keys_cost(
         call_command("reconcile_ledger", stdout=out)
     assert f"order {unbooked.order_no}: paid ¥10.00 but no payment lines" in out.getvalue()
     assert f"order {order.order_no}: its keys' batch cost is ¥61.00 but ¥60.00 is booked" in out.getvalue()
+
+
+def test_the_order_page_shows_every_line_and_the_profit_report_sums_the_ledger(seed_example, client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    from kamen.roles import FINANCE, OPERATOR, sync_roles
+
+    order, (seller, _parent, _grandparent) = seed_example
+    sync_roles()
+    finance = django_user_model.objects.create_user("fin", password="pw-123456!", is_staff=True)
+    finance.groups.add(Group.objects.get(name=FINANCE))
+    operator = django_user_model.objects.create_user("ops", password="pw-123456!", is_staff=True)
+    operator.groups.add(Group.objects.get(name=OPERATOR))
+
+    client.force_login(finance)
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert '<strong id="order-profit">¥24.00</strong>' in page
+    assert page.count("<tr>\n        <td>") >= 10  # payment 3, accrual 4, cost and profit 4 lines
+    for by, label in (("product", order.product_name), ("day", ""), ("distributor", f"#{seller.pk}")):
+        report = client.get("/admin/orders/order/profit/", {"by": by}).content.decode()
+        assert "¥24.00" in report and label in report
+
+    client.force_login(operator)
+    assert 'id="order-profit"' not in client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert client.get("/admin/orders/order/profit/").status_code == 403

@@ -126,6 +126,15 @@ def match_statement(
 
 
 # --- the book side of a day ------------------------------------------------------------------------
+def parse_day(text: str) -> tuple[dt.datetime, dt.datetime] | None:
+    """A ``YYYY-MM-DD`` day from a form or query string as its local bounds; None if empty or
+    not a date."""
+    try:
+        return _day_bounds(dt.date.fromisoformat((text or "").strip()))
+    except ValueError:
+        return None
+
+
 def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
     return start, start + dt.timedelta(days=1)
