@@ -26,6 +26,7 @@ BENCHMARKS = [
     "bench.distribution_tree",
     "bench.risk_check",
     "bench.commissions",
+    "bench.order_books",
 ]
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
 # Flags of the HTTP storm, passed on as its environment variables.
