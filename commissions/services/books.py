@@ -214,7 +214,8 @@ SELECT COALESCE(SUM(
            AND NOT EXISTS (SELECT 1 FROM {reusable} r WHERE r.product_id = p.id) THEN
         (SELECT COALESCE(SUM(COALESCE(b.unit_cost, p.cost_price)), 0)
            FROM {card_key} k JOIN {batch} b ON b.id = k.batch_id
-          WHERE k.sold_to = %(order_no)s::varchar AND k.product_id = p.id AND k.status = 'sold')
+          WHERE k.sold_to = %(order_no)s::varchar AND k.sold_to <> '' AND k.product_id = p.id
+            AND k.status = 'sold')
       WHEN p.product_type = 'direct_recharge' THEN
         COALESCE((SELECT SUM(a.cost) FROM {attempt} a
                    WHERE a.reference = %(order_no)s::varchar AND a.product_id = p.id

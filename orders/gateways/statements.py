@@ -114,22 +114,24 @@ def parse_alipay(content: bytes) -> list[StatementLine]:
     header = [cell.strip().lstrip("\ufeff") for cell in next(rows)]
     where = _columns(header, _ALIPAY_NEEDED, "Alipay")
     parsed = []
-    for number, row in enumerate(rows, start=start + 2):
-        cells = [cell.strip() for cell in row]
-        if len(cells) < len(header):
-            raise StatementFormatError(f"Alipay statement line {number}: {len(cells)} values, the header has {len(header)}")
-        kind = cells[where["业务类型"]]
+    width = len(header)
+    kind_at, order_at, refund_at = where["业务类型"], where["商户订单号"], where["退款批次号/请求号"]
+    trade_at, amount_at, fee_at = where["支付宝交易号"], where["订单金额（元）"], where["服务费（元）"]
+    for number, cells in enumerate(rows, start=start + 2):
+        if len(cells) < width:
+            raise StatementFormatError(f"Alipay statement line {number}: {len(cells)} values, the header has {width}")
+        kind = cells[kind_at].strip()
         if kind not in ("交易", "退款"):
             continue  # 分账, 转账 …: not a payment or refund of an order
         is_refund = kind == "退款"
         parsed.append(
             StatementLine(
-                is_refund=is_refund,
-                out_trade_no=cells[where["商户订单号"]],
-                out_refund_no=cells[where["退款批次号/请求号"]] if is_refund else "",
-                gateway_trade_no=cells[where["支付宝交易号"]],
-                amount=abs(_amount(cells[where["订单金额（元）"]], number, "订单金额（元）")),
-                fee=abs(_amount(cells[where["服务费（元）"]] or "0", number, "服务费（元）")),
+                is_refund,
+                cells[order_at].strip(),
+                cells[refund_at].strip() if is_refund else "",
+                cells[trade_at].strip(),
+                abs(_amount(cells[amount_at], number, "订单金额（元）")),
+                abs(_amount(cells[fee_at], number, "服务费（元）")),
             )
         )
     return parsed
@@ -312,8 +314,9 @@ def _columns(header: list[str], needed: tuple[str, ...], gateway: str) -> dict[s
 
 
 def _amount(raw: str, number: int, column: str) -> Decimal:
+    raw = raw.strip() or "0"
     try:
-        value = Decimal(raw.replace(",", "").strip())
+        value = Decimal(raw.replace(",", "") if "," in raw else raw)
     except InvalidOperation:
         raise StatementFormatError(f"line {number}: {column} {raw!r} is not an amount") from None
     if not value.is_finite() or value != value.quantize(FEN):
