@@ -59,7 +59,9 @@ def _order_books(repeats: int) -> dict[str, float]:
     def keep_books(order) -> tuple[float, float]:
         started = time.perf_counter()
         with transaction.atomic():
-            books.book_payment(order_id=order.pk, order_no=order.order_no, amount=order.paid_amount, fee=Decimal("0.06"))
+            books.book_payment(
+                order_id=order.pk, order_no=order.order_no, amount=order.paid_amount, fee=Decimal("0.06")
+            )
             middle = time.perf_counter()
             split_commissions(order=order)
             split_done = time.perf_counter()
@@ -81,7 +83,9 @@ def _order_books(repeats: int) -> dict[str, float]:
     assert sample.profit == Decimal("2.24"), sample.profit
     whole = statistics.median(t for t, _books in timings)
     own = statistics.median(b for _t, b in timings)
-    print(f"  order books: {len(timings)} orders, median {whole:.2f} ms (of which the books' own statements {own:.2f} ms)")
+    print(
+        f"  order books: {len(timings)} orders, median {whole:.2f} ms (of which the books' own statements {own:.2f} ms)"
+    )
     return {"order_books_ms": round(whole, 2)}
 
 
@@ -110,7 +114,10 @@ def _statement_match(repeats: int) -> dict[str, float]:
         matched, differences = match_statement(parsed, payments, refunds)
         rates.append(len(parsed) / (time.perf_counter() - started))
         assert len(parsed) == STATEMENT_LINES and len(differences) == STATEMENT_LINES // 100, len(differences)
-    print(f"  statement: {STATEMENT_LINES:,} lines, {len(content) / 1e6:.1f} MB, median {statistics.median(rates):,.0f} lines/s")
+    print(
+        f"  statement: {STATEMENT_LINES:,} lines, {len(content) / 1e6:.1f} MB,"
+        f" median {statistics.median(rates):,.0f} lines/s"
+    )
     return {"statement_match_lines_per_s": round(statistics.median(rates))}
 
 

@@ -112,7 +112,9 @@ def order_books(*, order_id: int) -> OrderBooks:
             books.price_differences += amount
         else:
             books.commissions.append(
-                CommissionShare(commission.level, commission.beneficiary_id, commission.kind, commission.rule_description, amount)
+                CommissionShare(
+                    commission.level, commission.beneficiary_id, commission.kind, commission.rule_description, amount
+                )
             )
     return books
 
@@ -143,12 +145,7 @@ def profit_report(*, group_by: str, since=None, until=None, order_field: str = "
         key = F(f"transaction__order__{order_field}")
     else:
         raise ValueError(f"unknown grouping {group_by!r}")
-    rows = (
-        entries.annotate(key=key)
-        .values("key", "account__kind")
-        .annotate(total=Sum(_SIGNED))
-        .order_by("key")
-    )
+    rows = entries.annotate(key=key).values("key", "account__kind").annotate(total=Sum(_SIGNED)).order_by("key")
     report: dict = {}
     for row in rows:
         line = report.setdefault(row["key"], {"key": row["key"], "profit": ZERO, "fee": ZERO, "cost": ZERO})

@@ -622,7 +622,17 @@ def profit_report_view(model_admin, request):
 
 class StatementDifferenceInline(ReadOnlyInline):
     model = StatementDifference
-    fields = ["kind", "is_refund", "out_trade_no", "out_refund_no", "gateway_trade_no", "statement_amount", "book_amount", "statement_fee", "book_fee"]
+    fields = [
+        "kind",
+        "is_refund",
+        "out_trade_no",
+        "out_refund_no",
+        "gateway_trade_no",
+        "statement_amount",
+        "book_amount",
+        "statement_fee",
+        "book_fee",
+    ]
     readonly_fields = fields
 
     def has_view_permission(self, request, obj=None):
@@ -630,8 +640,12 @@ class StatementDifferenceInline(ReadOnlyInline):
 
 
 class StatementUploadForm(forms.Form):
-    gateway = forms.ChoiceField(label=_("支付方式"), choices=[("alipay", _("支付宝")), ("wechatpay", _("微信支付")), ("sandbox", _("沙箱"))])
-    statement_format = forms.ChoiceField(label=_("账单格式"), choices=[("alipay", _("支付宝业务明细")), ("wechatpay", _("微信支付交易账单"))])
+    gateway = forms.ChoiceField(
+        label=_("支付方式"), choices=[("alipay", _("支付宝")), ("wechatpay", _("微信支付")), ("sandbox", _("沙箱"))]
+    )
+    statement_format = forms.ChoiceField(
+        label=_("账单格式"), choices=[("alipay", _("支付宝业务明细")), ("wechatpay", _("微信支付交易账单"))]
+    )
     bill_date = forms.DateField(label=_("账单日期"))
     file = forms.FileField(label=_("账单文件"))
 
@@ -641,7 +655,17 @@ class GatewayStatementAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """渠道对账: each gateway's day, what matched and what did not."""
 
     change_list_template = "admin/orders/gatewaystatement/change_list.html"
-    list_display = ["bill_date", "gateway", "status", "line_count", "matched_count", "difference_count", "statement_total", "statement_fees", "reconciled_at"]
+    list_display = [
+        "bill_date",
+        "gateway",
+        "status",
+        "line_count",
+        "matched_count",
+        "difference_count",
+        "statement_total",
+        "statement_fees",
+        "reconciled_at",
+    ]
     list_filter = ["status", "gateway"]
     date_hierarchy = "bill_date"
     fields = list_display
@@ -686,7 +710,8 @@ class GatewayStatementAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 else:
                     messages.success(
                         request,
-                        gettext("已对账：%(lines)s 行，%(count)s 处差异") % {"lines": statement.line_count, "count": statement.difference_count},
+                        gettext("已对账：%(lines)s 行，%(count)s 处差异")
+                        % {"lines": statement.line_count, "count": statement.difference_count},
                     )
                     return redirect("admin:orders_gatewaystatement_change", statement.pk)
         if request.method == "POST":

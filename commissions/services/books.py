@@ -345,9 +345,7 @@ def payment_statement(
     )
 
 
-def book_payment(
-    *, order_id: int, order_no: str, amount: Decimal, fee: Decimal, through_gateway: bool = True
-) -> bool:
+def book_payment(*, order_id: int, order_no: str, amount: Decimal, fee: Decimal, through_gateway: bool = True) -> bool:
     """The buyer's payment and the gateway's fee, once per order: debit the gateway's clearing
     with the payment, credit revenue, and pass the fee on from revenue. Call it in the
     transaction that marks the order paid."""
@@ -431,8 +429,10 @@ _DELIVERY_LINES = """
     SELECT l.kind::varchar AS kind, l.side::varchar AS side, l.amount, l.n FROM (
         SELECT 'supplier_cost' AS kind, 'credit' AS side, c.amount, 1 AS n FROM c
         UNION ALL SELECT 'merchant_revenue', 'debit', c.amount, 2 FROM c
-        UNION ALL SELECT 'merchant_profit', CASE WHEN p.amount >= 0 THEN 'credit' ELSE 'debit' END, abs(p.amount), 3 FROM p
-        UNION ALL SELECT 'merchant_revenue', CASE WHEN p.amount >= 0 THEN 'debit' ELSE 'credit' END, abs(p.amount), 4 FROM p
+        UNION ALL SELECT 'merchant_profit', CASE WHEN p.amount >= 0 THEN 'credit' ELSE 'debit' END,
+                         abs(p.amount), 3 FROM p
+        UNION ALL SELECT 'merchant_revenue', CASE WHEN p.amount >= 0 THEN 'debit' ELSE 'credit' END,
+                         abs(p.amount), 4 FROM p
     ) AS l WHERE l.amount > 0"""
 
 

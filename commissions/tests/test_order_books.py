@@ -7,8 +7,8 @@ import pytest
 from django.test import override_settings
 
 from catalog.models import CardKeyBatch
-from commissions.models import AccountKind, JournalEntry, TransactionKind
 from commissions.book_selectors import order_books
+from commissions.models import AccountKind, JournalEntry, TransactionKind
 from commissions.selectors import ledger_differences
 from distribution.services.referrals import create_referral_link
 from orders.services import fulfil_order
@@ -66,7 +66,9 @@ def test_the_seed_example_leaves_the_merchant_24_and_shows_every_line(seed_examp
     assert ledger_differences()["accounts"] == [] and ledger_differences()["transactions"] == []
 
 
-def test_a_full_refund_brings_every_account_back_but_the_fee_the_gateway_keeps(seed_example, django_capture_on_commit_callbacks):
+def test_a_full_refund_brings_every_account_back_but_the_fee_the_gateway_keeps(
+    seed_example, django_capture_on_commit_callbacks
+):
     order, chain = seed_example
 
     with override_settings(**TWO_PERCENT, SANDBOX_FEE_REFUNDED="0"), django_capture_on_commit_callbacks(execute=True):
@@ -79,7 +81,9 @@ def test_a_full_refund_brings_every_account_back_but_the_fee_the_gateway_keeps(s
     assert ledger_differences()["accounts"] == [] and ledger_differences()["transactions"] == []
 
 
-def test_a_gateway_that_returns_its_fee_leaves_nothing_after_a_full_refund(seed_example, django_capture_on_commit_callbacks):
+def test_a_gateway_that_returns_its_fee_leaves_nothing_after_a_full_refund(
+    seed_example, django_capture_on_commit_callbacks
+):
     order, chain = seed_example
 
     with override_settings(**TWO_PERCENT, SANDBOX_FEE_REFUNDED="1"), django_capture_on_commit_callbacks(execute=True):
@@ -141,7 +145,9 @@ def test_reconcile_ledger_checks_every_paid_order_and_every_delivered_keys_cost(
     product = make_product(price="10.00")
     (key,) = add_keys(product, 1)
     unbooked = buy(product)
-    Order.objects.filter(pk=unbooked.pk).update(paid_at=order.paid_at, paid_amount=D("10.00"), payment_gateway="sandbox")
+    Order.objects.filter(pk=unbooked.pk).update(
+        paid_at=order.paid_at, paid_amount=D("10.00"), payment_gateway="sandbox"
+    )
     CardKeyBatch.objects.filter(pk=order.deliveries.get().card_key.batch_id).update(unit_cost=D("61.00"))
     assert JournalTransaction.objects.filter(order_id=unbooked.pk).count() == 0
 

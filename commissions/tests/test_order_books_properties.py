@@ -72,7 +72,10 @@ def _product(case, owner):
         ] * quantity
     if case["kind"] == "top_up":
         product = make_product(
-            product_type=ProductType.DIRECT_RECHARGE, recharge_target_rule="mobile", price=str(price), cost_price=case["cost_price"]
+            product_type=ProductType.DIRECT_RECHARGE,
+            recharge_target_rule="mobile",
+            price=str(price),
+            cost_price=case["cost_price"],
         )
         return product, case["charged"] if case["charged"] is not None else case["cost_price"] * quantity
     steam = make_product(cost_price=case["cost_price"])
@@ -87,9 +90,12 @@ def _product(case, owner):
 def _supplier_charges(case):
     def send_top_up(*, product, reference, target, quantity):
         supplier, _ = Supplier.objects.get_or_create(
-            name="供货商", defaults={"base_url": "/sandbox/", "app_id": "a", "app_secret_ciphertext": b"x", "app_secret_key_id": "k"}
+            name="供货商",
+            defaults={"base_url": "/sandbox/", "app_id": "a", "app_secret_ciphertext": b"x", "app_secret_key_id": "k"},
         )
-        channel, _ = SupplierChannel.objects.get_or_create(product=product, supplier=supplier, defaults={"supplier_sku": "S", "cost": D("1")})
+        channel, _ = SupplierChannel.objects.get_or_create(
+            product=product, supplier=supplier, defaults={"supplier_sku": "S", "cost": D("1")}
+        )
         SupplierRechargeAttempt.objects.create(
             reference=reference, channel=channel, supplier=supplier, product=product, out_order_no=f"T{reference}",
             target=target, quantity=quantity, status="succeeded", cost=case["charged"],
@@ -121,7 +127,9 @@ def _assert_books_hold(order, books):
 
 
 @pytest.mark.django_db
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(case=orders())
 def test_every_order_balances_and_profit_is_what_is_left(case, owner_user, monkeypatch):
     monkeypatch.setattr(catalog.services, "send_top_up", _supplier_charges(case), raising=False)
@@ -135,7 +143,12 @@ def test_every_order_balances_and_profit_is_what_is_left(case, owner_user, monke
         referral = {}
         if case["levels"]:
             seller, *_upline = make_chain(case["levels"], rates=case["rates"])
-            referral = {"referral": {"code": create_referral_link(distributor=seller, channel="wechat").code, "channel": "wechat"}}
+            referral = {
+                "referral": {
+                    "code": create_referral_link(distributor=seller, channel="wechat").code,
+                    "channel": "wechat",
+                }
+            }
         extra = {"recharge_target": "13800138000"} if case["kind"] == "top_up" else {}
         order = buy(product, quantity=case["quantity"], **referral, **extra)
         pay(order)

@@ -383,7 +383,7 @@ class AlipayGateway(PaymentGateway):
         )
 
 
-def download_statement_of(gateway: "AlipayGateway", *, day) -> tuple[str, bytes]:
+def download_statement_of(gateway: AlipayGateway, *, day) -> tuple[str, bytes]:
     """The day's trade bill: its download address (``alipay.data.dataservice.bill.downloadurl
     .query``, signed and verified like every call), then the zip it names."""
     node = gateway.call(

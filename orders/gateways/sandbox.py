@@ -187,7 +187,9 @@ def sandbox_statement_lines(*, day) -> list[StatementLine]:
     lines = [
         StatementLine(False, payment.out_trade_no, "", payment.trade_no, payment.amount, fees.fee(payment.amount))
         for payment in SandboxPayment.objects.filter(
-            status__in=[SandboxPaymentStatus.SUCCEEDED, SandboxPaymentStatus.REFUNDED], paid_at__gte=start, paid_at__lt=end
+            status__in=[SandboxPaymentStatus.SUCCEEDED, SandboxPaymentStatus.REFUNDED],
+            paid_at__gte=start,
+            paid_at__lt=end,
         ).order_by("paid_at", "id")
     ]
     refunded: dict[int, Decimal] = {}
@@ -201,7 +203,9 @@ def sandbox_statement_lines(*, day) -> list[StatementLine]:
         if fees.is_refunded:
             fee = fees.fee(payment.amount)
             returned = _fee_left(fee, before, payment.amount) - _fee_left(fee, after, payment.amount)
-        lines.append(StatementLine(True, payment.out_trade_no, refund.out_refund_no, payment.trade_no, refund.amount, returned))
+        lines.append(
+            StatementLine(True, payment.out_trade_no, refund.out_refund_no, payment.trade_no, refund.amount, returned)
+        )
     return lines
 
 

@@ -240,7 +240,9 @@ def parse_wechatpay(content: bytes) -> list[StatementLine]:
     for number, row in enumerate(csv.reader(table), start=start + 2):
         cells = [cell.strip().removeprefix("`") for cell in row]
         if len(cells) < len(header):
-            raise StatementFormatError(f"WeChat Pay bill line {number}: {len(cells)} values, the header has {len(header)}")
+            raise StatementFormatError(
+                f"WeChat Pay bill line {number}: {len(cells)} values, the header has {len(header)}"
+            )
         status = cells[where["交易状态"]]
         if status not in ("SUCCESS", "REFUND"):
             continue  # REVOKED and the like: no money moved

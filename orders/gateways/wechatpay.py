@@ -11,8 +11,8 @@ AEAD_AES_256_GCM under the merchant's API v3 key. Amounts are integers in fen.
 from __future__ import annotations
 
 import base64
-import hashlib
 import binascii
+import hashlib
 import json
 import secrets
 import time
@@ -371,7 +371,7 @@ class WechatPayGateway(PaymentGateway):
         )
 
 
-def download_statement_of(gateway: "WechatPayGateway", *, day) -> tuple[str, bytes]:
+def download_statement_of(gateway: WechatPayGateway, *, day) -> tuple[str, bytes]:
     """The day's trade bill (``GET /v3/bill/tradebill``, ``bill_type=ALL``): its signed answer
     names the file and its SHA1; the file is fetched with a signed request and checked."""
     status, data = gateway.call("GET", f"/v3/bill/tradebill?bill_date={day.isoformat()}&bill_type=ALL")

@@ -14,7 +14,15 @@ from commissions.services import books, reverse_commissions
 from orders.gateways.configured import fee_schedule
 from orders.models import Order
 
-__all__ = ["book_delivered_order", "book_paid_order", "paid_order_statement", "delivered_order_statement", "book_refunded_order", "order_money", "order_parts"]
+__all__ = [
+    "book_delivered_order",
+    "book_paid_order",
+    "paid_order_statement",
+    "delivered_order_statement",
+    "book_refunded_order",
+    "order_money",
+    "order_parts",
+]
 
 # Ways in whose payment is not held by a gateway: the wallet's own posting is the payment line.
 _NOT_THROUGH_A_GATEWAY = frozenset({"wallet"})
@@ -122,9 +130,7 @@ def order_books_problems(*, limit: int = 200) -> list[str]:
             kind=DeliveryKind.CARD_KEY, order__product_type=ProductType.CARD_KEY, order__completed_at__isnull=False
         )
         .values_list("order_id")
-        .annotate(
-            cost=Sum(Coalesce("card_key__batch__unit_cost", "card_key__product__cost_price", output_field=money))
-        )
+        .annotate(cost=Sum(Coalesce("card_key__batch__unit_cost", "card_key__product__cost_price", output_field=money)))
         .values_list("order_id", "cost")
     )
     booked = dict(

@@ -117,7 +117,11 @@ def match_statement(
             matched += 1
     for out_trade_no, book in payments.items():
         if out_trade_no not in seen_payments:
-            append(Difference(DifferenceKind.MISSING_AT_GATEWAY, False, out_trade_no, "", "", None, book.amount, None, book.fee))
+            append(
+                Difference(
+                    DifferenceKind.MISSING_AT_GATEWAY, False, out_trade_no, "", "", None, book.amount, None, book.fee
+                )
+            )
     for out_refund_no, book in refunds.items():
         if out_refund_no not in seen_refunds:
             append(Difference(DifferenceKind.MISSING_AT_GATEWAY, True, book.out_trade_no, out_refund_no, "", None,
@@ -151,7 +155,9 @@ def book_records(
     named_refunds = {line.out_refund_no for line in lines if line.is_refund}
     orders = {
         order_no: (pk, paid)
-        for pk, order_no, paid in Order.objects.filter(payment_gateway=gateway_code, paid_at__gte=start, paid_at__lt=end)
+        for pk, order_no, paid in Order.objects.filter(
+            payment_gateway=gateway_code, paid_at__gte=start, paid_at__lt=end
+        )
         .values_list("pk", "order_no", "paid_amount")
         .iterator(chunk_size=5000)
     }
@@ -299,7 +305,9 @@ def _email_finance(statement: GatewayStatement) -> None:
         send_mail(
             subject=_("[Kamen] 对账差异：%(gateway)s %(day)s 有 %(count)s 处不符")
             % {"gateway": statement.gateway, "day": statement.bill_date, "count": statement.difference_count},
-            message=_("%(gateway)s %(day)s 的账单共 %(lines)s 行，%(count)s 处与系统记录不符。请在后台“渠道对账”页面查看。")
+            message=_(
+                "%(gateway)s %(day)s 的账单共 %(lines)s 行，%(count)s 处与系统记录不符。请在后台“渠道对账”页面查看。"
+            )
             % {
                 "gateway": statement.gateway,
                 "day": statement.bill_date,
@@ -325,9 +333,13 @@ def reconcile_yesterday(*, now=None) -> list[GatewayStatement]:
             continue
         try:
             statement_format, content = download(day=day)
-            done.append(reconcile_statement(gateway_code=code, day=day, content=content, statement_format=statement_format))
+            done.append(
+                reconcile_statement(gateway_code=code, day=day, content=content, statement_format=statement_format)
+            )
         except (GatewayError, StatementFormatError) as error:
-            logger.warning("reconciliation.failed", extra={"gateway": code, "day": day.isoformat(), "error": str(error)})
+            logger.warning(
+                "reconciliation.failed", extra={"gateway": code, "day": day.isoformat(), "error": str(error)}
+            )
             record_audit(
                 actor=None,
                 action="orders.statement_failed",

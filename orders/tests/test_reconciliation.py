@@ -23,7 +23,13 @@ from orders.gateways.statements import (
 )
 from orders.models import DifferenceKind, GatewayStatement, StatementDifference, StatementStatus
 from orders.services import fulfil_order
-from orders.services.reconciliation import BookPayment, BookRefund, match_statement, reconcile_statement, reconcile_yesterday
+from orders.services.reconciliation import (
+    BookPayment,
+    BookRefund,
+    match_statement,
+    reconcile_statement,
+    reconcile_yesterday,
+)
 from orders.services.refunds import refund_order
 
 from .factories import add_keys, buy, make_product, pay
@@ -137,10 +143,24 @@ def _plant(data, lines, payments, refunds):
             del lines[n]
             planted.add((DifferenceKind.MISSING_AT_GATEWAY, key))
         elif how == "amount":
-            lines[n] = StatementLine(line.is_refund, line.out_trade_no, line.out_refund_no, line.gateway_trade_no, line.amount + D("0.01"), line.fee)
+            lines[n] = StatementLine(
+                line.is_refund,
+                line.out_trade_no,
+                line.out_refund_no,
+                line.gateway_trade_no,
+                line.amount + D("0.01"),
+                line.fee,
+            )
             planted.add((DifferenceKind.AMOUNT, key))
         elif how == "fee":
-            lines[n] = StatementLine(line.is_refund, line.out_trade_no, line.out_refund_no, line.gateway_trade_no, line.amount, line.fee + D("0.01"))
+            lines[n] = StatementLine(
+                line.is_refund,
+                line.out_trade_no,
+                line.out_refund_no,
+                line.gateway_trade_no,
+                line.amount,
+                line.fee + D("0.01"),
+            )
             planted.add((DifferenceKind.FEE, key))
         elif how == "book_gone":
             (refunds if line.is_refund else payments).pop(key)
