@@ -94,14 +94,15 @@ def match_statement(
     seen_refunds: set[str] = set()
     append = differences.append
     for line in lines:
+        # A number the statement names twice is money moved twice: the second has no record.
         if line.is_refund:
+            book = refunds.get(line.out_refund_no) if line.out_refund_no not in seen_refunds else None
             seen_refunds.add(line.out_refund_no)
-            book = refunds.get(line.out_refund_no)
             book_amount = book.amount if book else None
             book_fee = book.fee_returned if book else None
         else:
+            book = payments.get(line.out_trade_no) if line.out_trade_no not in seen_payments else None
             seen_payments.add(line.out_trade_no)
-            book = payments.get(line.out_trade_no)
             book_amount = book.amount if book else None
             book_fee = book.fee if book else None
         if book is None:

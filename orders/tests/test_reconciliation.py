@@ -169,6 +169,7 @@ def _plant(data, lines, payments, refunds):
             extra = f"X{len(lines)}-{n}"
             lines.append(StatementLine(False, extra, "", "TX", D("9.99"), D("0.06")))
             planted.add((DifferenceKind.MISSING_IN_BOOKS, extra))
+            touched.add(extra)  # planted once: not changed again
     return planted
 
 
@@ -185,6 +186,19 @@ def test_the_matcher_finds_every_planted_difference_and_nothing_else(generated, 
 
     assert {(d.kind, d.out_refund_no or d.out_trade_no) for d in differences} == planted
     assert len(differences) == len(planted)
+
+
+def test_a_payment_the_statement_lists_twice_is_money_taken_twice():
+    payments = {"K1": BookPayment("K1", D("10.00"), D("0.06"))}
+    twice = [
+        StatementLine(False, "K1", "", "T1", D("10.00"), D("0.06")),
+        StatementLine(False, "K1", "", "T2", D("10.00"), D("0.06")),
+    ]
+
+    matched, differences = match_statement(twice, payments, {})
+
+    assert matched == 1
+    assert [(d.kind, d.gateway_trade_no) for d in differences] == [(DifferenceKind.MISSING_IN_BOOKS, "T2")]
 
 
 # --- the sandbox's statement against the pipeline's books -------------------------------------------
