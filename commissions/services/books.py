@@ -37,11 +37,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen.db import execute_prepared
+from kamen.db import execute_prepared, execute_prepared_batch
 from kamen.money import ZERO, to_fen
 
 from ..models import Account, AccountKind, EntrySide, JournalEntry, JournalTransaction, TransactionKind
-from .ledger import _BALANCES_SQL, merchant_account
+from .ledger import merchant_account
 
 K = AccountKind
 BOOK_KINDS = (
@@ -67,17 +67,23 @@ def refund_reference(order_id: int, refunded: Decimal) -> str:
     return f"books:refund:{order_id}:{Decimal(refunded):.2f}"
 
 
-# --- posting: merchant accounts named by kind, found (or made) in the statement itself --------
-# ``{lines}`` is a CTE body giving (kind, side, amount, n): the lines by account kind. Accounts
-# missing on first use are created by the statement with their first balance; two first uses
-# at the same moment cannot both create one, and the one whose lines went missing is refused at
-# commit by the journal's own triggers (balanced, at least two entries: migrations 0002/0007),
-# so an order's books are all there or its event did not happen (and is retried).
+# --- posting: merchant accounts named by kind ---------------------------------------------------
+# Two statements sent in one message (one round trip). The first makes the merchant's book
+# accounts that do not exist yet (first use; in steady state it finds them all and writes
+# nothing); the second, with its own snapshot, sees them — made by the first, or by another
+# transaction whose insert it waited for — and posts. ``{lines}`` is a CTE body giving (kind,
+# side, amount, n). The accounts are locked revenue first, then by id: every transaction that
+# moves the merchant's books (payment, split, delivery, refund) holds revenue before any other
+# of them, so two never wait for each other in a cycle, whatever the ids.
+_ENSURE_SQL = """
+INSERT INTO {account} (kind, distributor_id, balance, created_at)
+SELECT k.kind, NULL, 0, %(now)s::timestamptz FROM unnest(%(kinds)s::varchar[]) AS k(kind)
+ WHERE NOT EXISTS (SELECT 1 FROM {account} a WHERE a.kind = k.kind AND a.distributor_id IS NULL)
+ON CONFLICT DO NOTHING
+"""
+
 _BOOKS_SQL = """
 WITH line AS ({lines}
-), wanted AS (
-    SELECT l.kind, SUM(CASE WHEN l.side = 'credit' THEN l.amount ELSE -l.amount END) AS delta
-      FROM line l GROUP BY l.kind
 ), tx AS (
     INSERT INTO {journal} (kind, reference, memo, order_id, actor_id, created_at)
     SELECT %(kind)s::varchar, %(reference)s::varchar, %(memo)s::varchar, %(order)s::bigint, NULL,
@@ -85,26 +91,25 @@ WITH line AS ({lines}
      WHERE EXISTS (SELECT 1 FROM line)
     ON CONFLICT (reference) DO NOTHING
     RETURNING id
-), made AS (
-    INSERT INTO {account} (kind, distributor_id, balance, created_at)
-    SELECT w.kind, NULL, w.delta, %(now)s::timestamptz FROM wanted w
-     WHERE EXISTS (SELECT 1 FROM tx)
-       AND NOT EXISTS (SELECT 1 FROM {account} a WHERE a.kind = w.kind AND a.distributor_id IS NULL)
-    ON CONFLICT DO NOTHING
-    RETURNING id, kind
 ), acc AS (
-    SELECT a.id, a.kind, false AS is_new FROM {account} a
-     WHERE a.distributor_id IS NULL AND a.kind IN (SELECT kind FROM wanted)
-    UNION ALL
-    SELECT id, kind, true FROM made
-), entries AS (
+    SELECT a.id, a.kind FROM {account} a
+     WHERE a.distributor_id IS NULL AND a.kind IN (SELECT kind FROM line)
+), posted AS (
     INSERT INTO {entry} (transaction_id, account_id, side, amount, commission_id, created_at)
     SELECT tx.id, acc.id, line.side, line.amount, NULL, %(now)s::timestamptz
       FROM tx, line JOIN acc ON acc.kind = line.kind ORDER BY line.n
     RETURNING account_id, side, amount
-), posted AS (
-    SELECT e.* FROM entries e WHERE e.account_id NOT IN (SELECT id FROM made)
-){balances}
+), deltas AS (
+    SELECT account_id, SUM(CASE WHEN side = 'credit' THEN amount ELSE -amount END) AS delta
+      FROM posted GROUP BY account_id
+), locked AS (
+    SELECT a.id FROM {account} a WHERE a.id IN (SELECT account_id FROM deltas)
+     ORDER BY a.kind <> 'merchant_revenue', a.id FOR NO KEY UPDATE
+), moved AS (
+    UPDATE {account} a SET balance = a.balance + d.delta
+      FROM deltas d
+     WHERE a.id = d.account_id AND d.delta <> 0 AND (SELECT count(*) FROM locked) > 0
+)
 SELECT (SELECT count(*) FROM tx)
 """
 
@@ -121,7 +126,15 @@ def _books_sql(lines: str = _GIVEN_LINES) -> str:
         account=Account._meta.db_table,
         journal=JournalTransaction._meta.db_table,
         entry=JournalEntry._meta.db_table,
-        balances=_BALANCES_SQL.format(account=Account._meta.db_table),
+    )
+
+
+def ensure_statement(kinds, now=None) -> tuple[str, dict, str]:
+    """The statement that makes the merchant's book accounts of ``kinds`` that are missing."""
+    return (
+        _ENSURE_SQL.format(account=Account._meta.db_table),
+        {"kinds": sorted({str(kind) for kind in kinds}), "now": now or timezone.now()},
+        "order_books_accounts",
     )
 
 
@@ -136,6 +149,13 @@ def _lines(signed: dict[str, Decimal], reference: str) -> list[tuple[str, str, D
     if lines and (debits != credits or len(lines) < 2):
         raise ValueError(f"order books {reference}: debits {debits} differ from credits {credits}")
     return lines
+
+
+def _statements(*, kind: str, reference: str, memo: str, order_id: int, lines) -> list[tuple[str, dict, str]]:
+    return [
+        ensure_statement(kind_ for kind_, _side, _amount in lines),
+        _statement(kind=kind, reference=reference, memo=memo, order_id=order_id, lines=lines),
+    ]
 
 
 def _statement(*, kind: str, reference: str, memo: str, order_id: int, lines) -> tuple[str, dict, str]:
@@ -165,8 +185,8 @@ def _post(*, kind: str, reference: str, memo: str, order_id: int, signed: dict[s
     with transaction.atomic(savepoint=False):
         if connection.vendor != "postgresql":
             return _post_with_the_orm(kind, reference, memo, order_id, lines)
-        sql, parameters, prefix = _statement(kind=kind, reference=reference, memo=memo, order_id=order_id, lines=lines)
-        ((posted,),) = execute_prepared(sql, parameters, prefix=prefix)
+        statements = _statements(kind=kind, reference=reference, memo=memo, order_id=order_id, lines=lines)
+        ((posted,),) = execute_prepared_batch(statements)
         return bool(posted)
 
 
@@ -330,13 +350,14 @@ def payment_lines(*, amount: Decimal, fee: Decimal, through_gateway: bool = True
     return signed
 
 
-def payment_statement(
+def payment_statements(
     *, order_id: int, order_no: str, amount: Decimal, fee: Decimal, through_gateway: bool = True
-) -> tuple[str, dict, str]:
-    """``book_payment`` as a statement ``(sql, params, prefix)`` for the caller to send with its
-    own (PostgreSQL): the payment's books travel in the message that marks the order paid."""
+) -> list[tuple[str, dict, str]]:
+    """``book_payment`` as statements ``(sql, params, prefix)`` for the caller to send with its
+    own, in this order (PostgreSQL): the payment's books travel in the message that marks the
+    order paid."""
     reference = payment_reference(order_id)
-    return _statement(
+    return _statements(
         kind=TransactionKind.ORDER_PAYMENT,
         reference=reference,
         memo=_("订单 %(order)s 收款") % {"order": order_no},
@@ -457,9 +478,16 @@ def _delivery_sql() -> str:
     )
 
 
-def delivery_statement(*, order_id: int, order_no: str, parts) -> tuple[str, dict, str]:
-    """``book_delivery`` of an order with nothing refunded, as a statement ``(sql, params,
-    prefix)`` the caller may send with its own (PostgreSQL; after the split's, if any)."""
+DELIVERY_KINDS = (K.MERCHANT_REVENUE, K.SUPPLIER_COST, K.MERCHANT_PROFIT)
+
+
+def delivery_statements(*, order_id: int, order_no: str, parts) -> list[tuple[str, dict, str]]:
+    """``book_delivery`` of an order with nothing refunded, as statements ``(sql, params,
+    prefix)`` the caller may send with its own, in this order (PostgreSQL; after the split's)."""
+    return [ensure_statement(DELIVERY_KINDS), _delivery_statement(order_id=order_id, order_no=order_no, parts=parts)]
+
+
+def _delivery_statement(*, order_id: int, order_no: str, parts) -> tuple[str, dict, str]:
     parts = list(parts)
     return (
         _delivery_sql(),
@@ -484,8 +512,8 @@ def book_delivery(*, order_id: int, order_no: str, money: OrderMoney, parts) -> 
     with nothing refunded yet (every order the pipeline completes), one prepared statement."""
     parts = list(parts)
     if connection.vendor == "postgresql" and not money.refunded:
-        sql, parameters, prefix = delivery_statement(order_id=order_id, order_no=order_no, parts=parts)
-        ((posted,),) = execute_prepared(sql, parameters, prefix=prefix)
+        statements = delivery_statements(order_id=order_id, order_no=order_no, parts=parts)
+        ((posted,),) = execute_prepared_batch(statements)
         return bool(posted)
     booked = booked_lines(order_id=order_id, order_no=order_no, parts=parts)
     target = target_lines(
@@ -540,9 +568,9 @@ __all__ = [
     "book_refund",
     "booked_lines",
     "delivery_reference",
-    "delivery_statement",
+    "delivery_statements",
     "payment_lines",
-    "payment_statement",
+    "payment_statements",
     "payment_reference",
     "refund_reference",
     "target_lines",

@@ -33,7 +33,7 @@ from kamen.db import execute_prepared
 from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 
 from . import catalog_bridge
-from .books import book_delivered_order, delivered_order_statement
+from .books import book_delivered_order, delivered_order_statements
 from .enqueue import enqueue_after_commit
 from .redemption import issue_vouchers
 from .state import lock_order, move_locked_order, transition_order
@@ -319,7 +319,7 @@ def _complete_locked(order: Order) -> bool:
         book_delivered_order(order)  # the books (docs/adr/0020): cost and profit, after the split
     elif connection.vendor == "postgresql" and not order.refunded_amount:
         # The books (docs/adr/0020): cost of goods and profit, in the move's message.
-        move_locked_order(**move, then=[delivered_order_statement(order)])
+        move_locked_order(**move, then=delivered_order_statements(order))
     else:
         transition_order(**move, order_is_locked=True)
         book_delivered_order(order)  # the books (docs/adr/0020): cost of goods and profit

@@ -58,7 +58,7 @@ from orders.models import (
 )
 from riskcontrol.services import record_forged_callback
 
-from .books import book_paid_order, paid_order_statement
+from .books import book_paid_order, paid_order_statements
 from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
 from .state import lock_order, move_locked_order, transition_order
@@ -399,7 +399,7 @@ def _mark_paid(
             then.append(hold_card_key_reservation_statement(reference=order.order_no))
         then.append(insert_statement(callback, prefix="payment_callback"))
         # The books (docs/adr/0020): payment and gateway fee, in the same message.
-        then.append(paid_order_statement(order, amount=notification.amount, gateway_code=gateway_code))
+        then += paid_order_statements(order, amount=notification.amount, gateway_code=gateway_code)
         # The callback's id read back last, after the rollup's rows (locked last).
         found = (_CALLBACK_ID_SQL, [callback.gateway, callback.event_id], "callback_id")
         ((callback_pk,),) = move_locked_order(**move, then=then, result=found)
