@@ -6,6 +6,10 @@ to run). ``execute_prepared`` prepares a statement once per database session and
 sends ``EXECUTE name(values)``. A session that lost its statements (a reconnect behind our
 back) prepares again. The statements keep their Django ``%(name)s`` / ``%s`` placeholders, so
 the same SQL text runs unprepared elsewhere.
+
+``KAMEN_DB_PREPARE = False`` sends the same statements unprepared: behind a pooler in
+transaction mode (PgBouncer), a ``PREPARE`` stays on whichever server connection ran it, and
+the next transaction may get another one (docs/adr/0015-beyond-one-machine.md).
 """
 
 import functools
@@ -13,6 +17,7 @@ import hashlib
 import re
 import time
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
 __all__ = [
@@ -105,6 +110,8 @@ def execute_prepared(sql: str, params, *, prefix: str = "kamen", _retry: bool = 
     that returns none)."""
     from psycopg2 import errors
 
+    if not settings.KAMEN_DB_PREPARE:
+        return _execute_unprepared([(sql, params)])
     named = isinstance(params, dict)
     if named:
         names = _translate(sql, True)[1]
@@ -159,6 +166,8 @@ def execute_prepared_batch(statements, *, _retry: bool = True) -> list[tuple]:
     from psycopg2 import errors
 
     statements = list(statements)
+    if not settings.KAMEN_DB_PREPARE:
+        return _execute_unprepared(statements)
     wrapper = connections[DEFAULT_DB_ALIAS]
     wrapper.close_if_health_check_failed()
     known = _prepared_in_this_session(wrapper)
@@ -184,6 +193,32 @@ def execute_prepared_batch(statements, *, _retry: bool = True) -> list[tuple]:
             if wrapper.in_atomic_block or not _retry:
                 raise
             return execute_prepared_batch(statements, _retry=False)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
+@functools.lru_cache(maxsize=512)
+def _unprepared(sql: str, named: bool) -> tuple[str, tuple[str, ...]]:
+    """(``sql`` with ``%s`` placeholders, the parameter names in placeholder order)."""
+    if not named:
+        return sql, ()
+    return _NAMED.sub("%s", sql), tuple(match.group(1) for match in _NAMED.finditer(sql))
+
+
+def _execute_unprepared(statements) -> list[tuple]:
+    """The statements as plain SQL, in one message as the prepared batch sends them; the rows
+    of the last one."""
+    texts: list[str] = []
+    values: list = []
+    for sql, params, *_prefix in statements:
+        named = isinstance(params, dict)
+        text, names = _unprepared(sql, named)
+        texts.append(text)
+        values.extend([params[name] for name in names] if named else params)
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    wrapper.close_if_health_check_failed()
+    wrapper.ensure_connection()
+    with _cursor(wrapper) as cursor:
+        cursor.execute("; ".join(texts), values)
         return cursor.fetchall() if cursor.description is not None else []
 
 

@@ -9,8 +9,10 @@ PostgreSQL advisory lock taken and returns at once (the first is doing the same 
 
 A session-level lock, not a transaction-level one: jobs call services that commit in steps and
 call suppliers and gateways, and no transaction may stay open across a network call. The lock
-goes with the connection, so a worker that dies mid-job frees it. (Behind PgBouncer this needs
-session pooling, as the prepared statements of kamen.db already do.)
+goes with the connection, so a worker that dies mid-job frees it. Behind a pooler in
+transaction mode a session lock would stay on whichever server connection took it, so the lock
+is then taken on the ``direct`` database (DATABASE_DIRECT_URL, PostgreSQL itself); the job's
+own work still goes through the pooler (docs/adr/0015-beyond-one-machine.md).
 """
 
 import functools
@@ -18,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import connections
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ _LOCK_SPACE = "kamen.periodic"
 @contextmanager
 def job_lock(name: str) -> Iterator[bool]:
     """True while this process holds the job's lock; False if another run holds it."""
+    connection = connections["direct" if "direct" in connections else "default"]
     if connection.vendor != "postgresql":  # the embedded default: one scheduler, one process
         yield True
         return

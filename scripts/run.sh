@@ -17,10 +17,17 @@ open_at=""
 [[ "$SITE_URL" == "http://${HOST}:${PORT}" ]] || open_at="open $SITE_URL/; "
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-kamen.settings.base}"
 
+if [[ -z "${DATABASE_URL:-}" && -z "${KAMEN_PRIVATE_POSTGRES:-}" ]]; then
+    # The embedded default's database: a private PostgreSQL under var/postgres, made on the first
+    # run, started before migrate and stopped after everything below has stopped (Ctrl-C,
+    # SIGTERM, SIGHUP): this script runs again as its child (kamen/private_postgres.py).
+    exec "$PY" -m kamen.private_postgres run -- "$PWD/scripts/run.sh" "$@"
+fi
+
 if [[ -n "${DATABASE_URL:-}" && -z "${REDIS_URL:-}" ]]; then
     echo "Note: DATABASE_URL is set without REDIS_URL: background work runs in-process, no workers start." >&2
 elif [[ -z "${DATABASE_URL:-}" && -n "${REDIS_URL:-}" ]]; then
-    echo "Note: REDIS_URL is set without DATABASE_URL: the SQLite file is used, and Celery and RQ workers start." >&2
+    echo "Note: REDIS_URL is set without DATABASE_URL: the private PostgreSQL under var/postgres is used, and Celery and RQ workers start." >&2
 fi
 
 if [[ -n "${DATABASE_URL:-}" && ( -z "${KAMEN_ENCRYPTION_KEYS:-}" || -z "${KAMEN_BLIND_INDEX_KEY:-}" ) ]]; then

@@ -1,7 +1,8 @@
 """Base settings, read from the environment (12-factor).
 
-Embedded default (no DATABASE_URL, no REDIS_URL): a SQLite file under ``var/`` and background
-work run in-process right after commit. Real mode: PostgreSQL and Redis (Celery + RQ).
+Embedded default (no DATABASE_URL, no REDIS_URL): a private PostgreSQL cluster under
+``var/postgres`` (kamen.private_postgres, started by ``make run``) and background work run
+in-process right after commit. Real mode: PostgreSQL and Redis (Celery + RQ).
 """
 
 import ipaddress
@@ -90,20 +91,34 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 IS_EMBEDDED_DATABASE = not DATABASE_URL
-DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL or f"sqlite:///{VAR_DIR / 'kamen.sqlite3'}",
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
-    )
-}
 if IS_EMBEDDED_DATABASE:
-    # SQLite: wait for the writer instead of failing with "database is locked".
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # The private cluster under var/postgres: a Unix socket, no TCP port (docs/adr/0016).
+    from kamen.private_postgres import database_settings  # noqa: E402
+
+    DATABASES = {"default": database_settings(VAR_DIR)}
+else:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+DATABASES["default"] |= {
+    "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+    "CONN_HEALTH_CHECKS": True,
+}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if os.environ.get("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
+# Behind PgBouncer in transaction mode (docker compose; docs/adr/0015-beyond-one-machine.md):
+# DATABASE_URL is the pooler, and each transaction may run on another server connection. So no
+# server-side cursors (QuerySet.iterator()), no SQL-level PREPARE (kamen.db), and what must keep
+# one session throughout (the periodic jobs' advisory locks, kamen.periodic) goes to
+# DATABASE_DIRECT_URL, PostgreSQL itself.
+DATABASE_POOLED = env_bool("DATABASE_POOLED")
+KAMEN_DB_PREPARE = env_bool("KAMEN_DB_PREPARE", not DATABASE_POOLED)
+if DATABASE_POOLED:
+    if not os.environ.get("DATABASE_DIRECT_URL"):
+        raise ImproperlyConfigured("DATABASE_POOLED=1 needs DATABASE_DIRECT_URL: PostgreSQL itself, not the pooler.")
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+if os.environ.get("DATABASE_DIRECT_URL"):
+    DATABASES["direct"] = dj_database_url.parse(os.environ["DATABASE_DIRECT_URL"], conn_max_age=0)
+    DATABASES["direct"]["TEST"] = {"MIRROR": "default"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background work ------------------------------------------------------------------------
@@ -448,10 +463,6 @@ CELERY_BEAT_SCHEDULE |= {
 }
 COMMISSIONS_PAYOUT_ADAPTER = os.environ.get("COMMISSIONS_PAYOUT_ADAPTER", "commissions.payouts.SandboxPayoutAdapter")
 COMMISSIONS_SANDBOX_PAYOUT_OUTCOME = os.environ.get("COMMISSIONS_SANDBOX_PAYOUT_OUTCOME", "success")
-
-if IS_EMBEDDED_DATABASE:
-    # SQLite cannot enforce NULLS NOT DISTINCT; PostgreSQL (real mode, tests) does.
-    SILENCED_SYSTEM_CHECKS = ["models.W047"]
 
 # --- Risk control and security (riskcontrol, kamen.security) ---------------------------------
 MIDDLEWARE += [

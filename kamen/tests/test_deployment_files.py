@@ -33,3 +33,33 @@ def test_every_kamen_service_shares_the_site_address_the_store_and_trusts_only_t
         assert environment["KAMEN_TRUSTED_PROXIES"] == subnet, name
         assert environment["KAMEN_S3_ENDPOINT_URL"] == "http://seaweedfs:8333", name
         assert "volumes" not in document["services"][name], name  # nothing on a host's own disk
+
+
+SCALED_SERVICES = ("web", "celery-worker", "celery-worker-io", "celery-beat", "rq-worker")
+
+
+def test_every_kamen_process_reaches_postgresql_through_pgbouncer_in_transaction_mode():
+    """docs/adr/0015-beyond-one-machine.md: the pooler in front, migrations straight to PostgreSQL."""
+    services = compose()["services"]
+    pooler = services["pgbouncer"]
+    version = tuple(int(part) for part in pooler["image"].split(":v")[1].split("-")[0].split(".")[:2])
+
+    assert pooler["environment"]["POOL_MODE"] == "transaction"
+    assert version >= (1, 21) and int(pooler["environment"]["MAX_PREPARED_STATEMENTS"]) > 0
+    assert "@postgres:5432/" in pooler["environment"]["DATABASE_URL"]
+    for name in (*SCALED_SERVICES, "storage-init"):
+        environment = services[name]["environment"]
+        assert "@pgbouncer:5432/" in environment["DATABASE_URL"], name
+        assert environment["DATABASE_POOLED"] == "1", name
+        assert "@postgres:5432/" in environment["DATABASE_DIRECT_URL"], name
+    assert "@postgres:5432/" in services["migrate"]["environment"]["DATABASE_URL"]
+    assert services["migrate"]["environment"]["DATABASE_POOLED"] == "0"
+
+
+def test_the_scaled_services_have_no_fixed_name_or_host_port():
+    services = compose()["services"]
+
+    for name in (*SCALED_SERVICES, "pgbouncer", "postgres", "redis"):
+        assert "container_name" not in services[name] and "ports" not in services[name], name
+    for name in ("celery-worker", "celery-worker-io"):
+        assert "@%h" in services[name]["command"], name  # a node name per container

@@ -53,8 +53,8 @@ def test_a_product_image_is_served_in_the_embedded_mode(client, embedded):
     "path",
     [
         "/media/products/none.png",  # no such file
-        "/media/../kamen.sqlite3",
-        "/media/..%2fkamen.sqlite3",
+        "/media/../keys.json",  # var/keys.json sits beside var/media
+        "/media/..%2fkeys.json",
         "/media/%2e%2e/%2e%2e/etc/passwd",
         "/media//etc/passwd",
         "/media/notes.html",  # not an image: never served as a page of this site
@@ -63,7 +63,7 @@ def test_a_product_image_is_served_in_the_embedded_mode(client, embedded):
     ],
 )
 def test_only_images_inside_the_storage_are_served(client, embedded, tmp_path, path):
-    (tmp_path.parent / "kamen.sqlite3").write_bytes(b"secret")
+    (tmp_path.parent / "keys.json").write_bytes(b"secret")
     default_storage.save("notes.html", ContentFile(b"<script>alert(1)</script>"))
     default_storage.save("drawing.svg", ContentFile(b"<svg onload=alert(1)></svg>"))
 

@@ -244,3 +244,20 @@ def test_a_statement_after_a_lock_in_the_same_message_sees_what_the_lock_waited_
         holder.close()
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE kamen_batch_lock, kamen_batch_seen")
+
+
+@pytest.mark.django_db
+def test_with_prepares_off_the_same_statements_run_unprepared(settings):
+    """KAMEN_DB_PREPARE=0 (the default behind a transaction pooler): same answers, nothing
+    left prepared in a server session another client may get next."""
+    from kamen.db import execute_prepared_batch
+
+    settings.KAMEN_DB_PREPARE = False
+
+    assert execute_prepared(SQL, {"a": 2, "b": 3}, prefix="kamen_unprepared") == [(5, 2)]
+    assert execute_prepared("SELECT %s::int * 2", [21], prefix="kamen_unprepared") == [(42,)]
+    batch = [(SQL, {"a": 1, "b": 1}, "kamen_unprepared"), ("SELECT %s::int - %s::int", [9, 2], "kamen_unprepared")]
+    assert execute_prepared_batch(batch) == [(7,)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'kamen_unprepared_%%'")
+        assert cursor.fetchone() == (0,)
