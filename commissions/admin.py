@@ -9,9 +9,11 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -20,6 +22,7 @@ from kamen import parsing
 from . import selectors, services
 from .models import (
     Account,
+    AutoApprovalPolicy,
     Campaign,
     CapEvent,
     Commission,
@@ -455,13 +458,94 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         "tax",
         "net_amount",
         "status",
+        "auto_decision",
         "created_at",
+        "tax_certificate",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "auto_decision"]
     search_fields = ["payout_no"]
     list_select_related = ["distributor__user", "payout_account"]
     action_form = WithdrawalActionForm
     actions = ["approve", "reject"]
+    change_list_template = "admin/commissions/withdrawal/change_list.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "tax-certificate/<int:distributor_id>/<int:year>/<int:month>/",
+                self.admin_site.admin_view(self.tax_certificate_view),
+                name="commissions_withdrawal_tax_certificate",
+            ),
+            path(
+                "withholding-export/",
+                self.admin_site.admin_view(self.withholding_export_view),
+                name="commissions_withdrawal_withholding_export",
+            ),
+        ] + super().get_urls()
+
+    @admin.display(description=_("个税明细"))
+    def tax_certificate(self, withdrawal):
+        local = timezone.localtime(withdrawal.created_at)
+        url = reverse(
+            "admin:commissions_withdrawal_tax_certificate",
+            args=[withdrawal.distributor_id, local.year, local.month],
+        )
+        return format_html('<a href="{}">{}</a>', url, gettext("打印"))
+
+    def tax_certificate_view(self, request, distributor_id, year, month):
+        """A distributor's monthly tax statement, the same printable page as in the portal."""
+        from distribution.models import Distributor
+
+        from .views import month_or_404
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        distributor = Distributor.objects.filter(pk=distributor_id).first()
+        if distributor is None:
+            raise Http404
+        certificate = selectors.tax_certificate(
+            distributor=distributor, month=month_or_404(year, month)
+        )
+        if certificate is None:
+            raise Http404
+        return TemplateResponse(
+            request, "commissions/tax_certificate.html", {"certificate": certificate}
+        )
+
+    def withholding_export_view(self, request):
+        """GET without ``month``: the form and the month's lines (masked); with ``month``:
+        the CSV for filing, with names and ID numbers (audited)."""
+        from .services.tax_filing import export_month_withholding, parse_month
+
+        if not request.user.has_perm("commissions.export_withholding"):
+            raise PermissionDenied
+        raw = request.GET.get("month", "")
+        error, month = "", None
+        if raw:
+            try:
+                month = parse_month(raw)
+            except ValidationError as problem:
+                error = " ".join(problem.messages)
+        if month is not None:
+            body = export_month_withholding(month=month, actor=request.user, request=request)
+            response = HttpResponse("\ufeff" + body, content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = (
+                f'attachment; filename="withholding-{month:%Y-%m}.csv"'
+            )
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("个税扣缴明细导出"),
+            "opts": self.model._meta,
+            "error": error,
+            "month": raw,
+        }
+        return TemplateResponse(
+            request,
+            "admin/commissions/withdrawal/withholding_export.html",
+            context,
+            status=400 if error else 200,
+        )
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("status", "created_at")
@@ -622,3 +706,57 @@ class CommissionTierAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/commissions/tiers_form.html", context)
+
+
+class AutoApprovalPolicyForm(forms.ModelForm):
+    class Meta:
+        model = AutoApprovalPolicy
+        fields = [
+            "is_enabled",
+            "max_amount",
+            "min_verified_days",
+            "require_no_open_risk_case",
+            "require_no_negative_balance",
+            "daily_total_max",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            try:
+                services.clean_auto_approval_policy(**data)
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    for problem in problems:
+                        self.add_error(field if field in self.fields else None, problem)
+        return data
+
+    def _post_clean(self):
+        # The service says what is wrong in words (not "constraint violated"); skip the
+        # model's own constraint check when the form already has errors.
+        if not self.errors:
+            super()._post_clean()
+
+
+@admin.register(AutoApprovalPolicy)
+class AutoApprovalPolicyAdmin(admin.ModelAdmin):
+    """提现自动审核规则: finance sets them here; saved (validated and audited) by the service."""
+
+    form = AutoApprovalPolicyForm
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        services.save_auto_approval_policy(actor=request.user, request=request, **form.cleaned_data)
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        policy = services.get_auto_approval_policy()
+        return HttpResponseRedirect(
+            reverse("admin:commissions_autoapprovalpolicy_change", args=[policy.pk])
+        )

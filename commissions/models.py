@@ -875,6 +875,11 @@ class Withdrawal(models.Model):
     created_at = models.DateTimeField(_("申请时间"), auto_now_add=True, db_index=True)
     reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    # The automatic review's verdict (ADR 0021): "" not reviewed automatically, "approved",
+    # or the code of the rule that sent it to manual review.
+    auto_decision = models.CharField(_("自动审核结果"), max_length=32, blank=True)
+    # When a payout whose result is unknown (paying) was last asked about at the provider.
+    payout_checked_at = models.DateTimeField(_("最近查询打款结果"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("提现")
@@ -883,6 +888,7 @@ class Withdrawal(models.Model):
         permissions = [
             ("review_withdrawal", _("可以审核提现")),
             ("freeze_commissions", _("可以冻结佣金")),
+            ("export_withholding", _("可以导出个税扣缴明细（含证件号）")),
         ]
         constraints = [
             models.CheckConstraint(
@@ -929,3 +935,42 @@ class WithdrawalStatusChange(models.Model):
         verbose_name = _("提现状态变更")
         verbose_name_plural = _("提现状态变更")
         ordering = ["created_at", "id"]
+
+
+class AutoApprovalPolicy(models.Model):
+    """Finance's rules for approving and paying a withdrawal without a click: one row (pk 1).
+
+    A withdrawal is approved automatically only when the policy is on and every rule holds;
+    otherwise it waits for review. The decision and the rule behind it go to the audit log.
+    """
+
+    is_enabled = models.BooleanField(_("启用自动审核"), default=False)
+    max_amount = models.DecimalField(
+        _("单笔金额上限"), **MONEY, default=Decimal("0.00"), help_text=_("提现金额不超过此数才自动通过")
+    )
+    min_verified_days = models.PositiveSmallIntegerField(
+        _("实名认证满天数"), default=30, help_text=_("完成实名认证超过此天数才自动通过")
+    )
+    require_no_open_risk_case = models.BooleanField(_("无未结风控审核"), default=True)
+    require_no_negative_balance = models.BooleanField(_("无负余额"), default=True)
+    daily_total_max = models.DecimalField(
+        _("每日自动通过总额上限"),
+        **MONEY,
+        default=Decimal("0.00"),
+        help_text=_("当天所有自动通过的提现合计不超过此数"),
+    )
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("提现自动审核规则")
+        verbose_name_plural = _("提现自动审核规则")
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="auto_approval_policy_singleton"),
+            models.CheckConstraint(
+                condition=Q(max_amount__gte=0) & Q(daily_total_max__gte=0),
+                name="auto_approval_amounts_not_negative",
+            ),
+        ]
+
+    def __str__(self):
+        return str(_("提现自动审核规则"))

@@ -281,3 +281,79 @@ def settlement_due(*, now=None) -> dict:
         .exclude(beneficiary_id__in=held)
         .aggregate(count=Count("id"), total=_sum(F("amount") - F("reversed_amount")))
     )
+
+
+def _month_bounds(month):
+    """(start, end) of the calendar month holding ``month`` (a date), in the current time zone."""
+    from datetime import datetime, timedelta
+
+    from django.utils import timezone
+
+    start = timezone.make_aware(datetime(month.year, month.month, 1))
+    end = timezone.make_aware(
+        datetime(*((start + timedelta(days=32)).timetuple()[:2]), 1)
+    )
+    return start, end
+
+
+def tax_certificate(*, distributor, month) -> dict | None:
+    """One distributor's tax statement for one month (完税证明 style): each withdrawal that
+    counts (neither rejected nor failed), the adjustments, and the totals. None: no such month."""
+    start, end = _month_bounds(month)
+    month_rows = Withdrawal.objects.filter(
+        distributor=distributor, created_at__gte=start, created_at__lt=end
+    )
+    counted = ~Q(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
+    totals = month_rows.aggregate(
+        income=Sum("amount", filter=counted, default=ZERO),
+        tax=Sum("tax", filter=counted, default=ZERO),
+        tax_adjustment=Sum("tax_adjustment", default=ZERO),
+        fee=Sum("fee", filter=counted, default=ZERO),
+        net=Sum("net_amount", filter=counted, default=ZERO),
+    )
+    if not totals["income"] and not totals["tax_adjustment"]:
+        return None
+    from riskcontrol.selectors import verified_real_name
+
+    verification = verified_real_name(distributor=distributor)
+    return {
+        "month": start.date(),
+        "distributor": distributor,
+        "name_mask": verification.name_mask if verification else "",
+        "id_number_mask": verification.id_number_mask if verification else "",
+        "withdrawals": list(month_rows.filter(counted).order_by("created_at", "pk")),
+        "adjusted": list(month_rows.exclude(tax_adjustment=0).order_by("created_at", "pk")),
+        "income": totals["income"],
+        "tax": totals["tax"] + totals["tax_adjustment"],
+        "tax_adjustment": totals["tax_adjustment"],
+        "fee": totals["fee"],
+        "net": totals["net"],
+    }
+
+
+def month_withholding(*, month) -> list[dict]:
+    """Per distributor, the month's labour remuneration and the tax withheld on it (net of
+    adjustments): the lines of the month's withholding filing (扣缴申报)."""
+    start, end = _month_bounds(month)
+    counted = ~Q(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
+    rows = (
+        Withdrawal.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values("distributor_id")
+        .annotate(
+            income=Sum("amount", filter=counted, default=ZERO),
+            tax=Sum("tax", filter=counted, default=ZERO),
+            tax_adjustment=Sum("tax_adjustment", default=ZERO),
+            count=Count("pk", filter=counted),
+        )
+        .order_by("distributor_id")
+    )
+    return [
+        {
+            "distributor_id": row["distributor_id"],
+            "income": row["income"],
+            "tax": row["tax"] + row["tax_adjustment"],
+            "withdrawals": row["count"],
+        }
+        for row in rows
+        if row["income"] or row["tax_adjustment"]
+    ]

@@ -86,3 +86,27 @@ def team_bonus_task(month: str | None = None) -> int:
         date.fromisoformat(f"{month}-01") if month else previous_month()
     )
     return len(run_team_bonuses(month=period))
+
+
+@shared_task(acks_late=True)
+@exclusive_periodic_job
+def check_paying_withdrawals_task(older_than_minutes: int = 2) -> int:
+    """Payouts whose result is still unknown (paying) are asked about at the provider, the
+    least recently asked first; ``check_payout`` records each answer once."""
+    from datetime import timedelta
+
+    from django.db.models import F
+    from django.utils import timezone
+
+    from .models import Withdrawal, WithdrawalStatus
+    from .services import check_payout
+
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    ids = list(
+        Withdrawal.objects.filter(status=WithdrawalStatus.PAYING, reviewed_at__lt=cutoff)
+        .order_by(F("payout_checked_at").asc(nulls_first=True), "pk")
+        .values_list("pk", flat=True)[:200]
+    )
+    for withdrawal_id in ids:
+        check_payout(withdrawal_id=withdrawal_id)
+    return len(ids)

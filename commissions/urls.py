@@ -4,6 +4,7 @@ from . import views
 
 app_name = "commissions"
 urlpatterns = [
+    path("payouts/notify/<str:method>/", views.payout_notify, name="payout-notify"),
     path("agent/wallet/", views.wallet, name="wallet"),
     path("agent/wallet/statements/", views.statements, name="statements"),
     path("agent/wallet/withdrawals/", views.withdrawals, name="withdrawals"),
@@ -18,4 +19,9 @@ urlpatterns = [
         name="payout-account-create",
     ),
     path("agent/wallet/tax/", views.tax_statements, name="tax-statements"),
+    path(
+        "agent/wallet/tax/<int:year>/<int:month>/",
+        views.tax_certificate,
+        name="tax-certificate",
+    ),
 ]

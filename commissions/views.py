@@ -4,16 +4,19 @@ Every read goes through a selector that takes the acting distributor; views pars
 service, render.
 """
 
+from datetime import date
 from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
 
 from distribution.selectors import distributor_for_user
 
@@ -108,11 +111,11 @@ def withdrawal_create(request, viewer):
             except ValidationError as error:
                 errors = _messages(error)
             else:
-                messages.success(
-                    request,
-                    _("提现申请已提交：¥%(amount)s，待财务审核")
-                    % {"amount": withdrawal.amount},
-                )
+                if withdrawal.auto_decision == "approved":
+                    note = _("提现已自动审核通过：¥%(amount)s，正在打款")
+                else:
+                    note = _("提现申请已提交：¥%(amount)s，待财务审核")
+                messages.success(request, note % {"amount": withdrawal.amount})
                 return redirect("commissions:withdrawals")
         else:
             errors = [
@@ -180,3 +183,32 @@ def tax_statements(request, viewer):
         "commissions/tax_statements.html",
         {"viewer": viewer, "months": selectors.monthly_tax_statements(viewer)},
     )
+
+
+def month_or_404(year: int, month: int) -> date:
+    if not (2000 <= year <= 9999 and 1 <= month <= 12):
+        raise Http404
+    return date(year, month, 1)
+
+
+@distributor_required
+def tax_certificate(request, viewer, year: int, month: int):
+    """The month's tax statement, printable (the browser's print saves it as a PDF)."""
+    certificate = selectors.tax_certificate(distributor=viewer, month=month_or_404(year, month))
+    if certificate is None:
+        raise Http404
+    return render(request, "commissions/tax_certificate.html", {"certificate": certificate})
+
+
+@csrf_exempt
+@require_POST
+def payout_notify(request, method: str):
+    """Alipay's / WeChat Pay's payout result notification (signed by the provider)."""
+    from .models import PayoutMethod
+
+    if method not in PayoutMethod.values:
+        raise Http404
+    answer = services.record_payout_notification(
+        method=method, body=request.body, headers={key.lower(): value for key, value in request.headers.items()}
+    )
+    return HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)

@@ -84,6 +84,7 @@ _COMMISSIONS_VIEW = [
         "wallethold",
         "withdrawal",
         "payoutaccount",
+        "autoapprovalpolicy",
     )
 ]
 _COMMISSIONS_FINANCE = _COMMISSIONS_VIEW + [
@@ -97,6 +98,8 @@ _COMMISSIONS_FINANCE = _COMMISSIONS_VIEW + [
     "commissions.add_campaign",
     "commissions.change_campaign",
     "commissions.change_commissionpolicy",
+    "commissions.change_autoapprovalpolicy",
+    "commissions.export_withholding",
 ]
 
 _RISKCONTROL = [

@@ -1,6 +1,12 @@
 """The commissions app's public face: other apps call these (orders: ``split_commissions``,
 ``reverse_commissions``, ``pay_from_wallet``; risk control: ``freeze_commissions``)."""
 
+from .auto_approval import (
+    auto_review_withdrawal,
+    clean_auto_approval_policy,
+    get_auto_approval_policy,
+    save_auto_approval_policy,
+)
 from .ledger import UnbalancedTransaction, post_journal_transaction
 from .lifecycle import (
     freeze_commissions,
@@ -30,10 +36,13 @@ from .withdrawals import (
     InsufficientBalance,
     add_payout_account,
     approve_withdrawal,
+    check_payout,
     labour_remuneration_tax,
     new_request_token,
     pay_from_wallet,
     pay_withdrawal,
+    record_payout_notification,
+    record_payout_result,
     reject_withdrawal,
     request_withdrawal,
     reveal_payout_account,
@@ -44,6 +53,10 @@ __all__ = [
     "UnbalancedTransaction",
     "add_payout_account",
     "approve_withdrawal",
+    "auto_review_withdrawal",
+    "check_payout",
+    "clean_auto_approval_policy",
+    "get_auto_approval_policy",
     "check_without_saving",
     "freeze_commissions",
     "get_policy",
@@ -54,6 +67,8 @@ __all__ = [
     "plan_split",
     "previous_month",
     "post_journal_transaction",
+    "record_payout_notification",
+    "record_payout_result",
     "reject_withdrawal",
     "release_commissions",
     "request_withdrawal",
@@ -62,6 +77,7 @@ __all__ = [
     "rule_set_problems",
     "run_settlement",
     "run_team_bonuses",
+    "save_auto_approval_policy",
     "save_campaign",
     "save_commission_rule",
     "save_commission_tiers",

@@ -19,6 +19,7 @@ rejected (160 returned), 9,000 requested (1,560), then the 1,000 rejected — th
 owes 1,440, 40 more than the 1,400 still withheld for the month.
 """
 
+import logging
 import re
 import secrets
 from datetime import timedelta
@@ -46,7 +47,15 @@ from ..models import (
     WithdrawalStatus,
     WithdrawalStatusChange,
 )
-from ..payouts import PayoutError, get_payout_adapter
+from ..payouts import (
+    NotificationAnswer,
+    NotificationRefused,
+    PayoutError,
+    PayoutOutcome,
+    PayoutResult,
+    PayoutUnknown,
+    get_payout_adapter,
+)
 from .ledger import (
     credit,
     debit,
@@ -57,6 +66,8 @@ from .ledger import (
 )
 from .lifecycle import has_active_hold
 from .rules import get_policy
+
+logger = logging.getLogger(__name__)
 
 
 class InsufficientBalance(ValidationError):
@@ -200,9 +211,10 @@ def add_payout_account(
     elif method == PayoutMethod.ALIPAY:
         if not (
             re.fullmatch(r"1\d{10}", account, re.ASCII)
+            or re.fullmatch(r"2088\d{12}", account, re.ASCII)
             or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", account)
         ):
-            raise ValidationError(_("支付宝账号应为手机号或邮箱"))
+            raise ValidationError(_("支付宝账号应为手机号或邮箱（或 2088 开头的支付宝用户号）"))
     elif not re.fullmatch(r"[A-Za-z0-9_-]{6,40}", account):
         raise ValidationError(_("微信号应为 6–40 位字母、数字、下划线或减号"))
     key_id, blob = crypto.encrypt(
@@ -363,7 +375,11 @@ def request_withdrawal(
             lines=_withdrawal_lines(withdrawal, available),
             memo=_("提现申请 %(no)s") % {"no": withdrawal.payout_no},
         )
-    return withdrawal
+    # Finance's automatic approval decides it now, in its own transaction (the request stands
+    # whatever it decides); the module imports this one, hence the late import.
+    from .auto_approval import auto_review_withdrawal
+
+    return auto_review_withdrawal(withdrawal_id=withdrawal.pk)
 
 
 def _withdrawal_lines(withdrawal: Withdrawal, available):
@@ -479,7 +495,11 @@ def reject_withdrawal(
 
 
 def pay_withdrawal(*, withdrawal_id: int, adapter=None) -> Withdrawal:
-    """Send an approved withdrawal to the payout adapter; a failure returns the funds."""
+    """Send an approved withdrawal to its payout adapter and record what it answers.
+
+    Claimed (approved → paying) and committed before the call, so no lock is held across it
+    and a second worker finds it paying and leaves it. A refusal returns the funds; a pending or
+    unknown answer leaves it paying for ``check_payout`` to ask about (never failed on a guess)."""
     with transaction.atomic():
         locked = (
             Withdrawal.objects.select_for_update(of=("self",))
@@ -489,31 +509,48 @@ def pay_withdrawal(*, withdrawal_id: int, adapter=None) -> Withdrawal:
         if locked.status != WithdrawalStatus.APPROVED:
             return locked
         _transition(locked, WithdrawalStatus.PAYING, cause="sent to payout adapter")
-    adapter = adapter or get_payout_adapter()
+    return _send_payout(locked, adapter=adapter)
+
+
+def _send_payout(withdrawal: Withdrawal, *, adapter=None) -> Withdrawal:
+    adapter = adapter or get_payout_adapter(withdrawal.payout_account.method)
     try:
         result = adapter.pay(
-            payout_no=locked.payout_no,
-            method=locked.payout_account.method,
-            account=reveal_payout_account(locked.payout_account),
-            holder_name=locked.payout_account.holder_name,
-            amount=locked.net_amount,
+            payout_no=withdrawal.payout_no,
+            method=withdrawal.payout_account.method,
+            account=reveal_payout_account(withdrawal.payout_account),
+            holder_name=withdrawal.payout_account.holder_name,
+            amount=withdrawal.net_amount,
         )
-        failure = ""
     except PayoutError as error:
-        result, failure = None, str(error)[:200] or "payout failed"
+        result = PayoutResult(
+            outcome=PayoutOutcome.FAILED, failure_reason=str(error)[:200] or "payout failed"
+        )
+    except PayoutUnknown as error:
+        logger.warning(
+            "payout_result_unknown", extra={"payout_no": withdrawal.payout_no, "error": str(error)[:200]}
+        )
+        result = PayoutResult(outcome=PayoutOutcome.PENDING)
+    return record_payout_result(withdrawal_id=withdrawal.pk, result=result)
+
+
+def record_payout_result(*, withdrawal_id: int, result: PayoutResult) -> Withdrawal:
+    """Apply a provider's answer (from the pay call, a query or a result callback) once.
+
+    Under the withdrawal's row lock: only a paying withdrawal changes, so however many copies of
+    one answer arrive together, the payout is booked (or its funds returned) exactly once."""
     with transaction.atomic():
         locked = Withdrawal.objects.select_for_update().get(pk=withdrawal_id)
         if locked.status != WithdrawalStatus.PAYING:
             return locked
-        if result is None:
-            available = lock_account(
-                distributor_account(
-                    locked.distributor_id, AccountKind.DISTRIBUTOR_AVAILABLE
-                )
-            )
+        if result.outcome == PayoutOutcome.PENDING:
+            if result.provider_payout_no and not locked.gateway_payout_no:
+                locked.gateway_payout_no = result.provider_payout_no[:64]
+                locked.save(update_fields=["gateway_payout_no"])
+            return locked
         locked.finished_at = timezone.now()
-        if result is not None:
-            locked.gateway_payout_no = result.provider_payout_no[:64]
+        if result.outcome == PayoutOutcome.PAID:
+            locked.gateway_payout_no = (result.provider_payout_no or locked.gateway_payout_no)[:64]
             _transition(
                 locked,
                 WithdrawalStatus.PAID,
@@ -524,29 +561,81 @@ def pay_withdrawal(*, withdrawal_id: int, adapter=None) -> Withdrawal:
                 kind=TransactionKind.PAYOUT,
                 reference=f"payout:{locked.pk}",
                 lines=[
-                    debit(
-                        merchant_account(AccountKind.PAYOUTS_IN_TRANSIT),
-                        locked.net_amount,
-                    ),
-                    credit(
-                        merchant_account(AccountKind.PAYOUTS_PAID), locked.net_amount
-                    ),
+                    debit(merchant_account(AccountKind.PAYOUTS_IN_TRANSIT), locked.net_amount),
+                    credit(merchant_account(AccountKind.PAYOUTS_PAID), locked.net_amount),
                 ],
                 memo=_("提现打款 %(no)s") % {"no": locked.payout_no},
             )
-        else:
-            locked.failure_reason = failure
-            _transition(
-                locked,
-                WithdrawalStatus.FAILED,
-                cause=failure,
-                fields=("failure_reason", "finished_at"),
-            )
-            _return_funds(
-                locked, cause=_("打款失败，资金退回：%(reason)s") % {"reason": failure}
-            )
-            _recompute_month_tax(locked, available)
+            return locked
+        available = lock_account(
+            distributor_account(locked.distributor_id, AccountKind.DISTRIBUTOR_AVAILABLE)
+        )
+        failure = (result.failure_reason or "payout failed")[:200]
+        locked.failure_reason = failure
+        _transition(
+            locked,
+            WithdrawalStatus.FAILED,
+            cause=failure,
+            fields=("failure_reason", "finished_at"),
+        )
+        _return_funds(locked, cause=_("打款失败，资金退回：%(reason)s") % {"reason": failure})
+        _recompute_month_tax(locked, available)
     return locked
+
+
+def record_payout_notification(*, method: str, body: bytes, headers) -> NotificationAnswer:
+    """A provider's result notification: verified by the method's adapter, matched to its
+    withdrawal by number and amount, recorded once (``record_payout_result``). Anything we
+    cannot trust is refused and the provider retries; the 5-minute query covers the rest."""
+    adapter = get_payout_adapter(method)
+    try:
+        notification = adapter.parse_notification(body=body, headers=headers)
+    except NotificationRefused as error:
+        logger.warning("payout_notification_refused", extra={"method": method, "error": str(error)[:200]})
+        return adapter.answer_notification(accepted=False)
+    withdrawal = (
+        Withdrawal.objects.filter(payout_no=notification.payout_no, payout_account__method=method)
+        .only("pk", "net_amount")
+        .first()
+    )
+    if withdrawal is None or notification.amount not in (None, withdrawal.net_amount):
+        logger.warning(
+            "payout_notification_unmatched",
+            extra={"method": method, "payout_no": notification.payout_no[:40], "amount": str(notification.amount)},
+        )
+        return adapter.answer_notification(accepted=False)
+    record_payout_result(withdrawal_id=withdrawal.pk, result=notification.result)
+    return adapter.answer_notification(accepted=True)
+
+
+def check_payout(*, withdrawal_id: int, adapter=None, resend_after=timedelta(minutes=10)) -> Withdrawal:
+    """Ask the provider about a paying withdrawal and record its answer.
+
+    Unknown to the provider: if the payout was claimed more than ``resend_after`` ago (the
+    request never arrived), it is sent again under the same number, which the provider
+    deduplicates; sooner, it may still be in flight, so we wait."""
+    withdrawal = Withdrawal.objects.select_related("payout_account").get(pk=withdrawal_id)
+    if withdrawal.status != WithdrawalStatus.PAYING:
+        return withdrawal
+    adapter = adapter or get_payout_adapter(withdrawal.payout_account.method)
+    Withdrawal.objects.filter(pk=withdrawal_id).update(payout_checked_at=timezone.now())
+    try:
+        result = adapter.query(payout_no=withdrawal.payout_no, amount=withdrawal.net_amount)
+    except PayoutUnknown as error:
+        logger.warning(
+            "payout_query_unknown", extra={"payout_no": withdrawal.payout_no, "error": str(error)[:200]}
+        )
+        return withdrawal
+    if result is None:
+        claimed = (
+            withdrawal.status_changes.filter(new_status=WithdrawalStatus.PAYING)
+            .values_list("created_at", flat=True)
+            .last()
+        )
+        if claimed is not None and timezone.now() - claimed < resend_after:
+            return withdrawal
+        return _send_payout(withdrawal, adapter=adapter)
+    return record_payout_result(withdrawal_id=withdrawal_id, result=result)
 
 
 # --- wallet payments --------------------------------------------------------------------------

@@ -68,3 +68,28 @@ def test_lost_payout_tasks_are_sent_again():
     delay.assert_called_once_with(withdrawal.pk)
     tasks.pay_withdrawal_task(withdrawal.pk)
     assert Withdrawal.objects.get(pk=withdrawal.pk).status == WithdrawalStatus.PAID
+
+
+@pytest.mark.django_db
+def test_payouts_whose_result_is_unknown_are_asked_about_until_they_settle(settings):
+    """The sandbox says "pending" (the provider accepted, not finished): the withdrawal stays
+    paying; the beat's check asks again and records the answer once it is final."""
+    entries = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "commissions.tasks.check_paying_withdrawals_task" in entries
+    seller, *_rest = make_chain(1)
+    _fund(seller, "500.00")
+    account = add_payout_account(distributor=seller, method="alipay", holder_name="张三", account="13800138000")
+    withdrawal = request_withdrawal(distributor=seller, payout_account=account, amount="100.00", token="t")
+    Withdrawal.objects.filter(pk=withdrawal.pk).update(
+        status=WithdrawalStatus.APPROVED, reviewed_at=timezone.now() - timedelta(hours=1)
+    )
+    settings.COMMISSIONS_SANDBOX_PAYOUT_OUTCOME = "pending"
+
+    assert tasks.pay_withdrawal_task(withdrawal.pk) == WithdrawalStatus.PAYING
+    assert tasks.check_paying_withdrawals_task() == 1
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == WithdrawalStatus.PAYING
+    settings.COMMISSIONS_SANDBOX_PAYOUT_OUTCOME = "success"
+    assert tasks.check_paying_withdrawals_task() == 1
+
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == WithdrawalStatus.PAID
+    assert tasks.check_paying_withdrawals_task() == 0

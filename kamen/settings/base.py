@@ -460,9 +460,22 @@ CELERY_BEAT_SCHEDULE |= {
         "task": "commissions.tasks.redrive_approved_withdrawals_task",
         "schedule": 600.0,
     },
+    "check-paying-withdrawals": {
+        "task": "commissions.tasks.check_paying_withdrawals_task",
+        "schedule": 300.0,
+    },
 }
 COMMISSIONS_PAYOUT_ADAPTER = os.environ.get("COMMISSIONS_PAYOUT_ADAPTER", "commissions.payouts.SandboxPayoutAdapter")
 COMMISSIONS_SANDBOX_PAYOUT_OUTCOME = os.environ.get("COMMISSIONS_SANDBOX_PAYOUT_OUTCOME", "success")
+# Real payouts per method (ADR 0021): e.g. COMMISSIONS_PAYOUT_ADAPTER_ALIPAY=commissions.payouts.alipay.from_settings
+# and COMMISSIONS_PAYOUT_ADAPTER_WECHAT=commissions.payouts.wechatpay.from_settings (they use the
+# ALIPAY_* / WECHATPAY_* credentials of the payment gateways); unset methods use the adapter above.
+COMMISSIONS_PAYOUT_ADAPTERS = {
+    method: os.environ[f"COMMISSIONS_PAYOUT_ADAPTER_{method.upper()}"]
+    for method in ("alipay", "wechat", "bank_card")
+    if os.environ.get(f"COMMISSIONS_PAYOUT_ADAPTER_{method.upper()}")
+}
+WECHATPAY_TRANSFER_SCENE_ID = os.environ.get("WECHATPAY_TRANSFER_SCENE_ID", "1005")
 
 # --- Risk control and security (riskcontrol, kamen.security) ---------------------------------
 MIDDLEWARE += [

@@ -31,6 +31,7 @@ from commissions.models import (
     WalletHold,
     Withdrawal,
 )
+from commissions.services.auto_approval import get_auto_approval_policy
 from commissions.services.split import split_commissions
 from commissions.services.withdrawals import add_payout_account
 from commissions.tests.factories import make_chain, make_order
@@ -181,6 +182,18 @@ def build_world() -> World:
         net_amount=Decimal("10"),
     )
     o["wallet_hold"] = WalletHold.objects.create(distributor=agent_child, reason="风控")
+    # The logged-in agent's own withdrawal (their tax statement page has a month to show).
+    o["agent_withdrawal"] = Withdrawal.objects.create(
+        distributor=agent,
+        payout_account=add_payout_account(
+            distributor=agent, method="alipay", holder_name="李四", account="13800138001"
+        ),
+        request_token="t2",
+        payout_no="P2",
+        amount=Decimal("10"),
+        net_amount=Decimal("10"),
+    )
+    o["auto_approval_policy"] = get_auto_approval_policy()
 
     # Risk: an event, a case, a blacklist entry, a real-name verification.
     o["risk_event"] = RiskEvent.objects.create(

@@ -233,12 +233,14 @@ NOT_A_REVIEW = {
     "catalog.services.vault.cancel_card_key_import",
     "catalog.services.vault.confirm_card_key_import",
     "catalog.services.vault.start_card_key_import",
+    "commissions.services.auto_approval.save_auto_approval_policy",  # finance's rules, for everyone
     "commissions.services.ledger.post_journal_transaction",
     "commissions.services.rules.save_campaign",
     "commissions.services.rules.save_commission_rule",
     "commissions.services.rules.save_commission_tiers",
     "commissions.services.rules.save_policy",
     "commissions.services.rules.save_product_bonus",
+    "commissions.services.tax_filing.export_month_withholding",  # a read for filing, audited
     "commissions.services.team_bonus.save_team_bonus_rule",
     "distribution.services.four_eyes.require_not_own_distributor",
     "distribution.services.four_eyes.require_not_own_order",

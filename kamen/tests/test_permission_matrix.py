@@ -23,6 +23,7 @@ from django.contrib import admin
 from django.core.cache import cache
 from django.test import Client
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from rq import Worker
 
 from .permission_world import ROLES, client_for
@@ -95,6 +96,7 @@ EXPECTED = {
     "catalog:product-detail": everyone(),
     "orders:checkout": everyone(405),  # POST only
     "orders:payment-notify": everyone(405),  # POST only, signed by the gateway
+    "commissions:payout-notify": everyone(405),  # POST only, signed by the payout provider
     "orders:sandbox-cashier": everyone(),
     "postsale:order-lookup": everyone(),
     "postsale:order-lookup-results": everyone("redirect"),  # back to the form without a look-up
@@ -136,6 +138,7 @@ EXPECTED = {
     "commissions:withdrawal-create": agent(),
     "commissions:payout-account-create": agent(),
     "commissions:tax-statements": agent(),
+    "commissions:tax-certificate": agent(other=404),  # the viewer's own month; another has none
     "riskcontrol:real-name": agent(),
     # Staff two-factor: any logged-in user; distributors are sent away from enrolment.
     "two-factor-setup": logged_in() | {"agent": "redirect", "other_agent": "redirect"},
@@ -215,6 +218,7 @@ ADMIN_MODELS = {
     "commissions.payoutaccount": ("OW FI SU", "", "OW FI SU", ""),
     "commissions.wallethold": ("OW FI RI SU", "", "OW FI RI SU", ""),
     "commissions.commissiontier": ("OW FI SU", "", "OW FI SU", ""),
+    "commissions.autoapprovalpolicy": ("OW FI SU", "", "OW FI SU", ""),
     # Risk control: the risk team; real-name data masked (see test_real_name_pages_show_masks_only).
     "riskcontrol.riskrule": ("OW RI SU", "", "OW RI SU", ""),
     "riskcontrol.riskevent": ("OW RI SU", "", "OW RI SU", ""),
@@ -223,7 +227,7 @@ ADMIN_MODELS = {
     "riskcontrol.realnameverification": ("OW RI SU", "", "OW RI SU", ""),
 }
 # Admin pages that are not a model's standard five (custom views, the index, rq dashboard).
-SINGLETONS = {"commissions.commissionpolicy"}
+SINGLETONS = {"commissions.commissionpolicy", "commissions.autoapprovalpolicy"}
 OWNER_ONLY = "OW"  # the owner holds every permission, the rq dashboard's among them
 EXPECTED_ADMIN = {
     "admin:index": console(ALL_STAFF),
@@ -248,6 +252,8 @@ EXPECTED_ADMIN = {
     "admin:commissions_commission_report": console("OW FI"),
     "admin:commissions_settlementrun_run": console("OW FI"),  # the confirmation page
     "admin:commissions_commissiontier_edit": console("OW FI"),
+    "admin:commissions_withdrawal_tax_certificate": console("OW FI"),
+    "admin:commissions_withdrawal_withholding_export": console("OW FI"),  # the form; ?month= is the CSV
     "admin:riskcontrol_riskevent_export": console("OW RI"),
     "admin:riskcontrol_reviewcase_decide": console("OW RI"),
     "admin:riskcontrol_blacklistentry_export": console("OW RI"),
@@ -367,6 +373,8 @@ def arguments(world) -> dict[str, dict]:
     buyer_order = {"order_no": w.buyer_order.order_no}
     queue = {"queue_index": 0}
     job = queue | {"job_id": w.rq_job.id}
+    today = timezone.localdate()
+    this_month = {"year": today.year, "month": today.month}
     return {
         "catalog:product-detail": {"pk": w.product.pk},
         "media": {"path": "products/no-such-image.png"},
@@ -376,6 +384,7 @@ def arguments(world) -> dict[str, dict]:
         "orders:order-pay": buyer_order,
         "orders:order-sync": buyer_order,
         "orders:payment-notify": {"gateway": "sandbox"},
+        "commissions:payout-notify": {"method": "alipay"},
         "orders:sandbox-cashier": {"trade_no": w.sandbox_payment.trade_no},
         "postsale:order-open": buyer_order,
         "postsale:order-vouchers": buyer_order,
@@ -404,6 +413,8 @@ def arguments(world) -> dict[str, dict]:
         "admin:orders_order_refund": {"object_id": w.agent_order.pk},
         "admin:orders_order_redrive": {"object_id": w.agent_order.pk},
         "admin:riskcontrol_reviewcase_decide": {"pk": w.review_case.pk},
+        "commissions:tax-certificate": this_month,
+        "admin:commissions_withdrawal_tax_certificate": {"distributor_id": w.agent_child.pk} | this_month,
         "admin:django_rq_jobs": queue,
         "admin:django_rq_queue_details": queue,
         "admin:django_rq_finished_jobs": queue,
@@ -536,6 +547,10 @@ def posts(world) -> dict[str, tuple[str, dict]]:
         "admin:riskcontrol_reviewcase_decide": ("OW RI SU", {"decision": "approved", "reason": "通过"}),
         "admin:commissions_settlementrun_run": ("OW FI SU", {"token": "20261124000000"}),
         "admin:commissions_commissiontier_edit": ("OW FI SU", {}),
+        "admin:commissions_autoapprovalpolicy_change": (
+            "OW FI SU",
+            {"is_enabled": "on", "max_amount": "500.00", "min_verified_days": "30", "daily_total_max": "5000.00"},
+        ),
         "admin:riskcontrol_blacklistentry_import": ("OW RI SU", {}),
         "admin:django_rq_clear": ("OW SU", {}),
         "admin:django_rq_delete_job": ("OW SU", {}),
@@ -559,7 +574,7 @@ def snapshot(world) -> dict:
     from django_rq import get_connection
 
     from catalog.models import CardKeyImport, Product
-    from commissions.models import CommissionTier, SettlementRun
+    from commissions.models import AutoApprovalPolicy, CommissionTier, SettlementRun
     from distribution.models import Appeal, Distributor
     from kamen.models import AuditLogEntry
     from orders.models import Order, Refund, Voucher
@@ -575,6 +590,7 @@ def snapshot(world) -> dict:
         "review": ReviewCase.objects.get(pk=world.review_case.pk).status,
         "settlement runs": SettlementRun.objects.count(),
         "tiers": CommissionTier.objects.count(),
+        "auto approval": AutoApprovalPolicy.objects.filter(is_enabled=True).count(),
         "blacklist": BlacklistEntry.objects.count(),
         "rq job": bool(get_connection("default").exists(world.rq_job.key)),
         "distributors": list(Distributor.objects.order_by("pk").values_list("status", flat=True)),
@@ -611,12 +627,15 @@ def test_the_refused_posts_would_have_changed_something(world):
         "admin:riskcontrol_reviewcase_decide",
         "admin:django_rq_delete_job",
         "admin:distribution_distributor_manage",
+        "admin:commissions_autoapprovalpolicy_change",
     ):
         route, name = keys[key]
         owner.post(url_for(key, route, name, world), posts(world)[key][1])
     after = snapshot(world)
     changed = {name for name in before if before[name] != after[name]}
-    assert changed >= {"threshold", "audit entries (reveals are audited)", "review", "rq job", "distributors"}
+    assert changed >= {
+        "threshold", "audit entries (reveals are audited)", "review", "rq job", "distributors", "auto approval"
+    }
 
 
 # --- secrets: only with their permission -----------------------------------------------------------

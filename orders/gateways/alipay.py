@@ -11,8 +11,6 @@ body rather than re-serialising it, which would change spacing, key order and es
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import urllib.parse
@@ -20,10 +18,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kamen import rsa_signing
+from kamen.rsa_signing import load_private_key, load_public_key, rsa2_sign, sign_content
 from orders.gateways.base import (
     GatewayError,
     MalformedNotification,
@@ -61,67 +59,12 @@ SUCCESS_CODE = "10000"
 BUSINESS_FAILED_CODE = "40004"
 
 
-def load_private_key(text: str) -> rsa.RSAPrivateKey:
-    """A PEM private key, or the bare base64 (PKCS#8 or PKCS#1 DER) the Alipay key tool prints."""
-    text = text.strip()
-    try:
-        if text.startswith("-----BEGIN"):
-            key = serialization.load_pem_private_key(text.encode(), password=None)
-        else:
-            key = serialization.load_der_private_key(base64.b64decode("".join(text.split())), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm, binascii.Error):
-        raise ValueError("not a readable RSA private key") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise TypeError("not an RSA private key")
-    return key
-
-
-def load_public_key(text: str) -> rsa.RSAPublicKey:
-    """A PEM public key or certificate, or the bare base64 DER public key the console shows."""
-    text = text.strip()
-    try:
-        if text.startswith("-----BEGIN CERTIFICATE"):
-            from cryptography import x509
-
-            key = x509.load_pem_x509_certificate(text.encode()).public_key()
-        elif text.startswith("-----BEGIN"):
-            key = serialization.load_pem_public_key(text.encode())
-        else:
-            key = serialization.load_der_public_key(base64.b64decode("".join(text.split())))
-    except (ValueError, TypeError, UnsupportedAlgorithm, binascii.Error):
-        raise ValueError("not a readable RSA public key") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise TypeError("not an RSA public key")
-    return key
-
-
-def sign_content(params: Mapping[str, str], *, exclude: tuple[str, ...] = ("sign",), skip_empty: bool = True) -> str:
-    """The string Alipay signs: ``k=v`` pairs sorted by key, joined by ``&``, values not encoded."""
-    return "&".join(
-        f"{key}={params[key]}" for key in sorted(params) if key not in exclude and (params[key] != "" or not skip_empty)
-    )
-
-
-def rsa2_sign(private_key: rsa.RSAPrivateKey, content: str) -> str:
-    return base64.b64encode(private_key.sign(content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())).decode()
-
-
 def rsa2_verify(public_key: rsa.RSAPublicKey, content: bytes, signature: str) -> None:
-    """Raise SignatureInvalid unless ``signature`` is a canonical base64 RSA2 signature of ``content``.
-
-    Canonical: re-encoding the decoded bytes gives the same text. Lenient base64 ignores the
-    spare bits of the last character, which would let a tampered ``sign`` still verify.
-    """
+    """Raise SignatureInvalid unless ``signature`` is a canonical base64 RSA2 signature of ``content``."""
     try:
-        raw = base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureInvalid("the signature is not base64") from None
-    if not raw or base64.b64encode(raw).decode() != signature:
-        raise SignatureInvalid("the signature is not canonical base64")
-    try:
-        public_key.verify(raw, content, padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
-        raise SignatureInvalid("the signature does not verify with Alipay's public key") from None
+        rsa_signing.rsa2_verify(public_key, content, signature)
+    except rsa_signing.SignatureMismatch as error:
+        raise SignatureInvalid(str(error).replace("the provider's", "Alipay's")) from None
 
 
 def format_amount(amount: Decimal) -> str:
@@ -150,45 +93,13 @@ def parse_time(raw: object) -> datetime | None:
 
 
 def extract_response_node(body: str, node: str) -> tuple[str | None, str | None]:
-    """Return (raw JSON text of ``node``, ``sign``) from a top-level JSON object, exactly as sent.
-
-    Walks the top-level members with the JSON decoder so a key that merely appears inside some
-    string value is never mistaken for the node.
-    """
-    decoder = json.JSONDecoder()
-    text = body.strip()
-    if not text.startswith("{"):
+    """Return (raw JSON text of ``node``, ``sign``) from a top-level JSON object, exactly as sent."""
+    if not body.strip().startswith("{"):
         raise GatewayError("Alipay answered something that is not a JSON object")
-    position, raw_node, signature = 1, None, None
     try:
-        while True:
-            position = _skip_whitespace(text, position)
-            if text[position] == "}":
-                break
-            key, position = decoder.raw_decode(text, position)
-            position = _skip_whitespace(text, position)
-            if text[position] != ":":
-                raise ValueError("expected a colon")
-            start = _skip_whitespace(text, position + 1)
-            value, position = decoder.raw_decode(text, start)
-            if key == node:
-                raw_node = text[start:position]
-            elif key == "sign" and isinstance(value, str):
-                signature = value
-            position = _skip_whitespace(text, position)
-            if text[position] == ",":
-                position += 1
-            elif text[position] != "}":
-                raise ValueError("expected a comma")
-    except (ValueError, IndexError):
+        return rsa_signing.extract_response_node(body, node)
+    except ValueError:
         raise GatewayError("Alipay answered malformed JSON") from None
-    return raw_node, signature
-
-
-def _skip_whitespace(text: str, position: int) -> int:
-    while text[position] in " \t\r\n":
-        position += 1
-    return position
 
 
 class AlipayGateway(PaymentGateway):

@@ -21,14 +21,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kamen.parsing import is_ascii_digits
-from orders.gateways.alipay import load_private_key, load_public_key
+from kamen.rsa_signing import load_platform_key, load_private_key
 from orders.gateways.base import (
     GatewayError,
     MalformedNotification,
@@ -75,19 +74,6 @@ def fen_to_yuan(fen: object, *, name: str = "amount") -> Decimal:
     if type(fen) is not int or not 0 <= fen <= MAX_FEN:
         raise MalformedNotification(f"{name} is not a whole number of fen")
     return (Decimal(fen) / 100).quantize(Decimal("0.01"))
-
-
-def load_platform_key(text: str) -> rsa.RSAPublicKey:
-    """A platform certificate PEM (from the certificates API) or a WeChat Pay public key PEM."""
-    if text.strip().startswith("-----BEGIN CERTIFICATE"):
-        try:
-            key = x509.load_pem_x509_certificate(text.strip().encode()).public_key()
-        except ValueError:
-            raise ValueError("not a readable certificate") from None
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise TypeError("not an RSA certificate")
-        return key
-    return load_public_key(text)
 
 
 def truncate_utf8(text: str, max_bytes: int) -> str:
