@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('commissions', '0008_withdrawal_tax_adjustment'),
+        ('commissions', '0009_auto_approval_and_payout_queries'),
         ('distribution', '0008_staff_may_join'),
         ('orders', '0006_sandbox_notification_schedule'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
