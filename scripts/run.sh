@@ -51,14 +51,27 @@ if [[ -n "${REDIS_URL:-}" ]]; then
     RUN_DIR="$VAR/run"
     mkdir -p "$RUN_DIR"
     cores="$(nproc 2>/dev/null || echo 2)"
-    web_workers="${WEB_WORKERS:-$(( cores < 1 ? 1 : (cores > 8 ? 8 : cores) ))}"
+    # The web server (docs/adr/0014): gthread, one process per core (up to 8) × WEB_THREADS (8).
+    # WEB_WORKER_CLASS=sync runs two per core plus one instead (no keep-alive: only behind a
+    # buffering proxy); measured, it cost as much CPU per order and served the storm slower.
+    # No access log unless WEB_ACCESS_LOG names one ("-": the console).
+    web_class="${WEB_WORKER_CLASS:-gthread}"
+    if [[ "$web_class" == sync ]]; then
+        web_workers="${WEB_WORKERS:-$(( cores < 1 ? 3 : (cores > 8 ? 17 : 2 * cores + 1) ))}"
+    else
+        web_workers="${WEB_WORKERS:-$(( cores < 1 ? 1 : (cores > 8 ? 8 : cores) ))}"
+    fi
+    web_flags="--worker-class ${web_class} --workers ${web_workers}"
+    # (--threads above 1 would turn a sync worker into gthread)
+    [[ "$web_class" != gthread ]] || web_flags+=" --threads ${WEB_THREADS:-8}"
+    [[ -z "${WEB_ACCESS_LOG:-}" ]] || web_flags+=" --access-logfile ${WEB_ACCESS_LOG}"
     # Pool processes are replaced after this many tasks or above this resident size (KiB):
     # the main process is bounded by its watchdog (KAMEN_WORKER_MAX_MAIN_RSS_MB).
     worker_bounds=(--max-tasks-per-child="${CELERY_MAX_TASKS_PER_CHILD:-2000}"
                    --max-memory-per-child="${CELERY_MAX_MEMORY_PER_CHILD_KB:-307200}"
                    --without-gossip --without-mingle --without-heartbeat)
     celery_worker="$VENV/bin/celery -A kamen worker --loglevel=INFO ${worker_bounds[*]}"
-    echo "Background: supervised Celery workers (fulfilment,default ×${CELERY_FULFILMENT_CONCURRENCY:-2}; io ×${CELERY_IO_CONCURRENCY:-4}), beat and RQ worker; web ×${web_workers}."
+    echo "Background: supervised Celery workers (fulfilment,default ×${CELERY_FULFILMENT_CONCURRENCY:-2}; io ×${CELERY_IO_CONCURRENCY:-4}), beat and RQ worker; web ×${web_workers} (${web_class})."
     echo
     echo "Kamen is starting on http://${HOST}:${PORT}/  (${open_at}Ctrl-C to stop)"
     exec "$PY" scripts/supervise.py \
@@ -68,7 +81,7 @@ if [[ -n "${REDIS_URL:-}" ]]; then
         --alive "worker-io=$RUN_DIR/worker-io.alive:20" \
         --program "beat=$VENV/bin/celery -A kamen beat --loglevel=INFO --schedule=$VAR/celerybeat-schedule" \
         --program "rq=$PY manage.py rqworker default" \
-        --program "web=$VENV/bin/gunicorn kamen.wsgi:application --bind ${HOST}:${PORT} --worker-class gthread --workers ${web_workers} --threads 8 --access-logfile - --graceful-timeout 5 --no-control-socket"
+        --program "web=$VENV/bin/gunicorn kamen.wsgi:application --bind ${HOST}:${PORT} ${web_flags} --graceful-timeout 5 --no-control-socket"
 fi
 
 pids=()
@@ -85,8 +98,10 @@ echo "Scheduled jobs (expiry, sweeper, alerts) run in the embedded scheduler."
 
 echo
 echo "Kamen is starting on http://${HOST}:${PORT}/  (${open_at}Ctrl-C to stop)"
+access_log=()
+[[ -z "${WEB_ACCESS_LOG:-}" ]] || access_log=(--access-logfile "$WEB_ACCESS_LOG")
 "$VENV/bin/gunicorn" kamen.wsgi:application \
-    --bind "${HOST}:${PORT}" --worker-class gthread --workers "${WEB_WORKERS:-1}" --threads 8 \
-    --access-logfile - --graceful-timeout 5 --no-control-socket &
+    --bind "${HOST}:${PORT}" --worker-class gthread --workers "${WEB_WORKERS:-1}" --threads "${WEB_THREADS:-8}" \
+    "${access_log[@]}" --graceful-timeout 5 --no-control-socket &
 pids+=($!)
 wait "${pids[-1]}"

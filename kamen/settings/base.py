@@ -223,6 +223,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Django's database sessions, written in one statement (kamen/sessions.py, docs/adr/0014).
+SESSION_ENGINE = "kamen.sessions"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(60 * 60 * 8)))
 SESSION_COOKIE_HTTPONLY = True
 # Buyer order look-up (自助查单): failed attempts per order number / contact, and per IP (many

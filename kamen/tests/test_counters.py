@@ -4,6 +4,7 @@
 import time
 
 import pytest
+import redis
 from django.core.cache import cache
 from django.test import Client, override_settings
 
@@ -82,3 +83,31 @@ def test_after_an_outage_the_shared_cache_is_used_again(monkeypatch):
         assert cache.get("rate:test:y") == 1
     finally:
         counters.retry_seconds = 2.0
+
+
+def test_a_shared_counter_counts_in_one_round_trip_and_always_expires_with_its_window(monkeypatch):
+    key = "rate:test:expiry"
+    counters.bump("rate:test:warm-up", 60)  # the connection is open
+    sent = []
+    original_send = redis.connection.Connection.send_packed_command
+
+    def counted_send(connection, command, *args, **kwargs):
+        sent.append(command)
+        return original_send(connection, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counted_send)
+
+    counts = [counters.bump(key, 60) for _n in range(3)]
+    monkeypatch.undo()
+    redis_key = cache.make_and_validate_key(key)
+    client = cache._cache.get_client(redis_key)
+    ttl_while_counting = client.ttl(redis_key)
+    client.delete(redis_key)
+    again = counters.bump(key, 60)
+
+    assert counts == [1, 2, 3]
+    assert len(sent) == 3  # one round trip per request counted (EVALSHA)
+    assert 0 < ttl_while_counting <= 60
+    assert again == 1
+    assert 0 < client.ttl(redis_key) <= 60
+    assert cache.get(key) == 1

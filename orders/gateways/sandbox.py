@@ -11,6 +11,7 @@ active queries and refunds from them. Kamen's order code talks to it only throug
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -22,7 +23,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -69,20 +70,25 @@ class SandboxGateway(PaymentGateway):
     def start_payment(self, request: PaymentRequest) -> PaymentStart:
         from orders.models import SandboxPayment
 
-        with transaction.atomic():
-            payment = SandboxPayment.objects.select_for_update().filter(out_trade_no=request.out_trade_no).first()
+        payment = SandboxPayment(
+            trade_no="SBX" + secrets.token_hex(10).upper(),
+            app_id=self.app_id,
+            out_trade_no=request.out_trade_no,
+            amount=request.amount,
+            subject=request.subject[:200],
+            notify_url=request.notify_url,
+            return_url=request.return_url,
+        )
+        try:
+            # One INSERT: the unique out_trade_no is the look-up, however many ask at once.
+            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+                payment.save(force_insert=True)
+        except IntegrityError:
+            payment = SandboxPayment.objects.filter(out_trade_no=request.out_trade_no).first()
             if payment is None:
-                payment = SandboxPayment.objects.create(
-                    trade_no="SBX" + secrets.token_hex(10).upper(),
-                    app_id=self.app_id,
-                    out_trade_no=request.out_trade_no,
-                    amount=request.amount,
-                    subject=request.subject[:200],
-                    notify_url=request.notify_url,
-                    return_url=request.return_url,
-                )
-            elif payment.amount != request.amount:
-                raise GatewayError("out_trade_no already used with another amount")
+                raise
+            if payment.amount != request.amount:
+                raise GatewayError("out_trade_no already used with another amount") from None
         return PaymentStart(
             redirect_url=reverse("orders:sandbox-cashier", args=[payment.trade_no]), gateway_trade_no=payment.trade_no
         )

@@ -7,6 +7,7 @@ and currency, and marks the order paid only from "pending payment" or "expired".
 enqueued after the commit. A replay of a stored event gets the stored outcome.
 """
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -107,9 +108,12 @@ def start_payment(
         raise ValidationError(_("订单已不可支付（已支付或已过期）"))
     code = gateway_code or order.payment_gateway or "sandbox"
     gateway = get_gateway(code)
-    PaymentAttempt.objects.get_or_create(
-        gateway=code, out_trade_no=order.order_no, defaults={"order": order, "amount": order.total_amount}
-    )
+    # One INSERT (get_or_create took four round trips): the attempt's unique gateway and
+    # out_trade_no refuse a second one, and a second start for the same order keeps the first.
+    with contextlib.suppress(IntegrityError):
+        attempt = PaymentAttempt(gateway=code, out_trade_no=order.order_no, order=order, amount=order.total_amount)
+        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+            attempt.save(force_insert=True)
     start = gateway.start_payment(
         PaymentRequest(
             out_trade_no=order.order_no,

@@ -79,3 +79,36 @@ def test_a_throttled_forgery_is_answered_with_retry_after_and_writes_nothing(cli
     assert response.status_code == 429 and response["Retry-After"] == "60"
     assert not PaymentCallback.objects.exists()
     assert not RiskSignal.objects.filter(kind=SignalKind.CALLBACK_FORGED).exists()
+
+
+def test_buyers_behind_one_address_can_poll_their_orders_beyond_the_look_up_limit(client):
+    """The order page's status polls (signed: one order's status only) are not counted against
+    the address's look-up limit; the order page itself still is."""
+    from orders.selectors import SESSION_KEY, order_status_url
+
+    product = make_product()
+    add_keys(product, 2)
+    order = buy(product)
+    session = client.session
+    session[SESSION_KEY] = [order.order_no]  # the browser that placed it
+    session.save()
+    poll = order_status_url(order_no=order.order_no)
+    office = "203.0.113.7"
+
+    polls = [client.get(poll, REMOTE_ADDR=office).status_code for _n in range(130)]
+    pages = [client.get(f"/orders/{order.order_no}/", REMOTE_ADDR=office).status_code for _n in range(121)]
+
+    assert set(polls) == {200}
+    assert pages[:120].count(429) == 0
+    assert pages[-1] == 429
+
+
+def test_a_forged_status_signature_is_a_404_and_counted_as_page_guessing(client):
+    product = make_product()
+    add_keys(product, 2)
+    order = buy(product)
+
+    response = client.get(f"/orders/{order.order_no}/status.json?s=forged", REMOTE_ADDR="203.0.113.8")
+
+    assert response.status_code == 404
+    assert RiskSignal.objects.filter(kind=SignalKind.PAGE_DENIED, ip="203.0.113.8").exists()

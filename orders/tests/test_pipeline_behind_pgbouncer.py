@@ -10,6 +10,7 @@ twice, no order paid twice or for a wrong amount, every order's commissions writ
 ledger balanced, no 5xx, and the traffic really went through the pooler."""
 
 import asyncio
+import concurrent.futures
 import os
 import random
 import shutil
@@ -179,7 +180,10 @@ def test_two_web_processes_and_two_workers_through_pgbouncer_sell_each_key_once(
         await asyncio.gather(*(_drive(storm, orders=ORDERS_PER_HOST, buyers=BUYERS_PER_HOST) for storm in storms))
 
     started = time.monotonic()
-    asyncio.run(_with_gateway_sessions(work))
+    # A thread of its own: a browser test earlier in the run (Playwright's sync API) can leave
+    # an event loop running in this one, and asyncio.run refuses to nest.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _with_gateway_sessions(work)).result()
     elapsed = time.monotonic() - started
 
     assert tally.failures == []

@@ -103,3 +103,32 @@ def test_queries_per_stage_of_an_attributed_order(django_assert_max_num_queries,
     from distribution.tests.test_sales_rollup import assert_rollup_matches_orders
 
     assert_rollup_matches_orders()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_starting_a_payment_is_three_round_trips_and_a_second_start_keeps_the_first():
+    """The attempt recorded, the sandbox's payment created, the attempt given its trade number:
+    one statement each, no transaction of their own (outside a test's transaction, as in
+    production). Starting again (the buyer's 去支付 on the order page) sends the buyer to the
+    same cashier and records nothing new."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orders.models import PaymentAttempt, SandboxPayment
+    from orders.services import start_payment
+
+    from .factories import NOTIFY_URL
+
+    product = make_product()
+    add_keys(product, 2)
+    order = buy(product)
+
+    with CaptureQueriesContext(connection) as first_queries:
+        first = start_payment(order=order, notify_url=NOTIFY_URL)
+    second = start_payment(order=order, notify_url=NOTIFY_URL)
+
+    assert [query["sql"].split()[0] for query in first_queries.captured_queries] == ["INSERT", "INSERT", "UPDATE"]
+    assert second.redirect_url == first.redirect_url
+    assert PaymentAttempt.objects.filter(out_trade_no=order.order_no).count() == 1
+    assert SandboxPayment.objects.get(out_trade_no=order.order_no).trade_no == first.gateway_trade_no
+    assert PaymentAttempt.objects.get(out_trade_no=order.order_no).gateway_trade_no == first.gateway_trade_no
