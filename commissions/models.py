@@ -38,6 +38,10 @@ class AccountKind(models.TextChoices):
     # left of the payment after fee, cost of goods, commissions and price differences.
     GATEWAY_CLEARING = "gateway_clearing", _("支付渠道待结算")
     MERCHANT_PROFIT = "merchant_profit", _("商户利润")
+    # Docking (对接, docs/adr/0019): a site's prepaid balance (预存款, owed to the site) and
+    # the money the merchant received for it.
+    DOCKING_PREPAID = "docking_prepaid", _("对接预存款")
+    PREPAID_RECEIPTS = "prepaid_receipts", _("预存款收款")
 
 
 DISTRIBUTOR_KINDS = (
@@ -45,6 +49,8 @@ DISTRIBUTOR_KINDS = (
     AccountKind.DISTRIBUTOR_AVAILABLE,
     AccountKind.DISTRIBUTOR_FROZEN,
 )
+# Kinds a distributor owns: the three wallets, and a docking site's prepaid balance.
+DISTRIBUTOR_OWNED_KINDS = (*DISTRIBUTOR_KINDS, AccountKind.DOCKING_PREPAID)
 
 
 class Account(models.Model):
@@ -80,11 +86,11 @@ class Account(models.Model):
             ),
             models.CheckConstraint(
                 condition=(
-                    Q(kind__in=[k.value for k in DISTRIBUTOR_KINDS])
+                    Q(kind__in=[k.value for k in DISTRIBUTOR_OWNED_KINDS])
                     & Q(distributor__isnull=False)
                 )
                 | (
-                    ~Q(kind__in=[k.value for k in DISTRIBUTOR_KINDS])
+                    ~Q(kind__in=[k.value for k in DISTRIBUTOR_OWNED_KINDS])
                     & Q(distributor__isnull=True)
                 ),
                 name="account_owner_matches_kind",
@@ -111,6 +117,9 @@ class TransactionKind(models.TextChoices):
     ORDER_PAYMENT = "order_payment", _("订单收款")
     ORDER_DELIVERY = "order_delivery", _("订单成本与利润")
     ORDER_REFUND = "order_refund", _("订单退款")
+    PREPAID_TOP_UP = "prepaid_top_up", _("预存款充值")
+    PREPAID_PAYMENT = "prepaid_payment", _("预存款支付")
+    PREPAID_REFUND = "prepaid_refund", _("预存款退回")
 
 
 class JournalTransaction(models.Model):

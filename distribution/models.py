@@ -815,3 +815,18 @@ class DistributorTeamTotals(models.Model):
 
     def __str__(self):
         return f"{self.distributor_id}: {self.orders} / {self.amount}"
+
+
+# Docking (对接) lives in its own module; imported here so Django registers its models.
+from .docking.models import (  # noqa: E402,F401
+    ApiKey,
+    ApiNonce,
+    ApiScope,
+    DockingProductSnapshot,
+    DockingSite,
+    DockingSiteStatus,
+    WebhookAttempt,
+    WebhookEvent,
+    WebhookEventKind,
+    WebhookStatus,
+)

@@ -33,3 +33,12 @@ def run_promotions_task():
     from .services.lifecycle import run_promotions
 
     run_promotions()
+
+
+# Docking (docs/adr/0019): webhook delivery and nonce housekeeping live beside their models.
+from .docking.tasks import (  # noqa: E402,F401
+    deliver_due_webhooks_task,
+    deliver_webhook_event_task,
+    emit_product_events_task,
+    purge_api_nonces_task,
+)

@@ -102,6 +102,25 @@ _COMMISSIONS_FINANCE = _COMMISSIONS_VIEW + [
     "commissions.export_withholding",
 ]
 
+# Docking (对接, docs/adr/0019): operators run sites, keys and webhooks; finance tops up the
+# prepaid balances and decides refund requests; everyone on staff reads.
+_DOCKING_VIEW = [
+    "distribution.view_dockingsite",
+    "distribution.view_apikey",
+    "distribution.view_webhookevent",
+    "distribution.view_webhookattempt",
+    "orders.view_dockingorder",
+    "orders.view_apirefundrequest",
+]
+_DOCKING_OPERATE = _DOCKING_VIEW + [
+    "distribution.add_dockingsite",
+    "distribution.change_dockingsite",
+    "distribution.approve_dockingsite",
+    "distribution.manage_api_keys",
+    "distribution.resend_webhookevent",
+]
+_DOCKING_FINANCE = _DOCKING_VIEW + ["distribution.top_up_prepaid"]
+
 _RISKCONTROL = [
     "riskcontrol.view_riskrule",
     "riskcontrol.change_riskrule",
@@ -120,11 +139,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     OWNER: [],
     OPERATOR: _CATALOG_EDIT + _CATALOG_VIEW + _STOCK + _SUPPLIERS_EDIT + ["catalog.change_product_price"]
     + _ORDERS_VIEW + ["orders.confirm_payment_manually", "orders.redeem_voucher", "orders.redrive_fulfilment"]
-    + _DISTRIBUTION_OPERATE,
+    + _DISTRIBUTION_OPERATE + _DOCKING_OPERATE,
     FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + ["orders.refund_order"]
     + ["orders.view_gatewaystatement", "orders.view_statementdifference", "orders.reconcile_statements"]
-    + _DISTRIBUTION_VIEW + _COMMISSIONS_FINANCE,
-    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + _DISTRIBUTION_VIEW
+    + _DISTRIBUTION_VIEW + _COMMISSIONS_FINANCE + _DOCKING_FINANCE,
+    RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + _DISTRIBUTION_VIEW + _DOCKING_VIEW
     + ["distribution.freeze_distributor", "commissions.freeze_commissions", "commissions.view_wallethold"]
     + _RISKCONTROL,
 }

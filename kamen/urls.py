@@ -20,6 +20,7 @@ urlpatterns = [
 if media.serves_media():  # the embedded default has no web server in front (kamen/media.py)
     urlpatterns += [path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", media.media, name="media")]
 
+urlpatterns += [path("api/", include("orders.api.urls"))]  # the open API (docs/adr/0019)
 urlpatterns += [path("", include("distribution.urls"))]
 urlpatterns += [path("", include("commissions.urls"))]
 urlpatterns += [path("", include("riskcontrol.urls"))]

@@ -723,3 +723,5 @@ class GatewayStatementAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "form": form,
         }
         return TemplateResponse(request, "admin/orders/gatewaystatement/upload.html", context, status=status)
+# The docking console (对接管理, docs/adr/0019): sites, keys, webhooks, API orders, refund requests.
+from .api import admin as docking_admin  # noqa: E402,F401

@@ -233,6 +233,7 @@ class CallbackSource(models.TextChoices):
     QUERY = "query", _("主动查询")
     MANUAL = "manual", _("人工补单")
     WALLET = "wallet", _("钱包支付")
+    PREPAID = "prepaid", _("预存款支付")
 
 
 class CallbackOutcome(models.TextChoices):
@@ -568,3 +569,5 @@ class StatementDifference(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.out_refund_no or self.out_trade_no}"
+# The open API's own tables (docking orders, refund requests) live beside its views.
+from .api.models import ApiRefundRequest, DockingOrder  # noqa: E402,F401

@@ -9,6 +9,7 @@ from .products import MONEY, Product
 
 class SupplierAdapter(models.TextChoices):
     SANDBOX = "sandbox", _("Kamen 沙箱货源")
+    KAMEN_API = "kamen_api", _("Kamen 开放接口（对接其他 Kamen 站点）")
 
 
 class Supplier(models.Model):

@@ -13,9 +13,11 @@ from .base import (
     UnknownAdapter,
     UrllibTransport,
 )
+from .kamen_api import KamenApiSupplierClient
 from .sandbox import InProcessTransport, SandboxSupplierClient
 
-ADAPTERS: dict[str, type[SupplierClient]] = {"sandbox": SandboxSupplierClient}
+# "kamen_api": an upstream speaking Kamen's open API (another Kamen; docs/adr/0019).
+ADAPTERS: dict[str, type[SupplierClient]] = {"sandbox": SandboxSupplierClient, "kamen_api": KamenApiSupplierClient}
 
 
 def client_for(supplier, *, transport: Transport | None = None) -> SupplierClient:
@@ -41,6 +43,7 @@ def client_for(supplier, *, transport: Transport | None = None) -> SupplierClien
 __all__ = [
     "ADAPTERS",
     "InProcessTransport",
+    "KamenApiSupplierClient",
     "OrderResult",
     "OrderStatus",
     "PriceQuote",

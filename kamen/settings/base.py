@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "mptt",
     "django_rq",
+    "ninja",  # the open API (docs/adr/0019): its Swagger UI files, served locally
     "kamen.apps.KamenConfig",
     "catalog.apps.CatalogConfig",
     "distribution.apps.DistributionConfig",
@@ -542,3 +543,16 @@ if REDIS_URL:
     CELERY_REDBEAT_KEY_PREFIX = os.environ.get("KAMEN_BEAT_KEY_PREFIX", "kamen:beat")
     CELERY_REDBEAT_LOCK_TIMEOUT = int(os.environ.get("KAMEN_BEAT_LOCK_SECONDS", "20"))
     CELERY_BEAT_MAX_LOOP_INTERVAL = int(os.environ.get("KAMEN_BEAT_MAX_INTERVAL_SECONDS", "5"))
+
+# --- Docking (对接) and the open API (docs/adr/0019) -------------------------------------------
+DOCKING_WEBHOOK_TASKS = [
+    "distribution.docking.tasks.deliver_webhook_event_task",
+    "distribution.docking.tasks.deliver_due_webhooks_task",
+]
+CELERY_TASK_ROUTES |= {name: {"queue": "io"} for name in DOCKING_WEBHOOK_TASKS}
+CELERY_TASK_ANNOTATIONS |= {name: {"soft_time_limit": 240, "time_limit": 300} for name in DOCKING_WEBHOOK_TASKS}
+CELERY_BEAT_SCHEDULE |= {
+    "docking-deliver-due-webhooks": {"task": "distribution.docking.tasks.deliver_due_webhooks_task", "schedule": 15.0},
+    "docking-product-events": {"task": "distribution.docking.tasks.emit_product_events_task", "schedule": 15.0},
+    "docking-purge-api-nonces": {"task": "distribution.docking.tasks.purge_api_nonces_task", "schedule": 600.0},
+}

@@ -204,6 +204,23 @@ def build_world() -> World:
     o["real_name"] = submit_real_name(
         distributor=agent_child, name="张三", id_number=ID_NUMBER, bank_card=BANK_CARD, mobile="13812345678"
     )
+    # Docking (docs/adr/0019): a site with a key, an API order and its refund request, an event.
+    from distribution.docking.models import ApiKey, DockingSite, WebhookEvent
+    from orders.api.models import ApiRefundRequest, DockingOrder
+
+    o["docking_site"] = DockingSite.objects.create(
+        distributor=agent_child, name="下游站", contact_email="d@example.com"
+    )
+    o["api_key"] = ApiKey.objects.create(
+        site=o["docking_site"], key_id="ak_matrix", secret_ciphertext=b"x", secret_key_id="k", scopes=["catalog:read"]
+    )
+    o["docking_order"] = DockingOrder.objects.create(
+        site=o["docking_site"], order=o["other_order"], client_order_no="M-1", request_fingerprint="f"
+    )
+    o["api_refund_request"] = ApiRefundRequest.objects.create(docking_order=o["docking_order"], reason="测试")
+    o["webhook_event"] = WebhookEvent.objects.create(
+        event_id="evt_matrix", site=o["docking_site"], kind="order.delivered"
+    )
     record_audit(actor=world.users["owner"], action="matrix.test", target=product)
 
     # Reconciliation (issue 18): a day whose statement did not match.

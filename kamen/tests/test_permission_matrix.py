@@ -155,6 +155,17 @@ EXPECTED = {
     "console:stock": console("OW OP FI RI"),
     "console:stock-threshold": everyone(405),
     "postsale:voucher-redeem": console("OW OP"),
+    # The open API (docs/adr/0019): its description is public; every endpoint needs a signed
+    # request (401 without one, whoever is logged in to the site); POST-only ones refuse GET.
+    "api:api-root": everyone(404),
+    "api:openapi-json": everyone(),
+    "api:openapi-view": everyone(),
+    "api:list_products": everyone(401),
+    "api:create_order": everyone(405),
+    "api:get_order": everyone(401),
+    "api:create_refund_request": everyone(405),
+    "api:get_balance": everyone(401),
+    "api:get_statement": everyone(401),
 }
 
 # --- the admin: one row per registered model: (list, add, change page, delete) ------------------
@@ -220,6 +231,12 @@ ADMIN_MODELS = {
     "commissions.commissiontier": ("OW FI SU", "", "OW FI SU", ""),
     "commissions.autoapprovalpolicy": ("OW FI SU", "", "OW FI SU", ""),
     # Risk control: the risk team; real-name data masked (see test_real_name_pages_show_masks_only).
+    # Docking (docs/adr/0019): operators add sites; every staff role reads; all else by action.
+    "distribution.dockingsite": ("OW OP FI RI SU", "OW OP SU", "OW OP FI RI SU", ""),
+    "distribution.apikey": ("OW OP FI RI SU", "", "OW OP FI RI SU", ""),
+    "distribution.webhookevent": ("OW OP FI RI SU", "", "OW OP FI RI SU", ""),
+    "orders.dockingorder": ("OW OP FI RI SU", "", "OW OP FI RI SU", ""),
+    "orders.apirefundrequest": ("OW OP FI RI SU", "", "OW OP FI RI SU", ""),
     "riskcontrol.riskrule": ("OW RI SU", "", "OW RI SU", ""),
     "riskcontrol.riskevent": ("OW RI SU", "", "OW RI SU", ""),
     "riskcontrol.reviewcase": ("OW RI SU", "", "OW RI SU", ""),
@@ -252,6 +269,9 @@ EXPECTED_ADMIN = {
     "admin:commissions_commission_report": console("OW FI"),
     "admin:commissions_settlementrun_run": console("OW FI"),  # the confirmation page
     "admin:commissions_commissiontier_edit": console("OW FI"),
+    "admin:distribution_dockingsite_top_up": console("OW FI"),
+    "admin:distribution_dockingsite_issue_key": console("OW OP"),
+    "admin:distribution_dockingsite_webhook": console("OW OP"),
     "admin:commissions_withdrawal_tax_certificate": console("OW FI"),
     "admin:commissions_withdrawal_withholding_export": console("OW FI"),  # the form; ?month= is the CSV
     "admin:riskcontrol_riskevent_export": console("OW RI"),
@@ -413,6 +433,11 @@ def arguments(world) -> dict[str, dict]:
         "admin:orders_order_refund": {"object_id": w.agent_order.pk},
         "admin:orders_order_redrive": {"object_id": w.agent_order.pk},
         "admin:riskcontrol_reviewcase_decide": {"pk": w.review_case.pk},
+        "admin:distribution_dockingsite_top_up": {"pk": w.docking_site.pk},
+        "admin:distribution_dockingsite_issue_key": {"pk": w.docking_site.pk},
+        "admin:distribution_dockingsite_webhook": {"pk": w.docking_site.pk},
+        "api:get_order": {"client_order_no": "M-1"},
+        "api:create_refund_request": {"client_order_no": "M-1"},
         "commissions:tax-certificate": this_month,
         "admin:commissions_withdrawal_tax_certificate": {"distributor_id": w.agent_child.pk} | this_month,
         "admin:django_rq_jobs": queue,

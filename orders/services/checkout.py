@@ -283,12 +283,18 @@ def place_order(
     buyer_ip: str | None = None,
     gateway: str = "sandbox",
     buyer_user=None,
+    wholesale_unit_price: Decimal | None = None,
+    docking_site_id: int | None = None,
 ) -> Order:
     """Validate, price, attribute, reserve and create the order (pending payment).
 
     ``buyer_user`` is the logged-in user, if any: a distributor buying for themselves
     (wholesale / self purchase) is recorded as ``attribution["buyer_distributor_id"]`` so the
     commission split can apply the merchant's self-purchase rule.
+
+    ``wholesale_unit_price`` and ``docking_site_id``: an order of a docking site through the
+    open API (``orders.api``), at the price its caller computed on the server (the site's
+    distributor's cost); recorded as ``attribution["docking_site_id"]``.
 
     Bad input raises ValidationError with one message per field and changes nothing. The same
     ``checkout_token`` twice returns the first order — only to the same ``checkout_owner`` (the
@@ -332,7 +338,14 @@ def place_order(
     buyer_distributor_id = _buyer_distributor_id(buyer_user)
     if buyer_distributor_id is not None:
         attribution["buyer_distributor_id"] = buyer_distributor_id
-    unit_price = unit_price_for(product=product, distributor_id=distributor_id, quantity=quantity, distributor=seller)
+    if docking_site_id is not None:
+        attribution["docking_site_id"] = docking_site_id
+    if wholesale_unit_price is not None:
+        unit_price = Decimal(wholesale_unit_price)
+    else:
+        unit_price = unit_price_for(
+            product=product, distributor_id=distributor_id, quantity=quantity, distributor=seller
+        )
     if attribution.get("sub_store") and seller is not None:
         # The seller's cost now: their price difference (差价) is paid from it at delivery.
         from distribution.services import cost_price_for

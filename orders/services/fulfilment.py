@@ -299,7 +299,13 @@ def _complete_locked(order: Order) -> bool:
         via = (OrderStatus.FULFILLING, "fulfilment started")
     if order.last_fulfilment_error:
         also_set["last_fulfilment_error"] = ""
-    email = order.contact_kind == "email" and order.delivery_emailed_at is None
+    docking_site_id = (order.attribution or {}).get("docking_site_id")
+    # A docking site's order (the open API) is told by webhook, in this transaction, not by e-mail.
+    email = order.contact_kind == "email" and order.delivery_emailed_at is None and docking_site_id is None
+    if docking_site_id is not None:
+        from orders.api.services import record_delivered_event
+
+        record_delivered_event(order=order, site_id=docking_site_id)
     if email:
         # Claimed in the completing write; _after_completion sends it once the commit is done.
         also_set["delivery_emailed_at"] = timezone.now()

@@ -69,6 +69,7 @@ __all__ = [
     "NotificationThrottled",
     "WalletPaymentUnavailable",
     "confirm_payment_manually",
+    "pay_with_prepaid_balance",
     "pay_with_wallet",
     "record_payment_notification",
     "start_payment",
@@ -563,4 +564,30 @@ def pay_with_wallet(*, order: Order, payer) -> PaymentCallback:
         on_paid=lambda paid_order: debit_wallet_for_order(
             payer=payer, order=paid_order, amount=paid_order.total_amount
         ),
+    )
+
+
+def pay_with_prepaid_balance(*, order: Order, debit) -> PaymentCallback:
+    """Pay ``order`` from a docking site's prepaid balance (the open API, docs/adr/0019):
+    ``debit(order)`` posts the journal transaction (raising when the balance and credit limit
+    do not cover it) under the order lock, in the transaction that marks the order paid, so
+    the debit and the payment stand or fall together. Fulfilment follows as for any paid
+    order, after the commit."""
+    notification = PaymentNotification(
+        gateway="prepaid",
+        event_id=f"prepaid-{order.order_no}",
+        out_trade_no=order.order_no,
+        gateway_trade_no="",
+        app_id="",
+        amount=order.total_amount,
+        currency=CURRENCY,
+        outcome=PaymentOutcome.SUCCEEDED,
+        raw={"docking_site_id": order.attribution.get("docking_site_id")},
+    )
+    return _apply_payment(
+        notification=notification,
+        gateway_code="prepaid",
+        expected_app_id="",
+        source=CallbackSource.PREPAID,
+        on_paid=debit,
     )

@@ -38,7 +38,7 @@ from .state import ALLOWED_TRANSITIONS, transition_order
 __all__ = ["RefundFailed", "refund_order"]
 
 logger = logging.getLogger(__name__)
-_OFFLINE_GATEWAYS = {"manual", "wallet", ""}
+_OFFLINE_GATEWAYS = {"manual", "wallet", "prepaid", ""}  # prepaid: the open API (orders.api)
 
 
 class RefundFailed(Exception):

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0006_sandbox_notification_schedule'),
+        ('orders', '0007_docking_api'),
     ]
 
     operations = [
