@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from kamen import parsing
 
+from . import admin_review  # noqa: F401 (registers the review queue)
 from .models import (
     GatewayStatement,
     Order,
@@ -598,9 +599,9 @@ def profit_report_view(model_admin, request):
         until=until and until[1],
     )
     if grouping == "product":
-        from catalog.models import Product
+        from catalog.selectors.products import product_names
 
-        names = dict(Product.objects.filter(pk__in=[row["key"] for row in rows]).values_list("pk", "name"))
+        names = product_names(row["key"] for row in rows)
         for row in rows:
             row["label"] = names.get(row["key"], f"#{row['key']}")
     else:

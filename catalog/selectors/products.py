@@ -3,7 +3,6 @@ must show on the next page load."""
 
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import (
     Count,
     DecimalField,
@@ -20,6 +19,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
+from catalog import sql as catalog_sql
 from catalog.models import (
     CardKey,
     CardKeyStatus,
@@ -28,13 +28,14 @@ from catalog.models import (
     ProductImage,
     ProductType,
 )
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 
 __all__ = [
     "StockState",
     "available_key_count",
     "categories_with_products_on_shelf",
     "console_dashboard",
+    "product_names",
     "product_on_shelf",
     "product_stock_state",
     "product_to_buy",
@@ -183,13 +184,7 @@ def product_on_shelf(*, pk: int) -> Product | None:
 
 
 def available_key_count(*, product_id: int) -> int:
-    if connection.vendor != "postgresql":
-        return CardKey.objects.filter(product_id=product_id, status=CardKeyStatus.AVAILABLE).count()
-    ((count,),) = execute_prepared(
-        "SELECT count(*) FROM catalog_cardkey WHERE product_id = %s AND status = %s",
-        [product_id, CardKeyStatus.AVAILABLE.value],
-        prefix="available_keys",
-    )
+    ((count,),) = fetch_rows(catalog_sql.AVAILABLE_COUNT, [product_id])
     return count
 
 
@@ -214,3 +209,8 @@ def console_dashboard() -> dict[str, int]:
         available_count__gt=0, available_count__lte=F("low_stock_threshold")
     ).count()
     return counts
+
+
+def product_names(product_ids) -> dict[int, str]:
+    """{product id: name} of the products among ``product_ids`` (reports label rows by product)."""
+    return dict(Product.objects.filter(pk__in=list(product_ids)).values_list("pk", "name"))

@@ -33,15 +33,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen.db import execute_prepared, execute_prepared_batch
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
 from kamen.money import ZERO, to_fen
 
 from ..models import Account, AccountKind, EntrySide, JournalEntry, JournalTransaction, TransactionKind
-from .ledger import merchant_account
 
 K = AccountKind
 BOOK_KINDS = (
@@ -129,12 +128,11 @@ def _books_sql(lines: str = _GIVEN_LINES) -> str:
     )
 
 
-def ensure_statement(kinds, now=None) -> tuple[str, dict, str]:
+def ensure_statement(kinds, now=None) -> tuple[str, dict]:
     """The statement that makes the merchant's book accounts of ``kinds`` that are missing."""
     return (
         _ENSURE_SQL.format(account=Account._meta.db_table),
         {"kinds": sorted({str(kind) for kind in kinds}), "now": now or timezone.now()},
-        "order_books_accounts",
     )
 
 
@@ -151,14 +149,14 @@ def _lines(signed: dict[str, Decimal], reference: str) -> list[tuple[str, str, D
     return lines
 
 
-def _statements(*, kind: str, reference: str, memo: str, order_id: int, lines) -> list[tuple[str, dict, str]]:
+def _statements(*, kind: str, reference: str, memo: str, order_id: int, lines) -> list[tuple[str, dict]]:
     return [
         ensure_statement(kind_ for kind_, _side, _amount in lines),
         _statement(kind=kind, reference=reference, memo=memo, order_id=order_id, lines=lines),
     ]
 
 
-def _statement(*, kind: str, reference: str, memo: str, order_id: int, lines) -> tuple[str, dict, str]:
+def _statement(*, kind: str, reference: str, memo: str, order_id: int, lines) -> tuple[str, dict]:
     return (
         _books_sql(),
         {
@@ -171,41 +169,20 @@ def _statement(*, kind: str, reference: str, memo: str, order_id: int, lines) ->
             "order": order_id,
             "now": timezone.now(),
         },
-        "order_books",
     )
 
 
 def _post(*, kind: str, reference: str, memo: str, order_id: int, signed: dict[str, Decimal]) -> bool:
     """Post one transaction on merchant accounts from signed amounts by account kind (credit
     positive); nothing when every amount is zero. True when posted now (False: the reference
-    was posted before). On PostgreSQL one prepared statement."""
+    was posted before). One round trip."""
     lines = _lines(signed, reference)
     if not lines:
         return False
     with transaction.atomic(savepoint=False):
-        if connection.vendor != "postgresql":
-            return _post_with_the_orm(kind, reference, memo, order_id, lines)
         statements = _statements(kind=kind, reference=reference, memo=memo, order_id=order_id, lines=lines)
-        ((posted,),) = execute_prepared_batch(statements)
+        ((posted,),) = fetch_rows_in_one_round_trip(statements)
         return bool(posted)
-
-
-def _post_with_the_orm(kind, reference, memo, order_id, lines) -> bool:
-    from .ledger import Line, Posting, post_journal_transactions
-
-    accounts = {kind_: merchant_account(kind_) for kind_, _side, _amount in lines}
-    posted = post_journal_transactions(
-        [
-            Posting(
-                kind=kind,
-                reference=reference,
-                memo=memo,
-                order_id=order_id,
-                lines=[Line(accounts[kind_], side, amount) for kind_, side, amount in lines],
-            )
-        ]
-    )
-    return reference in posted
 
 
 # --- the order's books so far -------------------------------------------------------------------
@@ -286,10 +263,7 @@ def booked_lines(*, order_id: int, order_no: str = "", parts=()) -> BookedLines:
         "quantities": [quantity for _product_id, quantity in parts],
         "with_cost": bool(parts),
     }
-    if connection.vendor == "postgresql":
-        rows = execute_prepared(_lines_sql(), parameters, prefix="order_books_lines")
-    else:
-        rows = _lines_with_the_orm(order_id, order_no, parts)
+    rows = fetch_rows(_lines_sql(), parameters)
     booked = BookedLines()
     for transaction_kind, account_kind, amount, cost in rows:
         if transaction_kind is None:
@@ -298,43 +272,6 @@ def booked_lines(*, order_id: int, order_no: str = "", parts=()) -> BookedLines:
         booked.by_account[account_kind] += amount
         booked.by_transaction[(transaction_kind, account_kind)] += amount
     return booked
-
-
-def _lines_with_the_orm(order_id: int, order_no: str, parts) -> list[tuple]:
-    """``_LINES_SQL`` through the ORM (SQLite, the embedded mode)."""
-    from catalog.models import CardKey, Product, ReusableCardKey, SupplierRechargeAttempt
-
-    totals: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
-    for entry in JournalEntry.objects.filter(
-        transaction__order_id=order_id, account__distributor__isnull=True
-    ).values_list("transaction__kind", "account__kind", "side", "amount"):
-        transaction_kind, account_kind, side, amount = entry
-        totals[(transaction_kind, account_kind)] += amount if side == EntrySide.CREDIT else -amount
-    rows = [(t, a, amount, None) for (t, a), amount in totals.items()]
-    if parts:
-        cost = ZERO
-        products = Product.objects.in_bulk([product_id for product_id, _quantity in parts])
-        reusable = set(ReusableCardKey.objects.filter(product_id__in=products).values_list("product_id", flat=True))
-        for product_id, quantity in parts:
-            product = products[product_id]
-            if product.product_type == "card_key" and product_id not in reusable:
-                for unit_cost in CardKey.objects.filter(
-                    sold_to=order_no, product_id=product_id, status="sold"
-                ).values_list("batch__unit_cost", flat=True):
-                    cost += unit_cost if unit_cost is not None else product.cost_price
-            elif product.product_type == "direct_recharge":
-                charged = [
-                    c
-                    for c in SupplierRechargeAttempt.objects.filter(
-                        reference=order_no, product_id=product_id, status="succeeded"
-                    ).values_list("cost", flat=True)
-                    if c is not None
-                ]
-                cost += sum(charged, ZERO) if charged else product.cost_price * quantity
-            else:
-                cost += product.cost_price * quantity
-        rows.append((None, None, None, cost))
-    return rows
 
 
 # --- the three events ---------------------------------------------------------------------------
@@ -352,9 +289,9 @@ def payment_lines(*, amount: Decimal, fee: Decimal, through_gateway: bool = True
 
 def payment_statements(
     *, order_id: int, order_no: str, amount: Decimal, fee: Decimal, through_gateway: bool = True
-) -> list[tuple[str, dict, str]]:
-    """``book_payment`` as statements ``(sql, params, prefix)`` for the caller to send with its
-    own, in this order (PostgreSQL): the payment's books travel in the message that marks the
+) -> list[tuple[str, dict]]:
+    """``book_payment`` as statements ``(sql, params)`` for the caller to send with its
+    own, in this order: the payment's books travel in the message that marks the
     order paid."""
     reference = payment_reference(order_id)
     return _statements(
@@ -481,13 +418,13 @@ def _delivery_sql() -> str:
 DELIVERY_KINDS = (K.MERCHANT_REVENUE, K.SUPPLIER_COST, K.MERCHANT_PROFIT)
 
 
-def delivery_statements(*, order_id: int, order_no: str, parts) -> list[tuple[str, dict, str]]:
-    """``book_delivery`` of an order with nothing refunded, as statements ``(sql, params,
-    prefix)`` the caller may send with its own, in this order (PostgreSQL; after the split's)."""
+def delivery_statements(*, order_id: int, order_no: str, parts) -> list[tuple[str, dict]]:
+    """``book_delivery`` of an order with nothing refunded, as statements ``(sql, params)``
+    the caller may send with its own, in this order (after the split's)."""
     return [ensure_statement(DELIVERY_KINDS), _delivery_statement(order_id=order_id, order_no=order_no, parts=parts)]
 
 
-def _delivery_statement(*, order_id: int, order_no: str, parts) -> tuple[str, dict, str]:
+def _delivery_statement(*, order_id: int, order_no: str, parts) -> tuple[str, dict]:
     parts = list(parts)
     return (
         _delivery_sql(),
@@ -501,19 +438,18 @@ def _delivery_statement(*, order_id: int, order_no: str, parts) -> tuple[str, di
             "memo": (_("订单 %(order)s 成本与利润") % {"order": order_no})[:200],
             "now": timezone.now(),
         },
-        "order_books_delivery",
     )
 
 
 def book_delivery(*, order_id: int, order_no: str, money: OrderMoney, parts) -> bool:
     """The cost of the goods delivered and the merchant's profit, once per order, in the
     delivery's transaction, after the commission split (whose lines it leaves alone):
-    revenue → cost, revenue → profit, closing the order's revenue. On PostgreSQL, for an order
+    revenue → cost, revenue → profit, closing the order's revenue. For an order
     with nothing refunded yet (every order the pipeline completes), one prepared statement."""
     parts = list(parts)
-    if connection.vendor == "postgresql" and not money.refunded:
+    if not money.refunded:
         statements = delivery_statements(order_id=order_id, order_no=order_no, parts=parts)
-        ((posted,),) = execute_prepared_batch(statements)
+        ((posted,),) = fetch_rows_in_one_round_trip(statements)
         return bool(posted)
     booked = booked_lines(order_id=order_id, order_no=order_no, parts=parts)
     target = target_lines(
