@@ -37,6 +37,7 @@ __all__ = [
     "available_key_count",
     "categories_with_products_on_shelf",
     "console_dashboard",
+    "product_names",
     "product_on_shelf",
     "product_stock_state",
     "product_to_buy",
@@ -237,3 +238,8 @@ def console_dashboard() -> dict[str, int]:
         available_count__gt=0, available_count__lte=F("low_stock_threshold")
     ).count()
     return counts
+
+
+def product_names(product_ids) -> dict[int, str]:
+    """{product id: name} of the products among ``product_ids`` (reports label rows by product)."""
+    return dict(Product.objects.filter(pk__in=list(product_ids)).values_list("pk", "name"))
