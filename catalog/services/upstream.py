@@ -1,0 +1,140 @@
+"""Import products from an upstream Kamen (issue 17 §2, ADR 0019): its catalog read through the
+``kamen_api`` supplier, each chosen product created here at the upstream's price plus the
+merchant's markup, with a supplier channel to the upstream's product id.
+
+The markup is a percentage or a fixed amount, the price rounded **up** to the fen, jiao or yuan,
+so it is never below the upstream's price plus the markup. Importing again is safe: a product
+already linked to that upstream product gets the new price and stock state, not a twin.
+"""
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from catalog.models import ProductType, Supplier, SupplierAdapter, SupplierChannel
+from catalog.suppliers import SupplierError, client_for
+
+from .products import create_product, update_product
+
+MARKUP_KINDS = ("percent", "fixed")
+ROUNDING_UNITS = {"fen": Decimal("0.01"), "jiao": Decimal("0.1"), "yuan": Decimal("1")}
+MAX_PERCENT = Decimal("1000")
+MAX_FIXED = Decimal("100000")
+
+
+@dataclass(frozen=True)
+class Markup:
+    kind: str  # "percent" or "fixed"
+    value: Decimal
+    rounding: str  # "fen", "jiao" or "yuan"
+
+
+def parse_markup(*, kind: str, value, rounding: str) -> Markup:
+    """The merchant's markup from the form; bad input raises ValidationError per field."""
+    errors = {}
+    if kind not in MARKUP_KINDS:
+        errors["markup_kind"] = [_("加价方式只能是按比例或固定金额")]
+    if rounding not in ROUNDING_UNITS:
+        errors["rounding"] = [_("取整方式只能是分、角或元")]
+    try:
+        amount = Decimal(str(value).strip())
+        if not amount.is_finite():
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        errors["markup_value"] = [_("加价必须是数字")]
+        amount = None
+    if amount is not None:
+        bound = MAX_PERCENT if kind == "percent" else MAX_FIXED
+        if amount < 0:
+            errors["markup_value"] = [_("加价不能为负数")]
+        elif amount > bound:
+            errors["markup_value"] = [_("加价不能超过 %(bound)s") % {"bound": bound}]
+        elif amount != amount.quantize(Decimal("0.01")):
+            errors["markup_value"] = [_("加价最多两位小数")]
+    if errors:
+        raise ValidationError(errors)
+    return Markup(kind=kind, value=amount, rounding=rounding)
+
+
+def apply_markup(cost: Decimal, markup: Markup) -> Decimal:
+    """The selling price: ``cost`` plus the markup, rounded up to the unit, to the fen."""
+    cost = Decimal(cost)
+    if markup.kind == "percent":
+        raw = cost * (1 + markup.value / 100)
+    else:
+        raw = cost + markup.value
+    unit = ROUNDING_UNITS[markup.rounding]
+    return ((raw / unit).to_integral_value(rounding=ROUND_CEILING) * unit).quantize(Decimal("0.01"))
+
+
+def upstream_catalog(*, supplier: Supplier) -> list:
+    """The upstream's products at our price (``UpstreamProduct``); SupplierError when it fails."""
+    if supplier.adapter != SupplierAdapter.KAMEN_API:
+        raise ValidationError(_("只能从 Kamen 开放接口货源导入商品"))
+    return client_for(supplier).list_products()
+
+
+def _product_type(upstream_type: str) -> str:
+    if upstream_type == ProductType.DIRECT_RECHARGE:
+        return ProductType.DIRECT_RECHARGE
+    if upstream_type == ProductType.CARD_KEY:
+        return ProductType.CARD_KEY
+    raise ValidationError(_("上游商品类型“%(type)s”暂不支持导入") % {"type": upstream_type})
+
+
+def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Markup, category, actor, request=None):
+    """Create (or re-price) the chosen upstream products here. Returns the products.
+
+    Top-up products go on the shelf (the supplier pipeline delivers them). Card-key products are
+    created off the shelf: buying their keys from the upstream at delivery is not wired yet
+    (ADR 0019, open)."""
+    wanted = [str(sku) for sku in skus]
+    if not wanted:
+        raise ValidationError({"skus": [_("请至少选择一个上游商品")]})
+    try:
+        offered = {item.sku: item for item in upstream_catalog(supplier=supplier)}
+    except SupplierError as error:
+        raise ValidationError(_("读取上游商品失败：%(error)s") % {"error": error}) from None
+    missing = [sku for sku in wanted if sku not in offered]
+    if missing:
+        raise ValidationError({"skus": [_("上游没有这些商品：%(skus)s") % {"skus": "、".join(missing)}]})
+    products = []
+    with transaction.atomic():
+        for sku in wanted:
+            item = offered[sku]
+            product_type = _product_type(item.product_type)
+            price = apply_markup(item.price, markup)
+            channel = (
+                SupplierChannel.objects.select_related("product")
+                .filter(supplier=supplier, supplier_sku=sku)
+                .order_by("id")
+                .first()
+            )
+            if channel is not None:
+                product = update_product(
+                    product=channel.product, actor=actor, request=request, retail_price=price, cost_price=item.price
+                )
+                SupplierChannel.objects.filter(pk=channel.pk).update(cost=item.price, is_in_stock=item.in_stock)
+            else:
+                product = create_product(
+                    actor=actor,
+                    request=request,
+                    category=category,
+                    name=item.name or f"{supplier.name} #{sku}",
+                    product_type=product_type,
+                    retail_price=price,
+                    cost_price=item.price,
+                    is_on_shelf=product_type == ProductType.DIRECT_RECHARGE,
+                    recharge_target_label=_("充值账号") if item.requires_recharge_target else "",
+                )
+                SupplierChannel.objects.create(
+                    product=product, supplier=supplier, supplier_sku=sku, cost=item.price, is_in_stock=item.in_stock
+                )
+            products.append(product)
+    return products
+
+
+__all__ = ["Markup", "apply_markup", "import_upstream_products", "parse_markup", "upstream_catalog"]
