@@ -38,7 +38,9 @@ bench: $(VENV)/.dev
 soak: $(VENV)/.dev
 	@VENV=$(VENV) DJANGO_SETTINGS_MODULE=kamen.settings.base $(VENV)/bin/python -m bench.soak --minutes $(or $(SOAK_MINUTES),20) $(SOAK_ARGS)
 
+## lint: the apps' layers first (import-linter, .importlinter), then ruff
 lint: $(VENV)/.dev
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

@@ -342,11 +342,11 @@ class CpuMeter:
             self.backends_last[pid] = seconds
 
     def start(self) -> None:
-        import psycopg2
+        import psycopg
         from django.db import connection
 
         settings = connection.settings_dict
-        self._connection = psycopg2.connect(
+        self._connection = psycopg.connect(
             dbname=settings["NAME"],
             user=settings.get("USER") or None,
             password=settings.get("PASSWORD") or None,

@@ -62,8 +62,7 @@ def pgbouncer_config(
         "max_client_conn = 500",
         f"default_pool_size = {pool_size}",
         "reserve_pool_size = 0",
-        # psycopg2 sends none of these in a way PgBouncer needs to know; Django's connections
-        # set extra_float_digits on some drivers.
+        # Django's connections set extra_float_digits on some drivers; PgBouncer need not know.
         "ignore_startup_parameters = extra_float_digits,options",
         f"logfile = {directory / 'pgbouncer.log'}",
         f"pidfile = {directory / 'pgbouncer.pid'}",
@@ -72,7 +71,7 @@ def pgbouncer_config(
     ]
     if version >= (1, 21):
         # Protocol-level prepared statements (psycopg 3's automatic prepares) are tracked per
-        # client from 1.21 on; SQL-level PREPARE never is (kamen.db: KAMEN_DB_PREPARE=0).
+        # client from 1.21 on; SQL-level PREPARE never is.
         lines.append("max_prepared_statements = 200")
     return "\n".join(lines) + "\n"
 
@@ -96,10 +95,13 @@ class Pooler:
 
     def show(self, what: str, *, user: str) -> list[dict]:
         """``SHOW <what>`` on PgBouncer's admin console (simple query protocol, autocommit)."""
-        import psycopg2
+        import psycopg
 
+        # The admin console speaks the simple query protocol only: a client-side-binding cursor.
         with contextlib.closing(
-            psycopg2.connect(host="127.0.0.1", port=self.port, dbname="pgbouncer", user=user)
+            psycopg.connect(
+                host="127.0.0.1", port=self.port, dbname="pgbouncer", user=user, cursor_factory=psycopg.ClientCursor
+            )
         ) as console:
             console.autocommit = True
             with console.cursor() as cursor:

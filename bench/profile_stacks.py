@@ -14,7 +14,7 @@ from pathlib import Path
 
 # Own time attributed to the first matching layer, by the file of the leaf frame.
 LAYERS = [
-    ("database driver (psycopg2, the call itself)", r"django/db/backends/|psycopg"),
+    ("database driver (psycopg, the call itself)", r"django/db/backends/|psycopg"),
     ("ORM: query compiling", r"django/db/models/(sql/|expressions|lookups|fields/related_lookups|functions)"),
     ("ORM: model instances and querysets", r"django/db/models/"),
     ("templates", r"django/template/|django/templatetags/"),

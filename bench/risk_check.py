@@ -124,7 +124,7 @@ def _setup():
 
 
 def run(repeats: int) -> dict[str, float]:
-    from riskcontrol.services import assess_checkout
+    from riskcontrol.services.assessment import assess_checkout
 
     product, distributor, rng = _setup()
     attribution = {"matched": True, "chain": [distributor.parent_id]}

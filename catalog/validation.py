@@ -9,10 +9,10 @@ import unicodedata
 import nh3
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import connection
 from django.utils.translation import gettext as _
 
-from kamen.db import execute_prepared, instance_from_row, select_list
+from catalog import sql as catalog_sql
+from kamen.db import fetch_rows, instance_from_row
 
 from .models import CustomFieldType, Product, ProductCustomField, RechargeTargetRule
 
@@ -125,14 +125,7 @@ def custom_fields_of(product: Product) -> list[ProductCustomField]:
     prefetched = getattr(product, "_prefetched_objects_cache", {}).get("custom_fields")
     if prefetched is not None:
         return list(prefetched)
-    if connection.vendor != "postgresql":
-        return list(product.custom_fields.all())
-    rows = execute_prepared(
-        f"SELECT {select_list(ProductCustomField, 'f')} FROM catalog_productcustomfield f"  # noqa: S608
-        " WHERE f.product_id = %s ORDER BY f.sort_order, f.id",
-        [product.pk],
-        prefix="custom_fields",
-    )
+    rows = fetch_rows(catalog_sql.custom_fields(), [product.pk])
     return [instance_from_row(ProductCustomField, row) for row in rows]
 
 

@@ -18,8 +18,8 @@ debits equal its credits, keyed by ``reference``):
 | wallet payment | available | merchant revenue | ``wallet:<reference>`` |
 
 Entry points for other apps are in ``commissions.services``: ``split_commissions(order=...)``
-(to be called inside the delivery transaction; the ``order_completed`` receiver calls it too,
-idempotently), ``reverse_commissions(order=...)`` (``order_refunded`` receiver),
+(orders' fulfilment calls it inside the delivery transaction; idempotent),
+``reverse_commissions(order=...)`` (orders calls it after a refund's commit),
 ``pay_from_wallet(distributor=..., amount=..., reference=...)``, ``freeze_commissions`` /
 ``release_commissions``.
 """

@@ -243,11 +243,10 @@ def preview_split(*, distributor, product, amount: Decimal, quantity: int = 1) -
     from django.utils import timezone
 
     from distribution.selectors import upline_ids
-    from orders.models import Order
 
-    from .services.split import _commission_depth, plan_split
+    from .services.split import _commission_depth, _order_model, plan_split
 
-    order = Order(
+    order = _order_model()(
         product=product,
         product_type=product.product_type,
         quantity=quantity,

@@ -27,28 +27,6 @@ def pay_withdrawal_task(withdrawal_id: int) -> str:
     return pay_withdrawal(withdrawal_id=withdrawal_id).status
 
 
-@shared_task(
-    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5
-)
-def split_commissions_task(order_id: int) -> int:
-    from orders.models import Order
-
-    from .services import split_commissions
-
-    return len(split_commissions(order=Order.objects.get(pk=order_id)))
-
-
-@shared_task(
-    acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5
-)
-def reverse_commissions_task(order_id: int) -> int:
-    from orders.models import Order
-
-    from .services import reverse_commissions
-
-    return len(reverse_commissions(order=Order.objects.get(pk=order_id)))
-
-
 @shared_task(acks_late=True)
 @exclusive_periodic_job
 def redrive_approved_withdrawals_task(older_than_minutes: int = 10) -> int:

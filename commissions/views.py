@@ -212,3 +212,9 @@ def payout_notify(request, method: str):
         method=method, body=request.body, headers={key.lower(): value for key, value in request.headers.items()}
     )
     return HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
+
+
+def wallet_panel(viewer) -> dict:
+    """The agent portal dashboard's wallet: pending / available / frozen from the cached
+    balances, one query (``distribution.views.add_dashboard_panel``)."""
+    return {"wallet": selectors.wallet(viewer)}

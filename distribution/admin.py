@@ -64,10 +64,10 @@ def _subtree_of_outer():
 def with_subtree_figures(queryset):
     """Team GMV, headcount and depth per row: nested-set arithmetic and two correlated
     subqueries, so a page of the browser is one query."""
-    from orders.models import Order
+    from .selectors import _order_model
 
     gmv = Subquery(
-        Order.objects.filter(
+        _order_model().objects.filter(
             distributor_id__in=_subtree_of_outer(), status__in=sold_statuses()
         )
         .order_by()
@@ -280,7 +280,7 @@ class DistributorAdmin(admin.ModelAdmin):
             reason = request.POST.get("reason", "")
             try:
                 if action == "move":
-                    code = services.tree.normalize_code(
+                    code = services.codes.normalize_code(
                         request.POST.get("new_parent_code", "")
                     )
                     new_parent = None

@@ -1,8 +1,5 @@
 """Demo network: four grades, a 总代 → 省代 → 市代 → 推广员 chain with portal logins, a
-sub-store, referral links, and two sales through the real order pipeline so the portal, the
-wallets and the commission statements have something to show. Idempotent."""
-
-from decimal import Decimal
+sub-store and referral links (the sales through them: ``orders.demo``). Idempotent."""
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -53,14 +50,16 @@ def _user(username: str, display_name: str, password: str):
     return user
 
 
-def load_network_demo(*, owner, password: str) -> list[Distributor]:
-    from .services.pricing import save_sub_store, set_sub_store_price
+def load_network_demo(*, owner, password: str) -> tuple[list[Distributor], str | None]:
+    """The chain and the referral code of its 推广员's WeChat link, which the demo's sales go
+    through (``orders.demo.load_demo_sales``); no code when the network was there already."""
+    from .services.pricing import save_sub_store
     from .services.referrals import create_referral_link
     from .services.tree import approve_distributor, create_invitation, create_root_distributor, join_network
 
     existing = Distributor.objects.filter(user__username="agent_tui").first()
     if existing is not None:
-        return list(Distributor.objects.filter(user__username__in=[row[0] for row in DEMO_AGENTS]))
+        return list(Distributor.objects.filter(user__username__in=[row[0] for row in DEMO_AGENTS])), None
     with transaction.atomic():
         grades = _grades()
         users = {username: _user(username, display, password) for username, display, _grade in DEMO_AGENTS}
@@ -77,40 +76,4 @@ def load_network_demo(*, owner, password: str) -> list[Distributor]:
         link = create_referral_link(distributor=chain[-1], channel="wechat", label="朋友圈")
         for channel in ("douyin", "xiaohongshu"):
             create_referral_link(distributor=chain[-1], channel=channel)
-    _demo_sales(root=root, link_code=link.code, set_sub_store_price=set_sub_store_price)
-    return chain
-
-
-def _demo_sales(*, root, link_code: str, set_sub_store_price) -> None:
-    """Two Steam keys sold through the 推广员's WeChat link, paid with the sandbox gateway and
-    delivered by the real pipeline: the upline's commissions come from real sales."""
-    from catalog.models import Product
-    from orders.gateways.sandbox import SandboxGateway, signed_body
-    from orders.services import fulfil_order, place_order, record_payment_notification
-
-    steam = Product.objects.filter(name="Steam 钱包充值卡 50 元").first()
-    if steam is None:
-        return
-    set_sub_store_price(distributor=root, product=steam, price=Decimal("47.50"))
-    for number, contact in enumerate(("13800138001", "buyer@example.com"), start=1):
-        order = place_order(
-            product=steam,
-            quantity=1,
-            contact=contact,
-            query_password="demo1234",
-            referral={"code": link_code, "channel": "wechat"},
-        )
-        body, headers = signed_body(
-            {
-                "app_id": SandboxGateway().app_id,
-                "event_id": f"DEMO-NETWORK-{number}-{order.order_no}",
-                "out_trade_no": order.order_no,
-                "trade_no": f"SBX-DEMO-{order.order_no}",
-                "amount": f"{order.total_amount:.2f}",
-                "currency": "CNY",
-                "status": "succeeded",
-                "paid_at": None,
-            }
-        )
-        record_payment_notification(gateway_code=SandboxGateway.code, body=body, headers=headers)
-        fulfil_order(order_id=order.pk)
+    return chain, link.code

@@ -43,24 +43,31 @@ ZERO = Decimal("0.00")
 MONEY_FIELD = DecimalField(max_digits=14, decimal_places=2)
 
 
-def _order_model():
-    from orders.models import Order
+# The orders app sits above distribution and hands its Order model over in its
+# AppConfig.ready() (``register_order_model``): distribution reads its distributors' sales
+# from it — filters on distributor_id, status, paid_at and the amounts — and never imports it.
+_order_model_registered = None
 
-    return Order
+
+def register_order_model(model) -> None:
+    global _order_model_registered
+    _order_model_registered = model
+
+
+def _order_model():
+    if _order_model_registered is None:
+        raise RuntimeError("the orders app registers its Order model (orders.apps.OrdersConfig.ready)")
+    return _order_model_registered
+
+
+# Order statuses (``orders.models.OrderStatus`` values; orders' tests check they exist) that
+# count as sales: paid and not (fully) refunded or expired.
+SOLD_STATUSES = ("paid", "fulfilling", "backordered", "completed", "partially_fulfilled", "partially_refunded")
 
 
 def sold_statuses() -> list[str]:
     """Orders that count as sales: paid and not (fully) refunded or expired."""
-    from orders.models import OrderStatus
-
-    return [
-        OrderStatus.PAID,
-        OrderStatus.FULFILLING,
-        OrderStatus.BACKORDERED,
-        OrderStatus.COMPLETED,
-        OrderStatus.PARTIALLY_FULFILLED,
-        OrderStatus.PARTIALLY_REFUNDED,
-    ]
+    return list(SOLD_STATUSES)
 
 
 # --- the tree --------------------------------------------------------------------------------

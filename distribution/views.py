@@ -106,22 +106,23 @@ def _chart(figures) -> dict:
     }
 
 
+# What apps above distribution add to the portal's dashboard: ``provider(viewer) -> dict``,
+# registered in their AppConfig.ready() (commissions: the wallet).
+_DASHBOARD_PANELS: list = []
+
+
+def add_dashboard_panel(provider) -> None:
+    if provider not in _DASHBOARD_PANELS:
+        _DASHBOARD_PANELS.append(provider)
+
+
 @distributor_required
 def dashboard(request, viewer):
-    from commissions import selectors as commission_selectors  # its public read face
-
     figures = selectors.dashboard(viewer)
-    return render(
-        request,
-        "distribution/dashboard.html",
-        {
-            "viewer": viewer,
-            "figures": figures,
-            "chart": _chart(figures["chart"]),
-            # pending / available / frozen from the cached balances: one query
-            "wallet": commission_selectors.wallet(viewer),
-        },
-    )
+    context = {"viewer": viewer, "figures": figures, "chart": _chart(figures["chart"])}
+    for provider in _DASHBOARD_PANELS:
+        context |= provider(viewer)
+    return render(request, "distribution/dashboard.html", context)
 
 
 @distributor_required
@@ -391,7 +392,7 @@ def copy(request, viewer):
 @require_http_methods(["GET", "POST"])
 def join(request, code):
     """Join through an invite link: a visitor signs up, a logged-in user just confirms."""
-    code = services.tree.normalize_code(code)
+    code = services.codes.normalize_code(code)
     invitation = (
         Invitation.objects.select_related("inviter__user").filter(code=code).first()
     )

@@ -23,6 +23,17 @@ for _model_field, _form_field in (
             _defaults["form_class"] = _form_field
 
 
+# Panels of the console's index that other apps add (kamen sits below them all): each is
+# ``provider(request) -> dict`` merged into the index's context, registered in the app's
+# AppConfig.ready() (catalog: the dashboard and the supplier alerts).
+_INDEX_PANELS: list = []
+
+
+def add_index_panel(provider) -> None:
+    if provider not in _INDEX_PANELS:
+        _INDEX_PANELS.append(provider)
+
+
 def _console_url(name: str, fallback: str) -> str:
     """Console pages are built by other modules; link by name, or by path until the name exists."""
     try:
@@ -81,8 +92,6 @@ class KamenAdminSite(admin.AdminSite):
         return urls
 
     def index(self, request, extra_context=None):
-        from catalog.selectors.products import console_dashboard
-
         # Each shortcut with the permission its page checks: a role is offered only what it
         # may open (finance and risk staff were offered 导入卡密 and 新增商品, each a 403).
         shortcuts = [
@@ -98,12 +107,10 @@ class KamenAdminSite(admin.AdminSite):
                 for label, url, permission in shortcuts
                 if permission is None or request.user.has_perm(permission)
             ],
-            "dashboard": console_dashboard(),
-        } | (extra_context or {})
-        if request.user.has_perm("catalog.view_supplieralert"):
-            from catalog.selectors.suppliers import open_supplier_alerts
-
-            context["supplier_alerts"] = list(open_supplier_alerts()[:8])
+        }
+        for provider in _INDEX_PANELS:
+            context |= provider(request)
+        context |= extra_context or {}
         if request.user.has_perm("kamen.view_auditlogentry"):
             from kamen.models import AuditLogEntry
 

@@ -46,3 +46,28 @@ class AuditLogEntry(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.target_repr}"
+
+
+class StaffTwoFactor(models.Model):
+    """A staff member's TOTP (RFC 6238) secret, encrypted; ``last_used_step`` refuses a code
+    used twice within its 30-second step."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("用户"),
+        on_delete=models.CASCADE,
+        related_name="two_factor",
+    )
+    secret_ciphertext = models.BinaryField(editable=False)
+    secret_key_id = models.CharField(max_length=32, editable=False)
+    confirmed_at = models.DateTimeField(_("启用时间"), null=True, blank=True)
+    last_used_step = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        db_table = "riskcontrol_stafftwofactor"  # where the model lived before it moved here
+        verbose_name = _("两步验证")
+        verbose_name_plural = _("两步验证")
+
+    def __str__(self):
+        return str(self.user)

@@ -397,7 +397,7 @@ class TwoFactorMiddleware:
             and request.path not in ("/admin/login/", "/admin/logout/")
             and not is_two_factor_verified(request)
         ):
-            from riskcontrol.models import StaffTwoFactor
+            from kamen.models import StaffTwoFactor
 
             enrolled = StaffTwoFactor.objects.filter(user_id=user.pk, confirmed_at__isnull=False).exists()
             if enrolled:

@@ -48,7 +48,7 @@ def _secret(device) -> str:
 
 def start_enrolment(*, user):
     """The user's device: the existing one (confirmed or still being enrolled) or a new secret."""
-    from riskcontrol.models import StaffTwoFactor
+    from kamen.models import StaffTwoFactor
 
     device = StaffTwoFactor.objects.filter(user=user).first()
     if device is not None:
@@ -69,7 +69,7 @@ def start_enrolment(*, user):
 
 def check_code(*, user, code: str, now: float | None = None) -> bool:
     """True once per valid code: the step is claimed with a conditional UPDATE."""
-    from riskcontrol.models import StaffTwoFactor
+    from kamen.models import StaffTwoFactor
 
     device = StaffTwoFactor.objects.filter(user=user).first()
     if device is None:
@@ -85,7 +85,7 @@ def check_code(*, user, code: str, now: float | None = None) -> bool:
 
 
 def confirm_enrolment(*, user, code: str, request=None) -> bool:
-    from riskcontrol.models import StaffTwoFactor
+    from kamen.models import StaffTwoFactor
 
     if not check_code(user=user, code=code):
         return False

@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from kamen import parsing
 
+from . import admin_review  # noqa: F401 (registers the review queue)
 from .models import (
     Order,
     OrderDelivery,

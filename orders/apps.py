@@ -8,15 +8,17 @@ class OrdersConfig(AppConfig):
 
     def ready(self):
         from catalog.signals import card_keys_imported
+        from distribution.selectors import register_order_model
         from kamen.encrypted_fields import register_encrypted_field
 
-        from .models import OrderDelivery, Voucher
+        from .models import Order, OrderDelivery, Voucher
         from .services.redemption import CODE_CONTEXT, SECRET_CONTEXT
 
         register_encrypted_field(OrderDelivery, "content_ciphertext", "content_key_id")
         register_encrypted_field(Voucher, "code_ciphertext", "code_key_id", CODE_CONTEXT)
         register_encrypted_field(Voucher, "secret_ciphertext", "secret_key_id", SECRET_CONTEXT)
 
+        register_order_model(Order)  # distribution reads its sellers' sales from it
         card_keys_imported.connect(_fulfil_backorders_on_import, dispatch_uid="orders.backorders_on_import")
 
 

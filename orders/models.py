@@ -72,12 +72,6 @@ class Order(models.Model):
     last_fulfilment_error = models.CharField(_("最近发货错误"), max_length=300, blank=True)
     delivery_emailed_at = models.DateTimeField(_("发货邮件时间"), null=True, blank=True)
 
-    # Not a column: during the save ``transition_order`` makes, what the order was before it
-    # (status, paid_at, paid_amount, refunded_amount, distributor_id), for other apps'
-    # ``post_save`` receivers; None for any other save.
-    before_transition = None
-    handled_in_move = frozenset()  # see orders.signals.order_moving
-
     class Meta:
         verbose_name = _("订单")
         verbose_name_plural = _("订单")

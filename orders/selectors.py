@@ -2,14 +2,14 @@
 
 from django.conf import settings
 from django.core import signing
-from django.db import connection
 from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
 
 from kamen import crypto
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
+from orders import sql as orders_sql
 from orders.models import CallbackOutcome, DeliveryKind, Order, OrderDelivery, OrderStatus, PaymentCallback
 
 __all__ = [
@@ -150,24 +150,15 @@ def status_token_is_valid(*, order_no: str, token: str) -> bool:
     return bool(token) and constant_time_compare(_status_signer().signature(order_no), token)
 
 
-_STATUS_SQL = (
-    "SELECT o.status, o.paid_at IS NOT NULL, (SELECT count(*) FROM orders_orderdelivery d"
-    " WHERE d.order_id = o.id AND NOT d.is_voided), coalesce(o.attribution->>'risk' = 'review', false)"
-    " FROM orders_order o WHERE o.order_no = %s"
-)
-
-
 def order_status_by_number(*, order_no: str) -> dict | None:
     """``order_status_summary`` of the order with this number, in one prepared statement (one
     more look-up only for a paid order that checkout sent to risk review)."""
-    if connection.vendor == "postgresql":
-        rows = execute_prepared(_STATUS_SQL, [order_no[:32]], prefix="order_status")
-        if not rows:
-            return None
-        status, is_paid, delivered, sent_to_review = rows[0]
-        summary = _summary(order_no, status, is_paid, delivered)
-        if not sent_to_review:
-            return _with_review(summary, under_review=False)
+    rows = fetch_rows(orders_sql.STATUS, [order_no[:32]])
+    if not rows:
+        return None
+    status, is_paid, delivered, sent_to_review = rows[0]
+    if not sent_to_review:
+        return _with_review(_summary(order_no, status, is_paid, delivered), under_review=False)
     order = Order.objects.filter(order_no=order_no).only("order_no", "status", "paid_at", "attribution").first()
     if order is None:
         return None

@@ -87,6 +87,24 @@ def fulfil_backorders_task(product_id: int):
     fulfil_backorders(product=Product.objects.get(pk=product_id))
 
 
+@shared_task(acks_late=True)
+@exclusive_periodic_job
+def run_risk_scans_task():
+    """The network's risk scans (findings are once per day, so safe to run twice)."""
+    from .services.risk_scans import run_scans
+
+    return run_scans()
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def reverse_commissions_task(order_id: int) -> int:
+    """A refund's commission reversal that failed right after the refund's commit."""
+    from commissions.services import reverse_commissions
+    from orders.models import Order
+
+    return len(reverse_commissions(order=Order.objects.get(pk=order_id)))
+
+
 @shared_task(bind=True, **RETRY)
 def refund_order_task(self, order_id: int, reason: str, amount: str):
     """Automatic refunds (late payment without stock, failure policy). ``out_refund_no`` is

@@ -22,6 +22,7 @@ from catalog import selectors as catalog_selectors
 from catalog.validation import sanitize_description
 from kamen.client_ip import client_ip
 from kamen.site import site_url
+from orders.services.access import order_in_link
 from orders.services.redemption import vouchers_for_buyer
 from riskcontrol.guessing import page_denied
 
@@ -123,7 +124,8 @@ def checkout(request, pk: int):
 def _order_or_404(request, order_no: str):
     order = selectors.order_for_buyer(request=request, order_no=order_no)
     if order is None:
-        page_denied(request=request, order_no=order_no[:32])  # guessing: counted, maybe refused
+        # guessing: counted, maybe refused
+        page_denied(request=request, order_no=order_no[:32], linked_order_no=order_in_link(request))
         raise Http404
     if request.GET.get("t"):
         _grant(request, order.order_no)  # the signed link opens the page; polling needs the session
@@ -160,7 +162,8 @@ def order_status(request, order_no: str):
     if selectors.status_token_is_valid(order_no=order_no, token=token):
         summary = selectors.order_status_by_number(order_no=order_no)
     if summary is None:
-        page_denied(request=request, order_no=order_no[:32])  # guessing: counted, maybe refused
+        # guessing: counted, maybe refused
+        page_denied(request=request, order_no=order_no[:32], linked_order_no=order_in_link(request))
         raise Http404
     return JsonResponse(summary)
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from kamen.client_ip import client_ip
 from orders.models import Order, Voucher
-from orders.services.access import grant_order_access, has_order_access, signed_order_token
+from orders.services.access import grant_order_access, has_order_access, order_in_link, signed_order_token
 from orders.services.lookup import LookupFailed, LookupLocked, LookupUnavailable, lookup_orders, mask_contact
 from orders.services.redemption import current_dynamic_code, voucher_qr_png, vouchers_for_buyer
 from riskcontrol.guessing import check_lookup_allowed, lookup_failed, page_denied
@@ -98,7 +98,7 @@ def order_lookup_results(request):
 def _order_for_buyer(request, order_no: str) -> Order:
     order = Order.objects.select_related("product").filter(order_no=order_no).first()
     if order is None or not has_order_access(request=request, order=order):
-        page_denied(request=request, order_no=order_no[:32])
+        page_denied(request=request, order_no=order_no[:32], linked_order_no=order_in_link(request))
         raise Http404
     return order
 
@@ -124,7 +124,11 @@ def order_vouchers(request, order_no: str):
 def _voucher_for_buyer(request, pk: int) -> Voucher:
     voucher = Voucher.objects.select_related("order").filter(pk=pk).first()
     if voucher is None or not has_order_access(request=request, order=voucher.order):
-        page_denied(request=request, order_no=voucher.order.order_no if voucher else f"voucher:{pk}"[:32])
+        page_denied(
+            request=request,
+            order_no=voucher.order.order_no if voucher else f"voucher:{pk}"[:32],
+            linked_order_no=order_in_link(request),
+        )
         raise Http404
     return voucher
 

@@ -12,14 +12,11 @@ class RiskcontrolConfig(AppConfig):
         from kamen.encrypted_fields import register_encrypted_field
 
         from . import receivers  # noqa: F401
-        from .models import RealNameVerification, StaffTwoFactor
+        from .models import RealNameVerification
         from .rules import ensure_default_rules
 
         register_encrypted_field(
             RealNameVerification, "data_ciphertext", "data_key_id", lambda row: f"real-name:{row.distributor_id}".encode()
-        )
-        register_encrypted_field(
-            StaffTwoFactor, "secret_ciphertext", "secret_key_id", lambda row: f"totp:{row.user_id}".encode()
         )
 
         post_migrate.connect(

@@ -97,7 +97,7 @@ def _subjects(ip, device_id) -> list[tuple[str, str]]:
 def guessing_refusal(*, request=None, ip: str | None = None, device_id: str = "") -> str | None:
     """The message refusing this IP or device — blocked by a guessing rule (until its window
     passes) or on the blacklist — or None. One cache round trip and one indexed query."""
-    from .services import first_blacklist_match
+    from .services.blacklist import first_blacklist_match
 
     ip, device_id, _hash = _who(request, ip, device_id)
     subjects = _subjects(ip, device_id)
@@ -132,7 +132,7 @@ def record_guess(
 ) -> GuessDecision | None:
     """Record one failed look-up or refused page and apply its rule: the decision of the first
     IP or device over the threshold (each one over it gets the action), else None."""
-    from .services import contact_index, mask_contact
+    from .services.signals import contact_index, mask_contact
 
     rule = active_rules()[RULE_FOR_KIND[kind]]
     ip, device_id, device_hash = _who(request, ip, device_id, device_hash)
@@ -184,7 +184,7 @@ def record_guess(
 
 
 def _fire(*, rule, kind, signal, matched_on, value, count, targets, reason, now) -> GuessDecision:
-    from .blacklist import add_to_blacklist
+    from .services.blacklist import add_to_blacklist
 
     shown = value if matched_on == "ip" else value[:8] + "…"
     label = "IP" if matched_on == "ip" else _("设备")
@@ -279,9 +279,12 @@ def lookup_failed(*, request, order_no: str = "", contact: str = "") -> None:
         raise GuessingRefused(decision.message)
 
 
-def page_denied(*, request, order_no: str = "") -> None:
+def page_denied(*, request, order_no: str = "", linked_order_no: str | None = None) -> None:
     """An order, voucher or card-key page refused to this browser (the caller answers 404
-    next). Raises GuessingRefused when the IP or device is blocked, or is blocked now."""
+    next). Raises GuessingRefused when the IP or device is blocked, or is blocked now.
+
+    ``linked_order_no``: the order number the request's signed link (``?t=``) names, None when
+    it names none or is invalid or expired (the orders app reads its own tokens)."""
     message = guessing_refusal(request=request)
     if message:
         raise GuessingRefused(message)
@@ -289,19 +292,16 @@ def page_denied(*, request, order_no: str = "") -> None:
         kind=SignalKind.PAGE_DENIED,
         request=request,
         order_no=order_no,
-        reason=_denial_reason(request, order_no),
+        reason=_denial_reason(request, order_no, linked_order_no),
     )
     if decision is not None and decision.refused:
         raise GuessingRefused(decision.message)
 
 
-def _denial_reason(request, order_no: str) -> str:
-    from orders.services.access import order_from_signed_token
-
+def _denial_reason(request, order_no: str, named: str | None) -> str:
     token = request.GET.get("t", "")
     if not token:
         return _("无链接且会话无授权")
-    named = order_from_signed_token(token)
     if named is None:
         return _("链接签名无效或已过期")
     if named != order_no:

@@ -117,7 +117,7 @@ def submit_real_name(
     """Verify a distributor's real name. Returns the stored verification (verified or failed);
     raises ValidationError for bad input, an ID already used, too many attempts or a provider
     outage, changing nothing."""
-    from .blacklist import id_number_index
+    from .services.blacklist import id_number_index
 
     facts = validate_facts(
         name=name, id_number=id_number, bank_card=bank_card, mobile=mobile
@@ -149,7 +149,7 @@ def submit_real_name(
         raise ValidationError(
             {"id_number": [_("该身份证号已认证过其他分销商账户，一人只能认证一个账户")]}
         )
-    from .services import first_blacklist_match
+    from .services.blacklist import first_blacklist_match
 
     if first_blacklist_match(
         values=Q(kind=BlacklistKind.ID_NUMBER, value_index=index),

@@ -1,5 +1,5 @@
-"""Hooks into other apps' events: distributors' log-ins become signals, orders the checkout
-put on review become review cases, rule edits reach the rule cache."""
+"""Hooks into Django's events: distributors' log-ins become signals, rule edits reach the rule
+cache, a password log-in asks for the second factor again."""
 
 import logging
 
@@ -16,7 +16,7 @@ def record_distributor_login(sender, request, user, **kwargs):
 
     from .fingerprint import device_from_request
     from .models import SignalKind
-    from .services import record_distributor_signal
+    from .services.signals import record_distributor_signal
 
     distributor = (
         Distributor.objects.filter(user_id=user.pk).values("pk", "joined_at").first()
@@ -52,20 +52,6 @@ post_delete.connect(
     _on_rule_change,
     sender="riskcontrol.RiskRule",
     dispatch_uid="riskcontrol.rule_deleted",
-)
-
-
-def _on_order_saved(sender, instance, created, **kwargs):
-    """Checkout marks an order it may not fulfil yet with ``attribution["risk"] = "review"``."""
-    if not created or (instance.attribution or {}).get("risk") != "review":
-        return
-    from .review import open_review_case
-
-    open_review_case(order=instance)
-
-
-post_save.connect(
-    _on_order_saved, sender="orders.Order", dispatch_uid="riskcontrol.order_review"
 )
 
 

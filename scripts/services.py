@@ -7,15 +7,15 @@ import time
 
 
 def check_postgres() -> bool:
-    import psycopg2
+    import psycopg
 
     url = os.environ["DATABASE_URL"]
     # Connect to the maintenance database: the test database is created by the suite.
     base, _, _name = url.rpartition("/")
     try:
-        psycopg2.connect(f"{base}/postgres", connect_timeout=3).close()
+        psycopg.connect(f"{base}/postgres", connect_timeout=3).close()
         return True
-    except psycopg2.Error:
+    except psycopg.Error:
         return False
 
 
@@ -24,8 +24,8 @@ def create_database() -> int:
     real-mode ``make run`` needs no ``createdb``; an existing one is left alone."""
     from urllib.parse import unquote, urlsplit, urlunsplit
 
-    import psycopg2
-    from psycopg2 import sql
+    import psycopg
+    from psycopg import sql
 
     url = os.environ["DATABASE_URL"]
     parts = urlsplit(url)
@@ -34,8 +34,8 @@ def create_database() -> int:
         print("DATABASE_URL names no database (…/NAME at the end).", file=sys.stderr)
         return 1
     try:
-        connection = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")), connect_timeout=5)
-    except psycopg2.Error as error:
+        connection = psycopg.connect(urlunsplit(parts._replace(path="/postgres")), connect_timeout=5)
+    except psycopg.Error as error:
         print(f"PostgreSQL does not answer at {parts.hostname}:{parts.port or 5432}: {error}".strip(), file=sys.stderr)
         return 1
     connection.autocommit = True
@@ -45,7 +45,7 @@ def create_database() -> int:
             if cursor.fetchone() is None:
                 cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
                 print(f"Created the database {name}.")
-    except psycopg2.Error as error:
+    except psycopg.Error as error:
         print(f"Cannot create the database {name}: {error}".strip(), file=sys.stderr)
         return 1
     finally:

@@ -59,4 +59,9 @@ fi
     echo "Model changes without a migration: run manage.py makemigrations." >&2
     exit 1
 }
+# The apps' layers (docs/architecture.md): a backwards import fails the run before any test.
+"$VENV/bin/lint-imports" --no-cache || {
+    echo "An import breaks the apps' layers or who may import a models module: see docs/architecture.md." >&2
+    exit 1
+}
 "$PY" -m pytest "$@"

@@ -3,7 +3,6 @@ must show on the next page load."""
 
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import (
     Count,
     DecimalField,
@@ -20,6 +19,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
+from catalog import sql as catalog_sql
 from catalog.models import (
     CardKey,
     CardKeyStatus,
@@ -28,7 +28,7 @@ from catalog.models import (
     ProductImage,
     ProductType,
 )
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 
 __all__ = [
     "StockState",
@@ -183,13 +183,7 @@ def product_on_shelf(*, pk: int) -> Product | None:
 
 
 def available_key_count(*, product_id: int) -> int:
-    if connection.vendor != "postgresql":
-        return CardKey.objects.filter(product_id=product_id, status=CardKeyStatus.AVAILABLE).count()
-    ((count,),) = execute_prepared(
-        "SELECT count(*) FROM catalog_cardkey WHERE product_id = %s AND status = %s",
-        [product_id, CardKeyStatus.AVAILABLE.value],
-        prefix="available_keys",
-    )
+    ((count,),) = fetch_rows(catalog_sql.AVAILABLE_COUNT, [product_id])
     return count
 
 

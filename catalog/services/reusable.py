@@ -26,7 +26,7 @@ from kamen import crypto
 from kamen.audit import record_audit
 from kamen.parsing import parse_integer
 
-from .stock import InsufficientStock
+from .card_keys import InsufficientStock
 
 __all__ = [
     "REUSABLE_SECRET_MAX_LENGTH",

@@ -1,140 +1,23 @@
-"""Card-key stock: claiming keys for delivery. Claims never block each other and never overlap."""
+"""Card-key stock: levels and alerts, voiding, revealing a secret (the keys of an order are
+reserved, sold and claimed in ``card_keys``)."""
 
-import contextlib
-import functools
 from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from catalog.models import CardKey, CardKeyStatus, DeliveryOrder, Product
-from kamen.db import execute_prepared
+from catalog.models import CardKey, CardKeyStatus, Product
 
 __all__ = [
-    "InsufficientStock",
+    "VOID_REASON_MAX_LENGTH",
     "check_stock_level",
     "check_stock_levels",
-    "claim_card_keys",
-    "picked_keys_cte",
     "reveal_card_key_secret",
     "void_card_keys",
 ]
-
-
-class InsufficientStock(Exception):
-    def __init__(self, product: Product, wanted: int, available: int):
-        super().__init__(f"{product}: {wanted} card keys wanted, {available} available")
-        self.wanted = wanted
-        self.available = available
-
-
-def _delivery_ordering(product: Product) -> list:
-    if product.delivery_order == DeliveryOrder.FIRST_EXPIRING:
-        return [F("expires_at").asc(nulls_last=True), "id"]
-    if product.delivery_order == DeliveryOrder.RANDOM:
-        return ["?"]
-    return ["id"]
-
-
-def _key_order(delivery_order: str) -> str:
-    """The SQL ORDER BY of a product's delivery order (``_delivery_ordering`` for the ORM)."""
-    return {
-        DeliveryOrder.FIRST_EXPIRING: "expires_at ASC NULLS LAST, id",
-        DeliveryOrder.RANDOM: "random()",
-    }.get(delivery_order, "id")
-
-
-def picked_keys_cte(delivery_order: str, *, limit: str = "%(quantity)s") -> str:
-    """The CTE ``picked`` of the statements that take keys (a claim, a reservation, checkout's
-    order insert): up to ``limit`` available, unexpired keys of ``%(product)s`` in the
-    product's delivery order, locked (``SKIP LOCKED``). Parameters: product, now, and those of
-    ``limit``. PostgreSQL.
-
-    The status is a literal, not a parameter: a generic plan of the prepared statement can then
-    still match the partial index of available keys (see ``claim_card_keys`` on the range)."""
-    return f"""picked AS MATERIALIZED (
-            SELECT id FROM catalog_cardkey
-            WHERE product_id >= %(product)s AND product_id <= %(product)s AND status = '{CardKeyStatus.AVAILABLE.value}'
-                AND (expires_at IS NULL OR expires_at > %(now)s)
-            ORDER BY product_id, {_key_order(delivery_order)}
-            LIMIT {limit}
-            FOR UPDATE SKIP LOCKED
-        )"""  # noqa: S608 (constants, no input)
-
-
-@functools.lru_cache(maxsize=8)
-def _claim_sql(delivery_order: str) -> str:
-    order = _key_order(delivery_order)
-    fields = CardKey._meta.concrete_fields
-    table = connection.ops.quote_name(CardKey._meta.db_table)
-    return f"""
-        WITH {picked_keys_cte(delivery_order)}, found AS (
-            SELECT count(*) AS found FROM picked
-        ), claimed AS (
-            UPDATE {table} AS card_key SET status = '{CardKeyStatus.SOLD.value}', sold_at = %(now)s, sold_to = %(reference)s
-            FROM picked, found WHERE card_key.id = picked.id AND found.found = %(quantity)s
-            RETURNING card_key.*
-        )
-        SELECT found.found, {", ".join("claimed." + connection.ops.quote_name(field.column) for field in fields)}
-        FROM found LEFT JOIN claimed ON true
-        ORDER BY {order}
-    """
-
-
-def claim_card_keys(*, product: Product, quantity: int, reference: str = "") -> list[CardKey]:
-    """Mark ``quantity`` available, unexpired keys of ``product`` sold and return them.
-
-    ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers take different rows instead of queueing
-    on the same ones; all or nothing: too few keys raises InsufficientStock and claims none.
-    Keys come back in the product's delivery order.
-
-    The product filter is written as a range (``product_id >= p AND product_id <= p``) with
-    ``product_id`` leading the ORDER BY: the same rows in the same order, but the planner can no
-    longer treat the order as "by id" alone, which it served by walking the primary key through
-    every other product's keys and every sold key (15 ms a claim at 100,000 keys); it walks the
-    partial index of the product's available keys instead (0.05 ms).
-
-    On PostgreSQL this is the hot path of fulfilment, so it is one prepared statement
-    (``kamen.db.execute_prepared``: planned once per session) with no ORM query building: it picks and locks the keys, marks them sold only if there are enough, and returns
-    them with how many it found. Outside a transaction that statement is its own transaction (no
-    BEGIN/COMMIT round trips); inside one, a savepoint still releases the locks of a claim that
-    found too few keys.
-    """
-    if quantity < 1:
-        raise ValueError("quantity must be at least 1")
-    now = timezone.now()
-    if connection.vendor == "postgresql":
-        sql = _claim_sql(product.delivery_order)
-        parameters = {
-            "product": product.pk,
-            "now": now,
-            "quantity": quantity,
-            "reference": reference,
-        }
-        in_transaction = connection.in_atomic_block or not connection.get_autocommit()
-        with transaction.atomic() if in_transaction else contextlib.nullcontext():
-            rows = execute_prepared(sql, parameters, prefix="claim_card_keys")
-            if rows[0][0] < quantity:
-                raise InsufficientStock(product, quantity, rows[0][0])  # nothing was marked sold
-        attribute_names = [field.attname for field in CardKey._meta.concrete_fields]
-        return [CardKey.from_db(connection.alias, attribute_names, row[1:]) for row in rows]
-    with transaction.atomic():
-        candidates = (
-            CardKey.objects.filter(product__gte=product.pk, product__lte=product.pk, status=CardKeyStatus.AVAILABLE)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-            .order_by("product_id", *_delivery_ordering(product))
-            .select_for_update(skip_locked=True, of=("self",))
-        )
-        keys = list(candidates[:quantity])
-        if len(keys) < quantity:
-            raise InsufficientStock(product, quantity, len(keys))
-        CardKey.objects.filter(pk__in=[key.pk for key in keys]).update(status=CardKeyStatus.SOLD, sold_at=now, sold_to=reference)
-    for key in keys:
-        key.status, key.sold_at, key.sold_to = CardKeyStatus.SOLD, now, reference
-    return keys
 
 
 def reveal_card_key_secret(*, card_key: CardKey, actor, request=None) -> str:

@@ -276,7 +276,8 @@ def cancel_card_key_import(*, import_job: CardKeyImport, actor) -> CardKeyImport
     return locked
 
 
-COPY_COLUMNS = "product_id, batch_id, card_no, secret_ciphertext, key_id, fingerprint, expires_at, status, created_at"
+COPY_COLUMNS = ("product_id", "batch_id", "card_no", "secret_ciphertext", "key_id", "fingerprint", "expires_at", "status",
+                "created_at")  # fmt: skip
 NULL = "\\N"
 
 
@@ -318,10 +319,19 @@ class _CopySource:
 def _write_keys(import_job: CardKeyImport, batch: CardKeyBatch, rows: list[str], now) -> None:
     """Encrypt and write keys. PostgreSQL: one streamed COPY (bytea as hex); elsewhere the ORM."""
     if connection.vendor == "postgresql":
+        from psycopg import sql
+        from psycopg.copy import QueuedLibpqWriter
+
+        statement = sql.SQL("COPY {table} ({columns}) FROM STDIN").format(
+            table=sql.Identifier(CardKey._meta.db_table), columns=sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
+        )
+        source = _CopySource(import_job, batch, rows, now)
         with connection.cursor() as cursor, connection.wrap_database_errors:
-            cursor.cursor.copy_expert(
-                f"COPY {CardKey._meta.db_table} ({COPY_COLUMNS}) FROM STDIN", _CopySource(import_job, batch, rows, now)
-            )
+            # The queued writer sends from a thread of its own: the next chunk is encrypted here
+            # while PostgreSQL is still writing the last one.
+            with cursor.copy(statement, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
+                while chunk := source.read():
+                    copy.write(chunk)
         return
     for start in range(0, len(rows), CHUNK):
         chunk = [_row_fields(row) for row in rows[start : start + CHUNK]]

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from catalog.models import (
     CardKey,
@@ -19,7 +18,8 @@ from catalog.models import (
     Product,
     ProductType,
 )
-from catalog.services import InsufficientStock, claim_card_keys
+from catalog.services import InsufficientStock, card_keys, claim_card_keys
+from kamen.tests.plans import explain, statements_run_by
 
 TABLE = CardKey._meta.db_table
 
@@ -56,15 +56,10 @@ def stock(product: Product, count: int, *, sold: int = 0) -> None:
 
 def claim_plan(product: Product) -> str:
     """EXPLAIN of the statement a claim of one key runs (EXPLAIN alone does not execute it)."""
-    with CaptureQueriesContext(connection) as queries:
+    with statements_run_by(card_keys) as statements:
         claim_card_keys(product=product, quantity=1)
-    # A prepared statement (kamen.db): "PREPARE claim_… AS …; EXECUTE claim_…(…)" the first
-    # time in a session, "EXECUTE claim_…(…)" after; EXPLAIN EXECUTE shows the plan it runs.
-    (statement,) = [query["sql"] for query in queries.captured_queries if "claim_card_keys_" in query["sql"]]
-    execute = "EXECUTE " + statement.split("EXECUTE ", 1)[1]
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + execute)
-        return "\n".join(row[0] for row in cursor.fetchall())
+    (statement,) = statements
+    return "\n".join(row[0] for row in explain(*statement))
 
 
 @pytest.fixture
@@ -86,12 +81,10 @@ def test_claiming_oldest_first_walks_the_partial_index_and_reads_a_handful_of_pa
     hot, _expiring = realistic_stock
 
     plan = claim_plan(hot)
-    with CaptureQueriesContext(connection) as queries:
+    with statements_run_by(card_keys) as statements:
         claim_card_keys(product=hot, quantity=1)
-    (statement,) = [query["sql"] for query in queries.captured_queries if "claim_card_keys_" in query["sql"]]
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE " + statement.split("EXECUTE ", 1)[1])
-        (executed,) = cursor.fetchone()[0]
+    (statement,) = statements
+    (executed,) = explain(*statement, options="(ANALYZE, BUFFERS, FORMAT JSON)")[0][0]
 
     assert "card_key_available_idx" in plan, plan
     assert f"Seq Scan on {TABLE}" not in plan, plan

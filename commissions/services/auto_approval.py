@@ -25,7 +25,7 @@ from kamen.audit import diff_fields, record_audit, snapshot
 from kamen.money import ZERO, InvalidAmount, parse_amount
 
 from ..models import Account, AutoApprovalPolicy, Withdrawal, WithdrawalStatus
-from .withdrawals import _transition
+from .withdrawal_states import _transition
 
 APPROVED = "approved"
 POLICY_FIELDS = [

@@ -23,7 +23,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 from kamen.money import FEN, ZERO
 
 from ..models import (
@@ -416,7 +416,7 @@ def post_accrual(
     connection = connections[router.db_for_write(JournalTransaction)]
     with transaction.atomic(savepoint=False):  # all or nothing with the caller
         if connection.vendor == "postgresql":
-            rows = execute_prepared(
+            rows = fetch_rows(
                 _accrual_sql(),
                 {
                     "beneficiaries": [line.beneficiary_id for line in lines],
@@ -438,7 +438,6 @@ def post_accrual(
                     "memo": memo[:200],
                     "revenue": revenue,
                 },
-                prefix="post_accrual",
             )
             ids = {(beneficiary, kind): pk for pk, beneficiary, kind in rows}
         else:

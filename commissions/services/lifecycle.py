@@ -55,12 +55,13 @@ from .ledger import (
 
 # --- refunds ----------------------------------------------------------------------------------
 def reverse_commissions(*, order) -> list[JournalTransaction]:
-    """Bring the order's commissions in line with its refunded amount; return what was posted."""
-    from orders.models import Order
+    """Bring the order's commissions in line with its refunded amount; return what was posted.
 
+    ``order``: the refunded order as the orders app hands it over; its row is locked again
+    here, so its refunded total is read under the lock."""
     posted = []
     with transaction.atomic():
-        locked = Order.objects.select_for_update().get(pk=order.pk)
+        locked = type(order).objects.select_for_update().get(pk=order.pk)
         paid = Decimal(locked.paid_amount)
         refunded = min(Decimal(locked.refunded_amount), paid)
         if paid <= 0 or refunded <= 0:

@@ -13,7 +13,7 @@ exceed the merchant's caps (total share per order; share of the margin including
 sub-store price difference) they are scaled down to the cap and a ``CapEvent`` records it.
 
 It runs in the caller's transaction (fulfilment's delivery, which already holds the order's
-row lock: ``order_is_locked=True``) or its own (the ``order_completed`` receiver). The order
+row lock: ``order_is_locked=True``) or its own (a direct call, e.g. staff tools). The order
 row is locked and existing rows are returned, and ``UniqueConstraint(order, beneficiary,
 kind)`` is the backstop, so a second call — or both paths — pays once.
 
@@ -34,7 +34,7 @@ from django.db.models import Exists, F, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 from kamen.money import ZERO, to_fen
 
 from ..models import (
@@ -141,6 +141,12 @@ def _period_start(policy, moment):
     return None
 
 
+def _order_model():
+    """The order model, reached through the commission's own foreign key: commissions sits
+    below orders in the layers and never imports it (orders hands each order over)."""
+    return Commission._meta.get_field("order").related_model
+
+
 def tiered_rate(
     order, distributor, policy, moment, *, tiers=None
 ) -> tuple[Decimal, str] | None:
@@ -150,7 +156,6 @@ def tiered_rate(
     ``tiers``: the seller's grade's tiers and the general ones, by lower bound, if already read.
     """
     from distribution.selectors import sold_statuses
-    from orders.models import Order
 
     candidates = (
         tiers
@@ -165,7 +170,7 @@ def tiered_rate(
     tiers = [t for t in candidates if t.grade_id == distributor.grade_id] or candidates
     if not tiers:
         return None
-    sales = Order.objects.filter(
+    sales = _order_model().objects.filter(
         distributor_id=distributor.pk, status__in=sold_statuses()
     ).exclude(pk=order.pk)
     start = _period_start(policy, moment)
@@ -507,9 +512,9 @@ def _inputs_sql() -> str:
     )
 
 
-def split_inputs_statement(order) -> tuple[str, dict, str]:
-    """The statement that reads every input of ``order``'s split, as ``(sql, params,
-    prefix)``: fulfilment sends it in one message with the order's move and hands the row to
+def split_inputs_statement(order) -> tuple[str, dict]:
+    """The statement that reads every input of ``order``'s split, as ``(sql, params)``:
+    fulfilment sends it in one message with the order's move and hands the row to
     ``split_commissions(inputs_row=…)`` (PostgreSQL)."""
     return (
         _inputs_sql(),
@@ -519,7 +524,6 @@ def split_inputs_statement(order) -> tuple[str, dict, str]:
             "moment": _moment(order),
             "chain": beneficiary_chain(order, MAX_LEVELS),
         },
-        "split_inputs",
     )
 
 
@@ -539,8 +543,7 @@ def _read_inputs(order, row=None) -> SplitInputs:
     from distribution.models import Grade
 
     if row is None:
-        sql, parameters, prefix = split_inputs_statement(order)
-        (row,) = execute_prepared(sql, parameters, prefix=prefix)
+        (row,) = fetch_rows(*split_inputs_statement(order))
     policy_attnames = _attnames(CommissionPolicy)
     count = len(policy_attnames)
     depth, already_split, bonus_bp, multiplier_bp, sets = row[count:]
@@ -644,8 +647,6 @@ def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) 
     distributors and grades, rules, tiers, accounts), and one prepared statement for the rows,
     the journal transaction, its entries and the balances. Tiers add the seller's sales query.
     """
-    from orders.models import Order
-
     if order_is_locked and not transaction.get_connection().in_atomic_block:
         raise RuntimeError("order_is_locked needs the caller's transaction")
     with transaction.atomic(
@@ -655,7 +656,7 @@ def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) 
             locked = order
         else:
             locked = (
-                Order.objects.select_for_update(of=("self",))
+                type(order).objects.select_for_update(of=("self",))
                 .select_related("product")
                 .get(pk=order.pk)
             )

@@ -56,6 +56,7 @@ from ..payouts import (
     PayoutUnknown,
     get_payout_adapter,
 )
+from .auto_approval import auto_review_withdrawal
 from .ledger import (
     credit,
     debit,
@@ -66,6 +67,7 @@ from .ledger import (
 )
 from .lifecycle import has_active_hold
 from .rules import get_policy
+from .withdrawal_states import _transition
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +232,7 @@ def add_payout_account(
         account_mask=mask_account(method, account),
     )
     # Risk control links distributors who share a payout account (as a blind index only).
-    from riskcontrol.services import record_payout_account
+    from riskcontrol.services.signals import record_payout_account
 
     record_payout_account(distributor=distributor, account=account)
     return payout_account
@@ -241,37 +243,6 @@ def reveal_payout_account(payout_account: PayoutAccount) -> str:
         key_id=payout_account.account_key_id,
         blob=payout_account.account_ciphertext,
         associated_data=f"payout-account:{payout_account.distributor_id}".encode(),
-    )
-
-
-# --- state machine ----------------------------------------------------------------------------
-ALLOWED = {
-    WithdrawalStatus.REQUESTED: {WithdrawalStatus.APPROVED, WithdrawalStatus.REJECTED},
-    WithdrawalStatus.APPROVED: {WithdrawalStatus.PAYING},
-    WithdrawalStatus.PAYING: {WithdrawalStatus.PAID, WithdrawalStatus.FAILED},
-}
-
-
-def _transition(
-    withdrawal: Withdrawal, to_status: str, *, cause: str, actor=None, fields=()
-) -> None:
-    if to_status not in ALLOWED.get(withdrawal.status, set()):
-        raise ValidationError(
-            _("提现单状态为“%(old)s”，不能变为“%(new)s”")
-            % {
-                "old": withdrawal.get_status_display(),
-                "new": WithdrawalStatus(to_status).label,
-            }
-        )
-    old = withdrawal.status
-    withdrawal.status = to_status
-    withdrawal.save(update_fields=["status", *fields])
-    WithdrawalStatusChange.objects.create(
-        withdrawal=withdrawal,
-        old_status=old,
-        new_status=to_status,
-        cause=cause[:200],
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
     )
 
 
@@ -376,9 +347,7 @@ def request_withdrawal(
             memo=_("提现申请 %(no)s") % {"no": withdrawal.payout_no},
         )
     # Finance's automatic approval decides it now, in its own transaction (the request stands
-    # whatever it decides); the module imports this one, hence the late import.
-    from .auto_approval import auto_review_withdrawal
-
+    # whatever it decides).
     return auto_review_withdrawal(withdrawal_id=withdrawal.pk)
 
 

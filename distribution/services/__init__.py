@@ -29,7 +29,6 @@ from .tree import (
     create_invitation,
     create_root_distributor,
     join_network,
-    lock_tree,
     move_subtree,
     register_and_join,
     reject_distributor,
@@ -37,6 +36,7 @@ from .tree import (
     transition_distributor,
     tree_problems,
 )
+from .tree_lock import lock_tree
 
 __all__ = [
     "active_link",

@@ -9,12 +9,12 @@ attributed checkout; the ORM path below is the same read for SQLite.
 from django.db import connection
 from django.db.models import F
 
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 
 from ..models import MAX_COMMISSION_DEPTH, Distributor, DistributorStatus, ReferralLink
+from .codes import normalize_code
 from .pricing import commission_depth
 from .referrals import active_link
-from .tree import normalize_code
 
 __all__ = ["attribution_for_referral", "count_referral_order", "count_referral_order_cte"]
 
@@ -66,7 +66,7 @@ def attribution_for_referral(*, code: str) -> dict | None:
         return None
     if connection.vendor != "postgresql":
         return _attribution_portable(normalised)
-    rows = execute_prepared(_ATTRIBUTION_SQL, [normalised], prefix="attribution")
+    rows = fetch_rows(_ATTRIBUTION_SQL, [normalised])
     if not rows:
         return None
     link_code, sub_store_id, distributor_id, grade_id, has_store, depth, chain, chain_grades = rows[0]
@@ -127,8 +127,6 @@ def count_referral_order(*, code: str) -> None:
     """One more order placed through the link (paid figures come from the orders themselves).
     Checkout calls it in the order's transaction, so an order refused later counts nothing."""
     if connection.vendor == "postgresql":
-        execute_prepared(
-            "UPDATE distribution_referrallink SET orders = orders + 1 WHERE code = %s", [code], prefix="count_referral"
-        )
+        fetch_rows("UPDATE distribution_referrallink SET orders = orders + 1 WHERE code = %s", [code])
         return
     ReferralLink.objects.filter(code=code).update(orders=F("orders") + 1)

@@ -33,11 +33,9 @@ ACTIVE_PROMOTER_MIN_ORDERS = 5
 
 
 def _sold_since(since):
-    from orders.models import Order
+    from ..selectors import _order_model, sold_statuses
 
-    from ..selectors import sold_statuses
-
-    return Order.objects.filter(
+    return _order_model().objects.filter(
         distributor_id=OuterRef("pk"), status__in=sold_statuses(), paid_at__gte=since
     )
 
@@ -112,11 +110,11 @@ def compute_segment_tags(*, now=None) -> int:
     rows = Distributor.objects.filter(status=DistributorStatus.ACTIVE).only(
         "pk", "tags", "joined_at"
     )
-    from orders.models import Order
+    from ..selectors import _order_model
 
     figures = {
         row["distributor_id"]: row
-        for row in Order.objects.filter(
+        for row in _order_model().objects.filter(
             sold, distributor_id__isnull=False, paid_at__gte=day60
         )
         .values("distributor_id")
@@ -158,10 +156,10 @@ def run_promotions(*, now=None) -> int:
     a promoted distributor no longer has the rule's grade. Returns how many were promoted."""
     from django.db.models import Sum
 
-    from orders.models import Order
-
     from ..models import PromotionRule
-    from ..selectors import MONEY_FIELD, sold_statuses, team_sales
+    from ..selectors import MONEY_FIELD, _order_model, sold_statuses, team_sales
+
+    Order = _order_model()
 
     now = now or timezone.now()
     promoted = 0

@@ -6,7 +6,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 
 from ..models import Channel, Distributor, DistributorStatus, ReferralLink
-from .tree import new_code, normalize_code
+from .codes import new_code, normalize_code
 
 
 def new_link_code() -> str:

@@ -6,8 +6,10 @@ the daily figures into an aggregate over (distributor, day) rows and the team GM
 
 How it stays right:
 
-- ``record_order_sales`` runs inside the transaction that pays, fulfils or refunds an order
-  (a ``post_save`` receiver on ``orders.Order``, see ``distribution.receivers``). It locks the
+- The order state machine (``orders.services.state``) calls ``record_order_move`` (or sends
+  ``order_sale_statements`` in its own message) inside the transaction that pays, fulfils or
+  refunds an order, handing over what the order counted for before and after (``OrderSale``).
+  A refund recounts with ``record_order_sales``, which locks the
   seller's row for that day and recomputes it from the orders — so it is safe to call twice and
   cannot drift by a missed delta — then adds the difference to the team totals of the seller
   and everyone above.
@@ -20,17 +22,21 @@ each other instead of deadlocking.
 """
 
 import datetime
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from kamen.db import execute_prepared_batch
+from kamen.db import fetch_rows_in_one_round_trip
 
 from ..models import DistributorDailySales, DistributorTeamTotals
 
 __all__ = [
+    "OrderSale",
     "add_order_sales",
+    "order_sale_statements",
+    "record_order_move",
     "move_team_totals",
     "rebuild_sales_rollup",
     "record_order_sales",
@@ -179,23 +185,19 @@ def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amo
         record_order_sales(distributor_id=distributor_id, day=day)  # SQLite: one writer, recount
         return
     with transaction.atomic(savepoint=False):
-        execute_prepared_batch(
+        fetch_rows_in_one_round_trip(
             add_order_sales_statements(distributor_id=distributor_id, day=day, orders=orders, amount=amount)
         )
 
 
 def add_order_sales_statements(*, distributor_id: int, day: datetime.date, orders: int, amount: Decimal) -> list:
-    """``add_order_sales`` on PostgreSQL as statements ``(sql, params, prefix)`` for one message:
+    """``add_order_sales`` on PostgreSQL as statements ``(sql, params)`` for one message:
     the tree lock a statement of its own (the next one's snapshot then sees any move that held
     it), then the day's row and the upline's totals. The order's move sends them in its own
-    message (``orders.signals.order_moving``)."""
+    message (``order_sale_statements``)."""
     return [
-        (_TREE_LOCK_SHARED, [], "sales_tree_lock"),
-        (
-            _ADD_SALE_SQL,
-            {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount},
-            "add_order_sales",
-        ),
+        (_TREE_LOCK_SHARED, []),
+        (_ADD_SALE_SQL, {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount}),
     ]
 
 
@@ -209,6 +211,79 @@ _ADD_SALE_SQL = f"""
     )
     {_ADD_TO_TEAM_TOTALS}
 """  # noqa: S608 (constants and model metadata, no input)
+
+
+@dataclass(frozen=True)
+class OrderSale:
+    """What an order counts for in the rollup, before or after a move of the state machine."""
+
+    distributor_id: int | None
+    status: str
+    paid_at: datetime.datetime | None
+    paid_amount: Decimal
+    refunded_amount: Decimal
+
+    def counts_as(self) -> tuple[int, Decimal]:
+        from ..selectors import sold_statuses
+
+        if self.paid_at is None or self.status not in sold_statuses():
+            return 0, ZERO
+        return 1, self.paid_amount - self.refunded_amount
+
+
+def _added_sale(before: OrderSale, after: OrderSale) -> tuple[int, Decimal] | None:
+    """What a move adds to the seller's day, when it only adds (a payment); None when it
+    changes nothing or needs a recount (a refund, a changed seller or payment time)."""
+    if before.distributor_id != after.distributor_id or (before.paid_at and before.paid_at != after.paid_at):
+        return None
+    if after.distributor_id is None or after.paid_at is None:
+        return None
+    was = before.counts_as()
+    now_orders, now_amount = after.counts_as()
+    was_orders, was_amount = was
+    if now_orders < was_orders or now_amount < was_amount or (now_orders, now_amount) == was:
+        return None
+    return now_orders - was_orders, now_amount - was_amount
+
+
+def order_sale_statements(*, before: OrderSale, after: OrderSale) -> list:
+    """A payment's sale as statements for the move's own message (PostgreSQL; one round trip
+    less per payment); empty when the move is not a plain addition (``record_order_move``
+    then does what it needs)."""
+    added = _added_sale(before, after)
+    if added is None:
+        return []
+    orders, amount = added
+    return add_order_sales_statements(
+        distributor_id=after.distributor_id, day=timezone.localdate(after.paid_at), orders=orders, amount=amount
+    )
+
+
+def record_order_move(*, before: OrderSale, after: OrderSale) -> None:
+    """A state-machine move, made once under the order's row lock: add what it changed to the
+    rollup (no recount of the seller's day on every payment); recount when it is not a plain
+    addition (a refund; a changed seller or payment time, which the state machine does not do)."""
+    added = _added_sale(before, after)
+    if added is not None:
+        add_order_sales(
+            distributor_id=after.distributor_id,
+            day=timezone.localdate(after.paid_at),
+            orders=added[0],
+            amount=added[1],
+        )
+        return
+    if before.distributor_id != after.distributor_id or (before.paid_at and before.paid_at != after.paid_at):
+        for distributor_id, paid_at in ((before.distributor_id, before.paid_at), (after.distributor_id, after.paid_at)):
+            if distributor_id is not None and paid_at is not None:
+                record_order_sales(distributor_id=distributor_id, day=timezone.localdate(paid_at))
+        return
+    if after.distributor_id is None or after.paid_at is None:
+        return
+    was_orders, was_amount = before.counts_as()
+    now_orders, now_amount = after.counts_as()
+    if now_orders < was_orders or now_amount < was_amount:
+        # A refund (rare): a negative delta would also trip the rows' checks.
+        record_order_sales(distributor_id=after.distributor_id, day=timezone.localdate(after.paid_at))
 
 
 def move_team_totals(*, distributor_id: int, old_upline: list[int], new_upline: list[int]) -> None:
@@ -252,7 +327,7 @@ REBUILD_TOTALS_SQL = """
 def rebuild_sales_rollup() -> dict:
     """Recompute the daily rollup and the team totals from the orders (the repair). Takes the
     tree lock, so payments and moves wait until it commits."""
-    from .tree import lock_tree
+    from .tree_lock import lock_tree
 
     with transaction.atomic(), connection.cursor() as cursor:
         lock_tree()  # exclusive: waits for every payment holding it in shared mode
@@ -279,9 +354,10 @@ def _record_order_sales_portable(*, distributor_id: int, day: datetime.date) -> 
     time, so no advisory or row locks are needed there)."""
     from django.db.models import Count, F, Sum
 
-    from orders.models import Order
-
     from ..models import Distributor, DistributorDailySales, DistributorTeamTotals
+    from ..selectors import _order_model
+
+    Order = _order_model()
 
     with transaction.atomic():
         distributor = Distributor.objects.filter(pk=distributor_id).first()

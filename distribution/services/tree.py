@@ -11,12 +11,11 @@ commissions already earned or still pending — it only changes who is above for
 after it.
 """
 
-import secrets
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,16 +32,11 @@ from ..models import (
     Invitation,
 )
 from ..selectors import upline_ids
+from .codes import new_code, normalize_code
 from .four_eyes import require_not_own_distributor
 from .pricing import get_settings
 from .sales import move_team_totals
-
-TREE_LOCK_SQL = (
-    "SELECT pg_advisory_xact_lock(hashtext('distribution.distributor.tree'))"
-)
-CODE_ALPHABET = (
-    "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and typed
-)
+from .tree_lock import lock_tree
 
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     DistributorStatus.APPLIED: {DistributorStatus.ACTIVE, DistributorStatus.REJECTED},
@@ -55,24 +49,6 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
 
 class IllegalTransition(ValidationError):
     pass
-
-
-def lock_tree() -> None:
-    """Queue behind every other tree write until this transaction ends (no-op on SQLite, whose
-    IMMEDIATE transactions already serialise writers)."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("lock_tree() must run inside transaction.atomic()")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(TREE_LOCK_SQL)
-
-
-def new_code(length: int = 8) -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
-
-
-def normalize_code(raw) -> str:
-    return "".join(str(raw or "").split()).upper()[:24]
 
 
 def _unique_invite_code() -> str:

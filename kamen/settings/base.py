@@ -120,6 +120,15 @@ if DATABASE_POOLED:
 if os.environ.get("DATABASE_DIRECT_URL"):
     DATABASES["direct"] = dj_database_url.parse(os.environ["DATABASE_DIRECT_URL"], conn_max_age=0)
     DATABASES["direct"]["TEST"] = {"MIRROR": "default"}
+# psycopg 3 sends parameters apart from the statement text (server-side binding) and prepares a
+# statement once it ran ``prepare_threshold`` times on a connection: the order pipeline's hot
+# statements are planned once per connection, not on every call (docs/adr/0017). Behind
+# PgBouncer in transaction mode a prepared statement stays on one server connection: off by
+# default when pooled (PgBouncer >= 1.21 with max_prepared_statements carries psycopg's
+# protocol-level statements, so KAMEN_DB_PREPARE=1 may then stay on).
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    server_side_binding=True, prepare_threshold=2 if KAMEN_DB_PREPARE else None
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background work ------------------------------------------------------------------------
@@ -497,7 +506,7 @@ KAMEN_REAL_NAME_PROVIDER = os.environ.get("KAMEN_REAL_NAME_PROVIDER", "riskcontr
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
 CSRF_COOKIE_HTTPONLY = True
-CELERY_BEAT_SCHEDULE["risk-scans"] = {"task": "riskcontrol.tasks.run_risk_scans_task", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["risk-scans"] = {"task": "orders.tasks.run_risk_scans_task", "schedule": 3600.0}
 
 # Team performance bonus (团队业绩奖励): on the 1st, for the month just ended; pays once.
 CELERY_BEAT_SCHEDULE |= {

@@ -49,7 +49,7 @@ from orders.services.redemption import issue_vouchers
 from orders.tests.factories import add_keys
 from orders.tests.postsale_helpers import make_order as make_buyer_order
 from orders.tests.postsale_helpers import make_product as make_postsale_product
-from riskcontrol.blacklist import add_to_blacklist
+from riskcontrol.services.blacklist import add_to_blacklist
 from riskcontrol.kyc import submit_real_name
 from riskcontrol.models import ReviewCase, RiskEvent
 

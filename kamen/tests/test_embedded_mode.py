@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 
 from bench.soak import Buyer
@@ -124,7 +124,7 @@ def _buy_a_card_key(port: int, product_id: int, number: int) -> tuple[Buyer, str
 
 
 def _query(var: Path, sql: str, params=()) -> list[tuple]:
-    with psycopg2.connect(**_connection(var)) as connection, connection.cursor() as cursor:
+    with psycopg.connect(**_connection(var)) as connection, connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     connection.close()

@@ -42,9 +42,10 @@ from kamen.models import AuditLogEntry
 from orders.models import Order, OrderDelivery, OrderStatus, PaymentCallback, Refund
 from orders.services import confirm_payment_manually, deliver_manually, enqueue, refund_order
 from orders.tests import postsale_helpers
-from riskcontrol.blacklist import add_to_blacklist, remove_from_blacklist
+from riskcontrol.services.blacklist import add_to_blacklist, remove_from_blacklist
 from riskcontrol.models import BlacklistEntry, ReviewCase
-from riskcontrol.review import open_review_case, reject_held_order, release_held_order
+from orders.services.review import reject_held_order, release_held_order
+from riskcontrol.services.cases import decide_review_case, open_review_case
 
 pytestmark = pytest.mark.django_db
 
@@ -147,6 +148,11 @@ def case_release_held_order(w):
     return lambda actor: release_held_order(order=order, actor=actor, reason="核实")
 
 
+def case_decide_a_review_case_i_earn_from(w):
+    order = _held_order_i_earn_from(w)
+    return lambda actor: decide_review_case(order=order, status="approved", actor=actor, reason="核实")
+
+
 def case_reject_held_order(w):
     order = _held_order_i_earn_from(w)
     return lambda actor: reject_held_order(order=order, actor=actor, reason="盗刷")
@@ -193,12 +199,13 @@ REVIEW_ACTIONS = {
     "distribution.services.tree.move_subtree": case_move_a_team_under_me,
     "distribution.services.tree.create_root_distributor": case_make_myself_a_root_distributor,
     "distribution.services.lifecycle.decide_appeal": case_decide_my_appeal,
-    "riskcontrol.review.release_held_order": case_release_held_order,
-    "riskcontrol.review.reject_held_order": case_reject_held_order,
+    "orders.services.review.release_held_order": case_release_held_order,
+    "orders.services.review.reject_held_order": case_reject_held_order,
+    "riskcontrol.services.cases.decide_review_case": case_decide_a_review_case_i_earn_from,
     "orders.services.payments.confirm_payment_manually": case_confirm_payment_of_an_order_i_bought,
     "orders.services.refunds.refund_order": case_refund_an_order_i_bought_as_a_distributor,
     "orders.services.fulfilment.deliver_manually": case_deliver_an_order_i_sold,
-    "riskcontrol.blacklist.remove_from_blacklist": case_remove_me_from_the_blacklist,
+    "riskcontrol.services.blacklist.remove_from_blacklist": case_remove_me_from_the_blacklist,
 }
 # Functions that take an ``actor`` but decide nothing about a person's money or case (catalog,
 # rules and settings edits, secrets revealed under audit, the primitives the reviews use), or
@@ -252,10 +259,10 @@ NOT_A_REVIEW = {
     "orders.services.staff_actions.redrive_fulfilment",  # re-runs delivery that is owed
     "orders.services.state.move_locked_order",
     "orders.services.state.transition_order",
-    "riskcontrol.blacklist.add_to_blacklist",
-    "riskcontrol.blacklist.import_blacklist_csv",
-    "riskcontrol.review.refund_rejected_order",
-    "riskcontrol.services.freeze_distributor_commissions",
+    "riskcontrol.services.blacklist.add_to_blacklist",
+    "riskcontrol.services.blacklist.import_blacklist_csv",
+    "orders.services.review.refund_rejected_order",
+    "riskcontrol.services.assessment.freeze_distributor_commissions",
 }
 SERVICE_MODULES = ("services", "review", "blacklist", "kyc", "payouts", "audit", "four_eyes")
 

@@ -56,6 +56,6 @@ def test_every_not_null_column_without_a_database_default_is_written(source, tab
 
 
 def test_the_risk_signal_insert_names_every_required_column():
-    from riskcontrol.services import _SIGNAL_COLUMNS
+    from riskcontrol.services.assessment import _SIGNAL_COLUMNS
 
     assert not _required_columns("riskcontrol_risksignal") - set(_SIGNAL_COLUMNS)

@@ -11,7 +11,7 @@ from commissions.models import Withdrawal
 from commissions.services.withdrawals import add_payout_account, request_withdrawal
 from commissions.tests.test_withdrawals import agent, alipay  # noqa: F401  (fixtures)
 from kamen import totp
-from riskcontrol.blacklist import add_to_blacklist
+from riskcontrol.services.blacklist import add_to_blacklist
 from riskcontrol.models import BlacklistEntry
 from riskcontrol.tests.conftest import risk_staff  # noqa: F401
 from riskcontrol.validators import validate_bank_card

@@ -106,9 +106,9 @@ def shop_on_a_throwaway_cluster(throwaway_directory):
     cluster.init()
     cluster.start()
     try:
-        import psycopg2
+        import psycopg
 
-        admin = psycopg2.connect(cluster.url("postgres"))
+        admin = psycopg.connect(cluster.url("postgres"))
         admin.autocommit = True
         admin.cursor().execute("CREATE DATABASE kamen")
         admin.close()

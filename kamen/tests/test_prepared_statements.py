@@ -1,56 +1,61 @@
-"""kamen.db.execute_prepared: prepared once per session, and robust to sessions that lost or
-already have the statement (a reconnect, a failed EXECUTE after its PREPARE)."""
+"""kamen.db: the driver (psycopg 3) prepares a repeated statement once per connection and sends
+a batch of statements in one round trip (its pipeline mode); what the pipeline relies on."""
 
 import pytest
 from django.db import connection
 
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
 
 SQL = "SELECT %(a)s::int + %(b)s::int, %(a)s::int"
 
 
-def _prepared_names() -> list[str]:
+def _prepared(text: str) -> int:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'kamen_test_%%'")
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", [f"%{text}%"])
+        return cursor.fetchone()[0]
 
 
 @pytest.mark.django_db
-def test_a_statement_is_prepared_once_and_named_parameters_are_reused():
-    assert execute_prepared(SQL, {"a": 2, "b": 3}, prefix="kamen_test") == [(5, 2)]
-    assert execute_prepared(SQL, {"a": 10, "b": 1}, prefix="kamen_test") == [(11, 10)]
-    assert len(_prepared_names()) == 1
+def test_a_repeated_statement_is_prepared_once_per_connection_and_named_parameters_are_reused():
+    runs = [fetch_rows(SQL, {"a": number, "b": 1}) for number in range(6)]
+
+    assert runs[5] == [(6, 5)]
+    assert _prepared("$1::int + $2::int, $1::int") == 1
+
+
+@pytest.mark.django_db
+def test_with_preparing_switched_off_nothing_is_prepared(monkeypatch):
+    """KAMEN_DB_PREPARE=0, for a transaction-mode pooler that cannot carry prepared statements."""
+    connection.ensure_connection()
+    monkeypatch.setattr(connection.connection, "prepare_threshold", None)
+    for number in range(6):
+        assert fetch_rows("SELECT %s::int * 7", [number]) == [(number * 7,)]
+
+    assert _prepared("$1::int * 7") == 0
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_session_that_lost_its_statements_prepares_again():
-    execute_prepared(SQL, {"a": 1, "b": 1}, prefix="kamen_test")
+def test_a_connection_that_lost_its_statements_prepares_again():
+    for _ in range(4):
+        fetch_rows(SQL, {"a": 1, "b": 1})
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")
 
-    assert execute_prepared(SQL, {"a": 4, "b": 4}, prefix="kamen_test") == [(8, 4)]
+    assert fetch_rows(SQL, {"a": 4, "b": 4}) == [(8, 4)]
+    assert fetch_rows(SQL, {"a": 5, "b": 4}) == [(9, 5)]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_session_that_already_has_the_statement_uses_it():
-    execute_prepared(SQL, {"a": 1, "b": 1}, prefix="kamen_test")
-    connection._kamen_prepared[1].clear()  # as if this process had forgotten it
-
-    assert execute_prepared(SQL, {"a": 6, "b": 1}, prefix="kamen_test") == [(7, 6)]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_failed_first_execute_leaves_the_statement_known():
+def test_a_failed_execution_leaves_the_statement_usable():
     with pytest.raises(Exception, match="division by zero"):
-        execute_prepared("SELECT 1 / %s::int", [0], prefix="kamen_test")
+        fetch_rows("SELECT 1 / %s::int", [0])
 
-    assert execute_prepared("SELECT 1 / %s::int", [1], prefix="kamen_test") == [(1,)]
+    assert [fetch_rows("SELECT 1 / %s::int", [1]) for _ in range(4)][-1] == [(1,)]
 
 
 @pytest.mark.django_db
 def test_a_prepared_insert_raises_django_errors_and_reads_back_what_the_orm_reads():
-    """Outside a query log the driver's cursor is used: its errors must still arrive as
-    Django's (checkout redraws an order number on IntegrityError), and rows read back through
+    """Its errors must arrive as Django's (checkout redraws an order number on IntegrityError), and rows read back through
     ``instance_from_row`` must equal the ORM's (JSON decoded, Decimal money, aware times)."""
     from django.db import IntegrityError, transaction
 
@@ -67,8 +72,8 @@ def test_a_prepared_insert_raises_django_errors_and_reads_back_what_the_orm_read
     twin = Order(**{field.attname: getattr(first, field.attname) for field in Order._meta.concrete_fields})
     twin.pk = None
     with pytest.raises(IntegrityError), transaction.atomic():
-        insert_instance(twin, prefix="test_insert")
-    rows = execute_prepared(f"SELECT {select_list(Order, 'o')} FROM orders_order o WHERE o.id = %s", [first.pk])  # noqa: S608
+        insert_instance(twin)
+    rows = fetch_rows(f"SELECT {select_list(Order, 'o')} FROM orders_order o WHERE o.id = %s", [first.pk])  # noqa: S608
     read = instance_from_row(Order, rows[0])
     orm = Order.objects.get(pk=first.pk)
     assert {f.attname: getattr(read, f.attname) for f in Order._meta.concrete_fields} == {
@@ -77,144 +82,71 @@ def test_a_prepared_insert_raises_django_errors_and_reads_back_what_the_orm_read
     assert read.attribution == {"chain": [1, 2], "note": "中文"} and not read._state.adding
 
 
-@pytest.mark.django_db
-def test_a_statement_planned_on_a_small_table_is_planned_again_once_old(monkeypatch):
-    """Its generic plan would otherwise stay whatever suited the table when it was prepared."""
-    import kamen.db as kamen_db
-
-    clock = [1000.0]
-    monkeypatch.setattr(kamen_db.time, "monotonic", lambda: clock[0])
-    assert execute_prepared(SQL, {"a": 1, "b": 1}, prefix="kamen_age") == [(2, 1)]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT prepare_time FROM pg_prepared_statements WHERE name LIKE 'kamen_age_%%'")
-        (first,) = cursor.fetchone()
-    clock[0] += kamen_db.PLAN_MAX_AGE_SECONDS / 2
-    execute_prepared(SQL, {"a": 1, "b": 1}, prefix="kamen_age")
-    clock[0] += kamen_db.PLAN_MAX_AGE_SECONDS
-    assert execute_prepared(SQL, {"a": 2, "b": 2}, prefix="kamen_age") == [(4, 2)]
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT prepare_time FROM pg_prepared_statements WHERE name LIKE 'kamen_age_%%'")
-        (again,) = cursor.fetchone()
-    assert again > first
-
-
-# --- execute_prepared_batch: several statements, one round trip -------------------------------
+# --- fetch_rows_in_one_round_trip: several statements, one round trip ------------------------
 
 
 @pytest.mark.django_db
-def test_a_batch_runs_its_statements_in_order_in_one_round_trip_and_returns_the_last_rows(
-    django_assert_num_queries,
-):
-    from kamen.db import execute_prepared_batch
-
+def test_a_batch_runs_its_statements_in_order_and_returns_the_last_rows():
     with connection.cursor() as cursor:
         cursor.execute("CREATE TEMPORARY TABLE kamen_batch_probe (n int)")
     statements = [
-        ("INSERT INTO kamen_batch_probe (n) VALUES (%s)", [1], "kamen_test"),
-        ("UPDATE kamen_batch_probe SET n = n + %(step)s", {"step": 10}, "kamen_test"),
-        ("SELECT n FROM kamen_batch_probe ORDER BY n", [], "kamen_test"),
+        ("INSERT INTO kamen_batch_probe (n) VALUES (%s)", [1]),
+        ("UPDATE kamen_batch_probe SET n = n + %(step)s", {"step": 10}),
+        ("SELECT n FROM kamen_batch_probe ORDER BY n", []),
     ]
-    before = set(_prepared_names())
-    assert execute_prepared_batch(statements) == [(11,)]  # first use: each prepared alone first
-    with django_assert_num_queries(1):
-        assert execute_prepared_batch(statements) == [(11,), (21,)]
-    assert len(set(_prepared_names()) - before) == 3
+
+    assert fetch_rows_in_one_round_trip(statements) == [(11,)]
+    assert fetch_rows_in_one_round_trip(statements) == [(11,), (21,)]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failing_statement_of_a_batch_outside_a_transaction_undoes_the_whole_batch():
-    """The message is one implicit transaction: the insert before the failure does not stay."""
-    from kamen.db import execute_prepared_batch
+    """The batch is one implicit transaction: the insert before the failure does not stay,
+    and the failure arrives as Django's error."""
+    from django.db import DataError
 
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE kamen_batch_probe (n int)")
     try:
-        with pytest.raises(Exception, match="division by zero"):
-            execute_prepared_batch(
-                [
-                    ("INSERT INTO kamen_batch_probe (n) VALUES (%s)", [1], "kamen_test"),
-                    ("SELECT 1 / %s::int", [0], "kamen_test"),
-                ]
+        with pytest.raises(DataError, match="division by zero"):
+            fetch_rows_in_one_round_trip(
+                [("INSERT INTO kamen_batch_probe (n) VALUES (%s)", [1]), ("SELECT 1 / %s::int", [0])]
             )
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM kamen_batch_probe")
             assert cursor.fetchone() == (0,)
-        # and the statements stay usable
-        assert execute_prepared_batch([("SELECT 1 / %s::int", [1], "kamen_test")]) == [(1,)]
+        assert fetch_rows_in_one_round_trip([("SELECT 1 / %s::int", [1])]) == [(1,)]
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE kamen_batch_probe")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_in_a_session_that_lost_its_statements_prepares_them_again():
-    from kamen.db import execute_prepared_batch
-
-    batch = [("SELECT %s::int", [1], "kamen_test"), ("SELECT %s::int + 1", [1], "kamen_test")]
-    assert execute_prepared_batch(batch) == [(2,)]
-    with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")
-
-    assert execute_prepared_batch(batch) == [(2,)]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_batch_renews_a_plan_older_than_the_limit(monkeypatch):
-    import kamen.db
-
-    batch = [("SELECT %s::int * 2", [1], "kamen_test")]
-    kamen.db.execute_prepared_batch(batch)
-    prepared_at = dict(connection._kamen_prepared[1])
-    monkeypatch.setattr(kamen.db, "PLAN_MAX_AGE_SECONDS", -1.0)
-
-    assert kamen.db.execute_prepared_batch(batch) == [(2,)]
-    assert all(connection._kamen_prepared[1][name] > at for name, at in prepared_at.items())
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("lost", ["all", "one"])
-def test_after_a_session_lost_statements_each_later_transaction_runs_at_once(lost):
-    """Finding out costs the one transaction that ran into it; the session is then asked which
-    statements it still has, so no later transaction fails for another one (lost, or kept)."""
+def test_a_failing_batch_inside_a_transaction_aborts_it_and_the_next_one_runs():
     from django.db import DatabaseError, transaction
 
-    from kamen.db import execute_prepared_batch
-
-    first, second = [("SELECT %s::int * 3", [1], "kamen_test")], [("SELECT %s::int * 5", [1], "kamen_test")]
-    execute_prepared_batch(first)
-    execute_prepared_batch(second)
-    with connection.cursor() as cursor:
-        if lost == "all":
-            cursor.execute("DEALLOCATE ALL")
-        else:
-            cursor.execute("SELECT name FROM pg_prepared_statements WHERE statement LIKE '%%* 3%%'")
-            cursor.execute(f"DEALLOCATE {cursor.fetchone()[0]}")
-
     with pytest.raises(DatabaseError), transaction.atomic():
-        execute_prepared_batch(first)
+        fetch_rows_in_one_round_trip([("SELECT %s::int", [1]), ("SELECT 1 / %s::int", [0])])
     with transaction.atomic():
-        assert execute_prepared_batch(second) == [(5,)]
-    with transaction.atomic():
-        assert execute_prepared_batch(first) == [(3,)]
+        assert fetch_rows_in_one_round_trip([("SELECT %s::int * 5", [1])]) == [(5,)]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_statement_after_a_lock_in_the_same_message_sees_what_the_lock_waited_for():
-    """The replay check of a payment callback: the lock, then a read in the same message. The
-    read must see the row the lock's holder committed while this message waited."""
+    """The replay check of a payment callback: the lock, then a read in the same round trip. The
+    read must see the row the lock's holder committed while this round trip waited."""
     import threading
 
-    import psycopg2
+    import psycopg
 
-    from kamen.db import execute_prepared_batch
+    from kamen.db import fetch_rows_in_one_round_trip
 
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE kamen_batch_lock (id int PRIMARY KEY)")
         cursor.execute("CREATE TABLE kamen_batch_seen (id int)")
         cursor.execute("INSERT INTO kamen_batch_lock VALUES (1)")
     settings = connection.settings_dict
-    holder = psycopg2.connect(
+    holder = psycopg.connect(
         dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"], port=settings["PORT"],
         password=settings["PASSWORD"],
     )  # fmt: skip
@@ -232,10 +164,10 @@ def test_a_statement_after_a_lock_in_the_same_message_sees_what_the_lock_waited_
     thread.start()
     try:
         locked.wait(5)
-        rows = execute_prepared_batch(
+        rows = fetch_rows_in_one_round_trip(
             [
-                ("SELECT 1 FROM kamen_batch_lock WHERE id = %s FOR UPDATE", [1], "kamen_test"),
-                ("SELECT count(*) FROM kamen_batch_seen WHERE id = %s", [1], "kamen_test"),
+                ("SELECT 1 FROM kamen_batch_lock WHERE id = %s FOR UPDATE", [1]),
+                ("SELECT count(*) FROM kamen_batch_seen WHERE id = %s", [1]),
             ]
         )
         assert rows == [(1,)]
@@ -246,18 +178,30 @@ def test_a_statement_after_a_lock_in_the_same_message_sees_what_the_lock_waited_
             cursor.execute("DROP TABLE kamen_batch_lock, kamen_batch_seen")
 
 
-@pytest.mark.django_db
-def test_with_prepares_off_the_same_statements_run_unprepared(settings):
-    """KAMEN_DB_PREPARE=0 (the default behind a transaction pooler): same answers, nothing
-    left prepared in a server session another client may get next."""
-    from kamen.db import execute_prepared_batch
+POOLED = {"DATABASE_POOLED": "1", "DATABASE_DIRECT_URL": "postgres://postgres@127.0.0.1/direct"}
 
-    settings.KAMEN_DB_PREPARE = False
 
-    assert execute_prepared(SQL, {"a": 2, "b": 3}, prefix="kamen_unprepared") == [(5, 2)]
-    assert execute_prepared("SELECT %s::int * 2", [21], prefix="kamen_unprepared") == [(42,)]
-    batch = [(SQL, {"a": 1, "b": 1}, "kamen_unprepared"), ("SELECT %s::int - %s::int", [9, 2], "kamen_unprepared")]
-    assert execute_prepared_batch(batch) == [(7,)]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'kamen_unprepared_%%'")
-        assert cursor.fetchone() == (0,)
+@pytest.mark.parametrize(
+    ("environment", "threshold"),
+    [
+        ({}, 2),
+        ({"KAMEN_DB_PREPARE": "0"}, None),
+        (POOLED, None),
+        (POOLED | {"KAMEN_DB_PREPARE": "1"}, 2),
+    ],
+)
+def test_preparing_is_off_behind_a_transaction_pooler_unless_asked_for(environment, threshold):
+    """KAMEN_DB_PREPARE=0, or DATABASE_POOLED without it: nothing is left prepared in a server
+    session that another client may get next."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key not in {"KAMEN_DB_PREPARE", "DATABASE_POOLED"}}
+    env |= {"DATABASE_URL": "postgres://postgres@127.0.0.1/kamen", **environment}
+    code = "from kamen.settings import base; print(base.DATABASES['default']['OPTIONS'])"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert f"'prepare_threshold': {threshold}" in result.stdout
+    assert "'server_side_binding': True" in result.stdout

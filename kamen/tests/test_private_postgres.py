@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 
 from kamen import private_postgres
@@ -31,7 +31,7 @@ def open_dir():
 
 def _query(var: Path, sql: str):
     settings = private_postgres.database_settings(var)
-    connection = psycopg2.connect(
+    connection = psycopg.connect(
         host=settings["HOST"], port=settings["PORT"], dbname=settings["NAME"], user=settings["USER"]
     )
     try:

@@ -1,5 +1,5 @@
 """scripts/services.py create-database: a first real-mode make run on a server without the
-database named in DATABASE_URL creates it, instead of a psycopg2 traceback from migrate."""
+database named in DATABASE_URL creates it, instead of a psycopg traceback from migrate."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg2
+import psycopg
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "services.py"
 
@@ -31,10 +31,10 @@ def test_a_missing_database_is_created_and_an_existing_one_left_alone():
 
         assert first.returncode == 0, first.stderr
         assert f"Created the database {name}." in first.stdout
-        psycopg2.connect(_server_url(name), connect_timeout=5).close()
+        psycopg.connect(_server_url(name), connect_timeout=5).close()
         assert second.returncode == 0 and second.stdout == ""
     finally:
-        connection = psycopg2.connect(_server_url("postgres"), connect_timeout=5)
+        connection = psycopg.connect(_server_url("postgres"), connect_timeout=5)
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')

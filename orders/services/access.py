@@ -17,6 +17,7 @@ __all__ = [
     "SESSION_KEY",
     "grant_order_access",
     "has_order_access",
+    "order_in_link",
     "order_from_signed_token",
     "signed_order_token",
 ]
@@ -49,6 +50,11 @@ def order_from_signed_token(token: str, max_age: int | None = None) -> str | Non
         return signing.loads(token, salt=ACCESS_SALT, max_age=max_age if max_age is not None else _default_max_age())
     except signing.BadSignature:
         return None
+
+
+def order_in_link(request) -> str | None:
+    """The order number the request's signed link (``?t=``) names, if valid and unexpired."""
+    return order_from_signed_token(request.GET.get("t", ""))
 
 
 def has_order_access(*, request, order: Order) -> bool:

@@ -7,7 +7,6 @@ reserved for the payment window so that a paid order finds its keys waiting.
 """
 
 import base64
-import contextlib
 import functools
 import hashlib
 import secrets
@@ -23,16 +22,18 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.models import Product, ProductType
-from catalog.services import InsufficientStock, picked_keys_cte, reserve_card_keys, reserve_picked_keys_cte
+from catalog.services import InsufficientStock, reserve_card_keys, reserve_card_keys_along_with
 from catalog.validation import (
     MOBILE_RE,
     clean_text,
     validate_buyer_fields,
     validate_recharge_target,
 )
-from kamen.db import execute_prepared, insert_instance, insert_select_sql, insert_select_values, inserted
+from kamen.db import insert_instance, insert_select_sql, insert_select_values, inserted
 from kamen.parsing import parse_integer
 from orders.models import ContactKind, Order, OrderStatus
+from riskcontrol.services.assessment import REVIEW
+from riskcontrol.services.cases import open_review_case
 
 from .catalog_bridge import is_reusable_key_product
 from .query_password import hash_query_password
@@ -146,7 +147,7 @@ def _buyer_distributor_id(user) -> int | None:
 
 def _lock_buyer(product: Product, contact: str) -> None:
     """Serialise checkouts of one buyer for one product so a purchase limit cannot be raced."""
-    if connection.vendor != "postgresql" or not product.purchase_limit_per_buyer:
+    if not product.purchase_limit_per_buyer:
         return
     digest = hashlib.blake2b(f"{product.pk}:{contact}".encode(), digest_size=8).digest()
     with connection.cursor() as cursor:
@@ -197,14 +198,14 @@ def _create_order_holding_stock(fields: dict) -> Order:
                     }
                 )
         order = Order(order_no=_new_order_no(), **fields)
-        if connection.vendor == "postgresql":
-            insert_instance(order, prefix="insert_order")  # the ORM's insert, without building it
-        else:
-            order.save(force_insert=True)
+        insert_instance(order)  # the ORM's insert, without building it
         try:
             _reserve_stock(order, product, until=order.expires_at)
         except InsufficientStock:
             raise ValidationError({"quantity": [_("库存不足，请减少购买数量或稍后再试")]}) from None
+        if order.attribution.get("risk") == REVIEW:
+            # Held for risk staff: the case opens with the order, in its transaction.
+            open_review_case(order=order)
         if order.attribution.get("matched"):
             from distribution.services import count_referral_order
 
@@ -215,14 +216,11 @@ def _create_order_holding_stock(fields: dict) -> Order:
 
 
 def _can_place_in_one_statement(fields: dict) -> bool:
-    """The common checkout (PostgreSQL; one card-key product; no purchase limit to serialise;
+    """The common checkout (one card-key product; no purchase limit to serialise;
     no review case to open with the order) needs no transaction of its own: one statement."""
-    from riskcontrol.services import REVIEW
-
     product = fields["product"]
     return (
-        connection.vendor == "postgresql"
-        and product.product_type == ProductType.CARD_KEY
+        product.product_type == ProductType.CARD_KEY
         and not product.purchase_limit_per_buyer
         and fields["attribution"].get("risk") != REVIEW
         and not is_reusable_key_product(product)
@@ -230,43 +228,32 @@ def _can_place_in_one_statement(fields: dict) -> bool:
 
 
 def _place_in_one_statement(order: Order) -> Order | None:
-    """Pick the keys, insert the order when there are enough, reserve them for it and count
-    the referral link's order: one statement, so one round trip and no BEGIN / COMMIT of its
-    own (all of it or none of it, like a transaction). None when there were too few keys
+    """Insert the order when there are enough keys, reserve them for it and count the
+    referral link's order: one statement (catalog's reservation around the order's insert), so
+    one round trip and no BEGIN / COMMIT of its own. None when there were too few keys
     (nothing written)."""
+    from distribution.services import count_referral_order_cte
+
     parameters = insert_select_values(order)
-    parameters.update(
-        product=order.product_id,
+    parameters["link"] = order.attribution.get("link") if order.attribution.get("matched") else None
+    order_id = reserve_card_keys_along_with(
+        product=order.product,
         quantity=order.quantity,
         reference=order.order_no,
         until=order.expires_at,
-        now=timezone.now(),
-        link=order.attribution.get("link") if order.attribution.get("matched") else None,
+        write=_insert_when_in_stock(),
+        also=(count_referral_order_cte(only_with="written"),),
+        params=parameters,
     )
-    sql = _one_statement_sql(order.product.delivery_order)
-    # Inside a caller's transaction, a savepoint: a duplicate checkout token must not break it.
-    with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-        ((order_id,),) = execute_prepared(sql, parameters, prefix="place_order")
     if order_id is None:
         return None
     return inserted(order, order_id)
 
 
 @functools.cache
-def _one_statement_sql(delivery_order: str) -> str:
-    from distribution.services import count_referral_order_cte
-
+def _insert_when_in_stock() -> str:
     insert, _fields = insert_select_sql(Order)
-    return f"""
-        WITH {picked_keys_cte(delivery_order)},
-        placed AS (
-            {insert} FROM (SELECT count(*) AS found FROM picked) AS stock WHERE stock.found >= %(quantity)s
-            RETURNING id
-        ),
-        {reserve_picked_keys_cte(only_with="placed")},
-        {count_referral_order_cte(only_with="placed")}
-        SELECT (SELECT id FROM placed)
-    """  # noqa: S608 (constants and model metadata, no input)
+    return insert + " FROM {stock} WHERE stock.found >= %(quantity)s"
 
 
 def place_order(
@@ -355,7 +342,7 @@ def place_order(
         attribution["seller_unit_cost"] = str(cost_price_for(distributor=seller, product=product, quantity=quantity))
     total = (unit_price * quantity).quantize(Decimal("0.01"))
 
-    from riskcontrol.services import BLOCK, REVIEW, assess_checkout_in_full
+    from riskcontrol.services.assessment import BLOCK, assess_checkout_in_full
 
     assessment = assess_checkout_in_full(
         product=product,

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -24,12 +24,16 @@ from django.utils.translation import gettext as _
 
 from catalog.models import BundleItem, Product, ProductType
 from catalog.models.products import RedemptionMode
-from catalog.services import InsufficientStock, claim_card_keys, sell_reserved_card_keys
-from catalog.services.reservations import sell_reservation_sql
+from catalog.services import (
+    InsufficientStock,
+    claim_card_keys,
+    sell_reserved_card_keys,
+    sell_reserved_card_keys_along_with,
+)
 from distribution.services.four_eyes import require_not_own_order
 from kamen import crypto
 from kamen.audit import record_audit
-from kamen.db import execute_prepared
+from orders import sql as orders_sql
 from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 
 from . import catalog_bridge
@@ -94,29 +98,12 @@ def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
     """First run for a paid order, under its lock: nothing is delivered yet, and normally its
     reservation holds every key. Sold all at once or not at all, so no savepoint; False when
     the reservation is not whole (lapsed, or a reusable-key product that reserves nothing)."""
-    if connection.vendor == "postgresql":
-        # The sale and its deliveries in one statement (catalog's sale, wrapped).
-        delivered = execute_prepared(_DELIVER_RESERVATION_SQL, {"now": timezone.now(), "reference": order.order_no,
-                                     "product": product.pk, "at_least": quantity, "order": order.pk},
-                                     prefix="deliver_reservation")  # fmt: skip
-        return bool(delivered)
-    keys = sell_reserved_card_keys(reference=order.order_no, product=product, at_least=quantity)
-    if not keys:
-        return False
-    OrderDelivery.objects.bulk_create(
-        [OrderDelivery(order=order, product=product, kind=DeliveryKind.CARD_KEY, card_key=key) for key in keys]
+    # The sale and its deliveries in one statement (catalog's sale around the inserts).
+    delivered = sell_reserved_card_keys_along_with(
+        reference=order.order_no, product=product, at_least=quantity, write=orders_sql.DELIVERIES_OF_SOLD_KEYS,
+        params={"order": order.pk},
     )
-    return True
-
-
-_DELIVER_RESERVATION_SQL = f"""
-    WITH sold AS ({sell_reservation_sql(by_product=True, all_or_nothing=True, returning="id")})
-    INSERT INTO orders_orderdelivery
-        (order_id, product_id, kind, card_key_id, quantity, content_key_id, message, is_voided, created_at)
-    SELECT %(order)s, %(product)s, '{DeliveryKind.CARD_KEY.value}', sold.id, 1, '', '', false, %(now)s FROM sold
-    ORDER BY sold.id
-    RETURNING card_key_id
-"""  # noqa: S608 (constants and model metadata, no input)
+    return bool(delivered)
 
 
 def _fulfil_card_keys(order: Order, product: Product, quantity: int, order_is_locked: bool = False) -> Part:
@@ -311,15 +298,10 @@ def _complete_locked(order: Order) -> bool:
     move = {"order": order, "to_status": OrderStatus.COMPLETED, "cause": "delivered", "also_set": also_set, "via": via}
     if order.distributor_id or (order.attribution or {}).get("distributor_id"):
         # Same transaction as the delivery: goods delivered and commissions owed commit
-        # together, or neither does (the order_completed receiver is only a backstop). On
-        # PostgreSQL the split's inputs are read in the same message as the move.
+        # together, or neither does. The split's inputs are read in the move's round trip.
         from commissions.services import split_commissions, split_inputs_statement
 
-        inputs_row = None
-        if connection.vendor == "postgresql":
-            (inputs_row,) = move_locked_order(**move, result=split_inputs_statement(order))
-        else:
-            transition_order(**move, order_is_locked=True)
+        (inputs_row,) = move_locked_order(**move, result=split_inputs_statement(order))
         split_commissions(order=order, order_is_locked=True, inputs_row=inputs_row)
     else:
         transition_order(**move, order_is_locked=True)
@@ -382,8 +364,8 @@ def _after_completion(order: Order, *, email: bool) -> None:
             from .enqueue import run_task_now_or_enqueue
 
             run_task_now_or_enqueue("send_delivery_email_task", order_id=order.pk)
-    # The split ran in the delivery transaction (_conclude_locked): receivers need not redo it.
-    order_completed.send(sender=Order, order=order, commissions_split=True)
+    # Announced to whoever listens; the split already ran in the delivery transaction.
+    order_completed.send(sender=Order, order=order)
 
 
 def send_delivery_email(*, order: Order, claimed: bool = False) -> bool:

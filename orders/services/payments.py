@@ -8,7 +8,6 @@ enqueued after the commit. A replay of a stored event gets the stored outcome.
 """
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -23,19 +22,19 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from catalog.services import InsufficientStock, hold_card_key_reservation, hold_card_key_reservation_statement
+from catalog.services import InsufficientStock, hold_card_key_reservation_statement
 from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
 from kamen.db import (
-    execute_prepared,
-    execute_prepared_batch,
+    fetch_rows,
+    fetch_rows_in_one_round_trip,
     insert_instance,
     insert_statement,
     inserted,
     instance_from_row,
-    select_list,
 )
 from kamen.security import is_over_limit
+from orders import sql as orders_sql
 from orders.gateways import (
     GatewayError,
     MalformedNotification,
@@ -57,11 +56,11 @@ from orders.models import (
     PaymentCallback,
     PaymentStatus,
 )
-from riskcontrol.services import record_forged_callback
+from riskcontrol.services.signals import record_forged_callback
 
 from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
-from .state import lock_order, move_locked_order, transition_order
+from .state import move_locked_order
 
 __all__ = [
     "NotificationResult",
@@ -319,9 +318,7 @@ def _unexpected_payment_reason(order: Order, gateway_code: str, notification: Pa
 
 
 def _store_callback(fields: dict) -> PaymentCallback:
-    if connection.vendor == "postgresql":
-        return insert_instance(PaymentCallback(**fields), prefix="payment_callback")
-    return PaymentCallback.objects.create(**fields)
+    return insert_instance(PaymentCallback(**fields))
 
 
 def _lock_order_and_find_callback(
@@ -330,15 +327,13 @@ def _lock_order_and_find_callback(
     """The order locked, and the callback already stored under this provider id (a replay).
 
     The look-up must come after the lock: a copy of this callback that held the lock may have
-    stored it meanwhile. On PostgreSQL the two are one message: the lock, then a statement with
-    a snapshot of its own that reads the (now locked) order and the callback together.
+    stored it meanwhile. The two are one round trip: the lock, then a statement with a snapshot
+    of its own that reads the (now locked) order and the callback together.
     """
-    if connection.vendor != "postgresql":
-        return lock_order(order_no=order_no), _stored_callback(gateway_code, event_id)
-    rows = execute_prepared_batch(
+    rows = fetch_rows_in_one_round_trip(
         [
-            ("SELECT 1 FROM orders_order WHERE order_no = %s FOR UPDATE", [order_no], "lock_order_no"),
-            (_order_and_callback_sql(), [gateway_code, event_id[:128], order_no], "order_and_callback"),
+            (orders_sql.LOCK_ORDER_NO, [order_no]),
+            (orders_sql.ORDER_AND_CALLBACK, [gateway_code, event_id[:128], order_no]),
         ]
     )
     if not rows:
@@ -348,24 +343,9 @@ def _lock_order_and_find_callback(
     return instance_from_row(Order, rows[0]), callback
 
 
-@functools.cache
-def _order_and_callback_sql() -> str:
-    return (
-        f"SELECT {select_list(Order, 'o')}, {select_list(PaymentCallback, 'c')} FROM orders_order o"  # noqa: S608
-        " LEFT JOIN orders_paymentcallback c ON c.gateway = %s AND c.event_id = %s WHERE o.order_no = %s"
-    )
-
-
 def _stored_callback(gateway_code: str, event_id: str) -> PaymentCallback | None:
     """The callback stored under this provider id, if any (a replay): one prepared look-up."""
-    if connection.vendor != "postgresql":
-        return PaymentCallback.objects.filter(gateway=gateway_code, event_id=event_id[:128]).first()
-    rows = execute_prepared(
-        f"SELECT {select_list(PaymentCallback, 'c')} FROM orders_paymentcallback c"  # noqa: S608
-        " WHERE c.gateway = %s AND c.event_id = %s",
-        [gateway_code, event_id[:128]],
-        prefix="stored_callback",
-    )
+    rows = fetch_rows(orders_sql.STORED_CALLBACK, [gateway_code, event_id[:128]])
     return instance_from_row(PaymentCallback, rows[0]) if rows else None
 
 
@@ -374,8 +354,8 @@ def _mark_paid(
 ) -> None:
     """The paid attempt, the reservation held, ``callback`` stored and the order moved to paid.
 
-    On PostgreSQL all four go in one message, followed by the sale's rollup statements
-    (``orders.signals.order_moving``): its rows, which every payment of that network locks,
+    All four go in one round trip, followed by the sale's rollup statements
+    (``distribution.services.sales.order_sale_statements``): its rows, which every payment of that network locks,
     are taken last, so they are held for little more than the commit and never while this
     transaction waits for another lock. The callback's id is read back at the very end."""
     from .checkout import _reserve_stock
@@ -397,21 +377,14 @@ def _mark_paid(
         "actor": actor,
         "also_set": {"paid_amount": notification.amount, "payment_gateway": gateway_code},
     }
-    if connection.vendor == "postgresql":
-        then = [_successful_attempt_statement(order, gateway_code, notification)]
-        if in_stock:
-            then.append(hold_card_key_reservation_statement(reference=order.order_no))
-        then.append(insert_statement(callback, prefix="payment_callback"))
-        # The callback's id read back last, after the rollup's rows (locked last).
-        found = (_CALLBACK_ID_SQL, [callback.gateway, callback.event_id], "callback_id")
-        ((callback_pk,),) = move_locked_order(**move, then=then, result=found)
-        inserted(callback, callback_pk)
-    else:
-        callback.save(force_insert=True)
-        _record_successful_attempt(order, gateway_code, notification)
-        if in_stock:
-            hold_card_key_reservation(reference=order.order_no)
-        transition_order(**move, order_is_locked=True)
+    then = [_successful_attempt_statement(order, gateway_code, notification)]
+    if in_stock:
+        then.append(hold_card_key_reservation_statement(reference=order.order_no))
+    then.append(insert_statement(callback))
+    # The callback's id read back last, after the rollup's rows (locked last).
+    found = (orders_sql.CALLBACK_ID, [callback.gateway, callback.event_id])
+    ((callback_pk,),) = move_locked_order(**move, then=then, result=found)
+    inserted(callback, callback_pk)
     if in_stock:
         enqueue_after_commit("fulfil_order_task", order_id=order.pk, queue=fulfilment_queue(order))
     else:
@@ -420,36 +393,13 @@ def _mark_paid(
         )
 
 
-def _record_successful_attempt(order: Order, gateway_code: str, notification: PaymentNotification) -> None:
-    """The attempt at this gateway is paid: the one ``start_payment`` recorded, or a new one
-    (a payment made without it, e.g. a query answer or 补单)."""
-    attempt = {
-        "amount": notification.amount,
-        "status": PaymentStatus.SUCCEEDED,
-        "gateway_trade_no": notification.gateway_trade_no[:64],
-    }
-    if not PaymentAttempt.objects.filter(gateway=gateway_code, out_trade_no=order.order_no).update(**attempt):
-        PaymentAttempt.objects.create(order=order, gateway=gateway_code, out_trade_no=order.order_no, **attempt)
-
-
 def _successful_attempt_statement(order: Order, gateway_code: str, notification: PaymentNotification) -> tuple:
-    """``_record_successful_attempt`` as one upsert, for ``execute_prepared_batch`` (PostgreSQL)."""
+    """The attempt at this gateway is paid (the one ``start_payment`` recorded, or a new one for
+    a payment made without it, e.g. a query answer or 补单): one upsert, sent with the move."""
     now = timezone.now()
     values = [order.pk, gateway_code, order.order_no, notification.gateway_trade_no[:64], Decimal(notification.amount),
               PaymentStatus.SUCCEEDED.value, now, now]  # fmt: skip
-    return _PAID_ATTEMPT_SQL, values, "paid_attempt"
-
-
-_CALLBACK_ID_SQL = "SELECT id FROM orders_paymentcallback WHERE gateway = %s AND event_id = %s"
-
-_PAID_ATTEMPT_SQL = """
-    INSERT INTO orders_paymentattempt
-        (order_id, gateway, out_trade_no, gateway_trade_no, amount, status, created_at, updated_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (gateway, out_trade_no) DO UPDATE SET
-        amount = EXCLUDED.amount, status = EXCLUDED.status,
-        gateway_trade_no = EXCLUDED.gateway_trade_no, updated_at = EXCLUDED.updated_at
-"""
+    return orders_sql.PAID_ATTEMPT, values
 
 
 def sync_payment_status(*, order: Order) -> PaymentCallback | None:

@@ -4,7 +4,9 @@ Three steps so no transaction is held across the gateway call: (1) under the ord
 the refundable amount (paid − refunded − refunds in flight) and record a pending Refund with its
 ``out_refund_no`` (the idempotency key: the same number twice is the same refund); (2) ask the
 gateway; (3) under the lock again, settle the refund, the order's refunded amount and status,
-the card keys, and publish ``order_refunded`` after commit. The database CheckConstraint
+the card keys; after commit, reverse the commissions (``commissions.services.reverse_commissions``,
+retried by a task if it fails, so a refund never fails because of the books) and publish
+``order_refunded``. The database CheckConstraint
 ``order_refund_within_paid`` is the backstop.
 """
 
@@ -19,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from catalog.models import CardKey, CardKeyStatus
 from catalog.services import release_card_key_reservation
+from commissions.services import reverse_commissions
 from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
 from kamen.parsing import parse_decimal
@@ -34,7 +37,7 @@ from orders.models import (
 
 from .state import ALLOWED_TRANSITIONS, transition_order
 
-__all__ = ["RefundFailed", "refund_order"]
+__all__ = ["RefundFailed", "refund_order", "reverse_order_commissions"]
 
 logger = logging.getLogger(__name__)
 _OFFLINE_GATEWAYS = {"manual", "wallet", "prepaid", ""}  # prepaid: the open API (orders.api)
@@ -147,8 +150,6 @@ def refund_order(
 
 
 def _settle(refund: Refund, gateway_refund_no: str, actor) -> Refund:
-    from orders.signals import order_refunded
-
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=refund.order_id)
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
@@ -170,10 +171,27 @@ def _settle(refund: Refund, gateway_refund_no: str, actor) -> Refund:
         )
         if is_full:
             _settle_card_keys(order, restock=refund.restock)
-        transaction.on_commit(
-            lambda: order_refunded.send(sender=Order, order=order, amount=refund.amount, refund=refund)
-        )
+        transaction.on_commit(lambda: _after_refund(order, refund))
     return refund
+
+
+def _after_refund(order: Order, refund: Refund) -> None:
+    from orders.signals import order_refunded
+
+    reverse_order_commissions(order=order)
+    order_refunded.send(sender=Order, order=order, amount=refund.amount, refund=refund)
+
+
+def reverse_order_commissions(*, order: Order) -> None:
+    """After a refund's commit, in a transaction of its own: the order's commissions follow
+    its refunded total. A failure is logged and handed to ``reverse_commissions_task``."""
+    try:
+        reverse_commissions(order=order)
+    except Exception:
+        logger.exception("commissions.reversal_failed", extra={"order": order.order_no})
+        from .enqueue import run_task_now_or_enqueue
+
+        run_task_now_or_enqueue("reverse_commissions_task", order_id=order.pk)
 
 
 def _settle_card_keys(order: Order, *, restock: bool) -> None:

@@ -1,14 +1,12 @@
 """The order state machine: one table of allowed moves, one function that makes them."""
 
-import functools
-
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models.signals import post_save
 from django.utils import timezone
 
-from kamen.db import execute_prepared, execute_prepared_batch, instance_from_row, select_list
+from distribution.services.sales import OrderSale, order_sale_statements, record_order_move
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip, instance_from_row
+from orders import sql as orders_sql
 from orders.models import Order, OrderStatus, OrderStatusChange
-from orders.signals import order_moving
 
 __all__ = ["ALLOWED_TRANSITIONS", "IllegalTransition", "lock_order", "move_locked_order", "transition_order"]
 
@@ -28,9 +26,6 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 _KNOWN = frozenset(S.values)  # (``S.values`` builds a new list on every access)
-
-# What an order counted for before a transition, handed to post_save receivers (the sales rollup).
-_SALES_FIELDS = ("status", "paid_at", "paid_amount", "refunded_amount", "distributor_id")
 
 # Time stamps a status sets the first time it is reached.
 _STAMPS = {S.PAID: "paid_at", S.COMPLETED: "completed_at"}
@@ -89,10 +84,10 @@ def move_locked_order(
     result=None,
 ) -> list[tuple]:
     """``transition_order(order_is_locked=True)`` that sends more statements of the caller's
-    transaction, as ``(sql, params, prefix)``, in the move's own message (PostgreSQL; one round
-    trip instead of several): ``then`` right after the move, then what ``order_moving``
-    receivers add (the sales rollup, whose rows every order of a network shares: locked last),
-    then ``result``, a statement whose rows are returned."""
+    transaction, as ``(sql, params)``, in the move's own round trip (PostgreSQL; one round
+    trip instead of several): ``then`` right after the move, then the payment's sale for the
+    distributors' sales rollup (whose rows every order of a network shares: locked last), then
+    ``result``, a statement whose rows are returned."""
     if connection.vendor != "postgresql" and (then or result):
         raise RuntimeError("statements sent along with a move need PostgreSQL")
     if not transaction.get_connection().in_atomic_block:
@@ -118,7 +113,7 @@ def _write_transition(
     last=None,
 ) -> Order:
     old_status = locked.status
-    before = {field: getattr(locked, field) for field in _SALES_FIELDS}
+    before = _sale_of(locked)
     moves = [(old_status, via[0], via[1]), (via[0], to_status, cause)] if via else [(old_status, to_status, cause)]
     for old, new, _cause in moves:
         if new not in _KNOWN or new not in ALLOWED_TRANSITIONS[old]:
@@ -135,51 +130,47 @@ def _write_transition(
     for field, value in (also_set or {}).items():
         setattr(locked, field, value)
         update_fields.append(field)
-    locked.before_transition = before
-    try:
-        if connection.vendor == "postgresql":
-            found = _save_moves_in_one_statement(locked, update_fields, moves, actor, now, then, last)
-            if rows is not None:
-                rows.extend(found)
-        else:
-            locked.save(update_fields=update_fields)
-            OrderStatusChange.objects.bulk_create(
-                OrderStatusChange(
-                    order=locked, old_status=old, new_status=new, cause=move_cause[:200], actor=actor, created_at=now
-                )
-                for old, new, move_cause in moves
+    after = _sale_of(locked)
+    if connection.vendor == "postgresql":
+        # A payment's sale goes into the distributors' rollup in the move's own round trip.
+        sale = order_sale_statements(before=before, after=after)
+        found = _save_moves_in_one_statement(locked, update_fields, moves, actor, now, then, sale, last)
+        if rows is not None:
+            rows.extend(found)
+    else:
+        sale = []
+        locked.save(update_fields=update_fields)
+        OrderStatusChange.objects.bulk_create(
+            OrderStatusChange(
+                order=locked, old_status=old, new_status=new, cause=move_cause[:200], actor=actor, created_at=now
             )
-    finally:
-        locked.before_transition = None
+            for old, new, move_cause in moves
+        )
+    if not sale:
+        record_order_move(before=before, after=after)  # not a plain sale: a refund recounts
     for field in update_fields:
         setattr(order, field, getattr(locked, field))
     return order
 
 
-@functools.lru_cache(maxsize=64)
-def _moves_sql(update_fields: tuple[str, ...]) -> tuple[str, tuple]:
-    fields = tuple(Order._meta.get_field(name) for name in update_fields)
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = f"""
-        WITH moved AS (UPDATE orders_order SET {assignments} WHERE id = %s RETURNING id)
-        INSERT INTO orders_orderstatuschange (order_id, old_status, new_status, cause, actor_id, created_at)
-        SELECT moved.id, move.old_status, move.new_status, move.cause, %s, %s
-        FROM moved, unnest(%s::varchar[], %s::varchar[], %s::varchar[])
-            WITH ORDINALITY AS move(old_status, new_status, cause, n)
-        ORDER BY move.n
-    """  # noqa: S608 (constants and model metadata, no input)
-    return sql, fields
+def _sale_of(order: Order) -> OrderSale:
+    """What ``order`` counts for in the distributors' sales rollup."""
+    return OrderSale(
+        distributor_id=order.distributor_id,
+        status=order.status,
+        paid_at=order.paid_at,
+        paid_amount=order.paid_amount,
+        refunded_amount=order.refunded_amount,
+    )
 
 
 def _save_moves_in_one_statement(
-    locked: Order, update_fields: list[str], moves, actor, now, then=(), last=None
+    locked: Order, update_fields: list[str], moves, actor, now, then=(), along=(), last=None
 ) -> list[tuple]:
-    """The order's new values and its status-change rows in one prepared statement, with what
-    ``order_moving`` receivers return (the sales rollup) and the caller's ``then`` statements
-    in the same message; then the ``post_save`` that ``save(update_fields=…)`` sends."""
+    """The order's new values and its status-change rows in one statement, with the caller's
+    ``then`` statements and ``along`` (the payment's sale) in the same round trip."""
     names = tuple(dict.fromkeys(update_fields))
-    sql, fields = _moves_sql(names)
+    sql, fields = orders_sql.moves(names)
     wrapper = connections[DEFAULT_DB_ALIAS]  # not the ``connection`` proxy: a look-up per field
     values = [field.get_db_prep_save(getattr(locked, field.attname), wrapper) for field in fields]
     values += [
@@ -190,46 +181,14 @@ def _save_moves_in_one_statement(
         [new for _old, new, _cause in moves],
         [cause[:200] for _old, _new, cause in moves],
     ]
-    handled: set[str] = set()
-    along = []
-    for receiver, statements in order_moving.send(
-        sender=Order, instance=locked, before=locked.before_transition, handled=handled
-    ):
-        if statements is not None and not isinstance(statements, list):
-            raise TypeError(f"{receiver!r} must return a list of (sql, params, prefix) or None")
-        along += statements or ()
     if then or along or last is not None:
-        # The caller's statements, the receivers' (hot rows: locked last), the result-bearing one.
-        rows = execute_prepared_batch(
-            [(sql, values, "order_moves"), *then, *along, *([last] if last is not None else [])]
+        # The caller's statements, the sale (hot rows: locked last), the result-bearing one.
+        rows = fetch_rows_in_one_round_trip(
+            [(sql, values), *then, *along, *([last] if last is not None else [])]
         )
     else:
-        rows = execute_prepared(sql, values, prefix="order_moves")
-    locked.handled_in_move = frozenset(handled)
-    try:
-        post_save.send(
-            sender=Order,
-            instance=locked,
-            created=False,
-            update_fields=frozenset(names),
-            raw=False,
-            using=DEFAULT_DB_ALIAS,
-        )
-    finally:
-        locked.handled_in_move = frozenset()
+        rows = fetch_rows(sql, values)
     return rows
-
-
-@functools.lru_cache(maxsize=4)
-def _lock_sql(by: str, with_product: bool) -> str:
-    from catalog.models import Product
-
-    if with_product:
-        return (
-            f"SELECT {select_list(Order, 'o')}, {select_list(Product, 'p')} FROM orders_order o"  # noqa: S608
-            f" JOIN catalog_product p ON p.id = o.product_id WHERE o.{by} = %s FOR UPDATE OF o"
-        )
-    return f"SELECT {select_list(Order, 'o')} FROM orders_order o WHERE o.{by} = %s FOR UPDATE OF o"  # noqa: S608 (constants and model metadata, no input)
 
 
 def lock_order(*, pk: int | None = None, order_no: str | None = None, with_product: bool = False) -> Order | None:
@@ -242,7 +201,7 @@ def lock_order(*, pk: int | None = None, order_no: str | None = None, with_produ
         if with_product:
             queryset = queryset.select_related("product")
         return queryset.filter(**{by: value}).first()
-    rows = execute_prepared(_lock_sql(by, with_product), [value], prefix="lock_order")
+    rows = fetch_rows(orders_sql.lock_order(by, with_product), [value])
     if not rows:
         return None
     order = instance_from_row(Order, rows[0])

@@ -35,7 +35,7 @@ def test_a_buyer_buys_a_card_key_through_the_sandbox_cashier(page, live_server, 
 def test_a_buyer_whose_order_waits_for_risk_review_is_told_so_then_gets_the_key(page, live_server, settings):
     from riskcontrol import rules as risk_rules
     from riskcontrol.models import RiskRule, RuleCode
-    from riskcontrol.review import release_held_order
+    from orders.services.review import release_held_order
 
     # given a merchant whose rules send orders above ¥10 to review (estimated at 20 minutes)
     settings.CELERY_TASK_ALWAYS_EAGER = True

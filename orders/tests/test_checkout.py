@@ -152,7 +152,7 @@ def test_a_blocked_risk_verdict_refuses_the_order(monkeypatch):
     from types import SimpleNamespace
 
     monkeypatch.setattr(
-        "riskcontrol.services.assess_checkout_in_full",
+        "riskcontrol.services.assessment.assess_checkout_in_full",
         lambda **kwargs: SimpleNamespace(verdict="block", buyer_message="该订单未通过风控检查"),
     )
 

@@ -3,23 +3,20 @@ partial index of available keys, in the generic plan a long-lived session ends u
 (the lesson of the risk check, ADR 0008)."""
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
+from catalog.services import card_keys
 from catalog.tests.test_claim_plan import TABLE, realistic_stock  # noqa: F401 (a fixture)
+from kamen.tests.plans import explain, statements_run_by
 from orders.services import place_order
 
 
 def _generic_plan(product) -> str:
     product.is_on_shelf = True
     product.save(update_fields=["is_on_shelf"])
-    with CaptureQueriesContext(connection) as queries:
+    with statements_run_by(card_keys) as statements:
         place_order(product=product, quantity=1, contact="plan@example.com", query_password="pass1234")
-    (statement,) = [query["sql"] for query in queries.captured_queries if "place_order_" in query["sql"]]
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute("EXPLAIN EXECUTE " + statement.split("EXECUTE ", 1)[1])
-        return "\n".join(row[0] for row in cursor.fetchall())
+    (statement,) = [(sql, params) for sql, params in statements if "written AS" in sql]
+    return "\n".join(row[0] for row in explain(*statement, generic=True))
 
 
 @pytest.mark.parametrize(("which", "index"), [(0, "card_key_available_idx"), (1, "card_key_available_exp_idx")])

@@ -120,7 +120,7 @@ def test_the_services_refuse_what_the_console_does_not_offer(owner_user, enqueue
 
 
 def test_an_order_held_for_risk_review_is_not_offered_a_redrive(client, owner_user, enqueued):
-    from riskcontrol.review import open_review_case
+    from riskcontrol.services.cases import open_review_case
 
     order = order_in(S.PAID)
     Order.objects.filter(pk=order.pk).update(attribution={"risk": "review"})

@@ -13,7 +13,7 @@ from orders.models import Order, OrderDelivery
 from orders.selectors import order_status_url
 from orders.services import fulfil_order, order_access_token
 from riskcontrol.models import RiskSignal
-from riskcontrol.review import open_review_case
+from riskcontrol.services.cases import open_review_case
 
 from .factories import add_keys, buy, make_product, pay
 

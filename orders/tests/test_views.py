@@ -11,7 +11,7 @@ from catalog.models import ProductCustomField, ProductType
 from orders.gateways import base as gateway_base
 from orders.models import Order, OrderStatus, PaymentCallback, SandboxPayment
 from orders.services import fulfil_order, order_access_token
-from riskcontrol.review import open_review_case
+from riskcontrol.services.cases import open_review_case
 
 from .factories import add_keys, buy, make_product, pay
 

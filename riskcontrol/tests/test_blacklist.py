@@ -7,13 +7,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from riskcontrol.blacklist import (
-    add_to_blacklist,
-    export_blacklist_csv,
-    import_blacklist_csv,
-)
+from riskcontrol.services.blacklist import add_to_blacklist, export_blacklist_csv, import_blacklist_csv
 from riskcontrol.models import BlacklistEntry, BlacklistKind, RuleCode
-from riskcontrol.services import BLOCK, assess_checkout_in_full
+from riskcontrol.services.assessment import BLOCK, assess_checkout_in_full
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ closed to roles without the permission."""
 import pytest
 from django.urls import reverse
 
-from riskcontrol.blacklist import add_to_blacklist
+from riskcontrol.services.blacklist import add_to_blacklist
 from riskcontrol.models import BlacklistKind
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,7 @@ def test_a_reason_with_markup_is_shown_as_text(client, risk_staff):
 def test_a_rule_change_is_audited_and_reaches_the_checkout(client, risk_staff, product):
     from kamen.models import AuditLogEntry
     from riskcontrol.models import RiskRule, RuleCode
-    from riskcontrol.services import assess_checkout
+    from riskcontrol.services.assessment import assess_checkout
 
     rule = RiskRule.objects.get(code=RuleCode.ORDER_AMOUNT_LIMIT)
     client.force_login(risk_staff)

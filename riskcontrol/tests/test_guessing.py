@@ -18,7 +18,7 @@ from riskcontrol.models import (
     RuleCode,
     SignalKind,
 )
-from riskcontrol.services import BLOCK, assess_checkout
+from riskcontrol.services.assessment import BLOCK, assess_checkout
 
 pytestmark = pytest.mark.django_db
 LOOKUP = "/query/"

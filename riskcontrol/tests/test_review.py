@@ -1,13 +1,10 @@
 """The review queue: a held order is approved (fulfilment resumes) or rejected (refunded).
 
-The order pipeline's fulfilment task and ``refund_order`` are not on this branch: the tests
-stand in for them with monkeypatch (a fake ``orders.services.enqueue`` module and a fake
-``orders.services.refund_order``) and check that risk control calls them as the pipeline
-defines them (see orders/services/{enqueue,refunds}.py on the pipeline branch).
+The tests stand in for the fulfilment task and ``refund_order`` with monkeypatch (in
+``orders.services.review``, which decides the case and then acts on the order) and check that
+they are called as the pipeline defines them; test_review_pipeline runs the real ones.
 """
 
-import sys
-import types
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,9 +16,10 @@ from django.utils import timezone
 from kamen.models import AuditLogEntry
 from orders.models import Order, OrderStatus
 from riskcontrol.models import ReviewCase, ReviewStatus, RiskEvent
-from riskcontrol.review import reject_held_order, release_held_order
+from orders.services.review import reject_held_order, release_held_order
+from riskcontrol.services.cases import open_review_case
 from riskcontrol.selectors import is_fulfilment_held
-from riskcontrol.services import REVIEW, assess_checkout_in_full
+from riskcontrol.services.assessment import REVIEW, assess_checkout_in_full
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +37,7 @@ def held_order(product, *, status=OrderStatus.PAID, token="tok-1"):
     )
     assert result.verdict in ("block", REVIEW)
     paid = Decimal("100.00") if status != OrderStatus.PENDING_PAYMENT else Decimal(0)
-    return Order.objects.create(
+    order = Order.objects.create(
         order_no="K" + token,
         product=product,
         product_name=product.name,
@@ -57,23 +55,25 @@ def held_order(product, *, status=OrderStatus.PAID, token="tok-1"):
         checkout_token=token,
         expires_at=timezone.now() + timedelta(minutes=15),
     )
+    open_review_case(order=order)
+    return order
 
 
 @pytest.fixture
 def fake_pipeline(monkeypatch):
     calls = {"enqueued": [], "refunds": []}
-    enqueue = types.ModuleType("orders.services.enqueue")
-    enqueue.run_task_now_or_enqueue = lambda name, **kwargs: calls["enqueued"].append(
-        (name, kwargs)
-    )
-    monkeypatch.setitem(sys.modules, "orders.services.enqueue", enqueue)
-    import orders.services
+    import orders.services.review
 
     def refund_order(**kwargs):
         calls["refunds"].append(kwargs)
         return "refund"
 
-    monkeypatch.setattr(orders.services, "refund_order", refund_order, raising=False)
+    monkeypatch.setattr(
+        orders.services.review,
+        "run_task_now_or_enqueue",
+        lambda name, **kwargs: calls["enqueued"].append((name, kwargs)),
+    )
+    monkeypatch.setattr(orders.services.review, "refund_order", refund_order)
     return calls
 
 

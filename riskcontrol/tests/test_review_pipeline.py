@@ -9,7 +9,7 @@ from orders.models import OrderDelivery, OrderStatus
 from orders.services import fulfil_order, sweep_stalled_orders
 from orders.tests.factories import add_keys, buy, make_product, pay
 from riskcontrol.models import ReviewCase, RiskRule, RuleCode
-from riskcontrol.review import reject_held_order, release_held_order
+from orders.services.review import reject_held_order, release_held_order
 
 
 @pytest.fixture

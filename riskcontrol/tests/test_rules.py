@@ -13,14 +13,8 @@ from riskcontrol.models import (
     RuleCode,
     SignalKind,
 )
-from riskcontrol.services import (
-    ALLOW,
-    BLOCK,
-    REVIEW,
-    assess_checkout,
-    assess_checkout_in_full,
-    record_distributor_signal,
-)
+from riskcontrol.services.assessment import ALLOW, BLOCK, REVIEW, assess_checkout, assess_checkout_in_full
+from riskcontrol.services.signals import record_distributor_signal
 
 pytestmark = pytest.mark.django_db
 
@@ -256,7 +250,7 @@ def test_the_freeze_action_records_the_intent_and_reviews(product, monkeypatch):
         action=Action.FREEZE_COMMISSIONS,
     )
     frozen = []
-    from riskcontrol import services
+    from riskcontrol.services import assessment as services
 
     monkeypatch.setattr(
         services,
@@ -272,7 +266,7 @@ def test_the_freeze_action_records_the_intent_and_reviews(product, monkeypatch):
 
 
 def test_freeze_without_the_commissions_service_is_recorded_as_intent(product):
-    from riskcontrol.services import freeze_distributor_commissions
+    from riskcontrol.services.assessment import freeze_distributor_commissions
 
     outcome = freeze_distributor_commissions(distributor_id=DistributorFactory().pk, reason="test")
 
@@ -303,7 +297,7 @@ def test_the_default_rules_are_seeded_for_the_merchant():
 
 
 def test_an_engine_failure_allows_the_checkout(product, monkeypatch):
-    from riskcontrol import services
+    from riskcontrol.services import assessment as services
 
     def broken(**kwargs):
         raise RuntimeError("boom")
@@ -353,7 +347,7 @@ def test_outside_a_transaction_the_fast_write_path_stores_every_signal(product):
 def test_the_check_survives_a_session_that_lost_its_prepared_statements(product):
     from django.db import connection
 
-    from riskcontrol.services import add_to_blacklist
+    from riskcontrol.services.blacklist import add_to_blacklist
 
     assert checkout(product, buyer_ip="192.0.2.44").verdict == ALLOW
     add_to_blacklist(kind="ip", value="192.0.2.0/24", reason="test", actor=None)
@@ -367,28 +361,18 @@ def test_the_check_survives_a_session_that_lost_its_prepared_statements(product)
 
 
 def test_the_check_reads_the_buyers_own_signals_not_every_checkout_of_the_day(product, monkeypatch):
-    """Its statement is prepared once per session and keeps a generic plan. Planned on a small
+    """Its statement is prepared once per connection and settles on a generic plan. Planned on a small
     table that plan once chose the (kind, created_at) index, and every checkout then read all
     of the day's checkouts: it grew slower through the day. No index on kind may serve it."""
-    from django.db import connection
-
-    import riskcontrol.services as services
-    from kamen.db import _translate
+    import riskcontrol.services.assessment as services
+    from kamen.tests.plans import explain
 
     captured = []
-    original = services._execute_prepared
-    monkeypatch.setattr(
-        services, "_execute_prepared", lambda sql, params: captured.append((sql, params)) or original(sql, params)
-    )
+    original = services._fetch_row
+    monkeypatch.setattr(services, "_fetch_row", lambda sql, params: captured.append((sql, params)) or original(sql, params))
     for number in range(3):
         checkout(product, contact=f"buyer{number}@example.com", buyer_ip=None, device_id="")
     sql, params = captured[-1]
-    text = _translate(sql, False)[0]
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute(f"PREPARE risk_plan_probe AS {text}")  # noqa: S608
-        cursor.execute(f"EXPLAIN EXECUTE risk_plan_probe ({', '.join(['%s'] * len(params))})", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute("DEALLOCATE risk_plan_probe")
+    plan = "\n".join(row[0] for row in explain(sql, params, generic=True))
     assert "risk_signal_kind_idx" not in plan
     assert "risk_signal_contact_idx" in plan

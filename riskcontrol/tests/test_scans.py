@@ -16,14 +16,14 @@ from riskcontrol.models import (
     RuleCode,
     SignalKind,
 )
-from riskcontrol.scans import (
+from orders.services.risk_scans import (
     scan_commission_concentration,
     scan_commission_out_of_line,
     scan_fake_recruiting,
     scan_linked_accounts,
 )
-from riskcontrol.services import record_distributor_signal
-from riskcontrol.tasks import run_risk_scans_task
+from riskcontrol.services.signals import record_distributor_signal
+from orders.tasks import run_risk_scans_task
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from kamen import totp
 from kamen.two_factor import _secret, start_enrolment
-from riskcontrol.models import StaffTwoFactor
+from kamen.models import StaffTwoFactor
 
 pytestmark = pytest.mark.django_db
 

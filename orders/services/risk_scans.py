@@ -5,6 +5,9 @@ commission earned on orders that few buyers or devices placed).
 They find what no single checkout shows. Each finding is a ``RiskEvent`` on the distributor,
 once per finding per day (``dedupe_key``), and the rule's action is carried out: freeze the
 commissions, blacklist the distributor, or only flag for review.
+
+They read the orders, the commissions and the network and act on riskcontrol and commissions,
+so they live in the top layer (orders); the rules and events are riskcontrol's.
 """
 
 import logging
@@ -16,8 +19,16 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import Action, BlacklistKind, RiskEvent, RiskSignal, RuleCode, SignalKind
-from .rules import active_rules
+from commissions.models import Commission, CommissionStatus, PayoutAccount
+from commissions.services import reveal_payout_account
+from distribution.models import Distributor
+from distribution.selectors import sold_statuses
+from orders.models import Order
+from riskcontrol.models import Action, BlacklistKind, RiskEvent, RiskSignal, RuleCode, SignalKind
+from riskcontrol.rules import active_rules
+from riskcontrol.services.assessment import freeze_distributor_commissions
+from riskcontrol.services.blacklist import add_to_blacklist
+from riskcontrol.services.signals import mask_contact, payment_account_index, record_distributor_signal
 
 logger = logging.getLogger(__name__)
 # Below this much commission in the window a ratio says nothing (one refunded order of a new
@@ -36,8 +47,6 @@ def _record_finding(
     *, rule, distributor_id: int, matched_on: str, explanation: str, key: str
 ) -> RiskEvent | None:
     """One event per finding per day; the rule's action carried out the first time only."""
-    from .services import add_to_blacklist, freeze_distributor_commissions
-
     dedupe_key = f"{rule.code}:{key}:{distributor_id}:{timezone.localdate():%Y%m%d}"[
         :120
     ]
@@ -74,15 +83,7 @@ def _record_finding(
 
 def _sync_payout_accounts() -> None:
     """Payout accounts are encrypted by the commissions app; index the new ones here (blind
-    index only) so the scan can compare them. Skipped when commissions offers none."""
-    try:
-        from commissions.services import reveal_payout_account
-
-        from commissions.models import PayoutAccount
-    except ImportError:
-        return
-    from .services import payment_account_index, record_distributor_signal
-
+    index only) so the scan can compare them."""
     known = set(
         RiskSignal.objects.filter(kind=SignalKind.PAYOUT_ACCOUNT).values_list(
             "distributor_id", "payment_account_index"
@@ -159,10 +160,6 @@ def scan_linked_accounts() -> list[RiskEvent]:
 def scan_fake_recruiting() -> list[RiskEvent]:
     """Distributors whose direct team grew by ``threshold`` or more within the window while
     no one in their subtree sold anything in it."""
-    from distribution.models import Distributor
-    from distribution.selectors import sold_statuses
-    from orders.models import Order
-
     rule = active_rules()[RuleCode.FAKE_RECRUITING]
     if not rule.is_enabled:
         return []
@@ -207,8 +204,6 @@ def scan_fake_recruiting() -> list[RiskEvent]:
 
 def _earned_commissions(since):
     """Commissions (not cancelled, net of reversals) created since ``since``."""
-    from commissions.models import Commission, CommissionStatus
-
     return Commission.objects.filter(created_at__gte=since).exclude(
         status=CommissionStatus.CANCELLED
     )
@@ -218,10 +213,6 @@ def scan_commission_out_of_line() -> list[RiskEvent]:
     """Distributors whose commission within the window is more than ``threshold`` percent of
     the real sales of their subtree (paid minus refunded, orders that count as sales) — a
     refunded order whose commission stayed, bonuses without the sales behind them."""
-    from distribution.models import Distributor
-    from distribution.selectors import sold_statuses
-    from orders.models import Order
-
     rule = active_rules()[RuleCode.COMMISSION_OUT_OF_LINE]
     if not rule.is_enabled:
         return []
@@ -280,10 +271,6 @@ def scan_commission_concentration() -> list[RiskEvent]:
     """Distributors with at least ``MIN_COMMISSIONED_ORDERS`` commissioned orders in the window
     of which more than ``threshold`` percent were bought by one buyer (contact) or from one
     device — sock-puppet purchases farming commission."""
-    from orders.models import Order
-
-    from .services import mask_contact
-
     rule = active_rules()[RuleCode.COMMISSION_CONCENTRATED]
     if not rule.is_enabled:
         return []

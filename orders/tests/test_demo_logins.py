@@ -3,7 +3,7 @@ which run.sh sets from HOST and PORT unless given), not at the address gunicorn 
 
 from io import StringIO
 
-from kamen.management.commands.load_demo_data import Command
+from orders.management.commands.load_demo_data import Command
 
 
 def test_the_printed_links_use_the_sites_address(settings, monkeypatch):

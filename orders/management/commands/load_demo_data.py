@@ -1,5 +1,8 @@
 """Demo data for `make run`: staff for every role and a catalog that shows every feature.
 
+It lives in orders, the top layer, because it loads every app's demo, in order: the catalog,
+the suppliers, the distributor network, then sales through the real pipeline.
+
 Idempotent: everything is looked up by a natural key first, so running it twice adds nothing.
 """
 
@@ -9,7 +12,11 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from catalog.demo import load_catalog_demo, load_stock_demo, load_vault_demo
+from catalog.demo_suppliers import load_supplier_demo
+from distribution.demo import DEMO_AGENTS, load_network_demo
 from kamen.roles import FINANCE, OPERATOR, OWNER, RISK
+from orders.demo import load_demo_sales
 
 DEMO_PASSWORD = "kamen-demo-2026"
 DEMO_STAFF = [
@@ -26,19 +33,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         with transaction.atomic():
             users = self._load_staff()
-        from catalog.demo import load_catalog_demo, load_vault_demo
-
         load_catalog_demo(owner=users["owner"])
         load_vault_demo(owner=users["owner"])
-        from catalog.demo import load_stock_demo
-
         load_stock_demo(owner=users["owner"])
-        from catalog.demo_suppliers import load_supplier_demo
-
         load_supplier_demo()
-        from distribution.demo import load_network_demo
-
-        load_network_demo(owner=users["owner"], password=DEMO_PASSWORD)
+        chain, link_code = load_network_demo(owner=users["owner"], password=DEMO_PASSWORD)
+        if link_code is not None:
+            load_demo_sales(root=chain[0], link_code=link_code)
         self._print_logins()
 
     def _load_staff(self):
@@ -71,8 +72,6 @@ class Command(BaseCommand):
         ]
         for username, role, display_name, _superuser in DEMO_STAFF:
             lines.append(f"    {username:<10} role {role:<9} {display_name}")
-        from distribution.demo import DEMO_AGENTS
-
         lines.append(f"  Agent portal:      {base}/agent/   (same password)")
         for username, display_name, grade in DEMO_AGENTS:
             lines.append(f"    {username:<12} {grade:<4} {display_name}")

@@ -1,31 +1,25 @@
-"""Writes and checks of risk control, its public face for other apps.
-
-``assess_checkout`` runs every enabled rule against one checkout in a handful of indexed
+"""The checkout assessment: ``assess_checkout`` runs every enabled rule against one checkout in a handful of indexed
 queries (blacklist, one aggregate over recent checkouts, the distributor chain), records the
 observation with its verdict, and returns "allow", "review" (the order is placed but its
 fulfilment held until staff decide) or "block" (refused with a message). Every rule that fired
 leaves a ``RiskEvent`` saying which rule and which signal.
 """
 
-import ipaddress
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import BooleanField, Count, F, Max, Q, Sum
-from django.db.models.expressions import RawSQL
+from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen import crypto
-from kamen.db import execute_prepared
+from kamen.db import fetch_rows
 
-from .fingerprint import current_device
-from .models import (
+from ..fingerprint import current_device
+from ..models import (
     ACTION_SEVERITY,
     Action,
     BlacklistEntry,
@@ -37,7 +31,14 @@ from .models import (
     SignalKind,
     Verdict,
 )
-from .rules import Rule, active_rules
+from ..rules import Rule, active_rules
+from .blacklist import add_to_blacklist, first_blacklist_match
+from .signals import (
+    DISTRIBUTOR_SIGNAL_KINDS,
+    contact_index,
+    mask_contact,
+    payment_account_index,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,35 +50,6 @@ BLOCK = "block"
 AUTO_BLACKLIST_DAYS = 30
 DAY_COUNTER_SECONDS = 60 * 60 * 26
 ZERO = Decimal(0)
-
-
-# --- normalising and masking -------------------------------------------------------------------
-def normalize_contact(contact: str) -> str:
-    value = re.sub(r"\s+", "", str(contact or "")).lower()
-    value = value.removeprefix("+86")
-    return value
-
-
-def contact_index(contact: str) -> str:
-    value = normalize_contact(contact)
-    return crypto.blind_index("contact:" + value) if value else ""
-
-
-def payment_account_index(account: str) -> str:
-    value = re.sub(r"\s+", "", str(account or "")).lower()
-    return crypto.blind_index("payment:" + value) if value else ""
-
-
-def mask_contact(contact: str) -> str:
-    value = normalize_contact(contact)
-    if not value:
-        return ""
-    if "@" in value:
-        name, _at, domain = value.partition("@")
-        return f"{name[:1]}***@{domain}"[:64]
-    if len(value) >= 7:
-        return f"{value[:3]}****{value[-4:]}"
-    return "****"
 
 
 # --- the checkout assessment -------------------------------------------------------------------
@@ -172,38 +144,6 @@ def _blacklist_subquery(
     if len(parts) == 1:
         return f"{parts[0]} AS blacklist_id", params
     return f"COALESCE({', '.join(parts)}) AS blacklist_id", params
-
-
-def first_blacklist_match(*, values: Q, ip: str | None, now) -> BlacklistEntry | None:
-    """The first active entry among ``values`` or whose network contains ``ip``: PostgreSQL
-    compares with inet containment (``<<=``) in the same query; elsewhere Python's ipaddress."""
-    active = BlacklistEntry.objects.filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    ).only("kind", "display_value", "reason", "network", "prefix_length")
-    if ip and connection.vendor == "postgresql":
-        ip_hit = RawSQL(
-            "(kind = 'ip' AND %s::inet <<= set_masklen(network, prefix_length))",
-            [ip],
-            output_field=BooleanField(),
-        )
-        return active.annotate(ip_hit=ip_hit).filter(values | Q(ip_hit=True)).first()
-    entry = active.filter(values).first() if values else None
-    if entry is None and ip:
-        address = ipaddress.ip_address(ip)
-        for candidate in active.filter(kind=BlacklistKind.IP):
-            network = ipaddress.ip_network(
-                f"{candidate.network}/{candidate.prefix_length}", strict=False
-            )
-            if address.version == network.version and address in network:
-                return candidate
-    return entry
-
-
-DISTRIBUTOR_SIGNAL_KINDS = [
-    SignalKind.SIGNUP,
-    SignalKind.LOGIN,
-    SignalKind.PAYOUT_ACCOUNT,
-]
 
 
 def _recent_figures(
@@ -476,7 +416,7 @@ def _recent_figures_sql(
             ctes.append("no_flush AS (SELECT set_config('synchronous_commit', 'off', true))")
             sources.append("no_flush")
         sql = f"WITH {', '.join(ctes)} SELECT {', '.join(outer)} FROM {', '.join(sources)}"
-    row = _execute_prepared(sql, params)
+    row = _fetch_row(sql, params)
     figures = dict(zip(names, row, strict=True))
     if signal is not None:
         signal.pk = figures.pop("signal_id")
@@ -484,10 +424,10 @@ def _recent_figures_sql(
     return figures
 
 
-def _execute_prepared(sql: str, params: list):
+def _fetch_row(sql: str, params: list):
     """The check's statement has a handful of shapes (which of IP, device, contact, chain are
-    present); each is prepared once per session (``kamen.db``) and returns one row."""
-    return execute_prepared(sql, params, prefix="risk_check")[0]
+    present); the driver prepares each once per connection (``kamen.db``); it returns one row."""
+    return fetch_rows(sql, params)[0]
 
 
 def _add_to_day_total(*, distributor_id: int, day, amount: Decimal) -> Decimal:
@@ -825,7 +765,7 @@ def assess_checkout_in_full(
     now = timezone.now()
     device = None
     if request is not None:
-        from .fingerprint import device_from_request
+        from ..fingerprint import device_from_request
 
         device = device_from_request(request)
     elif device_id is None:
@@ -980,14 +920,24 @@ def _act_on_hits(
     )
 
 
+# The commissions app (above riskcontrol) registers its ``freeze_commissions(*, distributor,
+# reason, actor)`` here in its AppConfig.ready(): a rule whose action is "freeze the
+# commissions" calls it by that name.
+_commission_freezer = None
+
+
+def register_commission_freezer(freeze) -> None:
+    global _commission_freezer
+    _commission_freezer = freeze
+
+
 def freeze_distributor_commissions(
     *, distributor_id: int, reason: str, actor=None
 ) -> str:
-    """Freeze through the commissions app when it offers ``freeze_commissions``; otherwise the
+    """Freeze through the commissions app's registered ``freeze_commissions``; without one the
     intent is recorded on the event for staff to carry out. Returns what happened."""
-    try:
-        from commissions.services import freeze_commissions
-    except ImportError:
+    freeze_commissions = _commission_freezer
+    if freeze_commissions is None:
         return _("已记录冻结佣金意图（佣金模块未提供冻结服务）")
     from distribution.models import Distributor
 
@@ -1003,114 +953,3 @@ def freeze_distributor_commissions(
         )
         return _("冻结佣金失败：%(error)s") % {"error": error.__class__.__name__}
     return _("已冻结分销商佣金")
-
-
-# --- distributors' own signals -----------------------------------------------------------------
-def record_distributor_signal(
-    *,
-    kind: str,
-    distributor_id: int,
-    user_id: int | None = None,
-    ip: str | None = None,
-    device_id: str = "",
-    device_hash: str = "",
-    contacts: tuple[str, ...] = (),
-    payment_account: str = "",
-) -> list[RiskSignal]:
-    """What a distributor signs up, logs in or gets paid with: the other side of the
-    self-referral and linked-account rules. One row per contact (a phone and an e-mail)."""
-    if kind not in SignalKind.values or kind == SignalKind.CHECKOUT:
-        raise ValueError(f"not a distributor signal kind: {kind!r}")
-    indexes = [
-        contact_index(contact) for contact in contacts if normalize_contact(contact)
-    ] or [""]
-    masks = [
-        mask_contact(contact) for contact in contacts if normalize_contact(contact)
-    ] or [""]
-    payment_idx = payment_account_index(payment_account)
-    return RiskSignal.objects.bulk_create(
-        [
-            RiskSignal(
-                kind=kind,
-                ip=ip or None,
-                device_id=(device_id or "")[:64],
-                device_hash=(device_hash or "")[:64],
-                contact_index=index,
-                contact_mask=mask,
-                payment_account_index=payment_idx,
-                distributor_id=distributor_id,
-                user_id=user_id,
-            )
-            for index, mask in zip(indexes, masks, strict=True)
-        ]
-    )
-
-
-def record_forged_callback(*, ip: str | None, gateway_code: str, reason: str) -> RiskSignal:
-    """A payment notification whose signature did not verify, by the address that sent it: a
-    probe of the callback endpoint, which staff see with the other signals of that address."""
-    return RiskSignal.objects.create(
-        kind=SignalKind.CALLBACK_FORGED,
-        ip=ip or None,
-        explanation=f"{gateway_code[:20]}: {reason}"[:200],
-    )
-
-
-def record_payout_account(*, distributor, account: str) -> None:
-    """The commissions app calls this when a payout account is added, so linked-account and
-    self-referral rules see it (as a blind index only)."""
-    record_distributor_signal(
-        kind=SignalKind.PAYOUT_ACCOUNT,
-        distributor_id=distributor.pk,
-        payment_account=account,
-    )
-
-
-# --- blacklist ---------------------------------------------------------------------------------
-from .blacklist import add_to_blacklist
-
-__all__ = [
-    "ALLOW",
-    "BLOCK",
-    "REVIEW",
-    "add_to_blacklist",
-    "assess_checkout",
-    "assess_checkout_in_full",
-    "freeze_distributor_commissions",
-    "record_distributor_signal",
-    "record_forged_callback",
-    "record_payout_account",
-]
-
-
-def link_signal_to_order(*, order) -> RiskSignal | None:
-    """Tie the checkout's signal to the order it became (by checkout token, else the latest
-    matching signal of the last minutes)."""
-    with transaction.atomic():
-        signal = None
-        if order.checkout_token:
-            signal = (
-                RiskSignal.objects.filter(
-                    checkout_token=order.checkout_token, order_no=""
-                )
-                .order_by("-id")
-                .first()
-            )
-        if signal is None:
-            signal = (
-                RiskSignal.objects.filter(
-                    kind=SignalKind.CHECKOUT,
-                    order_no="",
-                    contact_index=contact_index(order.contact),
-                    product_id=order.product_id,
-                    amount=order.total_amount,
-                    created_at__gte=timezone.now() - timedelta(minutes=10),
-                )
-                .order_by("-id")
-                .first()
-            )
-        if signal is not None:
-            RiskSignal.objects.filter(pk=signal.pk).update(order_no=order.order_no)
-            RiskEvent.objects.filter(signal=signal).update(order_no=order.order_no)
-            signal.order_no = order.order_no
-    return signal

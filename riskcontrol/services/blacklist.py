@@ -13,7 +13,9 @@ import re
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
@@ -24,7 +26,8 @@ from kamen.audit import record_audit
 from kamen.four_eyes import require_another_person
 from kamen.parsing import is_ascii_digits
 
-from .models import BlacklistEntry, BlacklistKind
+from ..models import BlacklistEntry, BlacklistKind
+from .signals import contact_index, mask_contact, payment_account_index
 
 CSV_HEADER = ["kind", "value", "reason", "expires_at"]
 MAX_IMPORT_ROWS = 10_000
@@ -32,8 +35,6 @@ MAX_IMPORT_ROWS = 10_000
 
 def _normalize(kind: str, value: str) -> tuple[dict, str]:
     """(model fields, shown value) for a raw value of ``kind``, or ValidationError."""
-    from .services import contact_index, mask_contact, payment_account_index
-
     raw = str(value or "").strip()
     if not raw:
         raise ValidationError(_("请填写要拉黑的值"))
@@ -63,7 +64,7 @@ def _normalize(kind: str, value: str) -> tuple[dict, str]:
             f"{compact[:3]}****{compact[-4:]}" if len(compact) >= 8 else "****"
         )
     if kind == BlacklistKind.ID_NUMBER:
-        from .validators import mask_id_number, validate_id_number
+        from ..validators import mask_id_number, validate_id_number
 
         number = validate_id_number(raw, check_age=False)
         return {"value_index": id_number_index(number)}, mask_id_number(number)
@@ -245,3 +246,28 @@ def import_blacklist_csv(
                 request=request,
             )
     return len(parsed), []
+
+
+def first_blacklist_match(*, values: Q, ip: str | None, now) -> BlacklistEntry | None:
+    """The first active entry among ``values`` or whose network contains ``ip``: PostgreSQL
+    compares with inet containment (``<<=``) in the same query; elsewhere Python's ipaddress."""
+    active = BlacklistEntry.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    ).only("kind", "display_value", "reason", "network", "prefix_length")
+    if ip and connection.vendor == "postgresql":
+        ip_hit = RawSQL(
+            "(kind = 'ip' AND %s::inet <<= set_masklen(network, prefix_length))",
+            [ip],
+            output_field=BooleanField(),
+        )
+        return active.annotate(ip_hit=ip_hit).filter(values | Q(ip_hit=True)).first()
+    entry = active.filter(values).first() if values else None
+    if entry is None and ip:
+        address = ipaddress.ip_address(ip)
+        for candidate in active.filter(kind=BlacklistKind.IP):
+            network = ipaddress.ip_network(
+                f"{candidate.network}/{candidate.prefix_length}", strict=False
+            )
+            if address.version == network.version and address in network:
+                return candidate
+    return entry
