@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Order
-from riskcontrol.blacklist import add_to_blacklist
+from riskcontrol.services.blacklist import add_to_blacklist
 from riskcontrol.models import BlacklistKind, RiskEvent, RuleCode
-from riskcontrol.services import assess_checkout_in_full
+from riskcontrol.services.assessment import assess_checkout_in_full
 
 from .docking_support import docked_site, owner, signed_call
 from .factories import add_keys, make_product

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('riskcontrol', '0005_unverified_callback_signal'),
+        ('riskcontrol', '0006_staff_two_factor_moves_to_kamen'),
     ]
 
     operations = [
