@@ -12,10 +12,21 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from catalog.models import ProductType, Supplier, SupplierAdapter, SupplierChannel
-from catalog.suppliers import SupplierError, client_for
+from catalog.models import (
+    CardKey,
+    CardKeyBatch,
+    CardKeyStatus,
+    Product,
+    ProductType,
+    Supplier,
+    SupplierAdapter,
+    SupplierChannel,
+)
+from catalog.suppliers import OrderStatus, SupplierError, client_for
+from kamen import crypto
 
 from .products import create_product, update_product
 
@@ -137,4 +148,95 @@ def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Mar
     return products
 
 
-__all__ = ["Markup", "apply_markup", "import_upstream_products", "parse_markup", "upstream_catalog"]
+class UpstreamRefused(Exception):
+    """The upstream refused or failed the order for good (its message says why)."""
+
+
+def upstream_key_channel(product: Product) -> SupplierChannel | None:
+    """The active channel to an upstream Kamen of a card-key product, if it is sourced so."""
+    if product.product_type != ProductType.CARD_KEY:
+        return None
+    return (
+        SupplierChannel.objects.select_related("supplier")
+        .filter(product=product, is_active=True, supplier__adapter=SupplierAdapter.KAMEN_API, supplier__is_active=True)
+        .order_by("priority", "id")
+        .first()
+    )
+
+
+def buy_upstream_card_keys(*, product: Product, reference: str, quantity: int, transport=None) -> list[CardKey] | None:
+    """The card keys of our order ``reference`` bought from the upstream Kamen: placed under our
+    order number (the same number again is the same upstream order, so a retry never buys
+    twice), read once the upstream delivered, and stored encrypted in our vault as sold to
+    ``reference`` before anyone sees them. None while the upstream has not delivered yet (call
+    again: the upstream order is found, not placed anew); UpstreamRefused when it refused.
+    Safe to call twice: keys already stored for ``reference`` are returned."""
+    stored = list(CardKey.objects.filter(product=product, sold_to=reference, status=CardKeyStatus.SOLD).order_by("id"))
+    if len(stored) >= quantity:
+        return stored[:quantity]
+    channel = upstream_key_channel(product)
+    if channel is None:
+        raise UpstreamRefused("no active upstream channel")
+    client = client_for(channel.supplier, transport=transport)
+    result = client.place_order(sku=channel.supplier_sku, target="", quantity=quantity, out_order_no=reference)
+    if result.status == OrderStatus.PENDING or (
+        result.status == OrderStatus.SUCCEEDED and len(result.goods) < quantity
+    ):
+        # Not delivered yet, or an answer to a repeated placement (no goods in it): the
+        # upstream's order page has the goods once it is completed.
+        result = client.query_order(out_order_no=reference)
+    if result.status == OrderStatus.PENDING:
+        return None
+    if result.status != OrderStatus.SUCCEEDED:
+        raise UpstreamRefused(result.message or str(result.status))
+    if len(result.goods) < quantity:
+        raise UpstreamRefused(f"upstream delivered {len(result.goods)} of {quantity} keys")
+    now = timezone.now()
+    with transaction.atomic():
+        # Under the product row lock, so two workers storing the same order store it once.
+        Product.objects.select_for_update().only("id").get(pk=product.pk)
+        stored = list(
+            CardKey.objects.filter(product=product, sold_to=reference, status=CardKeyStatus.SOLD).order_by("id")
+        )
+        if len(stored) >= quantity:
+            return stored[:quantity]
+        unit_cost = (result.cost / quantity).quantize(Decimal("0.01")) if result.cost is not None else None
+        batch = CardKeyBatch.objects.create(
+            product=product,
+            supplier=channel.supplier,
+            unit_cost=unit_cost,
+            key_count=quantity,
+            note=f"upstream order {result.supplier_order_no}"[:200],
+        )
+        keys = []
+        for card_no, secret in result.goods[:quantity]:
+            key_id, blob = crypto.encrypt(secret)
+            keys.append(
+                CardKey(
+                    product=product,
+                    batch=batch,
+                    card_no=card_no[:128],
+                    secret_ciphertext=blob,
+                    key_id=key_id,
+                    # The upstream order in the identity: a key sold twice upstream is two rows.
+                    fingerprint=crypto.blind_index(
+                        f"upstream:{channel.supplier_id}:{result.supplier_order_no}\x00{card_no}\x00{secret}"
+                    ),
+                    status=CardKeyStatus.SOLD,
+                    sold_at=now,
+                    sold_to=reference,
+                )
+            )
+        return CardKey.objects.bulk_create(keys)
+
+
+__all__ = [
+    "Markup",
+    "UpstreamRefused",
+    "apply_markup",
+    "buy_upstream_card_keys",
+    "import_upstream_products",
+    "parse_markup",
+    "upstream_catalog",
+    "upstream_key_channel",
+]

@@ -123,11 +123,17 @@ class KamenApiSupplierClient(SupplierClient):
                 return OrderResult(OrderStatus.PENDING, message=code)
             return OrderResult(_REFUSED.get(code, OrderStatus.FAILED), message=f"{code}: {data.get('message_en', '')}")
         status = _FINAL.get(data.get("status"), OrderStatus.PENDING)
+        goods = tuple(
+            (str(item.get("card_no") or ""), str(item.get("secret") or ""))
+            for item in data.get("goods") or []
+            if isinstance(item, dict) and item.get("kind") == "card_key" and item.get("secret")
+        )
         return OrderResult(
             status,
             supplier_order_no=str(data.get("order_no", "")),
             cost=_amount(data.get("total_amount")) if status == OrderStatus.SUCCEEDED else None,
             message=str(data.get("status", "")),
+            goods=goods if status == OrderStatus.SUCCEEDED else (),
         )
 
     def place_order(self, *, sku: str, target: str, quantity: int, out_order_no: str) -> OrderResult:

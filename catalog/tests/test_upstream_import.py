@@ -18,7 +18,12 @@ costs = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999"), place
 values = st.decimals(min_value=Decimal("0"), max_value=Decimal("500"), places=2)
 
 
-@given(cost=costs, value=values, kind=st.sampled_from(["percent", "fixed"]), rounding=st.sampled_from(["fen", "jiao", "yuan"]))
+@given(
+    cost=costs,
+    value=values,
+    kind=st.sampled_from(["percent", "fixed"]),
+    rounding=st.sampled_from(["fen", "jiao", "yuan"]),
+)
 def test_the_price_is_the_markup_rounded_up_to_the_unit_never_below(cost, value, kind, rounding):
     price = apply_markup(cost, Markup(kind, value, rounding))
     exact = cost * (1 + value / 100) if kind == "percent" else cost + value
@@ -97,7 +102,11 @@ def test_chosen_products_are_imported_at_the_markup_and_again_repriced_not_doubl
     assert imported.retail_price == Decimal("85.60")  # 80.00 + 5.55, up to the jiao
     assert imported.is_on_shelf is False  # card keys from upstream: not sold until wired
     channel = SupplierChannel.objects.get(product=imported)
-    assert (channel.supplier_id, channel.supplier_sku, channel.is_in_stock) == (supplier.pk, str(upstream_product.pk), True)
+    assert (channel.supplier_id, channel.supplier_sku, channel.is_in_stock) == (
+        supplier.pk,
+        str(upstream_product.pk),
+        True,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -115,3 +124,42 @@ def test_a_product_the_upstream_does_not_offer_changes_nothing(upstream):
         )
 
     assert Product.objects.count() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_card_keys_are_bought_once_upstream_and_stored_encrypted_as_sold(upstream):
+    from catalog.models import CardKey, CardKeyStatus
+    from catalog.services.upstream import buy_upstream_card_keys
+    from kamen import crypto
+    from orders.models import Order
+    from orders.services.fulfilment import fulfil_order
+
+    supplier, upstream_product, staff = upstream
+    (ours,) = import_upstream_products(
+        supplier=supplier,
+        skus=[str(upstream_product.pk)],
+        markup=parse_markup(kind="percent", value="10", rounding="yuan"),
+        category=Category.objects.get(slug="cards"),
+        actor=staff,
+    )
+    upstream_secrets = {
+        crypto.decrypt(key_id=k.key_id, blob=bytes(k.secret_ciphertext))
+        for k in CardKey.objects.filter(product=upstream_product)
+    }
+
+    first = buy_upstream_card_keys(product=ours, reference="K-DOWN-9", quantity=2)  # paid upstream, not delivered yet
+    fulfil_order(order_id=Order.objects.get(docking__client_order_no="K-DOWN-9").pk)  # the upstream's worker
+    keys = buy_upstream_card_keys(product=ours, reference="K-DOWN-9", quantity=2)
+    again = buy_upstream_card_keys(product=ours, reference="K-DOWN-9", quantity=2)
+
+    assert first is None
+    assert len(keys) == 2 and [k.pk for k in again] == [k.pk for k in keys]
+    assert Order.objects.filter(docking__client_order_no="K-DOWN-9").count() == 1  # bought once upstream
+    stored = CardKey.objects.filter(product=ours)
+    assert {k.status for k in stored} == {CardKeyStatus.SOLD} and {k.sold_to for k in stored} == {"K-DOWN-9"}
+    secrets = {crypto.decrypt(key_id=k.key_id, blob=bytes(k.secret_ciphertext)) for k in stored}
+    assert secrets <= upstream_secrets and len(secrets) == 2
+    for key in stored:  # ciphertext at rest, never the secret
+        assert crypto.decrypt(key_id=key.key_id, blob=bytes(key.secret_ciphertext)).encode() not in bytes(
+            key.secret_ciphertext
+        )
