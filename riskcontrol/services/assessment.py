@@ -839,17 +839,19 @@ def assess_checkout_in_full(
         if take_back:
             _take_from_day_total(distributor_id=distributor_id, day=day, amount=amount)
     elif hits:
-        # Recorded as "allow" with the figures; now what the rules decided (one round trip).
-        sql = "UPDATE riskcontrol_risksignal SET verdict = %s, explanation = %s WHERE id = %s"
-        params = [verdict, signal.explanation, signal.pk]
-        if take_back:
-            sql += (
-                "; UPDATE riskcontrol_distributordaytotal SET total = total - %s"
-                " WHERE distributor_id = %s AND day = %s"
-            )
-            params += [amount, distributor_id, day]
+        # Recorded as "allow" with the figures; now what the rules decided. Two executes:
+        # psycopg 3 sends parameters with the statement and refuses several commands in one.
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(
+                "UPDATE riskcontrol_risksignal SET verdict = %s, explanation = %s WHERE id = %s",
+                [verdict, signal.explanation, signal.pk],
+            )
+            if take_back:
+                cursor.execute(
+                    "UPDATE riskcontrol_distributordaytotal SET total = total - %s"
+                    " WHERE distributor_id = %s AND day = %s",
+                    [amount, distributor_id, day],
+                )
     if hits:
         _act_on_hits(hits=hits, signal=signal, distributor_id=distributor_id)
     return Assessment(verdict=verdict, hits=hits, signal=signal)
