@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('distribution', '0010_docking_product_snapshot'),
+        ('distribution', '0011_grade_may_buy_stock'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
