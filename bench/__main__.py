@@ -26,6 +26,7 @@ BENCHMARKS = [
     "bench.distribution_tree",
     "bench.risk_check",
     "bench.commissions",
+    "bench.order_books",
     "bench.docking",
 ]
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"

@@ -76,9 +76,14 @@ WRONG_AMOUNT_SHARE = float(os.environ.get("BENCH_HTTP_WRONG_AMOUNT_SHARE", "0.05
 STARTUP_SECONDS = 180
 ORDER_TIMEOUT_SECONDS = 120
 # The order page's script (static/kamen/js/order-page.js) polls status.json first after
-# FIRST_POLL_SECONDS, then every POLL_SECONDS: the client waits the same way.
-# BENCH_HTTP_POLL="1.5,2" replays an older page's schedule.
-FIRST_POLL_SECONDS, POLL_SECONDS = (float(value) for value in os.environ.get("BENCH_HTTP_POLL", "0.5,1").split(","))
+# FIRST_POLL_SECONDS, then every POLL_SECONDS for the page's first FAST_POLL_FOR_SECONDS, then
+# 1 s further apart each time up to SLOWEST_POLL_SECONDS; it reloads when the status or the
+# number of deliveries changes, and the reloaded page starts again: the client does the same.
+# BENCH_HTTP_POLL="0.5,1" (two values: every second, no back-off) replays the previous page.
+_POLL = [float(value) for value in os.environ.get("BENCH_HTTP_POLL", "0.5,1,10,5").split(",")]
+FIRST_POLL_SECONDS, POLL_SECONDS = _POLL[0], _POLL[1]
+FAST_POLL_FOR_SECONDS = _POLL[2] if len(_POLL) > 2 else float("inf")
+SLOWEST_POLL_SECONDS = _POLL[3] if len(_POLL) > 3 else POLL_SECONDS
 # Below gunicorn's keep-alive (2 s): the client closes an idle connection before the server does.
 KEEPALIVE_SECONDS = 1.5
 GATEWAY_ADDRESSES = [f"127.9.0.{number}" for number in range(1, 9)]
@@ -588,26 +593,54 @@ class Storm:
         tally.completed += 1
 
     async def _poll(self, session, order_url: str, page: str) -> None:
-        """As the order page's script: status.json until the status or the deliveries change,
-        then the page again; done when the keys are on it."""
+        """As the order page's script: status.json on the page's schedule until the status or
+        the deliveries change, then the page again (whose script starts its schedule again);
+        done when the keys are on it."""
         deadline = time.monotonic() + ORDER_TIMEOUT_SECONDS
         found = STATUS_URL_RE.search(page)
         path = html.unescape(found.group(1)) if found else urlsplit(order_url).path + "status.json"
         status_url = self.base_url + path
-        await asyncio.sleep(FIRST_POLL_SECONDS)
+        shown = _page_state(page)
+        delays = poll_delays()
+        await asyncio.sleep(next(delays))
         while time.monotonic() < deadline:
             _response, body = await _call(session, self.tally, "GET", status_url, expect=(200,))
             summary = json.loads(body)
             if summary.get("is_under_review"):
                 raise UnexpectedAnswer("held for risk review")
-            if summary["delivered"]:
+            if (summary["status"], str(summary["delivered"])) != shown:
                 _response, page = await _call(session, self.tally, "GET", order_url, expect=(200,))
                 if 'data-testid="secret"' in page:
                     return
+                shown, delays = _page_state(page), poll_delays()
             elif summary["is_final"]:
                 raise UnexpectedAnswer(f"order ended {summary['status']} without keys")
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(next(delays))
         raise UnexpectedAnswer("keys not shown in time")
+
+
+PAGE_STATE_RE = re.compile(r'data-status="([^"]*)"[^>]*data-delivered="([^"]*)"')
+
+
+def _page_state(page: str) -> tuple[str, str]:
+    """The status and number of deliveries the order page shows (its script compares them)."""
+    found = PAGE_STATE_RE.search(page)
+    return (found.group(1), found.group(2)) if found else ("", "")
+
+
+def poll_delays():
+    """The order page script's waits between polls, in seconds (static/kamen/js/order-page.js):
+    FIRST_POLL_SECONDS, then POLL_SECONDS while the page is younger than FAST_POLL_FOR_SECONDS,
+    then 1 s longer each time up to SLOWEST_POLL_SECONDS."""
+    opened = time.monotonic()
+    yield FIRST_POLL_SECONDS
+    slow = 0
+    while True:
+        if time.monotonic() - opened < FAST_POLL_FOR_SECONDS:
+            yield POLL_SECONDS
+        else:
+            slow += 1
+            yield min(POLL_SECONDS + slow, SLOWEST_POLL_SECONDS)
 
 
 async def _drive(storm: Storm, *, orders: int, buyers: int, first: int = 0) -> float:

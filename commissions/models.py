@@ -33,6 +33,11 @@ class AccountKind(models.TextChoices):
     TAX_WITHHELD = "tax_withheld", _("代扣个税")
     PAYOUTS_IN_TRANSIT = "payouts_in_transit", _("提现在途")
     PAYOUTS_PAID = "payouts_paid", _("已打款")
+    # An order's books (docs/adr/0020): the gateway's clearing is debited with the payment;
+    # revenue is a transit account that every event closes; the merchant's profit is what is
+    # left of the payment after fee, cost of goods, commissions and price differences.
+    GATEWAY_CLEARING = "gateway_clearing", _("支付渠道待结算")
+    MERCHANT_PROFIT = "merchant_profit", _("商户利润")
     # Docking (对接, docs/adr/0019): a site's prepaid balance (预存款, owed to the site) and
     # the money the merchant received for it.
     DOCKING_PREPAID = "docking_prepaid", _("对接预存款")
@@ -110,6 +115,9 @@ class TransactionKind(models.TextChoices):
     WALLET_PAYMENT = "wallet_payment", _("余额支付")
     TAX_ADJUSTMENT = "tax_adjustment", _("个税调整")
     TOP_UP = "top_up", _("余额充值")
+    ORDER_PAYMENT = "order_payment", _("订单收款")
+    ORDER_DELIVERY = "order_delivery", _("订单成本与利润")
+    ORDER_REFUND = "order_refund", _("订单退款")
     PREPAID_TOP_UP = "prepaid_top_up", _("预存款充值")
     PREPAID_PAYMENT = "prepaid_payment", _("预存款支付")
     PREPAID_REFUND = "prepaid_refund", _("预存款退回")

@@ -23,6 +23,9 @@ __all__ = [
     "insert_statement",
     "inserted",
     "instance_from_row",
+    "instances_from_arrays",
+    "prefetched",
+    "select_arrays",
     "select_list",
 ]
 
@@ -78,6 +81,43 @@ def select_list(model, alias: str) -> str:
     """``"alias"."col", …`` for every concrete field of ``model``, in field order."""
     columns, _converters = _row_shape(model)
     return sql.SQL(", ").join(sql.Identifier(alias, column) for column in columns).as_string()
+
+
+def select_arrays(model, alias: str, order: tuple[str, ...] = ("id",)) -> str:
+    """``array_agg("alias"."col" ORDER BY …), …`` for every concrete field of ``model``, in field
+    order: a model's related rows in one column each, for ``instances_from_arrays``. ``order``
+    names columns of ``alias``, or of another table as ``"other.column"``."""
+    columns, _converters = _row_shape(model)
+    by = sql.SQL(", ").join(
+        sql.Identifier(*name.split(".")) if "." in name else sql.Identifier(alias, name) for name in order
+    )
+    return (
+        sql.SQL(", ")
+        .join(
+            sql.SQL("array_agg({column} ORDER BY {by})").format(column=sql.Identifier(alias, column), by=by)
+            for column in columns
+        )
+        .as_string()
+    )
+
+
+def instances_from_arrays(model, row, start: int = 0) -> list:
+    """The ``model`` instances whose fields ``select_arrays`` aggregated into ``row[start:]``
+    (an aggregate over no rows is NULL: no instances). A LEFT JOINed row that was not there
+    (its primary key NULL) is None."""
+    width = len(model._meta.concrete_fields)
+    columns = [values or [] for values in row[start : start + width]]
+    rows = zip(*columns, strict=True)
+    return [instance_from_row(model, values) if values[0] is not None else None for values in rows]
+
+
+def prefetched(instance, name: str, related: list) -> None:
+    """``instance.<name>.all()`` answers ``related`` without a query, as ``prefetch_related``
+    leaves it."""
+    queryset = getattr(instance, name).all()
+    queryset._result_cache = related
+    queryset._prefetch_done = True
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
 
 
 def instance_from_row(model, row, start: int = 0):

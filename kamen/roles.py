@@ -141,6 +141,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _ORDERS_VIEW + ["orders.confirm_payment_manually", "orders.redeem_voucher", "orders.redrive_fulfilment"]
     + _DISTRIBUTION_OPERATE + _DOCKING_OPERATE,
     FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + ["orders.refund_order"]
+    + ["orders.view_gatewaystatement", "orders.view_statementdifference", "orders.reconcile_statements"]
     + _DISTRIBUTION_VIEW + _COMMISSIONS_FINANCE + _DOCKING_FINANCE,
     RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + _DISTRIBUTION_VIEW + _DOCKING_VIEW
     + ["distribution.freeze_distributor", "commissions.freeze_commissions", "commissions.view_wallethold"]

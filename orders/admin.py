@@ -10,6 +10,7 @@ a link to the audited reveal page; vouchers show the last four characters of the
 import inspect
 import json
 import logging
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -27,12 +28,15 @@ from kamen import parsing
 
 from . import admin_review  # noqa: F401 (registers the review queue)
 from .models import (
+    GatewayStatement,
     Order,
     OrderDelivery,
     OrderStatusChange,
     PaymentAttempt,
     PaymentCallback,
     Refund,
+    StatementDifference,
+    StatementStatus,
     Voucher,
     VoucherRedemption,
 )
@@ -298,6 +302,7 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
+            path("profit/", wrap(self.profit_view), name="orders_order_profit"),
             path("<path:object_id>/confirm-payment/", wrap(self.confirm_payment_view), name="orders_order_confirm_payment"),
             path("<path:object_id>/refund/", wrap(self.refund_view), name="orders_order_refund"),
             path("<path:object_id>/redrive/", wrap(self.redrive_view), name="orders_order_redrive"),
@@ -321,7 +326,12 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
             from .selectors import unexpected_payments
 
             extra_context["unexpected_payments"] = list(unexpected_payments(order=order))
+            extra_context |= _order_books_context(request, order)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def profit_view(self, request):
+        """利润报表: profit, fee and cost summed from the ledger, by product, day or distributor."""
+        return profit_report_view(self, request)
 
     # --- the three console forms ----------------------------------------------------------
 
@@ -543,5 +553,176 @@ class VoucherRedemptionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
 
 
+# --- the order books (docs/adr/0020): per-order profit, the profit report, reconciliation ------
+PROFIT_PERMISSION = "commissions.view_journalentry"
+PROFIT_GROUPINGS = {
+    "product": (_("按商品"), "product_id"),
+    "day": (_("按日"), ""),
+    "distributor": (_("按分销商"), "distributor_id"),
+}
+
+
+def _order_books_context(request, order) -> dict:
+    """Every journal line of the order and its profit, for staff who may read the ledger; the
+    reconciliation differences that name it, for staff who may see them."""
+    context = {}
+    if request.user.has_perm(PROFIT_PERMISSION):
+        from commissions.book_selectors import order_books
+
+        context["books"] = order_books(order_id=order.pk)
+    if request.user.has_perm("orders.view_gatewaystatement"):
+        from .models import StatementDifference
+
+        context["statement_differences"] = list(
+            StatementDifference.objects.filter(out_trade_no=order.order_no).select_related("statement")[:20]
+        )
+    return context
+
+
+def profit_report_view(model_admin, request):
+    from commissions.book_selectors import profit_report
+
+    from .services.reconciliation import parse_day
+
+    if not request.user.has_perm(PROFIT_PERMISSION):
+        raise PermissionDenied
+    grouping = request.GET.get("by", "product")
+    if grouping not in PROFIT_GROUPINGS:
+        grouping = "product"
+    since = parse_day(request.GET.get("since", ""))
+    until = parse_day(request.GET.get("until", ""))
+    label, field = PROFIT_GROUPINGS[grouping]
+    rows = profit_report(
+        group_by="day" if grouping == "day" else "order",
+        order_field=field,
+        since=since and since[0],
+        until=until and until[1],
+    )
+    if grouping == "product":
+        from catalog.selectors.products import product_names
+
+        names = product_names(row["key"] for row in rows)
+        for row in rows:
+            row["label"] = names.get(row["key"], f"#{row['key']}")
+    else:
+        for row in rows:
+            row["label"] = row["key"] if row["key"] is not None else gettext("无（直接销售）")
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": gettext("利润报表（按账本）"),
+        "opts": model_admin.model._meta,
+        "rows": rows,
+        "grouping": grouping,
+        "groupings": [(key, value[0]) for key, value in PROFIT_GROUPINGS.items()],
+        "since": request.GET.get("since", ""),
+        "until": request.GET.get("until", ""),
+        "total": {name: sum((row[name] for row in rows), Decimal("0.00")) for name in ("profit", "fee", "cost")},
+    }
+    return TemplateResponse(request, "admin/orders/profit_report.html", context)
+
+
+class StatementDifferenceInline(ReadOnlyInline):
+    model = StatementDifference
+    fields = [
+        "kind",
+        "is_refund",
+        "out_trade_no",
+        "out_refund_no",
+        "gateway_trade_no",
+        "statement_amount",
+        "book_amount",
+        "statement_fee",
+        "book_fee",
+    ]
+    readonly_fields = fields
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("orders.view_gatewaystatement")
+
+
+class StatementUploadForm(forms.Form):
+    gateway = forms.ChoiceField(
+        label=_("支付方式"), choices=[("alipay", _("支付宝")), ("wechatpay", _("微信支付")), ("sandbox", _("沙箱"))]
+    )
+    statement_format = forms.ChoiceField(
+        label=_("账单格式"), choices=[("alipay", _("支付宝业务明细")), ("wechatpay", _("微信支付交易账单"))]
+    )
+    bill_date = forms.DateField(label=_("账单日期"))
+    file = forms.FileField(label=_("账单文件"))
+
+
+@admin.register(GatewayStatement)
+class GatewayStatementAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """渠道对账: each gateway's day, what matched and what did not."""
+
+    change_list_template = "admin/orders/gatewaystatement/change_list.html"
+    list_display = [
+        "bill_date",
+        "gateway",
+        "status",
+        "line_count",
+        "matched_count",
+        "difference_count",
+        "statement_total",
+        "statement_fees",
+        "reconciled_at",
+    ]
+    list_filter = ["status", "gateway"]
+    date_hierarchy = "bill_date"
+    fields = list_display
+    readonly_fields = list_display
+    inlines = [StatementDifferenceInline]
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [path("upload/", wrap(self.upload_view), name="orders_gatewaystatement_upload")] + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        open_days = GatewayStatement.objects.filter(status=StatementStatus.DIFFERENCES).order_by("-bill_date")[:10]
+        extra_context = (extra_context or {}) | {
+            "open_days": list(open_days),
+            "can_upload": request.user.has_perm("orders.reconcile_statements"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def upload_view(self, request):
+        """Reconcile a statement file finance downloaded by hand (a day the job could not fetch)."""
+        from .services.reconciliation import StatementFormatError, reconcile_statement
+
+        if not request.user.has_perm("orders.reconcile_statements"):
+            raise PermissionDenied
+        form = StatementUploadForm(request.POST or None, request.FILES or None)
+        status = 200
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            if upload.size > 200 * 1024 * 1024:
+                form.add_error("file", gettext("账单文件过大"))
+            else:
+                try:
+                    statement = reconcile_statement(
+                        gateway_code=form.cleaned_data["gateway"],
+                        day=form.cleaned_data["bill_date"],
+                        content=upload.read(),
+                        statement_format=form.cleaned_data["statement_format"],
+                        actor=request.user,
+                    )
+                except StatementFormatError as error:
+                    form.add_error("file", gettext("账单格式不正确：%(reason)s") % {"reason": error})
+                else:
+                    messages.success(
+                        request,
+                        gettext("已对账：%(lines)s 行，%(count)s 处差异")
+                        % {"lines": statement.line_count, "count": statement.difference_count},
+                    )
+                    return redirect("admin:orders_gatewaystatement_change", statement.pk)
+        if request.method == "POST":
+            status = 400
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("上传渠道账单"),
+            "opts": self.model._meta,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/orders/gatewaystatement/upload.html", context, status=status)
 # The docking console (对接管理, docs/adr/0019): sites, keys, webhooks, API orders, refund requests.
 from .api import admin as docking_admin  # noqa: E402,F401

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.utils.translation import gettext_lazy as _
 
 
@@ -20,6 +21,26 @@ class OrdersConfig(AppConfig):
 
         register_order_model(Order)  # distribution reads its sellers' sales from it
         card_keys_imported.connect(_fulfil_backorders_on_import, dispatch_uid="orders.backorders_on_import")
+        checks.register(_gateway_fee_settings)
+
+        from commissions.ledger_checks import register_ledger_check
+
+        from .services.books import order_books_problems
+
+        register_ledger_check(order_books_problems)
+
+
+def _gateway_fee_settings(app_configs=None, **kwargs):
+    """A fee setting that cannot be read stops the start (manage.py check, every command)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .gateways.configured import check_fee_settings
+
+    try:
+        check_fee_settings()
+    except ImproperlyConfigured as error:
+        return [checks.Error(str(error), id="orders.E020")]
+    return []
 
 
 def _fulfil_backorders_on_import(sender, product, count=0, **kwargs):

@@ -575,5 +575,73 @@ class TopUp(models.Model):
         return self.top_up_no
 
 
+# --- reconciliation against the gateways' daily statements (docs/adr/0020) --------------------
+class StatementStatus(models.TextChoices):
+    MATCHED = "matched", _("全部相符")
+    DIFFERENCES = "differences", _("存在差异")
+
+
+class GatewayStatement(models.Model):
+    """One gateway's statement of one day, matched line by line against the payments and
+    refunds Kamen recorded. A day is reconciled once per gateway; running it again replaces
+    the result (the differences of the newest run stand)."""
+
+    gateway = models.CharField(_("支付方式"), max_length=20)
+    bill_date = models.DateField(_("账单日期"))
+    status = models.CharField(_("结果"), max_length=12, choices=StatementStatus.choices)
+    line_count = models.PositiveIntegerField(_("账单行数"), default=0)
+    matched_count = models.PositiveIntegerField(_("相符行数"), default=0)
+    difference_count = models.PositiveIntegerField(_("差异数"), default=0)
+    statement_total = models.DecimalField(_("账单收款合计"), **MONEY, default=0)
+    statement_fees = models.DecimalField(_("账单手续费合计"), **MONEY, default=0)
+    reconciled_at = models.DateTimeField(_("对账时间"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("渠道对账单")
+        verbose_name_plural = _("渠道对账单")
+        ordering = ["-bill_date", "gateway"]
+        permissions = [("reconcile_statements", _("可以核对渠道账单"))]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "bill_date"], name="gateway_statement_once_per_day"),
+            models.CheckConstraint(condition=Q(status__in=StatementStatus.values), name="gateway_statement_status_known"),
+        ]
+
+    def __str__(self):
+        return f"{self.gateway} {self.bill_date}"
+
+
+class DifferenceKind(models.TextChoices):
+    MISSING_IN_BOOKS = "missing_in_books", _("渠道有、系统无")
+    MISSING_AT_GATEWAY = "missing_at_gateway", _("系统有、渠道无")
+    AMOUNT = "amount", _("金额不符")
+    FEE = "fee", _("手续费不符")
+
+
+class StatementDifference(models.Model):
+    """One line finance must look at: what the gateway says, what Kamen's books say."""
+
+    statement = models.ForeignKey(
+        GatewayStatement, verbose_name=_("对账单"), on_delete=models.CASCADE, related_name="differences"
+    )
+    kind = models.CharField(_("差异类型"), max_length=20, choices=DifferenceKind.choices)
+    is_refund = models.BooleanField(_("退款"), default=False)
+    out_trade_no = models.CharField(_("商户订单号"), max_length=64, blank=True)
+    out_refund_no = models.CharField(_("退款单号"), max_length=64, blank=True)
+    gateway_trade_no = models.CharField(_("渠道交易号"), max_length=64, blank=True)
+    statement_amount = models.DecimalField(_("账单金额"), **MONEY, null=True, blank=True)
+    book_amount = models.DecimalField(_("系统金额"), **MONEY, null=True, blank=True)
+    statement_fee = models.DecimalField(_("账单手续费"), **MONEY, null=True, blank=True)
+    book_fee = models.DecimalField(_("系统手续费"), **MONEY, null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("对账差异")
+        verbose_name_plural = _("对账差异")
+        ordering = ["statement_id", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=DifferenceKind.values), name="statement_difference_kind_known"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.out_refund_no or self.out_trade_no}"
 # The open API's own tables (docking orders, refund requests) live beside its views.
 from .api.models import ApiRefundRequest, DockingOrder  # noqa: E402,F401

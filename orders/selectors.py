@@ -2,14 +2,14 @@
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
 
+from catalog.models import CardKey, Product
 from kamen import crypto
-from kamen.db import fetch_rows
+from kamen.db import fetch_rows, instance_from_row, instances_from_arrays, prefetched
 from orders import sql as orders_sql
 from orders.models import CallbackOutcome, DeliveryKind, Order, OrderDelivery, OrderStatus, PaymentCallback
 
@@ -53,14 +53,28 @@ def order_for_buyer(*, request, order_no: str) -> Order | None:
         allowed = True
     if not allowed:
         return None
-    return (
-        Order.objects.select_related("product")
-        .prefetch_related(
-            Prefetch("deliveries", queryset=OrderDelivery.objects.select_related("card_key", "product").order_by("id"))
-        )
-        .filter(order_no=order_no)
-        .first()
-    )
+    rows = fetch_rows(orders_sql.order_page(), {"order_no": order_no[:32]})
+    return _order_from_page_row(rows[0]) if rows else None
+
+
+def _order_from_page_row(row) -> Order:
+    """The instances ``Order.objects.select_related("product")`` with its deliveries prefetched
+    (their card keys and products joined, by id) would be, from ``orders_sql.order_page``."""
+    order = instance_from_row(Order, row)
+    start = len(Order._meta.concrete_fields)
+    Order.product.field.set_cached_value(order, instance_from_row(Product, row, start))
+    start += len(Product._meta.concrete_fields)
+    deliveries = instances_from_arrays(OrderDelivery, row, start)
+    start += len(OrderDelivery._meta.concrete_fields)
+    keys = instances_from_arrays(CardKey, row, start)
+    start += len(CardKey._meta.concrete_fields)
+    products = instances_from_arrays(Product, row, start)
+    for delivery, key, product in zip(deliveries, keys, products, strict=True):
+        OrderDelivery.card_key.field.set_cached_value(delivery, key)
+        OrderDelivery.product.field.set_cached_value(delivery, product)
+        OrderDelivery.order.field.set_cached_value(delivery, order)
+    prefetched(order, "deliveries", deliveries)
+    return order
 
 
 def deliveries_for_buyer(*, order: Order) -> list[dict]:

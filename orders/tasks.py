@@ -158,3 +158,12 @@ def query_pending_payments_task():
     from orders.services import query_pending_payments
 
     return query_pending_payments()
+
+
+@shared_task(acks_late=True)
+@exclusive_periodic_job
+def reconcile_statements_task():
+    """Each morning: yesterday's statement of every gateway, matched (docs/adr/0020)."""
+    from orders.services.reconciliation import reconcile_yesterday
+
+    return [statement.pk for statement in reconcile_yesterday()]

@@ -25,16 +25,19 @@ from catalog.models import (
     CardKeyStatus,
     Category,
     Product,
+    ProductCustomField,
     ProductImage,
     ProductType,
+    ReusableCardKey,
 )
-from kamen.db import fetch_rows
+from kamen.db import fetch_rows, instance_from_row, instances_from_arrays, prefetched
 
 __all__ = [
     "StockState",
     "available_key_count",
     "categories_with_products_on_shelf",
     "console_dashboard",
+    "product_names",
     "product_on_shelf",
     "product_stock_state",
     "product_to_buy",
@@ -171,14 +174,41 @@ def categories_with_products_on_shelf() -> list[tuple[Category, list[Product]]]:
 
 
 def product_on_shelf(*, pk: int) -> Product | None:
-    """The product page's product: its row, images and custom fields, and the available keys
-    counted by one prepared statement (the page is the shop's busiest; an annotated subquery
-    cost more to compile than to run)."""
-    product = products_on_shelf().filter(pk=pk).prefetch_related("custom_fields").first()
-    if product is not None:
-        if product.product_type == ProductType.CARD_KEY:
-            product.available_count = available_key_count(product_id=product.pk)
-        product.stock_state = product_stock_state(product)
+    """The product page's product: its row with its category and reusable key, its images and
+    custom fields (prefetched, in their order), and for a card-key product the available keys
+    counted, as ``products_on_shelf()`` would give them, in one prepared statement (the page is
+    the shop's busiest; building its three ORM queries cost more CPU than running them,
+    ADR 0014)."""
+    rows = fetch_rows(catalog_sql.product_page(), {"product": pk})
+    if not rows:
+        return None
+    product = _product_from_page_row(rows[0])
+    product.stock_state = product_stock_state(product)
+    return product
+
+
+def _product_from_page_row(row) -> Product:
+    """The instances the ORM would build from ``catalog_sql.product_page``'s row, with the
+    related caches ``select_related`` and ``prefetch_related`` would set."""
+    product = instance_from_row(Product, row)
+    start = len(Product._meta.concrete_fields)
+    category = instance_from_row(Category, row, start)
+    Product.category.field.set_cached_value(product, category)
+    start += len(Category._meta.concrete_fields)
+    reusable = instance_from_row(ReusableCardKey, row, start) if row[start] is not None else None
+    Product.reusable_key.related.set_cached_value(product, reusable)
+    if reusable is not None:
+        ReusableCardKey.product.field.set_cached_value(reusable, product)
+    start += len(ReusableCardKey._meta.concrete_fields)
+    if product.product_type == ProductType.CARD_KEY:
+        product.available_count = row[start]
+    start += 1
+    for name, model in (("images", ProductImage), ("custom_fields", ProductCustomField)):
+        related = instances_from_arrays(model, row, start)
+        start += len(model._meta.concrete_fields)
+        for instance in related:
+            model.product.field.set_cached_value(instance, product)
+        prefetched(product, name, related)
     return product
 
 
@@ -208,3 +238,8 @@ def console_dashboard() -> dict[str, int]:
         available_count__gt=0, available_count__lte=F("low_stock_threshold")
     ).count()
     return counts
+
+
+def product_names(product_ids) -> dict[int, str]:
+    """{product id: name} of the products among ``product_ids`` (reports label rows by product)."""
+    return dict(Product.objects.filter(pk__in=list(product_ids)).values_list("pk", "name"))

@@ -370,6 +370,18 @@ WECHATPAY_PRIVATE_KEY = os.environ.get("WECHATPAY_PRIVATE_KEY", "")
 WECHATPAY_SERIAL_NO = os.environ.get("WECHATPAY_SERIAL_NO", "")
 WECHATPAY_PLATFORM_CERTS = os.environ.get("WECHATPAY_PLATFORM_CERTS", "")
 WECHATPAY_API_BASE = os.environ.get("WECHATPAY_API_BASE", "")
+# Each gateway's fee, booked with every payment (docs/adr/0020): a rate in percent of the
+# payment ("0.6"), a minimum per payment in yuan, and whether the gateway gives the fee back
+# with a refund (1) or keeps it (0). Checked by orders.gateways.configured.fee_schedule.
+ALIPAY_FEE_RATE = os.environ.get("ALIPAY_FEE_RATE", "0.6")
+ALIPAY_FEE_MINIMUM = os.environ.get("ALIPAY_FEE_MINIMUM", "0")
+ALIPAY_FEE_REFUNDED = os.environ.get("ALIPAY_FEE_REFUNDED", "1")
+WECHATPAY_FEE_RATE = os.environ.get("WECHATPAY_FEE_RATE", "0.6")
+WECHATPAY_FEE_MINIMUM = os.environ.get("WECHATPAY_FEE_MINIMUM", "0")
+WECHATPAY_FEE_REFUNDED = os.environ.get("WECHATPAY_FEE_REFUNDED", "1")
+SANDBOX_FEE_RATE = os.environ.get("SANDBOX_FEE_RATE", "0.6")
+SANDBOX_FEE_MINIMUM = os.environ.get("SANDBOX_FEE_MINIMUM", "0")
+SANDBOX_FEE_REFUNDED = os.environ.get("SANDBOX_FEE_REFUNDED", "0")
 
 # --- Order pipeline (orders issue) ----------------------------------------------------------
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")  # links in emails
@@ -415,6 +427,17 @@ CELERY_BEAT_SCHEDULE |= {
     "orders-expire-unpaid": {"task": "orders.tasks.expire_unpaid_orders_task", "schedule": 60.0},
     "orders-sweep-stalled": {"task": "orders.tasks.sweep_stalled_orders_task", "schedule": 120.0},
     "orders-query-pending-payments": {"task": "orders.tasks.query_pending_payments_task", "schedule": 180.0},
+}
+
+# Reconciliation against the gateways (docs/adr/0020): yesterday's statements, each morning
+# (the gateways publish them from about 9:00).
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE |= {
+    "orders-reconcile-statements": {
+        "task": "orders.tasks.reconcile_statements_task",
+        "schedule": crontab(hour=9, minute=30),
+    },
 }
 
 # --- Distribution network (distribution issue): daily housekeeping -----------------------------

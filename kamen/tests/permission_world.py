@@ -222,6 +222,16 @@ def build_world() -> World:
         event_id="evt_matrix", site=o["docking_site"], kind="order.delivered"
     )
     record_audit(actor=world.users["owner"], action="matrix.test", target=product)
+
+    # Reconciliation (issue 18): a day whose statement did not match.
+    from orders.models import GatewayStatement, StatementDifference
+
+    o["gateway_statement"] = GatewayStatement.objects.create(
+        gateway="sandbox", bill_date="2026-12-07", status="differences", line_count=1, difference_count=1
+    )
+    StatementDifference.objects.create(
+        statement=o["gateway_statement"], kind="missing_in_books", out_trade_no="K-NOT-OURS", statement_amount=1
+    )
     return world
 
 

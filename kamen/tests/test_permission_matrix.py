@@ -217,6 +217,8 @@ ADMIN_MODELS = {
     "orders.refund": ("OW OP FI RI SU", "", "OW OP FI RI SU", ""),
     "orders.voucher": ("OW OP FI RI SU", "", "OW OP FI RI SU", ""),
     "orders.voucherredemption": ("OW OP FI RI SU", "", "OW OP FI RI SU", ""),
+    # Reconciliation against the gateways (issue 18): finance reads it, nobody edits it.
+    "orders.gatewaystatement": ("OW FI SU", "", "OW FI SU", ""),
     # Commissions and money: finance (risk sees holds only; nobody edits the ledger).
     "commissions.commissionrule": ("OW FI SU", "OW FI SU", "OW FI SU", "OW SU"),
     "commissions.productbonus": ("OW FI SU", "OW FI SU", "OW FI SU", "OW SU"),
@@ -267,6 +269,8 @@ EXPECTED_ADMIN = {
     "admin:orders_order_confirm_payment": console("OW OP"),
     "admin:orders_order_refund": console("OW FI"),
     "admin:orders_order_redrive": console("OW OP"),
+    "admin:orders_order_profit": console("OW FI"),  # the profit report reads the ledger
+    "admin:orders_gatewaystatement_upload": console("OW FI"),
     "admin:commissions_commissionrule_preview": console("OW FI"),
     "admin:commissions_commission_report": console("OW FI"),
     "admin:commissions_settlementrun_run": console("OW FI"),  # the confirmation page
@@ -573,6 +577,7 @@ def posts(world) -> dict[str, tuple[str, dict]]:
         "admin:orders_order_confirm_payment": ("OW OP SU", {"reason": "补单"}),
         "admin:orders_order_refund": ("OW FI SU", {"amount": "1.00", "reason": "退款"}),
         "admin:orders_order_redrive": ("OW OP SU", {}),
+        "admin:orders_gatewaystatement_upload": ("OW FI SU", {"gateway": "sandbox", "statement_format": "alipay"}),
         "admin:riskcontrol_reviewcase_decide": ("OW RI SU", {"decision": "approved", "reason": "通过"}),
         "admin:commissions_settlementrun_run": ("OW FI SU", {"token": "20261124000000"}),
         "admin:commissions_commissiontier_edit": ("OW FI SU", {}),

@@ -9,6 +9,8 @@ since most of these values are private keys (docs/payments.md).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
 from cryptography import x509
@@ -138,3 +140,62 @@ def check_loads(name: str, text: str, loader, what: str) -> None:
         loader(text)
     except (ValueError, TypeError):
         raise ImproperlyConfigured(f"{name} is not {what} (PEM text, base64 DER or a file path)") from None
+
+
+# --- fees (docs/adr/0020) ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class FeeSchedule:
+    """What a gateway charges per payment: ``rate`` (a fraction: 0.006 for 0.6 %) of the amount,
+    rounded half up to the fen as the gateways round, at least ``minimum``, never more than the
+    payment; ``is_refunded``: the gateway gives the fee back, in proportion, with a refund."""
+
+    rate: Decimal = Decimal("0")
+    minimum: Decimal = Decimal("0.00")
+    is_refunded: bool = False
+
+    def fee(self, amount: Decimal) -> Decimal:
+        amount = Decimal(amount)
+        if amount <= 0:
+            return Decimal("0.00")
+        fee = (amount * self.rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return min(max(fee, self.minimum), amount)
+
+
+FEE_PREFIXES = {"alipay": "ALIPAY", "wechatpay": "WECHATPAY", "sandbox": "SANDBOX"}
+MAX_FEE_PERCENT = Decimal("10")  # above this a rate is a typo (6 for 0.6), not a gateway's price
+
+
+def fee_schedule(code: str) -> FeeSchedule:
+    """The merchant's fee settings of gateway ``code``; no fee for the ways in that are not a
+    gateway (staff 补单, wallet). A setting that is not a number, negative, above 10 % or finer
+    than the fen raises ImproperlyConfigured naming it."""
+    prefix = FEE_PREFIXES.get(code)
+    if prefix is None:
+        return FeeSchedule()
+    rate = _decimal_setting(f"{prefix}_FEE_RATE", "0")
+    if not (0 <= rate <= MAX_FEE_PERCENT) or rate != rate.quantize(Decimal("0.0001")):
+        raise ImproperlyConfigured(f"{prefix}_FEE_RATE must be a percentage from 0 to 10 with at most 4 decimals")
+    minimum = _decimal_setting(f"{prefix}_FEE_MINIMUM", "0")
+    if minimum < 0 or minimum != minimum.quantize(Decimal("0.01")):
+        raise ImproperlyConfigured(f"{prefix}_FEE_MINIMUM must be an amount in yuan, whole fen, not negative")
+    refunded = setting(f"{prefix}_FEE_REFUNDED") or "0"
+    if refunded not in ("0", "1"):
+        raise ImproperlyConfigured(f"{prefix}_FEE_REFUNDED must be 1 (the gateway returns the fee) or 0 (keeps it)")
+    return FeeSchedule(rate=rate / 100, minimum=minimum.quantize(Decimal("0.01")), is_refunded=refunded == "1")
+
+
+def _decimal_setting(name: str, default: str) -> Decimal:
+    raw = setting(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} is not a number") from None
+    if not value.is_finite():
+        raise ImproperlyConfigured(f"{name} is not a number")
+    return value
+
+
+def check_fee_settings() -> None:
+    """Every gateway's fee settings, checked at start-up (kamen.setting_checks)."""
+    for code in FEE_PREFIXES:
+        fee_schedule(code)

@@ -41,6 +41,7 @@ from .base import (
     RefundResult,
     SignatureInvalid,
 )
+from .statements import StatementLine, alipay_statement
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +171,58 @@ class SandboxGateway(PaymentGateway):
             is_succeeded=True,
             raw={"refund_no": done.refund_no, "amount": str(done.amount)},
         )
+
+
+    def download_statement(self, *, day) -> tuple[str, bytes]:
+        """The day's statement from the sandbox's own books, in Alipay's trade-bill format:
+        its payments and refunds, with the fee the merchant's sandbox fee settings give (and
+        return, in proportion, with a refund when they say the gateway returns it)."""
+        return "alipay", alipay_statement(sandbox_statement_lines(day=day), day=day.isoformat())
+
+
+def sandbox_statement_lines(*, day) -> list[StatementLine]:
+    import datetime as dt
+
+    from orders.models import SandboxPayment, SandboxPaymentStatus, SandboxRefund
+
+    from .configured import fee_schedule
+
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    end = start + dt.timedelta(days=1)
+    fees = fee_schedule(SandboxGateway.code)
+    lines = [
+        StatementLine(False, payment.out_trade_no, "", payment.trade_no, payment.amount, fees.fee(payment.amount))
+        for payment in SandboxPayment.objects.filter(
+            status__in=[SandboxPaymentStatus.SUCCEEDED, SandboxPaymentStatus.REFUNDED],
+            paid_at__gte=start,
+            paid_at__lt=end,
+        ).order_by("paid_at", "id")
+    ]
+    refunded: dict[int, Decimal] = {}
+    for refund in SandboxRefund.objects.select_related("payment").order_by("payment_id", "created_at", "id"):
+        payment = refund.payment
+        before = refunded.get(payment.pk, Decimal("0.00"))
+        after = refunded[payment.pk] = before + refund.amount
+        if not (start <= refund.created_at < end):
+            continue
+        returned = Decimal("0.00")
+        if fees.is_refunded:
+            fee = fees.fee(payment.amount)
+            returned = _fee_left(fee, before, payment.amount) - _fee_left(fee, after, payment.amount)
+        lines.append(
+            StatementLine(True, payment.out_trade_no, refund.out_refund_no, payment.trade_no, refund.amount, returned)
+        )
+    return lines
+
+
+def _fee_left(fee: Decimal, refunded: Decimal, paid: Decimal) -> Decimal:
+    """The fee left after ``refunded`` of ``paid`` came back: the books' own rule (to the fen,
+    rounded down, none after a full refund)."""
+    from kamen.money import to_fen
+
+    if refunded >= paid:
+        return Decimal("0.00")
+    return fee - to_fen(fee * refunded / paid)
 
 
 # --- The sandbox's own side: the cashier and the notifications it sends ----------------------

@@ -37,6 +37,7 @@ from orders import sql as orders_sql
 from orders.models import DeliveryKind, Order, OrderDelivery, OrderStatus
 
 from . import catalog_bridge
+from .books import book_delivered_order, delivered_order_statements
 from .enqueue import enqueue_after_commit
 from .redemption import issue_vouchers
 from .state import lock_order, move_locked_order, transition_order
@@ -303,8 +304,13 @@ def _complete_locked(order: Order) -> bool:
 
         (inputs_row,) = move_locked_order(**move, result=split_inputs_statement(order))
         split_commissions(order=order, order_is_locked=True, inputs_row=inputs_row)
+        book_delivered_order(order)  # the books (docs/adr/0020): cost and profit, after the split
+    elif not order.refunded_amount:
+        # The books (docs/adr/0020): cost of goods and profit, in the move's message.
+        move_locked_order(**move, then=delivered_order_statements(order))
     else:
         transition_order(**move, order_is_locked=True)
+        book_delivered_order(order)  # the books (docs/adr/0020): cost of goods and profit
     transaction.on_commit(lambda: _after_completion(order, email=email))
     return False
 

@@ -59,6 +59,7 @@ from orders.models import (
 )
 from riskcontrol.services.signals import record_forged_callback
 
+from .books import paid_order_statements
 from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
 from .state import move_locked_order
@@ -394,6 +395,8 @@ def _mark_paid(
     if in_stock:
         then.append(hold_card_key_reservation_statement(reference=order.order_no))
     then.append(insert_statement(callback))
+    # The books (docs/adr/0020): payment and gateway fee, in the same message.
+    then += paid_order_statements(order, amount=notification.amount, gateway_code=gateway_code)
     # The callback's id read back last, after the rollup's rows (locked last).
     found = (orders_sql.CALLBACK_ID, [callback.gateway, callback.event_id])
     ((callback_pk,),) = move_locked_order(**move, then=then, result=found)

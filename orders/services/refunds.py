@@ -35,6 +35,7 @@ from orders.models import (
     RefundStatus,
 )
 
+from .books import book_refunded_order
 from .state import ALLOWED_TRANSITIONS, transition_order
 
 __all__ = ["RefundFailed", "refund_order", "reverse_order_commissions"]
@@ -171,6 +172,9 @@ def _settle(refund: Refund, gateway_refund_no: str, actor) -> Refund:
         )
         if is_full:
             _settle_card_keys(order, restock=refund.restock)
+        # The books (docs/adr/0020): commissions reversed and the order's lines in line with
+        # its refunded total, in this transaction (the after-commit reversal then finds nothing).
+        book_refunded_order(order)
         transaction.on_commit(lambda: _after_refund(order, refund))
     return refund
 

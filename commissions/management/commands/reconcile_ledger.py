@@ -1,8 +1,11 @@
 """Prove the books: every cached balance equals the sum of its entries and every journal
-transaction balances, with at least two entries. Prints each difference; exits non-zero when there is one."""
+transaction balances, with at least two entries; and what the apps above register (the order
+books: every paid order has its payment lines, every delivered card key its cost). Prints each
+difference; exits non-zero when there is one."""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from commissions.ledger_checks import run_ledger_checks
 from commissions.selectors import ledger_differences
 
 
@@ -21,9 +24,13 @@ class Command(BaseCommand):
                 f"transaction {journal['id']} ({journal['reference']}): "
                 f"debits {journal['debits']} credits {journal['credits']} ({journal['entries']} entries)"
             )
-        if report["accounts"] or report["transactions"]:
+        problems = run_ledger_checks()
+        for problem in problems:
+            self.stdout.write(problem)
+        if report["accounts"] or report["transactions"] or problems:
             raise CommandError(
-                f"ledger out of balance: {len(report['accounts'])} account(s), {len(report['transactions'])} transaction(s)"
+                f"ledger out of balance: {len(report['accounts'])} account(s), {len(report['transactions'])} transaction(s),"
+                f" {len(problems)} order book problem(s)"
             )
         self.stdout.write(
             self.style.SUCCESS(

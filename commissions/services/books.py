@@ -1,0 +1,513 @@
+"""The whole of an order's money in the journal (docs/adr/0020): payment, gateway fee, cost of
+goods, commissions and price differences, and the merchant's profit, balanced to the fen.
+
+Accounts (merchant books, ``distributor`` empty), with the ledger's sign (credit − debit):
+
+* ``gateway_clearing`` is debited with what the buyer paid through a gateway and credited
+  with what is refunded: what the gateway holds for the merchant before its fee.
+* ``merchant_revenue`` is a transit account: the payment is credited to it, and every fen of it
+  is passed on — to ``gateway_fees`` (the fee), ``supplier_cost`` (the cost of the goods
+  delivered: each card key's batch cost, the supplier's charged price of a top-up, the
+  product's cost price otherwise), the distributors (commissions and sub-store price
+  differences, posted by ``split_commissions``: never booked again here) and
+  ``merchant_profit`` (what is left). Delivery closes it: after it the order's revenue lines
+  sum to zero.
+
+Each event is one journal transaction in the event's own database transaction:
+
+* paid (``book_payment``): clearing ← payment → revenue, revenue → fee. One statement.
+* delivered (``book_delivery``): revenue → cost, revenue → profit. One read (the order's lines
+  so far and the cost of its goods), one statement.
+* refunded (``book_refund``): the order's books brought in line with what is left of the
+  payment, from the lines already posted (so partial refunds, retries and any order of events
+  land on the same figures): clearing credited with the refund, cost and — when the gateway
+  gives it back — the fee reversed in proportion, profit the balancing figure. After a full
+  refund every account of the order is back to zero except the fee the gateway kept, which
+  stays in ``gateway_fees`` and, as a loss, in ``merchant_profit``.
+
+These functions take plain values; the orders app calls them (this app never imports it).
+"""
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
+from kamen.money import ZERO, to_fen
+
+from ..models import Account, AccountKind, EntrySide, JournalEntry, JournalTransaction, TransactionKind
+
+K = AccountKind
+BOOK_KINDS = (
+    K.GATEWAY_CLEARING,
+    K.MERCHANT_REVENUE,
+    K.GATEWAY_FEES,
+    K.SUPPLIER_COST,
+    K.MERCHANT_PROFIT,
+)
+# Where each kind of line of an order shows in its statement, in this order.
+LINE_ORDER = {kind.value: n for n, kind in enumerate(BOOK_KINDS)}
+
+
+def payment_reference(order_id: int) -> str:
+    return f"books:paid:{order_id}"
+
+
+def delivery_reference(order_id: int) -> str:
+    return f"books:delivered:{order_id}"
+
+
+def refund_reference(order_id: int, refunded: Decimal) -> str:
+    return f"books:refund:{order_id}:{Decimal(refunded):.2f}"
+
+
+# --- posting: merchant accounts named by kind ---------------------------------------------------
+# Two statements sent in one message (one round trip). The first makes the merchant's book
+# accounts that do not exist yet (first use; in steady state it finds them all and writes
+# nothing); the second, with its own snapshot, sees them — made by the first, or by another
+# transaction whose insert it waited for — and posts. ``{lines}`` is a CTE body giving (kind,
+# side, amount, n). The accounts are locked revenue first, then by id: every transaction that
+# moves the merchant's books (payment, split, delivery, refund) holds revenue before any other
+# of them, so two never wait for each other in a cycle, whatever the ids.
+_ENSURE_SQL = """
+INSERT INTO {account} (kind, distributor_id, balance, created_at)
+SELECT k.kind, NULL, 0, %(now)s::timestamptz FROM unnest(%(kinds)s::varchar[]) AS k(kind)
+ WHERE NOT EXISTS (SELECT 1 FROM {account} a WHERE a.kind = k.kind AND a.distributor_id IS NULL)
+ON CONFLICT DO NOTHING
+"""
+
+_BOOKS_SQL = """
+WITH line AS ({lines}
+), tx AS (
+    INSERT INTO {journal} (kind, reference, memo, order_id, actor_id, created_at)
+    SELECT %(kind)s::varchar, %(reference)s::varchar, %(memo)s::varchar, %(order)s::bigint, NULL,
+           %(now)s::timestamptz
+     WHERE EXISTS (SELECT 1 FROM line)
+    ON CONFLICT (reference) DO NOTHING
+    RETURNING id
+), acc AS (
+    SELECT a.id, a.kind FROM {account} a
+     WHERE a.distributor_id IS NULL AND a.kind IN (SELECT kind FROM line)
+), posted AS (
+    INSERT INTO {entry} (transaction_id, account_id, side, amount, commission_id, created_at)
+    SELECT tx.id, acc.id, line.side, line.amount, NULL, %(now)s::timestamptz
+      FROM tx, line JOIN acc ON acc.kind = line.kind ORDER BY line.n
+    RETURNING account_id, side, amount
+), deltas AS (
+    SELECT account_id, SUM(CASE WHEN side = 'credit' THEN amount ELSE -amount END) AS delta
+      FROM posted GROUP BY account_id
+), locked AS (
+    SELECT a.id FROM {account} a WHERE a.id IN (SELECT account_id FROM deltas)
+     ORDER BY a.kind <> 'merchant_revenue', a.id FOR NO KEY UPDATE
+), moved AS (
+    UPDATE {account} a SET balance = a.balance + d.delta
+      FROM deltas d
+     WHERE a.id = d.account_id AND d.delta <> 0 AND (SELECT count(*) FROM locked) > 0
+)
+SELECT (SELECT count(*) FROM tx)
+"""
+
+_GIVEN_LINES = """
+    SELECT l.kind, l.side, l.amount, l.n
+      FROM unnest(%(line_kinds)s::varchar[], %(sides)s::varchar[], %(amounts)s::numeric[])
+           WITH ORDINALITY AS l(kind, side, amount, n)"""
+
+
+@functools.cache
+def _books_sql(lines: str = _GIVEN_LINES) -> str:
+    return _BOOKS_SQL.format(
+        lines=lines,
+        account=Account._meta.db_table,
+        journal=JournalTransaction._meta.db_table,
+        entry=JournalEntry._meta.db_table,
+    )
+
+
+def ensure_statement(kinds, now=None) -> tuple[str, dict]:
+    """The statement that makes the merchant's book accounts of ``kinds`` that are missing."""
+    return (
+        _ENSURE_SQL.format(account=Account._meta.db_table),
+        {"kinds": sorted({str(kind) for kind in kinds}), "now": now or timezone.now()},
+    )
+
+
+def _lines(signed: dict[str, Decimal], reference: str) -> list[tuple[str, str, Decimal]]:
+    lines = [
+        (kind_, EntrySide.CREDIT if amount > 0 else EntrySide.DEBIT, abs(amount))
+        for kind_, amount in sorted(signed.items(), key=lambda item: LINE_ORDER[item[0]])
+        if amount
+    ]
+    debits = sum((amount for _k, side, amount in lines if side == EntrySide.DEBIT), ZERO)
+    credits = sum((amount for _k, side, amount in lines if side == EntrySide.CREDIT), ZERO)
+    if lines and (debits != credits or len(lines) < 2):
+        raise ValueError(f"order books {reference}: debits {debits} differ from credits {credits}")
+    return lines
+
+
+def _statements(*, kind: str, reference: str, memo: str, order_id: int, lines) -> list[tuple[str, dict]]:
+    return [
+        ensure_statement(kind_ for kind_, _side, _amount in lines),
+        _statement(kind=kind, reference=reference, memo=memo, order_id=order_id, lines=lines),
+    ]
+
+
+def _statement(*, kind: str, reference: str, memo: str, order_id: int, lines) -> tuple[str, dict]:
+    return (
+        _books_sql(),
+        {
+            "line_kinds": [kind_ for kind_, _side, _amount in lines],
+            "sides": [str(side) for _kind, side, _amount in lines],
+            "amounts": [amount for _kind, _side, amount in lines],
+            "kind": str(kind),
+            "reference": reference,
+            "memo": memo[:200],
+            "order": order_id,
+            "now": timezone.now(),
+        },
+    )
+
+
+def _post(*, kind: str, reference: str, memo: str, order_id: int, signed: dict[str, Decimal]) -> bool:
+    """Post one transaction on merchant accounts from signed amounts by account kind (credit
+    positive); nothing when every amount is zero. True when posted now (False: the reference
+    was posted before). One round trip."""
+    lines = _lines(signed, reference)
+    if not lines:
+        return False
+    with transaction.atomic(savepoint=False):
+        statements = _statements(kind=kind, reference=reference, memo=memo, order_id=order_id, lines=lines)
+        ((posted,),) = fetch_rows_in_one_round_trip(statements)
+        return bool(posted)
+
+
+# --- the order's books so far -------------------------------------------------------------------
+@dataclass
+class BookedLines:
+    """An order's merchant lines, signed (credit − debit), by account kind: in total and by the
+    kind of transaction that posted them; and the cost of its goods when asked for."""
+
+    by_account: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
+    by_transaction: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
+    cost_of_goods: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.by_account.values(), ZERO)
+
+
+# The cost of the goods of an order's parts (product, quantity): the batch cost of each card
+# key sold to it (the product's cost price for a key whose batch has none), the supplier's
+# charged price of a successful top-up (the product's cost price until one is known), the
+# product's cost price for anything else (reusable keys, manual goods).
+_COST_SQL = """
+SELECT COALESCE(SUM(
+    CASE
+      WHEN p.product_type = 'card_key'
+           AND NOT EXISTS (SELECT 1 FROM {reusable} r WHERE r.product_id = p.id) THEN
+        (SELECT COALESCE(SUM(COALESCE(b.unit_cost, p.cost_price)), 0)
+           FROM {card_key} k JOIN {batch} b ON b.id = k.batch_id
+          WHERE k.sold_to = %(order_no)s::varchar AND k.sold_to <> '' AND k.product_id = p.id
+            AND k.status = 'sold')
+      WHEN p.product_type = 'direct_recharge' THEN
+        COALESCE((SELECT SUM(a.cost) FROM {attempt} a
+                   WHERE a.reference = %(order_no)s::varchar AND a.product_id = p.id
+                     AND a.status = 'succeeded'),
+                 p.cost_price * part.quantity)
+      ELSE p.cost_price * part.quantity
+    END), 0)
+  FROM unnest(%(products)s::bigint[], %(quantities)s::integer[]) AS part(product_id, quantity)
+  JOIN {product} p ON p.id = part.product_id
+"""
+
+_LINES_SQL = """
+SELECT t.kind, a.kind, SUM(CASE WHEN e.side = 'credit' THEN e.amount ELSE -e.amount END), NULL::numeric
+  FROM {journal} t JOIN {entry} e ON e.transaction_id = t.id JOIN {account} a ON a.id = e.account_id
+ WHERE t.order_id = %(order)s::bigint AND a.distributor_id IS NULL
+ GROUP BY t.kind, a.kind
+UNION ALL
+SELECT NULL, NULL, NULL, ({cost}) WHERE %(with_cost)s::boolean
+"""
+
+
+@functools.cache
+def _lines_sql() -> str:
+    from catalog.models import CardKey, CardKeyBatch, Product, ReusableCardKey, SupplierRechargeAttempt
+
+    return _LINES_SQL.format(
+        journal=JournalTransaction._meta.db_table,
+        entry=JournalEntry._meta.db_table,
+        account=Account._meta.db_table,
+        cost=_COST_SQL.format(
+            reusable=ReusableCardKey._meta.db_table,
+            card_key=CardKey._meta.db_table,
+            batch=CardKeyBatch._meta.db_table,
+            attempt=SupplierRechargeAttempt._meta.db_table,
+            product=Product._meta.db_table,
+        ),
+    )
+
+
+def booked_lines(*, order_id: int, order_no: str = "", parts=()) -> BookedLines:
+    """The order's merchant lines so far (one query); with ``parts`` ((product id, quantity),
+    a bundle by its items) the cost of the goods delivered for them, in the same query."""
+    parts = list(parts)
+    parameters = {
+        "order": order_id,
+        "order_no": order_no,
+        "products": [product_id for product_id, _quantity in parts],
+        "quantities": [quantity for _product_id, quantity in parts],
+        "with_cost": bool(parts),
+    }
+    rows = fetch_rows(_lines_sql(), parameters)
+    booked = BookedLines()
+    for transaction_kind, account_kind, amount, cost in rows:
+        if transaction_kind is None:
+            booked.cost_of_goods = to_fen(Decimal(cost or 0))
+            continue
+        booked.by_account[account_kind] += amount
+        booked.by_transaction[(transaction_kind, account_kind)] += amount
+    return booked
+
+
+# --- the three events ---------------------------------------------------------------------------
+def payment_lines(*, amount: Decimal, fee: Decimal, through_gateway: bool = True) -> dict[str, Decimal]:
+    amount, fee = Decimal(amount), Decimal(fee)
+    if not 0 <= fee <= amount:
+        raise ValueError(f"a fee of {fee} on a payment of {amount}")
+    signed = {K.MERCHANT_REVENUE.value: amount - fee, K.GATEWAY_FEES.value: fee}
+    if through_gateway:
+        signed[K.GATEWAY_CLEARING.value] = -amount
+    else:  # a wallet payment: its own posting (wallet:<order>) credited revenue with the payment
+        signed[K.MERCHANT_REVENUE.value] = -fee
+    return signed
+
+
+def payment_statements(
+    *, order_id: int, order_no: str, amount: Decimal, fee: Decimal, through_gateway: bool = True
+) -> list[tuple[str, dict]]:
+    """``book_payment`` as statements ``(sql, params)`` for the caller to send with its
+    own, in this order: the payment's books travel in the message that marks the
+    order paid."""
+    reference = payment_reference(order_id)
+    return _statements(
+        kind=TransactionKind.ORDER_PAYMENT,
+        reference=reference,
+        memo=_("订单 %(order)s 收款") % {"order": order_no},
+        order_id=order_id,
+        lines=_lines(payment_lines(amount=amount, fee=fee, through_gateway=through_gateway), reference),
+    )
+
+
+def book_payment(*, order_id: int, order_no: str, amount: Decimal, fee: Decimal, through_gateway: bool = True) -> bool:
+    """The buyer's payment and the gateway's fee, once per order: debit the gateway's clearing
+    with the payment, credit revenue, and pass the fee on from revenue. Call it in the
+    transaction that marks the order paid."""
+    signed = payment_lines(amount=amount, fee=fee, through_gateway=through_gateway)
+    return _post(
+        kind=TransactionKind.ORDER_PAYMENT,
+        reference=payment_reference(order_id),
+        memo=_("订单 %(order)s 收款") % {"order": order_no},
+        order_id=order_id,
+        signed=signed,
+    )
+
+
+@dataclass(frozen=True)
+class OrderMoney:
+    """What an order's books must say, from plain values: paid and refunded so far, whether its
+    goods were delivered, whether its gateway returns the fee with a refund, and whether it was
+    paid through a gateway (False: the wallet, whose payment line is its own posting)."""
+
+    paid: Decimal
+    refunded: Decimal = ZERO
+    is_delivered: bool = False
+    is_fee_refunded: bool = False
+    through_gateway: bool = True
+
+
+def target_lines(money: OrderMoney, booked: BookedLines, cost_of_goods: Decimal | None = None) -> dict[str, Decimal]:
+    """The order's merchant lines as they must stand (signed, by account kind).
+
+    The fee and the cost are the ones booked at payment and delivery (``cost_of_goods`` at the
+    delivery itself), reversed in proportion to what was refunded (fully on a full refund), the
+    fee only when the gateway gives it back. The profit — or, before delivery, revenue — is the
+    balancing figure: what the order's merchant lines already sum to (minus the distributors'
+    commissions and price differences, posted by the split and its reversals) stays as it is.
+    """
+    paid, refunded = Decimal(money.paid), min(Decimal(money.refunded), Decimal(money.paid))
+    is_full = paid > 0 and refunded >= paid
+
+    def left(amount: Decimal) -> Decimal:
+        if is_full:
+            return ZERO
+        if paid <= 0 or refunded <= 0:
+            return amount
+        return amount - to_fen(amount * refunded / paid)
+
+    fee = booked.by_transaction.get((TransactionKind.ORDER_PAYMENT.value, K.GATEWAY_FEES.value), ZERO)
+    fee_kept = left(fee) if money.is_fee_refunded else fee
+    if cost_of_goods is None:
+        cost_of_goods = booked.by_transaction.get((TransactionKind.ORDER_DELIVERY.value, K.SUPPLIER_COST.value), ZERO)
+    cost = left(cost_of_goods) if money.is_delivered else ZERO
+    target = {
+        K.GATEWAY_CLEARING.value: -(paid - refunded) if money.through_gateway else refunded,
+        K.GATEWAY_FEES.value: fee_kept,
+        K.SUPPLIER_COST.value: cost,
+    }
+    rest = booked.total - sum(target.values(), ZERO)
+    if money.is_delivered or is_full:
+        target[K.MERCHANT_REVENUE.value] = ZERO
+        target[K.MERCHANT_PROFIT.value] = rest
+    else:
+        target[K.MERCHANT_REVENUE.value] = rest
+        target[K.MERCHANT_PROFIT.value] = ZERO
+    return target
+
+
+def _true_up(*, kind, reference, memo, order_id, booked: BookedLines, target: dict[str, Decimal]) -> bool:
+    delta = {kind_: target[kind_] - booked.by_account.get(kind_, ZERO) for kind_ in target}
+    return _post(kind=kind, reference=reference, memo=memo, order_id=order_id, signed=delta)
+
+
+# The delivery of an order with nothing refunded, in one statement: the cost of its goods and
+# what its revenue holds (the payment less the fee, the commissions and the price differences
+# the split just posted), passed on: revenue → cost, revenue → profit.
+_DELIVERY_LINES = """
+    WITH c AS (SELECT ({cost})::numeric AS amount
+    ), r AS (
+        SELECT COALESCE(SUM(CASE WHEN e.side = 'credit' THEN e.amount ELSE -e.amount END), 0) AS amount
+          FROM {journal} t JOIN {entry} e ON e.transaction_id = t.id JOIN {account} a ON a.id = e.account_id
+         WHERE t.order_id = %(order)s::bigint AND a.kind = 'merchant_revenue' AND a.distributor_id IS NULL
+    ), p AS (SELECT r.amount - c.amount AS amount FROM r, c)
+    SELECT l.kind::varchar AS kind, l.side::varchar AS side, l.amount, l.n FROM (
+        SELECT 'supplier_cost' AS kind, 'credit' AS side, c.amount, 1 AS n FROM c
+        UNION ALL SELECT 'merchant_revenue', 'debit', c.amount, 2 FROM c
+        UNION ALL SELECT 'merchant_profit', CASE WHEN p.amount >= 0 THEN 'credit' ELSE 'debit' END,
+                         abs(p.amount), 3 FROM p
+        UNION ALL SELECT 'merchant_revenue', CASE WHEN p.amount >= 0 THEN 'debit' ELSE 'credit' END,
+                         abs(p.amount), 4 FROM p
+    ) AS l WHERE l.amount > 0"""
+
+
+@functools.cache
+def _delivery_sql() -> str:
+    from catalog.models import CardKey, CardKeyBatch, Product, ReusableCardKey, SupplierRechargeAttempt
+
+    cost = _COST_SQL.format(
+        reusable=ReusableCardKey._meta.db_table,
+        card_key=CardKey._meta.db_table,
+        batch=CardKeyBatch._meta.db_table,
+        attempt=SupplierRechargeAttempt._meta.db_table,
+        product=Product._meta.db_table,
+    )
+    return _books_sql(
+        _DELIVERY_LINES.format(
+            cost=cost,
+            journal=JournalTransaction._meta.db_table,
+            entry=JournalEntry._meta.db_table,
+            account=Account._meta.db_table,
+        )
+    )
+
+
+DELIVERY_KINDS = (K.MERCHANT_REVENUE, K.SUPPLIER_COST, K.MERCHANT_PROFIT)
+
+
+def delivery_statements(*, order_id: int, order_no: str, parts) -> list[tuple[str, dict]]:
+    """``book_delivery`` of an order with nothing refunded, as statements ``(sql, params)``
+    the caller may send with its own, in this order (after the split's)."""
+    return [ensure_statement(DELIVERY_KINDS), _delivery_statement(order_id=order_id, order_no=order_no, parts=parts)]
+
+
+def _delivery_statement(*, order_id: int, order_no: str, parts) -> tuple[str, dict]:
+    parts = list(parts)
+    return (
+        _delivery_sql(),
+        {
+            "order": order_id,
+            "order_no": order_no,
+            "products": [product_id for product_id, _quantity in parts],
+            "quantities": [quantity for _product_id, quantity in parts],
+            "kind": TransactionKind.ORDER_DELIVERY.value,
+            "reference": delivery_reference(order_id),
+            "memo": (_("订单 %(order)s 成本与利润") % {"order": order_no})[:200],
+            "now": timezone.now(),
+        },
+    )
+
+
+def book_delivery(*, order_id: int, order_no: str, money: OrderMoney, parts) -> bool:
+    """The cost of the goods delivered and the merchant's profit, once per order, in the
+    delivery's transaction, after the commission split (whose lines it leaves alone):
+    revenue → cost, revenue → profit, closing the order's revenue. For an order
+    with nothing refunded yet (every order the pipeline completes), one prepared statement."""
+    parts = list(parts)
+    if not money.refunded:
+        statements = delivery_statements(order_id=order_id, order_no=order_no, parts=parts)
+        ((posted,),) = fetch_rows_in_one_round_trip(statements)
+        return bool(posted)
+    booked = booked_lines(order_id=order_id, order_no=order_no, parts=parts)
+    target = target_lines(
+        OrderMoney(
+            paid=money.paid,
+            refunded=money.refunded,
+            is_delivered=True,
+            is_fee_refunded=money.is_fee_refunded,
+            through_gateway=money.through_gateway,
+        ),
+        booked,
+        cost_of_goods=booked.cost_of_goods,
+    )
+    return _true_up(
+        kind=TransactionKind.ORDER_DELIVERY,
+        reference=delivery_reference(order_id),
+        memo=_("订单 %(order)s 成本与利润") % {"order": order_no},
+        order_id=order_id,
+        booked=booked,
+        target=target,
+    )
+
+
+def book_refund(*, order_id: int, order_no: str, money: OrderMoney) -> bool:
+    """Bring the order's books in line with its refunded total, once per total: call it in the
+    refund's transaction after the commissions were reversed (``reverse_commissions``)."""
+    booked = booked_lines(order_id=order_id)
+    if any(kind == TransactionKind.ORDER_DELIVERY for kind, _account in booked.by_transaction):
+        money = OrderMoney(
+            paid=money.paid,
+            refunded=money.refunded,
+            is_delivered=True,
+            is_fee_refunded=money.is_fee_refunded,
+            through_gateway=money.through_gateway,
+        )
+    return _true_up(
+        kind=TransactionKind.ORDER_REFUND,
+        reference=refund_reference(order_id, money.refunded),
+        memo=_("订单 %(order)s 退款 ¥%(amount)s") % {"order": order_no, "amount": f"{Decimal(money.refunded):.2f}"},
+        order_id=order_id,
+        booked=booked,
+        target=target_lines(money, booked),
+    )
+
+
+__all__ = [
+    "BOOK_KINDS",
+    "BookedLines",
+    "OrderMoney",
+    "book_delivery",
+    "book_payment",
+    "book_refund",
+    "booked_lines",
+    "delivery_reference",
+    "delivery_statements",
+    "payment_lines",
+    "payment_statements",
+    "payment_reference",
+    "refund_reference",
+    "target_lines",
+]
