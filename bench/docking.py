@@ -48,7 +48,8 @@ def _site(run_number: int, prepaid: str):
     )
     site = apply_for_docking(distributor=distributor, name=f"bench {run_number}", contact_email="bench@example.com")
     site = approve_docking_site(site=site, actor=admin, requests_per_minute=1_000_000)
-    DockingSite.objects.filter(pk=site.pk).update(requests_per_minute=1_000_000)
+    # A busy site staff trust: its request and order limits raised (ADR 0019's docking risk policy).
+    DockingSite.objects.filter(pk=site.pk).update(requests_per_minute=1_000_000, order_limit=1_000_000)
     top_up_prepaid(distributor_id=distributor.pk, amount=prepaid, reference=f"bench-{run_number}-{time.time_ns()}")
     key, secret = create_api_key(site=site, scopes=list(ApiScope.values))
     return site, key, secret

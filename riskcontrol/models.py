@@ -60,6 +60,7 @@ class RuleCode(models.TextChoices):
     )
     LOOKUP_GUESSING = "lookup_guessing", _("猜测查单（短时间内多次查单失败）")
     PAGE_GUESSING = "page_guessing", _("猜测订单/卡密页面（无效或他人的链接）")
+    DOCKING_VELOCITY = "docking_velocity", _("对接站点短时间内下单过多（按站点计）")
     BLACKLIST = "blacklist", _("黑名单")
 
 
@@ -121,6 +122,8 @@ class RiskSignal(models.Model):
         _("支付账户索引"), max_length=64, blank=True
     )
     distributor_id = models.BigIntegerField(_("分销商"), null=True, blank=True)
+    # A checkout of a docking site's API order: its velocity is counted per site (ADR 0019).
+    docking_site_id = models.BigIntegerField(_("对接商户"), null=True, blank=True)
     user_id = models.BigIntegerField(_("用户"), null=True, blank=True)
     product_id = models.BigIntegerField(_("商品"), null=True, blank=True)
     quantity = models.PositiveIntegerField(_("数量"), default=0)
@@ -155,6 +158,11 @@ class RiskSignal(models.Model):
                 condition=~Q(checkout_token=""),
             ),
             models.Index(fields=["kind", "created_at"], name="risk_signal_kind_idx"),
+            models.Index(
+                fields=["docking_site_id", "created_at"],
+                name="risk_signal_docking_idx",
+                condition=Q(docking_site_id__isnull=False),
+            ),
             # The chain's own sign-up / log-in / payout signals, without its thousands of orders.
             models.Index(
                 fields=["distributor_id"],

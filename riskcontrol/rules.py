@@ -35,6 +35,10 @@ DEFAULT_RULES: dict[str, Rule] = {
         Rule(RuleCode.ORDER_AMOUNT_LIMIT, True, Decimal(5000), 0, Action.BLOCK),
         Rule(RuleCode.BUYER_DAILY_LIMIT, True, Decimal(20000), 0, Action.BLOCK),
         Rule(RuleCode.DISTRIBUTOR_DAILY_LIMIT, True, Decimal(20000), 0, Action.REVIEW),
+        # A docking site's API orders (ADR 0019): more than 300 within 10 minutes from one site
+        # (its own ``order_limit`` overrides the count). They share the site's contact and IP,
+        # so the buyer rules above (IP, device, repeat, buyer day total) do not apply to them.
+        Rule(RuleCode.DOCKING_VELOCITY, True, Decimal(300), 10, Action.REVIEW),
         # Scans: 2 or more distributors sharing a device / IP / payout account within 30 days;
         # 10 or more new direct recruits within 7 days and no sale in the team.
         Rule(RuleCode.LINKED_ACCOUNTS, True, Decimal(2), 30 * 24 * 60, Action.REVIEW),

@@ -40,6 +40,8 @@ class OrderResult:
     # A query the supplier answered with "no such order". Final only once a late request can no
     # longer arrive: the caller decides, knowing when the order was sent.
     is_not_found: bool = False
+    # Card keys the supplier delivered with the order, as (card number, secret) pairs.
+    goods: tuple = ()
 
     @property
     def is_final(self) -> bool:

@@ -10,6 +10,7 @@ same order upstream; an unknown outcome is PENDING and resolved by ``query_order
 import json
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
@@ -47,6 +48,19 @@ def _amount(raw) -> Decimal | None:
         return Decimal(str(raw))
     except InvalidOperation:
         raise SupplierError(f"upstream sent an amount that is not a number: {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class UpstreamProduct:
+    """One product of the upstream's catalog, at the price the upstream charges us."""
+
+    sku: str
+    name: str
+    product_type: str
+    price: Decimal
+    stock: int | None  # None: not counted upstream (top-ups)
+    in_stock: bool
+    requires_recharge_target: bool
 
 
 class MethodTransport:
@@ -109,11 +123,17 @@ class KamenApiSupplierClient(SupplierClient):
                 return OrderResult(OrderStatus.PENDING, message=code)
             return OrderResult(_REFUSED.get(code, OrderStatus.FAILED), message=f"{code}: {data.get('message_en', '')}")
         status = _FINAL.get(data.get("status"), OrderStatus.PENDING)
+        goods = tuple(
+            (str(item.get("card_no") or ""), str(item.get("secret") or ""))
+            for item in data.get("goods") or []
+            if isinstance(item, dict) and item.get("kind") == "card_key" and item.get("secret")
+        )
         return OrderResult(
             status,
             supplier_order_no=str(data.get("order_no", "")),
             cost=_amount(data.get("total_amount")) if status == OrderStatus.SUCCEEDED else None,
             message=str(data.get("status", "")),
+            goods=goods if status == OrderStatus.SUCCEEDED else (),
         )
 
     def place_order(self, *, sku: str, target: str, quantity: int, out_order_no: str) -> OrderResult:
@@ -160,6 +180,32 @@ class KamenApiSupplierClient(SupplierClient):
             cursor = page.get("next_cursor")
             if not cursor or len(quotes) == len(wanted):
                 return quotes
+
+    def list_products(self) -> list[UpstreamProduct]:
+        """The upstream's whole catalog at our price, page by page (for the import form)."""
+        products: list[UpstreamProduct] = []
+        cursor = 0
+        while True:
+            page = self._read(f"api/v1/products?cursor={cursor}&limit={PAGE_SIZE}")
+            for item in page.get("items") or []:
+                price = _amount(item.get("price"))
+                if price is None or price < 0:
+                    raise SupplierError(f"products: invalid price for {item.get('id')!r}")
+                stock = item.get("stock")
+                products.append(
+                    UpstreamProduct(
+                        sku=str(item.get("id")),
+                        name=str(item.get("name") or "")[:100],
+                        product_type=str(item.get("product_type") or ""),
+                        price=price,
+                        stock=int(stock) if stock is not None else None,
+                        in_stock=bool(item.get("in_stock")),
+                        requires_recharge_target=bool(item.get("requires_recharge_target")),
+                    )
+                )
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return products
 
     def fetch_balance(self) -> Decimal:
         available = _amount(self._read("api/v1/balance").get("available"))

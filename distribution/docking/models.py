@@ -51,6 +51,12 @@ class DockingSite(models.Model):
     webhook_secret_ciphertext = models.BinaryField(_("回调密钥密文"), null=True, blank=True, editable=False)
     webhook_secret_key_id = models.CharField(max_length=32, blank=True, editable=False)
     requests_per_minute = models.PositiveIntegerField(_("每分钟请求上限（每个密钥）"), default=600)
+    order_limit = models.PositiveIntegerField(
+        _("风控：每个窗口的订单上限"),
+        null=True,
+        blank=True,
+        help_text=_("超过后该站点的 API 订单转人工审核；留空使用风控规则“对接站点下单频率”的阈值与窗口"),
+    )
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("审核人"),
@@ -76,6 +82,9 @@ class DockingSite(models.Model):
             models.CheckConstraint(condition=Q(status__in=DockingSiteStatus.values), name="docking_site_status_known"),
             models.CheckConstraint(condition=Q(credit_limit__gte=0), name="docking_site_credit_not_negative"),
             models.CheckConstraint(condition=Q(requests_per_minute__gte=1), name="docking_site_rate_positive"),
+            models.CheckConstraint(
+                condition=Q(order_limit__isnull=True) | Q(order_limit__gte=1), name="docking_site_order_limit_positive"
+            ),
         ]
 
     def __str__(self):

@@ -79,7 +79,7 @@ class DockingSiteAdmin(admin.ModelAdmin):
     actions = ["approve_selected", "suspend_selected"]
 
     def get_fields(self, request, obj=None):
-        base = ["name", "contact_email", "credit_limit", "ip_allowlist", "requests_per_minute"]
+        base = ["name", "contact_email", "credit_limit", "ip_allowlist", "requests_per_minute", "order_limit"]
         if obj is None:
             return ["distributor", *base]
         return ["distributor", *base, *self.readonly_fields]
@@ -102,7 +102,7 @@ class DockingSiteAdmin(admin.ModelAdmin):
             ip_allowlist=obj.ip_allowlist,
         )
         DockingSite.objects.filter(pk=made.pk).update(
-            credit_limit=obj.credit_limit, requests_per_minute=obj.requests_per_minute
+            credit_limit=obj.credit_limit, requests_per_minute=obj.requests_per_minute, order_limit=obj.order_limit
         )
         obj.pk = made.pk
         obj.status = made.status

@@ -162,6 +162,7 @@ def place_api_order(
                 gateway="prepaid",
                 wholesale_unit_price=unit_price,
                 docking_site_id=caller.site_id,
+                docking_order_limit=site.order_limit,
             )
             docking_order = DockingOrder.objects.create(
                 site_id=caller.site_id, order=order, client_order_no=client_order_no, request_fingerprint=fingerprint

@@ -272,6 +272,7 @@ def place_order(
     buyer_user=None,
     wholesale_unit_price: Decimal | None = None,
     docking_site_id: int | None = None,
+    docking_order_limit: int | None = None,
 ) -> Order:
     """Validate, price, attribute, reserve and create the order (pending payment).
 
@@ -281,7 +282,8 @@ def place_order(
 
     ``wholesale_unit_price`` and ``docking_site_id``: an order of a docking site through the
     open API (``orders.api``), at the price its caller computed on the server (the site's
-    distributor's cost); recorded as ``attribution["docking_site_id"]``.
+    distributor's cost); recorded as ``attribution["docking_site_id"]``; judged by the docking
+    risk policy (per-site velocity up to ``docking_order_limit``, ADR 0019), not the buyer rules.
 
     Bad input raises ValidationError with one message per field and changes nothing. The same
     ``checkout_token`` twice returns the first order — only to the same ``checkout_owner`` (the
@@ -351,6 +353,8 @@ def place_order(
         distributor_id=distributor_id,
         attribution=attribution,
         checkout_token=checkout_token or "",
+        docking_site_id=docking_site_id,
+        docking_order_limit=docking_order_limit,
     )
     if assessment.verdict == BLOCK:
         raise ValidationError({"__all__": [assessment.buyer_message or _("该订单未通过风控检查，请联系客服")]})
