@@ -11,11 +11,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen.db import fetch_rows
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
 
 from ..fingerprint import current_device
 from ..models import (
@@ -660,16 +660,22 @@ def assess_checkout_in_full(
     day = timezone.localtime(now).date()
     if hits:
         # Recorded as "allow" with the figures; now what the rules decided (one round trip).
-        sql = "UPDATE riskcontrol_risksignal SET verdict = %s, explanation = %s WHERE id = %s"
-        params = [verdict, signal.explanation, signal.pk]
-        if take_back:
-            sql += (
-                "; UPDATE riskcontrol_distributordaytotal SET total = total - %s"
-                " WHERE distributor_id = %s AND day = %s"
+        # Two statements in a pipeline: a prepared statement holds one command, not two.
+        statements = [
+            (
+                "UPDATE riskcontrol_risksignal SET verdict = %s, explanation = %s WHERE id = %s",
+                [verdict, signal.explanation, signal.pk],
             )
-            params += [amount, distributor_id, day]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        ]
+        if take_back:
+            statements.append(
+                (
+                    "UPDATE riskcontrol_distributordaytotal SET total = total - %s"
+                    " WHERE distributor_id = %s AND day = %s",
+                    [amount, distributor_id, day],
+                )
+            )
+        fetch_rows_in_one_round_trip(statements)
     if hits:
         _act_on_hits(hits=hits, signal=signal, distributor_id=distributor_id)
     return Assessment(verdict=verdict, hits=hits, signal=signal)
