@@ -109,6 +109,7 @@ class TransactionKind(models.TextChoices):
     PAYOUT = "payout", _("提现打款")
     WALLET_PAYMENT = "wallet_payment", _("余额支付")
     TAX_ADJUSTMENT = "tax_adjustment", _("个税调整")
+    TOP_UP = "top_up", _("余额充值")
     PREPAID_TOP_UP = "prepaid_top_up", _("预存款充值")
     PREPAID_PAYMENT = "prepaid_payment", _("预存款支付")
     PREPAID_REFUND = "prepaid_refund", _("预存款退回")

@@ -466,6 +466,8 @@ class GradeAdmin(SettingChangeAdminMixin, admin.ModelAdmin):
                 "fields": [
                     "may_recruit",
                     "may_see_floor_price",
+                    "may_buy_stock",
+                    "stock_tiers_count_month",
                     "may_open_sub_store",
                     "withdrawal_min_amount",
                     "withdrawal_daily_max_amount",

@@ -50,6 +50,14 @@ class Grade(models.Model):
     may_recruit = models.BooleanField(_("可发展下级"), default=True)
     may_see_floor_price = models.BooleanField(_("可查看底价"), default=False)
     may_open_sub_store = models.BooleanField(_("可开分站"), default=False)
+    may_buy_stock = models.BooleanField(
+        _("可进货"), default=False, help_text=_("可用余额按等级价批量购买卡密（进货）")
+    )
+    stock_tiers_count_month = models.BooleanField(
+        _("阶梯价按当月累计进货量"),
+        default=False,
+        help_text=_("开启后，进货的阶梯价按本月此前已进货数量加本次数量计算"),
+    )
     withdrawal_min_amount = models.DecimalField(
         _("单笔最低提现"), **MONEY, default=Decimal("10.00")
     )

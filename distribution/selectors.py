@@ -71,6 +71,13 @@ def sold_statuses() -> list[str]:
 
 
 # --- the tree --------------------------------------------------------------------------------
+def may_see_cost_prices(viewer: Distributor) -> bool:
+    """Whether the portal may show this distributor any cost figure (their own or others'
+    拿货价, the floor of their sub-store prices, commission bases computed from a margin):
+    the grade's ``may_see_floor_price``."""
+    return bool(viewer.grade.may_see_floor_price)
+
+
 def distributor_for_user(user) -> Distributor | None:
     if not getattr(user, "is_authenticated", False):
         return None

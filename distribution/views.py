@@ -200,6 +200,7 @@ def store(request, viewer):
                 _errors(error) if isinstance(error, ValidationError) else [str(error)]
             )
     rows = []
+    show_cost = selectors.may_see_cost_prices(viewer)
     if sub_store is not None:
         prices = dict(
             SubStorePrice.objects.filter(sub_store=sub_store).values_list(
@@ -212,7 +213,9 @@ def store(request, viewer):
                     "product": product,
                     "cost": services.cost_price_for(
                         distributor=viewer, product=product
-                    ),
+                    )
+                    if show_cost
+                    else None,
                     "ceiling": services.resale_ceiling_for(product),
                     "price": prices.get(product.pk),
                 }
@@ -233,6 +236,7 @@ def store(request, viewer):
             "rows": rows,
             "errors": errors,
             "share_url": share_url,
+            "show_cost": show_cost,
             "form": request.POST if errors else None,
         },
     )

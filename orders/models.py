@@ -495,5 +495,85 @@ class VoucherRedemption(models.Model):
         return f"{self.voucher_id} {self.outcome} {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class StockPurchase(models.Model):
+    """A distributor's stock purchase (进货): card keys bought at their grade price, paid from
+    their wallet, revealed in their portal to resell off-platform. ``request_token`` makes a
+    double submit find the first purchase."""
+
+    purchase_no = models.CharField(_("进货单号"), max_length=32, unique=True)
+    distributor = models.ForeignKey(
+        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="+"
+    )
+    product = models.ForeignKey("catalog.Product", verbose_name=_("商品"), on_delete=models.PROTECT, related_name="+")
+    product_name = models.CharField(_("商品名称"), max_length=120)
+    quantity = models.PositiveIntegerField(_("数量"))
+    unit_price = models.DecimalField(_("进货单价"), **MONEY)
+    total_amount = models.DecimalField(_("进货金额"), **MONEY)
+    request_token = models.CharField(_("请求令牌"), max_length=64, unique=True)
+    journal_reference = models.CharField(_("记账凭证"), max_length=64)
+    created_at = models.DateTimeField(_("进货时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("进货单")
+        verbose_name_plural = _("进货单")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="stock_purchase_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gt=0), name="stock_purchase_price_positive"),
+            models.CheckConstraint(condition=Q(total_amount__gt=0), name="stock_purchase_total_positive"),
+        ]
+        indexes = [models.Index(fields=["distributor", "product", "created_at"], name="stock_purchase_volume_idx")]
+
+    def __str__(self):
+        return self.purchase_no
+
+
+class StockPurchaseKey(models.Model):
+    """One card key of a stock purchase: a key belongs to at most one purchase (and, being
+    claimed sold, to no order)."""
+
+    purchase = models.ForeignKey(StockPurchase, verbose_name=_("进货单"), on_delete=models.PROTECT, related_name="keys")
+    card_key = models.OneToOneField(
+        "catalog.CardKey", verbose_name=_("卡密"), on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("进货卡密")
+        verbose_name_plural = _("进货卡密")
+        ordering = ["id"]
+
+
+class TopUpStatus(models.TextChoices):
+    PENDING = "pending", _("待支付")
+    CREDITED = "credited", _("已到账")
+
+
+class TopUp(models.Model):
+    """A distributor's prepaid top-up (预存款) through the payment gateway: credited to their
+    available balance, through the ledger, once, on the gateway's signed notification."""
+
+    top_up_no = models.CharField(_("充值单号"), max_length=32, unique=True)
+    distributor = models.ForeignKey(
+        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="+"
+    )
+    amount = models.DecimalField(_("充值金额"), **MONEY)
+    gateway = models.CharField(_("支付方式"), max_length=16)
+    status = models.CharField(_("状态"), max_length=12, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    credited_at = models.DateTimeField(_("到账时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("预存款充值")
+        verbose_name_plural = _("预存款充值")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="top_up_amount_positive"),
+            models.CheckConstraint(condition=Q(status__in=TopUpStatus.values), name="top_up_status_known"),
+        ]
+
+    def __str__(self):
+        return self.top_up_no
+
+
 # The open API's own tables (docking orders, refund requests) live beside its views.
 from .api.models import ApiRefundRequest, DockingOrder  # noqa: E402,F401

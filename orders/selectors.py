@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core import signing
 from django.db.models import Prefetch
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
 
@@ -181,3 +182,17 @@ def unexpected_payments(*, order: Order | None = None):
     after a refund): recorded as duplicates with the reason, money finance has to give back."""
     found = PaymentCallback.objects.filter(outcome=CallbackOutcome.DUPLICATE).exclude(rejection_reason="")
     return found.filter(order=order) if order is not None else found
+
+
+def payable_orders_of_distributor(*, distributor_id: int):
+    """The orders a distributor placed for themselves (logged in at checkout) that still wait
+    for payment: what the portal's wallet payment page offers, and nothing of anyone else."""
+    return Order.objects.filter(
+        attribution__buyer_distributor_id=distributor_id,
+        status=OrderStatus.PENDING_PAYMENT,
+        expires_at__gt=timezone.now(),
+    ).order_by("-created_at")
+
+
+def payable_order_of_distributor(*, distributor_id: int, order_no: str) -> Order | None:
+    return Order.objects.filter(attribution__buyer_distributor_id=distributor_id, order_no=order_no).first()

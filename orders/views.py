@@ -20,6 +20,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from catalog import selectors as catalog_selectors
 from catalog.validation import sanitize_description
+from commissions import selectors as commission_selectors
+from commissions.services import active_distributor_of
 from kamen.client_ip import client_ip
 from kamen.site import site_url
 from orders.services.access import order_in_link
@@ -132,6 +134,12 @@ def _order_or_404(request, order_no: str):
     return order
 
 
+def _wallet_of(user) -> dict | None:
+    """The logged-in active distributor's balances, for the cashier's "余额支付"; else None."""
+    distributor = active_distributor_of(user)
+    return commission_selectors.wallet(distributor) if distributor is not None else None
+
+
 @never_cache
 @require_GET
 def order_detail(request, order_no: str):
@@ -145,6 +153,7 @@ def order_detail(request, order_no: str):
         "summary": selectors.order_status_summary(order=order),
         "status_url": selectors.order_status_url(order_no=order.order_no),
         "is_payable": order.status == OrderStatus.PENDING_PAYMENT and order.expires_at > timezone.now(),
+        "wallet": _wallet_of(request.user),
     }
     return render(request, "orders/order_detail.html", context)
 

@@ -32,6 +32,7 @@ from .team_bonus import (
     save_team_bonus_rule,
     team_bonus_rule_problems,
 )
+from .wallets import active_distributor_of, credit_wallet_top_up, debit_wallet_for_order
 from .withdrawals import (
     InsufficientBalance,
     add_payout_account,
@@ -51,7 +52,10 @@ from .withdrawals import (
 __all__ = [
     "InsufficientBalance",
     "UnbalancedTransaction",
+    "active_distributor_of",
     "add_payout_account",
+    "credit_wallet_top_up",
+    "debit_wallet_for_order",
     "approve_withdrawal",
     "auto_review_withdrawal",
     "check_payout",

@@ -223,6 +223,8 @@ def set_sub_store_price(*, distributor: Distributor, product, price) -> SubStore
     floor = cost_price_for(distributor=distributor, product=product, quantity=1)
     ceiling = resale_ceiling_for(product)
     if amount < floor:
+        if not distributor.grade.may_see_floor_price:
+            raise ValidationError({"price": [_("售价低于商户允许的最低价")]})
         raise ValidationError(
             {"price": [_("售价不能低于您的拿货价 ¥%(floor)s") % {"floor": floor}]}
         )

@@ -116,6 +116,7 @@ EXPECTED = {
     "orders:order-status": buyer_only(),
     "orders:order-pay": everyone(405),  # POST only (see the POST walk)
     "orders:order-sync": everyone(405),
+    "orders:order-pay-wallet": everyone(405),  # POST only (see the POST walk)
     "postsale:order-open": buyer_only("redirect"),
     "postsale:order-vouchers": buyer_only(),
     "postsale:voucher-qr": buyer_only(),
@@ -140,6 +141,11 @@ EXPECTED = {
     "commissions:tax-statements": agent(),
     "commissions:tax-certificate": agent(other=404),  # the viewer's own month; another has none
     "riskcontrol:real-name": agent(),
+    "orders:agent-wallet-pay": agent(),  # lists the viewer's own unpaid orders only
+    "orders:agent-wallet-pay-order": everyone(405),  # POST only (see the POST walk)
+    "orders:agent-stock": agent(),  # the viewer's own purchases only
+    "orders:agent-top-up": agent(),  # the viewer's own top-ups only
+    "orders:agent-stock-detail": agent(other=404, ok=404),  # keys: the buyer only; none in the world
     # Staff two-factor: any logged-in user; distributors are sent away from enrolment.
     "two-factor-setup": logged_in() | {"agent": "redirect", "other_agent": "redirect"},
     "two-factor-verify": logged_in(),
@@ -399,6 +405,9 @@ def arguments(world) -> dict[str, dict]:
         "orders:order-status": buyer_order,
         "orders:order-pay": buyer_order,
         "orders:order-sync": buyer_order,
+        "orders:order-pay-wallet": buyer_order,
+        "orders:agent-wallet-pay-order": {"order_no": w.agent_order.order_no},
+        "orders:agent-stock-detail": {"purchase_no": "S-none"},
         "orders:payment-notify": {"gateway": "sandbox"},
         "commissions:payout-notify": {"method": "alipay"},
         "orders:sandbox-cashier": {"trade_no": w.sandbox_payment.trade_no},
@@ -578,6 +587,10 @@ def posts(world) -> dict[str, tuple[str, dict]]:
         "distribution:agent-appeal": ("A X", {"reason": "申诉"}),
         "orders:order-pay": ("B", {}),
         "orders:order-sync": ("B", {}),
+        # Only an order the distributor placed for themselves; agent_order is not one.
+        "orders:agent-wallet-pay-order": ("", {}),
+        "orders:agent-stock": ("A X", {"product": str(world.product.pk), "quantity": "1", "token": "pm"}),
+        "orders:agent-top-up": ("A X", {"amount": "1.00"}),
     }
 
 
@@ -585,6 +598,9 @@ def posts(world) -> dict[str, tuple[str, dict]]:
 POST_REFUSAL = {
     "orders:order-pay": everyone(404),  # not your order: as if it did not exist
     "orders:order-sync": everyone(404),
+    "orders:agent-wallet-pay-order": agent(other=404, ok=404),
+    "orders:agent-stock": agent(),
+    "orders:agent-top-up": agent(),
     "admin:distribution_distributor_manage": everyone("ok", B="login", A="login", X="login"),  # shows the refusal
     "distribution:agent-appeal": everyone(404, B="login"),  # not a distributor
 }

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.services import InsufficientStock, hold_card_key_reservation_statement
+from commissions.services import debit_wallet_for_order
 from distribution.services.four_eyes import require_not_own_order
 from kamen.audit import record_audit
 from kamen.db import (
@@ -61,6 +62,7 @@ from riskcontrol.services.signals import record_forged_callback
 from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
 from .state import move_locked_order
+from .top_ups import apply_top_up_notification, is_top_up_number
 
 __all__ = [
     "NotificationResult",
@@ -181,6 +183,17 @@ def record_payment_notification(
             "payments.notification_rejected", extra={"gateway": gateway_code, "reason": error.__class__.__name__}
         )
         return NotificationResult(callback, gateway.answer_notification(accepted=False))
+    if is_top_up_number(notification.out_trade_no):
+        callback = apply_top_up_notification(
+            notification=notification,
+            gateway_code=gateway_code,
+            expected_app_id=getattr(gateway, "app_id", ""),
+            source=CallbackSource.NOTIFY,
+            raw_body=_text(body),
+            headers=_safe_headers(headers),
+            source_ip=source_ip,
+        )
+        return NotificationResult(callback, gateway.answer_notification(accepted=callback.is_accepted))
     callback = _apply_payment(
         notification=notification,
         gateway_code=gateway_code,
@@ -478,17 +491,13 @@ class WalletPaymentUnavailable(Exception):
 
 
 def pay_with_wallet(*, order: Order, payer) -> PaymentCallback:
-    """Pay ``order`` from ``payer``'s wallet balance (distributors).
+    """Pay ``order`` from ``payer``'s (a distributor's user) available wallet balance.
 
-    The seam the commissions issue fills: it provides
-    ``commissions.services.debit_wallet_for_order(*, payer, order, amount) -> str`` (a journal
-    reference; raises on insufficient balance), called here in the same transaction that marks
-    the order paid, so the debit and the payment stand or fall together.
+    ``commissions.services.debit_wallet_for_order`` runs in the same transaction that marks the
+    order paid, under the order's row lock, so the debit and the payment stand or fall together;
+    a short balance raises ``ValidationError`` and leaves the order unpaid. Twice for one order:
+    the second finds the first (the event id and the journal reference are the order number).
     """
-    try:
-        from commissions.services import debit_wallet_for_order
-    except ImportError:
-        raise WalletPaymentUnavailable(_("钱包支付暂未开通")) from None
     notification = PaymentNotification(
         gateway="wallet",
         event_id=f"wallet-{order.order_no}",

@@ -20,7 +20,6 @@ from orders.models import (
     SandboxNotification,
 )
 from orders.services import (
-    WalletPaymentUnavailable,
     confirm_payment_manually,
     pay_with_wallet,
     query_pending_payments,
@@ -111,25 +110,6 @@ def test_manual_confirmation_needs_the_permission(django_user_model):
 
     with pytest.raises(PermissionDenied):
         confirm_payment_manually(order=order, actor=clerk, reason="trust me")
-
-
-@pytest.mark.django_db
-def test_wallet_payment_is_a_seam_until_commissions_fill_it(owner_user, monkeypatch):
-    order = _order()
-    with pytest.raises(WalletPaymentUnavailable):
-        pay_with_wallet(order=order, payer=owner_user)
-
-    import commissions
-
-    debits = []
-    services = type("services", (), {"debit_wallet_for_order": staticmethod(lambda **kw: debits.append(kw["amount"]))})
-    monkeypatch.setitem(__import__("sys").modules, "commissions.services", services)
-    monkeypatch.setattr(commissions, "services", services, raising=False)
-    pay_with_wallet(order=order, payer=owner_user)
-    pay_with_wallet(order=order, payer=owner_user)
-
-    assert debits == [Decimal("48.00")]
-    assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
 
 
 @pytest.mark.django_db
