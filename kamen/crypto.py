@@ -2,7 +2,7 @@
 
 KAMEN_ENCRYPTION_KEYS holds "kid:base64(32 bytes)" entries; the last one encrypts and every one
 decrypts, so keys rotate without downtime. KAMEN_BLIND_INDEX_KEY keys an HMAC-SHA256 that lets
-Kamen find a duplicate secret without decrypting anything. In the embedded default (SQLite, no
+Kamen find a duplicate secret without decrypting anything. In the embedded default (no
 keys configured) keys are generated once into var/keys.json; real mode refuses to start without.
 """
 

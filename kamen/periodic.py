@@ -32,9 +32,6 @@ _LOCK_SPACE = "kamen.periodic"
 def job_lock(name: str) -> Iterator[bool]:
     """True while this process holds the job's lock; False if another run holds it."""
     connection = connections["direct" if "direct" in connections else "default"]
-    if connection.vendor != "postgresql":  # the embedded default: one scheduler, one process
-        yield True
-        return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s), hashtext(%s))", [_LOCK_SPACE, name])
         acquired = cursor.fetchone()[0]

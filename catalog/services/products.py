@@ -439,9 +439,8 @@ def take_off_shelf(*, product: Product, actor, reason: str, request=None) -> Pro
 # --- categories -------------------------------------------------------------------------------
 def _lock_category_tree() -> None:
     """django-mptt does no locking; tree writes queue on one advisory lock (STYLE: tree writes)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.category.tree'))")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('catalog.category.tree'))")
 
 
 def _category_values(*, name, slug, sort_order, is_active) -> dict:

@@ -3,12 +3,11 @@
 The raw text is kept encrypted on the import row until validation, which replaces it with the
 validated keys (fingerprints included, still encrypted) so the confirmed import neither parses
 nor hashes a second time; the payload is wiped when the import ends. Keys are written in one
-transaction (all or nothing) with one streamed COPY on PostgreSQL, the unique fingerprint index
+transaction (all or nothing) with one streamed COPY, the unique fingerprint index
 catching whatever reached stock since validation; progress is published through the cache so
 the console can show it while that transaction is open.
 """
 
-from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -161,19 +160,13 @@ def _existing_fingerprints(fingerprints: list[str]) -> set[str]:
     """Which of these fingerprints are already in stock (committed), exactly, via the unique index."""
     if not fingerprints:
         return set()
-    if connection.vendor == "postgresql":
-        # One round trip: the list travels as one string, not 100,000 bind parameters.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT fingerprint FROM {CardKey._meta.db_table} WHERE fingerprint = ANY(string_to_array(%s, ','))",
-                [",".join(fingerprints)],
-            )
-            return {row[0] for row in cursor.fetchall()}
-    found: set[str] = set()
-    for start in range(0, len(fingerprints), CHUNK):
-        chunk = fingerprints[start : start + CHUNK]
-        found.update(CardKey.objects.filter(fingerprint__in=chunk).values_list("fingerprint", flat=True))
-    return found
+    # One round trip: the list travels as one string, not 100,000 bind parameters.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT fingerprint FROM {CardKey._meta.db_table} WHERE fingerprint = ANY(string_to_array(%s, ','))",
+            [",".join(fingerprints)],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _split_against_stock(keys: list[ParsedKey]) -> tuple[list[str], list[tuple[int, str]]]:
@@ -317,43 +310,20 @@ class _CopySource:
 
 
 def _write_keys(import_job: CardKeyImport, batch: CardKeyBatch, rows: list[str], now) -> None:
-    """Encrypt and write keys. PostgreSQL: one streamed COPY (bytea as hex); elsewhere the ORM."""
-    if connection.vendor == "postgresql":
-        from psycopg import sql
-        from psycopg.copy import QueuedLibpqWriter
+    """Encrypt and write keys: one streamed COPY (bytea as hex)."""
+    from psycopg import sql
+    from psycopg.copy import QueuedLibpqWriter
 
-        statement = sql.SQL("COPY {table} ({columns}) FROM STDIN").format(
-            table=sql.Identifier(CardKey._meta.db_table), columns=sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
-        )
-        source = _CopySource(import_job, batch, rows, now)
-        with connection.cursor() as cursor, connection.wrap_database_errors:
-            # The queued writer sends from a thread of its own: the next chunk is encrypted here
-            # while PostgreSQL is still writing the last one.
-            with cursor.copy(statement, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
-                while chunk := source.read():
-                    copy.write(chunk)
-        return
-    for start in range(0, len(rows), CHUNK):
-        chunk = [_row_fields(row) for row in rows[start : start + CHUNK]]
-        key_id, blobs = crypto.encrypt_many([key.secret for key in chunk])
-        CardKey.objects.bulk_create(
-            [
-                CardKey(
-                    product_id=import_job.product_id,
-                    batch=batch,
-                    card_no=key.card_no,
-                    secret_ciphertext=blob,
-                    key_id=key_id,
-                    fingerprint=key.fingerprint,
-                    expires_at=datetime.fromisoformat(key.expires_at) if key.expires_at else None,
-                    status=CardKeyStatus.AVAILABLE,
-                    created_at=now,
-                )
-                for key, blob in zip(chunk, blobs)
-            ],
-            batch_size=500,
-        )
-        _publish_progress(import_job.pk, start + len(chunk), len(rows))
+    statement = sql.SQL("COPY {table} ({columns}) FROM STDIN").format(
+        table=sql.Identifier(CardKey._meta.db_table), columns=sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
+    )
+    source = _CopySource(import_job, batch, rows, now)
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        # The queued writer sends from a thread of its own: the next chunk is encrypted here
+        # while PostgreSQL is still writing the last one.
+        with cursor.copy(statement, writer=QueuedLibpqWriter(cursor.cursor)) as copy:
+            while chunk := source.read():
+                copy.write(chunk)
 
 
 def _is_write_conflict(error: Exception) -> bool:

@@ -3,14 +3,14 @@
 
 It checks in Python what PostgreSQL checks again at commit (migration 0002): every line is a
 positive whole-fen amount, debits equal credits. It writes the transactions, their entries and
-moves each account's cached balance in the same database transaction — on PostgreSQL in one
+moves each account's cached balance in the same database transaction — in one
 statement whatever the number of transactions, locking the accounts in primary-key order
 before updating any, so two postings never deadlock. A ``reference`` already posted is left as
 it was (``post_journal_transaction`` returns the earlier transaction): the caller's idempotency
 key.
 
 One more entry point, for the hot path of every delivery: ``post_accrual`` writes an order's
-commission rows and posts their accrual together, on PostgreSQL in one prepared statement that
+commission rows and posts their accrual together, in one prepared statement that
 moves the balances with the same SQL as ``post_journal_transactions``.
 """
 
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from kamen.db import fetch_rows
@@ -36,7 +35,6 @@ from ..models import (
     EntrySide,
     JournalEntry,
     JournalTransaction,
-    TransactionKind,
 )
 
 
@@ -185,8 +183,8 @@ def post_journal_transaction(
 def post_journal_transactions(postings: list[Posting]) -> dict[str, JournalTransaction]:
     """Post many balanced transactions at once; return the ones posted now, by reference.
 
-    A reference already in the journal is skipped (posted once, whoever came first). On
-    PostgreSQL it is one statement whatever the number of transactions: the transactions,
+    A reference already in the journal is skipped (posted once, whoever came first). It is
+    one statement whatever the number of transactions: the transactions,
     their entries and every account's cached balance, with the accounts locked in primary-key
     order before any of them is updated (so two postings never deadlock).
     """
@@ -200,10 +198,7 @@ def post_journal_transactions(postings: list[Posting]) -> dict[str, JournalTrans
     now = timezone.now()
     with transaction.atomic(savepoint=False):  # all or nothing with the caller
         connection = connections[router.db_for_write(JournalTransaction)]
-        if connection.vendor == "postgresql":
-            ids = _post_on_postgresql(connection, postings, now)
-        else:
-            ids = _post_with_the_orm(postings, now)
+        ids = _post_on_postgresql(connection, postings, now)
     return {
         posting.reference: JournalTransaction(
             pk=ids[posting.reference],
@@ -285,45 +280,6 @@ def _post_on_postgresql(connection, postings: list[Posting], now) -> dict[str, i
         return {reference: pk for pk, reference in cursor.fetchall()}
 
 
-def _post_with_the_orm(postings: list[Posting], now) -> dict[str, int]:
-    """The same, one posting at a time (SQLite, the embedded mode)."""
-    ids = {}
-    for posting in postings:
-        if JournalTransaction.objects.filter(reference=posting.reference).exists():
-            continue
-        journal = JournalTransaction.objects.create(
-            kind=posting.kind,
-            reference=posting.reference,
-            memo=posting.memo[:200],
-            order_id=posting.order_id,
-            actor_id=posting.actor_id,
-        )
-        JournalEntry.objects.bulk_create(
-            [
-                JournalEntry(
-                    transaction=journal,
-                    account_id=line.account.pk,
-                    side=line.side,
-                    amount=Decimal(line.amount),
-                    commission_id=line.commission_id,
-                )
-                for line in posting.lines
-            ]
-        )
-        deltas: dict[int, Decimal] = defaultdict(lambda: ZERO)
-        for line in posting.lines:
-            deltas[line.account.pk] += (
-                line.amount if line.side == EntrySide.CREDIT else -line.amount
-            )
-        for account_pk in sorted(deltas):
-            if deltas[account_pk]:
-                Account.objects.filter(pk=account_pk).update(
-                    balance=F("balance") + deltas[account_pk]
-                )
-        ids[posting.reference] = journal.pk
-    return ids
-
-
 @dataclass(frozen=True)
 class AccrualLine:
     """One commission row of an order and the account (the beneficiary's pending) it credits."""
@@ -399,9 +355,8 @@ def post_accrual(
     line's account); return the rows, in line order. With ``cap`` (computed amount, reason) a
     ``CapEvent`` records that the lines were capped.
 
-    The split's hot path: on PostgreSQL one prepared statement (rows, cap event, journal
-    transaction, entries and balances, accounts locked as in ``post_journal_transactions``);
-    elsewhere the rows through the ORM and the posting through ``post_journal_transactions``.
+    The split's hot path: one prepared statement (rows, cap event, journal transaction,
+    entries and balances, accounts locked as in ``post_journal_transactions``).
     ``UniqueConstraint(order, beneficiary, kind)`` refuses a second accrual of the same rows.
     """
     total = sum((line.amount for line in lines), ZERO)
@@ -415,78 +370,30 @@ def post_accrual(
     now = timezone.now()
     connection = connections[router.db_for_write(JournalTransaction)]
     with transaction.atomic(savepoint=False):  # all or nothing with the caller
-        if connection.vendor == "postgresql":
-            rows = fetch_rows(
-                _accrual_sql(),
-                {
-                    "beneficiaries": [line.beneficiary_id for line in lines],
-                    "kinds": [str(line.kind) for line in lines],
-                    "levels": [line.level for line in lines],
-                    "rules": [line.rule_id or 0 for line in lines],
-                    "descriptions": [line.description for line in lines],
-                    "rates": [line.rate_bp for line in lines],
-                    "amounts": [line.amount for line in lines],
-                    "accounts": [line.account_id for line in lines],
-                    "order": order_id,
-                    "base": base_amount,
-                    "available_at": available_at,
-                    "now": now,
-                    "computed": cap[0] if cap else None,
-                    "total": total,
-                    "cap_reason": cap[1][:200] if cap else "",
-                    "reference": reference,
-                    "memo": memo[:200],
-                    "revenue": revenue,
-                },
-            )
-            ids = {(beneficiary, kind): pk for pk, beneficiary, kind in rows}
-        else:
-            written = Commission.objects.bulk_create(
-                [
-                    Commission(
-                        order_id=order_id,
-                        beneficiary_id=line.beneficiary_id,
-                        kind=line.kind,
-                        level=line.level,
-                        rule_id=line.rule_id,
-                        rule_description=line.description,
-                        rate_bp=line.rate_bp,
-                        base_amount=base_amount,
-                        amount=line.amount,
-                        available_at=available_at,
-                        created_at=now,
-                    )
-                    for line in lines
-                ]
-            )
-            ids = {(c.beneficiary_id, c.kind): c.pk for c in written}
-            if cap:
-                CapEvent.objects.create(
-                    order_id=order_id,
-                    computed_amount=cap[0],
-                    capped_amount=total,
-                    reason=cap[1][:200],
-                )
-            post_journal_transactions(
-                [
-                    Posting(
-                        kind=TransactionKind.ACCRUAL,
-                        reference=reference,
-                        lines=[Line(Account(pk=revenue), EntrySide.DEBIT, total)]
-                        + [
-                            Line(
-                                Account(pk=line.account_id),
-                                EntrySide.CREDIT,
-                                line.amount,
-                                ids[(line.beneficiary_id, line.kind)],
-                            )
-                            for line in lines
-                        ],
-                        memo=memo,
-                        order_id=order_id,
-                    )
-                ]
-            )
+        rows = fetch_rows(
+            _accrual_sql(),
+            {
+                "beneficiaries": [line.beneficiary_id for line in lines],
+                "kinds": [str(line.kind) for line in lines],
+                "levels": [line.level for line in lines],
+                "rules": [line.rule_id or 0 for line in lines],
+                "descriptions": [line.description for line in lines],
+                "rates": [line.rate_bp for line in lines],
+                "amounts": [line.amount for line in lines],
+                "accounts": [line.account_id for line in lines],
+                "order": order_id,
+                "base": base_amount,
+                "available_at": available_at,
+                "now": now,
+                "computed": cap[0] if cap else None,
+                "total": total,
+                "cap_reason": cap[1][:200] if cap else "",
+                "reference": reference,
+                "memo": memo[:200],
+                "revenue": revenue,
+            },
+        )
+        ids = {(beneficiary, kind): pk for pk, beneficiary, kind in rows}
     # Built from what was written, without a read (from_db: no field-by-field __init__)
     attnames = [field.attname for field in Commission._meta.concrete_fields]
     made = []

@@ -8,11 +8,10 @@ that earned — the balance may go negative and then blocks withdrawal until lat
 bring it back. Nothing is capped at the current balance.
 
 Settlement runs are keyed by cycle and period (``daily:2026-11-23``), unique in the database:
-a second run of the same cycle returns the first. On PostgreSQL a run holds a
-transaction-level advisory lock, so runs of different cycles settle one after the other, and a
-commission moves only while still pending (checked again on the row a concurrent refund
-left); elsewhere (SQLite) the due rows are read ``SKIP LOCKED`` where supported. Either way
-two overlapping runs never settle one twice. A run is set-based: a chunk of commissions per
+a second run of the same cycle returns the first. A run holds a transaction-level advisory
+lock, so runs of different cycles settle one after the other, and a commission moves only
+while still pending (checked again on the row a concurrent refund left): two overlapping runs
+never settle one twice. A run is set-based: a chunk of commissions per
 statement, one journal transaction per distributor, posted in bulk (``bench/commissions.py``
 measures it on 100,000 commissions).
 """
@@ -151,15 +150,10 @@ def run_settlement(
         except IntegrityError:
             return SettlementRun.objects.get(key=key)
         connection = connections[router.db_for_write(Commission)]
-        settle_chunk = (
-            _settle_chunk_on_postgresql
-            if connection.vendor == "postgresql"
-            else _settle_chunk_with_the_orm
-        )
         owed: dict[int, Decimal] = defaultdict(lambda: ZERO)
         count, after = 0, 0
         while True:
-            moved, last = settle_chunk(connection, run=run, now=now, after=after)
+            moved, last = _settle_chunk_on_postgresql(connection, run=run, now=now, after=after)
             for beneficiary_id, outstanding, settled in moved:
                 owed[beneficiary_id] += outstanding
                 count += settled
@@ -220,30 +214,6 @@ def _settle_chunk_on_postgresql(connection, *, run, now, after):
         if beneficiary is not None
     ]
     return moved, rows[0][3]  # the chunk's last id, None when nothing was due
-
-
-def _settle_chunk_with_the_orm(connection, *, run, now, after):
-    """The same in two statements (SQLite, the embedded mode)."""
-    held = WalletHold.objects.filter(is_active=True).values("distributor_id")
-    chunk = list(
-        Commission.objects.filter(
-            status=CommissionStatus.PENDING, available_at__lte=now, pk__gt=after
-        )
-        .exclude(beneficiary_id__in=held)
-        .order_by("pk")
-        .select_for_update(skip_locked=True)
-        .values_list("pk", "beneficiary_id", "amount", "reversed_amount")[:SETTLEMENT_CHUNK]
-    )
-    ids = [pk for pk, _beneficiary, _amount, _reversed in chunk]
-    Commission.objects.filter(pk__in=ids).update(
-        status=CommissionStatus.AVAILABLE, settled_at=now, settlement_run=run
-    )
-    moved: dict[int, list] = {}
-    for _pk, beneficiary_id, amount, reversed_amount in chunk:
-        entry = moved.setdefault(beneficiary_id, [beneficiary_id, ZERO, 0])
-        entry[1] += max(amount - reversed_amount, ZERO)
-        entry[2] += 1
-    return [tuple(entry) for entry in moved.values()], ids[-1] if len(chunk) >= SETTLEMENT_CHUNK else None
 
 
 def _post_settlement(run, key: str, owed: dict[int, Decimal]) -> None:

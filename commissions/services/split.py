@@ -17,10 +17,10 @@ row lock: ``order_is_locked=True``) or its own (a direct call, e.g. staff tools)
 row is locked and existing rows are returned, and ``UniqueConstraint(order, beneficiary,
 kind)`` is the backstop, so a second call — or both paths — pays once.
 
-It runs inside every delivery, so on PostgreSQL it reads all its inputs in one prepared
-statement and writes the rows with their journal posting in another (no ORM query building);
-SQLite (the embedded mode) and the first use, which creates the policy, settings and account
-rows, take the ORM look-ups, which plan the same (``tests/test_split_inputs.py``).
+It runs inside every delivery, so it reads all its inputs in one prepared statement and
+writes the rows with their journal posting in another (no ORM query building); the first use,
+which creates the policy, settings and account rows, takes the ORM look-ups, which plan the
+same (``tests/test_split_inputs.py``).
 """
 
 import functools
@@ -367,7 +367,7 @@ def plan_split(
 @dataclass
 class SplitInputs:
     """What a split reads besides the order. The one-statement read fills every field; the
-    ORM path (SQLite, or the first use, which creates the policy and settings rows) fills the
+    ORM path (the first use, which creates the policy and settings rows) fills the
     first four and leaves the rest for ``plan_split`` and ``_accrual_accounts`` to look up."""
 
     policy: CommissionPolicy
@@ -533,13 +533,11 @@ def _moment(order):
 
 
 def _read_inputs(order, row=None) -> SplitInputs:
-    """Every input of the split in one prepared statement on PostgreSQL; elsewhere, or before
-    the policy and settings rows exist, the ORM's ``_split_context``.
+    """Every input of the split in one prepared statement; before the policy and settings rows
+    exist, the ORM's ``_split_context``.
 
     Read after the order's row lock, for the reason ``_split_context`` gives.
     """
-    if connection.vendor != "postgresql":
-        return _split_context(order)
     from distribution.models import Grade
 
     if row is None:

@@ -18,7 +18,6 @@ SPLIT_QUERIES = 3
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the embedded SQLite path posts through the ORM")
 def test_a_three_level_split_with_its_ledger_entries_stays_within_a_fixed_number_of_queries(
     django_assert_max_num_queries,
 ):

@@ -1,17 +1,15 @@
 """The checkout hook: who a referral code attributes an order to, and the link's order count.
 
 Checkout stores what ``attribution_for_referral`` returns on the order, so later moves in the
-tree never change who earned what (ADR 0007). On PostgreSQL it is one prepared statement — the
-link with its distributor, the merchant's depth and the upline — because it runs on every
-attributed checkout; the ORM path below is the same read for SQLite.
+tree never change who earned what (ADR 0007). It is one prepared statement — the link with its
+distributor, the merchant's depth and the upline — because it runs on every attributed checkout;
+the ORM path below is the same read for the first use, which creates the settings row.
 """
 
-from django.db import connection
-from django.db.models import F
 
 from kamen.db import fetch_rows
 
-from ..models import MAX_COMMISSION_DEPTH, Distributor, DistributorStatus, ReferralLink
+from ..models import MAX_COMMISSION_DEPTH, Distributor, DistributorStatus
 from .codes import normalize_code
 from .pricing import commission_depth
 from .referrals import active_link
@@ -64,8 +62,6 @@ def attribution_for_referral(*, code: str) -> dict | None:
     normalised = normalize_code(code)
     if not normalised:
         return None
-    if connection.vendor != "postgresql":
-        return _attribution_portable(normalised)
     rows = fetch_rows(_ATTRIBUTION_SQL, [normalised])
     if not rows:
         return None
@@ -116,7 +112,7 @@ def _snapshot(link_code, sub_store_id, seller, depth, chain, chain_grades) -> di
 def count_referral_order_cte(*, only_with: str) -> str:
     """``count_referral_order`` as the CTE ``counted`` of a caller's statement (checkout's order
     insert): the link ``%(link)s`` counts one more order when the caller's CTE ``only_with``
-    has a row. PostgreSQL."""
+    has a row."""
     return f"""counted AS (
             UPDATE distribution_referrallink SET orders = orders + 1
             WHERE code = %(link)s AND EXISTS (SELECT 1 FROM {only_with})
@@ -126,7 +122,4 @@ def count_referral_order_cte(*, only_with: str) -> str:
 def count_referral_order(*, code: str) -> None:
     """One more order placed through the link (paid figures come from the orders themselves).
     Checkout calls it in the order's transaction, so an order refused later counts nothing."""
-    if connection.vendor == "postgresql":
-        fetch_rows("UPDATE distribution_referrallink SET orders = orders + 1 WHERE code = %s", [code])
-        return
-    ReferralLink.objects.filter(code=code).update(orders=F("orders") + 1)
+    fetch_rows("UPDATE distribution_referrallink SET orders = orders + 1 WHERE code = %s", [code])

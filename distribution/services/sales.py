@@ -113,12 +113,9 @@ def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
     changed the order (its status, paid or refunded amount).
 
     Refunds and saves that are not state transitions come here (a payment adds its sale with
-    ``add_order_sales``). On PostgreSQL: the tree lock, the day's row lock (the upsert), the
+    ``add_order_sales``). The tree lock, the day's row lock (the upsert), the
     recount, then the day and the upline's totals in one statement; no savepoint.
     """
-    if connection.vendor != "postgresql":
-        _record_order_sales_portable(distributor_id=distributor_id, day=day)
-        return
     start, end = _day_bounds(day)
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
@@ -174,16 +171,12 @@ def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amo
     """Add one order's sale (``orders`` 1 or 0, ``amount`` ≥ 0) to ``distributor_id``'s sales on
     local ``day`` and to the team totals of its upline (refunds recount instead). Not
     idempotent: call it exactly once per change, inside the transaction that makes it under
-    the order's row lock (a state transition does). On PostgreSQL two statements in one
-    message: the tree lock, then the day's row and the upline's totals, rows locked in
+    the order's row lock (a state transition does). Two statements in one message: the tree lock, then the day's row and the upline's totals, rows locked in
     primary-key order."""
     if orders == 0 and amount == ZERO:
         return
     if orders < 0 or amount < ZERO:
         raise ValueError("add_order_sales adds sales; a refund recounts with record_order_sales")
-    if connection.vendor != "postgresql":
-        record_order_sales(distributor_id=distributor_id, day=day)  # SQLite: one writer, recount
-        return
     with transaction.atomic(savepoint=False):
         fetch_rows_in_one_round_trip(
             add_order_sales_statements(distributor_id=distributor_id, day=day, orders=orders, amount=amount)
@@ -191,7 +184,7 @@ def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amo
 
 
 def add_order_sales_statements(*, distributor_id: int, day: datetime.date, orders: int, amount: Decimal) -> list:
-    """``add_order_sales`` on PostgreSQL as statements ``(sql, params)`` for one message:
+    """``add_order_sales`` as statements ``(sql, params)`` for one message:
     the tree lock a statement of its own (the next one's snapshot then sees any move that held
     it), then the day's row and the upline's totals. The order's move sends them in its own
     message (``order_sale_statements``)."""
@@ -247,7 +240,7 @@ def _added_sale(before: OrderSale, after: OrderSale) -> tuple[int, Decimal] | No
 
 
 def order_sale_statements(*, before: OrderSale, after: OrderSale) -> list:
-    """A payment's sale as statements for the move's own message (PostgreSQL; one round trip
+    """A payment's sale as statements for the move's own message (one round trip
     less per payment); empty when the move is not a plain addition (``record_order_move``
     then does what it needs)."""
     added = _added_sale(before, after)
@@ -348,37 +341,3 @@ def daily_sales_rows() -> list[tuple]:
         )
     )
 
-
-def _record_order_sales_portable(*, distributor_id: int, day: datetime.date) -> None:
-    """The same recomputation through the ORM, for the embedded SQLite mode (one writer at a
-    time, so no advisory or row locks are needed there)."""
-    from django.db.models import Count, F, Sum
-
-    from ..models import Distributor, DistributorDailySales, DistributorTeamTotals
-    from ..selectors import _order_model
-
-    Order = _order_model()
-
-    with transaction.atomic():
-        distributor = Distributor.objects.filter(pk=distributor_id).first()
-        if distributor is None:
-            return
-        row, _created = DistributorDailySales.objects.get_or_create(
-            distributor_id=distributor_id, day=day, defaults={"orders": 0, "amount": ZERO}
-        )
-        start, end = _day_bounds(day)
-        totals = Order.objects.filter(
-            distributor_id=distributor_id, paid_at__gte=start, paid_at__lt=end, status__in=_sold_statuses()
-        ).aggregate(orders=Count("id"), amount=Sum(F("paid_amount") - F("refunded_amount")))
-        orders, amount = totals["orders"] or 0, totals["amount"] or ZERO
-        if orders == row.orders and amount == row.amount:
-            return
-        delta_orders, delta_amount = orders - row.orders, amount - row.amount
-        DistributorDailySales.objects.filter(pk=row.pk).update(orders=orders, amount=amount)
-        node = distributor
-        while node is not None:
-            DistributorTeamTotals.objects.get_or_create(distributor=node, defaults={"orders": 0, "amount": ZERO})
-            DistributorTeamTotals.objects.filter(distributor=node).update(
-                orders=F("orders") + delta_orders, amount=F("amount") + delta_amount
-            )
-            node = node.parent

@@ -9,10 +9,8 @@ TREE_LOCK_SQL = (
 
 
 def lock_tree() -> None:
-    """Queue behind every other tree write until this transaction ends (no-op on SQLite, whose
-    IMMEDIATE transactions already serialise writers)."""
+    """Queue behind every other tree write until this transaction ends."""
     if not connection.in_atomic_block:
         raise RuntimeError("lock_tree() must run inside transaction.atomic()")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(TREE_LOCK_SQL)
+    with connection.cursor() as cursor:
+        cursor.execute(TREE_LOCK_SQL)

@@ -1,12 +1,12 @@
 """The order state machine: one table of allowed moves, one function that makes them."""
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from distribution.services.sales import OrderSale, order_sale_statements, record_order_move
 from kamen.db import fetch_rows, fetch_rows_in_one_round_trip, instance_from_row
 from orders import sql as orders_sql
-from orders.models import Order, OrderStatus, OrderStatusChange
+from orders.models import Order, OrderStatus
 
 __all__ = ["ALLOWED_TRANSITIONS", "IllegalTransition", "lock_order", "move_locked_order", "transition_order"]
 
@@ -84,12 +84,10 @@ def move_locked_order(
     result=None,
 ) -> list[tuple]:
     """``transition_order(order_is_locked=True)`` that sends more statements of the caller's
-    transaction, as ``(sql, params)``, in the move's own round trip (PostgreSQL; one round
+    transaction, as ``(sql, params)``, in the move's own round trip (one round
     trip instead of several): ``then`` right after the move, then the payment's sale for the
     distributors' sales rollup (whose rows every order of a network shares: locked last), then
     ``result``, a statement whose rows are returned."""
-    if connection.vendor != "postgresql" and (then or result):
-        raise RuntimeError("statements sent along with a move need PostgreSQL")
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("move_locked_order needs the caller's transaction")
     if to_status not in _KNOWN:
@@ -131,21 +129,11 @@ def _write_transition(
         setattr(locked, field, value)
         update_fields.append(field)
     after = _sale_of(locked)
-    if connection.vendor == "postgresql":
-        # A payment's sale goes into the distributors' rollup in the move's own round trip.
-        sale = order_sale_statements(before=before, after=after)
-        found = _save_moves_in_one_statement(locked, update_fields, moves, actor, now, then, sale, last)
-        if rows is not None:
-            rows.extend(found)
-    else:
-        sale = []
-        locked.save(update_fields=update_fields)
-        OrderStatusChange.objects.bulk_create(
-            OrderStatusChange(
-                order=locked, old_status=old, new_status=new, cause=move_cause[:200], actor=actor, created_at=now
-            )
-            for old, new, move_cause in moves
-        )
+    # A payment's sale goes into the distributors' rollup in the move's own round trip.
+    sale = order_sale_statements(before=before, after=after)
+    found = _save_moves_in_one_statement(locked, update_fields, moves, actor, now, then, sale, last)
+    if rows is not None:
+        rows.extend(found)
     if not sale:
         record_order_move(before=before, after=after)  # not a plain sale: a refund recounts
     for field in update_fields:
@@ -183,9 +171,7 @@ def _save_moves_in_one_statement(
     ]
     if then or along or last is not None:
         # The caller's statements, the sale (hot rows: locked last), the result-bearing one.
-        rows = fetch_rows_in_one_round_trip(
-            [(sql, values), *then, *along, *([last] if last is not None else [])]
-        )
+        rows = fetch_rows_in_one_round_trip([(sql, values), *then, *along, *([last] if last is not None else [])])
     else:
         rows = fetch_rows(sql, values)
     return rows
@@ -196,11 +182,6 @@ def lock_order(*, pk: int | None = None, order_no: str | None = None, with_produ
     loaded with it when asked; None when there is no such order. Locks the order only, never
     the product (a hot product's orders are written side by side)."""
     by, value = ("id", pk) if pk is not None else ("order_no", order_no)
-    if connection.vendor != "postgresql":
-        queryset = Order.objects.select_for_update(of=("self",))
-        if with_product:
-            queryset = queryset.select_related("product")
-        return queryset.filter(**{by: value}).first()
     rows = fetch_rows(orders_sql.lock_order(by, with_product), [value])
     if not rows:
         return None

@@ -11,12 +11,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.db.models import Count, F, Max, Q, Sum
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen.db import fetch_rows
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
 
 from ..fingerprint import current_device
 from ..models import (
@@ -24,7 +23,6 @@ from ..models import (
     Action,
     BlacklistEntry,
     BlacklistKind,
-    DistributorDayTotal,
     RiskEvent,
     RiskSignal,
     RuleCode,
@@ -32,9 +30,8 @@ from ..models import (
     Verdict,
 )
 from ..rules import Rule, active_rules
-from .blacklist import add_to_blacklist, first_blacklist_match
+from .blacklist import add_to_blacklist
 from .signals import (
-    DISTRIBUTOR_SIGNAL_KINDS,
     contact_index,
     mask_contact,
     payment_account_index,
@@ -96,22 +93,6 @@ class Assessment:
         return _("该订单未通过风控检查，请联系客服")
 
 
-def _blacklist_hit(
-    *, ip, device_id, contact_idx, payment_idx, distributor_id
-) -> BlacklistEntry | None:
-    now = timezone.now()
-    values = Q()
-    if device_id:
-        values |= Q(kind=BlacklistKind.DEVICE, value_index=device_id)
-    if contact_idx:
-        values |= Q(kind=BlacklistKind.CONTACT, value_index=contact_idx)
-    if payment_idx:
-        values |= Q(kind=BlacklistKind.PAYMENT_ACCOUNT, value_index=payment_idx)
-    if distributor_id:
-        values |= Q(kind=BlacklistKind.DISTRIBUTOR, value_index=str(distributor_id))
-    return first_blacklist_match(values=values, ip=ip, now=now)
-
-
 def _blacklist_subquery(
     *, ip, device_id, contact_idx, payment_idx, distributor_id
 ) -> tuple[str, list]:
@@ -164,7 +145,7 @@ def _recent_figures(
     """One aggregate query: over recent checkouts (not blocked ones) of this IP, device or
     buyer, the velocity counts and today's total; and over the sign-up, log-in and payout
     signals of the attributed chain, whether one shares this buyer's IP, device, contact or
-    payment account (self-referral). On PostgreSQL the same statement records ``signal`` and
+    payment account (self-referral). The same statement records ``signal`` and
     counts the checkout into the distributor's day total (``distributor_today``)."""
     day_start = timezone.localtime(now).replace(
         hour=0, minute=0, second=0, microsecond=0
@@ -179,100 +160,36 @@ def _recent_figures(
         since(RuleCode.REPEAT_PURCHASE),
     )
     earliest = min(ip_since, device_since, repeat_since, day_start)
-    counted = Q(kind=SignalKind.CHECKOUT) & ~Q(verdict=Verdict.BLOCK)
-    who = Q()
-    aggregates = {}
     docking_since = since(RuleCode.DOCKING_VELOCITY) if docking_site_id else None
+    blacklist_values = None
     if docking_site_id:
         # An API order of a docking site: its IP and contact are the site's, shared by all
         # its orders, so the buyer counts are not taken (they would read the site's whole day
         # on every order); the blacklist still looks at them. Counted per site instead.
-        blacklist_ip, blacklist_device, blacklist_contact = ip, device_id, contact_idx
+        blacklist_values = {"ip": ip, "device_id": device_id, "contact_idx": contact_idx}
         ip = device_id = contact_idx = None
-    if ip:
-        who |= Q(ip=ip)
-        aggregates["ip_count"] = Count(
-            "id", filter=counted & Q(ip=ip, created_at__gte=ip_since)
-        )
-    if device_id:
-        who |= Q(device_id=device_id)
-        aggregates["device_count"] = Count(
-            "id", filter=counted & Q(device_id=device_id, created_at__gte=device_since)
-        )
-    if contact_idx:
-        who |= Q(contact_index=contact_idx)
-        aggregates["repeat_count"] = Count(
-            "id",
-            filter=counted
-            & Q(
-                contact_index=contact_idx,
-                product_id=product_id,
-                created_at__gte=repeat_since,
-            ),
-        )
-        aggregates["buyer_today"] = Sum(
-            "amount",
-            filter=counted & Q(contact_index=contact_idx, created_at__gte=day_start),
-        )
-    if connection.vendor == "postgresql":
-        blacklist_values = (
-            {"ip": blacklist_ip, "device_id": blacklist_device, "contact_idx": blacklist_contact}
-            if docking_site_id
-            else None
-        )
-        figures = _recent_figures_sql(
-            ip=ip,
-            device_id=device_id,
-            contact_idx=contact_idx,
-            payment_idx=payment_idx,
-            product_id=product_id,
-            distributor_id=distributor_id,
-            chain_ids=chain_ids,
-            since={
-                "ip": ip_since,
-                "device": device_since,
-                "repeat": repeat_since,
-                "day": day_start,
-                "earliest": earliest,
-            },
-            signal=signal,
-            day_total=(distributor_id, day_start.date(), amount)
-            if distributor_id and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled
-            else None,
-            blacklist_values=blacklist_values,
-            docking=(docking_site_id, docking_since) if docking_site_id else None,
-        )
-        return figures
-    rows = Q(kind=SignalKind.CHECKOUT, created_at__gte=earliest) & who if who else None
-    if chain_ids:
-        chain = Q(kind__in=DISTRIBUTOR_SIGNAL_KINDS, distributor_id__in=chain_ids)
-        same = {
-            "self_ip": Q(ip=ip) if ip else None,
-            "self_device": Q(device_id=device_id) if device_id else None,
-            "self_contact": Q(contact_index=contact_idx) if contact_idx else None,
-            "self_payment": Q(payment_account_index=payment_idx)
-            if payment_idx
-            else None,
-        }
-        any_same = Q()
-        for name, condition in same.items():
-            if condition is not None:
-                any_same |= condition
-                aggregates[name] = Max("distributor_id", filter=chain & condition)
-        if any_same:
-            rows = (rows | (chain & any_same)) if rows is not None else chain & any_same
-    figures = {}
-    if aggregates and rows is not None:
-        figures = RiskSignal.objects.filter(rows).aggregate(**aggregates)
-    if distributor_id and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled:
-        figures["distributor_today"] = _add_to_day_total(
-            distributor_id=distributor_id, day=day_start.date(), amount=amount
-        )
-    if docking_site_id:
-        figures["docking_count"] = RiskSignal.objects.filter(
-            counted, docking_site_id=docking_site_id, created_at__gte=docking_since
-        ).count()
-    return figures
+    return _recent_figures_sql(
+        ip=ip,
+        device_id=device_id,
+        contact_idx=contact_idx,
+        payment_idx=payment_idx,
+        product_id=product_id,
+        distributor_id=distributor_id,
+        chain_ids=chain_ids,
+        since={
+            "ip": ip_since,
+            "device": device_since,
+            "repeat": repeat_since,
+            "day": day_start,
+            "earliest": earliest,
+        },
+        signal=signal,
+        day_total=(distributor_id, day_start.date(), amount)
+        if distributor_id and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled
+        else None,
+        blacklist_values=blacklist_values,
+        docking=(docking_site_id, docking_since) if docking_site_id else None,
+    )
 
 
 def _recent_figures_sql(
@@ -430,23 +347,6 @@ def _fetch_row(sql: str, params: list):
     return fetch_rows(sql, params)[0]
 
 
-def _add_to_day_total(*, distributor_id: int, day, amount: Decimal) -> Decimal:
-    """The ORM form of the day-total upsert (SQLite, the embedded mode): the new total."""
-    with transaction.atomic():
-        row, _created = DistributorDayTotal.objects.select_for_update().get_or_create(
-            distributor_id=distributor_id, day=day
-        )
-        DistributorDayTotal.objects.filter(pk=row.pk).update(total=F("total") + amount)
-        return row.total + amount
-
-
-def _take_from_day_total(*, distributor_id: int, day, amount: Decimal) -> None:
-    """A blocked checkout does not count towards the distributor's day."""
-    DistributorDayTotal.objects.filter(distributor_id=distributor_id, day=day).update(
-        total=F("total") - amount
-    )
-
-
 def distributor_chain_ids(distributor_id: int, *, depth: int = 2) -> list[int]:
     """The distributor and up to ``depth`` ancestors, nearest first (one query up the parent
     column: the nested-set form scanned a whole tree, ~30 ms on 100k distributors). By default
@@ -513,21 +413,8 @@ def _evaluate(
         signal=signal,
         docking_site_id=docking_site_id if RuleCode.DOCKING_VELOCITY in enabled else None,
     )
-    if connection.vendor == "postgresql":
-        blacklist_id = figures.get("blacklist_id")
-        blacklisted = (
-            BlacklistEntry.objects.filter(pk=blacklist_id).first()
-            if blacklist_id
-            else None
-        )
-    else:
-        blacklisted = _blacklist_hit(
-            ip=ip,
-            device_id=device_id,
-            contact_idx=contact_idx,
-            payment_idx=payment_idx,
-            distributor_id=distributor_id,
-        )
+    blacklist_id = figures.get("blacklist_id")
+    blacklisted = BlacklistEntry.objects.filter(pk=blacklist_id).first() if blacklist_id else None
     if blacklisted is not None:
         hits.insert(
             0,
@@ -808,7 +695,6 @@ def assess_checkout_in_full(
         verdict=Verdict.ALLOW,
         docking_site_id=int(docking_site_id) if docking_site_id else None,
     )
-    on_postgresql = connection.vendor == "postgresql"
     hits = _evaluate(
         rules=rules,
         ip=buyer_ip,
@@ -821,7 +707,7 @@ def assess_checkout_in_full(
         distributor_id=distributor_id,
         chain_ids=chain_ids,
         now=now,
-        signal=signal if on_postgresql else None,  # recorded by the figures statement
+        signal=signal,  # recorded by the figures statement
         docking_site_id=int(docking_site_id) if docking_site_id else None,
         docking_order_limit=docking_order_limit,
     )
@@ -834,24 +720,24 @@ def assess_checkout_in_full(
         and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled
     )
     day = timezone.localtime(now).date()
-    if not on_postgresql:
-        signal.save()
-        if take_back:
-            _take_from_day_total(distributor_id=distributor_id, day=day, amount=amount)
-    elif hits:
-        # Recorded as "allow" with the figures; now what the rules decided. Two executes:
-        # psycopg 3 sends parameters with the statement and refuses several commands in one.
-        with connection.cursor() as cursor:
-            cursor.execute(
+    if hits:
+        # Recorded as "allow" with the figures; now what the rules decided (one round trip).
+        # Two statements in a pipeline: a prepared statement holds one command, not two.
+        statements = [
+            (
                 "UPDATE riskcontrol_risksignal SET verdict = %s, explanation = %s WHERE id = %s",
                 [verdict, signal.explanation, signal.pk],
             )
-            if take_back:
-                cursor.execute(
+        ]
+        if take_back:
+            statements.append(
+                (
                     "UPDATE riskcontrol_distributordaytotal SET total = total - %s"
                     " WHERE distributor_id = %s AND day = %s",
                     [amount, distributor_id, day],
                 )
+            )
+        fetch_rows_in_one_round_trip(statements)
     if hits:
         _act_on_hits(hits=hits, signal=signal, distributor_id=distributor_id)
     return Assessment(verdict=verdict, hits=hits, signal=signal)

@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -249,25 +249,16 @@ def import_blacklist_csv(
 
 
 def first_blacklist_match(*, values: Q, ip: str | None, now) -> BlacklistEntry | None:
-    """The first active entry among ``values`` or whose network contains ``ip``: PostgreSQL
-    compares with inet containment (``<<=``) in the same query; elsewhere Python's ipaddress."""
+    """The first active entry among ``values`` or whose network contains ``ip`` (inet
+    containment, ``<<=``, in the same query)."""
     active = BlacklistEntry.objects.filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
     ).only("kind", "display_value", "reason", "network", "prefix_length")
-    if ip and connection.vendor == "postgresql":
+    if ip:
         ip_hit = RawSQL(
             "(kind = 'ip' AND %s::inet <<= set_masklen(network, prefix_length))",
             [ip],
             output_field=BooleanField(),
         )
         return active.annotate(ip_hit=ip_hit).filter(values | Q(ip_hit=True)).first()
-    entry = active.filter(values).first() if values else None
-    if entry is None and ip:
-        address = ipaddress.ip_address(ip)
-        for candidate in active.filter(kind=BlacklistKind.IP):
-            network = ipaddress.ip_network(
-                f"{candidate.network}/{candidate.prefix_length}", strict=False
-            )
-            if address.version == network.version and address in network:
-                return candidate
-    return entry
+    return active.filter(values).first() if values else None
