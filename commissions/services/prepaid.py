@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from kamen.audit import record_audit
+from kamen.four_eyes import require_another_person
 from kamen.money import FEN, InvalidAmount, parse_amount
 
 from ..models import Account, AccountKind, JournalEntry, JournalTransaction, TransactionKind
@@ -59,6 +60,11 @@ def top_up_prepaid(
     value = _positive(amount)
     if not reference:
         raise ValidationError({"reference": [_("缺少充值单号")]})
+    if actor is not None:
+        from distribution.models import Distributor
+
+        owner = Distributor.objects.filter(pk=distributor_id).values_list("user_id", flat=True).first()
+        require_another_person(actor=actor, subject_user_ids=[owner], what=_("预存款充值"))
     with transaction.atomic():
         posted = post_journal_transaction(
             kind=TransactionKind.PREPAID_TOP_UP,

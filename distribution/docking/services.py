@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from kamen import api_signing, crypto
 from kamen.audit import record_audit
+from kamen.four_eyes import require_another_person
 from kamen.money import InvalidAmount, parse_amount
 from kamen.security import is_over_limit
 
@@ -122,7 +123,8 @@ def approve_docking_site(
     except InvalidAmount as error:
         raise ValidationError({"credit_limit": [str(error)]}) from None
     with transaction.atomic():
-        locked = DockingSite.objects.select_for_update().get(pk=site.pk)
+        locked = DockingSite.objects.select_for_update().select_related("distributor").get(pk=site.pk)
+        require_another_person(actor=actor, subject_user_ids=[locked.distributor.user_id], what=_("对接商户审核"))
         if locked.status not in (DockingSiteStatus.APPLIED, DockingSiteStatus.SUSPENDED):
             raise ValidationError(_("该对接商户当前状态不能审核通过"))
         before = locked.status
@@ -147,7 +149,8 @@ def suspend_docking_site(*, site: DockingSite, actor, reason: str, request=None)
     if actor is None or not actor.has_perm("distribution.approve_dockingsite"):
         raise PermissionDenied("suspending a docking site needs distribution.approve_dockingsite")
     with transaction.atomic():
-        locked = DockingSite.objects.select_for_update().get(pk=site.pk)
+        locked = DockingSite.objects.select_for_update().select_related("distributor").get(pk=site.pk)
+        require_another_person(actor=actor, subject_user_ids=[locked.distributor.user_id], what=_("暂停对接商户"))
         before = locked.status
         locked.status = DockingSiteStatus.SUSPENDED
         locked.save(update_fields=["status", "updated_at"])

@@ -37,7 +37,13 @@ from distribution.services import (
     reject_distributor,
 )
 from distribution.services.lifecycle import decide_appeal
+from commissions.models import JournalTransaction
+from commissions.services.prepaid import top_up_prepaid
+from distribution.docking.models import DockingSite
+from distribution.docking.services import apply_for_docking, approve_docking_site, suspend_docking_site
 from kamen.four_eyes import OwnCaseRefused
+from orders.api.models import ApiRefundRequest, DockingOrder
+from orders.api.services import approve_refund_request, reject_refund_request
 from kamen.models import AuditLogEntry
 from orders.models import Order, OrderDelivery, OrderStatus, PaymentCallback, Refund
 from orders.services import confirm_payment_manually, deliver_manually, enqueue, refund_order
@@ -182,6 +188,48 @@ def case_remove_me_from_the_blacklist(w):
     return lambda actor: remove_from_blacklist(entry=entry, actor=actor)
 
 
+def _my_docking_site(w, approved=False):
+    site = apply_for_docking(distributor=w.mine, name="我的对接站", contact_email="me@example.com")
+    if approved:
+        approve_docking_site(site=site, actor=w.colleague)
+    return site
+
+
+def case_approve_my_docking_site(w):
+    site = _my_docking_site(w)
+    return lambda actor: approve_docking_site(site=site, actor=actor, credit_limit="5000")
+
+
+def case_suspend_my_docking_site(w):
+    site = _my_docking_site(w, approved=True)
+    return lambda actor: suspend_docking_site(site=site, actor=actor, reason="暂停")
+
+
+def case_top_up_my_prepaid_balance(w):
+    _my_docking_site(w, approved=True)
+    return lambda actor: top_up_prepaid(distributor_id=w.mine.pk, amount="1000.00", reference="own", actor=actor)
+
+
+def _refund_request_of_my_site(w):
+    site = _my_docking_site(w, approved=True)
+    order = postsale_helpers.make_order(status=OrderStatus.COMPLETED)
+    docking_order = DockingOrder.objects.create(
+        site=site, order=order, client_order_no="C-1", request_fingerprint="f" * 64
+    )
+    return ApiRefundRequest.objects.create(docking_order=docking_order, reason="不想要了")
+
+
+def case_approve_my_sites_refund_request(w):
+    refund_request = _refund_request_of_my_site(w)
+    Order.objects.filter(pk=refund_request.docking_order.order_id).update(payment_gateway="prepaid")
+    return lambda actor: approve_refund_request(refund_request=refund_request, actor=actor)
+
+
+def case_reject_my_sites_refund_request(w):
+    refund_request = _refund_request_of_my_site(w)
+    return lambda actor: reject_refund_request(refund_request=refund_request, actor=actor)
+
+
 def case_make_myself_a_root_distributor(w):
     Distributor.objects.filter(pk__in=[w.seller.pk]).update(parent=None)
     Distributor.objects.filter(pk=w.mine.pk).delete()
@@ -189,6 +237,11 @@ def case_make_myself_a_root_distributor(w):
 
 
 REVIEW_ACTIONS = {
+    "distribution.docking.services.approve_docking_site": case_approve_my_docking_site,
+    "distribution.docking.services.suspend_docking_site": case_suspend_my_docking_site,
+    "commissions.services.prepaid.top_up_prepaid": case_top_up_my_prepaid_balance,
+    "orders.api.services.approve_refund_request": case_approve_my_sites_refund_request,
+    "orders.api.services.reject_refund_request": case_reject_my_sites_refund_request,
     "commissions.services.withdrawals.approve_withdrawal": case_approve_withdrawal,
     "commissions.services.withdrawals.reject_withdrawal": case_reject_withdrawal,
     "commissions.services.lifecycle.freeze_commissions": case_freeze_commissions,
@@ -212,6 +265,13 @@ REVIEW_ACTIONS = {
 # reach a swept review only through it (the rejected order's refund goes through refund_order;
 # risk's automatic freeze through freeze_commissions).
 NOT_A_REVIEW = {
+    # Configuration of a site's access, audited; no money or standing decided.
+    "distribution.docking.services.create_api_key",
+    "distribution.docking.services.revoke_api_key",
+    "distribution.docking.services.set_webhook",
+    # The merchant's own catalogue and books: about no person.
+    "catalog.services.upstream.import_upstream_products",
+    "orders.services.reconciliation.reconcile_statement",
     "catalog.services.products.add_bundle_item",
     "catalog.services.products.add_product_image",
     "catalog.services.products.create_category",
@@ -310,6 +370,9 @@ def _state():
         OrderDelivery.objects.count(),
         BlacklistEntry.objects.count(),
         list(WalletHold.objects.order_by("pk").values_list("distributor_id", "is_active")),
+        list(DockingSite.objects.order_by("pk").values_list("status", "credit_limit")),
+        list(ApiRefundRequest.objects.order_by("pk").values_list("status", flat=True)),
+        JournalTransaction.objects.count(),
     )
 
 

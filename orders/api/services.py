@@ -20,6 +20,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from kamen.four_eyes import require_another_person
+
 from catalog.models import Product
 from catalog.selectors import product_stock_state, products_on_shelf, with_available_count
 from commissions.services.prepaid import InsufficientPrepaid, pay_from_prepaid, prepaid_balance, prepaid_statement
@@ -354,6 +356,11 @@ def approve_refund_request(*, refund_request: ApiRefundRequest, actor, request=N
             .select_related("docking_order__order")
             .get(pk=refund_request.pk)
         )
+        require_another_person(
+            actor=actor,
+            subject_user_ids=[locked.docking_order.site.distributor.user_id],
+            what=_("对接退款申请"),
+        )
         if locked.status != ApiRefundStatus.PENDING:
             raise ValidationError(_("该申请已处理"))
         order = locked.docking_order.order
@@ -395,6 +402,11 @@ def reject_refund_request(*, refund_request: ApiRefundRequest, actor, request=No
         raise PermissionDenied("deciding a refund request needs orders.refund_order")
     with transaction.atomic():
         locked = ApiRefundRequest.objects.select_for_update().get(pk=refund_request.pk)
+        require_another_person(
+            actor=actor,
+            subject_user_ids=[locked.docking_order.site.distributor.user_id],
+            what=_("对接退款申请"),
+        )
         if locked.status != ApiRefundStatus.PENDING:
             raise ValidationError(_("该申请已处理"))
         locked.status = ApiRefundStatus.REJECTED
