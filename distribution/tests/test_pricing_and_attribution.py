@@ -98,6 +98,8 @@ def store(agent):
 def test_sub_store_prices_outside_the_bounds_are_refused(
     agent, product, store, price, expected
 ):
+    # A grade that may see its cost is told it (test_portal_cost_visibility: one that may not is not).
+    type(agent.grade).objects.filter(pk=agent.grade_id).update(may_see_floor_price=True)
     with pytest.raises(ValidationError) as raised:
         services.set_sub_store_price(distributor=agent, product=product, price=price)
 
