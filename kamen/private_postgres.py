@@ -411,12 +411,9 @@ def run(command: list[str], var: Path | None = None) -> int:
     owner: int | None = None
 
     def pass_on(signum, _frame):
+        # Only noted here: the loop below passes each signal on exactly once, also one that came
+        # while the command was being started (a handler cannot know whether Popen has forked).
         received.append(signum)
-        if child is not None:
-            try:
-                child.send_signal(signum)
-            except OSError:
-                pass
 
     previous = {signum: signal.signal(signum, pass_on) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -433,7 +430,19 @@ def run(command: list[str], var: Path | None = None) -> int:
             return 128 + received[0]
         env = dict(os.environ, KAMEN_PRIVATE_POSTGRES="running")
         child = subprocess.Popen(command, env=env)  # noqa: S603 (scripts/run.sh)
-        returncode = child.wait()
+        passed_on = 0
+        while True:
+            while passed_on < len(received):
+                try:
+                    child.send_signal(received[passed_on])
+                except OSError:
+                    pass
+                passed_on += 1
+            try:
+                returncode = child.wait(0.2)
+                break
+            except subprocess.TimeoutExpired:
+                continue
     finally:
         if owner is None and stop(var):
             print("Database: private PostgreSQL stopped.", file=sys.stderr, flush=True)

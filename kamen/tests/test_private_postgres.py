@@ -167,3 +167,30 @@ def test_as_root_the_wheels_programs_in_a_closed_virtualenv_are_copied_where_the
     )  # fmt: skip
     assert version.returncode == 0 and "PostgreSQL" in version.stdout, version.stderr
     assert private_postgres._programs_copy(install) == copy  # made once
+
+
+def test_a_stop_signal_that_comes_while_the_command_is_being_started_still_stops_it(open_dir, monkeypatch):
+    """CI once waited 30 s on a `make run` told to stop: the SIGTERM came between the fork and
+    the moment run() knew its child, so it was never passed on."""
+    var = open_dir / "var"
+    real_popen = subprocess.Popen
+    started: list[subprocess.Popen] = []
+
+    def popen_then_signalled(command, *args, **kwargs):
+        child = real_popen(command, *args, **kwargs)
+        if command == ["sleep", "60"]:  # the command, not the server's own programs
+            started.append(child)
+            os.kill(os.getpid(), signal.SIGTERM)  # handled before run() has the child in hand
+        return child
+
+    monkeypatch.setattr(private_postgres.subprocess, "Popen", popen_then_signalled)
+    began = time.monotonic()
+    try:
+        assert private_postgres.run(["sleep", "60"], var) == 128 + signal.SIGTERM
+    finally:
+        for child in started:
+            child.kill()
+        private_postgres.stop(var)
+    assert time.monotonic() - began < 30
+    assert started and started[0].returncode == -signal.SIGTERM
+    assert private_postgres.running_pid(var) is None
