@@ -143,10 +143,10 @@ def _programs_copy(install: Path) -> Path:
         partial = target.with_name(target.name + f".partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(install, partial, symlinks=True)
-        for folder, directories, files in os.walk(partial):
+        for folder, directories, _files in os.walk(partial):
             for name in directories:
-                os.chmod(os.path.join(folder, name), 0o755)
-        os.chmod(partial, 0o755)
+                os.chmod(os.path.join(folder, name), 0o755)  # noqa: S103 (the server user runs these programs)
+        os.chmod(partial, 0o755)  # noqa: S103
         try:
             partial.rename(target)
         except OSError:  # another run made it first
