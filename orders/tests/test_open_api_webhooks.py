@@ -193,3 +193,64 @@ def test_price_stock_and_delisting_reach_the_site_once_each(hooked):
         ("product.stock_changed", {"product_id": product.pk, "stock": 3, "in_stock": True}),
         ("product.delisted", {"product_id": product.pk}),
     ]
+
+
+def _events(site, count):
+    from distribution.docking.services import add_webhook_event
+
+    return [
+        add_webhook_event(site_id=site.pk, kind="order.delivered", payload={"order_no": f"N{n}"}) for n in range(count)
+    ]
+
+
+def test_a_batch_sends_each_due_event_once_and_logs_every_answer(hooked):
+    events = _events(hooked.site, 3)
+    by_order = {"N0": 200, "N1": 500, "N2": 204}
+
+    def receiver(*, url, body, headers, timeout):
+        return TransportResponse(status_code=by_order[json.loads(body)["data"]["order_no"]], body=b"")
+
+    delivered = deliver_due_webhooks(transport=receiver)
+
+    assert delivered == 2
+    states = {e.payload["data"]["order_no"]: e for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])}
+    assert {name: (e.status, e.attempts, e.last_status_code) for name, e in states.items()} == {
+        "N0": (WebhookStatus.DELIVERED, 1, 200),
+        "N1": (WebhookStatus.PENDING, 1, 500),
+        "N2": (WebhookStatus.DELIVERED, 1, 204),
+    }
+    assert states["N1"].next_attempt_at > timezone.now() + timedelta(seconds=25)
+    assert sorted(WebhookAttempt.objects.values_list("status_code", flat=True)) == [200, 204, 500]
+
+
+def test_a_claimed_event_is_not_sent_again_until_its_claim_lapses(hooked):
+    """A worker that dies after claiming (before it records) leaves the event to be sent again a
+    minute later: never lost, at least once, and never by two workers at the same moment."""
+    from distribution.docking.webhooks import _claim
+
+    (event,) = _events(hooked.site, 1)
+    now = timezone.now()
+    assert [claimed.pk for claimed in _claim(now=now, limit=10)] == [event.pk]
+    receiver = Receiver(200)
+
+    deliver_due_webhooks(now=now + timedelta(seconds=30), transport=receiver)
+    assert receiver.received == []
+
+    deliver_due_webhooks(now=now + timedelta(seconds=61), transport=receiver)
+    assert len(receiver.received) == 1
+    assert WebhookEvent.objects.get(pk=event.pk).status == WebhookStatus.DELIVERED
+
+
+def test_the_task_after_a_commit_drains_other_due_events_with_its_own(hooked):
+    from distribution.docking.webhooks import deliver_webhook_event_soon
+
+    first, *others = _events(hooked.site, 4)
+    receiver = Receiver()
+
+    assert deliver_webhook_event_soon(event_pk=first.pk, transport=receiver) == 4
+    assert deliver_webhook_event_soon(event_pk=others[0].pk, transport=receiver) == 0
+
+    assert len(receiver.received) == 4
+    assert {headers[api_signing.HEADER_EVENT_ID] for _url, _body, headers in receiver.received} == {
+        event.event_id for event in [first, *others]
+    }
