@@ -8,7 +8,7 @@ one statement, atomic on its own.
 
 from psycopg import sql
 
-from .models import DockingSite, WebhookAttempt, WebhookEvent
+from .models import ApiKey, ApiNonce, DockingSite, WebhookAttempt, WebhookEvent
 
 _EVENT = sql.Identifier(WebhookEvent._meta.db_table)
 _ATTEMPT = sql.Identifier(WebhookAttempt._meta.db_table)
@@ -59,5 +59,34 @@ RECORD = (
      WHERE e.id = o.id
     """)
     .format(event=_EVENT, attempt=_ATTEMPT)
+    .as_string()
+)
+
+
+# --- signed requests -----------------------------------------------------------------------------
+_KEY = sql.Identifier(ApiKey._meta.db_table)
+_NONCE = sql.Identifier(ApiNonce._meta.db_table)
+
+# After the signature checked out (with the key's secret from this process's short cache): the
+# nonce spent — only while the key is active and its site approved, so a refused request
+# writes nothing — and what may have changed since the cache was filled, read fresh: whether
+# the key is revoked, its scopes, the site's state, allowlist, limits and contact. One
+# statement, one round trip, committed on its own (a replay is refused on every host).
+SPEND_NONCE = (
+    sql.SQL("""
+    WITH spent AS (
+        INSERT INTO {nonce} (key_id, nonce, expires_at)
+        SELECT k.key_id, %(nonce)s, %(expires_at)s
+          FROM {key} k JOIN {site} s ON s.id = k.site_id
+         WHERE k.id = %(key_pk)s AND k.is_active AND s.status = 'active'
+        ON CONFLICT (key_id, nonce) DO NOTHING
+        RETURNING 1
+    )
+    SELECT k.is_active, k.scopes, s.status, s.ip_allowlist, s.name, s.distributor_id, s.credit_limit,
+           s.order_limit, s.contact_email, s.requests_per_minute, EXISTS (SELECT 1 FROM spent)
+      FROM {key} k JOIN {site} s ON s.id = k.site_id
+     WHERE k.id = %(key_pk)s
+    """)
+    .format(nonce=_NONCE, key=_KEY, site=_SITE)
     .as_string()
 )
