@@ -254,3 +254,89 @@ def test_the_task_after_a_commit_drains_other_due_events_with_its_own(hooked):
     assert {headers[api_signing.HEADER_EVENT_ID] for _url, _body, headers in receiver.received} == {
         event.event_id for event in [first, *others]
     }
+
+
+class _Counting:
+    """A local receiver over real HTTP/1.1: counts connections and requests; answers ``code``;
+    closes the connection after each answer when ``close`` is set."""
+
+    def __init__(self, code=200, close=False):
+        import http.server
+        import threading
+
+        outer = self
+        self.connections, self.requests = 0, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                outer.connections += 1
+
+            def do_POST(self):  # noqa: N802
+                outer.requests.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                if code in (301, 302):
+                    self.send_header("Location", "/elsewhere")
+                if close:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks?x=1"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_transport_keeps_one_connection_for_many_posts_and_reopens_a_closed_one():
+    from distribution.docking.webhooks import PooledTransport
+
+    transport = PooledTransport()
+    kept, closing = _Counting(), _Counting(close=True)
+    try:
+        answers = [transport(url=kept.url, body=b"{}", headers={}, timeout=5).status_code for _ in range(5)]
+        again = [transport(url=closing.url, body=b"{}", headers={}, timeout=5).status_code for _ in range(3)]
+    finally:
+        kept.stop()
+        closing.stop()
+
+    assert answers == [200] * 5 and kept.connections == 1
+    assert again == [200] * 3 and closing.connections == 3 and len(closing.requests) == 3
+
+
+def test_a_redirect_is_not_followed_and_counts_as_not_delivered(hooked):
+    moved = _Counting(code=302)
+    try:
+        from distribution.docking.services import set_webhook
+
+        set_webhook(site=hooked.site, url=moved.url)
+        (event,) = _events(hooked.site, 1)
+        deliver_due_webhooks()
+    finally:
+        moved.stop()
+
+    event.refresh_from_db()
+    assert len(moved.requests) == 1
+    assert event.status == WebhookStatus.PENDING and event.last_status_code == 302
+
+
+def test_an_unreachable_receiver_is_logged_and_retried(hooked):
+    from distribution.docking.services import set_webhook
+
+    set_webhook(site=hooked.site, url="http://127.0.0.1:9/hooks")  # discard port: nothing listens
+    (event,) = _events(hooked.site, 1)
+
+    deliver_due_webhooks()
+
+    event.refresh_from_db()
+    attempt = WebhookAttempt.objects.get(event=event)
+    assert attempt.status_code is None and "Unreachable" in attempt.error
+    assert event.status == WebhookStatus.PENDING and event.attempts == 1
