@@ -198,11 +198,16 @@ def _api_orders(run_number: int, stack) -> float:
         threading.Thread(target=_place, args=(stack.base_url, key.key_id, secret, product.pk, numbers, failures))
         for numbers in per_client
     ]
+    from bench.http_storm import CpuMeter
+
+    meter = CpuMeter(root_pid=stack.process.pid, database=connection.settings_dict["NAME"])
+    meter.start()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    placing = time.perf_counter() - started
     placed = sum(len(numbers) for numbers in per_client)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -211,6 +216,14 @@ def _api_orders(run_number: int, stack) -> float:
             break
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
+    used = meter.stop()
+    load = os.getloadavg()
+    per_order = {role: seconds * 1000 / max(placed, 1) for role, seconds in sorted(used.items()) if seconds}
+    cpu = ", ".join(f"{role} {ms:.1f} ms" for role, ms in per_order.items())
+    print(
+        f"  api run {run_number}: {placed / elapsed:.1f} orders/s delivered ({placed / placing:.1f}/s placed over HTTP)"
+        f" (load {load[0]:.2f} / {load[1]:.2f}); CPU per order: {cpu}"
+    )
     assert not failures, f"{len(failures)} placements failed: {failures[:5]}"
     if done != placed:
         from django.db.models import Count

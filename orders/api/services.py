@@ -427,7 +427,14 @@ def record_delivered_event(*, order: Order, site_id: int) -> None:
     ``_complete_locked``). The goods are not in the event: the site reads them over the API."""
     from distribution.docking.services import add_webhook_event
 
-    client_order_no = DockingOrder.objects.filter(order_id=order.pk).values_list("client_order_no", flat=True).first()
+    client_order_no = (
+        DockingOrder.objects.filter(order_id=order.pk)
+        .exclude(site__webhook_url="")
+        .values_list("client_order_no", flat=True)
+        .first()
+    )
+    if client_order_no is None:
+        return  # the site has no callback URL: nothing to tell (one statement, not two)
     add_webhook_event(
         site_id=site_id,
         kind="order.delivered",
