@@ -257,7 +257,7 @@ def _record(tries: list[_Try], *, now, finished, manual: bool) -> None:
             "next_at": next_at,
             "delivered_at": delivered_at,
             "manual": manual,
-            "logged_at": finished,
+            "logged_at": timezone.now(),  # the log keeps real time, whatever `now` the caller gave
         },
     )
     for attempt in tries:
