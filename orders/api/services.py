@@ -166,6 +166,14 @@ def place_api_order(
             docking_order = DockingOrder.objects.create(
                 site_id=caller.site_id, order=order, client_order_no=client_order_no, request_fingerprint=fingerprint
             )
+            # Audited before the debit, in the same transaction: the site's prepaid account row,
+            # which every order of the site locks, is then held only from the debit to the commit.
+            record_api_use(
+                caller=caller,
+                operation="order_placed",
+                target_repr=order.order_no,
+                changes={"client_order_no": client_order_no, "amount": str(order.total_amount), "quantity": quantity},
+            )
             pay_with_prepaid_balance(
                 order=order,
                 debit=lambda paid: pay_from_prepaid(
@@ -175,12 +183,6 @@ def place_api_order(
                     reference=paid.order_no,
                     order_id=paid.pk,
                 ),
-            )
-            record_api_use(
-                caller=caller,
-                operation="order_placed",
-                target_repr=order.order_no,
-                changes={"client_order_no": client_order_no, "amount": str(order.total_amount), "quantity": quantity},
             )
     except InsufficientPrepaid:
         raise DockingError("insufficient_balance") from None
