@@ -14,6 +14,7 @@ import functools
 
 from psycopg import sql
 
+from catalog.models import CardKey, CardKeyBatch, Product, ReusableCardKey, SupplierRechargeAttempt
 from commissions.models import (
     Account,
     AccountKind,
@@ -269,4 +270,129 @@ TEAM_SALES = _text(
     HAVING SUM(o.paid_amount - o.refunded_amount) >= %s
     ORDER BY leader.id
 """).format(distributor=DISTRIBUTOR, orders=ORDERS)
+)
+
+
+# --- the order's books (``services.books``) -------------------------------------------------
+# Two statements sent in one message (one round trip). The first makes the merchant's book
+# accounts that do not exist yet (first use; in steady state it finds them all and writes
+# nothing); the second, with its own snapshot, sees them — made by the first, or by another
+# transaction whose insert it waited for — and posts. ``{lines}`` is a CTE body giving (kind,
+# side, amount, n). The accounts are locked revenue first, then by id: every transaction that
+# moves the merchant's books (payment, split, delivery, refund) holds revenue before any other
+# of them, so two never wait for each other in a cycle, whatever the ids.
+ENSURE_BOOK_ACCOUNTS = _text(
+    sql.SQL("""
+INSERT INTO {account} (kind, distributor_id, balance, created_at)
+SELECT k.kind, NULL, 0, %(now)s::timestamptz FROM unnest(%(kinds)s::varchar[]) AS k(kind)
+ WHERE NOT EXISTS (SELECT 1 FROM {account} a WHERE a.kind = k.kind AND a.distributor_id IS NULL)
+ON CONFLICT DO NOTHING
+""").format(account=ACCOUNT)
+)
+
+
+def _books(lines: sql.Composable) -> str:
+    return _text(
+        sql.SQL("""
+WITH line AS ({lines}
+), tx AS (
+    INSERT INTO {journal} (kind, reference, memo, order_id, actor_id, created_at)
+    SELECT %(kind)s::varchar, %(reference)s::varchar, %(memo)s::varchar, %(order)s::bigint, NULL,
+           %(now)s::timestamptz
+     WHERE EXISTS (SELECT 1 FROM line)
+    ON CONFLICT (reference) DO NOTHING
+    RETURNING id
+), acc AS (
+    SELECT a.id, a.kind FROM {account} a
+     WHERE a.distributor_id IS NULL AND a.kind IN (SELECT kind FROM line)
+), posted AS (
+    INSERT INTO {entry} (transaction_id, account_id, side, amount, commission_id, created_at)
+    SELECT tx.id, acc.id, line.side, line.amount, NULL, %(now)s::timestamptz
+      FROM tx, line JOIN acc ON acc.kind = line.kind ORDER BY line.n
+    RETURNING account_id, side, amount
+), deltas AS (
+    SELECT account_id, SUM(CASE WHEN side = 'credit' THEN amount ELSE -amount END) AS delta
+      FROM posted GROUP BY account_id
+), locked AS (
+    SELECT a.id FROM {account} a WHERE a.id IN (SELECT account_id FROM deltas)
+     ORDER BY a.kind <> 'merchant_revenue', a.id FOR NO KEY UPDATE
+), moved AS (
+    UPDATE {account} a SET balance = a.balance + d.delta
+      FROM deltas d
+     WHERE a.id = d.account_id AND d.delta <> 0 AND (SELECT count(*) FROM locked) > 0
+)
+SELECT (SELECT count(*) FROM tx)
+""").format(lines=lines, account=ACCOUNT, journal=JOURNAL, entry=ENTRY)
+    )
+
+
+# One transaction of the given lines (``line_kinds``, ``sides``, ``amounts``, one element each).
+BOOKS = _books(
+    sql.SQL("""
+    SELECT l.kind, l.side, l.amount, l.n
+      FROM unnest(%(line_kinds)s::varchar[], %(sides)s::varchar[], %(amounts)s::numeric[])
+           WITH ORDINALITY AS l(kind, side, amount, n)""")
+)
+
+# The cost of the goods of an order's parts (product, quantity): the batch cost of each card
+# key sold to it (the product's cost price for a key whose batch has none), the supplier's
+# charged price of a successful top-up (the product's cost price until one is known), the
+# product's cost price for anything else (reusable keys, manual goods).
+_COST = sql.SQL("""
+SELECT COALESCE(SUM(
+    CASE
+      WHEN p.product_type = 'card_key'
+           AND NOT EXISTS (SELECT 1 FROM {reusable} r WHERE r.product_id = p.id) THEN
+        (SELECT COALESCE(SUM(COALESCE(b.unit_cost, p.cost_price)), 0)
+           FROM {card_key} k JOIN {batch} b ON b.id = k.batch_id
+          WHERE k.sold_to = %(order_no)s::varchar AND k.sold_to <> '' AND k.product_id = p.id
+            AND k.status = 'sold')
+      WHEN p.product_type = 'direct_recharge' THEN
+        COALESCE((SELECT SUM(a.cost) FROM {attempt} a
+                   WHERE a.reference = %(order_no)s::varchar AND a.product_id = p.id
+                     AND a.status = 'succeeded'),
+                 p.cost_price * part.quantity)
+      ELSE p.cost_price * part.quantity
+    END), 0)
+  FROM unnest(%(products)s::bigint[], %(quantities)s::integer[]) AS part(product_id, quantity)
+  JOIN {product} p ON p.id = part.product_id
+""").format(
+    reusable=sql.Identifier(ReusableCardKey._meta.db_table),
+    card_key=sql.Identifier(CardKey._meta.db_table),
+    batch=sql.Identifier(CardKeyBatch._meta.db_table),
+    attempt=sql.Identifier(SupplierRechargeAttempt._meta.db_table),
+    product=sql.Identifier(Product._meta.db_table),
+)
+
+# The order's merchant lines so far, by (transaction kind, account kind), and — when
+# ``with_cost`` — one more row with the cost of the goods of its parts.
+BOOKED_LINES = _text(
+    sql.SQL("""
+SELECT t.kind, a.kind, SUM(CASE WHEN e.side = 'credit' THEN e.amount ELSE -e.amount END), NULL::numeric
+  FROM {journal} t JOIN {entry} e ON e.transaction_id = t.id JOIN {account} a ON a.id = e.account_id
+ WHERE t.order_id = %(order)s::bigint AND a.distributor_id IS NULL
+ GROUP BY t.kind, a.kind
+UNION ALL
+SELECT NULL, NULL, NULL, ({cost}) WHERE %(with_cost)s::boolean
+""").format(journal=JOURNAL, entry=ENTRY, account=ACCOUNT, cost=_COST)
+)
+
+# The delivery's transaction: revenue → cost (the goods' cost), revenue → profit (what is left
+# of the order's revenue), for an order with nothing refunded.
+DELIVERY_BOOKS = _books(
+    sql.SQL("""
+    WITH c AS (SELECT ({cost})::numeric AS amount
+    ), r AS (
+        SELECT COALESCE(SUM(CASE WHEN e.side = 'credit' THEN e.amount ELSE -e.amount END), 0) AS amount
+          FROM {journal} t JOIN {entry} e ON e.transaction_id = t.id JOIN {account} a ON a.id = e.account_id
+         WHERE t.order_id = %(order)s::bigint AND a.kind = 'merchant_revenue' AND a.distributor_id IS NULL
+    ), p AS (SELECT r.amount - c.amount AS amount FROM r, c)
+    SELECT l.kind::varchar AS kind, l.side::varchar AS side, l.amount, l.n FROM (
+        SELECT 'supplier_cost' AS kind, 'credit' AS side, c.amount, 1 AS n FROM c
+        UNION ALL SELECT 'merchant_revenue', 'debit', c.amount, 2 FROM c
+        UNION ALL SELECT 'merchant_profit', CASE WHEN p.amount >= 0 THEN 'credit' ELSE 'debit' END,
+                         abs(p.amount), 3 FROM p
+        UNION ALL SELECT 'merchant_revenue', CASE WHEN p.amount >= 0 THEN 'debit' ELSE 'credit' END,
+                         abs(p.amount), 4 FROM p
+    ) AS l WHERE l.amount > 0""").format(cost=_COST, journal=JOURNAL, entry=ENTRY, account=ACCOUNT)
 )
