@@ -34,8 +34,8 @@ from kamen.four_eyes import require_another_person
 from kamen.money import InvalidAmount, parse_amount
 from kamen.security import is_over_limit
 
+from .. import sql as docking_sql
 from ..models import Distributor, DistributorStatus
-from . import sql as docking_sql
 from .errors import DockingError
 from .models import (
     ApiKey,

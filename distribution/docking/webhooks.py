@@ -39,7 +39,7 @@ from catalog.suppliers.base import TransportResponse, TransportTimeout, Transpor
 from kamen import api_signing
 from kamen.db import fetch_rows
 
-from . import sql
+from .. import sql
 from .models import DockingSite, WebhookEvent, WebhookStatus
 from .services import webhook_secret
 
