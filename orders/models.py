@@ -575,6 +575,34 @@ class TopUp(models.Model):
         return self.top_up_no
 
 
+class DepositPayment(models.Model):
+    """A distributor paying their grade's deposit (保证金) through the payment gateway: held in
+    their deposit account in the ledger, once, on the gateway's signed notification
+    (docs/adr/0023). Numbers start with ``D``; statuses as a top-up's."""
+
+    deposit_no = models.CharField(_("保证金单号"), max_length=32, unique=True)
+    distributor = models.ForeignKey(
+        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="+"
+    )
+    amount = models.DecimalField(_("金额"), **MONEY)
+    gateway = models.CharField(_("支付方式"), max_length=16)
+    status = models.CharField(_("状态"), max_length=12, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    credited_at = models.DateTimeField(_("到账时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("保证金缴纳")
+        verbose_name_plural = _("保证金缴纳")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_payment_amount_positive"),
+            models.CheckConstraint(condition=Q(status__in=TopUpStatus.values), name="deposit_payment_status_known"),
+        ]
+
+    def __str__(self):
+        return self.deposit_no
+
+
 # --- reconciliation against the gateways' daily statements (docs/adr/0020) --------------------
 class StatementStatus(models.TextChoices):
     MATCHED = "matched", _("全部相符")
