@@ -7,6 +7,7 @@ an ``OrderStatusChange`` row (old, new, cause, actor).
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -100,6 +101,13 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["status", "status_changed_at"], name="order_status_age_idx"),
             models.Index(fields=["contact", "created_at"], name="order_contact_idx"),
+            # The buyer's orders that count towards their first-order threshold (docs/adr/0023):
+            # few rows, summed inside the payment's transaction.
+            models.Index(
+                KT("attribution__buyer_distributor_id"),
+                condition=Q(attribution__has_key="first_order_pending"),
+                name="order_first_order_idx",
+            ),
         ]
 
     def __str__(self):

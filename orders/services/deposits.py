@@ -9,7 +9,7 @@ books it into the deposit account once.
 
 First order: checkout marks an order ``first_order_pending`` when its buyer is a distributor
 whose grade's first-order amount they have not reached; the payment of such an order (in its
-own transaction) sums the buyer's own paid orders less refunds and tells the network
+own transaction) sums the buyer's marked orders, paid, less refunds, and tells the network
 (``distribution.services.record_first_order``), which records the threshold and admits an
 applicant of an automatically admitted grade. Unpaid, expired and refunded orders do not count.
 """
@@ -17,7 +17,8 @@ applicant of an automatically admitted grade. Unpaid, expired and refunded order
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db.models import F, Q, Sum
+from django.db.models import F, Sum
+from django.db.models.fields.json import KT
 from django.utils.translation import gettext as _
 
 from commissions.services.deposits import deposit_balance, hold_deposit
@@ -114,14 +115,19 @@ def apply_deposit_notification(
 
 
 def own_paid_total(distributor_id: int) -> Decimal:
-    """The distributor's own orders — bought while logged in, or sold through their links —
-    paid and not refunded, less partial refunds."""
-    total = Order.objects.filter(
-        Q(distributor_id=distributor_id) | Q(attribution__buyer_distributor_id=distributor_id),
-        paid_at__isnull=False,
-        status__in=sold_statuses(),
-    ).aggregate(total=Sum(F("paid_amount") - F("refunded_amount"), default=ZERO))["total"]
-    return total
+    """The distributor's own purchases that count towards their first order — orders they
+    placed while logged in and short of it (marked at checkout) — paid and not refunded, less
+    partial refunds. Served by the partial index ``order_first_order_idx``."""
+    return (
+        Order.objects.annotate(buyer=KT("attribution__buyer_distributor_id"))
+        .filter(
+            attribution__has_key="first_order_pending",
+            buyer=str(distributor_id),
+            paid_at__isnull=False,
+            status__in=sold_statuses(),
+        )
+        .aggregate(total=Sum(F("paid_amount") - F("refunded_amount"), default=ZERO))["total"]
+    )
 
 
 def count_first_order(*, order: Order) -> bool:
