@@ -298,3 +298,43 @@ def test_concurrent_refund_requests_and_approvals_pay_once(django_user_model):
     assert JournalTransaction.objects.filter(kind="deposit_refund").count() == 1
     assert deposit_balance(member.pk) == Decimal("0.00")
     assert selectors.wallet(member)["available"] == Decimal("10.00")
+
+
+@pytest.mark.django_db
+def test_finance_approves_a_refund_in_the_console_and_the_member_page_shows_it(client, member, alipay, finance_user):
+    refund = request_deposit_refund(distributor=member, payout_account=alipay, token="t1")
+    client.force_login(finance_user)
+
+    listing = client.get("/admin/commissions/depositrefund/").content.decode()
+    response = client.post(
+        "/admin/commissions/depositrefund/",
+        {"action": "approve", "_selected_action": [str(refund.pk)]},
+        follow=True,
+    )
+    refund.refresh_from_db()
+
+    assert "¥500.00" in listing or "500.00" in listing
+    assert "已通过 1 笔保证金退还" in response.content.decode()
+    assert refund.status == DepositRefundStatus.APPROVED and refund.reviewed_by == finance_user
+    assert Distributor.objects.get(pk=member.pk).status == DistributorStatus.CLEARED
+
+
+@pytest.mark.django_db
+def test_the_console_shows_what_an_applicant_still_lacks_instead_of_ticks(client, django_user_model):
+    from distribution.tests.factories import GradeFactory
+
+    grade = GradeFactory(admission_mode="staff", deposit_amount=Decimal("300.00"), first_order_amount=Decimal("50"))
+    applicant = DistributorFactory(
+        grade=grade, status=DistributorStatus.APPLIED, deposit_amount=Decimal("300.00"), deposit_status="pending"
+    )
+    client.force_login(django_user_model.objects.create_superuser(username="boss", password="x" * 12))
+
+    page = client.get(f"/admin/distribution/distributor/{applicant.pk}/manage/").content.decode()
+    refused = client.post(
+        f"/admin/distribution/distributor/{applicant.pk}/manage/", {"action": "approve"}, follow=True
+    ).content.decode()
+
+    assert "可退保证金 ¥300.00，尚未缴清" in page and "首单金额达到 ¥50.00" in page
+    assert 'name="deposit_received"' not in page and 'name="first_order_confirmed"' not in page
+    assert "尚未缴清" in refused
+    assert Distributor.objects.get(pk=applicant.pk).status == DistributorStatus.APPLIED
