@@ -44,6 +44,9 @@ class AccountKind(models.TextChoices):
     # the money the merchant received for it.
     DOCKING_PREPAID = "docking_prepaid", _("对接预存款")
     PREPAID_RECEIPTS = "prepaid_receipts", _("预存款收款")
+    # A grade's deposit (保证金, docs/adr/0023): refundable security the merchant holds for the
+    # distributor (credits − debits: what the merchant owes them back).
+    DISTRIBUTOR_DEPOSIT = "distributor_deposit", _("保证金")
 
 
 DISTRIBUTOR_KINDS = (
@@ -51,8 +54,12 @@ DISTRIBUTOR_KINDS = (
     AccountKind.DISTRIBUTOR_AVAILABLE,
     AccountKind.DISTRIBUTOR_FROZEN,
 )
-# Kinds a distributor owns: the three wallets, and a docking site's prepaid balance.
-DISTRIBUTOR_OWNED_KINDS = (*DISTRIBUTOR_KINDS, AccountKind.DOCKING_PREPAID)
+# Kinds a distributor owns: the three wallets, a docking site's prepaid balance, the deposit.
+DISTRIBUTOR_OWNED_KINDS = (
+    *DISTRIBUTOR_KINDS,
+    AccountKind.DOCKING_PREPAID,
+    AccountKind.DISTRIBUTOR_DEPOSIT,
+)
 
 
 class Account(models.Model):
@@ -121,6 +128,9 @@ class TransactionKind(models.TextChoices):
     PREPAID_TOP_UP = "prepaid_top_up", _("预存款充值")
     PREPAID_PAYMENT = "prepaid_payment", _("预存款支付")
     PREPAID_REFUND = "prepaid_refund", _("预存款退回")
+    DEPOSIT = "deposit", _("保证金缴纳")
+    DEPOSIT_OFFSET = "deposit_offset", _("保证金抵扣欠款")
+    DEPOSIT_REFUND = "deposit_refund", _("保证金退还")
 
 
 class JournalTransaction(models.Model):
@@ -288,6 +298,11 @@ class CommissionPolicy(models.Model):
         _("提现手续费（固定）"), **MONEY, default=Decimal("0.00")
     )
     withdrawal_fee_bp = models.PositiveIntegerField(_("提现手续费（基点）"), default=0)
+    deposit_covers_debt = models.BooleanField(
+        _("退还保证金时先抵扣欠款"),
+        default=True,
+        help_text=_("分销商退出时，保证金先抵扣佣金追回形成的欠款（可提现余额为负），余额再退还"),
+    )
     updated_at = updated_at_field()
 
     class Meta:
@@ -954,3 +969,80 @@ class AutoApprovalPolicy(models.Model):
 
     def __str__(self):
         return str(_("提现自动审核规则"))
+
+
+class DepositRefundStatus(models.TextChoices):
+    REQUESTED = "requested", _("待审核")
+    APPROVED = "approved", _("已退还")
+    REJECTED = "rejected", _("已驳回")
+
+
+class DepositRefund(models.Model):
+    """A distributor leaving the network asks for their deposit (保证金) back; finance decides.
+
+    On approval the deposit first covers a clawback debt when the merchant's rule says so
+    (``offset_amount``), and the rest (``refund_amount``) is paid out through a withdrawal of
+    its own (``withdrawal``: the payout adapters' path, no tax or fee: it is the distributor's
+    own money, not income). Docs: docs/adr/0023.
+    """
+
+    distributor = models.ForeignKey(
+        "distribution.Distributor",
+        verbose_name=_("分销商"),
+        on_delete=models.PROTECT,
+        related_name="deposit_refunds",
+    )
+    payout_account = models.ForeignKey(
+        PayoutAccount, verbose_name=_("收款账户"), on_delete=models.PROTECT, related_name="+"
+    )
+    request_token = models.CharField(_("提交令牌"), max_length=64, unique=True)
+    amount = models.DecimalField(_("保证金金额"), **MONEY)
+    offset_amount = models.DecimalField(_("抵扣欠款"), **MONEY, default=Decimal("0.00"))
+    refund_amount = models.DecimalField(_("退还金额"), **MONEY, default=Decimal("0.00"))
+    status = models.CharField(
+        _("状态"),
+        max_length=10,
+        choices=DepositRefundStatus.choices,
+        default=DepositRefundStatus.REQUESTED,
+    )
+    reason = models.CharField(_("说明"), max_length=200, blank=True)
+    withdrawal = models.OneToOneField(
+        Withdrawal,
+        verbose_name=_("退款打款单"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deposit_refund",
+    )
+    reviewed_by = actor_field(_("审核人"))
+    created_at = created_at_field(_("申请时间"))
+    reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("保证金退还")
+        verbose_name_plural = _("保证金退还")
+        ordering = ["-created_at", "-id"]
+        permissions = [("review_deposit_refund", _("可以审核保证金退还"))]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_refund_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(offset_amount__gte=0) & Q(refund_amount__gte=0),
+                name="deposit_refund_parts_not_negative",
+            ),
+            status_check("status", DepositRefundStatus, name="deposit_refund_status_known"),
+            models.CheckConstraint(
+                condition=~Q(status=DepositRefundStatus.APPROVED)
+                | Q(amount=F("offset_amount") + F("refund_amount")),
+                name="deposit_refund_parts_sum",
+            ),
+            # One open request per distributor (the deposit account's balance, locked at the
+            # approval, makes sure a deposit is given back once).
+            models.UniqueConstraint(
+                fields=["distributor"],
+                condition=Q(status="requested"),
+                name="deposit_refund_one_open",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.distributor_id} ¥{self.amount} {self.get_status_display()}"

@@ -79,7 +79,10 @@ class Grade(models.Model):
         help_text=_("可退还的保证金，不是等级的价格，也不分给任何上级"),
     )
     first_order_amount = models.DecimalField(
-        _("首单金额要求"), **MONEY, default=Decimal("0.00")
+        _("首单金额要求"),
+        **MONEY,
+        default=Decimal("0.00"),
+        help_text=_("申请人自己的已支付订单（扣除退款）累计达到此金额才能通过"),
     )
     is_default = models.BooleanField(_("默认加入等级"), default=False)
     created_at = created_at_field()
@@ -128,13 +131,6 @@ class Grade(models.Model):
     def __str__(self):
         return self.name
 
-    @property
-    def requires_staff_approval(self) -> bool:
-        return (
-            self.admission_mode == AdmissionMode.STAFF
-            or self.deposit_amount > 0
-            or self.first_order_amount > 0
-        )
 
 
 class GradeProductPrice(models.Model):
@@ -268,6 +264,9 @@ class Distributor(MPTTModel):
     deposit_amount = models.DecimalField(
         _("保证金金额"), **MONEY, default=Decimal("0.00")
     )
+    # When the distributor's own paid orders (less refunds) first reached the grade's
+    # first-order amount: set by the payment pipeline, never by hand (docs/adr/0023).
+    first_order_reached_at = models.DateTimeField(_("首单达标时间"), null=True, blank=True)
     applied_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
     joined_at = models.DateTimeField(
         _("加入时间"), null=True, blank=True, db_index=True

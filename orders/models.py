@@ -6,6 +6,7 @@ an ``OrderStatusChange`` row (old, new, cause, actor).
 
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -100,6 +101,13 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["status", "status_changed_at"], name="order_status_age_idx"),
             models.Index(fields=["contact", "created_at"], name="order_contact_idx"),
+            # The buyer's orders that count towards their first-order threshold (docs/adr/0023):
+            # few rows, summed inside the payment's transaction.
+            models.Index(
+                KT("attribution__buyer_distributor_id"),
+                condition=Q(attribution__has_key="first_order_pending"),
+                name="order_first_order_idx",
+            ),
         ]
 
     def __str__(self):
@@ -559,6 +567,34 @@ class TopUp(models.Model):
 
     def __str__(self):
         return self.top_up_no
+
+
+class DepositPayment(models.Model):
+    """A distributor paying their grade's deposit (保证金) through the payment gateway: held in
+    their deposit account in the ledger, once, on the gateway's signed notification
+    (docs/adr/0023). Numbers start with ``D``; statuses as a top-up's."""
+
+    deposit_no = models.CharField(_("保证金单号"), max_length=32, unique=True)
+    distributor = models.ForeignKey(
+        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="+"
+    )
+    amount = models.DecimalField(_("金额"), **MONEY)
+    gateway = models.CharField(_("支付方式"), max_length=16)
+    status = models.CharField(_("状态"), max_length=12, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
+    created_at = created_at_field(_("创建时间"))
+    credited_at = models.DateTimeField(_("到账时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("保证金缴纳")
+        verbose_name_plural = _("保证金缴纳")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_payment_amount_positive"),
+            status_check("status", TopUpStatus, name="deposit_payment_status_known"),
+        ]
+
+    def __str__(self):
+        return self.deposit_no
 
 
 # --- reconciliation against the gateways' daily statements (docs/adr/0020) --------------------

@@ -7,6 +7,14 @@ from .auto_approval import (
     get_auto_approval_policy,
     save_auto_approval_policy,
 )
+from .deposits import (
+    approve_deposit_refund,
+    deposit_balance,
+    hold_deposit,
+    new_deposit_refund_token,
+    reject_deposit_refund,
+    request_deposit_refund,
+)
 from .ledger import UnbalancedTransaction, post_journal_transaction
 from .lifecycle import (
     freeze_commissions,
@@ -54,6 +62,12 @@ __all__ = [
     "UnbalancedTransaction",
     "active_distributor_of",
     "add_payout_account",
+    "approve_deposit_refund",
+    "deposit_balance",
+    "hold_deposit",
+    "new_deposit_refund_token",
+    "reject_deposit_refund",
+    "request_deposit_refund",
     "credit_wallet_top_up",
     "debit_wallet_for_order",
     "approve_withdrawal",

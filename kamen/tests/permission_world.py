@@ -232,6 +232,16 @@ def build_world() -> World:
     StatementDifference.objects.create(
         statement=o["gateway_statement"], kind="missing_in_books", out_trade_no="K-NOT-OURS", statement_amount=1
     )
+    # Deposits (docs/adr/0023): a deposit payment and a refund request of agent_child's.
+    from commissions.models import DepositRefund
+    from orders.models import DepositPayment
+
+    o["deposit_payment"] = DepositPayment.objects.create(
+        deposit_no="D-MATRIX", distributor=agent_child, amount=Decimal("500"), gateway="sandbox"
+    )
+    o["deposit_refund"] = DepositRefund.objects.create(
+        distributor=agent_child, payout_account=o["payout_account"], request_token="d1", amount=Decimal("500")
+    )
     return world
 
 

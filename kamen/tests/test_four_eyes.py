@@ -232,7 +232,39 @@ def case_make_myself_a_root_distributor(w):
     return lambda actor: create_root_distributor(user=w.me, grade=w.root.grade, actor=actor)
 
 
+def _my_deposit_refund(w):
+    from commissions.services import hold_deposit, request_deposit_refund
+
+    Distributor.objects.filter(pk=w.mine.pk).update(deposit_amount=500, deposit_status="pending")
+    hold_deposit(distributor_id=w.mine.pk, amount="500.00", reference="D-mine")
+    account = add_payout_account(distributor=w.mine, method="alipay", holder_name="我", account="13800138009")
+    return request_deposit_refund(distributor=w.mine, payout_account=account, token="mine")
+
+
+def case_approve_my_deposit_refund(w):
+    from commissions.services import approve_deposit_refund
+
+    refund = _my_deposit_refund(w)
+    return lambda actor: approve_deposit_refund(refund=refund, actor=actor)
+
+
+def case_reject_my_deposit_refund(w):
+    from commissions.services import reject_deposit_refund
+
+    refund = _my_deposit_refund(w)
+    return lambda actor: reject_deposit_refund(refund=refund, actor=actor, reason="驳回")
+
+
+def case_take_me_out_of_the_network(w):
+    from distribution.services import leave_network
+
+    return lambda actor: leave_network(distributor=w.mine, actor=actor, reason="退出")
+
+
 REVIEW_ACTIONS = {
+    "commissions.services.deposits.approve_deposit_refund": case_approve_my_deposit_refund,
+    "commissions.services.deposits.reject_deposit_refund": case_reject_my_deposit_refund,
+    "distribution.services.tree.leave_network": case_take_me_out_of_the_network,
     "distribution.docking.services.approve_docking_site": case_approve_my_docking_site,
     "distribution.docking.services.suspend_docking_site": case_suspend_my_docking_site,
     "commissions.services.prepaid.top_up_prepaid": case_top_up_my_prepaid_balance,

@@ -145,6 +145,7 @@ EXPECTED = {
     "orders:agent-wallet-pay-order": everyone(405),  # POST only (see the POST walk)
     "orders:agent-stock": agent(),  # the viewer's own purchases only
     "orders:agent-top-up": agent(),  # the viewer's own top-ups only
+    "orders:agent-deposit": agent(),  # the viewer's own deposit, in any status (an applicant pays here)
     "orders:agent-stock-detail": agent(other=404, ok=404),  # keys: the buyer only; none in the world
     # Staff two-factor: any logged-in user; distributors are sent away from enrolment.
     "two-factor-setup": logged_in() | {"agent": "redirect", "other_agent": "redirect"},
@@ -236,6 +237,9 @@ ADMIN_MODELS = {
     "commissions.wallethold": ("OW FI RI SU", "", "OW FI RI SU", ""),
     "commissions.commissiontier": ("OW FI SU", "", "OW FI SU", ""),
     "commissions.autoapprovalpolicy": ("OW FI SU", "", "OW FI SU", ""),
+    # Deposits (docs/adr/0023): finance decides refunds by action; payments are read-only.
+    "commissions.depositrefund": ("OW FI SU", "", "OW FI SU", ""),
+    "orders.depositpayment": ("OW FI SU", "", "OW FI SU", ""),
     # Risk control: the risk team; real-name data masked (see test_real_name_pages_show_masks_only).
     # Docking (docs/adr/0019): operators add sites; every staff role reads; all else by action.
     "distribution.dockingsite": ("OW OP FI RI SU", "OW OP SU", "OW OP FI RI SU", ""),
@@ -596,6 +600,12 @@ def posts(world) -> dict[str, tuple[str, dict]]:
         "orders:agent-wallet-pay-order": ("", {}),
         "orders:agent-stock": ("A X", {"product": str(world.product.pk), "quantity": "1", "token": "pm"}),
         "orders:agent-top-up": ("A X", {"amount": "1.00"}),
+        # A distributor's own deposit page (refused with a message when their grade has none).
+        "orders:agent-deposit": ("A X", {"action": "pay", "amount": "1.00"}),
+        "admin:commissions_depositrefund_changelist": (
+            "OW FI SU",
+            {"action": "reject", "_selected_action": [str(world.deposit_refund.pk)], "reason": "驳回"},
+        ),
     }
 
 
@@ -606,6 +616,7 @@ POST_REFUSAL = {
     "orders:agent-wallet-pay-order": agent(other=404, ok=404),
     "orders:agent-stock": agent(),
     "orders:agent-top-up": agent(),
+    "orders:agent-deposit": agent(),
     "admin:distribution_distributor_manage": everyone("ok", B="login", A="login", X="login"),  # shows the refusal
     "distribution:agent-appeal": everyone(404, B="login"),  # not a distributor
 }
@@ -615,7 +626,7 @@ def snapshot(world) -> dict:
     from django_rq import get_connection
 
     from catalog.models import CardKeyImport, Product
-    from commissions.models import AutoApprovalPolicy, CommissionTier, SettlementRun
+    from commissions.models import AutoApprovalPolicy, CommissionTier, DepositRefund, SettlementRun
     from distribution.models import Appeal, Distributor
     from kamen.models import AuditLogEntry
     from orders.models import Order, Refund, Voucher
@@ -635,6 +646,7 @@ def snapshot(world) -> dict:
         "blacklist": BlacklistEntry.objects.count(),
         "rq job": bool(get_connection("default").exists(world.rq_job.key)),
         "distributors": list(Distributor.objects.order_by("pk").values_list("status", flat=True)),
+        "deposit refunds": list(DepositRefund.objects.order_by("pk").values_list("status", flat=True)),
         "appeals": Appeal.objects.count(),
     }
 
@@ -669,13 +681,15 @@ def test_the_refused_posts_would_have_changed_something(world):
         "admin:django_rq_delete_job",
         "admin:distribution_distributor_manage",
         "admin:commissions_autoapprovalpolicy_change",
+        "admin:commissions_depositrefund_changelist",
     ):
         route, name = keys[key]
         owner.post(url_for(key, route, name, world), posts(world)[key][1])
     after = snapshot(world)
     changed = {name for name in before if before[name] != after[name]}
     assert changed >= {
-        "threshold", "audit entries (reveals are audited)", "review", "rq job", "distributors", "auto approval"
+        "threshold", "audit entries (reveals are audited)", "review", "rq job", "distributors", "auto approval",
+        "deposit refunds",
     }
 
 

@@ -60,6 +60,7 @@ from orders.models import (
 from riskcontrol.services.signals import record_forged_callback
 
 from .books import paid_order_statements
+from .deposits import apply_deposit_notification, count_first_order, is_deposit_number
 from .enqueue import enqueue_after_commit, fulfilment_queue
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
 from .state import move_locked_order
@@ -184,8 +185,13 @@ def record_payment_notification(
             "payments.notification_rejected", extra={"gateway": gateway_code, "reason": error.__class__.__name__}
         )
         return NotificationResult(callback, gateway.answer_notification(accepted=False))
+    prepayment = None  # a top-up (T…) or a deposit (D…), not an order
     if is_top_up_number(notification.out_trade_no):
-        callback = apply_top_up_notification(
+        prepayment = apply_top_up_notification
+    elif is_deposit_number(notification.out_trade_no):
+        prepayment = apply_deposit_notification
+    if prepayment is not None:
+        callback = prepayment(
             notification=notification,
             gateway_code=gateway_code,
             expected_app_id=getattr(gateway, "app_id", ""),
@@ -296,6 +302,8 @@ def _apply_payment(
             _mark_paid(order, notification, gateway_code, source, actor, callback)
             if on_paid is not None:
                 on_paid(order)
+            if order.attribution.get("first_order_pending"):
+                count_first_order(order=order)  # the buyer's first-order threshold (ADR 0023)
             return callback
         if order is None and fields["outcome"] == CallbackOutcome.REJECTED:
             # No order row to serialise on: two copies may race; the constraint settles it.
