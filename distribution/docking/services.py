@@ -293,6 +293,12 @@ def _spend_nonce(key_id: str, nonce: str) -> bool:
     return True
 
 
+def spend_nonce(*, key_id: str, nonce: str) -> bool:
+    """The same single-use store for other signed traffic (the webhooks an upstream sends us):
+    True when fresh, False for a replay."""
+    return _spend_nonce(key_id[:40], nonce)
+
+
 def verify_signed_request(
     *,
     method: str,
