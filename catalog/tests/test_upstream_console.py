@@ -82,7 +82,7 @@ def test_the_merchant_connects_an_upstream_and_imports_chosen_products(client, u
         ({"app_id": "ak_nobody"}, "无法用这个地址和密钥读取上游"),
         ({"base_url": "ftp://upstream"}, "接口地址必须是"),
         ({"webhook_secret": "short"}, "回调密钥长度"),
-        ({"low_balance_threshold": "-1"}, "余额预警值"),
+        ({"low_balance_threshold": "-1"}, "大于或等于"),
     ],
 )
 def test_a_bad_address_or_key_is_a_clear_error_and_saves_nothing(client, upstream, changes, message):
