@@ -96,6 +96,9 @@ class Product(models.Model):
     # Direct top-ups: a supplier channel above this cost is skipped (None: the retail price).
     supplier_cost_ceiling = models.DecimalField(_("货源成本上限"), **MONEY, null=True, blank=True)
     off_shelf_reason = models.CharField(_("下架原因"), max_length=200, blank=True)
+    # A product docked from an upstream Kamen: the upstream's stock count, shown like local
+    # stock (catalog.services.upstream_sync keeps it); None for anything not counted upstream.
+    upstream_stock = models.PositiveIntegerField(_("上游库存"), null=True, blank=True, editable=False)
     sort_order = models.PositiveIntegerField(_("排序"), default=0)
     redemption_mode = models.CharField(
         _("核销方式"),

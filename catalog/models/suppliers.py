@@ -31,6 +31,10 @@ class Supplier(models.Model):
     balance_synced_at = models.DateTimeField(_("余额同步时间"), null=True, blank=True)
     prices_synced_at = models.DateTimeField(_("价格同步时间"), null=True, blank=True)
     last_sync_error = models.CharField(_("最近同步错误"), max_length=300, blank=True)
+    # An upstream Kamen signs its webhooks with this secret (its staff set our callback URL and
+    # gave it to us); encrypted with the vault keys like the app secret, never shown or logged.
+    webhook_secret_ciphertext = models.BinaryField(_("回调密钥密文"), null=True, blank=True, editable=False)
+    webhook_secret_key_id = models.CharField(max_length=32, blank=True, editable=False)
     created_at = created_at_field()
 
     class Meta:
@@ -63,6 +67,12 @@ class SupplierChannel(models.Model):
     cost_synced_at = models.DateTimeField(_("价格同步时间"), null=True, blank=True)
     # Above this cost the channel is skipped; empty: the product's ceiling, else its retail price.
     cost_ceiling = models.DecimalField(_("成本上限"), **MONEY, null=True, blank=True, help_text=_("留空表示使用商品的成本上限或零售价"))
+    # Docked from an upstream Kamen: its stock count, and the merchant's markup rule by which
+    # the product's price follows the upstream's (catalog.services.upstream; empty: fixed price).
+    upstream_stock = models.PositiveIntegerField(_("上游库存"), null=True, blank=True)
+    markup_kind = models.CharField(_("加价方式"), max_length=10, blank=True)
+    markup_value = models.DecimalField(_("加价"), **MONEY, null=True, blank=True)
+    markup_rounding = models.CharField(_("取整"), max_length=5, blank=True)
 
     class Meta:
         verbose_name = _("货源渠道")
@@ -184,3 +194,25 @@ class SupplierAlert(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.message}"
+
+
+class UpstreamWebhookReceipt(models.Model):
+    """A webhook event an upstream Kamen sent us, kept under its event id so that a repeated
+    delivery (the upstream retries until it hears 2xx) is applied once."""
+
+    supplier = models.ForeignKey(Supplier, verbose_name=_("货源"), on_delete=models.CASCADE, related_name="webhook_receipts")
+    event_id = models.CharField(_("事件编号"), max_length=64)
+    kind = models.CharField(_("事件类型"), max_length=40)
+    payload = models.JSONField(_("内容"), default=dict)
+    outcome = models.CharField(_("处理结果"), max_length=200, blank=True)
+    received_at = models.DateTimeField(_("接收时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("上游回调")
+        verbose_name_plural = _("上游回调")
+        constraints = [
+            models.UniqueConstraint(fields=["supplier", "event_id"], name="upstream_webhook_receipt_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.supplier_id}:{self.event_id}"

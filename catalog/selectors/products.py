@@ -134,6 +134,8 @@ def product_stock_state(product: Product) -> StockState:
         available = getattr(product, "available_count", None)
         if available is None:
             available = product.card_keys.filter(status=CardKeyStatus.AVAILABLE).count()
+        if product.upstream_stock is not None:  # docked: the upstream's keys count as ours
+            available += product.upstream_stock
         return _state_for(product, available)
     if product.product_type == ProductType.BUNDLE:
         items = list(product.bundle_items.select_related("component"))

@@ -96,6 +96,11 @@ def _product_type(upstream_type: str) -> str:
     raise ValidationError(_("上游商品类型“%(type)s”暂不支持导入") % {"type": upstream_type})
 
 
+def _markup_fields(markup: Markup) -> dict:
+    """The rule stored on the channel, so the price follows the upstream's (upstream_sync)."""
+    return {"markup_kind": markup.kind, "markup_value": markup.value, "markup_rounding": markup.rounding}
+
+
 def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Markup, category, actor, request=None):
     """Create (or re-price) the chosen upstream products here. Returns the products.
 
@@ -128,7 +133,9 @@ def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Mar
                 product = update_product(
                     product=channel.product, actor=actor, request=request, retail_price=price, cost_price=item.price
                 )
-                SupplierChannel.objects.filter(pk=channel.pk).update(cost=item.price, is_in_stock=item.in_stock)
+                SupplierChannel.objects.filter(pk=channel.pk).update(
+                    cost=item.price, is_in_stock=item.in_stock, upstream_stock=item.stock, **_markup_fields(markup)
+                )
             else:
                 product = create_product(
                     actor=actor,
@@ -142,8 +149,18 @@ def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Mar
                     recharge_target_label=_("充值账号") if item.requires_recharge_target else "",
                 )
                 SupplierChannel.objects.create(
-                    product=product, supplier=supplier, supplier_sku=sku, cost=item.price, is_in_stock=item.in_stock
+                    product=product,
+                    supplier=supplier,
+                    supplier_sku=sku,
+                    cost=item.price,
+                    is_in_stock=item.in_stock,
+                    upstream_stock=item.stock,
+                    **_markup_fields(markup),
                 )
+            # The shop shows the upstream's stock like ours (catalog.services.upstream_sync keeps it).
+            Product.objects.filter(pk=product.pk).update(
+                upstream_stock=item.stock if item.in_stock or item.stock is None else 0
+            )
             products.append(product)
     return products
 

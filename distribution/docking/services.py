@@ -346,6 +346,12 @@ def _json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
+def spend_nonce(*, key_id: str, nonce: str) -> bool:
+    """The same single-use store for other signed traffic (the webhooks an upstream sends us):
+    True when fresh, False for a replay."""
+    return _spend_nonce(key_id[:40], nonce)
+
+
 def verify_signed_request(
     *,
     method: str,

@@ -178,6 +178,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "catalog.tasks.sync_supplier_prices_task",
         "schedule": float(os.environ.get("SUPPLIER_SYNC_INTERVAL_SECONDS", "600")),
     },
+    # Docked products: webhooks keep them in step within seconds; this catches a lost one.
+    "reconcile-upstreams": {
+        "task": "catalog.tasks.reconcile_upstreams_task",
+        "schedule": float(os.environ.get("UPSTREAM_RECONCILE_INTERVAL_SECONDS", "3600")),
+    },
 }
 
 # Queues by kind (docs/adr/0014-request-path-cost.md): a paid order's fulfilment never waits
@@ -201,6 +206,7 @@ IO_TASKS = [
     "orders.tasks.refund_order_task",
     "orders.tasks.query_pending_payments_task",
     "catalog.tasks.sync_supplier_prices_task",
+    "catalog.tasks.reconcile_upstreams_task",
     "commissions.tasks.pay_withdrawal_task",
 ]
 CELERY_TASK_ROUTES = {name: {"queue": "fulfilment"} for name in FULFILMENT_TASKS} | {

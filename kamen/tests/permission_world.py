@@ -18,6 +18,7 @@ from catalog.models import (
 )
 from catalog.models.products import RedemptionMode
 from catalog.services.reusable import set_reusable_key_secret
+from catalog.services.suppliers import create_supplier
 from catalog.services.vault import PAYLOAD_CONTEXT
 from catalog.tests.suppliers_support import add_channel, make_sku, make_supplier
 from commissions.models import (
@@ -124,6 +125,15 @@ def build_world() -> World:
     make_sku("SKU-1")
     channel = add_channel(product, supplier, "SKU-1")
     o.update(supplier=supplier, sandbox_account=account, channel=channel)
+    # An upstream Kamen (docking, issue 17 §2) at an address that refuses at once.
+    o["upstream_supplier"] = create_supplier(
+        actor=None,
+        app_secret="upstream-secret-0123",
+        name="上游甲",
+        adapter="kamen_api",
+        base_url="http://127.0.0.1:9/",
+        app_id="ak_matrix",
+    )
     o["supplier_alert"] = SupplierAlert.objects.create(kind="low_balance", supplier=supplier, message="余额低")
     o["price_change"] = SupplierPriceChange.objects.create(
         channel=channel, old_cost=Decimal("1"), new_cost=Decimal("2")

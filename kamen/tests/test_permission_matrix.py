@@ -161,6 +161,11 @@ EXPECTED = {
     "console:reusable-key-reveal": console("OW"),
     "console:stock": console("OW OP FI RI"),
     "console:stock-threshold": everyone(405),
+    # Docking from an upstream Kamen (issue 17 §2): connecting one and importing its products.
+    "console:upstreams": console("OW OP"),
+    "console:upstream-import": console("OW OP"),
+    # An upstream's webhooks to us: POST only, signed with the upstream's webhook secret.
+    "distribution:upstream-webhook": everyone(405),
     "postsale:voucher-redeem": console("OW OP"),
     # The open API (docs/adr/0019): its description is public; every endpoint needs a signed
     # request (401 without one, whoever is logged in to the site); POST-only ones refuse GET.
@@ -432,6 +437,8 @@ def arguments(world) -> dict[str, dict]:
         "distribution:sub-store": {"slug": w.sub_store.slug},
         "distribution:sub-store-product": {"slug": w.sub_store.slug, "product_pk": w.product.pk},
         "console:card-key-import-detail": {"pk": w.card_key_import.pk},
+        "console:upstream-import": {"pk": w.upstream_supplier.pk},
+        "distribution:upstream-webhook": {"supplier_pk": w.upstream_supplier.pk},
         "console:card-key-import-status": {"pk": w.card_key_import.pk},
         "console:card-key-import-confirm": {"pk": w.card_key_import.pk},
         "console:card-key-import-cancel": {"pk": w.card_key_import.pk},
@@ -575,6 +582,14 @@ def posts(world) -> dict[str, tuple[str, dict]]:
         "console:card-key-import-confirm": ("OW OP SU", {}),
         "console:card-key-import-cancel": ("OW OP SU", {}),
         "console:stock-threshold": ("OW OP SU", {"low_stock_threshold": "7"}),
+        "console:upstreams": (
+            "OW OP SU",
+            {"name": "上游乙", "base_url": "http://127.0.0.1:9/", "app_id": "ak_x", "app_secret": "secret-0123"},
+        ),
+        "console:upstream-import": (
+            "OW OP SU",
+            {"action": "webhook", "webhook_secret": "a-webhook-secret-0123456789"},
+        ),
         "console:card-key-reveal": ("OW SU", {}),
         "console:reusable-key-reveal": ("OW SU", {}),
         "postsale:voucher-redeem": ("OW OP SU", {"code": voucher_code(world.voucher), "store_label": "门店"}),
@@ -625,7 +640,7 @@ POST_REFUSAL = {
 def snapshot(world) -> dict:
     from django_rq import get_connection
 
-    from catalog.models import CardKeyImport, Product
+    from catalog.models import CardKeyImport, Product, Supplier
     from commissions.models import AutoApprovalPolicy, CommissionTier, DepositRefund, SettlementRun
     from distribution.models import Appeal, Distributor
     from kamen.models import AuditLogEntry
@@ -648,6 +663,7 @@ def snapshot(world) -> dict:
         "distributors": list(Distributor.objects.order_by("pk").values_list("status", flat=True)),
         "deposit refunds": list(DepositRefund.objects.order_by("pk").values_list("status", flat=True)),
         "appeals": Appeal.objects.count(),
+        "suppliers": list(Supplier.objects.order_by("pk").values_list("name", "webhook_secret_key_id")),
     }
 
 
@@ -682,6 +698,7 @@ def test_the_refused_posts_would_have_changed_something(world):
         "admin:distribution_distributor_manage",
         "admin:commissions_autoapprovalpolicy_change",
         "admin:commissions_depositrefund_changelist",
+        "console:upstream-import",
     ):
         route, name = keys[key]
         owner.post(url_for(key, route, name, world), posts(world)[key][1])
@@ -690,6 +707,7 @@ def test_the_refused_posts_would_have_changed_something(world):
     assert changed >= {
         "threshold", "audit entries (reveals are audited)", "review", "rq job", "distributors", "auto approval",
         "deposit refunds",
+        "suppliers",
     }
 
 
