@@ -404,6 +404,7 @@ def post_accrual(
             "beneficiary_id": line.beneficiary_id,
             "kind": line.kind,
             "period": None,
+            "stock_purchase_id": None,
             "level": line.level,
             "rule_id": line.rule_id,
             "rule_description": line.description,

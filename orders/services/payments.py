@@ -64,6 +64,7 @@ from .enqueue import enqueue_after_commit, fulfilment_queue
 from .gateway_payables import apply_payable_notification, payable_for
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
 from .state import move_locked_order
+from .stock_purchase import STOCK_PURCHASE_PAYABLE
 from .top_ups import TOP_UP_PAYABLE
 
 __all__ = [
@@ -80,7 +81,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 # What else than an order a notification may pay, by the prefix of its number (an order's is K).
-PAYABLES = (TOP_UP_PAYABLE,)
+PAYABLES = (TOP_UP_PAYABLE, STOCK_PURCHASE_PAYABLE)
 CURRENCY = "CNY"
 MAX_RAW_BODY = 20_000
 _PAYABLE = (OrderStatus.PENDING_PAYMENT, OrderStatus.EXPIRED)
