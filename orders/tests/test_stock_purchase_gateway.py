@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from catalog.models import CardKey, CardKeyStatus
 from catalog.services import claim_card_keys
@@ -20,9 +21,17 @@ from commissions.selectors import ledger_differences
 from commissions.tests.factories import make_chain
 from distribution.models import GradeVolumeTier
 from distribution.tests.factories import GradeFactory
-from orders.gateways.sandbox import SandboxGateway, signed_body
-from orders.models import CallbackOutcome, PaymentCallback, SandboxPayment, StockPurchase, StockPurchaseStatus
-from orders.services import record_payment_notification, start_stock_purchase_payment
+from orders.gateways.sandbox import SandboxGateway, complete_sandbox_payment, signed_body
+from orders.models import (
+    CallbackOutcome,
+    PaymentCallback,
+    SandboxPayment,
+    StatementStatus,
+    StockPurchase,
+    StockPurchaseStatus,
+)
+from orders.services import record_payment_notification, start_stock_purchase_payment, start_top_up
+from orders.services.reconciliation import reconcile_statement
 
 from .factories import add_keys, make_product
 
@@ -229,3 +238,38 @@ def test_the_portal_sends_the_buyer_to_the_cashier_and_shows_the_keys_once_paid(
     assert started.status_code == 302 and payment.trade_no in started["Location"]
     assert "等待支付结果" in waiting and waiting.count('data-testid="stock-key"') == 0
     assert delivered.count('data-testid="stock-key"') == 2 and "已完成" in delivered
+
+
+@pytest.mark.django_db
+@override_settings(SANDBOX_FEE_RATE="0.6", SANDBOX_FEE_MINIMUM="0.01", SANDBOX_NOTIFY_OUT_OF_ORDER_PROBABILITY=0)
+def test_the_days_statement_matches_gateway_top_ups_and_stock_purchases():
+    """The gateway's statement lists a top-up (T…) and a stock purchase (S…) like any payment:
+    reconciliation finds both in the books, with the fee booked, and nothing missing."""
+    agent = _agent()
+    product = _product()
+    purchase = _start(agent, product)
+    top_up, _start_top_up = start_top_up(distributor_id=agent.pk, amount="50.00", notify_url="http://testserver/n/")
+    for number in (purchase.purchase_no, top_up.top_up_no):
+        payment = SandboxPayment.objects.get(out_trade_no=number)
+        complete_sandbox_payment(trade_no=payment.trade_no, succeeded=True)
+    _notify(purchase)
+    body, headers = signed_body(
+        {
+            "app_id": SandboxGateway().app_id,
+            "event_id": f"EVT-{top_up.top_up_no}",
+            "out_trade_no": top_up.top_up_no,
+            "trade_no": f"SBX-{top_up.top_up_no}",
+            "amount": "50.00",
+            "currency": "CNY",
+            "status": "succeeded",
+            "paid_at": None,
+        }
+    )
+    record_payment_notification(gateway_code=SandboxGateway.code, body=body, headers=headers)
+    today = timezone.localdate()
+    fmt, content = SandboxGateway().download_statement(day=today)
+
+    statement = reconcile_statement(gateway_code="sandbox", day=today, content=content, statement_format=fmt)
+
+    assert list(statement.differences.values_list("kind", "out_trade_no")) == []
+    assert (statement.status, statement.line_count, statement.matched_count) == (StatementStatus.MATCHED, 2, 2)
