@@ -17,7 +17,9 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from kamen.models import actor_field, created_at_field, status_check, updated_at_field
 from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
+
 BASIS_POINTS = 10_000
 MAX_LEVELS = 3
 
@@ -69,7 +71,7 @@ class Account(models.Model):
         related_name="ledger_accounts",
     )
     balance = models.DecimalField(_("余额"), **MONEY, default=Decimal("0.00"))
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("账户")
@@ -81,9 +83,7 @@ class Account(models.Model):
                 nulls_distinct=False,
                 name="account_unique_kind_owner",
             ),
-            models.CheckConstraint(
-                condition=Q(kind__in=AccountKind.values), name="account_kind_known"
-            ),
+            status_check("kind", AccountKind, name="account_kind_known"),
             models.CheckConstraint(
                 condition=(
                     Q(kind__in=[k.value for k in DISTRIBUTOR_OWNED_KINDS])
@@ -147,16 +147,14 @@ class JournalTransaction(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
     )
-    created_at = models.DateTimeField(_("记账时间"), auto_now_add=True, db_index=True)
+    created_at = created_at_field(_("记账时间"), db_index=True)
 
     class Meta:
         verbose_name = _("记账凭证")
         verbose_name_plural = _("记账凭证")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=TransactionKind.values), name="journal_kind_known"
-            )
+            status_check("kind", TransactionKind, name="journal_kind_known")
         ]
 
     def __str__(self):
@@ -192,7 +190,7 @@ class JournalEntry(models.Model):
         on_delete=models.PROTECT,
         related_name="entries",
     )
-    created_at = models.DateTimeField(_("记账时间"), auto_now_add=True)
+    created_at = created_at_field(_("记账时间"))
 
     class Meta:
         verbose_name = _("分录")
@@ -202,9 +200,7 @@ class JournalEntry(models.Model):
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="journal_entry_amount_positive"
             ),
-            models.CheckConstraint(
-                condition=Q(side__in=EntrySide.values), name="journal_entry_side_known"
-            ),
+            status_check("side", EntrySide, name="journal_entry_side_known"),
         ]
         indexes = [
             models.Index(fields=["account", "id"], name="journal_entry_account_idx")
@@ -307,7 +303,7 @@ class CommissionPolicy(models.Model):
         _("提现手续费（固定）"), **MONEY, default=Decimal("0.00")
     )
     withdrawal_fee_bp = models.PositiveIntegerField(_("提现手续费（基点）"), default=0)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("佣金设置")
@@ -383,7 +379,7 @@ class CommissionRule(models.Model):
     rate_bp = models.IntegerField(_("比例（基点）"), default=0)
     fixed_amount = models.DecimalField(_("固定金额"), **MONEY, default=Decimal("0.00"))
     is_active = models.BooleanField(_("启用"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("佣金规则")
@@ -629,7 +625,7 @@ class Commission(models.Model):
         on_delete=models.PROTECT,
         related_name="commissions",
     )
-    created_at = models.DateTimeField(_("计提时间"), auto_now_add=True, db_index=True)
+    created_at = created_at_field(_("计提时间"), db_index=True)
 
     class Meta:
         verbose_name = _("佣金")
@@ -682,14 +678,8 @@ class Commission(models.Model):
                 condition=Q(level__gte=1) & Q(level__lte=MAX_LEVELS),
                 name="commission_level_1_to_3",
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=CommissionStatus.values),
-                name="commission_status_known",
-            ),
-            models.CheckConstraint(
-                condition=Q(kind__in=CommissionKind.values),
-                name="commission_kind_known",
-            ),
+            status_check("status", CommissionStatus, name="commission_status_known"),
+            status_check("kind", CommissionKind, name="commission_kind_known"),
         ]
         indexes = [
             models.Index(
@@ -720,7 +710,7 @@ class TeamBonusRule(models.Model):
         _("奖励比例（基点）"), default=0, help_text=_("按当月团队销售额计，100 = 1%")
     )
     is_active = models.BooleanField(_("启用"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("团队业绩奖励")
@@ -758,7 +748,7 @@ class CapEvent(models.Model):
     computed_amount = models.DecimalField(_("按规则应付"), **MONEY)
     capped_amount = models.DecimalField(_("实际支付上限"), **MONEY)
     reason = models.CharField(_("原因"), max_length=200)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    created_at = created_at_field(_("时间"))
 
     class Meta:
         verbose_name = _("佣金封顶记录")
@@ -807,15 +797,8 @@ class WalletHold(models.Model):
         _("冻结的可提现"), **MONEY, default=Decimal("0.00")
     )
     is_active = models.BooleanField(_("生效中"), default=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("操作人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(_("冻结时间"), auto_now_add=True)
+    created_by = actor_field(_("操作人"))
+    created_at = created_at_field(_("冻结时间"))
     released_at = models.DateTimeField(_("解冻时间"), null=True, blank=True)
 
     class Meta:
@@ -857,17 +840,14 @@ class PayoutAccount(models.Model):
     account_key_id = models.CharField(max_length=32, editable=False)
     account_mask = models.CharField(_("账号"), max_length=40)
     is_active = models.BooleanField(_("启用"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("收款账户")
         verbose_name_plural = _("收款账户")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(method__in=PayoutMethod.values),
-                name="payout_account_method_known",
-            )
+            status_check("method", PayoutMethod, name="payout_account_method_known")
         ]
 
     def __str__(self):
@@ -915,15 +895,8 @@ class Withdrawal(models.Model):
     reject_reason = models.CharField(_("驳回原因"), max_length=200, blank=True)
     failure_reason = models.CharField(_("失败原因"), max_length=200, blank=True)
     gateway_payout_no = models.CharField(_("渠道单号"), max_length=64, blank=True)
-    reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("审核人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(_("申请时间"), auto_now_add=True, db_index=True)
+    reviewed_by = actor_field(_("审核人"))
+    created_at = created_at_field(_("申请时间"), db_index=True)
     reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
     # The automatic review's verdict (ADR 0021): "" not reviewed automatically, "approved",
@@ -956,10 +929,7 @@ class Withdrawal(models.Model):
                 condition=Q(net_amount=F("amount") - F("fee") - F("tax")),
                 name="withdrawal_net_is_amount_less_deductions",
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=WithdrawalStatus.values),
-                name="withdrawal_status_known",
-            ),
+            status_check("status", WithdrawalStatus, name="withdrawal_status_known"),
         ]
 
     def __str__(self):
@@ -1010,7 +980,7 @@ class AutoApprovalPolicy(models.Model):
         default=Decimal("0.00"),
         help_text=_("当天所有自动通过的提现合计不超过此数"),
     )
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("提现自动审核规则")

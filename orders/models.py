@@ -4,12 +4,12 @@ The status is changed only by ``orders.services.state.transition_order``; every 
 an ``OrderStatusChange`` row (old, new, cause, actor).
 """
 
-from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from kamen.models import actor_field, created_at_field, status_check, updated_at_field
 from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
 
 
@@ -62,7 +62,7 @@ class Order(models.Model):
     checkout_token = models.CharField(_("下单令牌"), max_length=64, null=True, blank=True)
     payment_gateway = models.CharField(_("支付方式"), max_length=20, blank=True)
     buyer_ip = models.GenericIPAddressField(_("下单 IP"), null=True, blank=True)
-    created_at = models.DateTimeField(_("下单时间"), auto_now_add=True, db_index=True)
+    created_at = created_at_field(_("下单时间"), db_index=True)
     expires_at = models.DateTimeField(_("支付截止"))
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
     completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
@@ -85,7 +85,7 @@ class Order(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["order_no"], name="order_no_unique"),
             models.UniqueConstraint(fields=["checkout_token"], name="order_checkout_token_unique"),
-            models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="order_status_known"),
+            status_check("status", OrderStatus, name="order_status_known"),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="order_quantity_positive"),
             models.CheckConstraint(condition=Q(total_amount__gt=0), name="order_total_positive"),
             models.CheckConstraint(condition=Q(paid_amount__gte=0), name="order_paid_not_negative"),
@@ -113,10 +113,8 @@ class OrderStatusChange(models.Model):
     old_status = models.CharField(_("原状态"), max_length=24, choices=OrderStatus.choices)
     new_status = models.CharField(_("新状态"), max_length=24, choices=OrderStatus.choices)
     cause = models.CharField(_("原因"), max_length=200)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    actor = actor_field(_("操作人"))
+    created_at = created_at_field(_("时间"))
 
     class Meta:
         verbose_name = _("订单状态变更")
@@ -162,10 +160,8 @@ class OrderDelivery(models.Model):
     content_key_id = models.CharField(max_length=32, blank=True, editable=False)
     message = models.CharField(_("说明"), max_length=300, blank=True)
     is_voided = models.BooleanField(_("已作废"), default=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(_("发货时间"), auto_now_add=True)
+    created_by = actor_field(_("操作人"))
+    created_at = created_at_field(_("发货时间"))
 
     class Meta:
         verbose_name = _("订单发货")
@@ -173,7 +169,7 @@ class OrderDelivery(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["card_key"], name="order_delivery_card_key_once"),
-            models.CheckConstraint(condition=Q(kind__in=DeliveryKind.values), name="order_delivery_kind_known"),
+            status_check("kind", DeliveryKind, name="order_delivery_kind_known"),
             models.CheckConstraint(
                 condition=~Q(kind="card_key") | Q(card_key__isnull=False), name="order_delivery_card_key_present"
             ),
@@ -205,8 +201,8 @@ class PaymentAttempt(models.Model):
     gateway_trade_no = models.CharField(_("支付平台交易号"), max_length=64, blank=True)
     amount = models.DecimalField(_("金额"), **MONEY)
     status = models.CharField(_("状态"), max_length=12, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    created_at = created_at_field()
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("支付记录")
@@ -215,7 +211,7 @@ class PaymentAttempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["gateway", "out_trade_no"], name="payment_attempt_unique"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_attempt_amount_positive"),
-            models.CheckConstraint(condition=Q(status__in=PaymentStatus.values), name="payment_attempt_status_known"),
+            status_check("status", PaymentStatus, name="payment_attempt_status_known"),
         ]
 
     def __str__(self):
@@ -259,9 +255,7 @@ class PaymentCallback(models.Model):
     payload = models.JSONField(_("解析内容"), default=dict, blank=True)
     # Who sent it (kamen.client_ip): a forged notification's source, for staff and the risk rules.
     source_ip = models.GenericIPAddressField(_("来源 IP"), null=True, blank=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    actor = actor_field(_("操作人"))
     received_at = models.DateTimeField(_("接收时间"), auto_now_add=True, db_index=True)
     last_seen_at = models.DateTimeField(_("最近一次接收"), auto_now=True)
     times_received = models.PositiveIntegerField(_("接收次数"), default=1)
@@ -273,7 +267,7 @@ class PaymentCallback(models.Model):
         permissions = [("confirm_payment_manually", _("可以人工补单"))]
         constraints = [
             models.UniqueConstraint(fields=["gateway", "event_id"], name="payment_callback_event_unique"),
-            models.CheckConstraint(condition=Q(outcome__in=CallbackOutcome.values), name="payment_callback_outcome_known"),
+            status_check("outcome", CallbackOutcome, name="payment_callback_outcome_known"),
         ]
 
     def __str__(self):
@@ -300,10 +294,8 @@ class Refund(models.Model):
     reason = models.CharField(_("退款原因"), max_length=200)
     restock = models.BooleanField(_("退回库存"), default=False)
     failure_reason = models.CharField(_("失败原因"), max_length=300, blank=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
+    actor = actor_field(_("操作人"))
+    created_at = created_at_field(_("申请时间"))
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
@@ -313,7 +305,7 @@ class Refund(models.Model):
         permissions = [("refund_order", _("可以为订单退款"))]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
-            models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_known"),
+            status_check("status", RefundStatus, name="refund_status_known"),
         ]
 
     def __str__(self):
@@ -346,7 +338,7 @@ class SandboxPayment(models.Model):
     )
     refunded_amount = models.DecimalField(_("已退金额"), **MONEY, default=0)
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("沙箱支付")
@@ -424,11 +416,9 @@ class Voucher(models.Model):
     secret_ciphertext = models.BinaryField(_("动态码种子密文"), editable=False)
     secret_key_id = models.CharField(max_length=32, editable=False)
     requires_dynamic_code = models.BooleanField(_("需要动态码"), default=False)
-    created_at = models.DateTimeField(_("发放时间"), auto_now_add=True)
+    created_at = created_at_field(_("发放时间"))
     redeemed_at = models.DateTimeField(_("核销时间"), null=True, blank=True)
-    redeemed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("核销人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    redeemed_by = actor_field(_("核销人"))
     redeemed_store = models.CharField(_("核销门店"), max_length=60, blank=True)
     voided_at = models.DateTimeField(_("作废时间"), null=True, blank=True)
 
@@ -470,13 +460,11 @@ class VoucherRedemption(models.Model):
         Voucher, verbose_name=_("核销券"), null=True, blank=True, on_delete=models.PROTECT, related_name="redemptions"
     )
     outcome = models.CharField(_("结果"), max_length=20, choices=RedemptionOutcome.choices)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    actor = actor_field(_("操作人"))
     actor_name = models.CharField(_("操作人账号"), max_length=150, blank=True)
     store_label = models.CharField(_("门店"), max_length=60, blank=True)
     ip_address = models.GenericIPAddressField(_("IP"), null=True, blank=True)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    created_at = created_at_field(_("时间"), db_index=True)
 
     class Meta:
         verbose_name = _("核销记录")
@@ -486,9 +474,7 @@ class VoucherRedemption(models.Model):
             models.UniqueConstraint(
                 fields=["voucher"], condition=Q(outcome="redeemed"), name="voucher_redeemed_once"
             ),
-            models.CheckConstraint(
-                condition=Q(outcome__in=RedemptionOutcome.values), name="voucher_redemption_outcome_known"
-            ),
+            status_check("outcome", RedemptionOutcome, name="voucher_redemption_outcome_known"),
         ]
 
     def __str__(self):
@@ -526,7 +512,7 @@ class StockPurchase(models.Model):
     payment_method = models.CharField(_("支付方式"), max_length=16, default="wallet")
     upline = models.JSONField(_("上级快照"), default=list, blank=True)
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
-    created_at = models.DateTimeField(_("进货时间"), auto_now_add=True)
+    created_at = created_at_field(_("进货时间"))
 
     class Meta:
         verbose_name = _("进货单")
@@ -577,7 +563,7 @@ class TopUp(models.Model):
     amount = models.DecimalField(_("充值金额"), **MONEY)
     gateway = models.CharField(_("支付方式"), max_length=16)
     status = models.CharField(_("状态"), max_length=12, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
     credited_at = models.DateTimeField(_("到账时间"), null=True, blank=True)
 
     class Meta:
@@ -586,7 +572,7 @@ class TopUp(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="top_up_amount_positive"),
-            models.CheckConstraint(condition=Q(status__in=TopUpStatus.values), name="top_up_status_known"),
+            status_check("status", TopUpStatus, name="top_up_status_known"),
         ]
 
     def __str__(self):
@@ -621,7 +607,7 @@ class GatewayStatement(models.Model):
         permissions = [("reconcile_statements", _("可以核对渠道账单"))]
         constraints = [
             models.UniqueConstraint(fields=["gateway", "bill_date"], name="gateway_statement_once_per_day"),
-            models.CheckConstraint(condition=Q(status__in=StatementStatus.values), name="gateway_statement_status_known"),
+            status_check("status", StatementStatus, name="gateway_statement_status_known"),
         ]
 
     def __str__(self):
@@ -656,7 +642,7 @@ class StatementDifference(models.Model):
         verbose_name_plural = _("对账差异")
         ordering = ["statement_id", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=DifferenceKind.values), name="statement_difference_kind_known"),
+            status_check("kind", DifferenceKind, name="statement_difference_kind_known"),
         ]
 
     def __str__(self):

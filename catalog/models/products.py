@@ -5,6 +5,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from mptt.models import MPTTModel, TreeForeignKey
 
+from kamen.models import created_at_field, status_check, updated_at_field
 from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
 
 
@@ -104,8 +105,8 @@ class Product(models.Model):
         db_default=RedemptionMode.NONE,
         help_text=_("券类商品：发货后买家获得券码和二维码，由门店或工作人员核销一次"),
     )
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    created_at = created_at_field()
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("商品")
@@ -115,9 +116,7 @@ class Product(models.Model):
             ("change_product_price", _("可以修改商品价格")),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(product_type__in=ProductType.values), name="product_type_known"
-            ),
+            status_check("product_type", ProductType, name="product_type_known"),
             models.CheckConstraint(condition=Q(retail_price__gt=0), name="product_retail_price_positive"),
             models.CheckConstraint(condition=Q(cost_price__gte=0), name="product_cost_not_negative"),
             models.CheckConstraint(
@@ -189,7 +188,7 @@ class ProductCustomField(models.Model):
         ordering = ["sort_order", "id"]
         constraints = [
             models.UniqueConstraint(fields=["product", "name"], name="custom_field_name_unique_per_product"),
-            models.CheckConstraint(condition=Q(field_type__in=CustomFieldType.values), name="custom_field_type_known"),
+            status_check("field_type", CustomFieldType, name="custom_field_type_known"),
         ]
 
     def __str__(self):

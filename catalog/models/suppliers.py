@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from kamen.models import created_at_field, status_check
+
 from .products import MONEY, Product
 
 
@@ -29,14 +31,14 @@ class Supplier(models.Model):
     balance_synced_at = models.DateTimeField(_("余额同步时间"), null=True, blank=True)
     prices_synced_at = models.DateTimeField(_("价格同步时间"), null=True, blank=True)
     last_sync_error = models.CharField(_("最近同步错误"), max_length=300, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("货源")
         verbose_name_plural = _("货源")
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=Q(adapter__in=SupplierAdapter.values), name="supplier_adapter_known"),
+            status_check("adapter", SupplierAdapter, name="supplier_adapter_known"),
         ]
 
     def __str__(self):
@@ -84,7 +86,7 @@ class SupplierPriceChange(models.Model):
     channel = models.ForeignKey(SupplierChannel, verbose_name=_("渠道"), on_delete=models.CASCADE, related_name="price_changes")
     old_cost = models.DecimalField(_("原进货价"), **MONEY)
     new_cost = models.DecimalField(_("新进货价"), **MONEY)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    created_at = created_at_field(_("时间"))
 
     class Meta:
         verbose_name = _("进货价变动")
@@ -117,7 +119,7 @@ class SupplierRechargeAttempt(models.Model):
     supplier_order_no = models.CharField(_("货源订单号"), max_length=80, blank=True)
     cost = models.DecimalField(_("实际成本"), **MONEY, null=True, blank=True)
     message = models.CharField(_("说明"), max_length=300, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
@@ -152,7 +154,7 @@ class SupplierAlert(models.Model):
     supplier = models.ForeignKey(Supplier, verbose_name=_("货源"), on_delete=models.CASCADE, null=True, blank=True, related_name="alerts")
     product = models.ForeignKey(Product, verbose_name=_("商品"), on_delete=models.CASCADE, null=True, blank=True, related_name="supplier_alerts")
     message = models.CharField(_("内容"), max_length=300)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    created_at = created_at_field(_("时间"))
     emailed_at = models.DateTimeField(_("邮件通知时间"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("解除时间"), null=True, blank=True)
 
@@ -162,7 +164,7 @@ class SupplierAlert(models.Model):
         ordering = ["-created_at"]
         # NULLs are distinct in a unique index, so each shape of alert gets its own constraint.
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=SupplierAlertKind.values), name="supplier_alert_kind_known"),
+            status_check("kind", SupplierAlertKind, name="supplier_alert_kind_known"),
             models.UniqueConstraint(
                 fields=["kind", "supplier", "product"],
                 condition=Q(resolved_at__isnull=True, supplier__isnull=False, product__isnull=False),

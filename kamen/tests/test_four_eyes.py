@@ -12,12 +12,11 @@ import inspect
 import pkgutil
 
 import pytest
-from django.contrib.auth.models import Group
 from django.urls import reverse
 
 import riskcontrol.selectors
 from catalog.models import ProductType
-from commissions.models import WalletHold, Withdrawal, WithdrawalStatus
+from commissions.models import JournalTransaction, WalletHold, Withdrawal, WithdrawalStatus
 from commissions.services import (
     add_payout_account,
     approve_withdrawal,
@@ -26,8 +25,11 @@ from commissions.services import (
     release_commissions,
     request_withdrawal,
 )
+from commissions.services.prepaid import top_up_prepaid
 from commissions.tests.factories import DistributorFactory, make_order
 from commissions.tests.test_withdrawals import _fund
+from distribution.docking.models import DockingSite
+from distribution.docking.services import apply_for_docking, approve_docking_site, suspend_docking_site
 from distribution.models import Appeal, DistributionSettings, Distributor, DistributorStatus, Grade
 from distribution.services import (
     approve_distributor,
@@ -37,31 +39,25 @@ from distribution.services import (
     reject_distributor,
 )
 from distribution.services.lifecycle import decide_appeal
-from commissions.models import JournalTransaction
-from commissions.services.prepaid import top_up_prepaid
-from distribution.docking.models import DockingSite
-from distribution.docking.services import apply_for_docking, approve_docking_site, suspend_docking_site
 from kamen.four_eyes import OwnCaseRefused
+from kamen.models import AuditLogEntry
+from kamen.roles import OWNER
+from kamen.tests.factories import StaffFactory
 from orders.api.models import ApiRefundRequest, DockingOrder
 from orders.api.services import approve_refund_request, reject_refund_request
-from kamen.models import AuditLogEntry
 from orders.models import Order, OrderDelivery, OrderStatus, PaymentCallback, Refund
 from orders.services import confirm_payment_manually, deliver_manually, enqueue, refund_order
-from orders.tests import postsale_helpers
-from riskcontrol.services.blacklist import add_to_blacklist, remove_from_blacklist
-from riskcontrol.models import BlacklistEntry, ReviewCase
 from orders.services.review import reject_held_order, release_held_order
+from orders.tests import postsale_helpers
+from riskcontrol.models import BlacklistEntry, ReviewCase
+from riskcontrol.services.blacklist import add_to_blacklist, remove_from_blacklist
 from riskcontrol.services.cases import decide_review_case, open_review_case
 
 pytestmark = pytest.mark.django_db
 
 
 def _owner(django_user_model, username):
-    user = django_user_model.objects.create_user(
-        username=username, password="kamen-test-pass", email=f"{username}@example.com", is_staff=True
-    )
-    user.groups.add(Group.objects.get(name="owner"))
-    return user
+    return StaffFactory(username=username, roles=[OWNER])
 
 
 @pytest.fixture

@@ -499,45 +499,32 @@ def _evaluate(
                 )
             )
 
-    rule = enabled.get(RuleCode.BUYER_DAILY_LIMIT)
-    buyer_today = (figures.get("buyer_today") or ZERO) + amount
-    if rule and contact_idx and rule.threshold and buyer_today > rule.threshold:
-        hits.append(
-            Hit(
-                rule,
-                "contact",
-                _("买家 %(value)s 今日累计 ¥%(total)s，超过单日上限 ¥%(limit)s")
-                % {
-                    "value": mask_contact(contact),
-                    "total": buyer_today,
-                    "limit": rule.threshold,
-                },
-                [(BlacklistKind.CONTACT, contact)],
-            )
-        )
-    rule = enabled.get(RuleCode.DISTRIBUTOR_DAILY_LIMIT)
-    distributor_today = (
-        figures.get("distributor_today") or ZERO
-    )  # this checkout included
-    if (
-        rule
-        and distributor_id
-        and rule.threshold
-        and distributor_today > rule.threshold
+    # The day's totals, this checkout included, against their limits: the buyer's (by contact)
+    # and the attributed distributor's.
+    for code, present, total, matched_on, message, shown, blacklisted_on in (
+        (
+            RuleCode.BUYER_DAILY_LIMIT,
+            contact_idx,
+            (figures.get("buyer_today") or ZERO) + amount,
+            "contact",
+            _("买家 %(value)s 今日累计 ¥%(total)s，超过单日上限 ¥%(limit)s"),
+            {"value": mask_contact(contact)},
+            (BlacklistKind.CONTACT, contact),
+        ),
+        (
+            RuleCode.DISTRIBUTOR_DAILY_LIMIT,
+            distributor_id,
+            figures.get("distributor_today") or ZERO,
+            "distributor",
+            _("分销商 #%(id)s 今日归属成交 ¥%(total)s，超过单日上限 ¥%(limit)s"),
+            {"id": distributor_id},
+            (BlacklistKind.DISTRIBUTOR, str(distributor_id)),
+        ),
     ):
-        hits.append(
-            Hit(
-                rule,
-                "distributor",
-                _("分销商 #%(id)s 今日归属成交 ¥%(total)s，超过单日上限 ¥%(limit)s")
-                % {
-                    "id": distributor_id,
-                    "total": distributor_today,
-                    "limit": rule.threshold,
-                },
-                [(BlacklistKind.DISTRIBUTOR, str(distributor_id))],
-            )
-        )
+        rule = enabled.get(code)
+        if rule and present and rule.threshold and total > rule.threshold:
+            values = {**shown, "total": total, "limit": rule.threshold}
+            hits.append(Hit(rule, matched_on, message % values, [blacklisted_on]))
 
     rule = enabled.get(RuleCode.SELF_REFERRAL)
     for key, matched_on, shown in (

@@ -15,6 +15,7 @@ from riskcontrol.models import (
 )
 from riskcontrol.services.assessment import ALLOW, BLOCK, REVIEW, assess_checkout, assess_checkout_in_full
 from riskcontrol.services.signals import record_distributor_signal
+from riskcontrol.tests.factories import set_rule
 
 pytestmark = pytest.mark.django_db
 
@@ -30,10 +31,6 @@ def checkout(product, **overrides):
     }
     arguments.update(overrides)
     return assess_checkout_in_full(**arguments)
-
-
-def set_rule(code, **fields):
-    RiskRule.objects.update_or_create(code=code, defaults=fields)
 
 
 def test_a_plain_checkout_is_allowed_and_recorded(product):
