@@ -146,6 +146,12 @@ CELERY_TASK_DEFAULT_RETRY_DELAY = 5
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Celery's Django fix-up closes the database connection before and after every task unless told
+# to reuse it: every task connected anew (a quarter of a worker's CPU in the storm's profile,
+# and a new PostgreSQL backend forked per task, its prepared statements lost). Kept across up to
+# this many tasks; between tasks kamen.celery checks it as Django does between requests
+# (CONN_MAX_AGE, health check, errors), so a broken one is opened afresh (docs/adr/0014).
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 # Workers that consume the ``fulfilment`` queue (kamen.celery, ADR 0013): their own unacked keys
 # and a visibility timeout longer than any task or retry countdown on their queues, scanned
 # every 10 s, so a dead worker's messages come back in ~3 minutes instead of an hour.
