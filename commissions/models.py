@@ -131,6 +131,7 @@ class TransactionKind(models.TextChoices):
     DEPOSIT = "deposit", _("保证金缴纳")
     DEPOSIT_OFFSET = "deposit_offset", _("保证金抵扣欠款")
     DEPOSIT_REFUND = "deposit_refund", _("保证金退还")
+    STOCK_PURCHASE = "stock_purchase", _("进货收款与成本")
 
 
 class JournalTransaction(models.Model):
@@ -229,6 +230,13 @@ class CommissionBase(models.TextChoices):
     MARGIN = "margin", _("毛利（实付 − 成本）")
 
 
+class StockCommissionMode(models.TextChoices):
+    """What the upline earns on a downline's stock purchase (进货)."""
+
+    NONE = "none", _("不分佣")
+    MARGIN = "margin", _("按差价（进货价 − 上级自己的拿货价）")
+
+
 class SettlementCycle(models.TextChoices):
     DAILY = "daily", _("每日")
     WEEKLY = "weekly", _("每周")
@@ -293,6 +301,13 @@ class CommissionPolicy(models.Model):
         max_length=10,
         choices=TierMode.choices,
         default=TierMode.MARGINAL,
+    )
+    stock_commission_mode = models.CharField(
+        _("进货佣金"),
+        max_length=8,
+        choices=StockCommissionMode.choices,
+        default=StockCommissionMode.NONE,
+        help_text=_("下级进货时上级（最多 3 级）按各自差价和等级佣金比例获得佣金，受佣金上限约束"),
     )
     withdrawal_fee_fixed = models.DecimalField(
         _("提现手续费（固定）"), **MONEY, default=Decimal("0.00")
@@ -547,6 +562,8 @@ class CommissionKind(models.TextChoices):
     TEAM_BONUS = "team_bonus", _("团队业绩奖励")
     # A sub-store sale: the seller's own price minus their cost (差价), not a commission.
     PRICE_DIFFERENCE = "price_diff", _("分站差价")
+    # An upline's share of a downline's stock purchase (进货), on their margin (docs/adr/0022).
+    STOCK = "stock", _("进货佣金")
 
 
 class CommissionStatus(models.TextChoices):
@@ -584,6 +601,14 @@ class Commission(models.Model):
     )
     period = models.DateField(
         _("奖励月份"), null=True, blank=True, help_text=_("团队业绩奖励所属月份（1 日）")
+    )
+    stock_purchase = models.ForeignKey(
+        "orders.StockPurchase",
+        verbose_name=_("进货单"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="commissions",
     )
     level = models.PositiveSmallIntegerField(_("层级"))
     rule = models.ForeignKey(
@@ -631,14 +656,30 @@ class Commission(models.Model):
                 condition=Q(kind=CommissionKind.TEAM_BONUS),
                 name="commission_team_bonus_once_per_month",
             ),
+            models.UniqueConstraint(
+                fields=["stock_purchase", "beneficiary"],
+                condition=Q(kind=CommissionKind.STOCK),
+                name="commission_once_per_stock_purchase_beneficiary",
+            ),
             models.CheckConstraint(
                 condition=(
                     Q(kind=CommissionKind.TEAM_BONUS)
                     & Q(order__isnull=True)
                     & Q(period__isnull=False)
+                    & Q(stock_purchase__isnull=True)
                 )
-                | (~Q(kind=CommissionKind.TEAM_BONUS) & Q(order__isnull=False)),
-                name="commission_order_or_team_month",
+                | (
+                    Q(kind=CommissionKind.STOCK)
+                    & Q(order__isnull=True)
+                    & Q(period__isnull=True)
+                    & Q(stock_purchase__isnull=False)
+                )
+                | (
+                    ~Q(kind__in=[CommissionKind.TEAM_BONUS, CommissionKind.STOCK])
+                    & Q(order__isnull=False)
+                    & Q(stock_purchase__isnull=True)
+                ),
+                name="commission_order_team_month_or_stock",
             ),
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="commission_amount_positive"

@@ -489,10 +489,19 @@ class VoucherRedemption(models.Model):
         return f"{self.voucher_id} {self.outcome} {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class StockPurchaseStatus(models.TextChoices):
+    PENDING = "pending", _("待支付")
+    COMPLETED = "completed", _("已完成")
+    # Paid through the gateway when the stock had meanwhile run out: the payment went to the
+    # distributor's available balance instead.
+    CREDITED_TO_BALANCE = "credited", _("缺货，已转入余额")
+
+
 class StockPurchase(models.Model):
     """A distributor's stock purchase (进货): card keys bought at their grade price, paid from
-    their wallet, revealed in their portal to resell off-platform. ``request_token`` makes a
-    double submit find the first purchase."""
+    their wallet or through the payment gateway, revealed in their portal to resell
+    off-platform. ``request_token`` makes a double submit find the first purchase; ``upline``
+    snapshots the buyer's ancestors (nearest first) when it was placed, for the commissions."""
 
     purchase_no = models.CharField(_("进货单号"), max_length=32, unique=True)
     distributor = models.ForeignKey(
@@ -505,6 +514,12 @@ class StockPurchase(models.Model):
     total_amount = models.DecimalField(_("进货金额"), **MONEY)
     request_token = models.CharField(_("请求令牌"), max_length=64, unique=True)
     journal_reference = models.CharField(_("记账凭证"), max_length=64)
+    status = models.CharField(
+        _("状态"), max_length=12, choices=StockPurchaseStatus.choices, default=StockPurchaseStatus.COMPLETED
+    )
+    payment_method = models.CharField(_("支付方式"), max_length=16, default="wallet")
+    upline = models.JSONField(_("上级快照"), default=list, blank=True)
+    paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
     created_at = created_at_field(_("进货时间"))
 
     class Meta:
@@ -515,6 +530,9 @@ class StockPurchase(models.Model):
             models.CheckConstraint(condition=Q(quantity__gte=1), name="stock_purchase_quantity_positive"),
             models.CheckConstraint(condition=Q(unit_price__gt=0), name="stock_purchase_price_positive"),
             models.CheckConstraint(condition=Q(total_amount__gt=0), name="stock_purchase_total_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=StockPurchaseStatus.values), name="stock_purchase_status_known"
+            ),
         ]
         indexes = [models.Index(fields=["distributor", "product", "created_at"], name="stock_purchase_volume_idx")]
 

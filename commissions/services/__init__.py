@@ -33,7 +33,8 @@ from .rules import (
     save_policy,
     save_product_bonus,
 )
-from .split import plan_split, split_commissions, split_inputs_statement
+from .split import plan_split, split_commissions, split_inputs_statement  # noqa: F401
+from .stock import plan_stock_commissions, split_stock_purchase
 from .team_bonus import (
     previous_month,
     run_team_bonuses,
@@ -58,6 +59,8 @@ from .withdrawals import (
 )
 
 __all__ = [
+    "plan_stock_commissions",
+    "split_stock_purchase",
     "InsufficientBalance",
     "UnbalancedTransaction",
     "active_distributor_of",

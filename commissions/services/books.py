@@ -344,8 +344,55 @@ def book_refund(*, order_id: int, order_no: str, money: OrderMoney) -> bool:
     )
 
 
+# --- a stock purchase (进货) ---------------------------------------------------------------------
+def stock_purchase_reference(purchase_no: str) -> str:
+    return f"books:stock:{purchase_no}"
+
+
+def stock_purchase_lines(
+    *, amount: Decimal, fee: Decimal, cost: Decimal, commissions: Decimal, through_gateway: bool
+) -> dict[str, Decimal]:
+    """A stock purchase's books, signed by account kind, closing revenue: the payment (through
+    the gateway: clearing debited; from the wallet: the wallet's posting already credited
+    revenue), the gateway's fee, the keys' cost, the upline's commissions (their accrual
+    already debited revenue) and the merchant's profit, the balancing figure."""
+    amount, fee, cost, commissions = (Decimal(value) for value in (amount, fee, cost, commissions))
+    if not 0 <= fee <= amount:
+        raise ValueError(f"a fee of {fee} on a stock purchase of {amount}")
+    signed = {
+        K.GATEWAY_FEES.value: fee,
+        K.SUPPLIER_COST.value: cost,
+        K.MERCHANT_PROFIT.value: amount - fee - cost - commissions,
+    }
+    if through_gateway:
+        signed[K.GATEWAY_CLEARING.value] = -amount
+        signed[K.MERCHANT_REVENUE.value] = commissions
+    else:
+        signed[K.MERCHANT_REVENUE.value] = commissions - amount
+    return signed
+
+
+def book_stock_purchase(
+    *, purchase_no: str, amount: Decimal, fee: Decimal, cost: Decimal, commissions: Decimal, through_gateway: bool
+) -> bool:
+    """A completed stock purchase's books, once per purchase, in its transaction (after the
+    payment and the upline's accrual). One round trip."""
+    return _post(
+        kind=TransactionKind.STOCK_PURCHASE,
+        reference=stock_purchase_reference(purchase_no),
+        memo=_("进货 %(purchase)s 收款、成本与利润") % {"purchase": purchase_no},
+        order_id=None,
+        signed=stock_purchase_lines(
+            amount=amount, fee=fee, cost=cost, commissions=commissions, through_gateway=through_gateway
+        ),
+    )
+
+
 __all__ = [
     "BOOK_KINDS",
+    "book_stock_purchase",
+    "stock_purchase_lines",
+    "stock_purchase_reference",
     "BookedLines",
     "OrderMoney",
     "book_delivery",

@@ -21,7 +21,7 @@ from decimal import Decimal
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
-from kamen.db import fetch_rows
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
 from kamen.money import FEN, ZERO
 
 from .. import sql as commissions_sql
@@ -245,10 +245,12 @@ def post_accrual(
     base_amount: Decimal,
     available_at,
     cap: tuple[Decimal, str] | None = None,
+    then=(),
 ) -> list[Commission]:
     """Write an order's commission rows and post their accrual (debit ``revenue``, credit each
     line's account); return the rows, in line order. With ``cap`` (computed amount, reason) a
-    ``CapEvent`` records that the lines were capped.
+    ``CapEvent`` records that the lines were capped. ``then``: statements ``(sql, params)`` of
+    the caller's sent after it in the same round trip (the order's books of its delivery).
 
     The split's hot path: one prepared statement (rows, cap event, journal transaction,
     entries and balances, accounts locked as in ``post_journal_transactions``).
@@ -263,7 +265,7 @@ def post_accrual(
     now = timezone.now()
     connection = connections[router.db_for_write(JournalTransaction)]
     with transaction.atomic(savepoint=False):  # all or nothing with the caller
-        rows = fetch_rows(
+        accrual = (
             commissions_sql.ACCRUAL,
             {
                 "beneficiaries": [line.beneficiary_id for line in lines],
@@ -286,6 +288,8 @@ def post_accrual(
                 "revenue": revenue,
             },
         )
+        then = list(then)
+        rows = fetch_rows_in_one_round_trip([accrual, *then], rows_of=0) if then else fetch_rows(*accrual)
         ids = {(beneficiary, kind): pk for pk, beneficiary, kind in rows}
     # Built from what was written, without a read (from_db: no field-by-field __init__)
     attnames = [field.attname for field in Commission._meta.concrete_fields]
@@ -297,6 +301,7 @@ def post_accrual(
             "beneficiary_id": line.beneficiary_id,
             "kind": line.kind,
             "period": None,
+            "stock_purchase_id": None,
             "level": line.level,
             "rule_id": line.rule_id,
             "rule_description": line.description,

@@ -33,7 +33,7 @@ from django.db.models import Exists, F, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen.db import fetch_rows
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
 from kamen.money import ZERO, to_fen
 
 from .. import sql as commissions_sql
@@ -510,8 +510,12 @@ def _account_ids(inputs: SplitInputs, beneficiary_ids) -> tuple[int, dict[int, i
     return revenue.pk, {pk: account.pk for pk, account in pending.items()}
 
 
-def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) -> list[Commission]:
+def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None, then=()) -> list[Commission]:
     """Write the order's commission rows and their journal entries, once; return the rows.
+
+    ``then``: the caller's statements ``(sql, params)`` to run right after, in the accrual's
+    round trip (the order's books of its delivery, which read what the accrual posted); they
+    run whether or not there is anything to split.
 
     ``order_is_locked``: the caller holds the order's row lock in its open transaction and
     ``order`` is that locked instance, with its product loaded (fulfilment's delivery); else
@@ -533,7 +537,10 @@ def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) 
             locked = type(order).objects.select_for_update(of=("self",)).select_related("product").get(pk=order.pk)
         moment = _moment(locked)
         inputs = _read_inputs(locked, inputs_row if order_is_locked else None)
+        then = list(then)
         if inputs.already_split:
+            if then:
+                fetch_rows_in_one_round_trip(then)
             return list(Commission.objects.filter(order=locked).order_by("level", "kind"))
         policy = inputs.policy
         lines, base, computed, cap_reason = plan_split(
@@ -548,6 +555,8 @@ def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) 
             now=moment,
         )
         if not lines:
+            if then:
+                fetch_rows_in_one_round_trip(then)
             return []
         delivered_at = locked.completed_at or timezone.now()
         available_at = delivered_at + timedelta(days=policy.hold_days_for(locked.product_type))
@@ -573,6 +582,7 @@ def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) 
             base_amount=base,
             available_at=available_at,
             cap=(computed, cap_reason) if cap_reason else None,
+            then=then,
         )
     order_field = Commission._meta.get_field("order")
     for commission in commissions:

@@ -4,7 +4,7 @@ counted from real paid orders (docs/adr/0023).
 Deposit: ``start_deposit_payment`` records a ``D…`` payment for exactly what is still owed and
 asks the gateway where to send the distributor (an applicant too: paying is how they become
 eligible). The verified notification comes here by its number (``apply_deposit_notification``,
-the part it shares with a top-up in ``gateway_payments``) and ``commissions.hold_deposit``
+the part it shares with a top-up and a stock purchase in ``gateway_payables``) and ``commissions.hold_deposit``
 books it into the deposit account once.
 
 First order: checkout marks an order ``first_order_pending`` when its buyer is a distributor
@@ -19,7 +19,9 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db.models import F, Sum
 from django.db.models.fields.json import KT
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from commissions.services.deposits import deposit_balance, hold_deposit
 from distribution.models import Distributor, DistributorStatus
@@ -27,11 +29,12 @@ from distribution.selectors import sold_statuses
 from distribution.services import record_first_order
 from kamen.money import ZERO, InvalidAmount, parse_amount
 from orders.gateways import get_gateway
-from orders.models import DepositPayment, Order, PaymentCallback
+from orders.models import DepositPayment, Order, PaymentCallback, TopUpStatus
 
-from .gateway_payments import apply_prepayment_notification, new_prepayment_number, start_prepayment
+from .gateway_payables import Payable, apply_payable_notification, new_payable_number, start_gateway_payment
 
 __all__ = [
+    "DEPOSIT_PAYABLE",
     "DEPOSIT_PREFIX",
     "apply_deposit_notification",
     "count_first_order",
@@ -77,12 +80,12 @@ def start_deposit_payment(
         raise ValidationError({"amount": [_("应缴保证金 ¥%(owed)s，金额不符") % {"owed": owed}]})
     get_gateway(gateway_code)  # an unknown gateway refuses before anything is saved
     payment = DepositPayment.objects.create(
-        deposit_no=new_prepayment_number(DEPOSIT_PREFIX),
+        deposit_no=new_payable_number(DEPOSIT_PREFIX),
         distributor=distributor,
         amount=amount,
         gateway=gateway_code,
     )
-    start = start_prepayment(
+    start = start_gateway_payment(
         number=payment.deposit_no,
         amount=amount,
         subject=_("保证金"),
@@ -93,25 +96,24 @@ def start_deposit_payment(
     return payment, start
 
 
-def apply_deposit_notification(
-    *, notification, gateway_code: str, expected_app_id: str, source: str, raw_body: str, headers: dict, source_ip
-) -> PaymentCallback:
+def _hold(payment: DepositPayment, _gateway_code: str) -> None:
+    hold_deposit(distributor_id=payment.distributor_id, amount=payment.amount, reference=payment.deposit_no)
+    DepositPayment.objects.filter(pk=payment.pk).update(status=TopUpStatus.CREDITED, credited_at=timezone.now())
+
+
+DEPOSIT_PAYABLE = Payable(
+    prefix=DEPOSIT_PREFIX,
+    lock=lambda number: DepositPayment.objects.select_for_update().filter(deposit_no=number).first(),
+    amount_of=lambda payment: payment.amount,
+    is_settled=lambda payment: payment.status == TopUpStatus.CREDITED,
+    settle=_hold,
+    missing=gettext_lazy("保证金单不存在"),
+)
+
+
+def apply_deposit_notification(**arguments) -> PaymentCallback:
     """A verified notification for a deposit payment: held once. Returns the stored callback."""
-    return apply_prepayment_notification(
-        model=DepositPayment,
-        number_field="deposit_no",
-        missing=_("保证金单不存在"),
-        credit=lambda payment: hold_deposit(
-            distributor_id=payment.distributor_id, amount=payment.amount, reference=payment.deposit_no
-        ),
-        notification=notification,
-        gateway_code=gateway_code,
-        expected_app_id=expected_app_id,
-        source=source,
-        raw_body=raw_body,
-        headers=headers,
-        source_ip=source_ip,
-    )
+    return apply_payable_notification(payable=DEPOSIT_PAYABLE, **arguments)
 
 
 def own_paid_total(distributor_id: int) -> Decimal:

@@ -3,25 +3,37 @@
 ``start_top_up`` records the top-up and asks the gateway where to send the distributor, the
 same way an order's payment starts (the gateway call outside any transaction). The gateway's
 signed notification arrives at the shop's notify URL; ``record_payment_notification`` sends
-a top-up's number (``T…``) here after the signature is verified, and the part a deposit shares
-(``gateway_payments``: callback stored, row locked, amount checked) credits the balance
-through the ledger once — retries and duplicates find it done.
+a top-up's number (``T…``) to ``apply_top_up_notification`` after the signature is verified
+(``gateway_payables``: the raw callback stored under the provider's event id, the top-up row
+locked, the amount and currency checked) and the balance is credited through the ledger once
+— retries and duplicates find it done. The credit's counter-entry is the gateway's clearing
+account, as for a buyer's payment, with the gateway's fee passed on from the merchant's profit.
 """
 
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from commissions.services import credit_wallet_top_up
 from distribution.models import Distributor, DistributorStatus
 from kamen.money import InvalidAmount, parse_amount
 from orders.gateways import get_gateway
-from orders.models import PaymentCallback, TopUp
+from orders.gateways.configured import fee_schedule
+from orders.models import TopUp, TopUpStatus
 
-from .gateway_payments import apply_prepayment_notification, new_prepayment_number, start_prepayment
+from .gateway_payables import Payable, apply_payable_notification, new_payable_number, start_gateway_payment
 
-__all__ = ["TOP_UP_MAX_AMOUNT", "TOP_UP_PREFIX", "apply_top_up_notification", "is_top_up_number", "start_top_up"]
+__all__ = [
+    "TOP_UP_MAX_AMOUNT",
+    "TOP_UP_PAYABLE",
+    "TOP_UP_PREFIX",
+    "apply_top_up_notification",
+    "is_top_up_number",
+    "start_top_up",
+]
 
 TOP_UP_PREFIX = "T"
 TOP_UP_MAX_AMOUNT = Decimal("50000.00")
@@ -49,12 +61,12 @@ def start_top_up(*, distributor_id: int, amount, notify_url: str, return_url: st
         raise ValidationError(_("只有正常状态的分销商可以充值"))
     get_gateway(gateway_code)  # an unknown gateway refuses before anything is saved
     top_up = TopUp.objects.create(
-        top_up_no=new_prepayment_number(TOP_UP_PREFIX),
+        top_up_no=new_payable_number(TOP_UP_PREFIX),
         distributor=distributor,
         amount=amount,
         gateway=gateway_code,
     )
-    start = start_prepayment(
+    start = start_gateway_payment(
         number=top_up.top_up_no,
         amount=amount,
         subject=_("预存款充值"),
@@ -65,22 +77,26 @@ def start_top_up(*, distributor_id: int, amount, notify_url: str, return_url: st
     return top_up, start
 
 
-def apply_top_up_notification(
-    *, notification, gateway_code: str, expected_app_id: str, source: str, raw_body: str, headers: dict, source_ip
-) -> PaymentCallback:
-    """A verified notification for a top-up: credit it once. Returns the stored callback."""
-    return apply_prepayment_notification(
-        model=TopUp,
-        number_field="top_up_no",
-        missing=_("充值单不存在"),
-        credit=lambda top_up: credit_wallet_top_up(
-            distributor_id=top_up.distributor_id, amount=top_up.amount, reference=top_up.top_up_no
-        ),
-        notification=notification,
-        gateway_code=gateway_code,
-        expected_app_id=expected_app_id,
-        source=source,
-        raw_body=raw_body,
-        headers=headers,
-        source_ip=source_ip,
+def _credit(top_up: TopUp, gateway_code: str) -> None:
+    credit_wallet_top_up(
+        distributor_id=top_up.distributor_id,
+        amount=top_up.amount,
+        reference=top_up.top_up_no,
+        fee=fee_schedule(gateway_code).fee(top_up.amount),
     )
+    TopUp.objects.filter(pk=top_up.pk).update(status=TopUpStatus.CREDITED, credited_at=timezone.now())
+
+
+TOP_UP_PAYABLE = Payable(
+    prefix=TOP_UP_PREFIX,
+    lock=lambda number: TopUp.objects.select_for_update().filter(top_up_no=number).first(),
+    amount_of=lambda top_up: top_up.amount,
+    is_settled=lambda top_up: top_up.status == TopUpStatus.CREDITED,
+    settle=_credit,
+    missing=gettext_lazy("充值单不存在"),
+)
+
+
+def apply_top_up_notification(**arguments):
+    """A verified notification for a top-up: credit it once. Returns the stored callback."""
+    return apply_payable_notification(payable=TOP_UP_PAYABLE, **arguments)
