@@ -349,7 +349,13 @@ def _json(value):
 def spend_nonce(*, key_id: str, nonce: str) -> bool:
     """The same single-use store for other signed traffic (the webhooks an upstream sends us):
     True when fresh, False for a replay."""
-    return _spend_nonce(key_id[:40], nonce)
+    expires_at = timezone.now() + timedelta(seconds=2 * api_signing.MAX_CLOCK_SKEW_SECONDS)
+    try:
+        with transaction.atomic():
+            ApiNonce.objects.create(key_id=key_id[:40], nonce=nonce, expires_at=expires_at)
+    except IntegrityError:
+        return False
+    return True
 
 
 def verify_signed_request(
