@@ -21,6 +21,7 @@ from catalog.models import (
     CardKeyStatus,
     Product,
     ProductType,
+    RechargeTargetRule,
     Supplier,
     SupplierAdapter,
     SupplierChannel,
@@ -97,6 +98,17 @@ def _product_type(upstream_type: str) -> str:
     raise ValidationError(_("上游商品类型“%(type)s”暂不支持导入") % {"type": upstream_type})
 
 
+# A docked top-up's account is checked by the upstream's own rule when it is forwarded; ours
+# only keeps out a blank or spaced one (the merchant may set a stricter rule afterwards).
+UPSTREAM_TARGET_REGEX = r"\S{1,120}"
+
+
+def _target_rule(product_type: str) -> dict:
+    if product_type != ProductType.DIRECT_RECHARGE:
+        return {}
+    return {"recharge_target_rule": RechargeTargetRule.REGEX, "recharge_target_regex": UPSTREAM_TARGET_REGEX}
+
+
 def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Markup, category, actor, request=None):
     """Create (or re-price) the chosen upstream products here, on the shelf. Returns the products.
 
@@ -112,10 +124,24 @@ def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Mar
     missing = [sku for sku in wanted if sku not in offered]
     if missing:
         raise ValidationError({"skus": [_("上游没有这些商品：%(skus)s") % {"skus": "、".join(missing)}]})
+    return dock_upstream_items(
+        supplier=supplier,
+        items=[offered[sku] for sku in wanted],
+        markup=markup,
+        category=category,
+        actor=actor,
+        request=request,
+    )
+
+
+def dock_upstream_items(*, supplier: Supplier, items: list, markup: Markup, category, actor, request=None):
+    """The products for upstream catalog items already read (``UpstreamProduct``): created on
+    the shelf, sourced upstream, or re-priced when a channel to the same item exists. Returns
+    them. One transaction; no network."""
     products = []
     with transaction.atomic():
-        for sku in wanted:
-            item = offered[sku]
+        for item in items:
+            sku = item.sku
             product_type = _product_type(item.product_type)
             price = apply_markup(item.price, markup)
             channel = (
@@ -140,6 +166,7 @@ def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Mar
                     cost_price=item.price,
                     is_on_shelf=True,
                     recharge_target_label=_("充值账号") if item.requires_recharge_target else "",
+                    **_target_rule(product_type),
                 )
                 SupplierChannel.objects.create(
                     product=product, supplier=supplier, supplier_sku=sku, cost=item.price, is_in_stock=item.in_stock
@@ -206,6 +233,7 @@ def store_upstream_card_keys(*, attempt, result) -> list[CardKey]:
 __all__ = [
     "Markup",
     "apply_markup",
+    "dock_upstream_items",
     "import_upstream_products",
     "parse_markup",
     "store_upstream_card_keys",
