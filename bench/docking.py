@@ -10,7 +10,6 @@ webhook_deliveries_per_s: outbox events delivered to a local receiver (a threade
 answering 200) by WORKERS threads calling the delivery service, as the io workers do.
 """
 
-import http.server
 import itertools
 import json
 import os
@@ -22,7 +21,9 @@ from decimal import Decimal
 CLIENTS = int(os.environ.get("BENCH_API_CLIENTS", "16"))
 API_ORDERS = int(os.environ.get("BENCH_API_ORDERS", "400"))
 WEBHOOK_EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "2000"))
-WEBHOOK_WORKERS = int(os.environ.get("BENCH_WEBHOOK_WORKERS", "8"))
+WEBHOOK_WORKERS = int(os.environ.get("BENCH_WEBHOOK_WORKERS", "2"))
+# Which halves to run: "webhooks,api" (both, the default), or one of them.
+PARTS = set(os.environ.get("BENCH_DOCKING_PARTS", "webhooks,api").split(","))
 TARGETS = {"webhook_deliveries_per_s": 500}
 _sites = itertools.count()
 
@@ -40,7 +41,7 @@ def _site(run_number: int, prepaid: str):
     )
     number = next(_sites)
     grade = Grade.objects.create(
-        name=f"bench dock {number}-{time.time_ns()}", rank=500 + number, wholesale_discount_bp=9000
+        name=f"bench dock {number}-{time.time_ns() % 10**9}", rank=500 + number, wholesale_discount_bp=9000
     )
     user = get_user_model().objects.create(username=f"bench-dock-{run_number}-{time.time_ns()}")
     distributor = Distributor.objects.create(
@@ -56,10 +57,15 @@ def _site(run_number: int, prepaid: str):
 
 
 # --- webhooks ------------------------------------------------------------------------------------
-class _Receiver(http.server.BaseHTTPRequestHandler):
+# The local receiver: its own process (as a real receiver is), a threaded HTTP/1.1 server that
+# keeps connections alive and answers 200 to every POST. It prints its port, then serves.
+RECEIVER = """
+import http.server, sys
+
+class Receiver(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self):  # noqa: N802 (the standard library's name)
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(200)
         self.send_header("Content-Length", "2")
@@ -69,45 +75,69 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the standard library's 5 resets a burst of new connections
+
+server = Server(("127.0.0.1", 0), Receiver)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
 
 def _webhooks(run_number: int) -> float:
+    """WEBHOOK_EVENTS events of one site in the outbox, delivered by WEBHOOK_WORKERS threads each
+    running the delivery service's batches until nothing is due (as the io workers' tasks do:
+    claim a batch with SKIP LOCKED, send it over kept-alive connections, record it)."""
+    import subprocess
+    import sys
+
     from django.db import connection
 
-    from distribution.docking.models import WebhookEvent, WebhookStatus
+    from distribution.docking.models import WebhookAttempt, WebhookEvent, WebhookStatus
     from distribution.docking.services import set_webhook
-    from distribution.docking.webhooks import deliver_webhook_event
+    from distribution.docking.webhooks import deliver_due_webhooks
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    site, _key, _secret = _site(run_number, "1.00")
-    set_webhook(site=site, url=f"http://127.0.0.1:{server.server_port}/hooks")
-    WebhookEvent.objects.bulk_create(
-        [
-            WebhookEvent(event_id=f"evt_bench_{run_number}_{n}", site=site, kind="order.delivered", payload={"id": n})
-            for n in range(WEBHOOK_EVENTS)
-        ]
-    )
-    ids = list(WebhookEvent.objects.filter(site=site).values_list("pk", flat=True))
-    shares = [ids[index::WEBHOOK_WORKERS] for index in range(WEBHOOK_WORKERS)]
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        port = int(receiver.stdout.readline())
+        site, _key, _secret = _site(run_number, "1.00")
+        set_webhook(site=site, url=f"http://127.0.0.1:{port}/hooks")
+        WebhookEvent.objects.bulk_create(
+            [
+                WebhookEvent(
+                    event_id=f"evt_bench_{run_number}_{n}", site=site, kind="order.delivered", payload={"id": n}
+                )
+                for n in range(WEBHOOK_EVENTS)
+            ]
+        )
+        connection.close()
 
-    def worker(share):
-        try:
-            for pk in share:
-                deliver_webhook_event(event_pk=pk)
-        finally:
-            connection.close()
+        def worker():
+            try:
+                while deliver_due_webhooks(limit=100):
+                    pass
+            finally:
+                connection.close()
 
-    threads = [threading.Thread(target=worker, args=(share,)) for share in shares]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    server.shutdown()
+        threads = [threading.Thread(target=worker) for _ in range(WEBHOOK_WORKERS)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        receiver.kill()
+        receiver.wait()
     delivered = WebhookEvent.objects.filter(site=site, status=WebhookStatus.DELIVERED).count()
     assert delivered == WEBHOOK_EVENTS, f"only {delivered} of {WEBHOOK_EVENTS} webhooks delivered"
-    return delivered / elapsed
+    logged = WebhookAttempt.objects.filter(event__site=site, status_code=200).count()
+    assert logged == WEBHOOK_EVENTS, f"{logged} delivery-log rows for {WEBHOOK_EVENTS} deliveries"
+    load = os.getloadavg()
+    rate = delivered / elapsed
+    print(f"  webhooks run {run_number}: {rate:.1f} deliveries/s (load {load[0]:.2f} / {load[1]:.2f})")
+    return rate
 
 
 # --- API orders ----------------------------------------------------------------------------------
@@ -168,11 +198,16 @@ def _api_orders(run_number: int, stack) -> float:
         threading.Thread(target=_place, args=(stack.base_url, key.key_id, secret, product.pk, numbers, failures))
         for numbers in per_client
     ]
+    from bench.http_storm import CpuMeter
+
+    meter = CpuMeter(root_pid=stack.process.pid, database=connection.settings_dict["NAME"])
+    meter.start()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    placing = time.perf_counter() - started
     placed = sum(len(numbers) for numbers in per_client)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -181,6 +216,14 @@ def _api_orders(run_number: int, stack) -> float:
             break
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
+    used = meter.stop()
+    load = os.getloadavg()
+    per_order = {role: seconds * 1000 / max(placed, 1) for role, seconds in sorted(used.items()) if seconds}
+    cpu = ", ".join(f"{role} {ms:.1f} ms" for role, ms in per_order.items())
+    print(
+        f"  api run {run_number}: {placed / elapsed:.1f} orders/s delivered ({placed / placing:.1f}/s placed over HTTP)"
+        f" (load {load[0]:.2f} / {load[1]:.2f}); CPU per order: {cpu}"
+    )
     assert not failures, f"{len(failures)} placements failed: {failures[:5]}"
     if done != placed:
         from django.db.models import Count
@@ -204,8 +247,12 @@ def run(repeats: int) -> dict[str, float]:
     from django.conf import settings
     from django.db import connection
 
-    figures = {"webhook_deliveries_per_s": round(statistics.median(_webhooks(n) for n in range(repeats)), 1)}
-    print(f"webhook_deliveries_per_s: {figures['webhook_deliveries_per_s']}")
+    figures = {}
+    if "webhooks" in PARTS:
+        figures["webhook_deliveries_per_s"] = round(statistics.median(_webhooks(n) for n in range(repeats)), 1)
+        print(f"webhook_deliveries_per_s: {figures['webhook_deliveries_per_s']}")
+    if "api" not in PARTS:
+        return figures
     if not settings.REDIS_URL:
         print("api_orders_per_s omitted: it needs REDIS_URL (the real mode's Celery broker)")
         return figures

@@ -14,11 +14,13 @@ class CatalogConfig(AppConfig):
         from .models import CardKey, CardKeyImport, ReusableCardKey, SandboxAccount, Supplier
         from .sandbox_services import SECRET_ASSOCIATED_DATA as SANDBOX_SECRET_CONTEXT
         from .services.suppliers import SECRET_ASSOCIATED_DATA as SUPPLIER_SECRET_CONTEXT
+        from .services.upstream_sync import WEBHOOK_SECRET_CONTEXT
         from .services.vault import PAYLOAD_CONTEXT
 
         register_encrypted_field(CardKey, "secret_ciphertext", "key_id")
         register_encrypted_field(ReusableCardKey, "secret_ciphertext", "key_id")
         register_encrypted_field(Supplier, "app_secret_ciphertext", "app_secret_key_id", SUPPLIER_SECRET_CONTEXT)
+        register_encrypted_field(Supplier, "webhook_secret_ciphertext", "webhook_secret_key_id", WEBHOOK_SECRET_CONTEXT)
         register_encrypted_field(SandboxAccount, "app_secret_ciphertext", "app_secret_key_id", SANDBOX_SECRET_CONTEXT)
         register_encrypted_field(CardKeyImport, "payload_ciphertext", "payload_key_id", PAYLOAD_CONTEXT)
         add_index_panel(console_index_panel)

@@ -20,3 +20,12 @@ def sync_supplier_prices_task():
     from .services import sync_all_suppliers
 
     sync_all_suppliers()
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
+@exclusive_periodic_job
+def reconcile_upstreams_task():
+    """Every upstream Kamen's catalog and balance, in case a webhook was lost (hourly)."""
+    from .services.upstream_sync import reconcile_all_upstreams
+
+    reconcile_all_upstreams()

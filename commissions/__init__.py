@@ -16,6 +16,9 @@ debits equal its credits, keyed by ``reference``):
 | month's tax recomputed | tax withheld (or available) | available (or tax withheld) | ``tax-adjustment:<id>`` |
 | payout succeeded | payouts in transit | payouts paid | ``payout:<id>`` |
 | wallet payment | available | merchant revenue | ``wallet:<reference>`` |
+| deposit paid (docs/adr/0023) | gateway clearing | deposit | ``deposit:<payment no>`` |
+| deposit covers a clawback debt | deposit | available | ``deposit-offset:<refund>`` |
+| deposit refunded (then withdrawn) | deposit | available | ``deposit-refund:<refund>`` |
 
 Entry points for other apps are in ``commissions.services``: ``split_commissions(order=...)``
 (orders' fulfilment calls it inside the delivery transaction; idempotent),

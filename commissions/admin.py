@@ -29,6 +29,8 @@ from .models import (
     CommissionPolicy,
     CommissionRule,
     CommissionTier,
+    DepositRefund,
+    DepositRefundStatus,
     JournalEntry,
     JournalTransaction,
     PayoutAccount,
@@ -584,6 +586,59 @@ class WithdrawalAdmin(ReadOnlyAdmin):
 
     def has_review_permission(self, request):
         return request.user.has_perm("commissions.review_withdrawal")
+
+
+@admin.register(DepositRefund)
+class DepositRefundAdmin(ReadOnlyAdmin):
+    """Deposit refunds (保证金退还) asked for by distributors leaving the network; finance
+    approves (the distributor leaves, a clawback debt is covered first when the rule says so,
+    the rest is paid out as a withdrawal) or rejects with a reason."""
+
+    list_display = [
+        "created_at",
+        "distributor",
+        "amount",
+        "offset_amount",
+        "refund_amount",
+        "status",
+        "withdrawal",
+        "reviewed_by",
+        "reviewed_at",
+        "reason",
+    ]
+    list_filter = ["status"]
+    list_select_related = ["distributor__user", "withdrawal", "reviewed_by"]
+    action_form = WithdrawalActionForm
+    actions = ["approve", "reject"]
+
+    @admin.action(description=_("通过（退出网络，先抵扣欠款，余额打款）"), permissions=["review"])
+    def approve(self, request, queryset):
+        done = 0
+        for refund in queryset.filter(status=DepositRefundStatus.REQUESTED):
+            try:
+                services.approve_deposit_refund(refund=refund, actor=request.user, request=request)
+            except (ValidationError, PermissionDenied) as error:  # e.g. four eyes
+                messages.error(request, f"{refund.distributor}: {' '.join(getattr(error, 'messages', [str(error)]))}")
+                continue
+            done += 1
+        messages.success(request, gettext("已通过 %(count)s 笔保证金退还") % {"count": done})
+
+    @admin.action(description=_("驳回保证金退还"), permissions=["review"])
+    def reject(self, request, queryset):
+        done = 0
+        for refund in queryset.filter(status=DepositRefundStatus.REQUESTED):
+            try:
+                services.reject_deposit_refund(
+                    refund=refund, actor=request.user, reason=request.POST.get("reason", ""), request=request
+                )
+            except (ValidationError, PermissionDenied) as error:
+                messages.error(request, f"{refund.distributor}: {' '.join(getattr(error, 'messages', [str(error)]))}")
+                continue
+            done += 1
+        messages.success(request, gettext("已驳回 %(count)s 笔保证金退还") % {"count": done})
+
+    def has_review_permission(self, request):
+        return request.user.has_perm("commissions.review_deposit_refund")
 
 
 @admin.register(PayoutAccount)

@@ -17,7 +17,9 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from kamen.models import actor_field, created_at_field, status_check, updated_at_field
 from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
+
 BASIS_POINTS = 10_000
 MAX_LEVELS = 3
 
@@ -42,6 +44,9 @@ class AccountKind(models.TextChoices):
     # the money the merchant received for it.
     DOCKING_PREPAID = "docking_prepaid", _("对接预存款")
     PREPAID_RECEIPTS = "prepaid_receipts", _("预存款收款")
+    # A grade's deposit (保证金, docs/adr/0023): refundable security the merchant holds for the
+    # distributor (credits − debits: what the merchant owes them back).
+    DISTRIBUTOR_DEPOSIT = "distributor_deposit", _("保证金")
 
 
 DISTRIBUTOR_KINDS = (
@@ -49,8 +54,12 @@ DISTRIBUTOR_KINDS = (
     AccountKind.DISTRIBUTOR_AVAILABLE,
     AccountKind.DISTRIBUTOR_FROZEN,
 )
-# Kinds a distributor owns: the three wallets, and a docking site's prepaid balance.
-DISTRIBUTOR_OWNED_KINDS = (*DISTRIBUTOR_KINDS, AccountKind.DOCKING_PREPAID)
+# Kinds a distributor owns: the three wallets, a docking site's prepaid balance, the deposit.
+DISTRIBUTOR_OWNED_KINDS = (
+    *DISTRIBUTOR_KINDS,
+    AccountKind.DOCKING_PREPAID,
+    AccountKind.DISTRIBUTOR_DEPOSIT,
+)
 
 
 class Account(models.Model):
@@ -69,7 +78,7 @@ class Account(models.Model):
         related_name="ledger_accounts",
     )
     balance = models.DecimalField(_("余额"), **MONEY, default=Decimal("0.00"))
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("账户")
@@ -81,9 +90,7 @@ class Account(models.Model):
                 nulls_distinct=False,
                 name="account_unique_kind_owner",
             ),
-            models.CheckConstraint(
-                condition=Q(kind__in=AccountKind.values), name="account_kind_known"
-            ),
+            status_check("kind", AccountKind, name="account_kind_known"),
             models.CheckConstraint(
                 condition=(
                     Q(kind__in=[k.value for k in DISTRIBUTOR_OWNED_KINDS])
@@ -121,6 +128,10 @@ class TransactionKind(models.TextChoices):
     PREPAID_TOP_UP = "prepaid_top_up", _("预存款充值")
     PREPAID_PAYMENT = "prepaid_payment", _("预存款支付")
     PREPAID_REFUND = "prepaid_refund", _("预存款退回")
+    DEPOSIT = "deposit", _("保证金缴纳")
+    DEPOSIT_OFFSET = "deposit_offset", _("保证金抵扣欠款")
+    DEPOSIT_REFUND = "deposit_refund", _("保证金退还")
+    STOCK_PURCHASE = "stock_purchase", _("进货收款与成本")
 
 
 class JournalTransaction(models.Model):
@@ -146,16 +157,14 @@ class JournalTransaction(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
     )
-    created_at = models.DateTimeField(_("记账时间"), auto_now_add=True, db_index=True)
+    created_at = created_at_field(_("记账时间"), db_index=True)
 
     class Meta:
         verbose_name = _("记账凭证")
         verbose_name_plural = _("记账凭证")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=TransactionKind.values), name="journal_kind_known"
-            )
+            status_check("kind", TransactionKind, name="journal_kind_known")
         ]
 
     def __str__(self):
@@ -191,7 +200,7 @@ class JournalEntry(models.Model):
         on_delete=models.PROTECT,
         related_name="entries",
     )
-    created_at = models.DateTimeField(_("记账时间"), auto_now_add=True)
+    created_at = created_at_field(_("记账时间"))
 
     class Meta:
         verbose_name = _("分录")
@@ -201,9 +210,7 @@ class JournalEntry(models.Model):
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="journal_entry_amount_positive"
             ),
-            models.CheckConstraint(
-                condition=Q(side__in=EntrySide.values), name="journal_entry_side_known"
-            ),
+            status_check("side", EntrySide, name="journal_entry_side_known"),
         ]
         indexes = [
             models.Index(fields=["account", "id"], name="journal_entry_account_idx")
@@ -221,6 +228,13 @@ class JournalEntry(models.Model):
 class CommissionBase(models.TextChoices):
     PAID = "paid", _("实付金额")
     MARGIN = "margin", _("毛利（实付 − 成本）")
+
+
+class StockCommissionMode(models.TextChoices):
+    """What the upline earns on a downline's stock purchase (进货)."""
+
+    NONE = "none", _("不分佣")
+    MARGIN = "margin", _("按差价（进货价 − 上级自己的拿货价）")
 
 
 class SettlementCycle(models.TextChoices):
@@ -288,11 +302,23 @@ class CommissionPolicy(models.Model):
         choices=TierMode.choices,
         default=TierMode.MARGINAL,
     )
+    stock_commission_mode = models.CharField(
+        _("进货佣金"),
+        max_length=8,
+        choices=StockCommissionMode.choices,
+        default=StockCommissionMode.NONE,
+        help_text=_("下级进货时上级（最多 3 级）按各自差价和等级佣金比例获得佣金，受佣金上限约束"),
+    )
     withdrawal_fee_fixed = models.DecimalField(
         _("提现手续费（固定）"), **MONEY, default=Decimal("0.00")
     )
     withdrawal_fee_bp = models.PositiveIntegerField(_("提现手续费（基点）"), default=0)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    deposit_covers_debt = models.BooleanField(
+        _("退还保证金时先抵扣欠款"),
+        default=True,
+        help_text=_("分销商退出时，保证金先抵扣佣金追回形成的欠款（可提现余额为负），余额再退还"),
+    )
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("佣金设置")
@@ -368,7 +394,7 @@ class CommissionRule(models.Model):
     rate_bp = models.IntegerField(_("比例（基点）"), default=0)
     fixed_amount = models.DecimalField(_("固定金额"), **MONEY, default=Decimal("0.00"))
     is_active = models.BooleanField(_("启用"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("佣金规则")
@@ -536,6 +562,8 @@ class CommissionKind(models.TextChoices):
     TEAM_BONUS = "team_bonus", _("团队业绩奖励")
     # A sub-store sale: the seller's own price minus their cost (差价), not a commission.
     PRICE_DIFFERENCE = "price_diff", _("分站差价")
+    # An upline's share of a downline's stock purchase (进货), on their margin (docs/adr/0022).
+    STOCK = "stock", _("进货佣金")
 
 
 class CommissionStatus(models.TextChoices):
@@ -574,6 +602,14 @@ class Commission(models.Model):
     period = models.DateField(
         _("奖励月份"), null=True, blank=True, help_text=_("团队业绩奖励所属月份（1 日）")
     )
+    stock_purchase = models.ForeignKey(
+        "orders.StockPurchase",
+        verbose_name=_("进货单"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="commissions",
+    )
     level = models.PositiveSmallIntegerField(_("层级"))
     rule = models.ForeignKey(
         CommissionRule,
@@ -604,7 +640,7 @@ class Commission(models.Model):
         on_delete=models.PROTECT,
         related_name="commissions",
     )
-    created_at = models.DateTimeField(_("计提时间"), auto_now_add=True, db_index=True)
+    created_at = created_at_field(_("计提时间"), db_index=True)
 
     class Meta:
         verbose_name = _("佣金")
@@ -620,14 +656,30 @@ class Commission(models.Model):
                 condition=Q(kind=CommissionKind.TEAM_BONUS),
                 name="commission_team_bonus_once_per_month",
             ),
+            models.UniqueConstraint(
+                fields=["stock_purchase", "beneficiary"],
+                condition=Q(kind=CommissionKind.STOCK),
+                name="commission_once_per_stock_purchase_beneficiary",
+            ),
             models.CheckConstraint(
                 condition=(
                     Q(kind=CommissionKind.TEAM_BONUS)
                     & Q(order__isnull=True)
                     & Q(period__isnull=False)
+                    & Q(stock_purchase__isnull=True)
                 )
-                | (~Q(kind=CommissionKind.TEAM_BONUS) & Q(order__isnull=False)),
-                name="commission_order_or_team_month",
+                | (
+                    Q(kind=CommissionKind.STOCK)
+                    & Q(order__isnull=True)
+                    & Q(period__isnull=True)
+                    & Q(stock_purchase__isnull=False)
+                )
+                | (
+                    ~Q(kind__in=[CommissionKind.TEAM_BONUS, CommissionKind.STOCK])
+                    & Q(order__isnull=False)
+                    & Q(stock_purchase__isnull=True)
+                ),
+                name="commission_order_team_month_or_stock",
             ),
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="commission_amount_positive"
@@ -641,14 +693,8 @@ class Commission(models.Model):
                 condition=Q(level__gte=1) & Q(level__lte=MAX_LEVELS),
                 name="commission_level_1_to_3",
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=CommissionStatus.values),
-                name="commission_status_known",
-            ),
-            models.CheckConstraint(
-                condition=Q(kind__in=CommissionKind.values),
-                name="commission_kind_known",
-            ),
+            status_check("status", CommissionStatus, name="commission_status_known"),
+            status_check("kind", CommissionKind, name="commission_kind_known"),
         ]
         indexes = [
             models.Index(
@@ -679,7 +725,7 @@ class TeamBonusRule(models.Model):
         _("奖励比例（基点）"), default=0, help_text=_("按当月团队销售额计，100 = 1%")
     )
     is_active = models.BooleanField(_("启用"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("团队业绩奖励")
@@ -717,7 +763,7 @@ class CapEvent(models.Model):
     computed_amount = models.DecimalField(_("按规则应付"), **MONEY)
     capped_amount = models.DecimalField(_("实际支付上限"), **MONEY)
     reason = models.CharField(_("原因"), max_length=200)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    created_at = created_at_field(_("时间"))
 
     class Meta:
         verbose_name = _("佣金封顶记录")
@@ -766,15 +812,8 @@ class WalletHold(models.Model):
         _("冻结的可提现"), **MONEY, default=Decimal("0.00")
     )
     is_active = models.BooleanField(_("生效中"), default=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("操作人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(_("冻结时间"), auto_now_add=True)
+    created_by = actor_field(_("操作人"))
+    created_at = created_at_field(_("冻结时间"))
     released_at = models.DateTimeField(_("解冻时间"), null=True, blank=True)
 
     class Meta:
@@ -816,17 +855,14 @@ class PayoutAccount(models.Model):
     account_key_id = models.CharField(max_length=32, editable=False)
     account_mask = models.CharField(_("账号"), max_length=40)
     is_active = models.BooleanField(_("启用"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("收款账户")
         verbose_name_plural = _("收款账户")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(method__in=PayoutMethod.values),
-                name="payout_account_method_known",
-            )
+            status_check("method", PayoutMethod, name="payout_account_method_known")
         ]
 
     def __str__(self):
@@ -874,15 +910,8 @@ class Withdrawal(models.Model):
     reject_reason = models.CharField(_("驳回原因"), max_length=200, blank=True)
     failure_reason = models.CharField(_("失败原因"), max_length=200, blank=True)
     gateway_payout_no = models.CharField(_("渠道单号"), max_length=64, blank=True)
-    reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("审核人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(_("申请时间"), auto_now_add=True, db_index=True)
+    reviewed_by = actor_field(_("审核人"))
+    created_at = created_at_field(_("申请时间"), db_index=True)
     reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
     # The automatic review's verdict (ADR 0021): "" not reviewed automatically, "approved",
@@ -915,10 +944,7 @@ class Withdrawal(models.Model):
                 condition=Q(net_amount=F("amount") - F("fee") - F("tax")),
                 name="withdrawal_net_is_amount_less_deductions",
             ),
-            models.CheckConstraint(
-                condition=Q(status__in=WithdrawalStatus.values),
-                name="withdrawal_status_known",
-            ),
+            status_check("status", WithdrawalStatus, name="withdrawal_status_known"),
         ]
 
     def __str__(self):
@@ -969,7 +995,7 @@ class AutoApprovalPolicy(models.Model):
         default=Decimal("0.00"),
         help_text=_("当天所有自动通过的提现合计不超过此数"),
     )
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("提现自动审核规则")
@@ -984,3 +1010,80 @@ class AutoApprovalPolicy(models.Model):
 
     def __str__(self):
         return str(_("提现自动审核规则"))
+
+
+class DepositRefundStatus(models.TextChoices):
+    REQUESTED = "requested", _("待审核")
+    APPROVED = "approved", _("已退还")
+    REJECTED = "rejected", _("已驳回")
+
+
+class DepositRefund(models.Model):
+    """A distributor leaving the network asks for their deposit (保证金) back; finance decides.
+
+    On approval the deposit first covers a clawback debt when the merchant's rule says so
+    (``offset_amount``), and the rest (``refund_amount``) is paid out through a withdrawal of
+    its own (``withdrawal``: the payout adapters' path, no tax or fee: it is the distributor's
+    own money, not income). Docs: docs/adr/0023.
+    """
+
+    distributor = models.ForeignKey(
+        "distribution.Distributor",
+        verbose_name=_("分销商"),
+        on_delete=models.PROTECT,
+        related_name="deposit_refunds",
+    )
+    payout_account = models.ForeignKey(
+        PayoutAccount, verbose_name=_("收款账户"), on_delete=models.PROTECT, related_name="+"
+    )
+    request_token = models.CharField(_("提交令牌"), max_length=64, unique=True)
+    amount = models.DecimalField(_("保证金金额"), **MONEY)
+    offset_amount = models.DecimalField(_("抵扣欠款"), **MONEY, default=Decimal("0.00"))
+    refund_amount = models.DecimalField(_("退还金额"), **MONEY, default=Decimal("0.00"))
+    status = models.CharField(
+        _("状态"),
+        max_length=10,
+        choices=DepositRefundStatus.choices,
+        default=DepositRefundStatus.REQUESTED,
+    )
+    reason = models.CharField(_("说明"), max_length=200, blank=True)
+    withdrawal = models.OneToOneField(
+        Withdrawal,
+        verbose_name=_("退款打款单"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deposit_refund",
+    )
+    reviewed_by = actor_field(_("审核人"))
+    created_at = created_at_field(_("申请时间"))
+    reviewed_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("保证金退还")
+        verbose_name_plural = _("保证金退还")
+        ordering = ["-created_at", "-id"]
+        permissions = [("review_deposit_refund", _("可以审核保证金退还"))]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_refund_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(offset_amount__gte=0) & Q(refund_amount__gte=0),
+                name="deposit_refund_parts_not_negative",
+            ),
+            status_check("status", DepositRefundStatus, name="deposit_refund_status_known"),
+            models.CheckConstraint(
+                condition=~Q(status=DepositRefundStatus.APPROVED)
+                | Q(amount=F("offset_amount") + F("refund_amount")),
+                name="deposit_refund_parts_sum",
+            ),
+            # One open request per distributor (the deposit account's balance, locked at the
+            # approval, makes sure a deposit is given back once).
+            models.UniqueConstraint(
+                fields=["distributor"],
+                condition=Q(status="requested"),
+                name="deposit_refund_one_open",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.distributor_id} ¥{self.amount} {self.get_status_display()}"

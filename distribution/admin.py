@@ -303,12 +303,7 @@ class DistributorAdmin(admin.ModelAdmin):
                     messages.success(request, gettext("已移动（含下级）"))
                 elif action == "approve":
                     services.approve_distributor(
-                        distributor=distributor,
-                        actor=request.user,
-                        request=request,
-                        deposit_received=request.POST.get("deposit_received") == "on",
-                        first_order_confirmed=request.POST.get("first_order_confirmed")
-                        == "on",
+                        distributor=distributor, actor=request.user, request=request
                     )
                     messages.success(request, gettext("已通过审核"))
                 elif action == "reject":
@@ -341,6 +336,9 @@ class DistributorAdmin(admin.ModelAdmin):
         context = self.admin_site.each_context(request) | {
             "title": gettext("管理分销商：%(name)s") % {"name": distributor.user},
             "distributor": distributor,
+            "admission_problems": services.admission_problems(distributor)
+            if distributor.status == DistributorStatus.APPLIED
+            else [],
             "ancestors": list(
                 distributor.get_ancestors(ascending=True).select_related("user")
             ),
@@ -387,7 +385,7 @@ class ApplicationAdmin(admin.ModelAdmin):
             gettext("审核"),
         )
 
-    @admin.action(description=_("通过所选申请（无保证金/首单要求的）"))
+    @admin.action(description=_("通过所选申请（保证金与首单条件已满足的）"))
     def approve_selected(self, request, queryset):
         approved = 0
         for applicant in queryset:

@@ -15,7 +15,9 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from mptt.models import MPTTModel, TreeForeignKey
 
+from kamen.models import actor_field, created_at_field, status_check, updated_at_field
 from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
+
 BASIS_POINTS = 10_000  # 10000 bp = 100 %
 MAX_COMMISSION_DEPTH = (
     3  # the legal limit: commissions never reach more than 3 levels up
@@ -77,10 +79,13 @@ class Grade(models.Model):
         help_text=_("可退还的保证金，不是等级的价格，也不分给任何上级"),
     )
     first_order_amount = models.DecimalField(
-        _("首单金额要求"), **MONEY, default=Decimal("0.00")
+        _("首单金额要求"),
+        **MONEY,
+        default=Decimal("0.00"),
+        help_text=_("申请人自己的已支付订单（扣除退款）累计达到此金额才能通过"),
     )
     is_default = models.BooleanField(_("默认加入等级"), default=False)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("分销等级")
@@ -98,10 +103,7 @@ class Grade(models.Model):
                 & Q(commission_level3_bp__lte=BASIS_POINTS),
                 name="grade_commission_in_range",
             ),
-            models.CheckConstraint(
-                condition=Q(admission_mode__in=AdmissionMode.values),
-                name="grade_admission_known",
-            ),
+            status_check("admission_mode", AdmissionMode, name="grade_admission_known"),
             models.CheckConstraint(
                 condition=Q(deposit_amount__gte=0), name="grade_deposit_not_negative"
             ),
@@ -129,13 +131,6 @@ class Grade(models.Model):
     def __str__(self):
         return self.name
 
-    @property
-    def requires_staff_approval(self) -> bool:
-        return (
-            self.admission_mode == AdmissionMode.STAFF
-            or self.deposit_amount > 0
-            or self.first_order_amount > 0
-        )
 
 
 class GradeProductPrice(models.Model):
@@ -269,6 +264,9 @@ class Distributor(MPTTModel):
     deposit_amount = models.DecimalField(
         _("保证金金额"), **MONEY, default=Decimal("0.00")
     )
+    # When the distributor's own paid orders (less refunds) first reached the grade's
+    # first-order amount: set by the payment pipeline, never by hand (docs/adr/0023).
+    first_order_reached_at = models.DateTimeField(_("首单达标时间"), null=True, blank=True)
     applied_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
     joined_at = models.DateTimeField(
         _("加入时间"), null=True, blank=True, db_index=True
@@ -276,7 +274,7 @@ class Distributor(MPTTModel):
     inactivity_warned_at = models.DateTimeField(
         _("无销售预警时间"), null=True, blank=True
     )
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    updated_at = updated_at_field()
 
     class MPTTMeta:
         order_insertion_by = []
@@ -290,10 +288,7 @@ class Distributor(MPTTModel):
             ("freeze_distributor", _("可以冻结或清退分销商")),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=DistributorStatus.values),
-                name="distributor_status_known",
-            ),
+            status_check("status", DistributorStatus, name="distributor_status_known"),
             models.CheckConstraint(
                 condition=~Q(parent=F("id")), name="distributor_not_own_parent"
             ),
@@ -301,10 +296,7 @@ class Distributor(MPTTModel):
                 condition=Q(deposit_amount__gte=0),
                 name="distributor_deposit_not_negative",
             ),
-            models.CheckConstraint(
-                condition=Q(deposit_status__in=DepositStatus.values),
-                name="distributor_deposit_status_known",
-            ),
+            status_check("deposit_status", DepositStatus, name="distributor_deposit_status_known"),
         ]
         indexes = [
             models.Index(
@@ -336,15 +328,8 @@ class DistributorStatusChange(models.Model):
         _("新状态"), max_length=12, choices=DistributorStatus.choices
     )
     cause = models.CharField(_("原因"), max_length=200)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("操作人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    actor = actor_field(_("操作人"))
+    created_at = created_at_field(_("时间"))
 
     class Meta:
         verbose_name = _("分销商状态变更")
@@ -379,7 +364,7 @@ class Invitation(models.Model):
     uses = models.PositiveIntegerField(_("已使用次数"), default=0)
     expires_at = models.DateTimeField(_("过期时间"), null=True, blank=True)
     is_active = models.BooleanField(_("有效"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("邀请链接")
@@ -413,7 +398,7 @@ class DistributionSettings(models.Model):
         default=False,
         help_text=_("开启后员工也可通过邀请链接加入，但永远不能审核与自己有关的提现、佣金、风控和订单"),
     )
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("分销设置")
@@ -446,8 +431,8 @@ class SubStore(models.Model):
     notice = models.CharField(_("公告"), max_length=300, blank=True)
     slug = models.SlugField(_("分站地址"), max_length=32, unique=True)
     is_open = models.BooleanField(_("营业中"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    created_at = created_at_field()
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("分站")
@@ -477,7 +462,7 @@ class SubStorePrice(models.Model):
     price = models.DecimalField(_("售价"), **MONEY)
     floor_price = models.DecimalField(_("设置时成本"), **MONEY)
     ceiling_price = models.DecimalField(_("设置时最高价"), **MONEY)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("分站售价")
@@ -531,17 +516,14 @@ class ReferralLink(models.Model):
     clicks = models.PositiveIntegerField(_("点击数"), default=0)
     orders = models.PositiveIntegerField(_("下单数"), default=0)
     is_active = models.BooleanField(_("有效"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("推广链接")
         verbose_name_plural = _("推广链接")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(channel__in=Channel.values),
-                name="referral_link_channel_known",
-            ),
+            status_check("channel", Channel, name="referral_link_channel_known"),
             models.UniqueConstraint(
                 fields=["distributor", "channel"],
                 condition=Q(sub_store__isnull=True),
@@ -575,10 +557,7 @@ class CopyTemplate(models.Model):
         verbose_name_plural = _("推广文案模板")
         ordering = ["channel", "sort_order", "id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(channel__in=Channel.values),
-                name="copy_template_channel_known",
-            )
+            status_check("channel", Channel, name="copy_template_channel_known")
         ]
 
     def __str__(self):
@@ -615,7 +594,7 @@ class CustomCopy(models.Model):
     body = models.TextField(_("文案"))
     is_published = models.BooleanField(_("已发布"), default=False)
     offending_words = models.JSONField(_("违规词"), default=list, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("自定义文案")
@@ -698,7 +677,7 @@ class DistributorNotice(models.Model):
         related_name="notices",
     )
     message = models.CharField(_("内容"), max_length=300)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    created_at = created_at_field(_("时间"))
 
     class Meta:
         verbose_name = _("分销商通知")
@@ -732,15 +711,8 @@ class Appeal(models.Model):
         default=AppealStatus.PENDING,
     )
     decision_note = models.CharField(_("处理说明"), max_length=200, blank=True)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("处理人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(_("提交时间"), auto_now_add=True)
+    decided_by = actor_field(_("处理人"))
+    created_at = created_at_field(_("提交时间"))
     decided_at = models.DateTimeField(_("处理时间"), null=True, blank=True)
 
     class Meta:
@@ -748,9 +720,7 @@ class Appeal(models.Model):
         verbose_name_plural = _("申诉")
         ordering = ["created_at", "id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=AppealStatus.values), name="appeal_status_known"
-            ),
+            status_check("status", AppealStatus, name="appeal_status_known"),
             models.UniqueConstraint(
                 fields=["distributor"],
                 condition=Q(status="pending"),

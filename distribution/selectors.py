@@ -30,6 +30,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
+from . import sql as distribution_sql
 from .models import (
     Channel,
     Distributor,
@@ -101,22 +102,6 @@ def user_ids_of_distributors(ids) -> set[int]:
     return set(Distributor.objects.filter(pk__in=ids).values_list("user_id", flat=True))
 
 
-# The upline walks the parent column (the source of truth) by primary key: one recursive
-# query touching one row per level (~0.3 ms for 48 levels on the 100k bench tree). The
-# nested-set form (lft < x < rght) has to scan every earlier node of the tree, ~45 ms there.
-# It returns plain rows, not model instances: building 48 MPTT instances costs several times
-# the query itself, and every caller wants ids, grades or levels.
-_UPLINE_SQL = """
-    WITH RECURSIVE upline(id, parent_id, user_id, grade_id, level, steps) AS (
-        SELECT id, parent_id, user_id, grade_id, level, 0
-        FROM distribution_distributor WHERE id = %s
-        UNION ALL
-        SELECT node.id, node.parent_id, node.user_id, node.grade_id, node.level, upline.steps + 1
-        FROM distribution_distributor AS node JOIN upline ON node.id = upline.parent_id
-        WHERE upline.steps < %s
-    )
-    SELECT id, parent_id, user_id, grade_id, level FROM upline WHERE steps > 0 ORDER BY steps
-"""
 # Far deeper than any real network; bounds the walk should the parent column ever loop.
 _UPLINE_LIMIT = 10_000
 
@@ -131,17 +116,17 @@ class Ancestor(NamedTuple):
     level: int
 
 
-def ancestors(
-    distributor: Distributor | int, *, depth: int | None = None
-) -> list[Ancestor]:
+def ancestors(distributor: Distributor | int, *, depth: int | None = None) -> list[Ancestor]:
     """The distributors above (a distributor or its id), nearest first, at most ``depth`` of
-    them (one query)."""
+    them (one query, ``sql.UPLINE``). Plain rows, not model instances: building 48 MPTT
+    instances costs several times the query itself, and every caller wants ids, grades or
+    levels."""
     limit = _UPLINE_LIMIT if depth is None else min(depth, _UPLINE_LIMIT)
     if limit <= 0:
         return []
     pk = distributor if isinstance(distributor, int) else distributor.pk
     with connection.cursor() as cursor:
-        cursor.execute(_UPLINE_SQL, [pk, limit])
+        cursor.execute(distribution_sql.UPLINE, [pk, limit])
         return [Ancestor._make(row) for row in cursor.fetchall()]
 
 
@@ -156,16 +141,12 @@ def trail(viewer: Distributor, member: Distributor) -> list[Distributor]:
     if member.pk == viewer.pk:
         return []
     ids = [row.pk for row in ancestors(member, depth=member.level - viewer.level)]
-    return list(
-        Distributor.objects.select_related("user").filter(pk__in=ids).order_by("level")
-    )
+    return list(Distributor.objects.select_related("user").filter(pk__in=ids).order_by("level"))
 
 
 def subtree(viewer: Distributor, *, include_self: bool = True) -> QuerySet[Distributor]:
     """The viewer's subtree; the root of every portal read."""
-    queryset = Distributor.objects.filter(
-        tree_id=viewer.tree_id, lft__gte=viewer.lft, rght__lte=viewer.rght
-    )
+    queryset = Distributor.objects.filter(tree_id=viewer.tree_id, lft__gte=viewer.lft, rght__lte=viewer.rght)
     if not include_self:
         queryset = queryset.exclude(pk=viewer.pk)
     return queryset
@@ -178,9 +159,7 @@ def _subtree_ids(viewer: Distributor) -> QuerySet:
 def team_counts(viewer: Distributor) -> dict:
     """Team size (active, below the viewer), everyone below, new members this month, depth —
     one query."""
-    month_start = timezone.localtime().replace(
-        day=1, hour=0, minute=0, second=0, microsecond=0
-    )
+    month_start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return subtree(viewer, include_self=False).aggregate(
         members=Count("pk"),
         active=Count("pk", filter=Q(status=DistributorStatus.ACTIVE)),
@@ -195,17 +174,11 @@ def team_sales(viewer: Distributor, *, since=None) -> dict:
     all-time figure is the viewer's team-totals row (``DistributorTeamTotals``); a figure
     since a moment sums the orders themselves."""
     if since is None:
-        totals = (
-            DistributorTeamTotals.objects.filter(distributor_id=viewer.pk)
-            .values("orders", "amount")
-            .first()
-        )
+        totals = DistributorTeamTotals.objects.filter(distributor_id=viewer.pk).values("orders", "amount").first()
         if totals is None:
             return {"orders": 0, "amount": ZERO}
         return {"orders": totals["orders"], "amount": totals["amount"]}
-    orders = _order_model().objects.filter(
-        distributor_id__in=_subtree_ids(viewer), status__in=sold_statuses()
-    )
+    orders = _order_model().objects.filter(distributor_id__in=_subtree_ids(viewer), status__in=sold_statuses())
     if since is not None:
         orders = orders.filter(paid_at__gte=since)
     figures = orders.aggregate(
@@ -249,16 +222,10 @@ def _sales_subquery():
     Order = _order_model()
     return Coalesce(
         Subquery(
-            Order.objects.filter(
-                distributor_id=OuterRef("pk"), status__in=sold_statuses()
-            )
+            Order.objects.filter(distributor_id=OuterRef("pk"), status__in=sold_statuses())
             .order_by()
             .values("distributor_id")
-            .annotate(
-                total=Sum(
-                    F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD
-                )
-            )
+            .annotate(total=Sum(F("paid_amount") - F("refunded_amount"), output_field=MONEY_FIELD))
             .values("total")[:1],
             output_field=MONEY_FIELD,
         ),
@@ -270,11 +237,7 @@ def _sales_subquery():
 def team_children(viewer: Distributor, parent: Distributor) -> QuerySet[Distributor]:
     """The direct members under ``parent`` (itself in the viewer's subtree), with grade, own
     sales and team size, for the expandable team view."""
-    if not (
-        parent.tree_id == viewer.tree_id
-        and viewer.lft <= parent.lft
-        and parent.rght <= viewer.rght
-    ):
+    if not (parent.tree_id == viewer.tree_id and viewer.lft <= parent.lft and parent.rght <= viewer.rght):
         raise Http404
     return (
         subtree(viewer, include_self=False)
@@ -287,11 +250,7 @@ def team_children(viewer: Distributor, parent: Distributor) -> QuerySet[Distribu
 
 def network_orders(viewer: Distributor) -> QuerySet:
     """Orders attributed to the viewer or anyone below (newest first)."""
-    return (
-        _order_model()
-        .objects.filter(distributor_id__in=_subtree_ids(viewer))
-        .order_by("-created_at", "-id")
-    )
+    return _order_model().objects.filter(distributor_id__in=_subtree_ids(viewer)).order_by("-created_at", "-id")
 
 
 def network_order(viewer: Distributor, order_no: str):
@@ -336,9 +295,7 @@ def _daily_rows(viewer: Distributor, since_day) -> dict:
     return {row["day"]: (row["amount"], row["orders"]) for row in rows}
 
 
-def daily_sales(
-    viewer: Distributor, *, days: int = 30, rows: dict | None = None
-) -> list[DayFigure]:
+def daily_sales(viewer: Distributor, *, days: int = 30, rows: dict | None = None) -> list[DayFigure]:
     """The last ``days`` days of network sales, one row per day (zeros included), one query."""
     start_day = timezone.localdate() - timedelta(days=days - 1)
     if rows is None:
@@ -365,10 +322,7 @@ def dashboard(viewer: Distributor) -> dict:
             "orders": sum(orders for _amount, orders in amounts),
         }
 
-    month_days = {
-        month_start + timedelta(days=offset)
-        for offset in range((today - month_start).days + 1)
-    }
+    month_days = {month_start + timedelta(days=offset) for offset in range((today - month_start).days + 1)}
     return {
         "notices": list(viewer.notices.all()[:5]),
         "today": total({today}),
@@ -381,11 +335,7 @@ def dashboard(viewer: Distributor) -> dict:
 def referral_links(viewer: Distributor) -> list[dict]:
     """The viewer's own links with clicks, orders placed, paid orders and conversion."""
     Order = _order_model()
-    links = list(
-        ReferralLink.objects.filter(distributor=viewer)
-        .select_related("sub_store")
-        .order_by("channel", "id")
-    )
+    links = list(ReferralLink.objects.filter(distributor=viewer).select_related("sub_store").order_by("channel", "id"))
     paid = dict(
         Order.objects.filter(
             distributor_id=viewer.pk,
@@ -404,9 +354,7 @@ def referral_links(viewer: Distributor) -> list[dict]:
                 "link": link,
                 "channel": Channel(link.channel).label,
                 "paid_orders": paid_orders,
-                "conversion": (Decimal(paid_orders * 100) / link.clicks).quantize(
-                    Decimal("0.1")
-                )
+                "conversion": (Decimal(paid_orders * 100) / link.clicks).quantize(Decimal("0.1"))
                 if link.clicks
                 else None,
             }

@@ -1,9 +1,12 @@
 from django.urls import path
 
 from . import views
+from .docking import receiver
 
 app_name = "distribution"
 urlpatterns = [
+    # An upstream Kamen's webhooks to us, one URL per upstream supplier (signed; docs/adr/0019).
+    path("hooks/upstream/<int:supplier_pk>/", receiver.upstream_webhook, name="upstream-webhook"),
     path("agent/login/", views.AgentLoginView.as_view(), name="agent-login"),
     path("agent/logout/", views.AgentLogoutView.as_view(), name="agent-logout"),
     path("agent/", views.dashboard, name="agent-dashboard"),

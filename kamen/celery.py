@@ -25,6 +25,24 @@ def _redbeat_settings_by_their_own_names(sender, source, **kwargs):
         source[key.removeprefix("CELERY_").lower()] = source[key]
 
 
+# --- The database connection between tasks (docs/adr/0014) ---------------------------------------
+from celery.signals import task_postrun, task_prerun  # noqa: E402
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _database_as_between_requests(sender=None, **kwargs):
+    """As Django does at each request's start and end: a connection older than CONN_MAX_AGE,
+    left outside autocommit or broken by an error is closed (the next query opens a new one), the
+    others kept and health-checked at their next use. Celery's own fix-up would close it around
+    every task; CELERY_DB_REUSE_MAX tells it to keep it."""
+    if sender is not None and getattr(sender.request, "is_eager", False):
+        return  # in a request: Django's own signals look after it
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 # --- Worker health (kamen.worker_health, ADR 0013) --------------------------------------------
 # kamen.worker_health is imported when used: ``python -m kamen.worker_health check`` must not
 # find it imported already by this package's __init__.

@@ -38,9 +38,9 @@ def fetch_rows(sql, params) -> list[tuple]:
         return cursor.fetchall() if cursor.description is not None else []
 
 
-def fetch_rows_in_one_round_trip(statements) -> list[tuple]:
+def fetch_rows_in_one_round_trip(statements, *, rows_of: int = -1) -> list[tuple]:
     """Run ``(sql, params)`` statements in order in one round trip (psycopg's pipeline mode)
-    and return the rows of the last one.
+    and return the rows of the last one (``rows_of``: of the one at that index).
 
     Why: under load each round trip costs a context switch on both sides, and the pipeline's
     writes whose results nobody reads (a counter, an attempt row, a lock) need not wait for
@@ -48,12 +48,14 @@ def fetch_rows_in_one_round_trip(statements) -> list[tuple]:
     after a lock sees what the lock waited for. Outside a transaction they are one implicit
     transaction: an error in any of them undoes them all.
     """
+    statements = list(statements)
+    wanted = rows_of % len(statements)
     wrapper = connections[DEFAULT_DB_ALIAS]
-    with wrapper.cursor() as cursor:
+    with wrapper.cursor() as cursor, wrapper.cursor() as kept:
         with wrapper.wrap_database_errors, wrapper.connection.pipeline():
-            for sql, params in statements:
-                cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description is not None else []
+            for index, (sql, params) in enumerate(statements):
+                (kept if index == wanted else cursor).execute(sql, params)
+        return kept.fetchall() if kept.description is not None else []
 
 
 # --- Whole rows without the ORM's query building (the pipeline's hot reads and writes) -------

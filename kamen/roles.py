@@ -85,10 +85,12 @@ _COMMISSIONS_VIEW = [
         "withdrawal",
         "payoutaccount",
         "autoapprovalpolicy",
+        "depositrefund",
     )
 ]
 _COMMISSIONS_FINANCE = _COMMISSIONS_VIEW + [
     "commissions.review_withdrawal",
+    "commissions.review_deposit_refund",
     "commissions.change_withdrawal",
     "commissions.add_settlementrun",
     "commissions.add_commissionrule",
@@ -142,6 +144,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + _DISTRIBUTION_OPERATE + _DOCKING_OPERATE,
     FINANCE: _CATALOG_VIEW + _SUPPLIERS_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + ["orders.refund_order"]
     + ["orders.view_gatewaystatement", "orders.view_statementdifference", "orders.reconcile_statements"]
+    + ["orders.view_depositpayment"]
     + _DISTRIBUTION_VIEW + _COMMISSIONS_FINANCE + _DOCKING_FINANCE,
     RISK: _CATALOG_VIEW + ["kamen.view_auditlogentry"] + _ORDERS_VIEW + _DISTRIBUTION_VIEW + _DOCKING_VIEW
     + ["distribution.freeze_distributor", "commissions.freeze_commissions", "commissions.view_wallethold"]

@@ -28,6 +28,7 @@ from kamen import parsing
 
 from . import admin_review  # noqa: F401 (registers the review queue)
 from .models import (
+    DepositPayment,
     GatewayStatement,
     Order,
     OrderDelivery,
@@ -519,6 +520,16 @@ class RefundAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ["status", "gateway", "restock", "created_at"]
     search_fields = ["=order__order_no", "=out_refund_no"]
     list_select_related = ["order", "actor"]
+
+
+@admin.register(DepositPayment)
+class DepositPaymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Deposits (保证金) paid through the gateway; held in the ledger on the verified callback."""
+
+    list_display = ["deposit_no", "distributor", "amount", "gateway", "status", "created_at", "credited_at"]
+    list_filter = ["status", "gateway"]
+    search_fields = ["=deposit_no"]
+    list_select_related = ["distributor__user"]
 
 
 @admin.register(Voucher)

@@ -4,12 +4,13 @@ The status is changed only by ``orders.services.state.transition_order``; every 
 an ``OrderStatusChange`` row (old, new, cause, actor).
 """
 
-from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from kamen.models import actor_field, created_at_field, status_check, updated_at_field
 from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
 
 
@@ -62,7 +63,7 @@ class Order(models.Model):
     checkout_token = models.CharField(_("下单令牌"), max_length=64, null=True, blank=True)
     payment_gateway = models.CharField(_("支付方式"), max_length=20, blank=True)
     buyer_ip = models.GenericIPAddressField(_("下单 IP"), null=True, blank=True)
-    created_at = models.DateTimeField(_("下单时间"), auto_now_add=True, db_index=True)
+    created_at = created_at_field(_("下单时间"), db_index=True)
     expires_at = models.DateTimeField(_("支付截止"))
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
     completed_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
@@ -85,7 +86,7 @@ class Order(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["order_no"], name="order_no_unique"),
             models.UniqueConstraint(fields=["checkout_token"], name="order_checkout_token_unique"),
-            models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="order_status_known"),
+            status_check("status", OrderStatus, name="order_status_known"),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="order_quantity_positive"),
             models.CheckConstraint(condition=Q(total_amount__gt=0), name="order_total_positive"),
             models.CheckConstraint(condition=Q(paid_amount__gte=0), name="order_paid_not_negative"),
@@ -100,6 +101,13 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["status", "status_changed_at"], name="order_status_age_idx"),
             models.Index(fields=["contact", "created_at"], name="order_contact_idx"),
+            # The buyer's orders that count towards their first-order threshold (docs/adr/0023):
+            # few rows, summed inside the payment's transaction.
+            models.Index(
+                KT("attribution__buyer_distributor_id"),
+                condition=Q(attribution__has_key="first_order_pending"),
+                name="order_first_order_idx",
+            ),
         ]
 
     def __str__(self):
@@ -113,10 +121,8 @@ class OrderStatusChange(models.Model):
     old_status = models.CharField(_("原状态"), max_length=24, choices=OrderStatus.choices)
     new_status = models.CharField(_("新状态"), max_length=24, choices=OrderStatus.choices)
     cause = models.CharField(_("原因"), max_length=200)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    actor = actor_field(_("操作人"))
+    created_at = created_at_field(_("时间"))
 
     class Meta:
         verbose_name = _("订单状态变更")
@@ -162,10 +168,8 @@ class OrderDelivery(models.Model):
     content_key_id = models.CharField(max_length=32, blank=True, editable=False)
     message = models.CharField(_("说明"), max_length=300, blank=True)
     is_voided = models.BooleanField(_("已作废"), default=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(_("发货时间"), auto_now_add=True)
+    created_by = actor_field(_("操作人"))
+    created_at = created_at_field(_("发货时间"))
 
     class Meta:
         verbose_name = _("订单发货")
@@ -173,7 +177,7 @@ class OrderDelivery(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["card_key"], name="order_delivery_card_key_once"),
-            models.CheckConstraint(condition=Q(kind__in=DeliveryKind.values), name="order_delivery_kind_known"),
+            status_check("kind", DeliveryKind, name="order_delivery_kind_known"),
             models.CheckConstraint(
                 condition=~Q(kind="card_key") | Q(card_key__isnull=False), name="order_delivery_card_key_present"
             ),
@@ -205,8 +209,8 @@ class PaymentAttempt(models.Model):
     gateway_trade_no = models.CharField(_("支付平台交易号"), max_length=64, blank=True)
     amount = models.DecimalField(_("金额"), **MONEY)
     status = models.CharField(_("状态"), max_length=12, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    created_at = created_at_field()
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("支付记录")
@@ -215,7 +219,7 @@ class PaymentAttempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["gateway", "out_trade_no"], name="payment_attempt_unique"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_attempt_amount_positive"),
-            models.CheckConstraint(condition=Q(status__in=PaymentStatus.values), name="payment_attempt_status_known"),
+            status_check("status", PaymentStatus, name="payment_attempt_status_known"),
         ]
 
     def __str__(self):
@@ -259,9 +263,7 @@ class PaymentCallback(models.Model):
     payload = models.JSONField(_("解析内容"), default=dict, blank=True)
     # Who sent it (kamen.client_ip): a forged notification's source, for staff and the risk rules.
     source_ip = models.GenericIPAddressField(_("来源 IP"), null=True, blank=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    actor = actor_field(_("操作人"))
     received_at = models.DateTimeField(_("接收时间"), auto_now_add=True, db_index=True)
     last_seen_at = models.DateTimeField(_("最近一次接收"), auto_now=True)
     times_received = models.PositiveIntegerField(_("接收次数"), default=1)
@@ -273,7 +275,7 @@ class PaymentCallback(models.Model):
         permissions = [("confirm_payment_manually", _("可以人工补单"))]
         constraints = [
             models.UniqueConstraint(fields=["gateway", "event_id"], name="payment_callback_event_unique"),
-            models.CheckConstraint(condition=Q(outcome__in=CallbackOutcome.values), name="payment_callback_outcome_known"),
+            status_check("outcome", CallbackOutcome, name="payment_callback_outcome_known"),
         ]
 
     def __str__(self):
@@ -300,10 +302,8 @@ class Refund(models.Model):
     reason = models.CharField(_("退款原因"), max_length=200)
     restock = models.BooleanField(_("退回库存"), default=False)
     failure_reason = models.CharField(_("失败原因"), max_length=300, blank=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
+    actor = actor_field(_("操作人"))
+    created_at = created_at_field(_("申请时间"))
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
@@ -313,7 +313,7 @@ class Refund(models.Model):
         permissions = [("refund_order", _("可以为订单退款"))]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
-            models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_known"),
+            status_check("status", RefundStatus, name="refund_status_known"),
         ]
 
     def __str__(self):
@@ -346,7 +346,7 @@ class SandboxPayment(models.Model):
     )
     refunded_amount = models.DecimalField(_("已退金额"), **MONEY, default=0)
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("沙箱支付")
@@ -424,11 +424,9 @@ class Voucher(models.Model):
     secret_ciphertext = models.BinaryField(_("动态码种子密文"), editable=False)
     secret_key_id = models.CharField(max_length=32, editable=False)
     requires_dynamic_code = models.BooleanField(_("需要动态码"), default=False)
-    created_at = models.DateTimeField(_("发放时间"), auto_now_add=True)
+    created_at = created_at_field(_("发放时间"))
     redeemed_at = models.DateTimeField(_("核销时间"), null=True, blank=True)
-    redeemed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("核销人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    redeemed_by = actor_field(_("核销人"))
     redeemed_store = models.CharField(_("核销门店"), max_length=60, blank=True)
     voided_at = models.DateTimeField(_("作废时间"), null=True, blank=True)
 
@@ -470,13 +468,11 @@ class VoucherRedemption(models.Model):
         Voucher, verbose_name=_("核销券"), null=True, blank=True, on_delete=models.PROTECT, related_name="redemptions"
     )
     outcome = models.CharField(_("结果"), max_length=20, choices=RedemptionOutcome.choices)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("操作人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    actor = actor_field(_("操作人"))
     actor_name = models.CharField(_("操作人账号"), max_length=150, blank=True)
     store_label = models.CharField(_("门店"), max_length=60, blank=True)
     ip_address = models.GenericIPAddressField(_("IP"), null=True, blank=True)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    created_at = created_at_field(_("时间"), db_index=True)
 
     class Meta:
         verbose_name = _("核销记录")
@@ -486,19 +482,26 @@ class VoucherRedemption(models.Model):
             models.UniqueConstraint(
                 fields=["voucher"], condition=Q(outcome="redeemed"), name="voucher_redeemed_once"
             ),
-            models.CheckConstraint(
-                condition=Q(outcome__in=RedemptionOutcome.values), name="voucher_redemption_outcome_known"
-            ),
+            status_check("outcome", RedemptionOutcome, name="voucher_redemption_outcome_known"),
         ]
 
     def __str__(self):
         return f"{self.voucher_id} {self.outcome} {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class StockPurchaseStatus(models.TextChoices):
+    PENDING = "pending", _("待支付")
+    COMPLETED = "completed", _("已完成")
+    # Paid through the gateway when the stock had meanwhile run out: the payment went to the
+    # distributor's available balance instead.
+    CREDITED_TO_BALANCE = "credited", _("缺货，已转入余额")
+
+
 class StockPurchase(models.Model):
     """A distributor's stock purchase (进货): card keys bought at their grade price, paid from
-    their wallet, revealed in their portal to resell off-platform. ``request_token`` makes a
-    double submit find the first purchase."""
+    their wallet or through the payment gateway, revealed in their portal to resell
+    off-platform. ``request_token`` makes a double submit find the first purchase; ``upline``
+    snapshots the buyer's ancestors (nearest first) when it was placed, for the commissions."""
 
     purchase_no = models.CharField(_("进货单号"), max_length=32, unique=True)
     distributor = models.ForeignKey(
@@ -511,7 +514,13 @@ class StockPurchase(models.Model):
     total_amount = models.DecimalField(_("进货金额"), **MONEY)
     request_token = models.CharField(_("请求令牌"), max_length=64, unique=True)
     journal_reference = models.CharField(_("记账凭证"), max_length=64)
-    created_at = models.DateTimeField(_("进货时间"), auto_now_add=True)
+    status = models.CharField(
+        _("状态"), max_length=12, choices=StockPurchaseStatus.choices, default=StockPurchaseStatus.COMPLETED
+    )
+    payment_method = models.CharField(_("支付方式"), max_length=16, default="wallet")
+    upline = models.JSONField(_("上级快照"), default=list, blank=True)
+    paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
+    created_at = created_at_field(_("进货时间"))
 
     class Meta:
         verbose_name = _("进货单")
@@ -521,6 +530,9 @@ class StockPurchase(models.Model):
             models.CheckConstraint(condition=Q(quantity__gte=1), name="stock_purchase_quantity_positive"),
             models.CheckConstraint(condition=Q(unit_price__gt=0), name="stock_purchase_price_positive"),
             models.CheckConstraint(condition=Q(total_amount__gt=0), name="stock_purchase_total_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=StockPurchaseStatus.values), name="stock_purchase_status_known"
+            ),
         ]
         indexes = [models.Index(fields=["distributor", "product", "created_at"], name="stock_purchase_volume_idx")]
 
@@ -559,7 +571,7 @@ class TopUp(models.Model):
     amount = models.DecimalField(_("充值金额"), **MONEY)
     gateway = models.CharField(_("支付方式"), max_length=16)
     status = models.CharField(_("状态"), max_length=12, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
     credited_at = models.DateTimeField(_("到账时间"), null=True, blank=True)
 
     class Meta:
@@ -568,11 +580,39 @@ class TopUp(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="top_up_amount_positive"),
-            models.CheckConstraint(condition=Q(status__in=TopUpStatus.values), name="top_up_status_known"),
+            status_check("status", TopUpStatus, name="top_up_status_known"),
         ]
 
     def __str__(self):
         return self.top_up_no
+
+
+class DepositPayment(models.Model):
+    """A distributor paying their grade's deposit (保证金) through the payment gateway: held in
+    their deposit account in the ledger, once, on the gateway's signed notification
+    (docs/adr/0023). Numbers start with ``D``; statuses as a top-up's."""
+
+    deposit_no = models.CharField(_("保证金单号"), max_length=32, unique=True)
+    distributor = models.ForeignKey(
+        "distribution.Distributor", verbose_name=_("分销商"), on_delete=models.PROTECT, related_name="+"
+    )
+    amount = models.DecimalField(_("金额"), **MONEY)
+    gateway = models.CharField(_("支付方式"), max_length=16)
+    status = models.CharField(_("状态"), max_length=12, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
+    created_at = created_at_field(_("创建时间"))
+    credited_at = models.DateTimeField(_("到账时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("保证金缴纳")
+        verbose_name_plural = _("保证金缴纳")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_payment_amount_positive"),
+            status_check("status", TopUpStatus, name="deposit_payment_status_known"),
+        ]
+
+    def __str__(self):
+        return self.deposit_no
 
 
 # --- reconciliation against the gateways' daily statements (docs/adr/0020) --------------------
@@ -603,7 +643,7 @@ class GatewayStatement(models.Model):
         permissions = [("reconcile_statements", _("可以核对渠道账单"))]
         constraints = [
             models.UniqueConstraint(fields=["gateway", "bill_date"], name="gateway_statement_once_per_day"),
-            models.CheckConstraint(condition=Q(status__in=StatementStatus.values), name="gateway_statement_status_known"),
+            status_check("status", StatementStatus, name="gateway_statement_status_known"),
         ]
 
     def __str__(self):
@@ -638,7 +678,7 @@ class StatementDifference(models.Model):
         verbose_name_plural = _("对账差异")
         ordering = ["statement_id", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=DifferenceKind.values), name="statement_difference_kind_known"),
+            status_check("kind", DifferenceKind, name="statement_difference_kind_known"),
         ]
 
     def __str__(self):

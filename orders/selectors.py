@@ -17,6 +17,7 @@ __all__ = [
     "buyer_fields_for_display",
     "unexpected_payments",
     "deliveries_for_buyer",
+    "has_vouchers",
     "order_for_buyer",
     "order_from_access_token",
     "order_status_by_number",
@@ -74,7 +75,14 @@ def _order_from_page_row(row) -> Order:
         OrderDelivery.product.field.set_cached_value(delivery, product)
         OrderDelivery.order.field.set_cached_value(delivery, order)
     prefetched(order, "deliveries", deliveries)
+    order.has_vouchers = row[-1]  # read by has_vouchers(): the page asks for vouchers only then
     return order
+
+
+def has_vouchers(order: Order) -> bool:
+    """Whether the order may have vouchers to show: known from the page's statement, else
+    assumed (the caller then reads them)."""
+    return getattr(order, "has_vouchers", True)
 
 
 def deliveries_for_buyer(*, order: Order) -> list[dict]:

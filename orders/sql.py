@@ -12,7 +12,7 @@ from psycopg import sql
 
 from catalog.models import CardKey, Product
 from kamen.db import select_arrays, select_list
-from orders.models import DeliveryKind, Order, OrderDelivery, PaymentCallback
+from orders.models import DeliveryKind, Order, OrderDelivery, PaymentCallback, Voucher
 
 
 def _text(statement: sql.Composable) -> str:
@@ -104,12 +104,14 @@ STATUS = (
 def order_page() -> str:
     """The order ``%(order_no)s`` for its page: its columns, its product's, then its deliveries
     (by id), each delivery's card key (NULLs for a delivery without one) and product, one array
-    per column. One statement where the ORM built two (the order joined, the deliveries
-    prefetched with their keys and products), on every load of the busiest page after the
-    product page (ADR 0014)."""
+    per column; last, whether it has vouchers (most orders have none: the page then asks for
+    none). One statement where the ORM built two or three (the order joined, the deliveries
+    prefetched with their keys and products, the vouchers), on every load of the busiest page
+    after the product page (ADR 0014)."""
     return _text(
         sql.SQL("""
-        SELECT {order}, {product}, deliveries.*
+        SELECT {order}, {product}, deliveries.*,
+            EXISTS (SELECT 1 FROM {vouchers} v WHERE v.order_id = o.id) AS has_vouchers
         FROM {orders} o
         JOIN {products} p ON p.id = o.product_id
         CROSS JOIN LATERAL (
@@ -127,6 +129,7 @@ def order_page() -> str:
             products=sql.Identifier(Product._meta.db_table),
             deliveries=sql.Identifier(OrderDelivery._meta.db_table),
             keys=sql.Identifier(CardKey._meta.db_table),
+            vouchers=sql.Identifier(Voucher._meta.db_table),
             # All three in the deliveries' order (by id), so their elements line up.
             delivery_columns=sql.SQL(select_arrays(OrderDelivery, "d", ("id",))),
             key_columns=sql.SQL(select_arrays(CardKey, "k", ("d.id",))),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_wallet
+from . import views, views_deposit, views_wallet
 
 app_name = "orders"
 urlpatterns = [
@@ -16,6 +16,7 @@ urlpatterns = [
         name="agent-wallet-pay-order",
     ),
     path("agent/wallet/top-up/", views_wallet.agent_top_up, name="agent-top-up"),
+    path("agent/deposit/", views_deposit.agent_deposit, name="agent-deposit"),
     path("agent/stock/", views_wallet.agent_stock, name="agent-stock"),
     path("agent/stock/<str:purchase_no>/", views_wallet.agent_stock_detail, name="agent-stock-detail"),
     path("orders/<str:order_no>/sync/", views.order_sync, name="order-sync"),

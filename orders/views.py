@@ -148,7 +148,7 @@ def order_detail(request, order_no: str):
         "order": order,
         "deliveries": selectors.deliveries_for_buyer(order=order),
         # Vouchers are issued with the delivery that completes an order: none before that.
-        "vouchers": vouchers_for_buyer(order=order) if order.completed_at else [],
+        "vouchers": vouchers_for_buyer(order=order) if order.completed_at and selectors.has_vouchers(order) else [],
         "buyer_fields": selectors.buyer_fields_for_display(order=order),
         "summary": selectors.order_status_summary(order=order),
         "status_url": selectors.order_status_url(order_no=order.order_no),

@@ -94,20 +94,37 @@ def agent_stock(request, viewer):
     if request.method == "POST":
         raw_product = request.POST.get("product", "")
         product = catalog_selectors.product_on_shelf(pk=int(raw_product)) if is_ascii_digits(raw_product) else None
+        through_gateway = request.POST.get("pay") == "gateway"
         try:
-            purchase = services.purchase_stock(
-                distributor_id=viewer.pk,
-                product=product,
-                quantity=request.POST.get("quantity", ""),
-                token=request.POST.get("token", ""),
-            )
+            if through_gateway:
+                purchase, start = services.start_stock_purchase_payment(
+                    distributor_id=viewer.pk,
+                    product=product,
+                    quantity=request.POST.get("quantity", ""),
+                    token=request.POST.get("token", ""),
+                    notify_url=site_url(reverse("orders:payment-notify", args=[settings.ORDER_DEFAULT_GATEWAY])),
+                    return_url=site_url(reverse("orders:agent-stock")),
+                    gateway_code=settings.ORDER_DEFAULT_GATEWAY,
+                )
+            else:
+                purchase = services.purchase_stock(
+                    distributor_id=viewer.pk,
+                    product=product,
+                    quantity=request.POST.get("quantity", ""),
+                    token=request.POST.get("token", ""),
+                )
         except ValidationError as error:
             errors = (
                 [message for messages_ in error.message_dict.values() for message in messages_]
                 if hasattr(error, "error_dict")
                 else list(error.messages)
             )
+        except GatewayError:
+            errors = [_("支付通道暂时不可用，请稍后再试")]
         else:
+            if through_gateway:
+                redirect_url = start.redirect_url if start is not None else ""
+                return redirect(redirect_url or reverse("orders:agent-stock-detail", args=[purchase.purchase_no]))
             messages.success(request, _("进货成功：%(count)s 张卡密") % {"count": purchase.quantity})
             return redirect("orders:agent-stock-detail", purchase.purchase_no)
     products = services.stock_offers(distributor=viewer) if viewer.grade.may_buy_stock else []

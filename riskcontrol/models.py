@@ -6,11 +6,11 @@ index (``kamen.crypto.blind_index``) lets the rules compare them without reveali
 real-name record keeps the originals encrypted for the provider and shows masks only.
 """
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from kamen.models import actor_field, created_at_field, status_check, updated_at_field
 from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
 
 
@@ -82,16 +82,14 @@ class RiskRule(models.Model):
         _("动作"), max_length=20, choices=Action.choices, default=Action.REVIEW
     )
     note = models.CharField(_("说明"), max_length=200, blank=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("风控规则")
         verbose_name_plural = _("风控规则")
         ordering = ["code"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(action__in=Action.values), name="risk_rule_action_known"
-            ),
+            status_check("action", Action, name="risk_rule_action_known"),
             models.CheckConstraint(
                 condition=Q(threshold__gte=0), name="risk_rule_threshold_not_negative"
             ),
@@ -112,7 +110,7 @@ class RiskSignal(models.Model):
     account added. Checkouts carry the verdict and why."""
 
     kind = models.CharField(_("类型"), max_length=16, choices=SignalKind.choices)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    created_at = created_at_field(_("时间"))
     ip = models.GenericIPAddressField(_("IP"), null=True, blank=True)
     device_id = models.CharField(_("设备标识"), max_length=64, blank=True)
     device_hash = models.CharField(_("浏览器指纹"), max_length=64, blank=True)
@@ -171,9 +169,7 @@ class RiskSignal(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=SignalKind.values), name="risk_signal_kind_known"
-            ),
+            status_check("kind", SignalKind, name="risk_signal_kind_known"),
         ]
 
     def __str__(self):
@@ -206,7 +202,7 @@ class RiskEvent(models.Model):
     """A rule fired: on a checkout (with its signal) or in a scheduled scan (on a distributor).
     ``explanation`` says which rule and which signal, in words staff can act on."""
 
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    created_at = created_at_field(_("时间"), db_index=True)
     rule = models.CharField(_("规则"), max_length=32, choices=RuleCode.choices)
     action = models.CharField(_("动作"), max_length=20, choices=Action.choices)
     signal = models.ForeignKey(
@@ -234,9 +230,7 @@ class RiskEvent(models.Model):
         verbose_name_plural = _("风控事件")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(action__in=Action.values), name="risk_event_action_known"
-            ),
+            status_check("action", Action, name="risk_event_action_known"),
         ]
 
     def __str__(self):
@@ -274,16 +268,9 @@ class ReviewCase(models.Model):
     )
     reasons = models.CharField(_("原因"), max_length=300, blank=True)
     decision_reason = models.CharField(_("审核意见"), max_length=200, blank=True)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("审核人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    decided_by = actor_field(_("审核人"))
     decided_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("风控审核")
@@ -291,10 +278,7 @@ class ReviewCase(models.Model):
         ordering = ["status", "-created_at"]
         permissions = [("decide_reviewcase", _("可以审核风控订单"))]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=ReviewStatus.values),
-                name="review_case_status_known",
-            ),
+            status_check("status", ReviewStatus, name="review_case_status_known"),
         ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="review_case_status_idx")
@@ -327,24 +311,15 @@ class BlacklistEntry(models.Model):
     display_value = models.CharField(_("值"), max_length=64)
     reason = models.CharField(_("原因"), max_length=200)
     expires_at = models.DateTimeField(_("过期时间"), null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("添加人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(_("添加时间"), auto_now_add=True)
+    created_by = actor_field(_("添加人"))
+    created_at = created_at_field(_("添加时间"))
 
     class Meta:
         verbose_name = _("黑名单")
         verbose_name_plural = _("黑名单")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(kind__in=BlacklistKind.values), name="blacklist_kind_known"
-            ),
+            status_check("kind", BlacklistKind, name="blacklist_kind_known"),
             models.CheckConstraint(
                 condition=~Q(kind="ip")
                 | (Q(network__isnull=False) & Q(prefix_length__isnull=False)),
@@ -392,17 +367,14 @@ class RealNameVerification(models.Model):
     provider = models.CharField(_("认证渠道"), max_length=32)
     provider_reference = models.CharField(_("渠道流水号"), max_length=64, blank=True)
     failure_reason = models.CharField(_("失败原因"), max_length=200, blank=True)
-    created_at = models.DateTimeField(_("提交时间"), auto_now_add=True)
+    created_at = created_at_field(_("提交时间"))
 
     class Meta:
         verbose_name = _("实名认证")
         verbose_name_plural = _("实名认证")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=RealNameStatus.values),
-                name="real_name_status_known",
-            ),
+            status_check("status", RealNameStatus, name="real_name_status_known"),
             models.UniqueConstraint(
                 fields=["distributor"],
                 condition=Q(status="verified"),

@@ -19,6 +19,7 @@ from .suppliers import (
     SupplierChannel,
     SupplierPriceChange,
     SupplierRechargeAttempt,
+    UpstreamWebhookReceipt,
 )
 from .vault import (
     CardKey,
@@ -58,5 +59,6 @@ __all__ = [
     "SupplierAlertKind",
     "SupplierChannel",
     "SupplierPriceChange",
+    "UpstreamWebhookReceipt",
     "SupplierRechargeAttempt",
 ]

@@ -5,6 +5,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from mptt.models import MPTTModel, TreeForeignKey
 
+from kamen.models import created_at_field, status_check, updated_at_field
 from kamen.money import MONEY  # noqa: E402  (one definition for every money column)
 
 
@@ -101,6 +102,9 @@ class Product(models.Model):
         _("上游对接发货"), default=False, db_default=False, help_text=_("付款后向上游站点采购卡密或转发充值")
     )
     off_shelf_reason = models.CharField(_("下架原因"), max_length=200, blank=True)
+    # A product docked from an upstream Kamen: the upstream's stock count, shown like local
+    # stock (catalog.services.upstream_sync keeps it); None for anything not counted upstream.
+    upstream_stock = models.PositiveIntegerField(_("上游库存"), null=True, blank=True, editable=False)
     sort_order = models.PositiveIntegerField(_("排序"), default=0)
     redemption_mode = models.CharField(
         _("核销方式"),
@@ -110,8 +114,8 @@ class Product(models.Model):
         db_default=RedemptionMode.NONE,
         help_text=_("券类商品：发货后买家获得券码和二维码，由门店或工作人员核销一次"),
     )
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    created_at = created_at_field()
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("商品")
@@ -121,9 +125,7 @@ class Product(models.Model):
             ("change_product_price", _("可以修改商品价格")),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(product_type__in=ProductType.values), name="product_type_known"
-            ),
+            status_check("product_type", ProductType, name="product_type_known"),
             models.CheckConstraint(condition=Q(retail_price__gt=0), name="product_retail_price_positive"),
             models.CheckConstraint(condition=Q(cost_price__gte=0), name="product_cost_not_negative"),
             models.CheckConstraint(
@@ -195,7 +197,7 @@ class ProductCustomField(models.Model):
         ordering = ["sort_order", "id"]
         constraints = [
             models.UniqueConstraint(fields=["product", "name"], name="custom_field_name_unique_per_product"),
-            models.CheckConstraint(condition=Q(field_type__in=CustomFieldType.values), name="custom_field_type_known"),
+            status_check("field_type", CustomFieldType, name="custom_field_type_known"),
         ]
 
     def __str__(self):

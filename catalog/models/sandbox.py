@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from kamen.models import created_at_field, updated_at_field
+
 from .products import MONEY
 
 
@@ -30,7 +32,7 @@ class SandboxAccount(models.Model):
         _("模拟处理中比例"), max_digits=4, decimal_places=3, default=Decimal(0),
         help_text=_("0 到 1 之间：这部分订单先返回“处理中”，查询时才给出结果"),
     )
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("沙箱货源账户")
@@ -52,7 +54,7 @@ class SandboxSku(models.Model):
     # None: unlimited stock.
     stock = models.PositiveIntegerField(_("库存"), null=True, blank=True, help_text=_("留空表示不限"))
     is_out_of_stock = models.BooleanField(_("模拟缺货"), default=False)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("沙箱货源商品")
@@ -84,7 +86,7 @@ class SandboxOrder(models.Model):
     amount = models.DecimalField(_("扣款金额"), **MONEY)
     status = models.CharField(_("状态"), max_length=20, choices=SandboxOrderStatus.choices)
     message = models.CharField(_("说明"), max_length=200, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("沙箱货源订单")

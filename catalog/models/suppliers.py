@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from kamen.models import created_at_field, status_check
+
 from .products import MONEY, Product
 
 
@@ -29,14 +31,18 @@ class Supplier(models.Model):
     balance_synced_at = models.DateTimeField(_("余额同步时间"), null=True, blank=True)
     prices_synced_at = models.DateTimeField(_("价格同步时间"), null=True, blank=True)
     last_sync_error = models.CharField(_("最近同步错误"), max_length=300, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    # An upstream Kamen signs its webhooks with this secret (its staff set our callback URL and
+    # gave it to us); encrypted with the vault keys like the app secret, never shown or logged.
+    webhook_secret_ciphertext = models.BinaryField(_("回调密钥密文"), null=True, blank=True, editable=False)
+    webhook_secret_key_id = models.CharField(max_length=32, blank=True, editable=False)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("货源")
         verbose_name_plural = _("货源")
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=Q(adapter__in=SupplierAdapter.values), name="supplier_adapter_known"),
+            status_check("adapter", SupplierAdapter, name="supplier_adapter_known"),
         ]
 
     def __str__(self):
@@ -61,6 +67,12 @@ class SupplierChannel(models.Model):
     cost_synced_at = models.DateTimeField(_("价格同步时间"), null=True, blank=True)
     # Above this cost the channel is skipped; empty: the product's ceiling, else its retail price.
     cost_ceiling = models.DecimalField(_("成本上限"), **MONEY, null=True, blank=True, help_text=_("留空表示使用商品的成本上限或零售价"))
+    # Docked from an upstream Kamen: its stock count, and the merchant's markup rule by which
+    # the product's price follows the upstream's (catalog.services.upstream; empty: fixed price).
+    upstream_stock = models.PositiveIntegerField(_("上游库存"), null=True, blank=True)
+    markup_kind = models.CharField(_("加价方式"), max_length=10, blank=True)
+    markup_value = models.DecimalField(_("加价"), **MONEY, null=True, blank=True)
+    markup_rounding = models.CharField(_("取整"), max_length=5, blank=True)
 
     class Meta:
         verbose_name = _("货源渠道")
@@ -84,7 +96,7 @@ class SupplierPriceChange(models.Model):
     channel = models.ForeignKey(SupplierChannel, verbose_name=_("渠道"), on_delete=models.CASCADE, related_name="price_changes")
     old_cost = models.DecimalField(_("原进货价"), **MONEY)
     new_cost = models.DecimalField(_("新进货价"), **MONEY)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    created_at = created_at_field(_("时间"))
 
     class Meta:
         verbose_name = _("进货价变动")
@@ -117,7 +129,7 @@ class SupplierRechargeAttempt(models.Model):
     supplier_order_no = models.CharField(_("货源订单号"), max_length=80, blank=True)
     cost = models.DecimalField(_("实际成本"), **MONEY, null=True, blank=True)
     message = models.CharField(_("说明"), max_length=300, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
@@ -158,7 +170,7 @@ class SupplierAlert(models.Model):
     supplier = models.ForeignKey(Supplier, verbose_name=_("货源"), on_delete=models.CASCADE, null=True, blank=True, related_name="alerts")
     product = models.ForeignKey(Product, verbose_name=_("商品"), on_delete=models.CASCADE, null=True, blank=True, related_name="supplier_alerts")
     message = models.CharField(_("内容"), max_length=300)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    created_at = created_at_field(_("时间"))
     emailed_at = models.DateTimeField(_("邮件通知时间"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("解除时间"), null=True, blank=True)
 
@@ -168,7 +180,7 @@ class SupplierAlert(models.Model):
         ordering = ["-created_at"]
         # NULLs are distinct in a unique index, so each shape of alert gets its own constraint.
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=SupplierAlertKind.values), name="supplier_alert_kind_known"),
+            status_check("kind", SupplierAlertKind, name="supplier_alert_kind_known"),
             models.UniqueConstraint(
                 fields=["kind", "supplier", "product"],
                 condition=Q(resolved_at__isnull=True, supplier__isnull=False, product__isnull=False),
@@ -188,3 +200,25 @@ class SupplierAlert(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.message}"
+
+
+class UpstreamWebhookReceipt(models.Model):
+    """A webhook event an upstream Kamen sent us, kept under its event id so that a repeated
+    delivery (the upstream retries until it hears 2xx) is applied once."""
+
+    supplier = models.ForeignKey(Supplier, verbose_name=_("货源"), on_delete=models.CASCADE, related_name="webhook_receipts")
+    event_id = models.CharField(_("事件编号"), max_length=64)
+    kind = models.CharField(_("事件类型"), max_length=40)
+    payload = models.JSONField(_("内容"), default=dict)
+    outcome = models.CharField(_("处理结果"), max_length=200, blank=True)
+    received_at = models.DateTimeField(_("接收时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("上游回调")
+        verbose_name_plural = _("上游回调")
+        constraints = [
+            models.UniqueConstraint(fields=["supplier", "event_id"], name="upstream_webhook_receipt_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.supplier_id}:{self.event_id}"

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from kamen.models import actor_field, created_at_field, status_check, updated_at_field
+
 from .products import MONEY, Product
 
 
@@ -34,7 +36,7 @@ class CardKeyImport(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("创建人"), null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
     status = models.CharField(_("状态"), max_length=20, choices=ImportStatus.choices, default=ImportStatus.VALIDATING)
     source_name = models.CharField(_("来源"), max_length=200, blank=True)
     input_format = models.CharField(_("格式"), max_length=20, default="auto")
@@ -54,9 +56,7 @@ class CardKeyImport(models.Model):
     progress_done = models.PositiveIntegerField(_("已处理"), default=0)
     imported_count = models.PositiveIntegerField(_("已导入"), default=0)
     error_message = models.CharField(_("错误信息"), max_length=500, blank=True)
-    confirmed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("确认人"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    confirmed_by = actor_field(_("确认人"))
     confirmed_at = models.DateTimeField(_("确认时间"), null=True, blank=True)
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
@@ -65,7 +65,7 @@ class CardKeyImport(models.Model):
         verbose_name_plural = _("卡密导入")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=ImportStatus.values), name="card_key_import_status_known"),
+            status_check("status", ImportStatus, name="card_key_import_status_known"),
             models.CheckConstraint(condition=Q(progress_done__lte=F("progress_total")), name="card_key_import_progress_bounded"),
         ]
 
@@ -134,7 +134,7 @@ class CardKey(models.Model):
     fingerprint = models.CharField(_("指纹"), max_length=64, editable=False)
     status = models.CharField(_("状态"), max_length=12, choices=CardKeyStatus.choices, default=CardKeyStatus.AVAILABLE)
     expires_at = models.DateTimeField(_("到期时间"), null=True, blank=True)
-    created_at = models.DateTimeField(_("入库时间"), auto_now_add=True)
+    created_at = created_at_field(_("入库时间"))
     reserved_at = models.DateTimeField(_("预留时间"), null=True, blank=True)
     sold_at = models.DateTimeField(_("售出时间"), null=True, blank=True)
     voided_at = models.DateTimeField(_("作废时间"), null=True, blank=True)
@@ -153,7 +153,7 @@ class CardKey(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(fields=["fingerprint"], name="card_key_fingerprint_unique"),
-            models.CheckConstraint(condition=Q(status__in=CardKeyStatus.values), name="card_key_status_known"),
+            status_check("status", CardKeyStatus, name="card_key_status_known"),
             models.CheckConstraint(
                 condition=~Q(status="sold") | Q(sold_at__isnull=False), name="card_key_sold_has_time"
             ),
@@ -198,8 +198,8 @@ class ReusableCardKey(models.Model):
     sales_cap = models.PositiveIntegerField(_("销售上限"), null=True, blank=True, help_text=_("留空表示不限"))
     sold_count = models.PositiveIntegerField(_("已售"), default=0)
     is_active = models.BooleanField(_("启用"), default=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    created_at = created_at_field()
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("循环卡密")
@@ -220,7 +220,7 @@ class StockAlert(models.Model):
     product = models.ForeignKey(Product, verbose_name=_("商品"), on_delete=models.CASCADE, related_name="stock_alerts")
     threshold = models.PositiveIntegerField(_("预警值"))
     available_count = models.PositiveIntegerField(_("当时库存"))
-    created_at = models.DateTimeField(_("预警时间"), auto_now_add=True)
+    created_at = created_at_field(_("预警时间"))
     emailed_at = models.DateTimeField(_("邮件通知时间"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("解除时间"), null=True, blank=True)
 

@@ -126,8 +126,8 @@ def _reusable_remaining(product: Product) -> int | None:
 def product_stock_state(product: Product) -> StockState:
     """What the buyer sees: in stock, running low, or sold out."""
     if product.product_type == ProductType.CARD_KEY:
-        if product.is_sourced_upstream:
-            return StockState(True, str(_("有货")), None)  # bought from the upstream once paid
+        if product.is_sourced_upstream and product.upstream_stock is None:
+            return StockState(True, str(_("有货")), None)  # bought upstream once paid, not counted there
         remaining = _reusable_remaining(product)
         if remaining == -1:
             return StockState(True, str(_("有货")), None)
@@ -136,6 +136,8 @@ def product_stock_state(product: Product) -> StockState:
         available = getattr(product, "available_count", None)
         if available is None:
             available = product.card_keys.filter(status=CardKeyStatus.AVAILABLE).count()
+        if product.upstream_stock is not None:  # docked: the upstream's keys count as ours
+            available += product.upstream_stock
         return _state_for(product, available)
     if product.product_type == ProductType.BUNDLE:
         items = list(product.bundle_items.select_related("component"))

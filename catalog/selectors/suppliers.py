@@ -4,12 +4,23 @@ from django.db.models import QuerySet
 
 from catalog.models import (
     Product,
+    Supplier,
+    SupplierAdapter,
     SupplierAlert,
     SupplierChannel,
     SupplierRechargeAttempt,
 )
 
-__all__ = ["open_supplier_alerts", "top_up_attempts", "usable_supplier_channels"]
+__all__ = ["open_supplier_alerts", "top_up_attempts", "upstream_for_webhooks", "usable_supplier_channels"]
+
+
+def upstream_for_webhooks(*, supplier_pk: int) -> Supplier | None:
+    """The active upstream Kamen with a webhook secret that a webhook URL names, else None."""
+    return (
+        Supplier.objects.filter(pk=supplier_pk, adapter=SupplierAdapter.KAMEN_API, is_active=True)
+        .exclude(webhook_secret_key_id="")
+        .first()
+    )
 
 
 def open_supplier_alerts() -> QuerySet[SupplierAlert]:

@@ -810,9 +810,18 @@ def sync_supplier(*, supplier: Supplier, now: datetime | None = None, transport:
 def sync_all_suppliers(*, now: datetime | None = None, transport: Transport | None = None) -> list[SupplierSyncReport]:
     """The scheduled job: every active supplier, one at a time; one broken supplier never stops the rest."""
     reports = []
-    for supplier in Supplier.objects.filter(is_active=True).order_by("pk"):
+    # An upstream Kamen is reconciled by catalog.services.upstream_sync (hourly, prices follow
+    # the markup there); a plain cost sync here would pause products whose price was about to follow.
+    for supplier in Supplier.objects.filter(is_active=True).exclude(adapter=SupplierAdapter.KAMEN_API).order_by("pk"):
         try:
             reports.append(sync_supplier(supplier=supplier, now=now, transport=transport))
         except Exception:
             logger.exception("supplier.sync_crashed supplier=%s", supplier.pk)
     return reports
+
+
+# For catalog.services.upstream_sync, which keeps docked products in step with the same alerts.
+open_supplier_alert = _open_alert
+resolve_supplier_alerts = _resolve_alerts
+notify_merchant_of_alerts = _notify_merchant
+pause_if_cost_reaches_price = _check_cost_against_price

@@ -103,6 +103,11 @@ def _product_type(upstream_type: str) -> str:
 UPSTREAM_TARGET_REGEX = r"\S{1,120}"
 
 
+def _markup_fields(markup: Markup) -> dict:
+    """The rule stored on the channel, so the price follows the upstream's (upstream_sync)."""
+    return {"markup_kind": markup.kind, "markup_value": markup.value, "markup_rounding": markup.rounding}
+
+
 def _target_rule(product_type: str) -> dict:
     if product_type != ProductType.DIRECT_RECHARGE:
         return {}
@@ -154,7 +159,9 @@ def dock_upstream_items(*, supplier: Supplier, items: list, markup: Markup, cate
                 product = update_product(
                     product=channel.product, actor=actor, request=request, retail_price=price, cost_price=item.price
                 )
-                SupplierChannel.objects.filter(pk=channel.pk).update(cost=item.price, is_in_stock=item.in_stock)
+                SupplierChannel.objects.filter(pk=channel.pk).update(
+                    cost=item.price, is_in_stock=item.in_stock, upstream_stock=item.stock, **_markup_fields(markup)
+                )
             else:
                 product = create_product(
                     actor=actor,
@@ -169,11 +176,19 @@ def dock_upstream_items(*, supplier: Supplier, items: list, markup: Markup, cate
                     **_target_rule(product_type),
                 )
                 SupplierChannel.objects.create(
-                    product=product, supplier=supplier, supplier_sku=sku, cost=item.price, is_in_stock=item.in_stock
+                    product=product,
+                    supplier=supplier,
+                    supplier_sku=sku,
+                    cost=item.price,
+                    is_in_stock=item.in_stock,
+                    upstream_stock=item.stock,
+                    **_markup_fields(markup),
                 )
-            if not product.is_sourced_upstream:
-                Product.objects.filter(pk=product.pk).update(is_sourced_upstream=True)
-                product.is_sourced_upstream = True
+            # Sourced upstream; the shop shows the upstream's stock like ours (upstream_sync keeps it).
+            Product.objects.filter(pk=product.pk).update(
+                is_sourced_upstream=True, upstream_stock=item.stock if item.in_stock or item.stock is None else 0
+            )
+            product.is_sourced_upstream = True
             products.append(product)
     return products
 

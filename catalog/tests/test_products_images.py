@@ -9,7 +9,8 @@ from PIL import Image
 
 from catalog import images as product_images
 from catalog import services
-from catalog.models import Category, Product, ProductImage, ProductType
+from catalog.models import ProductImage
+from catalog.tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,10 +23,7 @@ def media_root(settings, tmp_path):
 
 @pytest.fixture
 def product():
-    category = Category.objects.create(name="游戏", slug="games")
-    return Product.objects.create(
-        category=category, name="Steam 50", product_type=ProductType.CARD_KEY, retail_price="48.00"
-    )
+    return ProductFactory()
 
 
 def image_bytes(fmt="PNG", size=(800, 600), exif=None):

@@ -7,6 +7,14 @@ from .auto_approval import (
     get_auto_approval_policy,
     save_auto_approval_policy,
 )
+from .deposits import (
+    approve_deposit_refund,
+    deposit_balance,
+    hold_deposit,
+    new_deposit_refund_token,
+    reject_deposit_refund,
+    request_deposit_refund,
+)
 from .ledger import UnbalancedTransaction, post_journal_transaction
 from .lifecycle import (
     freeze_commissions,
@@ -25,7 +33,8 @@ from .rules import (
     save_policy,
     save_product_bonus,
 )
-from .split import plan_split, split_commissions, split_inputs_statement
+from .split import plan_split, split_commissions, split_inputs_statement  # noqa: F401
+from .stock import plan_stock_commissions, split_stock_purchase
 from .team_bonus import (
     previous_month,
     run_team_bonuses,
@@ -50,10 +59,18 @@ from .withdrawals import (
 )
 
 __all__ = [
+    "plan_stock_commissions",
+    "split_stock_purchase",
     "InsufficientBalance",
     "UnbalancedTransaction",
     "active_distributor_of",
     "add_payout_account",
+    "approve_deposit_refund",
+    "deposit_balance",
+    "hold_deposit",
+    "new_deposit_refund_token",
+    "reject_deposit_refund",
+    "request_deposit_refund",
     "credit_wallet_top_up",
     "debit_wallet_for_order",
     "approve_withdrawal",

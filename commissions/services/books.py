@@ -28,7 +28,6 @@ Each event is one journal transaction in the event's own database transaction:
 These functions take plain values; the orders app calls them (this app never imports it).
 """
 
-import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -40,7 +39,8 @@ from django.utils.translation import gettext as _
 from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
 from kamen.money import ZERO, to_fen
 
-from ..models import Account, AccountKind, EntrySide, JournalEntry, JournalTransaction, TransactionKind
+from .. import sql as commissions_sql
+from ..models import AccountKind, EntrySide, TransactionKind
 
 K = AccountKind
 BOOK_KINDS = (
@@ -67,71 +67,10 @@ def refund_reference(order_id: int, refunded: Decimal) -> str:
 
 
 # --- posting: merchant accounts named by kind ---------------------------------------------------
-# Two statements sent in one message (one round trip). The first makes the merchant's book
-# accounts that do not exist yet (first use; in steady state it finds them all and writes
-# nothing); the second, with its own snapshot, sees them — made by the first, or by another
-# transaction whose insert it waited for — and posts. ``{lines}`` is a CTE body giving (kind,
-# side, amount, n). The accounts are locked revenue first, then by id: every transaction that
-# moves the merchant's books (payment, split, delivery, refund) holds revenue before any other
-# of them, so two never wait for each other in a cycle, whatever the ids.
-_ENSURE_SQL = """
-INSERT INTO {account} (kind, distributor_id, balance, created_at)
-SELECT k.kind, NULL, 0, %(now)s::timestamptz FROM unnest(%(kinds)s::varchar[]) AS k(kind)
- WHERE NOT EXISTS (SELECT 1 FROM {account} a WHERE a.kind = k.kind AND a.distributor_id IS NULL)
-ON CONFLICT DO NOTHING
-"""
-
-_BOOKS_SQL = """
-WITH line AS ({lines}
-), tx AS (
-    INSERT INTO {journal} (kind, reference, memo, order_id, actor_id, created_at)
-    SELECT %(kind)s::varchar, %(reference)s::varchar, %(memo)s::varchar, %(order)s::bigint, NULL,
-           %(now)s::timestamptz
-     WHERE EXISTS (SELECT 1 FROM line)
-    ON CONFLICT (reference) DO NOTHING
-    RETURNING id
-), acc AS (
-    SELECT a.id, a.kind FROM {account} a
-     WHERE a.distributor_id IS NULL AND a.kind IN (SELECT kind FROM line)
-), posted AS (
-    INSERT INTO {entry} (transaction_id, account_id, side, amount, commission_id, created_at)
-    SELECT tx.id, acc.id, line.side, line.amount, NULL, %(now)s::timestamptz
-      FROM tx, line JOIN acc ON acc.kind = line.kind ORDER BY line.n
-    RETURNING account_id, side, amount
-), deltas AS (
-    SELECT account_id, SUM(CASE WHEN side = 'credit' THEN amount ELSE -amount END) AS delta
-      FROM posted GROUP BY account_id
-), locked AS (
-    SELECT a.id FROM {account} a WHERE a.id IN (SELECT account_id FROM deltas)
-     ORDER BY a.kind <> 'merchant_revenue', a.id FOR NO KEY UPDATE
-), moved AS (
-    UPDATE {account} a SET balance = a.balance + d.delta
-      FROM deltas d
-     WHERE a.id = d.account_id AND d.delta <> 0 AND (SELECT count(*) FROM locked) > 0
-)
-SELECT (SELECT count(*) FROM tx)
-"""
-
-_GIVEN_LINES = """
-    SELECT l.kind, l.side, l.amount, l.n
-      FROM unnest(%(line_kinds)s::varchar[], %(sides)s::varchar[], %(amounts)s::numeric[])
-           WITH ORDINALITY AS l(kind, side, amount, n)"""
-
-
-@functools.cache
-def _books_sql(lines: str = _GIVEN_LINES) -> str:
-    return _BOOKS_SQL.format(
-        lines=lines,
-        account=Account._meta.db_table,
-        journal=JournalTransaction._meta.db_table,
-        entry=JournalEntry._meta.db_table,
-    )
-
-
 def ensure_statement(kinds, now=None) -> tuple[str, dict]:
     """The statement that makes the merchant's book accounts of ``kinds`` that are missing."""
     return (
-        _ENSURE_SQL.format(account=Account._meta.db_table),
+        commissions_sql.ENSURE_BOOK_ACCOUNTS,
         {"kinds": sorted({str(kind) for kind in kinds}), "now": now or timezone.now()},
     )
 
@@ -158,7 +97,7 @@ def _statements(*, kind: str, reference: str, memo: str, order_id: int, lines) -
 
 def _statement(*, kind: str, reference: str, memo: str, order_id: int, lines) -> tuple[str, dict]:
     return (
-        _books_sql(),
+        commissions_sql.BOOKS,
         {
             "line_kinds": [kind_ for kind_, _side, _amount in lines],
             "sides": [str(side) for _kind, side, _amount in lines],
@@ -200,58 +139,6 @@ class BookedLines:
         return sum(self.by_account.values(), ZERO)
 
 
-# The cost of the goods of an order's parts (product, quantity): the batch cost of each card
-# key sold to it (the product's cost price for a key whose batch has none), the supplier's
-# charged price of a successful top-up (the product's cost price until one is known), the
-# product's cost price for anything else (reusable keys, manual goods).
-_COST_SQL = """
-SELECT COALESCE(SUM(
-    CASE
-      WHEN p.product_type = 'card_key'
-           AND NOT EXISTS (SELECT 1 FROM {reusable} r WHERE r.product_id = p.id) THEN
-        (SELECT COALESCE(SUM(COALESCE(b.unit_cost, p.cost_price)), 0)
-           FROM {card_key} k JOIN {batch} b ON b.id = k.batch_id
-          WHERE k.sold_to = %(order_no)s::varchar AND k.sold_to <> '' AND k.product_id = p.id
-            AND k.status = 'sold')
-      WHEN p.product_type = 'direct_recharge' THEN
-        COALESCE((SELECT SUM(a.cost) FROM {attempt} a
-                   WHERE a.reference = %(order_no)s::varchar AND a.product_id = p.id
-                     AND a.status = 'succeeded'),
-                 p.cost_price * part.quantity)
-      ELSE p.cost_price * part.quantity
-    END), 0)
-  FROM unnest(%(products)s::bigint[], %(quantities)s::integer[]) AS part(product_id, quantity)
-  JOIN {product} p ON p.id = part.product_id
-"""
-
-_LINES_SQL = """
-SELECT t.kind, a.kind, SUM(CASE WHEN e.side = 'credit' THEN e.amount ELSE -e.amount END), NULL::numeric
-  FROM {journal} t JOIN {entry} e ON e.transaction_id = t.id JOIN {account} a ON a.id = e.account_id
- WHERE t.order_id = %(order)s::bigint AND a.distributor_id IS NULL
- GROUP BY t.kind, a.kind
-UNION ALL
-SELECT NULL, NULL, NULL, ({cost}) WHERE %(with_cost)s::boolean
-"""
-
-
-@functools.cache
-def _lines_sql() -> str:
-    from catalog.models import CardKey, CardKeyBatch, Product, ReusableCardKey, SupplierRechargeAttempt
-
-    return _LINES_SQL.format(
-        journal=JournalTransaction._meta.db_table,
-        entry=JournalEntry._meta.db_table,
-        account=Account._meta.db_table,
-        cost=_COST_SQL.format(
-            reusable=ReusableCardKey._meta.db_table,
-            card_key=CardKey._meta.db_table,
-            batch=CardKeyBatch._meta.db_table,
-            attempt=SupplierRechargeAttempt._meta.db_table,
-            product=Product._meta.db_table,
-        ),
-    )
-
-
 def booked_lines(*, order_id: int, order_no: str = "", parts=()) -> BookedLines:
     """The order's merchant lines so far (one query); with ``parts`` ((product id, quantity),
     a bundle by its items) the cost of the goods delivered for them, in the same query."""
@@ -263,7 +150,7 @@ def booked_lines(*, order_id: int, order_no: str = "", parts=()) -> BookedLines:
         "quantities": [quantity for _product_id, quantity in parts],
         "with_cost": bool(parts),
     }
-    rows = fetch_rows(_lines_sql(), parameters)
+    rows = fetch_rows(commissions_sql.BOOKED_LINES, parameters)
     booked = BookedLines()
     for transaction_kind, account_kind, amount, cost in rows:
         if transaction_kind is None:
@@ -377,44 +264,6 @@ def _true_up(*, kind, reference, memo, order_id, booked: BookedLines, target: di
 # The delivery of an order with nothing refunded, in one statement: the cost of its goods and
 # what its revenue holds (the payment less the fee, the commissions and the price differences
 # the split just posted), passed on: revenue → cost, revenue → profit.
-_DELIVERY_LINES = """
-    WITH c AS (SELECT ({cost})::numeric AS amount
-    ), r AS (
-        SELECT COALESCE(SUM(CASE WHEN e.side = 'credit' THEN e.amount ELSE -e.amount END), 0) AS amount
-          FROM {journal} t JOIN {entry} e ON e.transaction_id = t.id JOIN {account} a ON a.id = e.account_id
-         WHERE t.order_id = %(order)s::bigint AND a.kind = 'merchant_revenue' AND a.distributor_id IS NULL
-    ), p AS (SELECT r.amount - c.amount AS amount FROM r, c)
-    SELECT l.kind::varchar AS kind, l.side::varchar AS side, l.amount, l.n FROM (
-        SELECT 'supplier_cost' AS kind, 'credit' AS side, c.amount, 1 AS n FROM c
-        UNION ALL SELECT 'merchant_revenue', 'debit', c.amount, 2 FROM c
-        UNION ALL SELECT 'merchant_profit', CASE WHEN p.amount >= 0 THEN 'credit' ELSE 'debit' END,
-                         abs(p.amount), 3 FROM p
-        UNION ALL SELECT 'merchant_revenue', CASE WHEN p.amount >= 0 THEN 'debit' ELSE 'credit' END,
-                         abs(p.amount), 4 FROM p
-    ) AS l WHERE l.amount > 0"""
-
-
-@functools.cache
-def _delivery_sql() -> str:
-    from catalog.models import CardKey, CardKeyBatch, Product, ReusableCardKey, SupplierRechargeAttempt
-
-    cost = _COST_SQL.format(
-        reusable=ReusableCardKey._meta.db_table,
-        card_key=CardKey._meta.db_table,
-        batch=CardKeyBatch._meta.db_table,
-        attempt=SupplierRechargeAttempt._meta.db_table,
-        product=Product._meta.db_table,
-    )
-    return _books_sql(
-        _DELIVERY_LINES.format(
-            cost=cost,
-            journal=JournalTransaction._meta.db_table,
-            entry=JournalEntry._meta.db_table,
-            account=Account._meta.db_table,
-        )
-    )
-
-
 DELIVERY_KINDS = (K.MERCHANT_REVENUE, K.SUPPLIER_COST, K.MERCHANT_PROFIT)
 
 
@@ -427,7 +276,7 @@ def delivery_statements(*, order_id: int, order_no: str, parts) -> list[tuple[st
 def _delivery_statement(*, order_id: int, order_no: str, parts) -> tuple[str, dict]:
     parts = list(parts)
     return (
-        _delivery_sql(),
+        commissions_sql.DELIVERY_BOOKS,
         {
             "order": order_id,
             "order_no": order_no,
@@ -495,8 +344,55 @@ def book_refund(*, order_id: int, order_no: str, money: OrderMoney) -> bool:
     )
 
 
+# --- a stock purchase (进货) ---------------------------------------------------------------------
+def stock_purchase_reference(purchase_no: str) -> str:
+    return f"books:stock:{purchase_no}"
+
+
+def stock_purchase_lines(
+    *, amount: Decimal, fee: Decimal, cost: Decimal, commissions: Decimal, through_gateway: bool
+) -> dict[str, Decimal]:
+    """A stock purchase's books, signed by account kind, closing revenue: the payment (through
+    the gateway: clearing debited; from the wallet: the wallet's posting already credited
+    revenue), the gateway's fee, the keys' cost, the upline's commissions (their accrual
+    already debited revenue) and the merchant's profit, the balancing figure."""
+    amount, fee, cost, commissions = (Decimal(value) for value in (amount, fee, cost, commissions))
+    if not 0 <= fee <= amount:
+        raise ValueError(f"a fee of {fee} on a stock purchase of {amount}")
+    signed = {
+        K.GATEWAY_FEES.value: fee,
+        K.SUPPLIER_COST.value: cost,
+        K.MERCHANT_PROFIT.value: amount - fee - cost - commissions,
+    }
+    if through_gateway:
+        signed[K.GATEWAY_CLEARING.value] = -amount
+        signed[K.MERCHANT_REVENUE.value] = commissions
+    else:
+        signed[K.MERCHANT_REVENUE.value] = commissions - amount
+    return signed
+
+
+def book_stock_purchase(
+    *, purchase_no: str, amount: Decimal, fee: Decimal, cost: Decimal, commissions: Decimal, through_gateway: bool
+) -> bool:
+    """A completed stock purchase's books, once per purchase, in its transaction (after the
+    payment and the upline's accrual). One round trip."""
+    return _post(
+        kind=TransactionKind.STOCK_PURCHASE,
+        reference=stock_purchase_reference(purchase_no),
+        memo=_("进货 %(purchase)s 收款、成本与利润") % {"purchase": purchase_no},
+        order_id=None,
+        signed=stock_purchase_lines(
+            amount=amount, fee=fee, cost=cost, commissions=commissions, through_gateway=through_gateway
+        ),
+    )
+
+
 __all__ = [
     "BOOK_KINDS",
+    "book_stock_purchase",
+    "stock_purchase_lines",
+    "stock_purchase_reference",
     "BookedLines",
     "OrderMoney",
     "book_delivery",

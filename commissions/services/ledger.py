@@ -14,7 +14,6 @@ commission rows and posts their accrual together, in one prepared statement that
 moves the balances with the same SQL as ``post_journal_transactions``.
 """
 
-import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,18 +21,17 @@ from decimal import Decimal
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
-from kamen.db import fetch_rows
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
 from kamen.money import FEN, ZERO
 
+from .. import sql as commissions_sql
 from ..models import (
     DISTRIBUTOR_KINDS,
     Account,
     AccountKind,
-    CapEvent,
     Commission,
     CommissionStatus,
     EntrySide,
-    JournalEntry,
     JournalTransaction,
 )
 
@@ -55,9 +53,7 @@ def debit(account: Account, amount: Decimal, *, commission=None) -> Line:
 
 
 def credit(account: Account, amount: Decimal, *, commission=None) -> Line:
-    return Line(
-        account, EntrySide.CREDIT, amount, getattr(commission, "pk", commission)
-    )
+    return Line(account, EntrySide.CREDIT, amount, getattr(commission, "pk", commission))
 
 
 def merchant_account(kind: str) -> Account:
@@ -80,19 +76,14 @@ def distributor_accounts(distributor_id: int) -> dict[str, Account]:
             [Account(kind=kind, distributor_id=distributor_id) for kind in missing],
             ignore_conflicts=True,
         )
-        found = {
-            a.kind: a for a in Account.objects.filter(distributor_id=distributor_id)
-        }
+        found = {a.kind: a for a in Account.objects.filter(distributor_id=distributor_id)}
     return found
 
 
 def accounts_of_kind(distributor_ids, kind: str) -> dict[int, Account]:
     """One account of ``kind`` for each distributor (one query when they all exist)."""
     ids = set(distributor_ids)
-    found = {
-        a.distributor_id: a
-        for a in Account.objects.filter(kind=kind, distributor_id__in=ids)
-    }
+    found = {a.distributor_id: a for a in Account.objects.filter(kind=kind, distributor_id__in=ids)}
     if len(found) < len(ids):
         for distributor_id in ids - set(found):
             found[distributor_id] = distributor_accounts(distributor_id)[kind]
@@ -114,9 +105,7 @@ def wallet_accounts(distributor_ids) -> dict[int, dict[str, Account]]:
     ]
     if missing:
         Account.objects.bulk_create(missing, ignore_conflicts=True)
-        for account in Account.objects.filter(
-            distributor_id__in={a.distributor_id for a in missing}
-        ):
+        for account in Account.objects.filter(distributor_id__in={a.distributor_id for a in missing}):
             found[account.distributor_id][account.kind] = account
     return dict(found)
 
@@ -132,16 +121,12 @@ def _check(lines: list[Line]) -> None:
     for line in lines:
         amount = Decimal(line.amount)
         if not amount.is_finite() or amount <= 0 or amount != amount.quantize(FEN):
-            raise UnbalancedTransaction(
-                f"entry amount {line.amount} must be a positive whole-fen amount"
-            )
+            raise UnbalancedTransaction(f"entry amount {line.amount} must be a positive whole-fen amount")
         if line.side not in totals:
             raise UnbalancedTransaction(f"unknown side {line.side!r}")
         totals[line.side] += amount
     if totals[EntrySide.DEBIT] != totals[EntrySide.CREDIT]:
-        raise UnbalancedTransaction(
-            f"debits {totals[EntrySide.DEBIT]} differ from credits {totals[EntrySide.CREDIT]}"
-        )
+        raise UnbalancedTransaction(f"debits {totals[EntrySide.DEBIT]} differ from credits {totals[EntrySide.CREDIT]}")
 
 
 @dataclass(frozen=True)
@@ -214,55 +199,11 @@ def post_journal_transactions(postings: list[Posting]) -> dict[str, JournalTrans
     }
 
 
-# The balances of what ``posted`` (a CTE returning account_id, side, amount) wrote. The locking
-# CTE is read through a one-time filter (an InitPlan), so it has locked every account, in id
-# order, before the UPDATE touches the first one.
-_BALANCES_SQL = """, deltas AS (
-    SELECT account_id, SUM(CASE WHEN side = 'credit' THEN amount ELSE -amount END) AS delta
-      FROM posted GROUP BY account_id
-), locked AS (
-    SELECT a.id FROM {account} a WHERE a.id IN (SELECT account_id FROM deltas)
-     ORDER BY a.id FOR NO KEY UPDATE
-), moved AS (
-    UPDATE {account} a SET balance = a.balance + d.delta
-      FROM deltas d
-     WHERE a.id = d.account_id AND d.delta <> 0 AND (SELECT count(*) FROM locked) > 0
-)"""
-
-_POST_SQL = """
-WITH tx AS (
-    INSERT INTO {journal} (kind, reference, memo, order_id, actor_id, created_at)
-    SELECT t.kind, t.reference, t.memo, t.order_id, t.actor_id, %(now)s
-      FROM unnest(%(kinds)s::varchar[], %(references)s::varchar[], %(memos)s::varchar[],
-                  %(orders)s::bigint[], %(actors)s::bigint[]) WITH ORDINALITY
-           AS t(kind, reference, memo, order_id, actor_id, n)
-     ORDER BY t.n
-    ON CONFLICT (reference) DO NOTHING
-    RETURNING id, reference
-), posted AS (
-    INSERT INTO {entry} (transaction_id, account_id, side, amount, commission_id, created_at)
-    SELECT tx.id, l.account_id, l.side, l.amount, l.commission_id, %(now)s
-      FROM unnest(%(line_references)s::varchar[], %(accounts)s::bigint[], %(sides)s::varchar[],
-                  %(amounts)s::numeric[], %(commissions)s::bigint[]) WITH ORDINALITY
-           AS l(reference, account_id, side, amount, commission_id, n)
-      JOIN tx ON tx.reference = l.reference
-     ORDER BY l.n
-    RETURNING account_id, side, amount
-){balances}
-SELECT id, reference FROM tx
-"""
-
-
 def _post_on_postgresql(connection, postings: list[Posting], now) -> dict[str, int]:
     lines = [(posting.reference, line) for posting in postings for line in posting.lines]
-    sql = _POST_SQL.format(
-        journal=JournalTransaction._meta.db_table,
-        entry=JournalEntry._meta.db_table,
-        balances=_BALANCES_SQL.format(account=Account._meta.db_table),
-    )
     with connection.cursor() as cursor:
         cursor.execute(
-            sql,
+            commissions_sql.POST,
             {
                 "now": now,
                 "kinds": [str(posting.kind) for posting in postings],
@@ -294,52 +235,6 @@ class AccrualLine:
     account_id: int
 
 
-# An order's commission rows, its cap event (when ``cap_reason`` is not empty) and their accrual
-# posting in one statement: the journal transaction debits ``revenue`` with the total and
-# credits each row's account, then the balances move as in ``_POST_SQL``.
-_ACCRUAL_SQL = """
-WITH line AS (
-    SELECT * FROM unnest(%(beneficiaries)s::bigint[], %(kinds)s::varchar[], %(levels)s::smallint[],
-                         %(rules)s::bigint[], %(descriptions)s::varchar[], %(rates)s::integer[],
-                         %(amounts)s::numeric[], %(accounts)s::bigint[]) WITH ORDINALITY
-           AS l(beneficiary_id, kind, level, rule_id, description, rate_bp, amount, account_id, n)
-), commission AS (
-    INSERT INTO {commission} (order_id, beneficiary_id, kind, level, rule_id, rule_description,
-                              rate_bp, base_amount, amount, reversed_amount, status, available_at,
-                              created_at)
-    SELECT %(order)s::bigint, beneficiary_id, kind, level, NULLIF(rule_id, 0), description,
-           rate_bp, %(base)s::numeric, amount, 0, 'pending', %(available_at)s::timestamptz,
-           %(now)s::timestamptz
-      FROM line ORDER BY n
-    RETURNING id, beneficiary_id, kind
-), cap AS (
-    INSERT INTO {cap_event} (order_id, computed_amount, capped_amount, reason, created_at)
-    SELECT %(order)s::bigint, %(computed)s::numeric, %(total)s::numeric, %(cap_reason)s::varchar,
-           %(now)s::timestamptz
-     WHERE %(cap_reason)s::varchar <> ''
-), tx AS (
-    INSERT INTO {journal} (kind, reference, memo, order_id, actor_id, created_at)
-    VALUES ('accrual', %(reference)s::varchar, %(memo)s::varchar, %(order)s::bigint, NULL,
-            %(now)s::timestamptz)
-    ON CONFLICT (reference) DO NOTHING
-    RETURNING id
-), posted AS (
-    INSERT INTO {entry} (transaction_id, account_id, side, amount, commission_id, created_at)
-    SELECT tx.id, e.account_id, e.side, e.amount, e.commission_id, %(now)s::timestamptz
-      FROM tx, (
-            SELECT %(revenue)s::bigint AS account_id, 'debit' AS side,
-                   %(total)s::numeric AS amount, NULL::bigint AS commission_id, 0::bigint AS n
-            UNION ALL
-            SELECT line.account_id, 'credit', line.amount, commission.id, line.n
-              FROM line JOIN commission USING (beneficiary_id, kind)
-           ) AS e
-     ORDER BY e.n
-    RETURNING account_id, side, amount
-){balances}
-SELECT id, beneficiary_id, kind FROM commission
-"""
-
-
 def post_accrual(
     *,
     order_id: int,
@@ -350,10 +245,12 @@ def post_accrual(
     base_amount: Decimal,
     available_at,
     cap: tuple[Decimal, str] | None = None,
+    then=(),
 ) -> list[Commission]:
     """Write an order's commission rows and post their accrual (debit ``revenue``, credit each
     line's account); return the rows, in line order. With ``cap`` (computed amount, reason) a
-    ``CapEvent`` records that the lines were capped.
+    ``CapEvent`` records that the lines were capped. ``then``: statements ``(sql, params)`` of
+    the caller's sent after it in the same round trip (the order's books of its delivery).
 
     The split's hot path: one prepared statement (rows, cap event, journal transaction,
     entries and balances, accounts locked as in ``post_journal_transactions``).
@@ -362,16 +259,14 @@ def post_accrual(
     total = sum((line.amount for line in lines), ZERO)
     for line in lines:
         if line.amount <= 0 or line.amount != line.amount.quantize(FEN):
-            raise UnbalancedTransaction(
-                f"entry amount {line.amount} must be a positive whole-fen amount"
-            )
+            raise UnbalancedTransaction(f"entry amount {line.amount} must be a positive whole-fen amount")
     if not lines:
         raise UnbalancedTransaction("a journal transaction needs at least two entries")
     now = timezone.now()
     connection = connections[router.db_for_write(JournalTransaction)]
     with transaction.atomic(savepoint=False):  # all or nothing with the caller
-        rows = fetch_rows(
-            _accrual_sql(),
+        accrual = (
+            commissions_sql.ACCRUAL,
             {
                 "beneficiaries": [line.beneficiary_id for line in lines],
                 "kinds": [str(line.kind) for line in lines],
@@ -393,6 +288,8 @@ def post_accrual(
                 "revenue": revenue,
             },
         )
+        then = list(then)
+        rows = fetch_rows_in_one_round_trip([accrual, *then], rows_of=0) if then else fetch_rows(*accrual)
         ids = {(beneficiary, kind): pk for pk, beneficiary, kind in rows}
     # Built from what was written, without a read (from_db: no field-by-field __init__)
     attnames = [field.attname for field in Commission._meta.concrete_fields]
@@ -404,6 +301,7 @@ def post_accrual(
             "beneficiary_id": line.beneficiary_id,
             "kind": line.kind,
             "period": None,
+            "stock_purchase_id": None,
             "level": line.level,
             "rule_id": line.rule_id,
             "rule_description": line.description,
@@ -419,17 +317,6 @@ def post_accrual(
         }
         made.append(Commission.from_db(connection.alias, attnames, [row[name] for name in attnames]))
     return made
-
-
-@functools.cache
-def _accrual_sql() -> str:
-    return _ACCRUAL_SQL.format(
-        commission=Commission._meta.db_table,
-        cap_event=CapEvent._meta.db_table,
-        journal=JournalTransaction._meta.db_table,
-        entry=JournalEntry._meta.db_table,
-        balances=_BALANCES_SQL.format(account=Account._meta.db_table),
-    )
 
 
 def lock_account(account: Account) -> Account:

@@ -29,6 +29,7 @@ from distribution.services.four_eyes import require_not_own_distributor
 from kamen.audit import record_audit
 from kamen.money import ZERO, to_fen
 
+from .. import sql as commissions_sql
 from ..models import (
     AccountKind,
     Commission,
@@ -66,29 +67,19 @@ def reverse_commissions(*, order) -> list[JournalTransaction]:
         if paid <= 0 or refunded <= 0:
             return []
         revenue = merchant_account(AccountKind.MERCHANT_REVENUE)
-        for commission in (
-            Commission.objects.select_for_update().filter(order=locked).order_by("pk")
-        ):
-            target = (
-                commission.amount
-                if refunded >= paid
-                else to_fen(commission.amount * refunded / paid)
-            )
+        for commission in Commission.objects.select_for_update().filter(order=locked).order_by("pk"):
+            target = commission.amount if refunded >= paid else to_fen(commission.amount * refunded / paid)
             delta = target - commission.reversed_amount
             if delta <= 0:
                 continue
             is_settled = commission.status == CommissionStatus.AVAILABLE
             account = distributor_account(
                 commission.beneficiary_id,
-                AccountKind.DISTRIBUTOR_AVAILABLE
-                if is_settled
-                else AccountKind.DISTRIBUTOR_PENDING,
+                AccountKind.DISTRIBUTOR_AVAILABLE if is_settled else AccountKind.DISTRIBUTOR_PENDING,
             )
             posted.append(
                 post_journal_transaction(
-                    kind=TransactionKind.CLAWBACK
-                    if is_settled
-                    else TransactionKind.CANCELLATION,
+                    kind=TransactionKind.CLAWBACK if is_settled else TransactionKind.CANCELLATION,
                     reference=f"reversal:{commission.pk}:{target}",
                     lines=[
                         debit(account, delta, commission=commission),
@@ -125,9 +116,7 @@ SETTLEMENT_CHUNK = 25_000  # commissions moved per statement
 POSTINGS_PER_STATEMENT = 5_000  # journal transactions per posting statement
 
 
-def run_settlement(
-    *, cycle: str, now: datetime | None = None, key: str | None = None
-) -> SettlementRun:
+def run_settlement(*, cycle: str, now: datetime | None = None, key: str | None = None) -> SettlementRun:
     """Settle every pending commission whose hold has passed (risk-held distributors wait).
     Once per cycle and period: a repeated run returns the first run unchanged.
 
@@ -171,40 +160,13 @@ def run_settlement(
     return run
 
 
-# One chunk in one statement: move the next due commissions to available and return what each
-# beneficiary is owed. Runs hold SETTLEMENT_LOCK, so only one settles at a time; a refund that
-# locked a commission first is waited for, and the status is checked again on the row it left.
-_SETTLE_CHUNK_SQL = """
-WITH due AS (
-    SELECT c.id FROM {commission} c
-     WHERE c.status = 'pending' AND c.available_at <= %(now)s AND c.id > %(after)s
-       AND NOT EXISTS (SELECT 1 FROM {hold} h WHERE h.is_active AND h.distributor_id = c.beneficiary_id)
-     ORDER BY c.id
-     LIMIT %(chunk)s
-), moved AS (
-    UPDATE {commission} c
-       SET status = 'available', settled_at = %(now)s, settlement_run_id = %(run)s
-     WHERE c.id = ANY(ARRAY(SELECT id FROM due)) AND c.status = 'pending'
-    RETURNING c.id, c.beneficiary_id, GREATEST(c.amount - c.reversed_amount, 0) AS outstanding
-)
-SELECT m.beneficiary_id, m.outstanding, m.settled, d.last
-  FROM (SELECT MAX(id) AS last FROM due) AS d
-  LEFT JOIN (SELECT beneficiary_id, SUM(outstanding) AS outstanding, COUNT(*) AS settled
-               FROM moved GROUP BY beneficiary_id) AS m ON TRUE
-"""
-SETTLEMENT_LOCK = 0x4B414D454E5345  # pg_advisory_xact_lock key: one settlement at a time
-
-
 def _settle_chunk_on_postgresql(connection, *, run, now, after):
     """((beneficiary, outstanding, commissions), …) of one chunk and its last id (None: done)."""
-    sql = _SETTLE_CHUNK_SQL.format(
-        commission=Commission._meta.db_table, hold=WalletHold._meta.db_table
-    )
     with connection.cursor() as cursor:
         if not after:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SETTLEMENT_LOCK])
+            cursor.execute(commissions_sql.LOCK_SETTLEMENT, [commissions_sql.SETTLEMENT_LOCK])
         cursor.execute(
-            sql,
+            commissions_sql.SETTLE_CHUNK,
             {"now": now, "after": after, "chunk": SETTLEMENT_CHUNK, "run": run.pk},
         )
         rows = cursor.fetchall()
@@ -264,13 +226,9 @@ def freeze_commissions(*, distributor, reason: str, actor, request=None) -> Wall
 
         locked = {
             a.kind: a
-            for a in Account.objects.select_for_update()
-            .filter(pk__in=[a.pk for a in accounts.values()])
-            .order_by("pk")
+            for a in Account.objects.select_for_update().filter(pk__in=[a.pk for a in accounts.values()]).order_by("pk")
         }
-        active = WalletHold.objects.filter(
-            distributor=distributor, is_active=True
-        ).first()
+        active = WalletHold.objects.filter(distributor=distributor, is_active=True).first()
         if active is not None:
             return active
         pending = max(locked[AccountKind.DISTRIBUTOR_PENDING].balance, ZERO)
@@ -315,11 +273,7 @@ def release_commissions(*, distributor, actor, request=None) -> WalletHold | Non
     """Return what the active hold froze to pending and available."""
     _require_not_own_hold(distributor, actor)
     with transaction.atomic():
-        hold = (
-            WalletHold.objects.select_for_update()
-            .filter(distributor=distributor, is_active=True)
-            .first()
-        )
+        hold = WalletHold.objects.select_for_update().filter(distributor=distributor, is_active=True).first()
         if hold is None:
             return None
         accounts = distributor_accounts(distributor.pk)
@@ -333,9 +287,7 @@ def release_commissions(*, distributor, actor, request=None) -> WalletHold | Non
         if hold.frozen_available > 0:
             lines += [
                 debit(frozen, hold.frozen_available),
-                credit(
-                    accounts[AccountKind.DISTRIBUTOR_AVAILABLE], hold.frozen_available
-                ),
+                credit(accounts[AccountKind.DISTRIBUTOR_AVAILABLE], hold.frozen_available),
             ]
         if lines:
             post_journal_transaction(
@@ -347,13 +299,9 @@ def release_commissions(*, distributor, actor, request=None) -> WalletHold | Non
         hold.is_active = False
         hold.released_at = timezone.now()
         hold.save(update_fields=["is_active", "released_at"])
-        record_audit(
-            actor=actor, action="commissions.released", target=hold, request=request
-        )
+        record_audit(actor=actor, action="commissions.released", target=hold, request=request)
     return hold
 
 
 def has_active_hold(distributor_id: int) -> bool:
-    return WalletHold.objects.filter(
-        distributor_id=distributor_id, is_active=True
-    ).exists()
+    return WalletHold.objects.filter(distributor_id=distributor_id, is_active=True).exists()

@@ -23,7 +23,6 @@ which creates the policy, settings and account rows, takes the ORM look-ups, whi
 same (``tests/test_split_inputs.py``).
 """
 
-import functools
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,9 +33,10 @@ from django.db.models import Exists, F, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen.db import fetch_rows
+from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
 from kamen.money import ZERO, to_fen
 
+from .. import sql as commissions_sql
 from ..models import (
     BASIS_POINTS,
     MAX_LEVELS,
@@ -98,9 +98,7 @@ def is_self_purchase(order) -> bool:
     (``attribution["self_purchase"]`` or ``attribution["buyer_distributor_id"]``)."""
     snapshot = order.attribution or {}
     buyer = snapshot.get("buyer_distributor_id")
-    return bool(snapshot.get("self_purchase")) or (
-        buyer is not None and buyer == snapshot.get("distributor_id")
-    )
+    return bool(snapshot.get("self_purchase")) or (buyer is not None and buyer == snapshot.get("distributor_id"))
 
 
 def _commission_depth() -> int:
@@ -147,9 +145,7 @@ def _order_model():
     return Commission._meta.get_field("order").related_model
 
 
-def tiered_rate(
-    order, distributor, policy, moment, *, tiers=None
-) -> tuple[Decimal, str] | None:
+def tiered_rate(order, distributor, policy, moment, *, tiers=None) -> tuple[Decimal, str] | None:
     """The seller's 阶梯 rate (basis points, possibly fractional in marginal mode) for this
     order, from their own sales in the period before it; None when no tiers apply.
 
@@ -161,32 +157,27 @@ def tiered_rate(
         tiers
         if tiers is not None
         else list(
-            CommissionTier.objects.filter(
-                Q(grade_id=distributor.grade_id) | Q(grade__isnull=True)
-            ).order_by("lower_bound")
+            CommissionTier.objects.filter(Q(grade_id=distributor.grade_id) | Q(grade__isnull=True)).order_by(
+                "lower_bound"
+            )
         )
     )
     # the grade's own tiers win over the general ones
     tiers = [t for t in candidates if t.grade_id == distributor.grade_id] or candidates
     if not tiers:
         return None
-    sales = _order_model().objects.filter(
-        distributor_id=distributor.pk, status__in=sold_statuses()
-    ).exclude(pk=order.pk)
+    sales = (
+        _order_model().objects.filter(distributor_id=distributor.pk, status__in=sold_statuses()).exclude(pk=order.pk)
+    )
     start = _period_start(policy, moment)
     if start is not None:
         sales = sales.filter(paid_at__gte=start)
     sales = sales.filter(paid_at__lte=moment)
-    before = (
-        sales.aggregate(total=Sum(F("paid_amount") - F("refunded_amount")))["total"]
-        or ZERO
-    )
+    before = sales.aggregate(total=Sum(F("paid_amount") - F("refunded_amount")))["total"] or ZERO
     volume = Decimal(order.paid_amount)
     after = before + volume
     if policy.tier_mode == TierMode.WHOLE or volume <= 0:
-        rate = Decimal(
-            next(t for t in reversed(tiers) if t.lower_bound <= after).rate_bp
-        )
+        rate = Decimal(next(t for t in reversed(tiers) if t.lower_bound <= after).rate_bp)
     else:
         weighted = ZERO
         for tier in tiers:
@@ -233,20 +224,14 @@ def plan_split(
         distributors = Distributor.objects.select_related("grade").in_bulk(chain)
     if rules is None:
         rules = list(
-            CommissionRule.objects.filter(
-                is_active=True, level__lte=len(chain), product_id__in=[order.product_id]
-            )
-            | CommissionRule.objects.filter(
-                is_active=True, level__lte=len(chain), product__isnull=True
-            )
+            CommissionRule.objects.filter(is_active=True, level__lte=len(chain), product_id__in=[order.product_id])
+            | CommissionRule.objects.filter(is_active=True, level__lte=len(chain), product__isnull=True)
         )
     moment = now or order.paid_at or timezone.now()
     if multiplier is None:
         multipliers = [
             Decimal(c.multiplier_bp)
-            for c in Campaign.objects.filter(
-                is_active=True, starts_at__lte=moment, ends_at__gt=moment
-            )
+            for c in Campaign.objects.filter(is_active=True, starts_at__lte=moment, ends_at__gt=moment)
             if c.product_id in (None, order.product_id)
         ]
         multiplier = max(multipliers or [Decimal(BASIS_POINTS)])
@@ -270,16 +255,10 @@ def plan_split(
             raw = base * rate * multiplier / (BASIS_POINTS * BASIS_POINTS)
             rate_bp, rule = int(rate), None
         elif rule is not None and rule.mode == RuleMode.FIXED:
-            raw = (
-                Decimal(rule.fixed_amount) * order.quantity * multiplier / BASIS_POINTS
-            )
+            raw = Decimal(rule.fixed_amount) * order.quantity * multiplier / BASIS_POINTS
             rate_bp, description = 0, rule.describe()
         else:
-            rate_bp = (
-                rule.rate_bp
-                if rule is not None
-                else getattr(distributor.grade, f"commission_level{level}_bp", 0)
-            )
+            rate_bp = rule.rate_bp if rule is not None else getattr(distributor.grade, f"commission_level{level}_bp", 0)
             raw = base * Decimal(rate_bp) * multiplier / (BASIS_POINTS * BASIS_POINTS)
             description = (
                 rule.describe()
@@ -306,9 +285,7 @@ def plan_split(
                 )
             )
     if bonus_bp is _LOOK_UP:
-        bonus = ProductBonus.objects.filter(
-            product_id=order.product_id, is_active=True
-        ).first()
+        bonus = ProductBonus.objects.filter(product_id=order.product_id, is_active=True).first()
         bonus_bp = bonus.bonus_bp if bonus is not None else None
     if bonus_bp and chain[0] in distributors and not self_purchase:
         amount = to_fen(base * bonus_bp / BASIS_POINTS)
@@ -319,8 +296,7 @@ def plan_split(
                     CommissionKind.BONUS,
                     1,
                     None,
-                    _("商品额外奖励 %(rate)s%%")
-                    % {"rate": f"{Decimal(bonus_bp) / 100:.2f}"},
+                    _("商品额外奖励 %(rate)s%%") % {"rate": f"{Decimal(bonus_bp) / 100:.2f}"},
                     bonus_bp,
                     amount,
                 )
@@ -402,14 +378,10 @@ def _split_context(order) -> SplitInputs:
     policy = (
         CommissionPolicy.objects.filter(pk=1)
         .annotate(
-            distribution_depth=Subquery(
-                DistributionSettings.objects.filter(pk=1).values("commission_depth")[:1]
-            ),
+            distribution_depth=Subquery(DistributionSettings.objects.filter(pk=1).values("commission_depth")[:1]),
             already_split=Exists(Commission.objects.filter(order_id=order.pk)),
             product_bonus_bp=Subquery(
-                ProductBonus.objects.filter(
-                    product_id=order.product_id, is_active=True
-                ).values("bonus_bp")[:1]
+                ProductBonus.objects.filter(product_id=order.product_id, is_active=True).values("bonus_bp")[:1]
             ),
         )
         .first()
@@ -430,94 +402,12 @@ def _split_context(order) -> SplitInputs:
 
 
 # --- every input in one statement (PostgreSQL) -----------------------------------------------
-_GRADE_FIELDS = frozenset(
-    {
-        "id",
-        "name",
-        "wholesale_discount_bp",
-        "commission_level1_bp",
-        "commission_level2_bp",
-        "commission_level3_bp",
-    }
-)
-_RULE_FIELDS = frozenset({"id", "grade_id", "product_id", "level", "mode", "rate_bp", "fixed_amount"})
-
-# Sets come back as one JSON text (parsed with Decimal for numbers: money stays exact). The
-# chain is the whole snapshot chain; the plan cuts it at the depth read here.
-_INPUTS_SQL = """
-SELECT {policy_columns},
-       (SELECT s.commission_depth FROM {settings} s WHERE s.id = 1),
-       EXISTS (SELECT 1 FROM {commission} c WHERE c.order_id = %(order)s::bigint),
-       (SELECT b.bonus_bp FROM {bonus} b
-         WHERE b.product_id = %(product)s::bigint AND b.is_active LIMIT 1),
-       (SELECT max(c.multiplier_bp) FROM {campaign} c
-         WHERE c.is_active AND c.starts_at <= %(moment)s::timestamptz
-           AND c.ends_at > %(moment)s::timestamptz
-           AND (c.product_id IS NULL OR c.product_id = %(product)s::bigint)),
-       json_build_array(
-           (SELECT json_agg(json_build_array(d.id, d.grade_id, {grade_columns}))
-              FROM {distributor} d JOIN {grade} g ON g.id = d.grade_id
-             WHERE d.id = ANY (%(chain)s::bigint[])),
-           (SELECT json_agg(json_build_array({rule_columns}))
-              FROM {rule} r
-             WHERE r.is_active AND r.level <= cardinality(%(chain)s::bigint[])
-               AND (r.product_id = %(product)s::bigint OR r.product_id IS NULL)),
-           (SELECT json_agg(json_build_array({tier_columns}) ORDER BY t.lower_bound)
-              FROM {tier} t
-             WHERE t.grade_id IS NULL
-                OR t.grade_id = (SELECT d.grade_id FROM {distributor} d
-                                  WHERE d.id = (%(chain)s::bigint[])[1])),
-           (SELECT json_agg(json_build_array(a.id, a.distributor_id))
-              FROM {account} a
-             WHERE (a.kind = '{pending}' AND a.distributor_id = ANY (%(chain)s::bigint[]))
-                OR (a.kind = '{revenue}' AND a.distributor_id IS NULL))
-       )::text
-  FROM (VALUES (1)) AS one (x) LEFT JOIN {policy} p ON p.id = 1
-"""
-
-
-@functools.cache
-def _attnames(model, wanted=None) -> tuple[str, ...]:
-    return tuple(
-        field.attname
-        for field in model._meta.concrete_fields
-        if wanted is None or field.attname in wanted
-    )
-
-
-@functools.cache
-def _inputs_sql() -> str:
-    from distribution.models import DistributionSettings, Distributor, Grade
-
-    def columns(alias, names):
-        return ", ".join(f"{alias}.{name}" for name in names)
-
-    return _INPUTS_SQL.format(
-        policy_columns=columns("p", _attnames(CommissionPolicy)),
-        grade_columns=columns("g", _attnames(Grade, _GRADE_FIELDS)),
-        rule_columns=columns("r", _attnames(CommissionRule, _RULE_FIELDS)),
-        tier_columns=columns("t", _attnames(CommissionTier)),
-        settings=DistributionSettings._meta.db_table,
-        commission=Commission._meta.db_table,
-        bonus=ProductBonus._meta.db_table,
-        campaign=Campaign._meta.db_table,
-        distributor=Distributor._meta.db_table,
-        grade=Grade._meta.db_table,
-        rule=CommissionRule._meta.db_table,
-        tier=CommissionTier._meta.db_table,
-        account=Account._meta.db_table,
-        policy=CommissionPolicy._meta.db_table,
-        pending=AccountKind.DISTRIBUTOR_PENDING.value,
-        revenue=AccountKind.MERCHANT_REVENUE.value,
-    )
-
-
 def split_inputs_statement(order) -> tuple[str, dict]:
     """The statement that reads every input of ``order``'s split, as ``(sql, params)``:
     fulfilment sends it in one message with the order's move and hands the row to
     ``split_commissions(inputs_row=…)`` (PostgreSQL)."""
     return (
-        _inputs_sql(),
+        commissions_sql.split_inputs(),
         {
             "order": order.pk,
             "product": order.product_id,
@@ -542,16 +432,14 @@ def _read_inputs(order, row=None) -> SplitInputs:
 
     if row is None:
         (row,) = fetch_rows(*split_inputs_statement(order))
-    policy_attnames = _attnames(CommissionPolicy)
+    policy_attnames = commissions_sql.attnames(CommissionPolicy)
     count = len(policy_attnames)
     depth, already_split, bonus_bp, multiplier_bp, sets = row[count:]
     if row[0] is None or depth is None:  # first use: create the rows
         return _split_context(order)
     alias = connection.alias
-    distributors_rows, rule_rows, tier_rows, account_rows = json.loads(
-        sets, parse_float=Decimal
-    )
-    grade_attnames = _attnames(Grade, _GRADE_FIELDS)
+    distributors_rows, rule_rows, tier_rows, account_rows = json.loads(sets, parse_float=Decimal)
+    grade_attnames = commissions_sql.attnames(Grade, commissions_sql.GRADE_FIELDS)
     grades = {}
     distributors = {}
     for pk, grade_id, *grade_values in distributors_rows or ():
@@ -562,7 +450,7 @@ def _read_inputs(order, row=None) -> SplitInputs:
     # the rules describe themselves with their product's and grade's names: no lazy reads
     product_field = CommissionRule._meta.get_field("product")
     grade_field = CommissionRule._meta.get_field("grade")
-    rule_attnames = _attnames(CommissionRule, _RULE_FIELDS)
+    rule_attnames = commissions_sql.attnames(CommissionRule, commissions_sql.RULE_FIELDS)
     rules = []
     for values in rule_rows or ():
         rule = CommissionRule.from_db(alias, rule_attnames, values)
@@ -571,7 +459,7 @@ def _read_inputs(order, row=None) -> SplitInputs:
         if rule.grade_id in grades:
             grade_field.set_cached_value(rule, grades[rule.grade_id])
         rules.append(rule)
-    tier_attnames = _attnames(CommissionTier)
+    tier_attnames = commissions_sql.attnames(CommissionTier)
     revenue = None
     pending = {}
     for pk, distributor_id in account_rows or ():
@@ -586,13 +474,8 @@ def _read_inputs(order, row=None) -> SplitInputs:
         bonus_bp=bonus_bp,
         distributors=distributors,
         rules=rules,
-        multiplier=Decimal(
-            multiplier_bp if multiplier_bp is not None else BASIS_POINTS
-        ),
-        tiers=[
-            CommissionTier.from_db(alias, tier_attnames, values)
-            for values in tier_rows or ()
-        ],
+        multiplier=Decimal(multiplier_bp if multiplier_bp is not None else BASIS_POINTS),
+        tiers=[CommissionTier.from_db(alias, tier_attnames, values) for values in tier_rows or ()],
         revenue_account_id=revenue,
         pending_account_ids=pending,
     )
@@ -607,16 +490,12 @@ def _accrual_accounts(distributor_ids) -> tuple[Account, dict[int, Account]]:
             | Q(kind=AccountKind.MERCHANT_REVENUE, distributor__isnull=True)
         )
     )
-    revenue = next(
-        (a for a in found if a.kind == AccountKind.MERCHANT_REVENUE), None
-    ) or merchant_account(AccountKind.MERCHANT_REVENUE)
-    pending = {
-        a.distributor_id: a for a in found if a.kind == AccountKind.DISTRIBUTOR_PENDING
-    }
+    revenue = next((a for a in found if a.kind == AccountKind.MERCHANT_REVENUE), None) or merchant_account(
+        AccountKind.MERCHANT_REVENUE
+    )
+    pending = {a.distributor_id: a for a in found if a.kind == AccountKind.DISTRIBUTOR_PENDING}
     if len(pending) < len(ids):
-        pending.update(
-            accounts_of_kind(ids - set(pending), AccountKind.DISTRIBUTOR_PENDING)
-        )
+        pending.update(accounts_of_kind(ids - set(pending), AccountKind.DISTRIBUTOR_PENDING))
     return revenue, pending
 
 
@@ -631,8 +510,12 @@ def _account_ids(inputs: SplitInputs, beneficiary_ids) -> tuple[int, dict[int, i
     return revenue.pk, {pk: account.pk for pk, account in pending.items()}
 
 
-def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) -> list[Commission]:
+def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None, then=()) -> list[Commission]:
     """Write the order's commission rows and their journal entries, once; return the rows.
+
+    ``then``: the caller's statements ``(sql, params)`` to run right after, in the accrual's
+    round trip (the order's books of its delivery, which read what the accrual posted); they
+    run whether or not there is anything to split.
 
     ``order_is_locked``: the caller holds the order's row lock in its open transaction and
     ``order`` is that locked instance, with its product loaded (fulfilment's delivery); else
@@ -647,23 +530,18 @@ def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) 
     """
     if order_is_locked and not transaction.get_connection().in_atomic_block:
         raise RuntimeError("order_is_locked needs the caller's transaction")
-    with transaction.atomic(
-        savepoint=False
-    ):  # in the caller's transaction, all or nothing
+    with transaction.atomic(savepoint=False):  # in the caller's transaction, all or nothing
         if order_is_locked:
             locked = order
         else:
-            locked = (
-                type(order).objects.select_for_update(of=("self",))
-                .select_related("product")
-                .get(pk=order.pk)
-            )
+            locked = type(order).objects.select_for_update(of=("self",)).select_related("product").get(pk=order.pk)
         moment = _moment(locked)
         inputs = _read_inputs(locked, inputs_row if order_is_locked else None)
+        then = list(then)
         if inputs.already_split:
-            return list(
-                Commission.objects.filter(order=locked).order_by("level", "kind")
-            )
+            if then:
+                fetch_rows_in_one_round_trip(then)
+            return list(Commission.objects.filter(order=locked).order_by("level", "kind"))
         policy = inputs.policy
         lines, base, computed, cap_reason = plan_split(
             locked,
@@ -677,11 +555,11 @@ def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) 
             now=moment,
         )
         if not lines:
+            if then:
+                fetch_rows_in_one_round_trip(then)
             return []
         delivered_at = locked.completed_at or timezone.now()
-        available_at = delivered_at + timedelta(
-            days=policy.hold_days_for(locked.product_type)
-        )
+        available_at = delivered_at + timedelta(days=policy.hold_days_for(locked.product_type))
         revenue, pending = _account_ids(inputs, (line.beneficiary_id for line in lines))
         commissions = post_accrual(
             order_id=locked.pk,
@@ -704,6 +582,7 @@ def split_commissions(*, order, order_is_locked: bool = False, inputs_row=None) 
             base_amount=base,
             available_at=available_at,
             cap=(computed, cap_reason) if cap_reason else None,
+            then=then,
         )
     order_field = Commission._meta.get_field("order")
     for commission in commissions:

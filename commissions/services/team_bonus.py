@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 from kamen.audit import record_audit
 from kamen.money import to_fen
 
+from .. import sql as commissions_sql
 from ..models import (
     BASIS_POINTS,
     AccountKind,
@@ -39,21 +40,6 @@ from ..models import (
 )
 from .ledger import credit, debit, distributor_account, merchant_account, post_journal_transaction
 from .rules import get_policy
-
-_TEAM_SALES_SQL = """
-    SELECT leader.id, SUM(o.paid_amount - o.refunded_amount) AS gmv
-    FROM distribution_distributor AS leader
-    JOIN distribution_distributor AS member
-      ON member.tree_id = leader.tree_id
-     AND member.lft BETWEEN leader.lft AND leader.rght
-    JOIN orders_order AS o ON o.distributor_id = member.id
-    WHERE leader.status = %s
-      AND o.status = ANY(%s)
-      AND o.paid_at >= %s AND o.paid_at < %s
-    GROUP BY leader.id
-    HAVING SUM(o.paid_amount - o.refunded_amount) >= %s
-    ORDER BY leader.id
-"""
 
 
 def month_start(day: date) -> date:
@@ -77,7 +63,7 @@ def team_sales_by_leader(*, month: date, at_least: Decimal) -> dict[int, Decimal
     start, end = month_bounds(month_start(month))
     with connection.cursor() as cursor:
         cursor.execute(
-            _TEAM_SALES_SQL,
+            commissions_sql.TEAM_SALES,
             [DistributorStatus.ACTIVE, list(sold_statuses()), start, end, at_least],
         )
         return {leader_id: Decimal(gmv) for leader_id, gmv in cursor.fetchall()}

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from distribution.models import DistributorStatus
 from distribution.selectors import distributor_for_user
+from kamen.money import ZERO
 
 from ..models import AccountKind, JournalTransaction, TransactionKind
 from .ledger import (
@@ -47,27 +48,37 @@ def debit_wallet_for_order(*, payer, order, amount: Decimal) -> str:
     return journal.reference
 
 
-def credit_wallet_top_up(*, distributor_id: int, amount: Decimal, reference: str):
+def credit_wallet_top_up(*, distributor_id: int, amount: Decimal, reference: str, fee: Decimal = ZERO):
     """Credit a prepaid top-up (预存款) paid through the gateway to the distributor's available
     balance; once per ``reference`` (the top-up's number), whatever the callback's retries.
 
-    Debits the merchant's revenue account, the account a wallet payment credits: the pair nets
-    to nothing there, and the order paid from the balance carries the sale.
+    The counter-entry is the gateway's clearing account, as for a buyer's payment (the gateway
+    holds the money for the merchant); the gateway's ``fee`` on it is the merchant's cost,
+    passed from the merchant's profit to the fees account. The order later paid from the
+    balance carries the sale (its wallet posting credits revenue).
     """
     if amount <= 0:
         raise ValidationError(_("充值金额必须大于 0"))
+    if not ZERO <= fee <= amount:
+        raise ValueError(f"a fee of {fee} on a top-up of {amount}")
     full_reference = f"topup:{reference}"
     with transaction.atomic():
         available = lock_account(distributor_account(distributor_id, AccountKind.DISTRIBUTOR_AVAILABLE))
         existing = JournalTransaction.objects.filter(reference=full_reference).first()
         if existing is not None:
             return existing
+        lines = [
+            debit(merchant_account(AccountKind.GATEWAY_CLEARING), amount),
+            credit(available, amount),
+        ]
+        if fee:
+            lines += [
+                debit(merchant_account(AccountKind.MERCHANT_PROFIT), fee),
+                credit(merchant_account(AccountKind.GATEWAY_FEES), fee),
+            ]
         return post_journal_transaction(
             kind=TransactionKind.TOP_UP,
             reference=full_reference,
-            lines=[
-                debit(merchant_account(AccountKind.MERCHANT_REVENUE), amount),
-                credit(available, amount),
-            ],
+            lines=lines,
             memo=_("预存款充值 %(reference)s") % {"reference": reference},
         )

@@ -104,9 +104,11 @@ def _month_start(moment):
 
 
 def _counted(distributor_id):
-    return Withdrawal.objects.filter(distributor_id=distributor_id).exclude(
-        status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED]
-    )
+    """The distributor's withdrawals of income (a deposit's refund is their own money back:
+    neither taxed nor counted against the daily limit)."""
+    return Withdrawal.objects.filter(
+        distributor_id=distributor_id, deposit_refund__isnull=True
+    ).exclude(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
 
 
 def _next_month_start(start):
@@ -119,6 +121,7 @@ def month_income_and_tax(*, distributor_id: int, moment) -> tuple[Decimal, Decim
     counted = ~Q(status__in=[WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED])
     month = Withdrawal.objects.filter(
         distributor_id=distributor_id,
+        deposit_refund__isnull=True,
         created_at__gte=start,
         created_at__lt=_next_month_start(start),
     ).aggregate(

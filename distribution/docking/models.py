@@ -2,12 +2,12 @@
 
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from kamen.models import actor_field, created_at_field, status_check, updated_at_field
 from kamen.money import MONEY
 
 
@@ -57,17 +57,10 @@ class DockingSite(models.Model):
         blank=True,
         help_text=_("超过后该站点的 API 订单转人工审核；留空使用风控规则“对接站点下单频率”的阈值与窗口"),
     )
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("审核人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    approved_by = actor_field(_("审核人"))
     approved_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    created_at = created_at_field()
+    updated_at = updated_at_field()
 
     class Meta:
         verbose_name = _("对接商户")
@@ -79,7 +72,7 @@ class DockingSite(models.Model):
             ("top_up_prepaid", _("可以为对接商户充值预存款")),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=DockingSiteStatus.values), name="docking_site_status_known"),
+            status_check("status", DockingSiteStatus, name="docking_site_status_known"),
             models.CheckConstraint(condition=Q(credit_limit__gte=0), name="docking_site_credit_not_negative"),
             models.CheckConstraint(condition=Q(requests_per_minute__gte=1), name="docking_site_rate_positive"),
             models.CheckConstraint(
@@ -107,24 +100,10 @@ class ApiKey(models.Model):
     scopes = models.JSONField(_("权限范围"), default=list)
     is_active = models.BooleanField(_("有效"), default=True)
     revoked_at = models.DateTimeField(_("吊销时间"), null=True, blank=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("吊销人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    revoked_by = actor_field(_("吊销人"))
     last_used_at = models.DateTimeField(_("最近使用"), null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("创建人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_by = actor_field(_("创建人"))
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("对接密钥")
@@ -189,7 +168,7 @@ class WebhookEvent(models.Model):
     next_attempt_at = models.DateTimeField(_("下次尝试"), default=timezone.now)
     last_status_code = models.PositiveIntegerField(_("最近响应码"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("送达时间"), null=True, blank=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = created_at_field()
 
     class Meta:
         verbose_name = _("回调事件")
@@ -198,8 +177,8 @@ class WebhookEvent(models.Model):
         permissions = [("resend_webhookevent", _("可以重发回调"))]
         constraints = [
             models.UniqueConstraint(fields=["event_id"], name="webhook_event_id_unique"),
-            models.CheckConstraint(condition=Q(kind__in=WebhookEventKind.values), name="webhook_event_kind_known"),
-            models.CheckConstraint(condition=Q(status__in=WebhookStatus.values), name="webhook_event_status_known"),
+            status_check("kind", WebhookEventKind, name="webhook_event_kind_known"),
+            status_check("status", WebhookStatus, name="webhook_event_status_known"),
         ]
         indexes = [
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhook_event_due_idx"),
@@ -219,7 +198,7 @@ class WebhookAttempt(models.Model):
     error = models.CharField(_("错误"), max_length=200, blank=True)
     duration_ms = models.PositiveIntegerField(_("耗时（毫秒）"), default=0)
     is_manual = models.BooleanField(_("人工重发"), default=False)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    created_at = created_at_field(_("时间"))
 
     class Meta:
         verbose_name = _("回调记录")

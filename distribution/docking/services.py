@@ -2,16 +2,21 @@
 verified, webhook events written to the outbox (docs/adr/0019).
 
 A signed request is checked in this order, each failure a stable error code and nothing
-written but the spent nonce: headers present; the key known and not revoked; its site active;
-the caller's IP on the site's allowlist; timestamp within ±5 minutes; nonce well formed; the
-HMAC (constant-time); the nonce never used before (a unique row in PostgreSQL, so a replay is
-refused on every host); the key's scope; the key's rate limit. Rate limiting comes after the
-signature so that nobody can use up a site's quota with unsigned requests.
+written but the spent nonce: headers present; the key known (and, when it is not in this
+process's short cache, not revoked and its site active); timestamp within ±5 minutes; nonce
+well formed; the HMAC (constant-time); then in one statement the nonce spent (a unique row in
+PostgreSQL, so a replay is refused on every host) with the key's and site's current state read
+fresh: not revoked, site active, the caller's IP on the site's allowlist, the nonce never used
+before; the key's scope; the key's rate limit. Rate limiting comes after the signature so that
+nobody can use up a site's quota with unsigned requests.
 """
 
 import ipaddress
+import json
 import logging
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,10 +29,12 @@ from django.utils.translation import gettext as _
 
 from kamen import api_signing, crypto
 from kamen.audit import record_audit
+from kamen.db import fetch_rows
 from kamen.four_eyes import require_another_person
 from kamen.money import InvalidAmount, parse_amount
 from kamen.security import is_over_limit
 
+from .. import sql as docking_sql
 from ..models import Distributor, DistributorStatus
 from .errors import DockingError
 from .models import (
@@ -268,6 +275,8 @@ class Caller:
     site_name: str
     credit_limit: object
     client_ip: str
+    order_limit: int | None = None
+    contact_email: str = ""
 
 
 def _ip_allowed(allowlist: list[str], ip: str | None) -> bool:
@@ -282,15 +291,65 @@ def _ip_allowed(allowlist: list[str], ip: str | None) -> bool:
     return any(address in ipaddress.ip_network(entry, strict=False) for entry in allowlist)
 
 
-def _spend_nonce(key_id: str, nonce: str) -> bool:
-    """True when the nonce was fresh (and is now spent); False for a replay."""
-    expires_at = timezone.now() + timedelta(seconds=2 * api_signing.MAX_CLOCK_SKEW_SECONDS)
-    try:
-        with transaction.atomic():
-            ApiNonce.objects.create(key_id=key_id, nonce=nonce, expires_at=expires_at)
-    except IntegrityError:
-        return False
-    return True
+# Keys seen recently, per process: their id and decrypted secret, so that checking a signature
+# needs no read and no decryption. Only what cannot change is kept (a key's secret is fixed
+# for its life); whether it is revoked, its scopes and its site are read fresh with the nonce
+# (``sql.SPEND_NONCE``), so a revoked key or a suspended site is refused at once.
+KEY_CACHE_SECONDS = 60
+KEY_CACHE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class _KnownKey:
+    pk: int
+    key_id: str
+    site_id: int
+    secret: str
+    expires: float
+
+
+_known_keys: dict[str, _KnownKey] = {}
+_known_keys_lock = threading.Lock()
+
+
+def _known_key(key_id: str) -> _KnownKey:
+    """The key from this process's cache, else from the database (refusing an unknown, revoked
+    or suspended one as before, and caching only a usable one)."""
+    now = time.monotonic()
+    known = _known_keys.get(key_id)
+    if known is not None and known.expires > now:
+        return known
+    key = ApiKey.objects.select_related("site").filter(key_id=key_id).first()
+    if key is None:
+        raise DockingError("auth_unknown_key")
+    if not key.is_active:
+        raise DockingError("auth_key_revoked")
+    if not key.site.is_active:
+        raise DockingError("auth_site_inactive")
+    known = _KnownKey(
+        pk=key.pk, key_id=key.key_id, site_id=key.site_id, secret=_secret_of(key), expires=now + KEY_CACHE_SECONDS
+    )
+    with _known_keys_lock:
+        if len(_known_keys) >= KEY_CACHE_SIZE:
+            _known_keys.clear()
+        _known_keys[key_id] = known
+    return known
+
+
+def forget_known_keys() -> None:
+    """Empty this process's key cache (tests; nothing needs it for correctness)."""
+    with _known_keys_lock:
+        _known_keys.clear()
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def spend_nonce(*, key_id: str, nonce: str) -> bool:
+    """The same single-use store for other signed traffic (the webhooks an upstream sends us):
+    True when fresh, False for a replay."""
+    return _spend_nonce(key_id[:40], nonce)
 
 
 def verify_signed_request(
@@ -304,56 +363,92 @@ def verify_signed_request(
     scope: str,
     now: float | None = None,
 ) -> Caller:
-    """The caller of a signed request, or DockingError with the reason (see the module doc)."""
+    """The caller of a signed request, or DockingError with the reason (see the module doc).
+    Two round trips at most, one when the key is in this process's cache."""
     key_id = (headers.get(api_signing.HEADER_KEY_ID) or "").strip()
     timestamp = (headers.get(api_signing.HEADER_TIMESTAMP) or "").strip()
     nonce = (headers.get(api_signing.HEADER_NONCE) or "").strip()
     signature = (headers.get(api_signing.HEADER_SIGNATURE) or "").strip()
     if not (key_id and timestamp and nonce and signature):
         raise DockingError("auth_missing")
-    key = ApiKey.objects.select_related("site").filter(key_id=key_id[:40]).first()
-    if key is None:
-        raise DockingError("auth_unknown_key")
-    if not key.is_active:
-        raise DockingError("auth_key_revoked")
-    site = key.site
-    if not site.is_active:
-        raise DockingError("auth_site_inactive")
-    if not _ip_allowed(site.ip_allowlist, client_ip):
-        raise DockingError("auth_ip_not_allowed")
+    key = _known_key(key_id[:40])
     if not api_signing.timestamp_is_fresh(timestamp, now=now):
         raise DockingError("auth_timestamp_invalid")
     if not api_signing.nonce_is_well_formed(nonce):
         raise DockingError("auth_nonce_invalid")
     expected = api_signing.compute_signature(
-        secret=_secret_of(key), method=method, path=path, query=query, timestamp=timestamp, nonce=nonce, body=body
+        secret=key.secret, method=method, path=path, query=query, timestamp=timestamp, nonce=nonce, body=body
     )
     if not api_signing.signatures_match(expected, signature):
         raise DockingError("auth_bad_signature")
-    if not _spend_nonce(key.key_id, nonce):
+    rows = fetch_rows(
+        docking_sql.SPEND_NONCE,
+        {
+            "key_pk": key.pk,
+            "nonce": nonce,
+            "expires_at": timezone.now() + timedelta(seconds=2 * api_signing.MAX_CLOCK_SKEW_SECONDS),
+        },
+    )
+    if not rows:
+        raise DockingError("auth_unknown_key")
+    (
+        is_active,
+        scopes,
+        status,
+        allowlist,
+        name,
+        distributor_id,
+        credit_limit,
+        order_limit,
+        email,
+        per_minute,
+        spent,
+    ) = rows[0]
+    if not is_active:
+        raise DockingError("auth_key_revoked")
+    if status != DockingSiteStatus.ACTIVE:
+        raise DockingError("auth_site_inactive")
+    if not _ip_allowed(_json(allowlist), client_ip):
+        raise DockingError("auth_ip_not_allowed")
+    if not spent:
         raise DockingError("auth_nonce_reused")
-    if scope not in key.scopes:
+    scopes = tuple(_json(scopes))
+    if scope not in scopes:
         raise DockingError("auth_scope_denied")
-    if is_over_limit(rule="api-key", subject=key.key_id, limit=site.requests_per_minute, window=60):
+    if is_over_limit(rule="api-key", subject=key.key_id, limit=per_minute, window=60):
         raise DockingError("rate_limited")
     return Caller(
         key_pk=key.pk,
         key_id=key.key_id,
-        site_id=site.pk,
-        distributor_id=site.distributor_id,
-        scopes=tuple(key.scopes),
-        site_name=site.name,
-        credit_limit=site.credit_limit,
+        site_id=key.site_id,
+        distributor_id=distributor_id,
+        scopes=scopes,
+        site_name=name,
+        credit_limit=credit_limit,
         client_ip=client_ip or "",
+        order_limit=order_limit,
+        contact_email=email,
     )
 
 
+# Last-used times are written at most once a minute per key and process: the console shows
+# the minute, and a busy site's orders do not queue on its key's row to stamp it each time.
+LAST_USED_EVERY_SECONDS = 60
+_last_stamped: dict[str, float] = {}
+
+
 def record_api_use(*, caller: Caller, operation: str, target_repr: str = "", changes: dict | None = None) -> None:
-    """Every use of a key: its last-used time and a row in the audit log (never a card key)."""
-    now = timezone.now()
-    ApiKey.objects.filter(pk=caller.key_pk).update(last_used_at=now)
+    """Every use of a key: a row in the audit log (never a card key) and its last-used time
+    (to the minute)."""
     from kamen.models import AuditLogEntry
 
+    moment = time.monotonic()
+    last = _last_stamped.get(caller.key_id)
+    if last is None or moment - last >= LAST_USED_EVERY_SECONDS:
+        if len(_last_stamped) >= KEY_CACHE_SIZE:
+            _last_stamped.clear()
+        _last_stamped[caller.key_id] = moment
+        ApiKey.objects.filter(pk=caller.key_pk).update(last_used_at=timezone.now())
     AuditLogEntry.objects.create(
         actor=None,
         actor_name=f"api:{caller.key_id}"[:150],

@@ -7,9 +7,10 @@ from kamen.periodic import exclusive_periodic_job
 
 @shared_task(acks_late=True, ignore_result=True)
 def deliver_webhook_event_task(event_pk: int):
-    from .webhooks import deliver_webhook_event
+    """After an event's commit: the event, and a batch of whatever else is due with it."""
+    from .webhooks import deliver_webhook_event_soon
 
-    deliver_webhook_event(event_pk=event_pk)
+    deliver_webhook_event_soon(event_pk=event_pk)
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -6,39 +6,15 @@ distributor, the merchant's depth and the upline — because it runs on every at
 the ORM path below is the same read for the first use, which creates the settings row.
 """
 
-
 from kamen.db import fetch_rows
 
-from ..models import MAX_COMMISSION_DEPTH, Distributor, DistributorStatus
+from .. import sql as distribution_sql
+from ..models import Distributor, DistributorStatus
 from .codes import normalize_code
 from .pricing import commission_depth
 from .referrals import active_link
 
 __all__ = ["attribution_for_referral", "count_referral_order", "count_referral_order_cte"]
-
-_ATTRIBUTION_SQL = f"""
-    WITH RECURSIVE link AS (
-        SELECT l.code, d.id AS distributor_id, d.grade_id, d.parent_id,
-               EXISTS (SELECT 1 FROM distribution_substore s WHERE s.distributor_id = d.id) AS has_store,
-               (SELECT s.id FROM distribution_substore s WHERE s.distributor_id = d.id AND s.is_open)
-                   AS open_store_id,
-               (SELECT least(greatest(commission_depth, 1), {MAX_COMMISSION_DEPTH})
-                FROM distribution_distributionsettings WHERE id = 1) AS depth
-        FROM distribution_referrallink l JOIN distribution_distributor d ON d.id = l.distributor_id
-        WHERE l.code = %s AND l.is_active AND d.status = '{DistributorStatus.ACTIVE.value}'
-    ), upline(id, parent_id, grade_id, steps) AS (
-        SELECT d.id, d.parent_id, d.grade_id, 1
-        FROM link JOIN distribution_distributor d ON d.id = link.parent_id
-        WHERE link.depth >= 2
-        UNION ALL
-        SELECT d.id, d.parent_id, d.grade_id, upline.steps + 1
-        FROM upline JOIN distribution_distributor d ON d.id = upline.parent_id
-        WHERE upline.steps < (SELECT depth FROM link) - 1
-    )
-    SELECT link.code, link.open_store_id, link.distributor_id, link.grade_id, link.has_store, link.depth,
-           ARRAY(SELECT id FROM upline ORDER BY steps), ARRAY(SELECT grade_id FROM upline ORDER BY steps)
-    FROM link
-"""  # noqa: S608 (constants and model metadata, no input)
 
 
 def attribution_for_referral(*, code: str) -> dict | None:
@@ -62,7 +38,7 @@ def attribution_for_referral(*, code: str) -> dict | None:
     normalised = normalize_code(code)
     if not normalised:
         return None
-    rows = fetch_rows(_ATTRIBUTION_SQL, [normalised])
+    rows = fetch_rows(distribution_sql.ATTRIBUTION, [normalised])
     if not rows:
         return None
     link_code, sub_store_id, distributor_id, grade_id, has_store, depth, chain, chain_grades = rows[0]
@@ -113,13 +89,10 @@ def count_referral_order_cte(*, only_with: str) -> str:
     """``count_referral_order`` as the CTE ``counted`` of a caller's statement (checkout's order
     insert): the link ``%(link)s`` counts one more order when the caller's CTE ``only_with``
     has a row."""
-    return f"""counted AS (
-            UPDATE distribution_referrallink SET orders = orders + 1
-            WHERE code = %(link)s AND EXISTS (SELECT 1 FROM {only_with})
-        )"""  # noqa: S608 (constants, no input)
+    return distribution_sql.count_referral_order_cte(only_with)
 
 
 def count_referral_order(*, code: str) -> None:
     """One more order placed through the link (paid figures come from the orders themselves).
     Checkout calls it in the order's transaction, so an order refused later counts nothing."""
-    fetch_rows("UPDATE distribution_referrallink SET orders = orders + 1 WHERE code = %s", [code])
+    fetch_rows(distribution_sql.COUNT_REFERRAL_ORDER, [code])

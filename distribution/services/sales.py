@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from kamen.db import fetch_rows_in_one_round_trip
 
+from .. import sql as distribution_sql
 from ..models import DistributorDailySales, DistributorTeamTotals
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 ZERO = Decimal("0.00")
-_TREE_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(hashtext('distribution.distributor.tree'))"
 
 
 def _sold_statuses() -> list[str]:
@@ -58,53 +58,14 @@ def _day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetim
     return start, end
 
 
-_UPLINE_CTE = """
-    upline(id, parent_id, steps) AS (
-        SELECT id, parent_id, 0 FROM distribution_distributor WHERE id = %(seller)s
-        UNION ALL
-        SELECT node.id, node.parent_id, upline.steps + 1
-        FROM distribution_distributor AS node JOIN upline ON node.id = upline.parent_id
-        WHERE upline.steps < 100000
-    )
-"""
-# Rows are inserted, or locked and updated, in primary-key order: two payments in the same
-# upline wait for each other instead of deadlocking.
-_ADD_TO_TEAM_TOTALS = """
-    INSERT INTO distribution_distributorteamtotals AS totals (distributor_id, orders, amount)
-    SELECT id, %(delta_orders)s::integer, %(delta_amount)s::numeric FROM upline ORDER BY id
-    ON CONFLICT (distributor_id) DO UPDATE
-    SET orders = totals.orders + EXCLUDED.orders, amount = totals.amount + EXCLUDED.amount
-"""
-
-
 def _add_to_team_totals(cursor, ids: list[int], orders: int, amount: Decimal) -> None:
     """Add (orders, amount) to the team totals of ``ids``, creating missing rows, locking the
     rows in primary-key order first."""
     if not ids or (orders == 0 and amount == ZERO):
         return
-    cursor.execute(
-        """
-        INSERT INTO distribution_distributorteamtotals (distributor_id, orders, amount)
-        SELECT id, 0, 0 FROM unnest(%s::bigint[]) AS id ORDER BY id
-        ON CONFLICT (distributor_id) DO NOTHING
-        """,
-        [ids],
-    )
-    cursor.execute(
-        """
-        SELECT distributor_id FROM distribution_distributorteamtotals
-        WHERE distributor_id = ANY(%s) ORDER BY distributor_id FOR UPDATE
-        """,
-        [ids],
-    )
-    cursor.execute(
-        """
-        UPDATE distribution_distributorteamtotals
-        SET orders = orders + %s, amount = amount + %s
-        WHERE distributor_id = ANY(%s)
-        """,
-        [orders, amount, ids],
-    )
+    cursor.execute(distribution_sql.MAKE_TEAM_TOTALS, [ids])
+    cursor.execute(distribution_sql.LOCK_TEAM_TOTALS, [ids])
+    cursor.execute(distribution_sql.ADD_TO_TEAM_TOTALS, [orders, amount, ids])
 
 
 def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
@@ -118,44 +79,19 @@ def record_order_sales(*, distributor_id: int, day: datetime.date) -> None:
     """
     start, end = _day_bounds(day)
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
-            _TREE_LOCK_SHARED + ", EXISTS (SELECT 1 FROM distribution_distributor WHERE id = %s)", [distributor_id]  # noqa: S608 (constants and model metadata, no input)
-        )
+        cursor.execute(distribution_sql.TREE_LOCK_SHARED_AND_EXISTS, [distributor_id])
         if not cursor.fetchone()[1]:
             return  # an attribution to a distributor that no longer exists
         # ON CONFLICT DO UPDATE locks the day's row (or creates it) and returns what it holds.
-        cursor.execute(
-            """
-            INSERT INTO distribution_distributordailysales AS daily (distributor_id, day, orders, amount)
-            VALUES (%s, %s, 0, 0)
-            ON CONFLICT (distributor_id, day) DO UPDATE SET orders = daily.orders
-            RETURNING id, orders, amount
-            """,
-            [distributor_id, day],
-        )
+        cursor.execute(distribution_sql.LOCK_DAY, [distributor_id, day])
         row_id, old_orders, old_amount = cursor.fetchone()
         # A new statement, so a new snapshot: it sees every order committed before the lock.
-        cursor.execute(
-            """
-            SELECT count(*), coalesce(sum(paid_amount - refunded_amount), 0)
-            FROM orders_order
-            WHERE distributor_id = %s AND paid_at >= %s AND paid_at < %s
-              AND status = ANY(%s)
-            """,
-            [distributor_id, start, end, _sold_statuses()],
-        )
+        cursor.execute(distribution_sql.COUNT_DAY, [distributor_id, start, end, _sold_statuses()])
         orders, amount = cursor.fetchone()
         if orders == old_orders and amount == old_amount:
             return
         cursor.execute(
-            f"""
-            WITH RECURSIVE {_UPLINE_CTE},
-            daily AS (
-                UPDATE distribution_distributordailysales SET orders = %(orders)s, amount = %(amount)s
-                WHERE id = %(row)s
-            )
-            {_ADD_TO_TEAM_TOTALS}
-            """,  # noqa: S608 (constants and model metadata, no input)
+            distribution_sql.SET_DAY_AND_ADD_TO_TEAM_TOTALS,
             {
                 "seller": distributor_id,
                 "orders": orders,
@@ -171,8 +107,8 @@ def add_order_sales(*, distributor_id: int, day: datetime.date, orders: int, amo
     """Add one order's sale (``orders`` 1 or 0, ``amount`` ≥ 0) to ``distributor_id``'s sales on
     local ``day`` and to the team totals of its upline (refunds recount instead). Not
     idempotent: call it exactly once per change, inside the transaction that makes it under
-    the order's row lock (a state transition does). Two statements in one message: the tree lock, then the day's row and the upline's totals, rows locked in
-    primary-key order."""
+    the order's row lock (a state transition does). Two statements in one message: the tree
+    lock, then the day's row and the upline's totals, rows locked in primary-key order."""
     if orders == 0 and amount == ZERO:
         return
     if orders < 0 or amount < ZERO:
@@ -189,21 +125,12 @@ def add_order_sales_statements(*, distributor_id: int, day: datetime.date, order
     it), then the day's row and the upline's totals. The order's move sends them in its own
     message (``order_sale_statements``)."""
     return [
-        (_TREE_LOCK_SHARED, []),
-        (_ADD_SALE_SQL, {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount}),
+        (distribution_sql.TREE_LOCK_SHARED, []),
+        (
+            distribution_sql.ADD_SALE,
+            {"seller": distributor_id, "day": day, "delta_orders": orders, "delta_amount": amount},
+        ),
     ]
-
-
-_ADD_SALE_SQL = f"""
-    WITH RECURSIVE {_UPLINE_CTE},
-    daily AS (
-        INSERT INTO distribution_distributordailysales AS daily (distributor_id, day, orders, amount)
-        SELECT id, %(day)s::date, %(delta_orders)s::integer, %(delta_amount)s::numeric FROM upline WHERE steps = 0
-        ON CONFLICT (distributor_id, day) DO UPDATE
-        SET orders = daily.orders + EXCLUDED.orders, amount = daily.amount + EXCLUDED.amount
-    )
-    {_ADD_TO_TEAM_TOTALS}
-"""  # noqa: S608 (constants and model metadata, no input)
 
 
 @dataclass(frozen=True)
@@ -290,33 +217,6 @@ def move_team_totals(*, distributor_id: int, old_upline: list[int], new_upline: 
         _add_to_team_totals(cursor, new_upline, totals.orders, totals.amount)
 
 
-REBUILD_DAILY_SQL = """
-    INSERT INTO distribution_distributordailysales (distributor_id, day, orders, amount)
-    SELECT o.distributor_id, (o.paid_at AT TIME ZONE %s)::date, count(*),
-           sum(o.paid_amount - o.refunded_amount)
-    FROM orders_order AS o
-    JOIN distribution_distributor AS d ON d.id = o.distributor_id
-    WHERE o.paid_at IS NOT NULL AND o.status = ANY(%s)
-    GROUP BY 1, 2
-"""
-# Every node's team total: each seller's own total carried up the parent column (the truth;
-# a nested-set range join would scan every earlier node of the tree per seller).
-REBUILD_TOTALS_SQL = """
-    WITH RECURSIVE own AS (
-        SELECT distributor_id, sum(orders) AS orders, sum(amount) AS amount
-        FROM distribution_distributordailysales GROUP BY distributor_id
-    ), walk(node, orders, amount) AS (
-        SELECT distributor_id, orders, amount FROM own
-        UNION ALL
-        SELECT d.parent_id, walk.orders, walk.amount
-        FROM walk JOIN distribution_distributor AS d ON d.id = walk.node
-        WHERE d.parent_id IS NOT NULL
-    )
-    INSERT INTO distribution_distributorteamtotals (distributor_id, orders, amount)
-    SELECT node, sum(orders), sum(amount) FROM walk GROUP BY node
-"""
-
-
 def rebuild_sales_rollup() -> dict:
     """Recompute the daily rollup and the team totals from the orders (the repair). Takes the
     tree lock, so payments and moves wait until it commits."""
@@ -324,11 +224,11 @@ def rebuild_sales_rollup() -> dict:
 
     with transaction.atomic(), connection.cursor() as cursor:
         lock_tree()  # exclusive: waits for every payment holding it in shared mode
-        cursor.execute("DELETE FROM distribution_distributordailysales")
-        cursor.execute(REBUILD_DAILY_SQL, [str(timezone.get_current_timezone()), _sold_statuses()])
+        cursor.execute(distribution_sql.DELETE_DAILY)
+        cursor.execute(distribution_sql.REBUILD_DAILY, [str(timezone.get_current_timezone()), _sold_statuses()])
         days = cursor.rowcount
-        cursor.execute("DELETE FROM distribution_distributorteamtotals")
-        cursor.execute(REBUILD_TOTALS_SQL)
+        cursor.execute(distribution_sql.DELETE_TOTALS)
+        cursor.execute(distribution_sql.REBUILD_TOTALS)
         teams = cursor.rowcount
     return {"daily_rows": days, "team_rows": teams}
 
@@ -340,4 +240,3 @@ def daily_sales_rows() -> list[tuple]:
             "distributor_id", "day", "orders", "amount"
         )
     )
-

@@ -11,6 +11,7 @@ commissions already earned or still pending — it only changes who is above for
 after it.
 """
 
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
@@ -24,6 +25,7 @@ from kamen.audit import record_audit
 from kamen.four_eyes import require_another_person
 
 from ..models import (
+    AdmissionMode,
     DepositStatus,
     Distributor,
     DistributorStatus,
@@ -138,7 +140,8 @@ def join_network(*, user, code, region: str = "") -> Distributor:
 
     The grade comes from the invite link (else the merchant's default grade) and may not be
     above the inviter's. A grade admitted automatically, with no deposit and no first-order
-    requirement, makes the newcomer active at once; otherwise they wait for staff approval.
+    requirement, makes the newcomer active at once; with one, they become active when it is
+    met (``record_deposit_held``, ``record_first_order``); a staff grade waits for approval.
     Bad codes, self-invitation and a second join are refused and change nothing.
     """
     _require_may_join(user)
@@ -222,12 +225,7 @@ def join_network(*, user, code, region: str = "") -> Distributor:
         )
     if invitation is not None:
         Invitation.objects.filter(pk=invitation.pk).update(uses=F("uses") + 1)
-    if not grade.requires_staff_approval:
-        transition_distributor(
-            distributor=distributor,
-            new_status=DistributorStatus.ACTIVE,
-            cause=_("等级自动通过"),
-        )
+    _admit_automatically(distributor, cause=_("等级自动通过"), audited=False)
     return distributor
 
 
@@ -335,41 +333,135 @@ def create_root_distributor(
     return distributor
 
 
-@transaction.atomic
-def approve_distributor(
-    *,
-    distributor: Distributor,
-    actor,
-    deposit_received: bool = False,
-    first_order_confirmed: bool = False,
-    request=None,
-) -> Distributor:
-    """Staff admit an applicant. A grade with a deposit needs the deposit confirmed as received
-    (it is held, refundable); one with a first-order amount needs that order confirmed."""
-    _require_perm(actor, "distribution.approve_distributor")
-    require_not_own_distributor(actor=actor, distributor=distributor, what=_("审核分销商申请"))
-    locked = (
+def admission_problems(distributor: Distributor) -> list[str]:
+    """What an applicant still lacks to be admitted: the deposit held in full, the first-order
+    amount reached by real paid orders. Empty when nothing is missing."""
+    problems = []
+    if distributor.deposit_amount > 0 and distributor.deposit_status != DepositStatus.HELD:
+        problems.append(
+            _("该等级需缴纳可退保证金 ¥%(amount)s，尚未缴清")
+            % {"amount": distributor.deposit_amount}
+        )
+    first_order = distributor.grade.first_order_amount
+    if first_order > 0 and distributor.first_order_reached_at is None:
+        problems.append(
+            _("该等级要求首单金额达到 ¥%(amount)s（已支付订单累计），尚未达到")
+            % {"amount": first_order}
+        )
+    return problems
+
+
+def _admit_automatically(distributor: Distributor, *, cause: str, audited: bool = True) -> bool:
+    """An applicant of an automatically admitted grade becomes active once nothing is missing
+    (the caller holds the distributor's row). Audited when it follows a payment (a join that
+    needs nothing is the join itself)."""
+    if (
+        distributor.status != DistributorStatus.APPLIED
+        or distributor.grade.admission_mode != AdmissionMode.AUTOMATIC
+        or admission_problems(distributor)
+    ):
+        return False
+    transition_distributor(
+        distributor=distributor, new_status=DistributorStatus.ACTIVE, cause=cause
+    )
+    if not audited:
+        return True
+    record_audit(
+        actor=None,
+        action="distribution.distributor.admitted",
+        target=distributor,
+        changes={"status": [DistributorStatus.APPLIED, DistributorStatus.ACTIVE], "cause": [None, cause]},
+    )
+    return True
+
+
+def _locked(distributor_id: int) -> Distributor:
+    return (
         Distributor.objects.select_for_update(of=("self",))
         .select_related("grade")
-        .get(pk=distributor.pk)
+        .get(pk=distributor_id)
     )
+
+
+@transaction.atomic
+def record_deposit_held(*, distributor_id: int, held: Decimal) -> Distributor:
+    """The ledger now holds ``held`` as the distributor's deposit (commissions calls this in
+    the transaction that booked it): held in full makes the deposit ``held``, and may admit an
+    applicant of an automatically admitted grade."""
+    locked = _locked(distributor_id)
+    if (
+        locked.deposit_amount > 0
+        and locked.deposit_status in (DepositStatus.PENDING, DepositStatus.REFUNDED)
+        and held >= locked.deposit_amount
+    ):
+        old = locked.deposit_status
+        locked.deposit_status = DepositStatus.HELD
+        locked.save(update_fields=["deposit_status", "updated_at"])
+        record_audit(
+            actor=None,
+            action="distribution.distributor.deposit_held",
+            target=locked,
+            changes={"deposit_status": [old, DepositStatus.HELD], "held": [None, str(held)]},
+        )
+        _admit_automatically(locked, cause=_("保证金已缴清，自动通过"))
+    return locked
+
+
+@transaction.atomic
+def record_deposit_returned(*, distributor_id: int) -> Distributor:
+    """The deposit has left the deposit account (refunded, or taken against a debt)."""
+    locked = _locked(distributor_id)
+    if locked.deposit_status != DepositStatus.REFUNDED:
+        old = locked.deposit_status
+        locked.deposit_status = DepositStatus.REFUNDED
+        locked.save(update_fields=["deposit_status", "updated_at"])
+        record_audit(
+            actor=None,
+            action="distribution.distributor.deposit_returned",
+            target=locked,
+            changes={"deposit_status": [old, DepositStatus.REFUNDED]},
+        )
+    return locked
+
+
+def record_first_order(*, distributor_id: int, paid_total: Decimal) -> bool:
+    """The pipeline tells the network what a distributor's own paid orders (less refunds) now
+    add up to; reaching the grade's first-order amount is recorded once, and admits an
+    applicant of an automatically admitted grade. Runs in the caller's transaction (the
+    payment's), so the sale that reaches it and the admission stand or fall together. True
+    when it was reached now."""
+    with transaction.atomic(savepoint=False):
+        locked = _locked(distributor_id)
+        required = locked.grade.first_order_amount
+        if locked.first_order_reached_at is not None or required <= 0 or paid_total < required:
+            return False
+        locked.first_order_reached_at = timezone.now()
+        locked.save(update_fields=["first_order_reached_at", "updated_at"])
+        record_audit(
+            actor=None,
+            action="distribution.distributor.first_order_reached",
+            target=locked,
+            changes={"paid_total": [None, str(paid_total)], "required": [None, str(required)]},
+        )
+        _admit_automatically(locked, cause=_("首单金额已达到，自动通过"))
+        return True
+
+
+@transaction.atomic
+def approve_distributor(*, distributor: Distributor, actor, request=None) -> Distributor:
+    """Staff admit an applicant. A grade with a deposit needs it held in full in the ledger
+    (paid through the gateway); one with a first-order amount needs the applicant's own paid
+    orders to have reached it. Nothing is taken on trust from a tick."""
+    _require_perm(actor, "distribution.approve_distributor")
+    require_not_own_distributor(actor=actor, distributor=distributor, what=_("审核分销商申请"))
+    locked = _locked(distributor.pk)
     if locked.status == DistributorStatus.ACTIVE:
         return locked
     if locked.status != DistributorStatus.APPLIED:
         raise IllegalTransition(_("只有待审核的申请可以通过"))
-    if locked.deposit_amount > 0 and not deposit_received:
-        raise ValidationError(
-            _("该等级需缴纳可退保证金 ¥%(amount)s，请确认已收到后再通过")
-            % {"amount": locked.deposit_amount}
-        )
-    if locked.grade.first_order_amount > 0 and not first_order_confirmed:
-        raise ValidationError(
-            _("该等级要求首单金额达到 ¥%(amount)s，请确认后再通过")
-            % {"amount": locked.grade.first_order_amount}
-        )
-    if locked.deposit_amount > 0:
-        locked.deposit_status = DepositStatus.HELD
-        locked.save(update_fields=["deposit_status", "updated_at"])
+    problems = admission_problems(locked)
+    if problems:
+        raise ValidationError(problems)
     transition_distributor(
         distributor=locked,
         new_status=DistributorStatus.ACTIVE,
@@ -504,8 +596,14 @@ def change_distributor_status(
     reason = str(reason or "").strip()
     if not reason:
         raise ValidationError({"reason": [_("请填写原因")]})
+    return _change_status(
+        distributor_id=distributor.pk, new_status=new_status, actor=actor, reason=reason, request=request
+    )
+
+
+def _change_status(*, distributor_id: int, new_status: str, actor, reason: str, request=None) -> Distributor:
     lock_tree()
-    node = Distributor.objects.select_for_update().get(pk=distributor.pk)
+    node = Distributor.objects.select_for_update().get(pk=distributor_id)
     if node.status == new_status:
         return node
     old_status = node.status
@@ -535,6 +633,34 @@ def change_distributor_status(
         | ({"lifted_children": [None, lifted]} if lifted else {}),
     )
     return Distributor.objects.get(pk=node.pk)
+
+
+@transaction.atomic
+def leave_network(*, distributor: Distributor, actor, reason: str, request=None) -> Distributor:
+    """A distributor leaves (their deposit is being given back): an active or frozen member
+    is cleared (their team lifted to their parent), an applicant's application rejected; one
+    already out stays as they are. The caller (the deposit refund's approval) holds the
+    permission for the decision; nobody decides about their own account."""
+    require_not_own_distributor(actor=actor, distributor=distributor, what=_("退出网络"))
+    reason = str(reason or "").strip() or _("退出网络")
+    status = Distributor.objects.values_list("status", flat=True).get(pk=distributor.pk)
+    if status in (DistributorStatus.ACTIVE, DistributorStatus.FROZEN):
+        return _change_status(
+            distributor_id=distributor.pk,
+            new_status=DistributorStatus.CLEARED,
+            actor=actor,
+            reason=reason,
+            request=request,
+        )
+    if status == DistributorStatus.APPLIED:
+        return _change_status(
+            distributor_id=distributor.pk,
+            new_status=DistributorStatus.REJECTED,
+            actor=actor,
+            reason=reason,
+            request=request,
+        )
+    return Distributor.objects.get(pk=distributor.pk)
 
 
 @transaction.atomic

@@ -3,9 +3,7 @@ repair take it exclusively; a payment's sale takes it shared (``sales``)."""
 
 from django.db import connection
 
-TREE_LOCK_SQL = (
-    "SELECT pg_advisory_xact_lock(hashtext('distribution.distributor.tree'))"
-)
+from .. import sql as distribution_sql
 
 
 def lock_tree() -> None:
@@ -13,4 +11,4 @@ def lock_tree() -> None:
     if not connection.in_atomic_block:
         raise RuntimeError("lock_tree() must run inside transaction.atomic()")
     with connection.cursor() as cursor:
-        cursor.execute(TREE_LOCK_SQL)
+        cursor.execute(distribution_sql.TREE_LOCK)

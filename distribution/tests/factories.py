@@ -1,11 +1,12 @@
-from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from catalog.models import Category, Product, ProductType
+from catalog.tests.factories import CategoryFactory, ProductFactory
 from distribution.models import AdmissionMode, Distributor, DistributorStatus, Grade
+
+__all__ = ["CategoryFactory", "DistributorFactory", "GradeFactory", "ProductFactory", "UserFactory"]
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -42,24 +43,3 @@ class DistributorFactory(factory.django.DjangoModelFactory):
     invite_code = factory.Sequence(lambda n: f"INV{n:05d}")
     status = DistributorStatus.ACTIVE
     joined_at = factory.LazyFunction(timezone.now)
-
-
-class CategoryFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Category
-
-    name = factory.Sequence(lambda n: f"分类{n}")
-    slug = factory.Sequence(lambda n: f"cat-{n}")
-
-
-class ProductFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Product
-
-    category = factory.SubFactory(CategoryFactory)
-    name = factory.Sequence(lambda n: f"Steam 充值卡 {n}")
-    product_type = ProductType.CARD_KEY
-    retail_price = Decimal("100.00")
-    cost_price = Decimal("60.00")
-    max_resale_price = Decimal("120.00")
-    is_on_shelf = True

@@ -155,7 +155,7 @@ def test_a_grade_that_may_not_recruit_and_a_frozen_inviter_invite_nobody(default
         assert expected in message(raised)
 
 
-def test_a_deposit_is_refundable_security_that_staff_confirm_before_approval(
+def test_a_deposit_must_be_held_in_full_in_the_ledger_before_approval(
     inviter, default_grade, owner_user
 ):
     default_grade.deposit_amount = Decimal("500.00")
@@ -167,10 +167,12 @@ def test_a_deposit_is_refundable_security_that_staff_confirm_before_approval(
     with pytest.raises(ValidationError) as raised:
         services.approve_distributor(distributor=applicant, actor=owner_user)
     assert "可退保证金 ¥500.00" in " ".join(raised.value.messages)
+    services.record_deposit_held(distributor_id=applicant.pk, held=Decimal("499.99"))
+    with pytest.raises(ValidationError):
+        services.approve_distributor(distributor=applicant, actor=owner_user)
 
-    approved = services.approve_distributor(
-        distributor=applicant, actor=owner_user, deposit_received=True
-    )
+    services.record_deposit_held(distributor_id=applicant.pk, held=Decimal("500.00"))
+    approved = services.approve_distributor(distributor=applicant, actor=owner_user)
     assert approved.status == DistributorStatus.ACTIVE
     assert approved.deposit_status == DepositStatus.HELD
 

@@ -146,6 +146,12 @@ CELERY_TASK_DEFAULT_RETRY_DELAY = 5
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Celery's Django fix-up closes the database connection before and after every task unless told
+# to reuse it: every task connected anew (a quarter of a worker's CPU in the storm's profile,
+# and a new PostgreSQL backend forked per task, its prepared statements lost). Kept across up to
+# this many tasks; between tasks kamen.celery checks it as Django does between requests
+# (CONN_MAX_AGE, health check, errors), so a broken one is opened afresh (docs/adr/0014).
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 # Workers that consume the ``fulfilment`` queue (kamen.celery, ADR 0013): their own unacked keys
 # and a visibility timeout longer than any task or retry countdown on their queues, scanned
 # every 10 s, so a dead worker's messages come back in ~3 minutes instead of an hour.
@@ -172,6 +178,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "catalog.tasks.sync_supplier_prices_task",
         "schedule": float(os.environ.get("SUPPLIER_SYNC_INTERVAL_SECONDS", "600")),
     },
+    # Docked products: webhooks keep them in step within seconds; this catches a lost one.
+    "reconcile-upstreams": {
+        "task": "catalog.tasks.reconcile_upstreams_task",
+        "schedule": float(os.environ.get("UPSTREAM_RECONCILE_INTERVAL_SECONDS", "3600")),
+    },
 }
 
 # Queues by kind (docs/adr/0014-request-path-cost.md): a paid order's fulfilment never waits
@@ -195,6 +206,7 @@ IO_TASKS = [
     "orders.tasks.refund_order_task",
     "orders.tasks.query_pending_payments_task",
     "catalog.tasks.sync_supplier_prices_task",
+    "catalog.tasks.reconcile_upstreams_task",
     "commissions.tasks.pay_withdrawal_task",
 ]
 CELERY_TASK_ROUTES = {name: {"queue": "fulfilment"} for name in FULFILMENT_TASKS} | {

@@ -18,6 +18,7 @@ from catalog.models import (
 )
 from catalog.models.products import RedemptionMode
 from catalog.services.reusable import set_reusable_key_secret
+from catalog.services.suppliers import create_supplier
 from catalog.services.vault import PAYLOAD_CONTEXT
 from catalog.tests.suppliers_support import add_channel, make_sku, make_supplier
 from commissions.models import (
@@ -124,6 +125,15 @@ def build_world() -> World:
     make_sku("SKU-1")
     channel = add_channel(product, supplier, "SKU-1")
     o.update(supplier=supplier, sandbox_account=account, channel=channel)
+    # An upstream Kamen (docking, issue 17 §2) at an address that refuses at once.
+    o["upstream_supplier"] = create_supplier(
+        actor=None,
+        app_secret="upstream-secret-0123",
+        name="上游甲",
+        adapter="kamen_api",
+        base_url="http://127.0.0.1:9/",
+        app_id="ak_matrix",
+    )
     o["supplier_alert"] = SupplierAlert.objects.create(kind="low_balance", supplier=supplier, message="余额低")
     o["price_change"] = SupplierPriceChange.objects.create(
         channel=channel, old_cost=Decimal("1"), new_cost=Decimal("2")
@@ -231,6 +241,16 @@ def build_world() -> World:
     )
     StatementDifference.objects.create(
         statement=o["gateway_statement"], kind="missing_in_books", out_trade_no="K-NOT-OURS", statement_amount=1
+    )
+    # Deposits (docs/adr/0023): a deposit payment and a refund request of agent_child's.
+    from commissions.models import DepositRefund
+    from orders.models import DepositPayment
+
+    o["deposit_payment"] = DepositPayment.objects.create(
+        deposit_no="D-MATRIX", distributor=agent_child, amount=Decimal("500"), gateway="sandbox"
+    )
+    o["deposit_refund"] = DepositRefund.objects.create(
+        distributor=agent_child, payout_account=o["payout_account"], request_token="d1", amount=Decimal("500")
     )
     return world
 

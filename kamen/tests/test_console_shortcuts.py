@@ -4,17 +4,15 @@ and risk staff were offered 导入卡密 and 新增商品, operators 审计日�
 import re
 
 import pytest
-from django.contrib.auth.models import Group
 
 from kamen.roles import FINANCE, OPERATOR, OWNER, RISK
+from kamen.tests.factories import StaffFactory
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", [OWNER, OPERATOR, FINANCE, RISK])
-def test_every_shortcut_on_the_console_home_opens_for_that_role(client, django_user_model, role):
-    user = django_user_model.objects.create_user(username=f"s-{role}", password="x-pass-1234", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
+def test_every_shortcut_on_the_console_home_opens_for_that_role(client, role):
+    client.force_login(StaffFactory(roles=[role]))
 
     home = client.get("/admin/").content.decode()
     section = home.split('id="shortcuts-title"', 1)[1].split("</section>", 1)[0]

@@ -12,12 +12,11 @@ import inspect
 import pkgutil
 
 import pytest
-from django.contrib.auth.models import Group
 from django.urls import reverse
 
 import riskcontrol.selectors
 from catalog.models import ProductType
-from commissions.models import WalletHold, Withdrawal, WithdrawalStatus
+from commissions.models import JournalTransaction, WalletHold, Withdrawal, WithdrawalStatus
 from commissions.services import (
     add_payout_account,
     approve_withdrawal,
@@ -26,8 +25,11 @@ from commissions.services import (
     release_commissions,
     request_withdrawal,
 )
+from commissions.services.prepaid import top_up_prepaid
 from commissions.tests.factories import DistributorFactory, make_order
 from commissions.tests.test_withdrawals import _fund
+from distribution.docking.models import DockingSite
+from distribution.docking.services import apply_for_docking, approve_docking_site, suspend_docking_site
 from distribution.models import Appeal, DistributionSettings, Distributor, DistributorStatus, Grade
 from distribution.services import (
     approve_distributor,
@@ -37,31 +39,25 @@ from distribution.services import (
     reject_distributor,
 )
 from distribution.services.lifecycle import decide_appeal
-from commissions.models import JournalTransaction
-from commissions.services.prepaid import top_up_prepaid
-from distribution.docking.models import DockingSite
-from distribution.docking.services import apply_for_docking, approve_docking_site, suspend_docking_site
 from kamen.four_eyes import OwnCaseRefused
+from kamen.models import AuditLogEntry
+from kamen.roles import OWNER
+from kamen.tests.factories import StaffFactory
 from orders.api.models import ApiRefundRequest, DockingOrder
 from orders.api.services import approve_refund_request, reject_refund_request
-from kamen.models import AuditLogEntry
 from orders.models import Order, OrderDelivery, OrderStatus, PaymentCallback, Refund
 from orders.services import confirm_payment_manually, deliver_manually, enqueue, refund_order
-from orders.tests import postsale_helpers
-from riskcontrol.services.blacklist import add_to_blacklist, remove_from_blacklist
-from riskcontrol.models import BlacklistEntry, ReviewCase
 from orders.services.review import reject_held_order, release_held_order
+from orders.tests import postsale_helpers
+from riskcontrol.models import BlacklistEntry, ReviewCase
+from riskcontrol.services.blacklist import add_to_blacklist, remove_from_blacklist
 from riskcontrol.services.cases import decide_review_case, open_review_case
 
 pytestmark = pytest.mark.django_db
 
 
 def _owner(django_user_model, username):
-    user = django_user_model.objects.create_user(
-        username=username, password="kamen-test-pass", email=f"{username}@example.com", is_staff=True
-    )
-    user.groups.add(Group.objects.get(name="owner"))
-    return user
+    return StaffFactory(username=username, roles=[OWNER])
 
 
 @pytest.fixture
@@ -236,7 +232,39 @@ def case_make_myself_a_root_distributor(w):
     return lambda actor: create_root_distributor(user=w.me, grade=w.root.grade, actor=actor)
 
 
+def _my_deposit_refund(w):
+    from commissions.services import hold_deposit, request_deposit_refund
+
+    Distributor.objects.filter(pk=w.mine.pk).update(deposit_amount=500, deposit_status="pending")
+    hold_deposit(distributor_id=w.mine.pk, amount="500.00", reference="D-mine")
+    account = add_payout_account(distributor=w.mine, method="alipay", holder_name="我", account="13800138009")
+    return request_deposit_refund(distributor=w.mine, payout_account=account, token="mine")
+
+
+def case_approve_my_deposit_refund(w):
+    from commissions.services import approve_deposit_refund
+
+    refund = _my_deposit_refund(w)
+    return lambda actor: approve_deposit_refund(refund=refund, actor=actor)
+
+
+def case_reject_my_deposit_refund(w):
+    from commissions.services import reject_deposit_refund
+
+    refund = _my_deposit_refund(w)
+    return lambda actor: reject_deposit_refund(refund=refund, actor=actor, reason="驳回")
+
+
+def case_take_me_out_of_the_network(w):
+    from distribution.services import leave_network
+
+    return lambda actor: leave_network(distributor=w.mine, actor=actor, reason="退出")
+
+
 REVIEW_ACTIONS = {
+    "commissions.services.deposits.approve_deposit_refund": case_approve_my_deposit_refund,
+    "commissions.services.deposits.reject_deposit_refund": case_reject_my_deposit_refund,
+    "distribution.services.tree.leave_network": case_take_me_out_of_the_network,
     "distribution.docking.services.approve_docking_site": case_approve_my_docking_site,
     "distribution.docking.services.suspend_docking_site": case_suspend_my_docking_site,
     "commissions.services.prepaid.top_up_prepaid": case_top_up_my_prepaid_balance,

@@ -145,6 +145,7 @@ EXPECTED = {
     "orders:agent-wallet-pay-order": everyone(405),  # POST only (see the POST walk)
     "orders:agent-stock": agent(),  # the viewer's own purchases only
     "orders:agent-top-up": agent(),  # the viewer's own top-ups only
+    "orders:agent-deposit": agent(),  # the viewer's own deposit, in any status (an applicant pays here)
     "orders:agent-stock-detail": agent(other=404, ok=404),  # keys: the buyer only; none in the world
     # Staff two-factor: any logged-in user; distributors are sent away from enrolment.
     "two-factor-setup": logged_in() | {"agent": "redirect", "other_agent": "redirect"},
@@ -160,6 +161,11 @@ EXPECTED = {
     "console:reusable-key-reveal": console("OW"),
     "console:stock": console("OW OP FI RI"),
     "console:stock-threshold": everyone(405),
+    # Docking from an upstream Kamen (issue 17 §2): connecting one and importing its products.
+    "console:upstreams": console("OW OP"),
+    "console:upstream-import": console("OW OP"),
+    # An upstream's webhooks to us: POST only, signed with the upstream's webhook secret.
+    "distribution:upstream-webhook": everyone(405),
     "postsale:voucher-redeem": console("OW OP"),
     # The open API (docs/adr/0019): its description is public; every endpoint needs a signed
     # request (401 without one, whoever is logged in to the site); POST-only ones refuse GET.
@@ -236,6 +242,9 @@ ADMIN_MODELS = {
     "commissions.wallethold": ("OW FI RI SU", "", "OW FI RI SU", ""),
     "commissions.commissiontier": ("OW FI SU", "", "OW FI SU", ""),
     "commissions.autoapprovalpolicy": ("OW FI SU", "", "OW FI SU", ""),
+    # Deposits (docs/adr/0023): finance decides refunds by action; payments are read-only.
+    "commissions.depositrefund": ("OW FI SU", "", "OW FI SU", ""),
+    "orders.depositpayment": ("OW FI SU", "", "OW FI SU", ""),
     # Risk control: the risk team; real-name data masked (see test_real_name_pages_show_masks_only).
     # Docking (docs/adr/0019): operators add sites; every staff role reads; all else by action.
     "distribution.dockingsite": ("OW OP FI RI SU", "OW OP SU", "OW OP FI RI SU", ""),
@@ -428,6 +437,8 @@ def arguments(world) -> dict[str, dict]:
         "distribution:sub-store": {"slug": w.sub_store.slug},
         "distribution:sub-store-product": {"slug": w.sub_store.slug, "product_pk": w.product.pk},
         "console:card-key-import-detail": {"pk": w.card_key_import.pk},
+        "console:upstream-import": {"pk": w.upstream_supplier.pk},
+        "distribution:upstream-webhook": {"supplier_pk": w.upstream_supplier.pk},
         "console:card-key-import-status": {"pk": w.card_key_import.pk},
         "console:card-key-import-confirm": {"pk": w.card_key_import.pk},
         "console:card-key-import-cancel": {"pk": w.card_key_import.pk},
@@ -571,6 +582,14 @@ def posts(world) -> dict[str, tuple[str, dict]]:
         "console:card-key-import-confirm": ("OW OP SU", {}),
         "console:card-key-import-cancel": ("OW OP SU", {}),
         "console:stock-threshold": ("OW OP SU", {"low_stock_threshold": "7"}),
+        "console:upstreams": (
+            "OW OP SU",
+            {"name": "上游乙", "base_url": "http://127.0.0.1:9/", "app_id": "ak_x", "app_secret": "secret-0123"},
+        ),
+        "console:upstream-import": (
+            "OW OP SU",
+            {"action": "webhook", "webhook_secret": "a-webhook-secret-0123456789"},
+        ),
         "console:card-key-reveal": ("OW SU", {}),
         "console:reusable-key-reveal": ("OW SU", {}),
         "postsale:voucher-redeem": ("OW OP SU", {"code": voucher_code(world.voucher), "store_label": "门店"}),
@@ -596,6 +615,12 @@ def posts(world) -> dict[str, tuple[str, dict]]:
         "orders:agent-wallet-pay-order": ("", {}),
         "orders:agent-stock": ("A X", {"product": str(world.product.pk), "quantity": "1", "token": "pm"}),
         "orders:agent-top-up": ("A X", {"amount": "1.00"}),
+        # A distributor's own deposit page (refused with a message when their grade has none).
+        "orders:agent-deposit": ("A X", {"action": "pay", "amount": "1.00"}),
+        "admin:commissions_depositrefund_changelist": (
+            "OW FI SU",
+            {"action": "reject", "_selected_action": [str(world.deposit_refund.pk)], "reason": "驳回"},
+        ),
     }
 
 
@@ -606,6 +631,7 @@ POST_REFUSAL = {
     "orders:agent-wallet-pay-order": agent(other=404, ok=404),
     "orders:agent-stock": agent(),
     "orders:agent-top-up": agent(),
+    "orders:agent-deposit": agent(),
     "admin:distribution_distributor_manage": everyone("ok", B="login", A="login", X="login"),  # shows the refusal
     "distribution:agent-appeal": everyone(404, B="login"),  # not a distributor
 }
@@ -614,8 +640,8 @@ POST_REFUSAL = {
 def snapshot(world) -> dict:
     from django_rq import get_connection
 
-    from catalog.models import CardKeyImport, Product
-    from commissions.models import AutoApprovalPolicy, CommissionTier, SettlementRun
+    from catalog.models import CardKeyImport, Product, Supplier
+    from commissions.models import AutoApprovalPolicy, CommissionTier, DepositRefund, SettlementRun
     from distribution.models import Appeal, Distributor
     from kamen.models import AuditLogEntry
     from orders.models import Order, Refund, Voucher
@@ -635,7 +661,9 @@ def snapshot(world) -> dict:
         "blacklist": BlacklistEntry.objects.count(),
         "rq job": bool(get_connection("default").exists(world.rq_job.key)),
         "distributors": list(Distributor.objects.order_by("pk").values_list("status", flat=True)),
+        "deposit refunds": list(DepositRefund.objects.order_by("pk").values_list("status", flat=True)),
         "appeals": Appeal.objects.count(),
+        "suppliers": list(Supplier.objects.order_by("pk").values_list("name", "webhook_secret_key_id")),
     }
 
 
@@ -669,13 +697,17 @@ def test_the_refused_posts_would_have_changed_something(world):
         "admin:django_rq_delete_job",
         "admin:distribution_distributor_manage",
         "admin:commissions_autoapprovalpolicy_change",
+        "admin:commissions_depositrefund_changelist",
+        "console:upstream-import",
     ):
         route, name = keys[key]
         owner.post(url_for(key, route, name, world), posts(world)[key][1])
     after = snapshot(world)
     changed = {name for name in before if before[name] != after[name]}
     assert changed >= {
-        "threshold", "audit entries (reveals are audited)", "review", "rq job", "distributors", "auto approval"
+        "threshold", "audit entries (reveals are audited)", "review", "rq job", "distributors", "auto approval",
+        "deposit refunds",
+        "suppliers",
     }
 
 

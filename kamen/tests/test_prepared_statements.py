@@ -58,6 +58,7 @@ def test_a_prepared_insert_raises_django_errors_and_reads_back_what_the_orm_read
     """Its errors must arrive as Django's (checkout redraws an order number on IntegrityError), and rows read back through
     ``instance_from_row`` must equal the ORM's (JSON decoded, Decimal money, aware times)."""
     from django.db import IntegrityError, transaction
+    from psycopg import sql as psycopg_sql
 
     from kamen.db import insert_instance, instance_from_row, select_list
     from orders.models import Order
@@ -73,7 +74,10 @@ def test_a_prepared_insert_raises_django_errors_and_reads_back_what_the_orm_read
     twin.pk = None
     with pytest.raises(IntegrityError), transaction.atomic():
         insert_instance(twin)
-    rows = fetch_rows(f"SELECT {select_list(Order, 'o')} FROM orders_order o WHERE o.id = %s", [first.pk])  # noqa: S608
+    statement = psycopg_sql.SQL("SELECT {columns} FROM orders_order o WHERE o.id = %s").format(
+        columns=psycopg_sql.SQL(select_list(Order, "o"))
+    )
+    rows = fetch_rows(statement, [first.pk])
     read = instance_from_row(Order, rows[0])
     orm = Order.objects.get(pk=first.pk)
     assert {f.attname: getattr(read, f.attname) for f in Order._meta.concrete_fields} == {

@@ -37,18 +37,41 @@ def _errors(request, error: ValidationError) -> None:
         messages.error(request, message)
 
 
-class ApiKeyInline(admin.TabularInline):
-    model = ApiKey
+class ReadOnlyInline(admin.TabularInline):
+    """Rows the console shows and never edits: each changes only through its service."""
+
     extra = 0
-    fields = ["key_id", "label", "scopes", "is_active", "last_used_at", "created_at"]
-    readonly_fields = fields
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A list and a page to read: every change is one of the page's actions (a service)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ApiKeyInline(ReadOnlyInline):
+    model = ApiKey
+    fields = ["key_id", "label", "scopes", "is_active", "last_used_at", "created_at"]
 
 
 class TopUpForm(forms.Form):
@@ -146,7 +169,8 @@ class DockingSiteAdmin(admin.ModelAdmin):
         ]
         return own + super().get_urls()
 
-    def _page(self, request, site, *, title, form, secret="", status=200):
+    def _page(self, request, site, *, title, form, secret=""):
+        """The site's console form page; 400 when the posted form had errors."""
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -156,6 +180,7 @@ class DockingSiteAdmin(admin.ModelAdmin):
             "secret": secret,
             "change_url": reverse("admin:distribution_dockingsite_change", args=[site.pk]),
         }
+        status = 400 if form is not None and form.errors else 200
         return TemplateResponse(request, "orders/docking_console_form.html", context, status=status)
 
     def _site_for(self, request, pk, permission):
@@ -180,7 +205,7 @@ class DockingSiteAdmin(admin.ModelAdmin):
             else:
                 messages.success(request, gettext("已入账 ¥%(amount)s") % {"amount": form.cleaned_data["amount"]})
                 return redirect("admin:distribution_dockingsite_change", site.pk)
-        return self._page(request, site, title=gettext("预存款充值"), form=form, status=400 if form.errors else 200)
+        return self._page(request, site, title=gettext("预存款充值"), form=form)
 
     def issue_key_view(self, request, pk):
         site = self._site_for(request, pk, "distribution.manage_api_keys")
@@ -196,7 +221,7 @@ class DockingSiteAdmin(admin.ModelAdmin):
             return self._page(
                 request, site, title=gettext("新密钥 %(key)s") % {"key": key.key_id}, form=None, secret=secret
             )
-        return self._page(request, site, title=gettext("签发对接密钥"), form=form, status=400 if form.errors else 200)
+        return self._page(request, site, title=gettext("签发对接密钥"), form=form)
 
     def webhook_view(self, request, pk):
         site = self._site_for(request, pk, "distribution.manage_api_keys")
@@ -209,12 +234,11 @@ class DockingSiteAdmin(admin.ModelAdmin):
             site,
             title=gettext("设置回调地址（将生成新的回调密钥）"),
             form=form,
-            status=400 if form.errors else 200,
         )
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ReadOnlyAdmin):
     list_display = ["key_id", "site", "label", "scopes", "is_active", "last_used_at", "created_at", "revoked_at"]
     list_filter = ["is_active"]
     search_fields = ["key_id", "site__name", "label"]
@@ -230,17 +254,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
     ]
-    readonly_fields = fields
     actions = ["revoke_selected"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_manage_permission(self, request):
         return request.user.has_perm("distribution.manage_api_keys")
@@ -251,22 +265,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
             revoke_api_key(key=key, actor=request.user, request=request)
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(ReadOnlyInline):
     model = WebhookAttempt
-    extra = 0
     fields = ["created_at", "status_code", "error", "duration_ms", "is_manual"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(ReadOnlyAdmin):
     list_display = [
         "event_id",
         "site",
@@ -291,18 +296,8 @@ class WebhookEventAdmin(admin.ModelAdmin):
         "created_at",
         "payload",
     ]
-    readonly_fields = fields
     inlines = [WebhookAttemptInline]
     actions = ["resend_selected"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_resend_permission(self, request):
         return request.user.has_perm("distribution.resend_webhookevent")
@@ -314,38 +309,18 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(DockingOrder)
-class DockingOrderAdmin(admin.ModelAdmin):
+class DockingOrderAdmin(ReadOnlyAdmin):
     list_display = ["client_order_no", "site", "order", "created_at"]
     search_fields = ["client_order_no", "order__order_no", "site__name"]
     fields = ["site", "order", "client_order_no", "created_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiRefundRequest)
-class ApiRefundRequestAdmin(admin.ModelAdmin):
+class ApiRefundRequestAdmin(ReadOnlyAdmin):
     list_display = ["docking_order", "reason", "status", "created_at", "decided_by", "decided_at"]
     list_filter = ["status"]
     fields = ["docking_order", "reason", "status", "created_at", "decided_by", "decided_at"]
-    readonly_fields = fields
     actions = ["approve_selected", "reject_selected"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_refund_permission(self, request):
         return request.user.has_perm("orders.refund_order")

@@ -1,10 +1,11 @@
 """The open API's tables: which site placed which order under which number of its own, and the
 refund requests sites send for staff review."""
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+
+from kamen.models import actor_field, created_at_field, status_check
 
 
 class DockingOrder(models.Model):
@@ -23,7 +24,7 @@ class DockingOrder(models.Model):
     # What was asked (product, quantity, target, fields): a second call with the same number
     # but another request is refused rather than answered with an order it did not ask for.
     request_fingerprint = models.CharField(max_length=64)
-    created_at = models.DateTimeField(_("下单时间"), auto_now_add=True)
+    created_at = created_at_field(_("下单时间"))
 
     class Meta:
         verbose_name = _("对接订单")
@@ -54,23 +55,16 @@ class ApiRefundRequest(models.Model):
     status = models.CharField(
         _("状态"), max_length=10, choices=ApiRefundStatus.choices, default=ApiRefundStatus.PENDING
     )
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("处理人"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    decided_by = actor_field(_("处理人"))
     decided_at = models.DateTimeField(_("处理时间"), null=True, blank=True)
-    created_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
+    created_at = created_at_field(_("申请时间"))
 
     class Meta:
         verbose_name = _("对接退款申请")
         verbose_name_plural = _("对接退款申请")
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=ApiRefundStatus.values), name="api_refund_status_known"),
+            status_check("status", ApiRefundStatus, name="api_refund_status_known"),
             models.UniqueConstraint(
                 fields=["docking_order"], condition=Q(status="pending"), name="api_refund_one_pending"
             ),

@@ -20,16 +20,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kamen.four_eyes import require_another_person
-
 from catalog.models import Product
 from catalog.selectors import product_stock_state, products_on_shelf, with_available_count
 from commissions.services.prepaid import InsufficientPrepaid, pay_from_prepaid, prepaid_balance, prepaid_statement
 from distribution.docking.errors import DockingError
-from distribution.docking.models import DockingSite
 from distribution.docking.services import Caller, record_api_use
 from distribution.models import Distributor
 from distribution.services import cost_price_for
+from kamen.four_eyes import require_another_person
 from orders.models import Order, OrderStatus
 from orders.selectors import deliveries_for_buyer
 from orders.services.checkout import place_order
@@ -149,14 +147,13 @@ def place_api_order(
             "invalid_request",
             f"quantity must be between {product.min_quantity_per_order} and {product.max_quantity_per_order}",
         )
-    site = DockingSite.objects.get(pk=caller.site_id)
     unit_price = cost_price_for(distributor=_distributor(caller), product=product, quantity=quantity)
     try:
         with transaction.atomic():
             order = place_order(
                 product=product,
                 quantity=quantity,
-                contact=site.contact_email,
+                contact=caller.contact_email,
                 query_password=secrets.token_urlsafe(12),
                 buyer_fields=buyer_fields,
                 recharge_target=recharge_target,
@@ -164,26 +161,28 @@ def place_api_order(
                 gateway="prepaid",
                 wholesale_unit_price=unit_price,
                 docking_site_id=caller.site_id,
-                docking_order_limit=site.order_limit,
+                docking_order_limit=caller.order_limit,
             )
             docking_order = DockingOrder.objects.create(
                 site_id=caller.site_id, order=order, client_order_no=client_order_no, request_fingerprint=fingerprint
+            )
+            # Audited before the debit, in the same transaction: the site's prepaid account row,
+            # which every order of the site locks, is then held only from the debit to the commit.
+            record_api_use(
+                caller=caller,
+                operation="order_placed",
+                target_repr=order.order_no,
+                changes={"client_order_no": client_order_no, "amount": str(order.total_amount), "quantity": quantity},
             )
             pay_with_prepaid_balance(
                 order=order,
                 debit=lambda paid: pay_from_prepaid(
                     distributor_id=caller.distributor_id,
                     amount=paid.total_amount,
-                    credit_limit=site.credit_limit,
+                    credit_limit=caller.credit_limit,
                     reference=paid.order_no,
                     order_id=paid.pk,
                 ),
-            )
-            record_api_use(
-                caller=caller,
-                operation="order_placed",
-                target_repr=order.order_no,
-                changes={"client_order_no": client_order_no, "amount": str(order.total_amount), "quantity": quantity},
             )
     except InsufficientPrepaid:
         raise DockingError("insufficient_balance") from None
@@ -230,10 +229,14 @@ def docking_order_for(
     return found
 
 
-def order_view(*, caller: Caller, docking_order: DockingOrder, with_goods: bool) -> dict:
+def order_view(*, caller: Caller, docking_order: DockingOrder, with_goods: bool, audit: bool = True) -> dict:
     """The order as the API shows it; the goods (decrypted card keys) only to its own site and
-    only here: they are never logged (the audit row records that goods were read, not them)."""
-    order = Order.objects.prefetch_related("deliveries__card_key", "deliveries__product").get(pk=docking_order.order_id)
+    only here: they are never logged (the audit row records that goods were read, not them).
+    ``audit=False`` for the answer to a placement, which is audited as one already."""
+    orders = Order.objects.all()
+    if with_goods:
+        orders = orders.prefetch_related("deliveries__card_key", "deliveries__product")
+    order = orders.get(pk=docking_order.order_id)
     view = {
         "order_no": order.order_no,
         "client_order_no": docking_order.client_order_no,
@@ -256,9 +259,13 @@ def order_view(*, caller: Caller, docking_order: DockingOrder, with_goods: bool)
             {"kind": item["kind"], "card_no": item["card_no"], "secret": item["secret"], "message": item["message"]}
             for item in deliveries_for_buyer(order=order)
         ]
-    record_api_use(
-        caller=caller, operation="order_read", target_repr=order.order_no, changes={"goods_shown": len(view["goods"])}
-    )
+    if audit:
+        record_api_use(
+            caller=caller,
+            operation="order_read",
+            target_repr=order.order_no,
+            changes={"goods_shown": len(view["goods"])},
+        )
     return view
 
 
@@ -422,7 +429,14 @@ def record_delivered_event(*, order: Order, site_id: int) -> None:
     ``_complete_locked``). The goods are not in the event: the site reads them over the API."""
     from distribution.docking.services import add_webhook_event
 
-    client_order_no = DockingOrder.objects.filter(order_id=order.pk).values_list("client_order_no", flat=True).first()
+    client_order_no = (
+        DockingOrder.objects.filter(order_id=order.pk)
+        .exclude(site__webhook_url="")
+        .values_list("client_order_no", flat=True)
+        .first()
+    )
+    if client_order_no is None:
+        return  # the site has no callback URL: nothing to tell (one statement, not two)
     add_webhook_event(
         site_id=site_id,
         kind="order.delivered",

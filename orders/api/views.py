@@ -146,7 +146,9 @@ def create_order(request, body: schemas.OrderIn):
         recharge_target=body.recharge_target,
         buyer_fields=body.custom_fields,
     )
-    view = services.order_view(caller=request.auth, docking_order=placed.docking_order, with_goods=False)
+    view = services.order_view(
+        caller=request.auth, docking_order=placed.docking_order, with_goods=False, audit=not placed.created
+    )
     return Status(201 if placed.created else 200, view)
 
 

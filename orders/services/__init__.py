@@ -1,6 +1,7 @@
 """Writes of the orders app, its public face (with orders.selectors)."""
 
 from .checkout import *  # noqa: F401,F403
+from .deposits import *  # noqa: F401,F403
 from .expiry import *  # noqa: F401,F403
 from .fulfilment import *  # noqa: F401,F403
 from .payments import *  # noqa: F401,F403

@@ -135,14 +135,13 @@ def _attribution(referral: dict | None) -> tuple[int | None, dict, str, object]:
     return found.get("distributor_id"), snapshot, channel, found.get("seller")
 
 
-def _buyer_distributor_id(user) -> int | None:
+def _buyer_distributor(user):
     """The distributor behind a logged-in buyer, or None for guests and other users."""
     if not getattr(user, "is_authenticated", False):
         return None
     from distribution.selectors import distributor_for_user
 
-    distributor = distributor_for_user(user)
-    return distributor.pk if distributor is not None else None
+    return distributor_for_user(user)
 
 
 def _lock_buyer(product: Product, contact: str) -> None:
@@ -329,9 +328,12 @@ def place_order(
     contact, kind = contact_kind
 
     distributor_id, attribution, channel, seller = _attribution(referral)
-    buyer_distributor_id = _buyer_distributor_id(buyer_user)
-    if buyer_distributor_id is not None:
-        attribution["buyer_distributor_id"] = buyer_distributor_id
+    buyer_distributor = _buyer_distributor(buyer_user)
+    if buyer_distributor is not None:
+        attribution["buyer_distributor_id"] = buyer_distributor.pk
+        if buyer_distributor.first_order_reached_at is None and buyer_distributor.grade.first_order_amount > 0:
+            # Its payment counts towards the buyer's first-order threshold (docs/adr/0023).
+            attribution["first_order_pending"] = True
     if docking_site_id is not None:
         attribution["docking_site_id"] = docking_site_id
     if wholesale_unit_price is not None:

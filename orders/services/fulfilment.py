@@ -363,8 +363,14 @@ def _complete_locked(order: Order) -> bool:
         from commissions.services import split_commissions, split_inputs_statement
 
         (inputs_row,) = move_locked_order(**move, result=split_inputs_statement(order))
-        split_commissions(order=order, order_is_locked=True, inputs_row=inputs_row)
-        book_delivered_order(order)  # the books (docs/adr/0020): cost and profit, after the split
+        if not order.refunded_amount:
+            # The books (docs/adr/0020): cost and profit, in the accrual's round trip, after it.
+            split_commissions(
+                order=order, order_is_locked=True, inputs_row=inputs_row, then=delivered_order_statements(order)
+            )
+        else:
+            split_commissions(order=order, order_is_locked=True, inputs_row=inputs_row)
+            book_delivered_order(order)  # the books (docs/adr/0020): cost and profit, after the split
     elif not order.refunded_amount:
         # The books (docs/adr/0020): cost of goods and profit, in the move's message.
         move_locked_order(**move, then=delivered_order_statements(order))

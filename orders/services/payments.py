@@ -60,10 +60,13 @@ from orders.models import (
 from riskcontrol.services.signals import record_forged_callback
 
 from .books import paid_order_statements
+from .deposits import DEPOSIT_PAYABLE, count_first_order
 from .enqueue import enqueue_after_commit, fulfilment_queue
+from .gateway_payables import apply_payable_notification, payable_for
 from .staff_actions import CONFIRM_PAYMENT, require_staff_action
 from .state import move_locked_order
-from .top_ups import apply_top_up_notification, is_top_up_number
+from .stock_purchase import STOCK_PURCHASE_PAYABLE
+from .top_ups import TOP_UP_PAYABLE
 
 __all__ = [
     "NotificationResult",
@@ -78,6 +81,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+# What else than an order a notification may pay, by the prefix of its number (an order's is K).
+PAYABLES = (TOP_UP_PAYABLE, STOCK_PURCHASE_PAYABLE, DEPOSIT_PAYABLE)
 CURRENCY = "CNY"
 MAX_RAW_BODY = 20_000
 _PAYABLE = (OrderStatus.PENDING_PAYMENT, OrderStatus.EXPIRED)
@@ -184,8 +189,10 @@ def record_payment_notification(
             "payments.notification_rejected", extra={"gateway": gateway_code, "reason": error.__class__.__name__}
         )
         return NotificationResult(callback, gateway.answer_notification(accepted=False))
-    if is_top_up_number(notification.out_trade_no):
-        callback = apply_top_up_notification(
+    payable = payable_for(notification.out_trade_no, PAYABLES)
+    if payable is not None:
+        callback = apply_payable_notification(
+            payable=payable,
             notification=notification,
             gateway_code=gateway_code,
             expected_app_id=getattr(gateway, "app_id", ""),
@@ -296,6 +303,8 @@ def _apply_payment(
             _mark_paid(order, notification, gateway_code, source, actor, callback)
             if on_paid is not None:
                 on_paid(order)
+            if order.attribution.get("first_order_pending"):
+                count_first_order(order=order)  # the buyer's first-order threshold (ADR 0023)
             return callback
         if order is None and fields["outcome"] == CallbackOutcome.REJECTED:
             # No order row to serialise on: two copies may race; the constraint settles it.
@@ -317,9 +326,7 @@ def _unexpected_payment_reason(order: Order, gateway_code: str, notification: Pa
     if not trade_no:
         return ""
     paid_with = (
-        PaymentAttempt.objects.filter(
-            gateway=gateway_code, out_trade_no=order.order_no, status=PaymentStatus.SUCCEEDED
-        )
+        PaymentAttempt.objects.filter(gateway=gateway_code, out_trade_no=order.order_no, status=PaymentStatus.SUCCEEDED)
         .values_list("gateway_trade_no", flat=True)
         .first()
     )
@@ -476,8 +483,7 @@ def confirm_payment_manually(*, order: Order, actor, reason: str, request=None) 
         if callback.outcome != CallbackOutcome.PAID:
             # Paid meanwhile by a callback (or refused): undo the record, say why.
             raise ValidationError(
-                _("补单未生效：%(reason)s")
-                % {"reason": callback.rejection_reason or callback.get_outcome_display()}
+                _("补单未生效：%(reason)s") % {"reason": callback.rejection_reason or callback.get_outcome_display()}
             )
         record_audit(
             actor=actor,

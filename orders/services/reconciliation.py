@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -38,6 +39,10 @@ from orders.models import (
     RefundStatus,
     StatementDifference,
     StatementStatus,
+    StockPurchase,
+    StockPurchaseStatus,
+    TopUp,
+    TopUpStatus,
 )
 
 __all__ = [
@@ -181,6 +186,7 @@ def book_records(
         order_no: BookPayment(order_no, paid, fees.get(payment_reference(pk), ZERO))
         for order_no, (pk, paid) in orders.items()
     }
+    payments.update(_payables_paid(gateway_code=gateway_code, start=start, end=end, named=named_orders))
     refunds = {}
     through = _refunded_totals({order_id for _no, order_id, _order_no, _amount in refund_rows})
     for out_refund_no, order_id, order_no, amount in refund_rows:
@@ -188,6 +194,35 @@ def book_records(
         returned = -fees.get(refund_reference(order_id, cumulative), ZERO)
         refunds[out_refund_no] = BookRefund(out_refund_no, order_no, amount, max(returned, ZERO))
     return payments, refunds
+
+
+def _payables_paid(*, gateway_code: str, start, end, named: set[str]) -> dict[str, BookPayment]:
+    """What else than orders was paid at the gateway that day (or is named by the statement):
+    prepaid top-ups (``T…``) and stock purchases (``S…``), with the fee their books hold —
+    the top-up's posting, the purchase's books, or the top-up a purchase became when its stock
+    ran out."""
+    paid = dict(
+        TopUp.objects.filter(gateway=gateway_code, status=TopUpStatus.CREDITED)
+        .filter(Q(credited_at__gte=start, credited_at__lt=end) | Q(top_up_no__in=named))
+        .values_list("top_up_no", "amount")
+    )
+    paid.update(
+        StockPurchase.objects.filter(payment_method=gateway_code, paid_at__isnull=False)
+        .exclude(status=StockPurchaseStatus.PENDING)
+        .filter(Q(paid_at__gte=start, paid_at__lt=end) | Q(purchase_no__in=named))
+        .values_list("purchase_no", "total_amount")
+    )
+    if not paid:
+        return {}
+    references = {f"topup:{number}": number for number in paid} | {f"books:stock:{number}": number for number in paid}
+    fees: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for reference, side, amount in JournalEntry.objects.filter(
+        account__kind=AccountKind.GATEWAY_FEES,
+        account__distributor__isnull=True,
+        transaction__reference__in=list(references),
+    ).values_list("transaction__reference", "side", "amount"):
+        fees[references[reference]] += amount if side == "credit" else -amount
+    return {number: BookPayment(number, amount, fees[number]) for number, amount in paid.items()}
 
 
 def _in_day_or_named(start, end, named_refunds):

@@ -57,3 +57,40 @@ def test_the_order_page_polls_each_second_for_10_s_then_backs_off_and_asks_at_on
     _set_hidden(page, False)
     _run(page, polls, seconds=0.5)
     assert len(polls) == before + 1
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_order_page_shows_a_payment_in_place_and_reloads_only_when_the_goods_arrive(page, live_server):
+    from orders.services import fulfil_order
+
+    from .factories import pay
+
+    # given an order waiting for payment, its page open in a browser
+    product = make_product()
+    add_keys(product, 1, prefix="INPLACE")
+    order = buy(product)
+    loads = []
+    page.on("request", lambda request: loads.append(request.url) if request.resource_type == "document" else None)
+    page.goto(
+        live_server.url + reverse("orders:order-detail", args=[order.order_no]) + "?t=" + order_access_token(order)
+    )
+    page.wait_for_selector("[data-testid=pay]")
+    page.evaluate("window.stillTheSamePage = true")
+
+    # when the gateway's notification marks it paid (the worker has not delivered yet)
+    pay(order)
+
+    # then the page says so within a few seconds, without loading itself again
+    page.wait_for_selector("[data-testid=waiting]", timeout=10_000)
+    assert page.inner_text("[data-testid=order-status]") == "已支付"
+    assert page.query_selector("[data-testid=pay]") is None
+    assert page.evaluate("window.stillTheSamePage === true")
+    assert len(loads) == 1
+
+    # and when the key is delivered, the page loads again and shows it
+    fulfil_order(order_id=order.pk)
+    page.wait_for_selector("[data-testid=secret]", timeout=10_000)
+    assert page.inner_text("[data-testid=secret]").startswith("INPLACE-")
+    assert page.inner_text("[data-testid=order-status]") == "已完成"
+    assert len(loads) == 2

@@ -158,3 +158,18 @@ def test_a_refund_request_waits_for_staff_and_a_second_one_is_the_first(client, 
     assert second.json()["id"] == first.json()["id"]
     assert ApiRefundRequest.objects.count() == 1
     assert prepaid_balance(docked.site.distributor_id) == Decimal("920.00")  # nothing moves before review
+
+
+def test_a_busy_key_stamps_its_last_use_once_a_minute_and_audits_every_order(client, staff, product):
+    from distribution.docking.models import ApiKey
+
+    docked = docked_site(staff=staff)
+    _order(client, docked, product, "C-1")
+    first_stamp = ApiKey.objects.get(pk=docked.key.pk).last_used_at
+    _order(client, docked, product, "C-2")
+
+    assert first_stamp is not None
+    assert ApiKey.objects.get(pk=docked.key.pk).last_used_at == first_stamp
+    placed = AuditLogEntry.objects.filter(action="api.order_placed", actor_name=f"api:{docked.key.key_id}")
+    assert placed.count() == 2
+    assert not AuditLogEntry.objects.filter(action="api.order_read").exists()  # the answer is no second read

@@ -302,3 +302,47 @@ def test_a_new_key_secret_is_never_stored_in_plaintext(docked, staff):
 
     assert secret.encode() not in bytes(key.secret_ciphertext)
     assert secret not in json.dumps([str(v) for v in key.__dict__.values()])
+
+
+# --- a key this process has seen recently (its secret is cached) is still checked fresh ---------
+def test_a_key_revoked_after_use_is_refused_on_its_next_request(client, docked, product, staff):
+    assert signed_call(client, docked, "GET", "/api/v1/balance").status_code == 200  # now cached
+    revoke_api_key(key=docked.key, actor=staff)
+    before = _world(docked)
+
+    response = signed_call(client, docked, "POST", "/api/v1/orders", _payload(product))
+
+    _refused(response, 401, "auth_key_revoked")
+    assert _world(docked) == before
+
+
+def test_a_site_suspended_after_use_is_refused_on_its_next_request(client, docked, product, staff):
+    assert signed_call(client, docked, "GET", "/api/v1/balance").status_code == 200
+    suspend_docking_site(site=docked.site, actor=staff, reason="欠款")
+
+    response = signed_call(client, docked, "POST", "/api/v1/orders", _payload(product))
+
+    _refused(response, 403, "auth_site_inactive")
+
+
+def test_an_allowlist_or_scope_narrowed_after_use_applies_on_the_next_request(client, docked, product):
+    from distribution.docking.models import ApiKey
+
+    assert signed_call(client, docked, "GET", "/api/v1/balance", REMOTE_ADDR="192.0.2.7").status_code == 200
+    DockingSite.objects.filter(pk=docked.site.pk).update(ip_allowlist=["10.0.0.0/8"])
+
+    outside = signed_call(client, docked, "GET", "/api/v1/balance", REMOTE_ADDR="192.0.2.7")
+    ApiKey.objects.filter(pk=docked.key.pk).update(scopes=[ApiScope.CATALOG_READ])
+    inside = signed_call(client, docked, "GET", "/api/v1/balance", REMOTE_ADDR="10.1.2.3")
+
+    _refused(outside, 403, "auth_ip_not_allowed")
+    _refused(inside, 403, "auth_scope_denied")
+
+
+def test_a_replay_of_a_request_whose_key_is_cached_is_refused(client, docked, product):
+    first = signed_call(client, docked, "POST", "/api/v1/orders", _payload(product), nonce="n" * 32, now=time.time())
+    replay = signed_call(client, docked, "POST", "/api/v1/orders", _payload(product), nonce="n" * 32, now=time.time())
+
+    assert first.status_code == 201
+    _refused(replay, 401, "auth_nonce_reused")
+    assert DockingOrder.objects.count() == 1

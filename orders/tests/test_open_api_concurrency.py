@@ -34,6 +34,8 @@ def _caller(docked) -> Caller:
         site_name=site.name,
         credit_limit=site.credit_limit,
         client_ip="127.0.0.1",
+        order_limit=site.order_limit,
+        contact_email=site.contact_email,
     )
 
 

@@ -193,3 +193,150 @@ def test_price_stock_and_delisting_reach_the_site_once_each(hooked):
         ("product.stock_changed", {"product_id": product.pk, "stock": 3, "in_stock": True}),
         ("product.delisted", {"product_id": product.pk}),
     ]
+
+
+def _events(site, count):
+    from distribution.docking.services import add_webhook_event
+
+    return [
+        add_webhook_event(site_id=site.pk, kind="order.delivered", payload={"order_no": f"N{n}"}) for n in range(count)
+    ]
+
+
+def test_a_batch_sends_each_due_event_once_and_logs_every_answer(hooked):
+    events = _events(hooked.site, 3)
+    by_order = {"N0": 200, "N1": 500, "N2": 204}
+
+    def receiver(*, url, body, headers, timeout):
+        return TransportResponse(status_code=by_order[json.loads(body)["data"]["order_no"]], body=b"")
+
+    delivered = deliver_due_webhooks(transport=receiver)
+
+    assert delivered == 2
+    states = {e.payload["data"]["order_no"]: e for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])}
+    assert {name: (e.status, e.attempts, e.last_status_code) for name, e in states.items()} == {
+        "N0": (WebhookStatus.DELIVERED, 1, 200),
+        "N1": (WebhookStatus.PENDING, 1, 500),
+        "N2": (WebhookStatus.DELIVERED, 1, 204),
+    }
+    assert states["N1"].next_attempt_at > timezone.now() + timedelta(seconds=25)
+    assert sorted(WebhookAttempt.objects.values_list("status_code", flat=True)) == [200, 204, 500]
+
+
+def test_a_claimed_event_is_not_sent_again_until_its_claim_lapses(hooked):
+    """A worker that dies after claiming (before it records) leaves the event to be sent again a
+    minute later: never lost, at least once, and never by two workers at the same moment."""
+    from distribution.docking.webhooks import _claim
+
+    (event,) = _events(hooked.site, 1)
+    now = timezone.now()
+    assert [claimed.pk for claimed in _claim(now=now, limit=10)] == [event.pk]
+    receiver = Receiver(200)
+
+    deliver_due_webhooks(now=now + timedelta(seconds=30), transport=receiver)
+    assert receiver.received == []
+
+    deliver_due_webhooks(now=now + timedelta(seconds=61), transport=receiver)
+    assert len(receiver.received) == 1
+    assert WebhookEvent.objects.get(pk=event.pk).status == WebhookStatus.DELIVERED
+
+
+def test_the_task_after_a_commit_drains_other_due_events_with_its_own(hooked):
+    from distribution.docking.webhooks import deliver_webhook_event_soon
+
+    first, *others = _events(hooked.site, 4)
+    receiver = Receiver()
+
+    assert deliver_webhook_event_soon(event_pk=first.pk, transport=receiver) == 4
+    assert deliver_webhook_event_soon(event_pk=others[0].pk, transport=receiver) == 0
+
+    assert len(receiver.received) == 4
+    assert {headers[api_signing.HEADER_EVENT_ID] for _url, _body, headers in receiver.received} == {
+        event.event_id for event in [first, *others]
+    }
+
+
+class _Counting:
+    """A local receiver over real HTTP/1.1: counts connections and requests; answers ``code``;
+    closes the connection after each answer when ``close`` is set."""
+
+    def __init__(self, code=200, close=False):
+        import http.server
+        import threading
+
+        outer = self
+        self.connections, self.requests = 0, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                outer.connections += 1
+
+            def do_POST(self):  # noqa: N802
+                outer.requests.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                if code in (301, 302):
+                    self.send_header("Location", "/elsewhere")
+                if close:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks?x=1"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_transport_keeps_one_connection_for_many_posts_and_reopens_a_closed_one():
+    from distribution.docking.webhooks import PooledTransport
+
+    transport = PooledTransport()
+    kept, closing = _Counting(), _Counting(close=True)
+    try:
+        answers = [transport(url=kept.url, body=b"{}", headers={}, timeout=5).status_code for _ in range(5)]
+        again = [transport(url=closing.url, body=b"{}", headers={}, timeout=5).status_code for _ in range(3)]
+    finally:
+        kept.stop()
+        closing.stop()
+
+    assert answers == [200] * 5 and kept.connections == 1
+    assert again == [200] * 3 and closing.connections == 3 and len(closing.requests) == 3
+
+
+def test_a_redirect_is_not_followed_and_counts_as_not_delivered(hooked):
+    moved = _Counting(code=302)
+    try:
+        from distribution.docking.services import set_webhook
+
+        set_webhook(site=hooked.site, url=moved.url)
+        (event,) = _events(hooked.site, 1)
+        deliver_due_webhooks()
+    finally:
+        moved.stop()
+
+    event.refresh_from_db()
+    assert len(moved.requests) == 1
+    assert event.status == WebhookStatus.PENDING and event.last_status_code == 302
+
+
+def test_an_unreachable_receiver_is_logged_and_retried(hooked):
+    from distribution.docking.services import set_webhook
+
+    set_webhook(site=hooked.site, url="http://127.0.0.1:9/hooks")  # discard port: nothing listens
+    (event,) = _events(hooked.site, 1)
+
+    deliver_due_webhooks()
+
+    event.refresh_from_db()
+    attempt = WebhookAttempt.objects.get(event=event)
+    assert attempt.status_code is None and "Unreachable" in attempt.error
+    assert event.status == WebhookStatus.PENDING and event.attempts == 1

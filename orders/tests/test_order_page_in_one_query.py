@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.db.models import Prefetch
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from orders.models import DeliveryKind, Order, OrderDelivery
 from orders.selectors import SESSION_KEY, deliveries_for_buyer, order_for_buyer, order_status_summary
@@ -77,3 +78,49 @@ def test_an_order_without_deliveries_and_an_unknown_number():
     assert list(read.deliveries.all()) == [] and read.product.pk == order.product_id
     assert order_for_buyer(request=SimpleNamespace(session={SESSION_KEY: ["K1"]}, GET={}), order_no="K1") is None
     assert order_for_buyer(request=SimpleNamespace(session={}, GET={}), order_no=order.order_no) is None
+
+
+def _page_queries(client, order):
+    session = client.session
+    session[SESSION_KEY] = [order.order_no]
+    session.save()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("orders:order-detail", args=[order.order_no]))
+    assert response.status_code == 200
+    return response, [query["sql"] for query in queries]
+
+
+@pytest.mark.django_db
+def test_a_completed_order_page_asks_for_vouchers_only_when_the_order_has_some(client):
+    from django.utils import timezone
+
+    from catalog.models import ProductType
+    from catalog.models.products import RedemptionMode
+    from orders.services.redemption import issue_vouchers, voucher_code
+
+    from . import postsale_helpers
+
+    # given a completed order of keys (no vouchers) and a completed order of two vouchers
+    product = make_product()
+    add_keys(product, 1, prefix="PLAIN")
+    plain = buy(product)
+    pay(plain)
+    fulfil_order(order_id=plain.pk)
+    coffee = postsale_helpers.make_product(
+        name="门店咖啡券", redemption_mode=RedemptionMode.CODE, product_type=ProductType.MANUAL
+    )
+    with_vouchers = postsale_helpers.make_order(product=coffee, quantity=2)
+    Order.objects.filter(pk=with_vouchers.pk).update(completed_at=timezone.now())
+    vouchers = issue_vouchers(order=with_vouchers)
+
+    # when each buyer opens their order page
+    plain_page, plain_queries = _page_queries(client, plain)
+    voucher_page, voucher_queries = _page_queries(client, with_vouchers)
+
+    # then the plain order's page asked for no vouchers, and the other shows both of its codes
+    assert 'data-testid="secret"' in plain_page.content.decode()
+    assert not [sql for sql in plain_queries if sql.startswith('SELECT "orders_voucher"')]
+    assert [sql for sql in voucher_queries if sql.startswith('SELECT "orders_voucher"')]
+    text = voucher_page.content.decode()
+    assert 'data-testid="vouchers"' in text
+    assert all(voucher_code(voucher) in text for voucher in vouchers)

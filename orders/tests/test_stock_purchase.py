@@ -245,3 +245,47 @@ def test_a_payment_a_purchase_and_a_withdrawal_of_one_balance_never_overdraw_it(
     assert _available(agent) == Decimal("100.00") - spent[winners[0]]
     assert (Order.objects.get(pk=order.pk).paid_at is not None) == (winners == ["payment"])
     assert StockPurchase.objects.count() == (1 if winners == ["purchase"] else 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_two_of_three_spends_fit_two_go_through_and_the_balance_never_goes_below_zero():
+    """¥200 available; at one moment: pay a ¥48 order, buy ¥80 of stock, withdraw ¥90. Any two
+    fit, all three do not (¥218): exactly two go through, whichever take the lock first, and what
+    is left is ¥200 minus what they spent — never negative."""
+    agent = _agent(balance="200.00", withdrawal_daily_max_amount=Decimal("100000.00"))
+    product = _product()
+    shop_product = make_product(price="48.00")
+    add_keys(shop_product, 1, prefix="SHOP2")
+    order = buy(shop_product, buyer_user=agent.user)
+    account = add_payout_account(distributor=agent, method="alipay", holder_name="张三", account="13800138000")
+    barrier = threading.Barrier(3)
+    outcomes = {}
+
+    def run(name, action):
+        try:
+            barrier.wait()
+            action()
+            outcomes[name] = "ok"
+        except ValidationError:
+            outcomes[name] = "refused"
+        finally:
+            connection.close()
+
+    actions = {
+        "payment": lambda: pay_with_wallet(order=order, payer=agent.user),
+        "purchase": lambda: purchase_stock(distributor_id=agent.pk, product=product, quantity=1, token="race2"),
+        "withdrawal": lambda: request_withdrawal(
+            distributor=agent, payout_account=account, amount="90.00", token="race2-w"
+        ),
+    }
+    threads = [threading.Thread(target=run, args=item) for item in actions.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    spent = {"payment": Decimal("48.00"), "purchase": Decimal("80.00"), "withdrawal": Decimal("90.00")}
+    winners = [name for name, outcome in outcomes.items() if outcome == "ok"]
+    assert len(outcomes) == 3 and len(winners) == 2
+    assert _available(agent) == Decimal("200.00") - sum(spent[name] for name in winners)
+    assert _available(agent) >= 0

@@ -6,10 +6,12 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.urls import reverse
 
 from commissions import selectors as commission_selectors
-from commissions.models import JournalTransaction
+from commissions.models import Account, JournalEntry, JournalTransaction
+from commissions.selectors import ledger_differences
 from commissions.tests.factories import make_chain
 from orders.gateways.sandbox import SandboxGateway, complete_sandbox_payment, signed_body
 from orders.models import CallbackOutcome, SandboxPayment, TopUp, TopUpStatus
@@ -123,3 +125,31 @@ def test_bad_amounts_are_refused_on_the_form_and_nothing_is_recorded(client, age
     assert response.status_code == 400
     assert 'role="alert"' in response.content.decode()
     assert TopUp.objects.count() == 0
+
+
+def _merchant_balances() -> dict:
+    return {
+        account.kind: account.balance for account in Account.objects.filter(distributor__isnull=True) if account.balance
+    }
+
+
+@pytest.mark.django_db
+@override_settings(SANDBOX_FEE_RATE="0.6", SANDBOX_FEE_MINIMUM="0.00")
+def test_a_top_up_is_held_in_gateway_clearing_with_its_fee_and_the_books_balance(agent):
+    """¥200 topped up through a gateway charging 0.6 %: the gateway holds ¥200 for the merchant
+    (clearing, as for a buyer's payment), the distributor has ¥200 to spend, the ¥1.20 fee is the
+    merchant's cost; merchant revenue is not touched."""
+    top_up, _start = start_top_up(distributor_id=agent.pk, amount="200.00", notify_url="http://testserver/n/")
+
+    _notify(top_up)
+    entries = JournalEntry.objects.filter(transaction__reference=f"topup:{top_up.top_up_no}")
+
+    assert _available(agent) == Decimal("200.00")
+    assert _merchant_balances() == {
+        "gateway_clearing": Decimal("-200.00"),
+        "gateway_fees": Decimal("1.20"),
+        "merchant_profit": Decimal("-1.20"),
+    }
+    assert sum(e.amount for e in entries if e.side == "debit") == sum(e.amount for e in entries if e.side == "credit")
+    report = ledger_differences()
+    assert report["accounts"] == [] and report["transactions"] == []

@@ -55,9 +55,7 @@ class Hit:
     rule: Rule
     matched_on: str
     explanation: str
-    blacklist: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (kind, raw value) to add
+    blacklist: list[tuple[str, str]] = field(default_factory=list)  # (kind, raw value) to add
 
 
 @dataclass
@@ -75,11 +73,7 @@ class Assessment:
     def buyer_message(self) -> str:
         """For the buyer of a blocked checkout: clear about limits they can respect, silent
         about the rules a fraudster could learn to dodge."""
-        codes = {
-            hit.rule.code: hit.rule
-            for hit in self.hits
-            if hit.rule.action in (Action.BLOCK, Action.BLACKLIST)
-        }
+        codes = {hit.rule.code: hit.rule for hit in self.hits if hit.rule.action in (Action.BLOCK, Action.BLACKLIST)}
         if RuleCode.BLACKLIST in codes:
             return _("您已被限制下单（黑名单），如有疑问请联系客服")
         if RuleCode.ORDER_AMOUNT_LIMIT in codes:
@@ -93,9 +87,7 @@ class Assessment:
         return _("该订单未通过风控检查，请联系客服")
 
 
-def _blacklist_subquery(
-    *, ip, device_id, contact_idx, payment_idx, distributor_id
-) -> tuple[str, list]:
+def _blacklist_subquery(*, ip, device_id, contact_idx, payment_idx, distributor_id) -> tuple[str, list]:
     """The id of the first active blacklist entry this checkout matches, as a scalar subquery
     that rides along with the figures query (one round trip for both). Each value and the
     network are a look-up of their own so each uses its index (``blacklist_value_idx``; the
@@ -110,8 +102,7 @@ def _blacklist_subquery(
     ):
         if value:
             parts.append(
-                "(SELECT id FROM riskcontrol_blacklistentry"
-                f" WHERE kind = %s AND value_index = %s AND {active} LIMIT 1)"
+                f"(SELECT id FROM riskcontrol_blacklistentry WHERE kind = %s AND value_index = %s AND {active} LIMIT 1)"
             )
             params += [kind, value]
     if ip:
@@ -147,9 +138,7 @@ def _recent_figures(
     signals of the attributed chain, whether one shares this buyer's IP, device, contact or
     payment account (self-referral). The same statement records ``signal`` and
     counts the checkout into the distributor's day total (``distributor_today``)."""
-    day_start = timezone.localtime(now).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
+    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
 
     def since(code: str):
         return now - timedelta(minutes=max(int(rules[code].window_minutes), 1))
@@ -217,50 +206,47 @@ def _recent_figures_sql(
     does not wait for the WAL flush (``synchronous_commit`` off for this statement only): the
     signal is an observation, and the order the checkout commits next flushes it anyway."""
     counted = "kind = 'checkout' AND verdict <> 'block'"
-    columns, who, params_columns, params_who = [], [], [], []
+    # Each figure comes from an arm of its own, one index look-up each (the buyer's IP, device
+    # or contact with created_at; the chain's partial index), cross-joined as one-row
+    # aggregates. One scan with an OR over the arms was cheaper to PostgreSQL as a full read of
+    # an empty table, and a connection keeps the generic plan it settles on in its first
+    # checkouts: on a fresh shop every checkout then read the whole table. ``kind || ''``: no
+    # index on kind may serve a buyer's arm (planned on a small table, the generic plan chose
+    # (kind, created_at) and read every checkout of the day).
+    checkout = "(kind || '') = 'checkout'"
+    arms: list[tuple[list[str], str, list]] = []  # (aggregate columns, WHERE, params in order)
     if ip:
-        columns.append(
-            f"count(*) FILTER (WHERE {counted} AND ip = %s::inet AND created_at >= %s) AS ip_count"
+        arms.append(
+            (
+                ["count(*) FILTER (WHERE verdict <> 'block') AS ip_count"],
+                f"{checkout} AND ip = %s::inet AND created_at >= %s",
+                [ip, since["ip"]],
+            )
         )
-        params_columns += [ip, since["ip"]]
-        who.append("ip = %s::inet")
-        params_who.append(ip)
     if device_id:
-        columns.append(
-            f"count(*) FILTER (WHERE {counted} AND device_id = %s AND created_at >= %s) AS device_count"
+        arms.append(
+            (
+                ["count(*) FILTER (WHERE verdict <> 'block') AS device_count"],
+                f"{checkout} AND device_id = %s AND created_at >= %s",
+                [device_id, since["device"]],
+            )
         )
-        params_columns += [device_id, since["device"]]
-        who.append("device_id = %s")
-        params_who.append(device_id)
     if contact_idx:
-        columns.append(
-            f"count(*) FILTER (WHERE {counted} AND contact_index = %s AND product_id = %s AND created_at >= %s)"
-            " AS repeat_count"
+        arms.append(
+            (
+                [
+                    "count(*) FILTER (WHERE verdict <> 'block' AND product_id = %s AND created_at >= %s)"
+                    " AS repeat_count",
+                    "sum(amount) FILTER (WHERE verdict <> 'block' AND created_at >= %s) AS buyer_today",
+                ],
+                f"{checkout} AND contact_index = %s AND created_at >= %s",
+                [product_id, since["repeat"], since["day"], contact_idx, min(since["repeat"], since["day"])],
+            )
         )
-        columns.append(
-            f"sum(amount) FILTER (WHERE {counted} AND contact_index = %s AND created_at >= %s) AS buyer_today"
-        )
-        params_columns += [
-            contact_idx,
-            product_id,
-            since["repeat"],
-            contact_idx,
-            since["day"],
-        ]
-        who.append("contact_index = %s")
-        params_who.append(contact_idx)
-    where, params_where = [], []
-    if who:
-        where.append(
-            # ``kind || ''``: no index on kind may serve this arm. A prepared statement keeps
-            # its generic plan for the session; planned while the table was small it chose
-            # (kind, created_at) and then read every checkout of the day on every checkout.
-            # Only the buyer's own indexes (ip, device, contact with created_at) fit now.
-            "((kind || '') = 'checkout' AND created_at >= %s AND (" + " OR ".join(who) + "))"
-        )
-        params_where += [since["earliest"], *params_who]
     if chain_ids:
-        same, params_same = [], []
+        # Sign-up, log-in and payout signals of the chain (``risk_signal_chain_idx``) that share
+        # one of this buyer's values: self-referral.
+        same, columns_same, params_same = [], [], []
         for name, column, value in (
             ("self_ip", "ip = %s::inet", ip),
             ("self_device", "device_id = %s", device_id),
@@ -268,47 +254,38 @@ def _recent_figures_sql(
             ("self_payment", "payment_account_index = %s", payment_idx),
         ):
             if value:
-                columns.append(
-                    "max(distributor_id) FILTER (WHERE kind IN ('signup', 'login', 'payout_account')"
-                    f" AND distributor_id = ANY(%s) AND {column}) AS {name}"
-                )
-                params_columns += [list(chain_ids), value]
+                columns_same.append(f"max(distributor_id) FILTER (WHERE {column}) AS {name}")
                 same.append(column)
                 params_same.append(value)
         if same:
-            where.append(
-                "(kind IN ('signup', 'login', 'payout_account') AND distributor_id = ANY(%s) AND ("
-                + " OR ".join(same)
-                + "))"
+            arms.append(
+                (
+                    columns_same,
+                    "kind IN ('signup', 'login', 'payout_account') AND distributor_id = ANY(%s)"
+                    " AND (" + " OR ".join(same) + ")",
+                    [*params_same, list(chain_ids), *params_same],
+                )
             )
-            params_where += [list(chain_ids), *params_same]
     blacklisted = blacklist_values or {"ip": ip, "device_id": device_id, "contact_idx": contact_idx}
     blacklist_column, blacklist_params = _blacklist_subquery(
         payment_idx=payment_idx, distributor_id=distributor_id, **blacklisted
     )
-    lead, lead_params = [blacklist_column], list(blacklist_params)
+    columns, params = [blacklist_column], list(blacklist_params)
     if docking is not None:
         # The docking site's recent API orders (``risk_signal_docking_idx``), in the same round trip.
-        lead.append(
+        columns.append(
             "(SELECT count(*) FROM riskcontrol_risksignal WHERE docking_site_id = %s"
             f" AND created_at >= %s AND {counted}) AS docking_count"
         )
-        lead_params += list(docking)
-    if where:
-        columns[0:0] = lead
-        params_columns = lead_params + params_columns
-        sql = (
-            "SELECT "
-            + ", ".join(columns)
-            + " FROM riskcontrol_risksignal WHERE "
-            + " OR ".join(where)
-        )
-    else:
-        columns = lead
-        params_columns = lead_params
-        sql = "SELECT " + ", ".join(lead)
+        params += list(docking)
     names = [column.rsplit(" AS ", 1)[1] for column in columns]
-    params = params_columns + params_where
+    arm_sources = []
+    for number, (aggregates, where, arm_params) in enumerate(arms):
+        names += [aggregate.rsplit(" AS ", 1)[1] for aggregate in aggregates]
+        arm_sources.append(f"(SELECT {', '.join(aggregates)} FROM riskcontrol_risksignal WHERE {where}) AS arm{number}")
+        params += arm_params
+    columns = [*columns, *names[len(columns) :]]
+    sql = "SELECT " + ", ".join(columns) + (" FROM " + " CROSS JOIN ".join(arm_sources) if arm_sources else "")
     if signal is not None or day_total is not None:
         ctes, outer, sources = [f"figures AS ({sql})"], ["figures.*"], ["figures"]
         if signal is not None:
@@ -391,8 +368,7 @@ def _evaluate(
             Hit(
                 rule,
                 "amount",
-                _("单笔金额 ¥%(amount)s 超过上限 ¥%(limit)s")
-                % {"amount": amount, "limit": rule.threshold},
+                _("单笔金额 ¥%(amount)s 超过上限 ¥%(limit)s") % {"amount": amount, "limit": rule.threshold},
                 [(BlacklistKind.CONTACT, contact)],
             )
         )
@@ -435,9 +411,7 @@ def _evaluate(
             "ip",
             BlacklistKind.IP,
             ip,
-            _(
-                "同一 IP（%(value)s）%(window)s 分钟内已下单 %(count)s 笔，超过 %(limit)s 笔"
-            ),
+            _("同一 IP（%(value)s）%(window)s 分钟内已下单 %(count)s 笔，超过 %(limit)s 笔"),
         ),
         (
             RuleCode.DEVICE_VELOCITY,
@@ -445,9 +419,7 @@ def _evaluate(
             "device",
             BlacklistKind.DEVICE,
             device_id,
-            _(
-                "同一设备（%(value)s）%(window)s 分钟内已下单 %(count)s 笔，超过 %(limit)s 笔"
-            ),
+            _("同一设备（%(value)s）%(window)s 分钟内已下单 %(count)s 笔，超过 %(limit)s 笔"),
         ),
         (
             RuleCode.REPEAT_PURCHASE,
@@ -455,9 +427,7 @@ def _evaluate(
             "contact",
             BlacklistKind.CONTACT,
             contact,
-            _(
-                "买家 %(value)s %(window)s 分钟内已购买该商品 %(count)s 次，超过 %(limit)s 次"
-            ),
+            _("买家 %(value)s %(window)s 分钟内已购买该商品 %(count)s 次，超过 %(limit)s 次"),
         ),
     ]
     for code, key, matched_on, blacklist_kind, raw, message in checks:
@@ -465,11 +435,7 @@ def _evaluate(
         count = figures.get(key) or 0
         # "More than N orders": this checkout is order number count + 1.
         if rule and raw and count + 1 > rule.threshold:
-            shown = (
-                mask_contact(raw)
-                if matched_on == "contact"
-                else (raw[:8] + "…" if matched_on == "device" else raw)
-            )
+            shown = mask_contact(raw) if matched_on == "contact" else (raw[:8] + "…" if matched_on == "device" else raw)
             hits.append(
                 Hit(
                     rule,
@@ -499,45 +465,32 @@ def _evaluate(
                 )
             )
 
-    rule = enabled.get(RuleCode.BUYER_DAILY_LIMIT)
-    buyer_today = (figures.get("buyer_today") or ZERO) + amount
-    if rule and contact_idx and rule.threshold and buyer_today > rule.threshold:
-        hits.append(
-            Hit(
-                rule,
-                "contact",
-                _("买家 %(value)s 今日累计 ¥%(total)s，超过单日上限 ¥%(limit)s")
-                % {
-                    "value": mask_contact(contact),
-                    "total": buyer_today,
-                    "limit": rule.threshold,
-                },
-                [(BlacklistKind.CONTACT, contact)],
-            )
-        )
-    rule = enabled.get(RuleCode.DISTRIBUTOR_DAILY_LIMIT)
-    distributor_today = (
-        figures.get("distributor_today") or ZERO
-    )  # this checkout included
-    if (
-        rule
-        and distributor_id
-        and rule.threshold
-        and distributor_today > rule.threshold
+    # The day's totals, this checkout included, against their limits: the buyer's (by contact)
+    # and the attributed distributor's.
+    for code, present, total, matched_on, message, shown, blacklisted_on in (
+        (
+            RuleCode.BUYER_DAILY_LIMIT,
+            contact_idx,
+            (figures.get("buyer_today") or ZERO) + amount,
+            "contact",
+            _("买家 %(value)s 今日累计 ¥%(total)s，超过单日上限 ¥%(limit)s"),
+            {"value": mask_contact(contact)},
+            (BlacklistKind.CONTACT, contact),
+        ),
+        (
+            RuleCode.DISTRIBUTOR_DAILY_LIMIT,
+            distributor_id,
+            figures.get("distributor_today") or ZERO,
+            "distributor",
+            _("分销商 #%(id)s 今日归属成交 ¥%(total)s，超过单日上限 ¥%(limit)s"),
+            {"id": distributor_id},
+            (BlacklistKind.DISTRIBUTOR, str(distributor_id)),
+        ),
     ):
-        hits.append(
-            Hit(
-                rule,
-                "distributor",
-                _("分销商 #%(id)s 今日归属成交 ¥%(total)s，超过单日上限 ¥%(limit)s")
-                % {
-                    "id": distributor_id,
-                    "total": distributor_today,
-                    "limit": rule.threshold,
-                },
-                [(BlacklistKind.DISTRIBUTOR, str(distributor_id))],
-            )
-        )
+        rule = enabled.get(code)
+        if rule and present and rule.threshold and total > rule.threshold:
+            values = {**shown, "total": total, "limit": rule.threshold}
+            hits.append(Hit(rule, matched_on, message % values, [blacklisted_on]))
 
     rule = enabled.get(RuleCode.SELF_REFERRAL)
     for key, matched_on, shown in (
@@ -553,9 +506,7 @@ def _evaluate(
                 Hit(
                     rule,
                     matched_on,
-                    _(
-                        "自购返佣：买家的 %(on)s（%(value)s）与%(who)s #%(id)s 的注册、登录或收款记录相同"
-                    )
+                    _("自购返佣：买家的 %(on)s（%(value)s）与%(who)s #%(id)s 的注册、登录或收款记录相同")
                     % {"on": matched_on, "value": shown, "who": who, "id": match_id},
                     [(BlacklistKind.DISTRIBUTOR, str(distributor_id))],
                 )
@@ -667,12 +618,7 @@ def assess_checkout_in_full(
     payment_idx = payment_account_index(payment_account)
     distributor_id = int(distributor_id) if distributor_id else None
     chain_ids = None
-    if (
-        distributor_id
-        and attribution
-        and attribution.get("matched") is not False
-        and "chain" in attribution
-    ):
+    if distributor_id and attribution and attribution.get("matched") is not False and "chain" in attribution:
         chain_ids = [
             distributor_id,
             *[int(pk) for pk in attribution.get("chain") or []],
@@ -714,11 +660,7 @@ def assess_checkout_in_full(
     verdict = _verdict(hits)
     signal.verdict = verdict
     signal.explanation = "；".join(hit.explanation for hit in hits)[:2000]
-    take_back = (
-        distributor_id
-        and verdict == BLOCK
-        and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled
-    )
+    take_back = distributor_id and verdict == BLOCK and rules[RuleCode.DISTRIBUTOR_DAILY_LIMIT].is_enabled
     day = timezone.localtime(now).date()
     if hits:
         # Recorded as "allow" with the figures; now what the rules decided (one round trip).
@@ -750,9 +692,7 @@ _SIGNAL_COLUMNS = (
 )  # fmt: skip
 
 
-def _act_on_hits(
-    *, hits: list[Hit], signal: RiskSignal, distributor_id: int | None
-) -> None:
+def _act_on_hits(*, hits: list[Hit], signal: RiskSignal, distributor_id: int | None) -> None:
     """Record one event per rule that fired and carry out the heavier actions."""
     events = []
     for hit in hits:
@@ -769,23 +709,14 @@ def _act_on_hits(
                             value=value,
                             reason=hit.explanation[:200],
                             actor=None,
-                            expires_at=timezone.now()
-                            + timedelta(days=AUTO_BLACKLIST_DAYS),
+                            expires_at=timezone.now() + timedelta(days=AUTO_BLACKLIST_DAYS),
                         )
                     )
-                except (
-                    ValidationError
-                ):  # a value the blacklist cannot hold; the block stands
-                    logger.warning(
-                        "riskcontrol.auto_blacklist_refused", extra={"kind": kind}
-                    )
-            outcome = _("已加入黑名单：%(entries)s") % {
-                "entries": "、".join(str(entry) for entry in added) or "—"
-            }
+                except ValidationError:  # a value the blacklist cannot hold; the block stands
+                    logger.warning("riskcontrol.auto_blacklist_refused", extra={"kind": kind})
+            outcome = _("已加入黑名单：%(entries)s") % {"entries": "、".join(str(entry) for entry in added) or "—"}
         elif hit.rule.action == Action.FREEZE_COMMISSIONS and distributor_id:
-            outcome = freeze_distributor_commissions(
-                distributor_id=distributor_id, reason=hit.explanation
-            )
+            outcome = freeze_distributor_commissions(distributor_id=distributor_id, reason=hit.explanation)
         events.append(
             RiskEvent(
                 rule=hit.rule.code,
@@ -819,9 +750,7 @@ def register_commission_freezer(freeze) -> None:
     _commission_freezer = freeze
 
 
-def freeze_distributor_commissions(
-    *, distributor_id: int, reason: str, actor=None
-) -> str:
+def freeze_distributor_commissions(*, distributor_id: int, reason: str, actor=None) -> str:
     """Freeze through the commissions app's registered ``freeze_commissions``; without one the
     intent is recorded on the event for staff to carry out. Returns what happened."""
     freeze_commissions = _commission_freezer

@@ -18,14 +18,11 @@ def product(db):
 
 
 @pytest.fixture
-def risk_staff(db, django_user_model):
-    from django.contrib.auth.models import Group
+def risk_staff(db):
+    from kamen.roles import RISK
+    from kamen.tests.factories import StaffFactory
 
-    user = django_user_model.objects.create_user(
-        username="risk", password="kamen-test-pass", is_staff=True
-    )
-    user.groups.add(Group.objects.get(name="risk"))
-    return user
+    return StaffFactory(username="risk", roles=[RISK])
 
 
 @pytest.fixture(autouse=True)

@@ -13,21 +13,17 @@ from riskcontrol.models import (
     BlacklistEntry,
     BlacklistKind,
     RiskEvent,
-    RiskRule,
     RiskSignal,
     RuleCode,
     SignalKind,
 )
 from riskcontrol.services.assessment import BLOCK, assess_checkout
+from riskcontrol.tests.factories import set_rule
 
 pytestmark = pytest.mark.django_db
 LOOKUP = "/query/"
 GUESSER = "198.51.100.66"
 REFUSED = "失败次数过多"
-
-
-def set_rule(code, **fields):
-    RiskRule.objects.update_or_create(code=code, defaults=fields)
 
 
 def failed_lookup(client, number, ip=GUESSER):

@@ -15,6 +15,7 @@ from riskcontrol.models import (
 )
 from riskcontrol.services.assessment import ALLOW, BLOCK, REVIEW, assess_checkout, assess_checkout_in_full
 from riskcontrol.services.signals import record_distributor_signal
+from riskcontrol.tests.factories import set_rule
 
 pytestmark = pytest.mark.django_db
 
@@ -30,10 +31,6 @@ def checkout(product, **overrides):
     }
     arguments.update(overrides)
     return assess_checkout_in_full(**arguments)
-
-
-def set_rule(code, **fields):
-    RiskRule.objects.update_or_create(code=code, defaults=fields)
 
 
 def test_a_plain_checkout_is_allowed_and_recorded(product):
@@ -369,10 +366,97 @@ def test_the_check_reads_the_buyers_own_signals_not_every_checkout_of_the_day(pr
 
     captured = []
     original = services._fetch_row
-    monkeypatch.setattr(services, "_fetch_row", lambda sql, params: captured.append((sql, params)) or original(sql, params))
+    monkeypatch.setattr(
+        services, "_fetch_row", lambda sql, params: captured.append((sql, params)) or original(sql, params)
+    )
     for number in range(3):
         checkout(product, contact=f"buyer{number}@example.com", buyer_ip=None, device_id="")
     sql, params = captured[-1]
     plan = "\n".join(row[0] for row in explain(sql, params, generic=True))
     assert "risk_signal_kind_idx" not in plan
     assert "risk_signal_contact_idx" in plan
+
+
+def test_the_check_of_an_attributed_order_reads_indexes_even_planned_on_an_empty_table(product, monkeypatch):
+    """A connection settles on its generic plan in its first checkouts; on a fresh shop the
+    table is empty then, and a plan reading the whole table is kept as it grows: every order
+    of that connection then read every checkout so far. The buyer's arm and the chain's arm
+    (self-referral) must each be an index look-up whatever the table's size (here: empty,
+    never analysed)."""
+    import riskcontrol.services.assessment as services
+    from kamen.tests.plans import explain
+
+    seller = DistributorFactory()
+    captured = []
+    original = services._fetch_row
+    monkeypatch.setattr(
+        services, "_fetch_row", lambda sql, params: captured.append((sql, params)) or original(sql, params)
+    )
+    checkout(
+        product,
+        contact="first@example.com",
+        buyer_ip=None,
+        device_id="",
+        distributor_id=seller.pk,
+        attribution={"chain": [seller.pk + 1, seller.pk + 2]},
+    )
+    sql, params = captured[-1]
+    assert "self_contact" in sql
+    plan = "\n".join(row[0] for row in explain(sql, params, generic=True))
+    assert "Seq Scan on riskcontrol_risksignal" not in plan, plan
+    assert plan.count("Index Scan using risk_signal_") == 2, plan  # the buyer's arm, the chain's
+
+
+def test_the_checks_figures_count_only_this_buyers_recent_unblocked_checkouts_and_the_chains_signals(product):
+    """Each figure of the one statement, against signals placed around its edges: a window,
+    a blocked checkout, another product, another buyer, a signal outside the chain."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from riskcontrol.rules import active_rules
+    from riskcontrol.services.assessment import _recent_figures
+    from riskcontrol.services.signals import contact_index
+
+    set_rule(RuleCode.IP_VELOCITY, window_minutes=10)
+    set_rule(RuleCode.DEVICE_VELOCITY, window_minutes=10)
+    set_rule(RuleCode.REPEAT_PURCHASE, window_minutes=60)
+    now = timezone.now()
+    buyer, other = contact_index("buyer@example.com"), contact_index("other@example.com")
+    seller, outsider = DistributorFactory(), DistributorFactory()
+
+    def signal(minutes_ago, *, kind=SignalKind.CHECKOUT, **fields):
+        values = {"ip": "203.0.113.7", "device_id": "dev-1", "contact_index": buyer, "product_id": product.pk}
+        row = RiskSignal.objects.create(kind=kind, **(values | fields))
+        RiskSignal.objects.filter(pk=row.pk).update(created_at=now - timedelta(minutes=minutes_ago))
+
+    signal(1, amount=Decimal("10.00"))  # every buyer figure
+    signal(2, amount=Decimal("7.00"), verdict="block")  # blocked: none
+    signal(3, amount=Decimal("5.00"), product_id=product.pk + 1000)  # another product: no repeat
+    signal(30, amount=Decimal("20.00"))  # outside the IP and device windows, inside the repeat one
+    signal(4, contact_index=other, device_id="dev-2", amount=Decimal("99.00"))  # same IP only
+    signal(5, kind=SignalKind.SIGNUP, distributor_id=seller.pk, ip="198.51.100.9", device_id="dev-9")
+    signal(5, kind=SignalKind.LOGIN, distributor_id=outsider.pk, device_id="dev-1", contact_index=other)
+    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    if now - timedelta(minutes=31) < day_start:
+        pytest.skip("the signals would straddle midnight")
+
+    figures = _recent_figures(
+        rules=active_rules(),
+        ip="203.0.113.7",
+        device_id="dev-1",
+        contact_idx=buyer,
+        payment_idx="",
+        product_id=product.pk,
+        distributor_id=seller.pk,
+        chain_ids=[seller.pk],
+        now=now,
+    )
+
+    assert figures["ip_count"] == 3  # 1, 3 and the other buyer's 4 minutes ago
+    assert figures["device_count"] == 2  # 1 and 3
+    assert figures["repeat_count"] == 2  # 1 and 30 (same product, within the hour)
+    assert figures["buyer_today"] == Decimal("35.00")  # 10 + 5 + 20
+    assert figures["self_contact"] == seller.pk  # the seller signed up with the buyer's contact
+    assert figures["self_ip"] is None and figures["self_device"] is None  # the outsider's login is not the chain
+    assert figures["blacklist_id"] is None

@@ -1,4 +1,5 @@
-// Order page: copy buttons, and a reload when the order's status or deliveries change.
+// Order page: copy buttons; the status line changes in place when the order is paid, and the
+// page reloads only when goods arrive or the order ends (ADR 0014).
 (function () {
   var page = document.querySelector("[data-testid=order]");
   document.querySelectorAll("button.copy").forEach(function (button) {
@@ -22,6 +23,26 @@
     slow += 1;
     return Math.min(FAST + slow * 1000, SLOWEST);
   }
+  // Paid, delivering, waiting for stock or for a risk review: no goods to show yet, so the
+  // status line and the hint change here instead of loading the whole page again (about half
+  // of a buyer's page loads). Anything else (goods, an ending) reloads. True when patched.
+  var HINTS = {paid: "hintWaiting", fulfilling: "hintWaiting", backordered: "hintBackordered"};
+  function patch(data) {
+    var line = page.querySelector("[data-testid=order-status]");
+    var next = page.querySelector("[data-testid=order-next]");
+    var text = data.is_under_review ? data.message : page.dataset[HINTS[data.status]];
+    if (!line || !next || data.is_final || !text || !data.status_label) { return false; }
+    line.textContent = data.status_label;
+    line.className = "order-status status-" + data.status;
+    var hint = document.createElement("p");
+    hint.className = "hint";
+    if (data.is_under_review) { hint.setAttribute("data-testid", "under-review"); }
+    else if (HINTS[data.status] === "hintWaiting") { hint.setAttribute("data-testid", "waiting"); }
+    hint.textContent = text;
+    next.replaceChildren(hint);
+    page.dataset.status = data.status;
+    return true;
+  }
   function later(delay) { clearTimeout(timer); timer = setTimeout(poll, delay); }
   function poll() {
     timer = null;
@@ -39,8 +60,11 @@
       .then(function (data) {
         busy = false;
         if (data === null) { stopped = true; return; }
-        if (data.status !== status || String(data.delivered) !== delivered) { stopped = true; window.location.reload(); return; }
+        if (String(data.delivered) !== delivered || (data.status !== status && !patch(data))) {
+          stopped = true; window.location.reload(); return;
+        }
         if (data.is_final || tries >= MAX_TRIES) { stopped = true; return; }
+        if (data.status !== status) { status = data.status; opened = Date.now(); slow = 0; later(FIRST); return; }
         later(nextDelay());
       })
       .catch(function () { busy = false; later(SLOWEST); });

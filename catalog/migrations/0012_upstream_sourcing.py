@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("catalog", "0010_kamen_api_adapter"),
+        ("catalog", "0011_upstream_sync"),
     ]
 
     operations = [
