@@ -77,3 +77,15 @@ def load_network_demo(*, owner, password: str) -> tuple[list[Distributor], str |
         for channel in ("douyin", "xiaohongshu"):
             create_referral_link(distributor=chain[-1], channel=channel)
     return chain, link.code
+
+
+def load_docking_distributor(*, owner, username: str, display_name: str, password: str):
+    """A 总代 at the top of a tree of its own, for the demo docking site (``orders.demo``):
+    the distributor a docking site is. Returns the existing one when there is one."""
+    from .services.tree import create_root_distributor
+
+    existing = Distributor.objects.filter(user__username=username).first()
+    if existing is not None:
+        return existing
+    user = _user(username, display_name, password)
+    return create_root_distributor(user=user, grade=_grades()["总代"], actor=owner, region="上海")

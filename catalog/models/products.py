@@ -95,6 +95,12 @@ class Product(models.Model):
     low_stock_threshold = models.PositiveIntegerField(_("低库存预警值"), default=10)
     # Direct top-ups: a supplier channel above this cost is skipped (None: the retail price).
     supplier_cost_ceiling = models.DecimalField(_("货源成本上限"), **MONEY, null=True, blank=True)
+    # Sold through an upstream Kamen (docking, ADR 0019): card keys are bought from the
+    # upstream when an order is paid (none held in our vault before), top-ups forwarded to it;
+    # when no channel can serve, the order waits as a back-order.
+    is_sourced_upstream = models.BooleanField(
+        _("上游对接发货"), default=False, db_default=False, help_text=_("付款后向上游站点采购卡密或转发充值")
+    )
     off_shelf_reason = models.CharField(_("下架原因"), max_length=200, blank=True)
     # A product docked from an upstream Kamen: the upstream's stock count, shown like local
     # stock (catalog.services.upstream_sync keeps it); None for anything not counted upstream.

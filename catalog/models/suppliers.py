@@ -137,7 +137,13 @@ class SupplierRechargeAttempt(models.Model):
         verbose_name_plural = _("直充请求")
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["reference", "channel"], name="supplier_attempt_once_per_channel"),
+            # One open or successful try per channel; a refused one may be tried again later
+            # (a back-order retried when the upstream is back) under a new out_order_no.
+            models.UniqueConstraint(
+                fields=["reference", "channel"],
+                condition=Q(status__in=["sending", "pending", "succeeded"]),
+                name="supplier_attempt_one_open_per_channel",
+            ),
             # At most one success per reference: the buyer is never topped up twice.
             models.UniqueConstraint(
                 fields=["reference"], condition=Q(status="succeeded"), name="supplier_attempt_one_success"

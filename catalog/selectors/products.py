@@ -126,6 +126,8 @@ def _reusable_remaining(product: Product) -> int | None:
 def product_stock_state(product: Product) -> StockState:
     """What the buyer sees: in stock, running low, or sold out."""
     if product.product_type == ProductType.CARD_KEY:
+        if product.is_sourced_upstream and product.upstream_stock is None:
+            return StockState(True, str(_("有货")), None)  # bought upstream once paid, not counted there
         remaining = _reusable_remaining(product)
         if remaining == -1:
             return StockState(True, str(_("有货")), None)

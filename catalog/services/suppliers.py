@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 
 from catalog.models import (
     Product,
+    ProductType,
     RechargeAttemptStatus,
     Supplier,
     SupplierAdapter,
@@ -47,6 +48,8 @@ from kamen import crypto
 from kamen.audit import diff_fields, record_audit
 from kamen.money import FEN, InvalidAmount, parse_amount
 from kamen.parsing import parse_integer
+
+from .upstream import store_upstream_card_keys
 
 __all__ = [
     "CHANNEL_FIELDS",
@@ -398,10 +401,12 @@ def _ceiling(channel: SupplierChannel, product: Product) -> Decimal:
     return product.retail_price
 
 
-def _skip_reason(channel: SupplierChannel, product: Product, now: datetime) -> str:
+def _skip_reason(
+    channel: SupplierChannel, product: Product, now: datetime, *, ask_if_out_of_stock: bool = False
+) -> str:
     if not channel.is_active or not channel.supplier.is_active:
         return _("渠道已停用")
-    if not channel.is_in_stock:
+    if not channel.is_in_stock and not ask_if_out_of_stock:
         return _("货源缺货")
     ceiling = _ceiling(channel, product)
     if channel.cost > ceiling:
@@ -422,8 +427,13 @@ def _claim_half_open_trial(channel: SupplierChannel, now: datetime) -> bool:
     return won == 1
 
 
-def _claim_attempt(*, reference: str, channel: SupplierChannel, product: Product, target: str, quantity: int) -> SupplierRechargeAttempt | None:
-    """Commit the attempt row before anything is sent. None: another worker already holds it."""
+def _claim_attempt(
+    *, reference: str, channel: SupplierChannel, product: Product, target: str, quantity: int, earlier: int = 0
+) -> SupplierRechargeAttempt | None:
+    """Commit the attempt row before anything is sent. None: another worker already holds it.
+    ``earlier``: refused tries of this channel for this reference; a new try is a new order
+    at the supplier (its number gets the try's count), the refused one stays what it was."""
+    out_order_no = f"{reference}-C{channel.pk}" + (f"-{earlier + 1}" if earlier else "")
     try:
         with transaction.atomic():
             return SupplierRechargeAttempt.objects.create(
@@ -431,7 +441,7 @@ def _claim_attempt(*, reference: str, channel: SupplierChannel, product: Product
                 channel=channel,
                 supplier=channel.supplier,
                 product=product,
-                out_order_no=f"{reference}-C{channel.pk}",
+                out_order_no=out_order_no,
                 target=target,
                 quantity=quantity,
             )
@@ -443,7 +453,11 @@ def _record_result(*, attempt: SupplierRechargeAttempt, result: OrderResult, now
     """Record one answer in its own transaction, and move the channel's breaker with it."""
     opened = []
     with transaction.atomic():
-        locked = SupplierRechargeAttempt.objects.select_for_update(of=("self",)).select_related("channel", "supplier").get(pk=attempt.pk)
+        locked = (
+            SupplierRechargeAttempt.objects.select_for_update(of=("self",))
+            .select_related("channel", "supplier", "product")
+            .get(pk=attempt.pk)
+        )
         if locked.status not in _UNKNOWN:
             return locked, opened  # someone else recorded a final answer first
         locked.status = _RESULT_TO_ATTEMPT[result.status]
@@ -454,12 +468,18 @@ def _record_result(*, attempt: SupplierRechargeAttempt, result: OrderResult, now
         if result.is_final:
             locked.finished_at = timezone.now()
         locked.save()
+        if result.status == OrderStatus.SUCCEEDED and locked.product.product_type == ProductType.CARD_KEY:
+            # Keys bought from an upstream: in the vault, sold to the order, with the success.
+            store_upstream_card_keys(attempt=locked, result=result)
         channel = SupplierChannel.objects.select_for_update().get(pk=locked.channel_id)
         if result.status == OrderStatus.SUCCEEDED:
             # Our copy of the prepaid balance follows each charge until the next sync corrects it.
             Supplier.objects.filter(pk=locked.supplier_id, balance__isnull=False).update(balance=F("balance") - locked.cost)
             channel.consecutive_failures, channel.circuit_open_until, channel.last_success_at = 0, None, now
-            channel.save(update_fields=["consecutive_failures", "circuit_open_until", "last_success_at"])
+            channel.is_in_stock = True  # it just sold
+            channel.save(
+                update_fields=["consecutive_failures", "circuit_open_until", "last_success_at", "is_in_stock"]
+            )
             _resolve_alerts(kind=SupplierAlertKind.CHANNEL_CIRCUIT_OPEN, supplier=channel.supplier, product=channel.product, now=now)
         elif result.status == OrderStatus.OUT_OF_STOCK:
             # Not the channel's fault: skip it until a price sync finds stock again.
@@ -510,6 +530,23 @@ def _query(client, attempt: SupplierRechargeAttempt) -> OrderResult:
     result = _ask(partial(client.query_order, out_order_no=attempt.out_order_no), what="query")
     if result.is_not_found and attempt.created_at > timezone.now() - _in_flight_window():
         return OrderResult(OrderStatus.PENDING, message=_("货源暂未查到该订单，稍后再查"))
+    return _with_goods(result, attempt)
+
+
+def _with_goods(result: OrderResult, attempt: SupplierRechargeAttempt) -> OrderResult:
+    """A card-key order is done only with its keys in hand: a success without them (the answer
+    to a placement, which never carries them) is not an answer yet, so the order is queried."""
+    if (
+        result.status == OrderStatus.SUCCEEDED
+        and attempt.product.product_type == ProductType.CARD_KEY
+        and len(result.goods) < attempt.quantity
+    ):
+        return OrderResult(
+            OrderStatus.PENDING,
+            supplier_order_no=result.supplier_order_no,
+            message=_("货源已完成，卡密待取回（%(got)s/%(want)s）")
+            % {"got": len(result.goods), "want": attempt.quantity},
+        )
     return result
 
 
@@ -535,7 +572,11 @@ def _validate_top_up(*, product: Product, reference: str, target: str, quantity:
         raise ValidationError({"product": [_("请指定商品")]})
     if not reference or len(reference) > MAX_REFERENCE_LENGTH:
         raise ValidationError({"reference": [_("业务单号不能为空，且最多 %(count)s 个字符") % {"count": MAX_REFERENCE_LENGTH}]})
-    if not target or len(target) > 120:
+    if product.product_type == ProductType.CARD_KEY:
+        # Card keys bought from an upstream: nothing to top up, no account.
+        if target or not product.is_sourced_upstream:
+            raise ValidationError({"product": [_("只有上游对接的卡密商品可以向货源采购")]})
+    elif not target or len(target) > 120:
         raise ValidationError({"target": [_("充值账号不能为空，且最多 120 个字符")]})
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
         raise ValidationError({"quantity": [_("数量必须是不小于 1 的整数")]})
@@ -549,18 +590,24 @@ def send_top_up(
     quantity: int,
     now: datetime | None = None,
     transport: Transport | None = None,
+    retry_refused: bool = False,
 ) -> TopUpOutcome:
-    """Top up ``target`` through the product's channels, best first, with failover.
+    """Top up ``target`` through the product's channels, best first, with failover — or, for a
+    card-key product sourced upstream (``target`` empty), buy its keys there: they are stored
+    in our vault as sold to ``reference`` with the success (``store_upstream_card_keys``).
 
     Idempotent by ``reference`` (the order number): a success is returned, never re-sent; an
     answer still owed by a supplier is asked for before anything else is tried; channels that
-    already refused this reference are not asked again. Must not be called inside a
-    transaction: it commits each attempt before calling the supplier.
+    already refused this reference are not asked again, unless ``retry_refused`` (a back-order
+    tried again: each channel once more, under a new order number there). Must not be called
+    inside a transaction: it commits each attempt before calling the supplier.
     """
     _validate_top_up(product=product, reference=reference, target=target, quantity=quantity)
     now = now or timezone.now()
     attempts = list(
-        SupplierRechargeAttempt.objects.filter(reference=reference).select_related("channel", "supplier", "channel__product").order_by("id")
+        SupplierRechargeAttempt.objects.filter(reference=reference)
+        .select_related("channel", "supplier", "channel__product", "product")
+        .order_by("id")
     )
     if any(attempt.product_id != product.pk for attempt in attempts):
         raise ValidationError({"reference": [_("业务单号“%(reference)s”已用于其他商品") % {"reference": reference}]})
@@ -582,14 +629,20 @@ def send_top_up(
         if attempt.status in _UNKNOWN:
             return _outcome(attempt, TopUpStatus.PENDING, _("货源尚未返回结果，稍后将再次查询"))
 
-    tried = {attempt.channel_id for attempt in attempts}
+    refused = {}
+    for attempt in attempts:
+        refused[attempt.channel_id] = refused.get(attempt.channel_id, 0) + 1
+    tried = set() if retry_refused else set(refused)
     notes = [f"{attempt.supplier}: {attempt.get_status_display()} {attempt.message}".strip() for attempt in attempts]
+    if retry_refused:
+        notes = []
     channels = SupplierChannel.objects.filter(product=product).select_related("supplier", "product").order_by("priority", "id")
     try:
         for channel in channels:
             if channel.pk in tried:
                 continue
-            reason = _skip_reason(channel, product, now)
+            # A back-order tried again asks even a channel last seen out of stock: has it stock now?
+            reason = _skip_reason(channel, product, now, ask_if_out_of_stock=retry_refused)
             if reason:
                 notes.append(f"{channel.supplier}: {reason}")
                 continue
@@ -601,7 +654,14 @@ def send_top_up(
             if not _claim_half_open_trial(channel, now):
                 notes.append(f"{channel.supplier}: " + _("渠道熔断恢复试探中"))
                 continue
-            attempt = _claim_attempt(reference=reference, channel=channel, product=product, target=target, quantity=quantity)
+            attempt = _claim_attempt(
+                reference=reference,
+                channel=channel,
+                product=product,
+                target=target,
+                quantity=quantity,
+                earlier=refused.get(channel.pk, 0),
+            )
             if attempt is None:
                 return TopUpOutcome(TopUpStatus.PENDING, reference, channel, channel.supplier, message=_("另一个任务正在向货源下单，请稍后再查"))
             logger.info("supplier.top_up_sent reference=%s channel=%s out_order_no=%s", reference, channel.pk, attempt.out_order_no)
@@ -609,6 +669,7 @@ def send_top_up(
                 partial(client.place_order, sku=channel.supplier_sku, target=target, quantity=quantity, out_order_no=attempt.out_order_no),
                 what="place_order",
             )
+            result = _with_goods(result, attempt)
             if result.status == OrderStatus.PENDING:
                 # Unknown is not failure: ask before going anywhere else.
                 result = _query(client, attempt)

@@ -8,7 +8,7 @@ already linked to that upstream product gets the new price and stock state, not 
 """
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -21,12 +21,14 @@ from catalog.models import (
     CardKeyStatus,
     Product,
     ProductType,
+    RechargeTargetRule,
     Supplier,
     SupplierAdapter,
     SupplierChannel,
 )
-from catalog.suppliers import OrderStatus, SupplierError, client_for
+from catalog.suppliers import SupplierError, client_for
 from kamen import crypto
+from kamen.money import FEN
 
 from .products import create_product, update_product
 
@@ -96,17 +98,27 @@ def _product_type(upstream_type: str) -> str:
     raise ValidationError(_("上游商品类型“%(type)s”暂不支持导入") % {"type": upstream_type})
 
 
+# A docked top-up's account is checked by the upstream's own rule when it is forwarded; ours
+# only keeps out a blank or spaced one (the merchant may set a stricter rule afterwards).
+UPSTREAM_TARGET_REGEX = r"\S{1,120}"
+
+
 def _markup_fields(markup: Markup) -> dict:
     """The rule stored on the channel, so the price follows the upstream's (upstream_sync)."""
     return {"markup_kind": markup.kind, "markup_value": markup.value, "markup_rounding": markup.rounding}
 
 
-def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Markup, category, actor, request=None):
-    """Create (or re-price) the chosen upstream products here. Returns the products.
+def _target_rule(product_type: str) -> dict:
+    if product_type != ProductType.DIRECT_RECHARGE:
+        return {}
+    return {"recharge_target_rule": RechargeTargetRule.REGEX, "recharge_target_regex": UPSTREAM_TARGET_REGEX}
 
-    Top-up products go on the shelf (the supplier pipeline delivers them). Card-key products are
-    created off the shelf: buying their keys from the upstream at delivery is not wired yet
-    (ADR 0019, open)."""
+
+def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Markup, category, actor, request=None):
+    """Create (or re-price) the chosen upstream products here, on the shelf. Returns the products.
+
+    They are sourced upstream: a paid order buys the card keys (or forwards the top-up) through
+    the product's supplier channels, the upstream's first (``send_top_up``)."""
     wanted = [str(sku) for sku in skus]
     if not wanted:
         raise ValidationError({"skus": [_("请至少选择一个上游商品")]})
@@ -117,10 +129,24 @@ def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Mar
     missing = [sku for sku in wanted if sku not in offered]
     if missing:
         raise ValidationError({"skus": [_("上游没有这些商品：%(skus)s") % {"skus": "、".join(missing)}]})
+    return dock_upstream_items(
+        supplier=supplier,
+        items=[offered[sku] for sku in wanted],
+        markup=markup,
+        category=category,
+        actor=actor,
+        request=request,
+    )
+
+
+def dock_upstream_items(*, supplier: Supplier, items: list, markup: Markup, category, actor, request=None):
+    """The products for upstream catalog items already read (``UpstreamProduct``): created on
+    the shelf, sourced upstream, or re-priced when a channel to the same item exists. Returns
+    them. One transaction; no network."""
     products = []
     with transaction.atomic():
-        for sku in wanted:
-            item = offered[sku]
+        for item in items:
+            sku = item.sku
             product_type = _product_type(item.product_type)
             price = apply_markup(item.price, markup)
             channel = (
@@ -145,8 +171,9 @@ def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Mar
                     product_type=product_type,
                     retail_price=price,
                     cost_price=item.price,
-                    is_on_shelf=product_type == ProductType.DIRECT_RECHARGE,
+                    is_on_shelf=True,
                     recharge_target_label=_("充值账号") if item.requires_recharge_target else "",
+                    **_target_rule(product_type),
                 )
                 SupplierChannel.objects.create(
                     product=product,
@@ -157,76 +184,46 @@ def import_upstream_products(*, supplier: Supplier, skus: list[str], markup: Mar
                     upstream_stock=item.stock,
                     **_markup_fields(markup),
                 )
-            # The shop shows the upstream's stock like ours (catalog.services.upstream_sync keeps it).
+            # Sourced upstream; the shop shows the upstream's stock like ours (upstream_sync keeps it).
             Product.objects.filter(pk=product.pk).update(
-                upstream_stock=item.stock if item.in_stock or item.stock is None else 0
+                is_sourced_upstream=True, upstream_stock=item.stock if item.in_stock or item.stock is None else 0
             )
+            product.is_sourced_upstream = True
             products.append(product)
     return products
 
 
-class UpstreamRefused(Exception):
-    """The upstream refused or failed the order for good (its message says why)."""
+def store_upstream_card_keys(*, attempt, result) -> list[CardKey]:
+    """The card keys an upstream Kamen delivered for ``attempt`` (a successful try of the
+    product's supplier channels for our order ``attempt.reference``), stored encrypted in our
+    vault as sold to that order before anyone sees them.
 
-
-def upstream_key_channel(product: Product) -> SupplierChannel | None:
-    """The active channel to an upstream Kamen of a card-key product, if it is sourced so."""
-    if product.product_type != ProductType.CARD_KEY:
-        return None
-    return (
-        SupplierChannel.objects.select_related("supplier")
-        .filter(product=product, is_active=True, supplier__adapter=SupplierAdapter.KAMEN_API, supplier__is_active=True)
-        .order_by("priority", "id")
-        .first()
-    )
-
-
-def buy_upstream_card_keys(*, product: Product, reference: str, quantity: int, transport=None) -> list[CardKey] | None:
-    """The card keys of our order ``reference`` bought from the upstream Kamen: placed under our
-    order number (the same number again is the same upstream order, so a retry never buys
-    twice), read once the upstream delivered, and stored encrypted in our vault as sold to
-    ``reference`` before anyone sees them. None while the upstream has not delivered yet (call
-    again: the upstream order is found, not placed anew); UpstreamRefused when it refused.
-    Safe to call twice: keys already stored for ``reference`` are returned."""
-    stored = list(CardKey.objects.filter(product=product, sold_to=reference, status=CardKeyStatus.SOLD).order_by("id"))
-    if len(stored) >= quantity:
-        return stored[:quantity]
-    channel = upstream_key_channel(product)
-    if channel is None:
-        raise UpstreamRefused("no active upstream channel")
-    client = client_for(channel.supplier, transport=transport)
-    result = client.place_order(sku=channel.supplier_sku, target="", quantity=quantity, out_order_no=reference)
-    if result.status == OrderStatus.PENDING or (
-        result.status == OrderStatus.SUCCEEDED and len(result.goods) < quantity
-    ):
-        # Not delivered yet, or an answer to a repeated placement (no goods in it): the
-        # upstream's order page has the goods once it is completed.
-        result = client.query_order(out_order_no=reference)
-    if result.status == OrderStatus.PENDING:
-        return None
-    if result.status != OrderStatus.SUCCEEDED:
-        raise UpstreamRefused(result.message or str(result.status))
-    if len(result.goods) < quantity:
-        raise UpstreamRefused(f"upstream delivered {len(result.goods)} of {quantity} keys")
+    Called by the supplier pipeline in the transaction that records the success, so the keys
+    and the success commit together (one success per order, a database constraint). The
+    order's cost of goods is the upstream's charged price: the keys' batch costs add up to it
+    to the fen (the last key carries the remainder of an uneven split)."""
+    product = attempt.product
+    quantity = attempt.quantity
+    total = result.cost if result.cost is not None else attempt.channel.cost * quantity
+    total = Decimal(total).quantize(FEN)
+    unit = (total / quantity).quantize(FEN, rounding=ROUND_DOWN)
+    remainder = total - unit * quantity
+    # Two batches when the price does not split evenly: n − 1 keys at the unit, one carrying the rest.
+    shares = [(quantity, unit)] if not remainder else [(quantity - 1, unit), (1, unit + remainder)]
     now = timezone.now()
-    with transaction.atomic():
-        # Under the product row lock, so two workers storing the same order store it once.
-        Product.objects.select_for_update().only("id").get(pk=product.pk)
-        stored = list(
-            CardKey.objects.filter(product=product, sold_to=reference, status=CardKeyStatus.SOLD).order_by("id")
-        )
-        if len(stored) >= quantity:
-            return stored[:quantity]
-        unit_cost = (result.cost / quantity).quantize(Decimal("0.01")) if result.cost is not None else None
+    goods = list(result.goods[:quantity])
+    keys = []
+    for count, unit_cost in shares:
+        if count <= 0:
+            continue
         batch = CardKeyBatch.objects.create(
             product=product,
-            supplier=channel.supplier,
+            supplier=attempt.supplier,
             unit_cost=unit_cost,
-            key_count=quantity,
-            note=f"upstream order {result.supplier_order_no}"[:200],
+            key_count=count,
+            note=f"upstream order {result.supplier_order_no or attempt.out_order_no}"[:200],
         )
-        keys = []
-        for card_no, secret in result.goods[:quantity]:
+        for card_no, secret in goods[:count]:
             key_id, blob = crypto.encrypt(secret)
             keys.append(
                 CardKey(
@@ -237,23 +234,23 @@ def buy_upstream_card_keys(*, product: Product, reference: str, quantity: int, t
                     key_id=key_id,
                     # The upstream order in the identity: a key sold twice upstream is two rows.
                     fingerprint=crypto.blind_index(
-                        f"upstream:{channel.supplier_id}:{result.supplier_order_no}\x00{card_no}\x00{secret}"
+                        f"upstream:{attempt.supplier_id}:{attempt.out_order_no}\x00{card_no}\x00{secret}"
                     ),
                     status=CardKeyStatus.SOLD,
                     sold_at=now,
-                    sold_to=reference,
+                    sold_to=attempt.reference,
                 )
             )
-        return CardKey.objects.bulk_create(keys)
+        goods = goods[count:]
+    return CardKey.objects.bulk_create(keys)
 
 
 __all__ = [
     "Markup",
-    "UpstreamRefused",
     "apply_markup",
-    "buy_upstream_card_keys",
+    "dock_upstream_items",
     "import_upstream_products",
     "parse_markup",
+    "store_upstream_card_keys",
     "upstream_catalog",
-    "upstream_key_channel",
 ]

@@ -100,7 +100,7 @@ def test_chosen_products_are_imported_at_the_markup_and_again_repriced_not_doubl
     assert imported.product_type == ProductType.CARD_KEY and imported.name == "上游点卡"
     assert imported.cost_price == Decimal("80.00")  # the upstream's price for our grade
     assert imported.retail_price == Decimal("85.60")  # 80.00 + 5.55, up to the jiao
-    assert imported.is_on_shelf is False  # card keys from upstream: not sold until wired
+    assert imported.is_on_shelf and imported.is_sourced_upstream  # keys bought upstream once paid
     channel = SupplierChannel.objects.get(product=imported)
     assert (channel.supplier_id, channel.supplier_sku, channel.is_in_stock) == (
         supplier.pk,
@@ -129,7 +129,7 @@ def test_a_product_the_upstream_does_not_offer_changes_nothing(upstream):
 @pytest.mark.django_db(transaction=True)
 def test_card_keys_are_bought_once_upstream_and_stored_encrypted_as_sold(upstream):
     from catalog.models import CardKey, CardKeyStatus
-    from catalog.services.upstream import buy_upstream_card_keys
+    from catalog.services import send_top_up
     from kamen import crypto
     from orders.models import Order
     from orders.services.fulfilment import fulfil_order
@@ -147,16 +147,20 @@ def test_card_keys_are_bought_once_upstream_and_stored_encrypted_as_sold(upstrea
         for k in CardKey.objects.filter(product=upstream_product)
     }
 
-    first = buy_upstream_card_keys(product=ours, reference="K-DOWN-9", quantity=2)  # paid upstream, not delivered yet
-    fulfil_order(order_id=Order.objects.get(docking__client_order_no="K-DOWN-9").pk)  # the upstream's worker
-    keys = buy_upstream_card_keys(product=ours, reference="K-DOWN-9", quantity=2)
-    again = buy_upstream_card_keys(product=ours, reference="K-DOWN-9", quantity=2)
+    channel = SupplierChannel.objects.get(product=ours)
+    upstream_number = f"K-DOWN-9-C{channel.pk}"  # our order number, per channel
 
-    assert first is None
-    assert len(keys) == 2 and [k.pk for k in again] == [k.pk for k in keys]
-    assert Order.objects.filter(docking__client_order_no="K-DOWN-9").count() == 1  # bought once upstream
+    first = send_top_up(product=ours, reference="K-DOWN-9", target="", quantity=2)  # paid upstream, not delivered yet
+    fulfil_order(order_id=Order.objects.get(docking__client_order_no=upstream_number).pk)  # the upstream's worker
+    done = send_top_up(product=ours, reference="K-DOWN-9", target="", quantity=2)
+    again = send_top_up(product=ours, reference="K-DOWN-9", target="", quantity=2)
+
+    assert first.status == "pending" and done.status == again.status == "succeeded"
+    assert Order.objects.filter(docking__client_order_no=upstream_number).count() == 1  # bought once upstream
     stored = CardKey.objects.filter(product=ours)
+    assert len(stored) == 2  # stored once
     assert {k.status for k in stored} == {CardKeyStatus.SOLD} and {k.sold_to for k in stored} == {"K-DOWN-9"}
+    assert sum(k.batch.unit_cost for k in stored) == done.cost == Decimal("160.00")  # the upstream's charge
     secrets = {crypto.decrypt(key_id=k.key_id, blob=bytes(k.secret_ciphertext)) for k in stored}
     assert secrets <= upstream_secrets and len(secrets) == 2
     for key in stored:  # ciphertext at rest, never the secret

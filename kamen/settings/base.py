@@ -405,6 +405,9 @@ REFERRAL_COOKIE_DAYS = int(os.environ.get("REFERRAL_COOKIE_DAYS", "30"))
 ORDER_LINK_MAX_AGE_DAYS = int(os.environ.get("ORDER_LINK_MAX_AGE_DAYS", "30"))
 # A paid or fulfilling order with no progress for this long is re-driven by the sweeper.
 ORDER_STALL_MINUTES = int(os.environ.get("ORDER_STALL_MINUTES", "5"))
+# A back-order of a product sourced from an upstream Kamen (docking) is tried again, every
+# channel once more, this long after its last try (by the stall sweeper, every 2 minutes).
+ORDER_UPSTREAM_BACKORDER_RETRY_SECONDS = int(os.environ.get("ORDER_UPSTREAM_BACKORDER_RETRY_SECONDS", "60"))
 # What a buyer whose paid order waits in risk review is told it usually takes (minutes).
 RISK_REVIEW_ESTIMATE_MINUTES = int(os.environ.get("RISK_REVIEW_ESTIMATE_MINUTES", "30"))
 # A paid order whose fulfilment has not started this long after payment is fulfilled by the

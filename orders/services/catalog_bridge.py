@@ -21,8 +21,9 @@ def claim_reusable_key(*, product: Product, quantity: int, reference: str) -> st
     return claim(product=product, quantity=quantity, reference=reference)
 
 
-def send_top_up(*, product: Product, reference: str, target: str, quantity: int):
+def send_top_up(*, product: Product, reference: str, target: str, quantity: int, **options):
+    """``options``: ``retry_refused`` (a back-order tried again), passed only when set."""
     send = getattr(catalog_services, "send_top_up", None)
     if send is None:
         raise NotImplementedError("catalog.services.send_top_up is not available yet")
-    return send(product=product, reference=reference, target=target, quantity=quantity)
+    return send(product=product, reference=reference, target=target, quantity=quantity, **options)

@@ -155,15 +155,19 @@ def _lock_buyer(product: Product, contact: str) -> None:
 
 def _reserve_stock(order: Order, product: Product, *, until) -> None:
     """Hold card keys for the payment window (``until``; None once paid): the product's own, or
-    each card-key part of a bundle."""
+    each card-key part of a bundle. Keys bought from an upstream once paid are not held here."""
     if product.product_type == ProductType.CARD_KEY:
-        if not is_reusable_key_product(product):
+        if not product.is_sourced_upstream and not is_reusable_key_product(product):
             reserve_card_keys(product=product, quantity=order.quantity, reference=order.order_no, until=until)
         return
     if product.product_type == ProductType.BUNDLE:
         for item in product.bundle_items.select_related("component").order_by("component_id"):
             component = item.component
-            if component.product_type == ProductType.CARD_KEY and not is_reusable_key_product(component):
+            if (
+                component.product_type == ProductType.CARD_KEY
+                and not component.is_sourced_upstream
+                and not is_reusable_key_product(component)
+            ):
                 reserve_card_keys(
                     product=component, quantity=item.quantity * order.quantity, reference=order.order_no, until=until
                 )
@@ -220,6 +224,7 @@ def _can_place_in_one_statement(fields: dict) -> bool:
     product = fields["product"]
     return (
         product.product_type == ProductType.CARD_KEY
+        and not product.is_sourced_upstream
         and not product.purchase_limit_per_buyer
         and fields["attribution"].get("risk") != REVIEW
         and not is_reusable_key_product(product)

@@ -49,6 +49,7 @@ __all__ = [
     "fulfil_order",
     "order_access_token",
     "recover_paid_orders",
+    "retry_upstream_backorders",
     "send_delivery_email",
     "sweep_stalled_orders",
 ]
@@ -62,6 +63,9 @@ _STARTABLE = (OrderStatus.PAID, OrderStatus.BACKORDERED, OrderStatus.FAILED)
 class Part(enum.StrEnum):
     DONE = "done"
     WAITING = "waiting"  # manual delivery or a top-up still pending at the supplier
+    # An upstream Kamen owes its answer (delivery still running there, or lost on the way):
+    # asked again soon by the task's retry, never failed for it, never bought elsewhere.
+    ASKING = "asking"
     OUT_OF_STOCK = "out_of_stock"
     FAILED = "failed"
 
@@ -101,7 +105,10 @@ def _deliver_reservation(order: Order, product: Product, quantity: int) -> bool:
     the reservation is not whole (lapsed, or a reusable-key product that reserves nothing)."""
     # The sale and its deliveries in one statement (catalog's sale around the inserts).
     delivered = sell_reserved_card_keys_along_with(
-        reference=order.order_no, product=product, at_least=quantity, write=orders_sql.DELIVERIES_OF_SOLD_KEYS,
+        reference=order.order_no,
+        product=product,
+        at_least=quantity,
+        write=orders_sql.DELIVERIES_OF_SOLD_KEYS,
         params={"order": order.pk},
     )
     return bool(delivered)
@@ -148,12 +155,31 @@ def _fulfil_reusable(order: Order, product: Product, quantity: int, order_is_loc
     return Part.DONE
 
 
-def _fulfil_top_up(order: Order, product: Product, quantity: int) -> Part:
-    if OrderDelivery.objects.filter(order=order, product=product, kind=DeliveryKind.TOP_UP).exists():
+def _is_network_part(product: Product) -> bool:
+    """A part delivered by calling a supplier: a top-up, or card keys bought from an upstream."""
+    return product.product_type == ProductType.DIRECT_RECHARGE or (
+        product.product_type == ProductType.CARD_KEY and product.is_sourced_upstream
+    )
+
+
+def _fulfil_top_up(order: Order, product: Product, quantity: int, retry_refused: bool = False) -> Part:
+    """A top-up, or a docked card-key part (``product.is_sourced_upstream``): sent through the
+    product's supplier channels with failover, under the order number (a repeat finds the
+    earlier try and asks about it, never buys twice). Bought keys arrive in the vault sold to
+    the order; delivered here. A docked product no channel could serve is back-ordered
+    (``retry_refused`` when the back-order is tried again)."""
+    is_card_key = product.product_type == ProductType.CARD_KEY
+    kind = DeliveryKind.CARD_KEY if is_card_key else DeliveryKind.TOP_UP
+    delivered = OrderDelivery.objects.filter(order=order, product=product, kind=kind).count()
+    if delivered >= (quantity if is_card_key else 1):
         return Part.DONE
     try:
         outcome = catalog_bridge.send_top_up(
-            product=product, reference=order.order_no, target=order.recharge_target, quantity=quantity
+            product=product,
+            reference=order.order_no,
+            target="" if is_card_key else order.recharge_target,
+            quantity=quantity,
+            **({"retry_refused": True} if retry_refused else {}),
         )
     except Exception as error:  # the supplier layer failed in a way it did not classify
         logger.warning("fulfilment.top_up_error", extra={"order": order.order_no, "error": error.__class__.__name__})
@@ -164,30 +190,60 @@ def _fulfil_top_up(order: Order, product: Product, quantity: int) -> Part:
     if status == "succeeded":
         with transaction.atomic():
             Order.objects.select_for_update().only("id").get(pk=order.pk)
-            OrderDelivery.objects.get_or_create(
-                order=order,
-                product=product,
-                kind=DeliveryKind.TOP_UP,
-                defaults={"quantity": quantity, "message": message},
-            )
+            if is_card_key:
+                _deliver_bought_keys(order, product)
+            else:
+                OrderDelivery.objects.get_or_create(
+                    order=order,
+                    product=product,
+                    kind=DeliveryKind.TOP_UP,
+                    defaults={"quantity": quantity, "message": message},
+                )
         return Part.DONE
     if status == "pending":
+        if product.is_sourced_upstream:
+            return Part.ASKING
         return Part.WAITING  # never re-send elsewhere: the supplier's callback or polling decides
     _note_error(order, f"top-up {status}: {message}")
+    if product.is_sourced_upstream:
+        return Part.OUT_OF_STOCK  # no channel could serve it now: a back-order, tried again
     return Part.FAILED
 
 
+def _deliver_bought_keys(order: Order, product: Product) -> None:
+    """Under the order lock: deliver the keys bought upstream for the order (stored sold to
+    it), those not delivered yet."""
+    from catalog.models import CardKey, CardKeyStatus
+
+    delivered = OrderDelivery.objects.filter(order=order, product=product, kind=DeliveryKind.CARD_KEY).values(
+        "card_key_id"
+    )
+    keys = (
+        CardKey.objects.filter(product=product, sold_to=order.order_no, status=CardKeyStatus.SOLD)
+        .exclude(pk__in=delivered)
+        .order_by("id")
+    )
+    OrderDelivery.objects.bulk_create(
+        [OrderDelivery(order=order, product=product, kind=DeliveryKind.CARD_KEY, card_key=key) for key in keys]
+    )
+
+
 def _fulfil_part(
-    order: Order, product: Product, quantity: int, order_is_locked: bool = False, fresh: bool = False
+    order: Order,
+    product: Product,
+    quantity: int,
+    order_is_locked: bool = False,
+    fresh: bool = False,
+    retry_refused: bool = False,
 ) -> Part:
+    if _is_network_part(product):
+        return _fulfil_top_up(order, product, quantity, retry_refused=retry_refused)
     if product.product_type == ProductType.CARD_KEY:
         if fresh and _deliver_reservation(order, product, quantity):
             return Part.DONE
         if catalog_bridge.is_reusable_key_product(product):
             return _fulfil_reusable(order, product, quantity, order_is_locked)
         return _fulfil_card_keys(order, product, quantity, order_is_locked)
-    if product.product_type == ProductType.DIRECT_RECHARGE:
-        return _fulfil_top_up(order, product, quantity)
     if product.product_type == ProductType.MANUAL:
         delivered = OrderDelivery.objects.filter(order=order, product=product, kind=DeliveryKind.MANUAL).exists()
         if not delivered and product.redemption_mode != RedemptionMode.NONE:
@@ -215,10 +271,11 @@ def _is_held_by_risk_control(order: Order) -> bool:
     return is_fulfilment_held(order=order)
 
 
-def _start_locked(order_id: int) -> tuple[Order, bool, bool]:
+def _start_locked(order_id: int) -> tuple[Order, bool, bool, bool]:
     """Inside a transaction: lock the order and see whether there is anything to do. Returns
-    the locked order, that answer (False: not paid yet, held, or already concluded), and
-    whether this is the first run for a paid order.
+    the locked order, that answer (False: not paid yet, held, or already concluded), whether
+    this is the first run for a paid order, and whether it was a back-order (its suppliers'
+    refusals are then asked again).
 
     A paid order is not written yet (``_begin_locked`` does that when needed): when its goods
     are all in the database, the one write in ``_complete_locked`` records paid → fulfilling →
@@ -228,17 +285,18 @@ def _start_locked(order_id: int) -> tuple[Order, bool, bool]:
     if order is None:
         raise Order.DoesNotExist(f"order {order_id} does not exist")
     if _is_held_by_risk_control(order):
-        return order, False, False
+        return order, False, False, False
     if order.status == OrderStatus.PAID:
-        return order, True, True
+        return order, True, True, False
+    was_backordered = order.status == OrderStatus.BACKORDERED
     if order.status in _STARTABLE:
         _begin_locked(order)
     elif order.status == OrderStatus.FULFILLING:
         Order.objects.filter(pk=order.pk).update(fulfilment_attempts=order.fulfilment_attempts + 1)
         order.fulfilment_attempts += 1
     else:
-        return order, False, False
-    return order, True, False
+        return order, False, False, False
+    return order, True, False, was_backordered
 
 
 def _begin_locked(order: Order) -> None:
@@ -258,6 +316,8 @@ def _conclude_locked(order: Order, results: list[Part]) -> bool:
         return False
     if all(result == Part.DONE for result in results):
         return _complete_locked(order)
+    if Part.ASKING in results:
+        return True  # ask the upstream again soon; an answer owed is never a failure
     if Part.OUT_OF_STOCK in results:
         transition_order(order=order, to_status=OrderStatus.BACKORDERED, cause="out of stock", order_is_locked=True)
         return False
@@ -331,11 +391,11 @@ def fulfil_order(*, order_id: int) -> Order:
     """
     # The row lock is the first read: an unlocked read before it would only be repeated.
     with transaction.atomic():
-        locked, is_started, fresh = _start_locked(order_id)
+        locked, is_started, fresh, was_backordered = _start_locked(order_id)
         if not is_started:
             return locked
         parts = _parts(locked)
-        has_top_up = any(product.product_type == ProductType.DIRECT_RECHARGE for product, _quantity in parts)
+        has_top_up = any(_is_network_part(product) for product, _quantity in parts)
         if has_top_up:
             if fresh:
                 _begin_locked(locked)  # committed as FULFILLING before the supplier is called
@@ -351,7 +411,9 @@ def fulfil_order(*, order_id: int) -> Order:
                     _begin_locked(locked)
                 retry = _conclude_locked(locked, results)
     if has_top_up:
-        results = [_fulfil_part(locked, product, quantity) for product, quantity in parts]
+        results = [
+            _fulfil_part(locked, product, quantity, retry_refused=was_backordered) for product, quantity in parts
+        ]
         with transaction.atomic():
             locked = lock_order(pk=order_id, with_product=True)
             retry = _conclude_locked(locked, results)
@@ -467,6 +529,39 @@ def fulfil_backorders(*, product: Product) -> int:
     return completed
 
 
+def retry_upstream_backorders(*, now=None, limit: int = 200) -> int:
+    """Back-orders of products sourced upstream (docking): no channel could serve them (the
+    upstream down, out of stock, our prepaid balance there short). Tried again, every channel
+    once more, when they have waited ORDER_UPSTREAM_BACKORDER_RETRY_SECONDS since the last try;
+    a product whose oldest order is still refused is not tried further this round. Returns how
+    many completed. Run by the stall sweeper."""
+    now = now or timezone.now()
+    due_before = now - timedelta(seconds=settings.ORDER_UPSTREAM_BACKORDER_RETRY_SECONDS)
+    due = (
+        Order.objects.filter(
+            status=OrderStatus.BACKORDERED, product__is_sourced_upstream=True, status_changed_at__lt=due_before
+        )
+        .order_by("paid_at", "id")
+        .values_list("pk", "product_id")[:limit]
+    )
+    refused_products: set[int] = set()
+    completed = 0
+    for order_id, product_id in list(due):
+        if product_id in refused_products:
+            continue
+        try:
+            order = fulfil_order(order_id=order_id)
+        except FulfilmentPending:
+            continue  # the upstream owes an answer: the task's retry and the sweeper ask again
+        except Exception:
+            logger.exception("sweeper.upstream_backorder_failed", extra={"order_id": order_id})
+            continue
+        if order.status == OrderStatus.BACKORDERED:
+            refused_products.add(product_id)
+        completed += order.status == OrderStatus.COMPLETED
+    return completed
+
+
 def _poll_backorders() -> int:
     """Back-orders whose card keys arrived without an import job (keys added or returned by
     hand): serve them too. Only products that now have stock are tried."""
@@ -543,6 +638,7 @@ def sweep_stalled_orders(*, now=None) -> dict[str, int]:
             logger.exception("sweeper.fulfil_failed", extra={"order_id": order_id})
         counts["redriven"] += 1
     counts["backorders_fulfilled"] = _poll_backorders()
+    counts["upstream_backorders_fulfilled"] = retry_upstream_backorders(now=now)
     from .refunds import refund_order
 
     too_old = now - timedelta(hours=settings.ORDER_BACKORDER_MAX_HOURS)

@@ -16,7 +16,7 @@ from catalog.demo import load_catalog_demo, load_stock_demo, load_vault_demo
 from catalog.demo_suppliers import load_supplier_demo
 from distribution.demo import DEMO_AGENTS, load_network_demo
 from kamen.roles import FINANCE, OPERATOR, OWNER, RISK
-from orders.demo import load_demo_sales
+from orders.demo import DOCKING_USERNAME, load_demo_sales, load_docking_demo
 
 DEMO_PASSWORD = "kamen-demo-2026"
 DEMO_STAFF = [
@@ -40,6 +40,7 @@ class Command(BaseCommand):
         chain, link_code = load_network_demo(owner=users["owner"], password=DEMO_PASSWORD)
         if link_code is not None:
             load_demo_sales(root=chain[0], link_code=link_code)
+        load_docking_demo(owner=users["owner"], password=DEMO_PASSWORD)
         self._print_logins()
 
     def _load_staff(self):
@@ -79,5 +80,7 @@ class Command(BaseCommand):
             f"  Sub-store:         {base}/s/zongdai/",
             f"  Order look-up:     {base}/query/   (demo orders: query password demo1234)",
             f"  Voucher counter:   {base}/console/redeem/",
+            f"  Docking (对接):    products “…（对接上游）” are bought from this site's own open API"
+            f" ({base}/api/docs/) by the demo docking site {DOCKING_USERNAME}",
         ]
         self.stdout.write("\n".join(lines) + "\n")
