@@ -213,6 +213,12 @@ def sell_along_with(write: str) -> str:
 
 
 # How many keys of a product (``%s``) are on sale.
+# Which of the fingerprints (one comma-joined ``%s``: one parameter, not 100,000) are already
+# in stock, through the unique index.
+EXISTING_FINGERPRINTS = text(
+    sql.SQL("SELECT fingerprint FROM {table} WHERE fingerprint = ANY(string_to_array(%s, ','))").format(table=TABLE)
+)
+
 AVAILABLE_COUNT = text(
     sql.SQL("SELECT count(*) FROM {table} WHERE product_id = %s AND status = {available}").format(
         table=TABLE, available=AVAILABLE

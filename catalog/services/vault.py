@@ -17,6 +17,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from catalog import sql as catalog_sql
 from catalog.importing import FORMATS, SEPARATORS, ParsedKey, parse_card_key_lines
 from catalog.models import (
     CardKey,
@@ -163,7 +164,7 @@ def _existing_fingerprints(fingerprints: list[str]) -> set[str]:
     # One round trip: the list travels as one string, not 100,000 bind parameters.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT fingerprint FROM {CardKey._meta.db_table} WHERE fingerprint = ANY(string_to_array(%s, ','))",
+            catalog_sql.EXISTING_FINGERPRINTS,
             [",".join(fingerprints)],
         )
         return {row[0] for row in cursor.fetchall()}

@@ -14,9 +14,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from psycopg import sql
 
 from kamen.db import fetch_rows, fetch_rows_in_one_round_trip
 
+from .. import sql as risk_sql
 from ..fingerprint import current_device
 from ..models import (
     ACTION_SEVERITY,
@@ -87,13 +89,12 @@ class Assessment:
         return _("该订单未通过风控检查，请联系客服")
 
 
-def _blacklist_subquery(*, ip, device_id, contact_idx, payment_idx, distributor_id) -> tuple[str, list]:
+def _blacklist_subquery(*, ip, device_id, contact_idx, payment_idx, distributor_id) -> tuple[sql.Composable, list]:
     """The id of the first active blacklist entry this checkout matches, as a scalar subquery
     that rides along with the figures query (one round trip for both). Each value and the
     network are a look-up of their own so each uses its index (``blacklist_value_idx``; the
     GiST index on the IP entries' networks): one OR over all made PostgreSQL read the table."""
-    parts, params = [], []
-    active = "(expires_at IS NULL OR expires_at > now())"
+    hits, params = [], []
     for kind, value in (
         (BlacklistKind.DEVICE, device_id),
         (BlacklistKind.CONTACT, contact_idx),
@@ -101,21 +102,12 @@ def _blacklist_subquery(*, ip, device_id, contact_idx, payment_idx, distributor_
         (BlacklistKind.DISTRIBUTOR, str(distributor_id) if distributor_id else ""),
     ):
         if value:
-            parts.append(
-                f"(SELECT id FROM riskcontrol_blacklistentry WHERE kind = %s AND value_index = %s AND {active} LIMIT 1)"
-            )
+            hits.append(risk_sql.BLACKLIST_VALUE_HIT)
             params += [kind, value]
     if ip:
-        parts.append(
-            "(SELECT id FROM riskcontrol_blacklistentry WHERE kind = 'ip'"
-            f" AND set_masklen(network, prefix_length) >>= %s::inet AND {active} LIMIT 1)"
-        )
+        hits.append(risk_sql.BLACKLIST_IP_HIT)
         params.append(ip)
-    if not parts:
-        return "NULL::bigint AS blacklist_id", []
-    if len(parts) == 1:
-        return f"{parts[0]} AS blacklist_id", params
-    return f"COALESCE({', '.join(parts)}) AS blacklist_id", params
+    return risk_sql.first_hit(hits), params
 
 
 def _recent_figures(
@@ -205,41 +197,22 @@ def _recent_figures_sql(
     instead of three (figures, insert, the day counter in Redis). Outside a transaction it
     does not wait for the WAL flush (``synchronous_commit`` off for this statement only): the
     signal is an observation, and the order the checkout commits next flushes it anyway."""
-    counted = "kind = 'checkout' AND verdict <> 'block'"
     # Each figure comes from an arm of its own, one index look-up each (the buyer's IP, device
     # or contact with created_at; the chain's partial index), cross-joined as one-row
     # aggregates. One scan with an OR over the arms was cheaper to PostgreSQL as a full read of
     # an empty table, and a connection keeps the generic plan it settles on in its first
-    # checkouts: on a fresh shop every checkout then read the whole table. ``kind || ''``: no
-    # index on kind may serve a buyer's arm (planned on a small table, the generic plan chose
-    # (kind, created_at) and read every checkout of the day).
-    checkout = "(kind || '') = 'checkout'"
-    arms: list[tuple[list[str], str, list]] = []  # (aggregate columns, WHERE, params in order)
+    # checkouts: on a fresh shop every checkout then read the whole table. No index on kind may
+    # serve a buyer's arm (``riskcontrol.sql.A_CHECKOUT``).
+    arms: list[tuple[list[tuple[sql.Composable, str]], sql.Composable, list]] = []  # (named aggregates, WHERE, params)
     if ip:
-        arms.append(
-            (
-                ["count(*) FILTER (WHERE verdict <> 'block') AS ip_count"],
-                f"{checkout} AND ip = %s::inet AND created_at >= %s",
-                [ip, since["ip"]],
-            )
-        )
+        arms.append(([(risk_sql.UNBLOCKED_COUNT, "ip_count")], risk_sql.IP_ARM, [ip, since["ip"]]))
     if device_id:
-        arms.append(
-            (
-                ["count(*) FILTER (WHERE verdict <> 'block') AS device_count"],
-                f"{checkout} AND device_id = %s AND created_at >= %s",
-                [device_id, since["device"]],
-            )
-        )
+        arms.append(([(risk_sql.UNBLOCKED_COUNT, "device_count")], risk_sql.DEVICE_ARM, [device_id, since["device"]]))
     if contact_idx:
         arms.append(
             (
-                [
-                    "count(*) FILTER (WHERE verdict <> 'block' AND product_id = %s AND created_at >= %s)"
-                    " AS repeat_count",
-                    "sum(amount) FILTER (WHERE verdict <> 'block' AND created_at >= %s) AS buyer_today",
-                ],
-                f"{checkout} AND contact_index = %s AND created_at >= %s",
+                [(risk_sql.REPEAT_COUNT, "repeat_count"), (risk_sql.BUYER_TODAY, "buyer_today")],
+                risk_sql.CONTACT_ARM,
                 [product_id, since["repeat"], since["day"], contact_idx, min(since["repeat"], since["day"])],
             )
         )
@@ -247,70 +220,53 @@ def _recent_figures_sql(
         # Sign-up, log-in and payout signals of the chain (``risk_signal_chain_idx``) that share
         # one of this buyer's values: self-referral.
         same, columns_same, params_same = [], [], []
-        for name, column, value in (
-            ("self_ip", "ip = %s::inet", ip),
-            ("self_device", "device_id = %s", device_id),
-            ("self_contact", "contact_index = %s", contact_idx),
-            ("self_payment", "payment_account_index = %s", payment_idx),
+        for name, condition, value in (
+            ("self_ip", risk_sql.SAME_IP, ip),
+            ("self_device", risk_sql.SAME_DEVICE, device_id),
+            ("self_contact", risk_sql.SAME_CONTACT, contact_idx),
+            ("self_payment", risk_sql.SAME_PAYMENT, payment_idx),
         ):
             if value:
-                columns_same.append(f"max(distributor_id) FILTER (WHERE {column}) AS {name}")
-                same.append(column)
+                columns_same.append((risk_sql.chain_match(condition), name))
+                same.append(condition)
                 params_same.append(value)
         if same:
-            arms.append(
-                (
-                    columns_same,
-                    "kind IN ('signup', 'login', 'payout_account') AND distributor_id = ANY(%s)"
-                    " AND (" + " OR ".join(same) + ")",
-                    [*params_same, list(chain_ids), *params_same],
-                )
-            )
+            arms.append((columns_same, risk_sql.chain_arm(same), [*params_same, list(chain_ids), *params_same]))
     blacklisted = blacklist_values or {"ip": ip, "device_id": device_id, "contact_idx": contact_idx}
-    blacklist_column, blacklist_params = _blacklist_subquery(
+    blacklist_hit, blacklist_params = _blacklist_subquery(
         payment_idx=payment_idx, distributor_id=distributor_id, **blacklisted
     )
-    columns, params = [blacklist_column], list(blacklist_params)
+    columns, names, params = [risk_sql.named(blacklist_hit, "blacklist_id")], ["blacklist_id"], list(blacklist_params)
     if docking is not None:
         # The docking site's recent API orders (``risk_signal_docking_idx``), in the same round trip.
-        columns.append(
-            "(SELECT count(*) FROM riskcontrol_risksignal WHERE docking_site_id = %s"
-            f" AND created_at >= %s AND {counted}) AS docking_count"
-        )
+        columns.append(risk_sql.named(risk_sql.DOCKING_COUNT, "docking_count"))
+        names.append("docking_count")
         params += list(docking)
-    names = [column.rsplit(" AS ", 1)[1] for column in columns]
     arm_sources = []
     for number, (aggregates, where, arm_params) in enumerate(arms):
-        names += [aggregate.rsplit(" AS ", 1)[1] for aggregate in aggregates]
-        arm_sources.append(f"(SELECT {', '.join(aggregates)} FROM riskcontrol_risksignal WHERE {where}) AS arm{number}")
+        columns += [sql.Identifier(name) for _aggregate, name in aggregates]
+        names += [name for _aggregate, name in aggregates]
+        arm_sources.append(risk_sql.arm([risk_sql.named(*aggregate) for aggregate in aggregates], where, number))
         params += arm_params
-    columns = [*columns, *names[len(columns) :]]
-    sql = "SELECT " + ", ".join(columns) + (" FROM " + " CROSS JOIN ".join(arm_sources) if arm_sources else "")
+    statement = risk_sql.figures(columns, arm_sources)
     if signal is not None or day_total is not None:
-        ctes, outer, sources = [f"figures AS ({sql})"], ["figures.*"], ["figures"]
+        ctes, outer, sources = [risk_sql.figures_cte(statement)], [risk_sql.ALL_FIGURES], [risk_sql.FIGURES]
         if signal is not None:
-            ctes.append(
-                f"new_signal AS (INSERT INTO riskcontrol_risksignal ({', '.join(_SIGNAL_COLUMNS)})"
-                f" VALUES ({', '.join(['%s'] * len(_SIGNAL_COLUMNS))}) RETURNING id)"
-            )
+            ctes.append(risk_sql.new_signal(_SIGNAL_COLUMNS))
             params += [getattr(signal, column) for column in _SIGNAL_COLUMNS]
-            outer.append("(SELECT id FROM new_signal) AS signal_id")
+            outer.append(risk_sql.named(risk_sql.NEW_SIGNAL_ID, "signal_id"))
             names.append("signal_id")
         if day_total is not None:
-            ctes.append(
-                "day_total AS (INSERT INTO riskcontrol_distributordaytotal (distributor_id, day, total)"
-                " VALUES (%s, %s, %s) ON CONFLICT (distributor_id, day)"
-                " DO UPDATE SET total = riskcontrol_distributordaytotal.total + EXCLUDED.total"
-                " RETURNING total)"
-            )
+            ctes.append(risk_sql.DAY_TOTAL_ADD)
             params += list(day_total)
-            outer.append("(SELECT total FROM day_total) AS distributor_today")
+            outer.append(risk_sql.named(risk_sql.DAY_TOTAL_NOW, "distributor_today"))
             names.append("distributor_today")
         if not transaction.get_connection().in_atomic_block:
-            ctes.append("no_flush AS (SELECT set_config('synchronous_commit', 'off', true))")
-            sources.append("no_flush")
-        sql = f"WITH {', '.join(ctes)} SELECT {', '.join(outer)} FROM {', '.join(sources)}"
-    row = _fetch_row(sql, params)
+            ctes.append(risk_sql.NO_FLUSH)
+            sources.append(risk_sql.NO_FLUSH_SOURCE)
+        statement = risk_sql.with_writes(ctes, outer, sources)
+    sql_text = risk_sql.text(statement)
+    row = _fetch_row(sql_text, params)
     figures = dict(zip(names, row, strict=True))
     if signal is not None:
         signal.pk = figures.pop("signal_id")
@@ -667,15 +623,14 @@ def assess_checkout_in_full(
         # Two statements in a pipeline: a prepared statement holds one command, not two.
         statements = [
             (
-                "UPDATE riskcontrol_risksignal SET verdict = %s, explanation = %s WHERE id = %s",
+                risk_sql.SET_VERDICT,
                 [verdict, signal.explanation, signal.pk],
             )
         ]
         if take_back:
             statements.append(
                 (
-                    "UPDATE riskcontrol_distributordaytotal SET total = total - %s"
-                    " WHERE distributor_id = %s AND day = %s",
+                    risk_sql.TAKE_BACK_DAY_TOTAL,
                     [amount, distributor_id, day],
                 )
             )
