@@ -299,6 +299,9 @@ NOT_A_REVIEW = {
     "distribution.docking.services.set_webhook",
     # The merchant's own catalogue and books: about no person.
     "catalog.services.upstream.import_upstream_products",
+    "catalog.services.upstream.dock_upstream_items",
+    "catalog.services.upstream_sync.connect_upstream",  # an upstream's address and key, audited
+    "catalog.services.upstream_sync.set_upstream_webhook_secret",
     "orders.services.reconciliation.reconcile_statement",
     "catalog.services.products.add_bundle_item",
     "catalog.services.products.add_product_image",
