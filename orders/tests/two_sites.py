@@ -84,17 +84,34 @@ class UpstreamSite:
 
     def create_database(self) -> None:
         """A copy of the (migrated, still empty) test database: call before the test writes."""
+        import psycopg
         from django.db import connections
         from psycopg import sql
 
         connections.close_all()  # a template must have no other sessions
         with self._admin_connection() as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(self.database)))
-            admin.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(self.database), sql.Identifier(self.source_database)
+            try:
+                admin.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(self.database), sql.Identifier(self.source_database)
+                    )
                 )
-            )
+                return
+            except psycopg.errors.ObjectInUse:
+                # Inside the whole suite other sessions (earlier tests' threads and servers) may
+                # still be open on the test database: copy it with pg_dump instead.
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+        connection = ["-h", self.admin["host"], "-p", str(self.admin["port"]), "-U", self.admin["user"]]
+        environment = dict(os.environ, PGPASSWORD=self.admin["password"] or "")
+        dump = subprocess.run(  # noqa: S603 — PostgreSQL's own client, fixed arguments
+            ["pg_dump", *connection, "--no-owner", "--no-privileges", "-d", self.source_database],  # noqa: S607
+            capture_output=True, check=True, env=environment,
+        )  # fmt: skip
+        subprocess.run(  # noqa: S603
+            ["psql", *connection, "-q", "-v", "ON_ERROR_STOP=1", "-d", self.database],  # noqa: S607
+            input=dump.stdout, capture_output=True, check=True, env=environment,
+        )  # fmt: skip
 
     def drop_database(self) -> None:
         from psycopg import sql
